@@ -1,0 +1,2 @@
+//! leaktrace-core: the pure forensic core (no I/O).
+#![forbid(unsafe_code)]

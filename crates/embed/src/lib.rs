@@ -1,0 +1,1 @@
+//! leaktrace-embed
