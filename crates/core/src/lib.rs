@@ -1,2 +1,55 @@
-//! leaktrace-core: the pure forensic core (no I/O).
+//! # leaktrace-core
+//!
+//! The pure forensic core of leaktrace: everything that must compute the same answer on the
+//! packager, the edge and the detector, with no I/O.
+//!
+//! - [`key`]: the operator's [`MasterKey`] and per-purpose key derivation (BLAKE3 `derive_key`,
+//!   one context string per purpose, so nothing is reused across purposes).
+//! - [`id`]: validated identifiers ([`TitleId`]).
+//! - [`position`]: [`SegmentDuration`] and [`Position`], `p = floor(t / segment duration)`, so
+//!   every rendition of a ladder shares positions.
+//! - [`variant`]: [`Variant`] A or B.
+//! - [`pattern`]: the keyed, resolution-independent mark [`Pattern`] of a (title, position).
+//!
+//! ```
+//! use leaktrace_core::{MasterKey, KeyVersion, TitleId, SegmentDuration, Pattern, Position};
+//!
+//! let key = MasterKey::from_bytes([7u8; 32], KeyVersion::new(1));
+//! let title = TitleId::new("big-buck-bunny")?;
+//! let seg = SegmentDuration::from_millis(2000)?;
+//! let position = seg.position_at_seconds(5.3);
+//! assert_eq!(position, Position::new(2));
+//! let pattern = Pattern::new(&key.pattern_key(&title), position);
+//! // The grid is the same for every rendition; render it at any size.
+//! let field = pattern.render(1280, 720);
+//! assert_eq!(field.len(), 1280 * 720);
+//! # Ok::<(), leaktrace_core::CoreError>(())
+//! ```
 #![forbid(unsafe_code)]
+
+pub mod id;
+pub mod key;
+pub mod pattern;
+pub mod position;
+pub mod variant;
+
+pub use id::TitleId;
+pub use key::{DerivedKey, KeyVersion, MasterKey, Purpose};
+pub use pattern::{GRID_COLS, GRID_ROWS, Pattern};
+pub use position::{Position, SegmentDuration};
+pub use variant::Variant;
+
+/// Errors from the core's validating constructors and parsers.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// A title id was empty, too long or had characters outside `[A-Za-z0-9._~-]`.
+    #[error("invalid title id {0:?} (expected 1 to 128 characters from A-Z a-z 0-9 . _ ~ -)")]
+    InvalidTitleId(String),
+    /// A segment duration was outside the range TS 104 002 deployments use here.
+    #[error("invalid segment duration {0} ms (expected 1000 to 6000 ms)")]
+    InvalidSegmentDuration(u64),
+    /// A key was not 64 hexadecimal characters.
+    #[error("invalid master key: {0} (expected 64 hexadecimal characters, 32 bytes)")]
+    InvalidKey(&'static str),
+}
