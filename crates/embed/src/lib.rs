@@ -1,1 +1,200 @@
-//! leaktrace-embed
+//! # leaktrace-embed
+//!
+//! Puts leaktrace's invisible, keyed A/B mark into video at encode time.
+//!
+//! Two levels of API:
+//!
+//! - **Frame level**, for a packager that owns its decode/encode loop: an [`Embedder`] takes a
+//!   decoded luma plane and its presentation time and gives back the two marked variants, A and
+//!   B. The mask ([`Mask`]) is computed once per frame and shared by both; the position's
+//!   pattern is rendered once per frame size and cached, so each frame only pays mask + add.
+//! - **File level** ([`pipeline`]), behind `leaktrace embed`: decode a mezzanine once, scale to
+//!   each rendition of a ladder, mask once, mark and encode twice, and write TS 104 002 output:
+//!   `a/` and `b/` CMAF segments with identical names and timing, WMPaceInfo sidecars and `wmpi`
+//!   boxes, neutral HLS and DASH manifests, and the reference index the detector uses.
+//!
+//! ```
+//! use leaktrace_core::{KeyVersion, MasterKey, SegmentDuration, TitleId};
+//! use leaktrace_embed::{EmbedConfig, Embedder, FrameTime, LumaPlane};
+//!
+//! let key = MasterKey::from_bytes([42; 32], KeyVersion::new(1));
+//! let title = TitleId::new("my-title")?;
+//! let mut embedder = Embedder::new(&key, &title, EmbedConfig::default());
+//!
+//! // A decoded 640x360 8-bit luma plane and its time: frame 75 at 25 fps = 3 s.
+//! let (w, h) = (640, 360);
+//! let luma: Vec<u8> = (0..w * h).map(|i| (40 + (i % w / 3 + i / w / 2) % 160) as u8).collect();
+//! let plane = LumaPlane::new(&luma, w, h, w, 8)?;
+//! let marked = embedder.mark_frame(&plane, FrameTime::new(75, 1, 25))?;
+//!
+//! assert_eq!(marked.position.get(), 1); // 3 s / 2 s segments
+//! assert_ne!(marked.a, marked.b);       // A and B differ...
+//! let change: f64 = marked.a.iter().zip(&luma)
+//!     .map(|(&a, &y)| (f64::from(a) - f64::from(y)).powi(2)).sum::<f64>() / (w * h) as f64;
+//! assert!(change.sqrt() < 2.0);         // ...by less than two grey levels RMS.
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod mark;
+pub mod mask;
+pub mod plane;
+
+pub use mark::{KernelSample, RenderedPattern, Scratch};
+pub use mask::{Mask, MaskParams};
+pub use plane::{LumaPlane, Sample};
+
+use leaktrace_core::{DerivedKey, MasterKey, Position, SegmentDuration, TitleId};
+use std::sync::Arc;
+
+/// Errors of the embed crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmbedError {
+    /// The frame is smaller or larger than the mark is defined for.
+    #[error("frame size {width}x{height} out of range (expected 64x36 to 8192x8192)")]
+    FrameSize {
+        /// Width given.
+        width: usize,
+        /// Height given.
+        height: usize,
+    },
+    /// The bit depth is not one the marker handles.
+    #[error("unsupported bit depth {0} (expected 8 for u8 samples, 9 or 10 for u16 samples)")]
+    UnsupportedBitDepth(u8),
+    /// A plane buffer is shorter than its geometry says.
+    #[error("plane buffer has {len} samples, needs at least {needed}")]
+    PlaneTooShort {
+        /// Samples given.
+        len: usize,
+        /// Samples needed.
+        needed: usize,
+    },
+    /// Inputs of one call disagree (frame, mask and pattern sizes).
+    #[error("inconsistent inputs: {0}")]
+    Mismatch(&'static str),
+}
+
+/// A presentation time as an exact rational: `pts × num / den` seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameTime {
+    pts: i64,
+    num: i64,
+    den: i64,
+}
+
+impl FrameTime {
+    /// `pts` in a time base of `num/den` seconds (e.g. frame index, 1, 25 for 25 fps).
+    pub fn new(pts: i64, num: i64, den: i64) -> Self {
+        Self { pts, num, den }
+    }
+
+    /// The time in seconds.
+    pub fn seconds(self) -> f64 {
+        if self.den == 0 { 0.0 } else { self.pts as f64 * self.num as f64 / self.den as f64 }
+    }
+}
+
+/// Settings of an [`Embedder`].
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct EmbedConfig {
+    /// Segment duration, which fixes positions.
+    pub segment: SegmentDuration,
+    /// Perceptual mask parameters.
+    pub mask: MaskParams,
+}
+
+/// Both marked variants of one frame's luma.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarkedFrame<S> {
+    /// The frame's position.
+    pub position: Position,
+    /// Variant A luma, packed (stride = width).
+    pub a: Vec<S>,
+    /// Variant B luma, packed (stride = width).
+    pub b: Vec<S>,
+}
+
+/// Marks frames of one title. Cheap to create; keeps a small cache of rendered patterns.
+#[derive(Debug)]
+pub struct Embedder {
+    pattern_key: DerivedKey,
+    config: EmbedConfig,
+    cache: Vec<Arc<RenderedPattern>>,
+    scratch: Scratch,
+}
+
+/// Rendered patterns kept: a few renditions of the current and the previous position.
+const CACHE_ENTRIES: usize = 12;
+
+impl Embedder {
+    /// An embedder for `title` under the operator's master key.
+    pub fn new(key: &MasterKey, title: &TitleId, config: EmbedConfig) -> Self {
+        Self::with_pattern_key(key.pattern_key(title), config)
+    }
+
+    /// An embedder from an already derived title pattern key.
+    pub fn with_pattern_key(pattern_key: DerivedKey, config: EmbedConfig) -> Self {
+        Self { pattern_key, config, cache: Vec::new(), scratch: Scratch::default() }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EmbedConfig {
+        &self.config
+    }
+
+    /// The position of a presentation time.
+    pub fn position(&self, time: FrameTime) -> Position {
+        self.config.segment.position_at(time.pts.saturating_mul(time.num), time.den)
+    }
+
+    /// Computes a frame's mask (once per frame; shared by A and B).
+    pub fn mask<S: Sample>(&self, luma: &LumaPlane<'_, S>) -> Mask {
+        Mask::compute(luma, &self.config.mask)
+    }
+
+    /// The pattern of `position` rendered at `width` × `height` (cached).
+    pub fn pattern(&mut self, position: Position, width: usize, height: usize) -> Arc<RenderedPattern> {
+        if let Some(i) = self.cache.iter().position(|p| {
+            p.position() == position && p.width() == width && p.height() == height
+        }) {
+            let hit = self.cache.remove(i);
+            self.cache.push(Arc::clone(&hit));
+            return hit;
+        }
+        let fresh = Arc::new(RenderedPattern::new(&self.pattern_key, position, width, height));
+        if self.cache.len() >= CACHE_ENTRIES {
+            self.cache.remove(0);
+        }
+        self.cache.push(Arc::clone(&fresh));
+        fresh
+    }
+
+    /// Marks a luma plane into caller-provided A and B buffers (packed, stride = width) with a
+    /// precomputed mask.
+    pub fn mark_into<S: KernelSample>(
+        &mut self,
+        luma: &LumaPlane<'_, S>,
+        mask: &Mask,
+        position: Position,
+        out_a: &mut [S],
+        out_b: &mut [S],
+    ) -> Result<(), EmbedError> {
+        let pattern = self.pattern(position, luma.width(), luma.height());
+        mark::mark_pair(luma, mask, &pattern, &mut self.scratch, out_a, out_b)
+    }
+
+    /// Marks one frame: computes its position and mask and returns both variants.
+    pub fn mark_frame<S: KernelSample + Default>(
+        &mut self,
+        luma: &LumaPlane<'_, S>,
+        time: FrameTime,
+    ) -> Result<MarkedFrame<S>, EmbedError> {
+        let position = self.position(time);
+        let mask = self.mask(luma);
+        let n = luma.width() * luma.height();
+        let (mut a, mut b) = (vec![S::default(); n], vec![S::default(); n]);
+        self.mark_into(luma, &mask, position, &mut a, &mut b)?;
+        Ok(MarkedFrame { position, a, b })
+    }
+}
