@@ -106,6 +106,7 @@ install_source() {
             die "$name from $origin has sha256 $got, expected $want. The upstream package has changed; check the new file, then re-run with --record if it is acceptable"
         fi
     fi
+    chmod 0644 "$tmp"
     mv -f "$tmp" "$CACHE/$name.partial"
     mv -f "$CACHE/$name.partial" "$CACHE/$name"
     status[$name]="fetched from $origin"
@@ -164,7 +165,7 @@ fetch_moviepy() {  # names of the wanted files as arguments: trailer_bbb.mp4 and
         --dest "$TMP/moviepy" "moviepy==$MOVIEPY_VERSION"
     sdist=$(find "$TMP/moviepy" -maxdepth 1 -name "moviepy-$MOVIEPY_VERSION.tar.gz" -print -quit)
     [[ -n "$sdist" ]] || die "pip did not produce moviepy-$MOVIEPY_VERSION.tar.gz (got: $(ls "$TMP/moviepy"))"
-    tar -xzf "$sdist" -C "$TMP/moviepy" "${members[@]}" \
+    tar -xzf "$sdist" --no-same-owner -C "$TMP/moviepy" "${members[@]}" \
         || die "member(s) ${members[*]} not found in $(basename "$sdist")"
     rm -f "$sdist"
     if [[ $want_trailer -eq 1 ]]; then
@@ -209,7 +210,7 @@ fetch_deb() {
     deb=$(find "$TMP/deb-$pkg" -maxdepth 1 -name "${pkg}_*.deb" -print -quit)
     [[ -n "$deb" ]] || die "apt-get download $pkg produced no .deb"
     # Extract only the one member (dpkg -x would unpack the whole package).
-    dpkg-deb --fsys-tarfile "$deb" | tar -xf - -C "$TMP/deb-$pkg" "$member" \
+    dpkg-deb --fsys-tarfile "$deb" | tar -xf - --no-same-owner -C "$TMP/deb-$pkg" "$member" \
         || die "$member not found in $(basename "$deb")"
     install_source "$TMP/deb-$pkg/$member" "$name" "Debian $pkg $version"
     rm -rf "$TMP/deb-$pkg"

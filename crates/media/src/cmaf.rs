@@ -1,0 +1,360 @@
+//! ISO-BMFF box reading for CMAF packaging: split a fragmented MP4 into an init segment and
+//! media segments, prefix each with `styp` (and any extra boxes, e.g. TS 104 002 `wmpi`), and
+//! read the RFC 6381 codec string from the sample entry.
+//!
+//! Only the boxes needed are parsed, every length is bounds-checked, and nothing is trusted:
+//! a malformed file is a [`MediaError::BadMp4`], never a panic.
+
+use crate::MediaError;
+
+fn bad(msg: impl Into<String>) -> MediaError {
+    MediaError::BadMp4(msg.into())
+}
+
+/// One box: its four-character type and byte ranges within the buffer it was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BoxRef {
+    /// Four-character type.
+    pub kind: [u8; 4],
+    /// Offset of the box header.
+    pub start: usize,
+    /// Offset of the payload.
+    pub payload: usize,
+    /// Offset one past the end.
+    pub end: usize,
+}
+
+/// Lists the boxes in `buf[from..to]`.
+pub fn boxes(buf: &[u8], from: usize, to: usize) -> Result<Vec<BoxRef>, MediaError> {
+    let mut out = Vec::new();
+    let mut pos = from;
+    while pos < to {
+        if to - pos < 8 {
+            return Err(bad(format!("{} stray bytes at offset {pos}", to - pos)));
+        }
+        let size32 = u32::from_be_bytes([buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]]);
+        let kind = [buf[pos + 4], buf[pos + 5], buf[pos + 6], buf[pos + 7]];
+        let (size, header) = match size32 {
+            0 => (to - pos, 8),
+            1 => {
+                if to - pos < 16 {
+                    return Err(bad("truncated 64-bit box size"));
+                }
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&buf[pos + 8..pos + 16]);
+                (usize::try_from(u64::from_be_bytes(b)).map_err(|_| bad("box too large"))?, 16)
+            }
+            n => (n as usize, 8),
+        };
+        if size < header || size > to - pos {
+            return Err(bad(format!("box {} at {pos} has size {size} beyond its parent", fourcc(&kind))));
+        }
+        out.push(BoxRef { kind, start: pos, payload: pos + header, end: pos + size });
+        pos += size;
+    }
+    Ok(out)
+}
+
+fn fourcc(k: &[u8; 4]) -> String {
+    k.iter().map(|&c| if c.is_ascii_graphic() { c as char } else { '?' }).collect()
+}
+
+fn child(buf: &[u8], parent: &BoxRef, kind: &[u8; 4]) -> Result<Option<BoxRef>, MediaError> {
+    Ok(boxes(buf, parent.payload, parent.end)?.into_iter().find(|b| &b.kind == kind))
+}
+
+fn path(buf: &[u8], root: &BoxRef, kinds: &[&[u8; 4]]) -> Result<BoxRef, MediaError> {
+    let mut cur = *root;
+    for k in kinds {
+        cur = child(buf, &cur, k)?.ok_or_else(|| bad(format!("missing {} box", fourcc(k))))?;
+    }
+    Ok(cur)
+}
+
+fn be_u32(buf: &[u8], at: usize) -> Result<u32, MediaError> {
+    buf.get(at..at + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or_else(|| bad("field past the end of its box"))
+}
+
+fn be_u64(buf: &[u8], at: usize) -> Result<u64, MediaError> {
+    let hi = be_u32(buf, at)?;
+    let lo = be_u32(buf, at + 4)?;
+    Ok((u64::from(hi) << 32) | u64::from(lo))
+}
+
+/// One media fragment (`moof` + `mdat`) of a fragmented MP4.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fragment {
+    /// The `moof` and `mdat` bytes.
+    pub bytes: Vec<u8>,
+    /// `tfdt` base media decode time, in the track timescale.
+    pub decode_time: u64,
+    /// Samples in the fragment.
+    pub samples: u32,
+    /// Sum of sample durations, in the track timescale.
+    pub duration: u64,
+    /// Whether the first sample is a sync sample (an IDR / key frame).
+    pub starts_with_sync: bool,
+}
+
+/// A fragmented MP4 split into its init segment and fragments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Track {
+    /// `ftyp` + `moov`.
+    pub init: Vec<u8>,
+    /// The media fragments in order.
+    pub fragments: Vec<Fragment>,
+    /// Track timescale (`mdhd`).
+    pub timescale: u32,
+    /// RFC 6381 codec string, e.g. `avc1.64001f`.
+    pub codec: String,
+}
+
+/// Splits a fragmented MP4 (as written by [`crate::Encoder`]) into init and fragments.
+/// An `hev1` sample entry is renamed `hvc1` (parameter sets are out of band), so the result
+/// plays on every HLS client.
+pub fn split(buf: &[u8]) -> Result<Track, MediaError> {
+    let top = boxes(buf, 0, buf.len())?;
+    let ftyp = top.iter().find(|b| &b.kind == b"ftyp").ok_or_else(|| bad("no ftyp"))?;
+    let moov = top.iter().find(|b| &b.kind == b"moov").ok_or_else(|| bad("no moov"))?;
+    let mut init = Vec::with_capacity(ftyp.end - ftyp.start + moov.end - moov.start);
+    init.extend_from_slice(&buf[ftyp.start..ftyp.end]);
+    init.extend_from_slice(&buf[moov.start..moov.end]);
+    let moov_in_init = boxes(&init, ftyp.end - ftyp.start, init.len())?[0];
+    let trak = path(&init, &moov_in_init, &[b"trak"])?;
+    let mdhd = path(&init, &trak, &[b"mdia", b"mdhd"])?;
+    let timescale = match init.get(mdhd.payload) {
+        Some(1) => be_u32(&init, mdhd.payload + 4 + 16)?,
+        Some(_) => be_u32(&init, mdhd.payload + 4 + 8)?,
+        None => return Err(bad("empty mdhd")),
+    };
+    if timescale == 0 {
+        return Err(bad("track timescale is 0"));
+    }
+    let (trex_duration, trex_flags) = match child(&init, &moov_in_init, b"mvex")? {
+        Some(mvex) => match child(&init, &mvex, b"trex")? {
+            Some(t) => (be_u32(&init, t.payload + 12)?, be_u32(&init, t.payload + 16)?),
+            None => (0, 0),
+        },
+        None => (0, 0),
+    };
+    let stsd = path(&init, &trak, &[b"mdia", b"minf", b"stbl", b"stsd"])?;
+    let entry = boxes(&init, stsd.payload + 8, stsd.end)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| bad("empty stsd"))?;
+    if &entry.kind == b"hev1" {
+        init[entry.start + 4..entry.start + 8].copy_from_slice(b"hvc1");
+    }
+    let entry = BoxRef { kind: if &entry.kind == b"hev1" { *b"hvc1" } else { entry.kind }, ..entry };
+    let codec = codec_string(&init, &entry)?;
+
+    let mut fragments = Vec::new();
+    let mut i = 0;
+    while i < top.len() {
+        let b = top[i];
+        if &b.kind == b"moof" {
+            let mdat = top.get(i + 1).filter(|m| &m.kind == b"mdat").ok_or_else(|| bad("moof without mdat"))?;
+            let (decode_time, samples, duration, sync) = read_moof(buf, &b, trex_duration, trex_flags)?;
+            fragments.push(Fragment {
+                bytes: buf[b.start..mdat.end].to_vec(),
+                decode_time,
+                samples,
+                duration,
+                starts_with_sync: sync,
+            });
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    if fragments.is_empty() {
+        return Err(bad("no fragments (was the file written with frag_keyframe?)"));
+    }
+    Ok(Track { init, fragments, timescale, codec })
+}
+
+fn read_moof(buf: &[u8], moof: &BoxRef, trex_dur: u32, trex_flags: u32) -> Result<(u64, u32, u64, bool), MediaError> {
+    let traf = path(buf, moof, &[b"traf"])?;
+    let tfhd = child(buf, &traf, b"tfhd")?.ok_or_else(|| bad("traf without tfhd"))?;
+    let tf_flags = be_u32(buf, tfhd.payload)? & 0x00FF_FFFF;
+    let mut at = tfhd.payload + 8; // version/flags + track_ID
+    if tf_flags & 0x01 != 0 {
+        at += 8; // base-data-offset
+    }
+    if tf_flags & 0x02 != 0 {
+        at += 4; // sample-description-index
+    }
+    let mut default_dur = trex_dur;
+    if tf_flags & 0x08 != 0 {
+        default_dur = be_u32(buf, at)?;
+        at += 4;
+    }
+    if tf_flags & 0x10 != 0 {
+        at += 4;
+    }
+    let mut default_flags = trex_flags;
+    if tf_flags & 0x20 != 0 {
+        default_flags = be_u32(buf, at)?;
+    }
+    let tfdt = child(buf, &traf, b"tfdt")?.ok_or_else(|| bad("traf without tfdt"))?;
+    let decode_time = if buf.get(tfdt.payload) == Some(&1) {
+        be_u64(buf, tfdt.payload + 4)?
+    } else {
+        u64::from(be_u32(buf, tfdt.payload + 4)?)
+    };
+    let (mut samples, mut duration, mut first_flags) = (0u32, 0u64, None);
+    for trun in boxes(buf, traf.payload, traf.end)?.into_iter().filter(|b| &b.kind == b"trun") {
+        let flags = be_u32(buf, trun.payload)? & 0x00FF_FFFF;
+        let count = be_u32(buf, trun.payload + 4)?;
+        let mut at = trun.payload + 8;
+        if flags & 0x001 != 0 {
+            at += 4;
+        }
+        let mut first = None;
+        if flags & 0x004 != 0 {
+            first = Some(be_u32(buf, at)?);
+            at += 4;
+        }
+        let per = [0x100u32, 0x200, 0x400, 0x800].iter().filter(|&&f| flags & f != 0).count() * 4;
+        if per > 0 && (count as usize).saturating_mul(per) > trun.end.saturating_sub(at) {
+            return Err(bad("trun sample table past the end of its box"));
+        }
+        for s in 0..count as usize {
+            let mut p = at + s * per;
+            let d = if flags & 0x100 != 0 {
+                let d = be_u32(buf, p)?;
+                p += 4;
+                d
+            } else {
+                default_dur
+            };
+            if flags & 0x200 != 0 {
+                p += 4;
+            }
+            let sf = if flags & 0x400 != 0 { Some(be_u32(buf, p)?) } else { None };
+            if samples == 0 && s == 0 {
+                first_flags = Some(first.or(sf).unwrap_or(default_flags));
+            }
+            duration += u64::from(d);
+        }
+        samples += count;
+    }
+    let sync = first_flags.is_some_and(|f| f & 0x0001_0000 == 0);
+    Ok((decode_time, samples, duration, sync))
+}
+
+/// RFC 6381 codec string of a visual sample entry (`avc1`/`avc3`, `hvc1`/`hev1`, `av01`).
+fn codec_string(buf: &[u8], entry: &BoxRef) -> Result<String, MediaError> {
+    // VisualSampleEntry fields before the child boxes: 78 bytes.
+    let children = boxes(buf, entry.payload + 78, entry.end)?;
+    let find = |k: &[u8; 4]| children.iter().find(|b| &b.kind == k).copied();
+    let kind = fourcc(&entry.kind);
+    if let Some(c) = find(b"avcC") {
+        let p = buf.get(c.payload..c.payload + 4).ok_or_else(|| bad("short avcC"))?;
+        return Ok(format!("{kind}.{:02x}{:02x}{:02x}", p[1], p[2], p[3]));
+    }
+    if let Some(c) = find(b"hvcC") {
+        let p = buf.get(c.payload..c.payload + 13).ok_or_else(|| bad("short hvcC"))?;
+        let space = ["", "A", "B", "C"][usize::from(p[1] >> 6)];
+        let tier = if p[1] & 0x20 != 0 { 'H' } else { 'L' };
+        let profile = p[1] & 0x1f;
+        let compat = u32::from_be_bytes([p[2], p[3], p[4], p[5]]).reverse_bits();
+        let mut constraints: Vec<u8> = p[6..12].to_vec();
+        while constraints.last() == Some(&0) {
+            constraints.pop();
+        }
+        let mut s = format!("{kind}.{space}{profile}.{compat:X}.{tier}{}", p[12]);
+        for c in constraints {
+            s.push_str(&format!(".{c:X}"));
+        }
+        return Ok(s);
+    }
+    if let Some(c) = find(b"av1C") {
+        let p = buf.get(c.payload..c.payload + 3).ok_or_else(|| bad("short av1C"))?;
+        let profile = p[1] >> 5;
+        let level = p[1] & 0x1f;
+        let tier = if p[2] & 0x80 != 0 { 'H' } else { 'M' };
+        let depth = if p[2] & 0x40 != 0 { if profile == 2 && p[2] & 0x20 != 0 { 12 } else { 10 } } else { 8 };
+        return Ok(format!("av01.{profile}.{level:02}{tier}.{depth:02}"));
+    }
+    Err(bad(format!("sample entry {kind} has no avcC, hvcC or av1C")))
+}
+
+/// The `styp` box of a CMAF media segment (major brand `cmfs`).
+pub fn styp() -> Vec<u8> {
+    let mut b = Vec::with_capacity(24);
+    b.extend_from_slice(&24u32.to_be_bytes());
+    b.extend_from_slice(b"styp");
+    b.extend_from_slice(b"cmfs");
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(b"cmfs");
+    b.extend_from_slice(b"msdh");
+    b
+}
+
+/// A media segment: `styp`, then `extra` boxes (e.g. `wmpi`), then the fragment.
+pub fn media_segment(fragment: &Fragment, extra: &[&[u8]]) -> Vec<u8> {
+    let styp = styp();
+    let mut out = Vec::with_capacity(styp.len() + extra.iter().map(|e| e.len()).sum::<usize>() + fragment.bytes.len());
+    out.extend_from_slice(&styp);
+    for e in extra {
+        out.extend_from_slice(e);
+    }
+    out.extend_from_slice(&fragment.bytes);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bx(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut v = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(kind);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn lists_boxes_and_rejects_overruns() {
+        let mut buf = bx(b"free", &[1, 2, 3]);
+        buf.extend(bx(b"skip", &[]));
+        let b = boxes(&buf, 0, buf.len()).unwrap();
+        assert_eq!(b.len(), 2);
+        assert_eq!(&b[1].kind, b"skip");
+        let mut bad = buf.clone();
+        bad[3] = 200;
+        assert!(boxes(&bad, 0, bad.len()).is_err());
+        assert!(boxes(&buf[..5], 0, 5).is_err());
+        assert!(split(&buf).is_err());
+    }
+
+    #[test]
+    fn never_panics_on_truncations_and_garbage() {
+        let mut buf = bx(b"ftyp", b"isom\0\0\0\0");
+        buf.extend(bx(b"moov", &bx(b"trak", &bx(b"mdia", &bx(b"mdhd", &[0; 24])))));
+        buf.extend(bx(b"moof", &[0; 16]));
+        buf.extend(bx(b"mdat", &[0; 4]));
+        for n in 0..buf.len() {
+            let _ = split(&buf[..n]);
+        }
+        let mut x = 12345u32;
+        for _ in 0..2000 {
+            let mut g = buf.clone();
+            x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+            let i = (x as usize >> 8) % g.len();
+            g[i] ^= (x >> 24) as u8 | 1;
+            let _ = split(&g);
+        }
+    }
+
+    #[test]
+    fn styp_is_a_valid_box() {
+        let s = styp();
+        let b = boxes(&s, 0, s.len()).unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(&b[0].kind, b"styp");
+    }
+}

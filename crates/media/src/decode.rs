@@ -1,0 +1,196 @@
+//! Decoding to 4:2:0 planes.
+
+use crate::probe::{bit_depth, frame_rate, open_input};
+use crate::{MediaError, PixelLayout, Rational, VideoFrame, ff};
+use ffmpeg_next as ffm;
+use std::path::{Path, PathBuf};
+
+/// Decodes the best video stream of a file, frame by frame, in 8-bit or 10-bit 4:2:0.
+pub struct Decoder {
+    path: PathBuf,
+    input: ffm::format::context::Input,
+    stream_index: usize,
+    decoder: ffm::decoder::Video,
+    layout: PixelLayout,
+    converter: Option<ffm::software::scaling::Context>,
+    frame_rate: Rational,
+    declared_frames: u64,
+    next_index: u64,
+    eof_sent: bool,
+    corrupt_packets: u32,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder").field("path", &self.path).field("layout", &self.layout).finish_non_exhaustive()
+    }
+}
+
+impl Decoder {
+    /// Opens `path` and prepares its decoder (codec threads on, automatic count).
+    pub fn open(path: &Path) -> Result<Self, MediaError> {
+        let input = open_input(path)?;
+        let stream = input.streams().best(ffm::media::Type::Video).ok_or_else(|| MediaError::NoVideo(path.into()))?;
+        let stream_index = stream.index();
+        let fr = frame_rate(&stream).ok_or_else(|| MediaError::FrameRate(path.into()))?;
+        let declared_frames = u64::try_from(stream.frames()).unwrap_or(0);
+        let mut ctx = ffm::codec::context::Context::from_parameters(stream.parameters()).map_err(ff("reading codec parameters"))?;
+        ctx.set_threading(ffm::codec::threading::Config { kind: ffm::codec::threading::Type::Frame, count: 0, ..Default::default() });
+        let decoder = ctx.decoder().video().map_err(|e| MediaError::NotMedia { path: path.into(), reason: format!("no decoder for its video ({e})") })?;
+        let pix = decoder.format();
+        let depth = bit_depth(pix).ok_or_else(|| MediaError::UnsupportedPixelFormat(format!("{pix:?}")))?;
+        let name = pix.descriptor().map(|d| d.name()).unwrap_or("none");
+        let layout = match depth {
+            1..=8 => PixelLayout::Yuv420p8,
+            9..=10 => PixelLayout::Yuv420p10,
+            _ => return Err(MediaError::UnsupportedPixelFormat(format!("{name} ({depth}-bit)"))),
+        };
+        if decoder.width() < 2 || decoder.height() < 2 {
+            return Err(MediaError::NotMedia { path: path.into(), reason: "video has no picture size".into() });
+        }
+        Ok(Self {
+            path: path.into(),
+            input,
+            stream_index,
+            decoder,
+            layout,
+            converter: None,
+            frame_rate: fr,
+            declared_frames,
+            next_index: 0,
+            eof_sent: false,
+            corrupt_packets: 0,
+        })
+    }
+
+    /// The layout frames come out in.
+    pub fn layout(&self) -> PixelLayout {
+        self.layout
+    }
+
+    /// The stream's frame rate.
+    pub fn frame_rate(&self) -> Rational {
+        self.frame_rate
+    }
+
+    /// Luma width and height.
+    pub fn size(&self) -> (usize, usize) {
+        (self.decoder.width() as usize, self.decoder.height() as usize)
+    }
+
+    /// Frame count declared by the container (0 when unknown).
+    pub fn declared_frames(&self) -> u64 {
+        self.declared_frames
+    }
+
+    /// The input file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next frame in presentation order, `None` at the end.
+    ///
+    /// A file that ends well before the frame count its container declares is reported as
+    /// [`MediaError::Truncated`], not as a short success.
+    pub fn next_frame(&mut self) -> Result<Option<VideoFrame>, MediaError> {
+        let mut decoded = ffm::frame::Video::empty();
+        loop {
+            match self.decoder.receive_frame(&mut decoded) {
+                Ok(()) => return self.convert(&decoded).map(Some),
+                Err(ffm::Error::Eof) => {
+                    self.check_complete()?;
+                    return Ok(None);
+                }
+                Err(ffm::Error::Other { errno }) if errno == ffm::util::error::EAGAIN => {}
+                Err(e) => return Err(self.corrupt(format!("decoder error: {e}"))),
+            }
+            if self.eof_sent {
+                self.check_complete()?;
+                return Ok(None);
+            }
+            let mut packet = ffm::Packet::empty();
+            match packet.read(&mut self.input) {
+                Ok(()) => {
+                    if packet.stream() != self.stream_index {
+                        continue;
+                    }
+                    match self.decoder.send_packet(&packet) {
+                        Ok(()) => {}
+                        Err(ffm::Error::InvalidData) => {
+                            self.corrupt_packets += 1;
+                            if self.corrupt_packets > 8 {
+                                return Err(self.corrupt("more than 8 undecodable packets".into()));
+                            }
+                        }
+                        Err(e) => return Err(self.corrupt(format!("decoder rejected a packet: {e}"))),
+                    }
+                }
+                Err(ffm::Error::Eof) => {
+                    self.decoder.send_eof().map_err(ff("flushing the decoder"))?;
+                    self.eof_sent = true;
+                }
+                Err(ffm::Error::InvalidData) => {
+                    self.corrupt_packets += 1;
+                    if self.corrupt_packets > 8 {
+                        return Err(self.corrupt("more than 8 unreadable packets".into()));
+                    }
+                }
+                Err(e) => return Err(self.corrupt(format!("read error: {e}"))),
+            }
+        }
+    }
+
+    fn corrupt(&self, detail: String) -> MediaError {
+        MediaError::Truncated { path: self.path.clone(), detail: format!("{detail} after {} frames", self.next_index) }
+    }
+
+    fn check_complete(&self) -> Result<(), MediaError> {
+        let got = self.next_index;
+        let want = self.declared_frames;
+        if got == 0 {
+            return Err(self.corrupt("no decodable frame".into()));
+        }
+        // Containers may declare a frame or two more than decode (edit lists); a real
+        // truncation loses many.
+        if want > 0 && got + 2 < want && (got as f64) < 0.98 * want as f64 {
+            return Err(MediaError::Truncated {
+                path: self.path.clone(),
+                detail: format!("decoded {got} frames but the container declares {want}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn convert(&mut self, f: &ffm::frame::Video) -> Result<VideoFrame, MediaError> {
+        let index = self.next_index;
+        self.next_index += 1;
+        let target = self.layout.ff();
+        if f.format() == target {
+            return Ok(VideoFrame::from_ff(f, self.layout, index));
+        }
+        let needs_new = match &self.converter {
+            Some(c) => c.input().format != f.format() || c.input().width != f.width() || c.input().height != f.height(),
+            None => true,
+        };
+        if needs_new {
+            self.converter = Some(
+                ffm::software::scaling::Context::get(
+                    f.format(),
+                    f.width(),
+                    f.height(),
+                    target,
+                    f.width(),
+                    f.height(),
+                    ffm::software::scaling::Flags::BICUBIC | ffm::software::scaling::Flags::ACCURATE_RND,
+                )
+                .map_err(|_| MediaError::UnsupportedPixelFormat(format!("{:?}", f.format())))?,
+            );
+        }
+        let mut out = ffm::frame::Video::empty();
+        if let Some(c) = self.converter.as_mut() {
+            c.run(f, &mut out).map_err(ff("converting the pixel format"))?;
+        }
+        Ok(VideoFrame::from_ff(&out, self.layout, index))
+    }
+}
+

@@ -1,0 +1,135 @@
+//! What a media file is.
+
+use crate::{MediaError, ff};
+use ffmpeg_next as ffm;
+use std::path::{Path, PathBuf};
+
+/// An exact rational number (frame rates, time bases).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Rational {
+    /// Numerator.
+    pub num: i32,
+    /// Denominator (> 0).
+    pub den: i32,
+}
+
+impl Rational {
+    /// `num/den`.
+    pub const fn new(num: i32, den: i32) -> Self {
+        Self { num, den }
+    }
+
+    /// As a float (0 when the denominator is 0).
+    pub fn as_f64(self) -> f64 {
+        if self.den == 0 { 0.0 } else { f64::from(self.num) / f64::from(self.den) }
+    }
+
+    /// `1 / self`.
+    pub fn invert(self) -> Self {
+        Self { num: self.den, den: self.num }
+    }
+
+    pub(crate) fn ff(self) -> ffm::Rational {
+        ffm::Rational::new(self.num, self.den)
+    }
+}
+
+/// The facts about a file's video that leaktrace needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MediaInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Container (demuxer) name, e.g. `mov,mp4,m4a,3gp,3g2,mj2`.
+    pub container: String,
+    /// Video codec name, e.g. `h264`.
+    pub codec: String,
+    /// Luma width.
+    pub width: usize,
+    /// Luma height.
+    pub height: usize,
+    /// FFmpeg pixel format name, e.g. `yuv420p`.
+    pub pixel_format: String,
+    /// Bits per sample of the pixel format.
+    pub bit_depth: u8,
+    /// Frame rate (average, or the stream's base rate when no average is known).
+    pub frame_rate: Rational,
+    /// Duration in seconds (0 when unknown).
+    pub duration_seconds: f64,
+    /// Frame count declared by the container (0 when unknown).
+    pub declared_frames: u64,
+}
+
+/// Checks that `path` is a non-empty readable file, with a clear error otherwise.
+pub(crate) fn check_file(path: &Path) -> Result<(), MediaError> {
+    let meta = std::fs::metadata(path).map_err(|source| MediaError::Io { path: path.into(), source })?;
+    if !meta.is_file() {
+        return Err(MediaError::Io {
+            path: path.into(),
+            source: std::io::Error::other("not a regular file"),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(MediaError::Empty(path.into()));
+    }
+    Ok(())
+}
+
+/// Opens `path` with FFmpeg, mapping failures to [`MediaError`].
+pub(crate) fn open_input(path: &Path) -> Result<ffm::format::context::Input, MediaError> {
+    crate::init();
+    check_file(path)?;
+    ffm::format::input(path).map_err(|e| match e {
+        ffm::Error::Eof => MediaError::Truncated { path: path.into(), detail: "ends inside its headers".into() },
+        other => MediaError::NotMedia { path: path.into(), reason: other.to_string() },
+    })
+}
+
+/// Bits per sample of an FFmpeg pixel format (from its packed size and components).
+pub(crate) fn bit_depth(pix: ffm::format::Pixel) -> Option<u8> {
+    let d = pix.descriptor()?;
+    let name = d.name();
+    let alpha = ["yuva", "rgba", "bgra", "argb", "abgr", "gbrap", "ya"].iter().any(|p| name.starts_with(p));
+    let colour = d.nb_components().saturating_sub(u8::from(alpha)).max(1);
+    let sub = f64::from(1u32 << (d.log2_chroma_w() + d.log2_chroma_h()));
+    let samples = 1.0 + f64::from(colour - 1) / sub + f64::from(u8::from(alpha));
+    let bits = (f64::from(d.bits_per_pixel()) / samples).round();
+    (bits >= 1.0).then_some(bits.clamp(1.0, 32.0) as u8)
+}
+
+pub(crate) fn frame_rate(stream: &ffm::format::stream::Stream<'_>) -> Option<Rational> {
+    [stream.avg_frame_rate(), stream.rate()]
+        .into_iter()
+        .map(|r| Rational::new(r.numerator(), r.denominator()))
+        .find(|r| r.den > 0 && (1.0..=240.0).contains(&r.as_f64()))
+}
+
+/// Probes a file's best video stream.
+pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
+    let input = open_input(path)?;
+    let stream = input.streams().best(ffm::media::Type::Video).ok_or_else(|| MediaError::NoVideo(path.into()))?;
+    let ctx = ffm::codec::context::Context::from_parameters(stream.parameters()).map_err(ff("reading codec parameters"))?;
+    let codec = ctx.id().name().to_string();
+    let video = ctx.decoder().video().map_err(|e| MediaError::NotMedia { path: path.into(), reason: format!("no decoder for its video ({e})") })?;
+    let pix = video.format();
+    let fr = frame_rate(&stream).ok_or_else(|| MediaError::FrameRate(path.into()))?;
+    let tb = stream.time_base();
+    let duration_seconds = if stream.duration() > 0 {
+        stream.duration() as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator())
+    } else if input.duration() > 0 {
+        input.duration() as f64 / f64::from(ffm::ffi::AV_TIME_BASE)
+    } else {
+        0.0
+    };
+    Ok(MediaInfo {
+        path: path.into(),
+        container: input.format().name().to_string(),
+        codec,
+        width: video.width() as usize,
+        height: video.height() as usize,
+        pixel_format: pix.descriptor().map(|d| d.name().to_string()).unwrap_or_else(|| "none".into()),
+        bit_depth: bit_depth(pix).unwrap_or(0),
+        frame_rate: fr,
+        duration_seconds,
+        declared_frames: u64::try_from(stream.frames()).unwrap_or(0),
+    })
+}
