@@ -1,2 +1,4 @@
 //! leaktrace-core: the pure forensic core (no I/O).
 #![forbid(unsafe_code)]
+
+pub mod wmpaceinfo;
