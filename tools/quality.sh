@@ -66,11 +66,16 @@ trap 'rm -rf "$WORK"' EXIT
 
 # probe FILE: prints "width height pix_fmt r_frame_rate" of the first video stream.
 probe() {
-    local out
+    local out key value
+    local -A kv=()
     out=$(ffprobe -v error -select_streams v:0 \
-        -show_entries stream=width,height,pix_fmt,r_frame_rate -of csv=p=0:s=' ' "$1") || true
-    [[ -n "$out" ]] || die "$1: no video stream (ffprobe found none)"
-    printf '%s\n' "$out"
+        -show_entries stream=width,height,pix_fmt,r_frame_rate -of default=nw=1 "$1") \
+        || die "$1: ffprobe cannot read it"
+    while IFS='=' read -r key value; do
+        kv[$key]=$value
+    done <<<"$out"
+    [[ -n "${kv[width]:-}" && -n "${kv[height]:-}" ]] || die "$1: no video stream"
+    printf '%s %s %s %s\n' "${kv[width]}" "${kv[height]}" "${kv[pix_fmt]:-unknown}" "${kv[r_frame_rate]:-0/0}"
 }
 d_info=$(probe "$DISTORTED")
 r_info=$(probe "$REFERENCE")

@@ -32,6 +32,7 @@ pub mod key;
 pub mod pattern;
 pub mod position;
 pub mod variant;
+pub mod wmpaceinfo;
 
 pub use id::TitleId;
 pub use key::{DerivedKey, KeyVersion, MasterKey, Purpose};
