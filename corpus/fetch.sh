@@ -331,6 +331,7 @@ if [[ ${#todo[@]} -gt 0 ]]; then
 fi
 
 if [[ $record -eq 1 && ${#recorded[@]} -gt 0 ]]; then
+    rm -f "$SUMS_FILE.new"
     for name in "${!recorded[@]}"; do
         set_entry "$SUMS_FILE.new" "$name" "${recorded[$name]}"
     done

@@ -105,7 +105,11 @@ ffmpeg -nostdin -hide_banner -loglevel error -i "$DISTORTED" -i "$REFERENCE" -fi
 
 # --- VMAF ----------------------------------------------------------------------------------
 # has_libvmaf FFMPEG: the binary runs here and lists the libvmaf filter.
-has_libvmaf() { "$1" -hide_banner -filters 2>/dev/null | grep -q ' libvmaf '; }
+has_libvmaf() {
+    local filters
+    filters=$("$1" -hide_banner -filters 2>/dev/null) || return 1
+    [[ "$filters" == *" libvmaf "* ]]
+}
 
 # find_vmaf_ffmpeg: prints the path of an ffmpeg with libvmaf, or returns 1 (reason on stderr).
 find_vmaf_ffmpeg() {

@@ -36,13 +36,19 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod ladder;
+pub mod manifest;
 pub mod mark;
 pub mod mask;
+pub mod pipeline;
 pub mod plane;
+pub mod reference;
 
 pub use mark::{KernelSample, RenderedPattern, Scratch};
 pub use mask::{Mask, MaskParams};
+pub use pipeline::{EmbedSummary, PipelineConfig, ProgressEvent, embed_file};
 pub use plane::{LumaPlane, Sample};
+pub use reference::Reference;
 
 use leaktrace_core::{DerivedKey, MasterKey, Position, SegmentDuration, TitleId};
 use std::sync::Arc;
@@ -73,6 +79,38 @@ pub enum EmbedError {
     /// Inputs of one call disagree (frame, mask and pattern sizes).
     #[error("inconsistent inputs: {0}")]
     Mismatch(&'static str),
+    /// Reading or decoding the input, or encoding, failed.
+    #[error(transparent)]
+    Media(#[from] leaktrace_media::MediaError),
+    /// A file could not be written or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The output directory exists and holds files.
+    #[error("output directory {0} exists and is not empty (choose a new or empty directory)")]
+    OutputNotEmpty(std::path::PathBuf),
+    /// The ladder specification is invalid.
+    #[error("invalid ladder: {0}")]
+    Ladder(String),
+    /// The title is longer than WMPaceInfo can number.
+    #[error("position {0} exceeds the in-band WMPaceInfo limit (expected at most 32766 positions; use longer segments)")]
+    TooManyPositions(u32),
+    /// The encoder did not produce the segment structure asked for.
+    #[error("encoder output is not segmented as required: {0}")]
+    Encoder(String),
+    /// A WMPaceInfo value could not be encoded.
+    #[error(transparent)]
+    WmPaceInfo(#[from] leaktrace_core::wmpaceinfo::WmPaceInfoError),
+    /// A reference index is unreadable or inconsistent.
+    #[error("bad reference index: {0}")]
+    BadReference(&'static str),
+    /// Serialising JSON or a manifest failed.
+    #[error("could not serialise output: {0}")]
+    Serialize(String),
 }
 
 /// A presentation time as an exact rational: `pts × num / den` seconds.

@@ -1,0 +1,228 @@
+//! Neutral HLS and DASH manifests: the same for every viewer, naming no variant.
+//!
+//! Segment URLs are relative and variant-free (`720p/seg_00003.m4s`); the origin keeps the
+//! files under `720p/a/` and `720p/b/`, and the edge picks one per session (TS 104 002
+//! server-side sequencing). No `WATERMARKING-VARIANT`, `EXT-X-WMPACEINFO` or watermarking
+//! `EssentialProperty` appears: those belong to ingest manifests and are stripped on egress.
+
+use crate::EmbedError;
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, Event};
+use std::io::Cursor;
+
+/// What the manifests need to know about one rendition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenditionManifest {
+    /// Name and directory, e.g. `720p`.
+    pub name: String,
+    /// Width.
+    pub width: usize,
+    /// Height.
+    pub height: usize,
+    /// RFC 6381 codec string.
+    pub codec: String,
+    /// Peak segment bitrate over both variants, bit/s.
+    pub peak_bps: u64,
+    /// Average bitrate over the larger variant, bit/s.
+    pub average_bps: u64,
+    /// Segment durations in the track timescale, in position order.
+    pub durations: Vec<u64>,
+}
+
+/// Name of segment `position`.
+pub fn segment_name(position: u32) -> String {
+    format!("seg_{position:05}.m4s")
+}
+
+/// Name of the init segment.
+pub const INIT_NAME: &str = "init.mp4";
+/// Name of each rendition's media playlist.
+pub const MEDIA_PLAYLIST: &str = "playlist.m3u8";
+/// Name of the multivariant playlist.
+pub const MASTER_PLAYLIST: &str = "master.m3u8";
+/// Name of the DASH MPD.
+pub const MPD_NAME: &str = "manifest.mpd";
+
+/// The media playlist of one rendition.
+pub fn hls_media(r: &RenditionManifest, timescale: u32) -> Result<String, EmbedError> {
+    let secs: Vec<f64> = r.durations.iter().map(|&d| d as f64 / f64::from(timescale)).collect();
+    let target = secs.iter().fold(0f64, |m, &s| m.max(s)).ceil().max(1.0) as u64;
+    let segments = secs
+        .iter()
+        .enumerate()
+        .map(|(p, &s)| m3u8_rs::MediaSegment {
+            uri: segment_name(p as u32),
+            duration: s as f32,
+            map: (p == 0).then(|| m3u8_rs::Map { uri: INIT_NAME.into(), ..Default::default() }),
+            ..Default::default()
+        })
+        .collect();
+    let pl = m3u8_rs::MediaPlaylist {
+        version: Some(7),
+        target_duration: target,
+        media_sequence: 0,
+        segments,
+        end_list: true,
+        playlist_type: Some(m3u8_rs::MediaPlaylistType::Vod),
+        independent_segments: true,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    pl.write_to(&mut out).map_err(|e| EmbedError::Serialize(e.to_string()))?;
+    String::from_utf8(out).map_err(|e| EmbedError::Serialize(e.to_string()))
+}
+
+/// The multivariant playlist.
+pub fn hls_master(rs: &[RenditionManifest], frame_rate: f64) -> Result<String, EmbedError> {
+    let variants = rs
+        .iter()
+        .map(|r| m3u8_rs::VariantStream {
+            uri: format!("{}/{MEDIA_PLAYLIST}", r.name),
+            bandwidth: r.peak_bps,
+            average_bandwidth: Some(r.average_bps),
+            codecs: Some(r.codec.clone()),
+            resolution: Some(m3u8_rs::Resolution { width: r.width as u64, height: r.height as u64 }),
+            frame_rate: Some((frame_rate * 1000.0).round() / 1000.0),
+            ..Default::default()
+        })
+        .collect();
+    let pl = m3u8_rs::MasterPlaylist { version: Some(7), variants, independent_segments: true, ..Default::default() };
+    let mut out = Vec::new();
+    pl.write_to(&mut out).map_err(|e| EmbedError::Serialize(e.to_string()))?;
+    String::from_utf8(out).map_err(|e| EmbedError::Serialize(e.to_string()))
+}
+
+/// ISO 8601 duration with millisecond precision.
+fn iso_duration(seconds: f64) -> String {
+    format!("PT{:.3}S", seconds.max(0.0))
+}
+
+/// The DASH MPD (static, CMAF/live profile, `SegmentTemplate` with `SegmentTimeline`).
+pub fn dash_mpd(rs: &[RenditionManifest], timescale: u32, frame_rate: (i32, i32)) -> Result<String, EmbedError> {
+    let ser = |e: std::io::Error| EmbedError::Serialize(e.to_string());
+    let total = rs.first().map(|r| r.durations.iter().sum::<u64>()).unwrap_or(0) as f64 / f64::from(timescale);
+    let max_seg = rs.iter().flat_map(|r| r.durations.iter()).copied().max().unwrap_or(0) as f64 / f64::from(timescale);
+    let fr = if frame_rate.1 == 1 { frame_rate.0.to_string() } else { format!("{}/{}", frame_rate.0, frame_rate.1) };
+    let mut w = Writer::new_with_indent(Cursor::new(Vec::new()), b' ', 2);
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).map_err(ser)?;
+    let max_w = rs.iter().map(|r| r.width).max().unwrap_or(0).to_string();
+    let max_h = rs.iter().map(|r| r.height).max().unwrap_or(0).to_string();
+    w.create_element("MPD")
+        .with_attribute(("xmlns", "urn:mpeg:dash:schema:mpd:2011"))
+        .with_attribute(("profiles", "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"))
+        .with_attribute(("type", "static"))
+        .with_attribute(("mediaPresentationDuration", iso_duration(total).as_str()))
+        .with_attribute(("minBufferTime", iso_duration(max_seg.max(1.0) * 2.0).as_str()))
+        .write_inner_content(|w| {
+            w.create_element("Period").with_attribute(("id", "0")).with_attribute(("start", "PT0S")).write_inner_content(|w| {
+                w.create_element("AdaptationSet")
+                    .with_attribute(("id", "0"))
+                    .with_attribute(("contentType", "video"))
+                    .with_attribute(("mimeType", "video/mp4"))
+                    .with_attribute(("segmentAlignment", "true"))
+                    .with_attribute(("startWithSAP", "1"))
+                    .with_attribute(("maxWidth", max_w.as_str()))
+                    .with_attribute(("maxHeight", max_h.as_str()))
+                    .with_attribute(("frameRate", fr.as_str()))
+                    .write_inner_content(|w| {
+                        for r in rs {
+                            let bw = r.peak_bps.to_string();
+                            let (wd, ht) = (r.width.to_string(), r.height.to_string());
+                            w.create_element("Representation")
+                                .with_attribute(("id", r.name.as_str()))
+                                .with_attribute(("bandwidth", bw.as_str()))
+                                .with_attribute(("codecs", r.codec.as_str()))
+                                .with_attribute(("width", wd.as_str()))
+                                .with_attribute(("height", ht.as_str()))
+                                .with_attribute(("sar", "1:1"))
+                                .write_inner_content(|w| {
+                                    let ts = timescale.to_string();
+                                    let init = format!("$RepresentationID$/{INIT_NAME}");
+                                    w.create_element("SegmentTemplate")
+                                        .with_attribute(("timescale", ts.as_str()))
+                                        .with_attribute(("initialization", init.as_str()))
+                                        .with_attribute(("media", "$RepresentationID$/seg_$Number%05d$.m4s"))
+                                        .with_attribute(("startNumber", "0"))
+                                        .write_inner_content(|w| {
+                                            w.create_element("SegmentTimeline").write_inner_content(|w| {
+                                                for (t, d, repeat) in timeline(&r.durations) {
+                                                    let mut s = w.create_element("S");
+                                                    let (ts, ds, rs) = (t.to_string(), d.to_string(), repeat.to_string());
+                                                    s = s.with_attribute(("t", ts.as_str()));
+                                                    s = s.with_attribute(("d", ds.as_str()));
+                                                    if repeat > 0 {
+                                                        s = s.with_attribute(("r", rs.as_str()));
+                                                    }
+                                                    s.write_empty()?;
+                                                }
+                                                Ok(())
+                                            })?;
+                                            Ok(())
+                                        })?;
+                                    Ok(())
+                                })?;
+                        }
+                        Ok(())
+                    })?;
+                Ok(())
+            })?;
+            Ok(())
+        })
+        .map_err(ser)?;
+    String::from_utf8(w.into_inner().into_inner()).map_err(|e| EmbedError::Serialize(e.to_string()))
+}
+
+/// Run-length groups of equal durations: (start time, duration, repeat count).
+fn timeline(durations: &[u64]) -> Vec<(u64, u64, u64)> {
+    let mut out: Vec<(u64, u64, u64)> = Vec::new();
+    let mut t = 0u64;
+    for &d in durations {
+        match out.last_mut() {
+            Some((_, ld, r)) if *ld == d => *r += 1,
+            _ => out.push((t, d, 0)),
+        }
+        t += d;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r() -> RenditionManifest {
+        RenditionManifest {
+            name: "720p".into(),
+            width: 1280,
+            height: 720,
+            codec: "avc1.64001f".into(),
+            peak_bps: 3_000_000,
+            average_bps: 2_000_000,
+            durations: vec![180000, 180000, 180000, 90000],
+        }
+    }
+
+    #[test]
+    fn media_playlist_is_neutral_and_complete() {
+        let m = hls_media(&r(), 90000).unwrap();
+        assert!(m.contains("#EXT-X-TARGETDURATION:2"));
+        assert!(m.contains("#EXT-X-MAP:URI=\"init.mp4\""));
+        assert!(m.contains("seg_00003.m4s"));
+        assert!(m.contains("#EXT-X-ENDLIST"));
+        for leak in ["a/", "b/", "WATERMARK", "WMPACE"] {
+            assert!(!m.contains(leak), "{leak} in {m}");
+        }
+        let master = hls_master(&[r()], 24.0).unwrap();
+        assert!(master.contains("720p/playlist.m3u8"));
+        assert!(master.contains("CODECS=\"avc1.64001f\""));
+    }
+
+    #[test]
+    fn mpd_timeline_run_lengths() {
+        assert_eq!(timeline(&[5, 5, 5, 2]), vec![(0, 5, 2), (15, 2, 0)]);
+        let mpd = dash_mpd(&[r()], 90000, (24, 1)).unwrap();
+        assert!(mpd.contains(r#"<S t="0" d="180000" r="2"/>"#), "{mpd}");
+        assert!(mpd.contains("mediaPresentationDuration=\"PT7.000S\""));
+        assert!(!mpd.contains("watermarking"));
+    }
+}

@@ -1,0 +1,465 @@
+//! The file pipeline behind `leaktrace embed`: mezzanine in, TS 104 002 A/B package out.
+//!
+//! Decode once; for each rendition scale once, mask once, mark A and B, encode both with
+//! identical settings and an IDR at every position boundary; then split each encode into
+//! CMAF segments, add `styp` + `wmpi`, and write the package:
+//!
+//! ```text
+//! OUT/
+//!   master.m3u8, manifest.mpd          neutral manifests (same for every viewer)
+//!   title.json                         summary: title, positions, renditions, codec strings
+//!   720p/playlist.m3u8                 neutral media playlist
+//!   720p/a/init.mp4, 720p/b/init.mp4   init segments (position -1)
+//!   720p/a/seg_00000.m4s ...           variant A (wmpi variant 0)
+//!   720p/b/seg_00000.m4s ...           variant B, same names and timing (wmpi variant 1)
+//!   720p/WMPaceInfo/seg_00000.m4s ...  CBOR sidecars (and WMPaceInfo/init.mp4, position -1)
+//!   reference/                         reference index for the detector (not for viewers)
+//! ```
+//!
+//! The package is built in a hidden sibling directory and renamed into place only when
+//! complete, so a failure never leaves output that looks finished.
+
+use crate::ladder::{Ladder, Rendition};
+use crate::manifest::{self, RenditionManifest};
+use crate::reference::{ReferenceBuilder, ReferenceMeta};
+use crate::{EmbedConfig, EmbedError, Embedder, LumaPlane, MaskParams};
+use leaktrace_core::wmpaceinfo::{PaceInfo, SIDECAR_DIR, Sidecar};
+use leaktrace_core::{MasterKey, Position, SegmentDuration, TitleId, Variant};
+use leaktrace_media::{Codec, Decoder, Encoder, EncoderConfig, PixelLayout, Samples, Scaler, VideoFrame, cmaf};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Settings of one embed run.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// The title being packaged.
+    pub title: TitleId,
+    /// Segment duration (positions).
+    pub segment: SegmentDuration,
+    /// Codec of every rendition.
+    pub codec: Codec,
+    /// Encoder preset; the codec's default when `None`.
+    pub preset: Option<String>,
+    /// CRF; 20 (H.264), 22 (HEVC) or 30 (AV1) when `None`.
+    pub crf: Option<u8>,
+    /// Ladder like `1080p,720p`; a default ladder for the source when `None`.
+    pub ladder: Option<String>,
+    /// Codec threads per encoder, 0 for automatic.
+    pub threads: usize,
+    /// Mask parameters.
+    pub mask: MaskParams,
+    /// Stop after this many frames (tests and benches), `None` for the whole input.
+    pub max_frames: Option<u64>,
+}
+
+impl PipelineConfig {
+    /// Defaults for a title: 2 s segments, H.264, default ladder.
+    pub fn new(title: TitleId) -> Self {
+        Self {
+            title,
+            segment: SegmentDuration::DEFAULT,
+            codec: Codec::H264,
+            preset: None,
+            crf: None,
+            ladder: None,
+            threads: 0,
+            mask: MaskParams::default(),
+            max_frames: None,
+        }
+    }
+
+    fn crf(&self) -> u8 {
+        self.crf.unwrap_or(match self.codec {
+            Codec::H264 => 20,
+            Codec::Hevc => 22,
+            Codec::Av1 => 30,
+        })
+    }
+}
+
+/// Progress of a run, for progress bars.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProgressEvent {
+    /// Marking and encoding started; `total_frames` is an estimate (0 when unknown).
+    Started {
+        /// Expected frames.
+        total_frames: u64,
+    },
+    /// Frames done so far.
+    Frames(u64),
+    /// A later stage started (packaging, manifests, reference).
+    Stage(&'static str),
+}
+
+/// One rendition in the summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RenditionSummary {
+    /// Name and directory.
+    pub name: String,
+    /// Width.
+    pub width: usize,
+    /// Height.
+    pub height: usize,
+    /// RFC 6381 codec string.
+    pub codec: String,
+    /// Segments (positions).
+    pub segments: usize,
+    /// Bytes of variant A media segments.
+    pub bytes_a: u64,
+    /// Bytes of variant B media segments.
+    pub bytes_b: u64,
+    /// Peak segment bitrate over both variants (bit/s).
+    pub peak_bps: u64,
+    /// Average bitrate of the larger variant (bit/s).
+    pub average_bps: u64,
+}
+
+/// What `embed_file` did (also written as `title.json`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EmbedSummary {
+    /// Title id.
+    pub title: String,
+    /// Key version used.
+    pub key_version: u32,
+    /// Output directory.
+    pub output: PathBuf,
+    /// Codec name.
+    pub codec: String,
+    /// Segment duration (ms).
+    pub segment_ms: u64,
+    /// Frame rate `[num, den]`.
+    pub frame_rate: [i32; 2],
+    /// Frames marked (per rendition and variant).
+    pub frames: u64,
+    /// Positions (segments).
+    pub positions: u32,
+    /// Content duration (s).
+    pub duration_seconds: f64,
+    /// Renditions, largest first.
+    pub renditions: Vec<RenditionSummary>,
+    /// Wall time of the run (s).
+    pub elapsed_seconds: f64,
+    /// Time spent in mask + mark, all renditions (s).
+    pub mark_seconds: f64,
+    /// Track timescale of the segments.
+    pub timescale: u32,
+}
+
+struct RenditionJob {
+    r: Rendition,
+    scaler: Option<Scaler>,
+    enc: [Option<Encoder>; 2],
+    frag: [PathBuf; 2],
+    buf_a: Samples,
+    buf_b: Samples,
+}
+
+/// Embeds `input` into an A/B package at `output` (which must not exist, or be empty).
+pub fn embed_file(
+    input: &Path,
+    output: &Path,
+    key: &MasterKey,
+    cfg: &PipelineConfig,
+    progress: &mut dyn FnMut(ProgressEvent),
+) -> Result<EmbedSummary, EmbedError> {
+    let started = Instant::now();
+    let mut decoder = Decoder::open(input)?;
+    let (sw, sh) = decoder.size();
+    crate::plane::check_geometry(sw, sh)?;
+    let ladder = match &cfg.ladder {
+        Some(spec) => Ladder::parse(spec, sw, sh)?,
+        None => Ladder::default_for(sw, sh),
+    };
+    let staging = prepare_output(output)?;
+    let result = run(&mut decoder, &ladder, &staging, output, key, cfg, progress, started);
+    match result {
+        Ok(summary) => {
+            if output.exists() {
+                std::fs::remove_dir(output).map_err(|source| EmbedError::Io { path: output.into(), source })?;
+            }
+            std::fs::rename(&staging, output).map_err(|source| EmbedError::Io { path: output.into(), source })?;
+            Ok(summary)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Err(e)
+        }
+    }
+}
+
+/// Checks the output path and creates the hidden staging directory beside it.
+fn prepare_output(output: &Path) -> Result<PathBuf, EmbedError> {
+    if output.exists() {
+        let empty = std::fs::read_dir(output)
+            .map_err(|source| EmbedError::Io { path: output.into(), source })?
+            .next()
+            .is_none();
+        if !output.is_dir() || !empty {
+            return Err(EmbedError::OutputNotEmpty(output.into()));
+        }
+    }
+    let name = output
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| EmbedError::OutputNotEmpty(output.into()))?;
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|source| EmbedError::Io { path: parent.clone(), source })?;
+    let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    if staging.exists() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    std::fs::create_dir(&staging).map_err(|source| EmbedError::Io { path: staging.clone(), source })?;
+    Ok(staging)
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EmbedError + '_ {
+    move |source| EmbedError::Io { path: path.into(), source }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    decoder: &mut Decoder,
+    ladder: &Ladder,
+    staging: &Path,
+    output: &Path,
+    key: &MasterKey,
+    cfg: &PipelineConfig,
+    progress: &mut dyn FnMut(ProgressEvent),
+    started: Instant,
+) -> Result<EmbedSummary, EmbedError> {
+    let (sw, sh) = decoder.size();
+    let layout = decoder.layout();
+    let bit_depth = layout.bit_depth();
+    let fr = decoder.frame_rate();
+    let seg_frames = (cfg.segment.as_secs_f64() * fr.as_f64()).ceil() as u32;
+    let preset = cfg.preset.clone().unwrap_or_else(|| cfg.codec.default_preset().to_string());
+    let mut embedder = Embedder::new(key, &cfg.title, EmbedConfig { segment: cfg.segment, mask: cfg.mask });
+    let mut jobs = Vec::new();
+    for r in ladder.renditions() {
+        let dir = staging.join(&r.name);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let ecfg = EncoderConfig {
+            codec: cfg.codec,
+            width: r.width,
+            height: r.height,
+            layout,
+            frame_rate: fr,
+            crf: cfg.crf(),
+            preset: preset.clone(),
+            max_segment_frames: seg_frames,
+            threads: cfg.threads,
+            max_kbps: r.max_kbps,
+        };
+        let frag = [dir.join(".a.frag.mp4"), dir.join(".b.frag.mp4")];
+        let enc = [Some(Encoder::create(&frag[0], &ecfg)?), Some(Encoder::create(&frag[1], &ecfg)?)];
+        let scaler = if (r.width, r.height) == (sw, sh) { None } else { Some(Scaler::new((sw, sh), (r.width, r.height), layout)?) };
+        let n = r.width * r.height;
+        let (buf_a, buf_b) = match layout {
+            PixelLayout::Yuv420p8 => (Samples::U8(vec![0; n]), Samples::U8(vec![0; n])),
+            PixelLayout::Yuv420p10 => (Samples::U16(vec![0; n]), Samples::U16(vec![0; n])),
+        };
+        jobs.push(RenditionJob { r: r.clone(), scaler, enc, frag, buf_a, buf_b });
+    }
+    let mut reference = ReferenceBuilder::new(ladder.renditions()[0].width, ladder.renditions()[0].height);
+    let total = match cfg.max_frames {
+        Some(m) => m.min(decoder.declared_frames().max(m)),
+        None => decoder.declared_frames(),
+    };
+    progress(ProgressEvent::Started { total_frames: total });
+    let mut frames_per_position: Vec<u32> = Vec::new();
+    let mut mark_time = 0f64;
+    let mut index: u64 = 0;
+    while cfg.max_frames.is_none_or(|m| index < m) {
+        let Some(frame) = decoder.next_frame()? else { break };
+        let position = cfg.segment.position_at(index as i64 * i64::from(fr.den), i64::from(fr.num));
+        let p = position.get() as usize;
+        let boundary = p >= frames_per_position.len();
+        if boundary {
+            if p != frames_per_position.len() {
+                return Err(EmbedError::Mismatch("frame timing skipped a whole position"));
+            }
+            if position.to_wire().is_none() {
+                return Err(EmbedError::TooManyPositions(position.get()));
+            }
+            frames_per_position.push(0);
+        }
+        frames_per_position[p] += 1;
+        for (ji, job) in jobs.iter_mut().enumerate() {
+            let scaled = match job.scaler.as_mut() {
+                Some(s) => s.scale(&frame)?,
+                None => frame.clone(),
+            };
+            let t0 = Instant::now();
+            let (w, h) = (job.r.width, job.r.height);
+            match (&scaled.y, &mut job.buf_a, &mut job.buf_b) {
+                (Samples::U8(y), Samples::U8(a), Samples::U8(b)) => {
+                    let plane = LumaPlane::new(y, w, h, w, bit_depth)?;
+                    let mask = embedder.mask(&plane);
+                    embedder.mark_into(&plane, &mask, position, a, b)?;
+                    if ji == 0 {
+                        reference.add_frame(position, y, w, h, bit_depth, &mask, w, h)?;
+                    }
+                }
+                (Samples::U16(y), Samples::U16(a), Samples::U16(b)) => {
+                    let plane = LumaPlane::new(y, w, h, w, bit_depth)?;
+                    let mask = embedder.mask(&plane);
+                    embedder.mark_into(&plane, &mask, position, a, b)?;
+                    if ji == 0 {
+                        reference.add_frame(position, y, w, h, bit_depth, &mask, w, h)?;
+                    }
+                }
+                _ => return Err(EmbedError::Mismatch("decoded sample type differs from the layout")),
+            }
+            mark_time += t0.elapsed().as_secs_f64();
+            let frame_a = VideoFrame { y: job.buf_a.clone(), ..scaled.clone() };
+            let frame_b = VideoFrame { y: job.buf_b.clone(), ..scaled };
+            for (enc, f) in job.enc.iter_mut().zip([&frame_a, &frame_b]) {
+                if let Some(e) = enc.as_mut() {
+                    e.encode(f, index as i64, boundary)?;
+                }
+            }
+        }
+        index += 1;
+        if index % 8 == 0 {
+            progress(ProgressEvent::Frames(index));
+        }
+    }
+    progress(ProgressEvent::Frames(index));
+    if index == 0 {
+        return Err(EmbedError::Mismatch("the input has no frames"));
+    }
+    progress(ProgressEvent::Stage("packaging segments"));
+    let mut summaries = Vec::new();
+    let mut manifests = Vec::new();
+    let mut timescale = 0;
+    for job in &mut jobs {
+        let dir = staging.join(&job.r.name);
+        let mut tracks = Vec::new();
+        for (enc, frag) in job.enc.iter_mut().zip(&job.frag) {
+            if let Some(e) = enc.take() {
+                e.finish()?;
+            }
+            let bytes = std::fs::read(frag).map_err(io(frag))?;
+            tracks.push(cmaf::split(&bytes)?);
+            std::fs::remove_file(frag).map_err(io(frag))?;
+        }
+        let (a, b) = (&tracks[0], &tracks[1]);
+        check_track(a, &frames_per_position, &job.r.name)?;
+        check_track(b, &frames_per_position, &job.r.name)?;
+        timescale = a.timescale;
+        let durations: Vec<u64> = a.fragments.iter().map(|f| f.duration).collect();
+        if durations != b.fragments.iter().map(|f| f.duration).collect::<Vec<_>>() || a.timescale != b.timescale {
+            return Err(EmbedError::Encoder(format!("{}: A and B segment timing differs", job.r.name)));
+        }
+        let sidecar_dir = dir.join(SIDECAR_DIR);
+        std::fs::create_dir_all(&sidecar_dir).map_err(io(&sidecar_dir))?;
+        let mut peak = 0u64;
+        let mut bytes = [0u64; 2];
+        for (variant, track) in Variant::BOTH.into_iter().zip(&tracks) {
+            let vdir = dir.join(variant.dir());
+            std::fs::create_dir_all(&vdir).map_err(io(&vdir))?;
+            let init = vdir.join(manifest::INIT_NAME);
+            std::fs::write(&init, &track.init).map_err(io(&init))?;
+            for (p, frag) in track.fragments.iter().enumerate() {
+                let wire = Position::new(p as u32).to_wire().ok_or(EmbedError::TooManyPositions(p as u32))?;
+                let wmpi = PaceInfo::new(variant.id(), Some(wire), true, true).to_wmpi_box()?;
+                let seg = cmaf::media_segment(frag, &[&wmpi]);
+                let path = vdir.join(manifest::segment_name(p as u32));
+                std::fs::write(&path, &seg).map_err(io(&path))?;
+                bytes[variant.id() as usize] += seg.len() as u64;
+                let secs = frag.duration as f64 / f64::from(track.timescale);
+                if secs > 0.0 {
+                    peak = peak.max((seg.len() as f64 * 8.0 / secs) as u64);
+                }
+            }
+        }
+        for p in 0..durations.len() {
+            let wire = Position::new(p as u32).to_wire().ok_or(EmbedError::TooManyPositions(p as u32))?;
+            let path = sidecar_dir.join(manifest::segment_name(p as u32));
+            std::fs::write(&path, Sidecar::for_discrete_segment(Some(wire)).to_cbor()?).map_err(io(&path))?;
+        }
+        let init_sidecar = sidecar_dir.join(manifest::INIT_NAME);
+        std::fs::write(&init_sidecar, Sidecar::for_discrete_segment(None).to_cbor()?).map_err(io(&init_sidecar))?;
+        let total_secs = durations.iter().sum::<u64>() as f64 / f64::from(timescale);
+        let average = (bytes[0].max(bytes[1]) as f64 * 8.0 / total_secs.max(1e-9)) as u64;
+        let m = RenditionManifest {
+            name: job.r.name.clone(),
+            width: job.r.width,
+            height: job.r.height,
+            codec: a.codec.clone(),
+            peak_bps: peak,
+            average_bps: average,
+            durations: durations.clone(),
+        };
+        let pl = dir.join(manifest::MEDIA_PLAYLIST);
+        std::fs::write(&pl, manifest::hls_media(&m, timescale)?).map_err(io(&pl))?;
+        summaries.push(RenditionSummary {
+            name: job.r.name.clone(),
+            width: job.r.width,
+            height: job.r.height,
+            codec: a.codec.clone(),
+            segments: durations.len(),
+            bytes_a: bytes[0],
+            bytes_b: bytes[1],
+            peak_bps: peak,
+            average_bps: average,
+        });
+        manifests.push(m);
+    }
+    progress(ProgressEvent::Stage("writing manifests"));
+    let master = staging.join(manifest::MASTER_PLAYLIST);
+    std::fs::write(&master, manifest::hls_master(&manifests, fr.as_f64())?).map_err(io(&master))?;
+    let mpd = staging.join(manifest::MPD_NAME);
+    std::fs::write(&mpd, manifest::dash_mpd(&manifests, timescale, (fr.num, fr.den))?).map_err(io(&mpd))?;
+    progress(ProgressEvent::Stage("writing the reference index"));
+    let _meta: ReferenceMeta = reference.write(
+        &staging.join("reference"),
+        cfg.title.as_str(),
+        key.version().get(),
+        cfg.segment.as_millis(),
+        [fr.num, fr.den],
+    )?;
+    let summary = EmbedSummary {
+        title: cfg.title.to_string(),
+        key_version: key.version().get(),
+        output: output.into(),
+        codec: cfg.codec.name().into(),
+        segment_ms: cfg.segment.as_millis(),
+        frame_rate: [fr.num, fr.den],
+        frames: index,
+        positions: frames_per_position.len() as u32,
+        duration_seconds: index as f64 / fr.as_f64(),
+        renditions: summaries,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        mark_seconds: mark_time,
+        timescale,
+    };
+    let title_json = staging.join("title.json");
+    let json = serde_json::to_vec_pretty(&summary).map_err(|e| EmbedError::Serialize(e.to_string()))?;
+    std::fs::write(&title_json, json).map_err(io(&title_json))?;
+    Ok(summary)
+}
+
+fn check_track(t: &cmaf::Track, frames: &[u32], name: &str) -> Result<(), EmbedError> {
+    if t.fragments.len() != frames.len() {
+        return Err(EmbedError::Encoder(format!(
+            "{name}: the encoder wrote {} segments for {} positions (a keyframe was not where it belongs)",
+            t.fragments.len(),
+            frames.len()
+        )));
+    }
+    for (p, (f, &n)) in t.fragments.iter().zip(frames).enumerate() {
+        if f.samples != n || !f.starts_with_sync {
+            return Err(EmbedError::Encoder(format!(
+                "{name}: segment {p} has {} frames (expected {n}) and {} with a keyframe",
+                f.samples,
+                if f.starts_with_sync { "starts" } else { "does not start" }
+            )));
+        }
+    }
+    Ok(())
+}
