@@ -10,6 +10,10 @@
 //!   every rendition of a ladder shares positions.
 //! - [`variant`]: [`Variant`] A or B.
 //! - [`pattern`]: the keyed, resolution-independent mark [`Pattern`] of a (title, position).
+//! - [`codeword`]: the Tardos anti-collusion [`Codebook`]: keyed biases per position and each
+//!   session's bit, O(1) per (session, position) from a seekable BLAKE3 XOF.
+//! - [`token`]: TS 104 002 session tokens (CWT, HMAC-256/256 or ES256).
+//! - [`wmpaceinfo`]: TS 104 002 WMPaceInfo: the `wmpi` box, CBOR sidecars, headers.
 //!
 //! ```
 //! use leaktrace_core::{MasterKey, KeyVersion, TitleId, SegmentDuration, Pattern, Position};
@@ -27,13 +31,16 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod codeword;
 pub mod id;
 pub mod key;
 pub mod pattern;
 pub mod position;
+pub mod token;
 pub mod variant;
 pub mod wmpaceinfo;
 
+pub use codeword::{Codebook, SessionId, TardosParams};
 pub use id::TitleId;
 pub use key::{DerivedKey, KeyVersion, MasterKey, Purpose};
 pub use pattern::{GRID_COLS, GRID_ROWS, Pattern};

@@ -35,11 +35,37 @@ impl Variant {
     }
 
     /// The origin directory of the variant, `a` or `b` (`variantPath` without the slash).
-    pub fn dir(self) -> &'static str {
+    pub const fn dir(self) -> &'static str {
         match self {
             Variant::A => "a",
             Variant::B => "b",
         }
+    }
+
+    /// The variant for a codeword bit: `false`/0 is A, `true`/1 is B.
+    pub const fn from_bit(bit: bool) -> Self {
+        if bit { Variant::B } else { Variant::A }
+    }
+
+    /// The codeword bit: 0 for A, 1 for B.
+    pub const fn bit(self) -> u8 {
+        match self {
+            Variant::A => 0,
+            Variant::B => 1,
+        }
+    }
+
+    /// The other variant.
+    pub const fn other(self) -> Self {
+        match self {
+            Variant::A => Variant::B,
+            Variant::B => Variant::A,
+        }
+    }
+
+    /// The lower-case id used in paths, `"a"` or `"b"`.
+    pub const fn as_str(self) -> &'static str {
+        self.dir()
     }
 
     /// The sign the variant gives the pattern: +1 for A, -1 for B.
