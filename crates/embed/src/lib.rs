@@ -46,7 +46,7 @@ pub mod reference;
 
 pub use mark::{KernelSample, RenderedPattern, Scratch};
 pub use mask::{Mask, MaskParams};
-pub use pipeline::{EmbedSummary, PipelineConfig, ProgressEvent, embed_file};
+pub use pipeline::{EmbedSummary, PipelineConfig, PlainSummary, ProgressEvent, embed_file, encode_plain};
 pub use plane::{LumaPlane, Sample};
 pub use reference::Reference;
 

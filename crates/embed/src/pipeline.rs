@@ -463,3 +463,72 @@ fn check_track(t: &cmaf::Track, frames: &[u32], name: &str) -> Result<(), EmbedE
     }
     Ok(())
 }
+
+/// What [`encode_plain`] did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlainSummary {
+    /// Frames encoded per rendition.
+    pub frames: u64,
+    /// One fragmented MP4 per rendition, largest first.
+    pub files: Vec<PathBuf>,
+    /// Wall time (s).
+    pub elapsed_seconds: f64,
+}
+
+/// Encodes `input` once per rendition with exactly the settings [`embed_file`] uses for A and
+/// B, but unmarked: the baseline for invisibility (A vs plain, B vs plain) and for the cost
+/// of the A/B pair. Writes `<rendition>.mp4` (fragmented MP4) into `dir`, which must exist.
+pub fn encode_plain(input: &Path, dir: &Path, cfg: &PipelineConfig) -> Result<PlainSummary, EmbedError> {
+    let started = Instant::now();
+    let mut decoder = Decoder::open(input)?;
+    let (sw, sh) = decoder.size();
+    crate::plane::check_geometry(sw, sh)?;
+    let ladder = match &cfg.ladder {
+        Some(spec) => Ladder::parse(spec, sw, sh)?,
+        None => Ladder::default_for(sw, sh),
+    };
+    let layout = decoder.layout();
+    let fr = decoder.frame_rate();
+    let seg_frames = (cfg.segment.as_secs_f64() * fr.as_f64()).ceil() as u32;
+    let preset = cfg.preset.clone().unwrap_or_else(|| cfg.codec.default_preset().to_string());
+    let mut jobs = Vec::new();
+    let mut files = Vec::new();
+    for r in ladder.renditions() {
+        let path = dir.join(format!("{}.mp4", r.name));
+        let ecfg = EncoderConfig {
+            codec: cfg.codec,
+            width: r.width,
+            height: r.height,
+            layout,
+            frame_rate: fr,
+            crf: cfg.crf(),
+            preset: preset.clone(),
+            max_segment_frames: seg_frames,
+            threads: cfg.threads,
+            max_kbps: r.max_kbps,
+        };
+        let scaler = if (r.width, r.height) == (sw, sh) { None } else { Some(Scaler::new((sw, sh), (r.width, r.height), layout)?) };
+        jobs.push((Encoder::create(&path, &ecfg)?, scaler));
+        files.push(path);
+    }
+    let mut index = 0u64;
+    let mut last_position = None;
+    while cfg.max_frames.is_none_or(|m| index < m) {
+        let Some(frame) = decoder.next_frame()? else { break };
+        let position = cfg.segment.position_at(index as i64 * i64::from(fr.den), i64::from(fr.num));
+        let boundary = last_position != Some(position);
+        last_position = Some(position);
+        for (enc, scaler) in &mut jobs {
+            let f = match scaler.as_mut() {
+                Some(s) => s.scale(&frame)?,
+                None => frame.clone(),
+            };
+            enc.encode(&f, index as i64, boundary)?;
+        }
+        index += 1;
+    }
+    for (enc, _) in jobs {
+        enc.finish()?;
+    }
+    Ok(PlainSummary { frames: index, files, elapsed_seconds: started.elapsed().as_secs_f64() })
+}

@@ -1,0 +1,80 @@
+//! The mark is really there: re-encode A and B at x264 CRF 40 and check, on every segment,
+//! that the correlation with the position's expected mark has the right sign (the seed of
+//! detect). Real content from the corpus: the Big Buck Bunny trailer (720p) and a 1080p pan
+//! over a natural photograph.
+
+mod common;
+
+use common::*;
+use leaktrace_core::{KeyVersion, MasterKey, Position, SegmentDuration, TitleId};
+use leaktrace_embed::reference::downsample;
+use leaktrace_embed::{PipelineConfig, Reference, embed_file};
+use leaktrace_media::{Decoder, Samples};
+use std::path::Path;
+
+/// Decodes `file` and returns, per position, the mean frame at the statistics size.
+fn position_means(file: &Path, reference: &Reference) -> Vec<Vec<f32>> {
+    let (sw, sh) = (reference.meta.stats_size[0], reference.meta.stats_size[1]);
+    let seg = SegmentDuration::from_millis(reference.meta.segment_ms).unwrap();
+    let [num, den] = reference.meta.frame_rate;
+    let mut dec = Decoder::open(file).unwrap();
+    let (w, h) = dec.size();
+    let mut sums: Vec<(u32, Vec<f64>)> = Vec::new();
+    let mut i = 0i64;
+    while let Some(f) = dec.next_frame().unwrap() {
+        let p = seg.position_at(i * i64::from(den), i64::from(num)).get() as usize;
+        let ds = match &f.y {
+            Samples::U8(y) => downsample(y, w, h, 0, sw, sh),
+            Samples::U16(y) => downsample(y, w, h, 2, sw, sh),
+        };
+        if sums.len() <= p {
+            sums.resize(p + 1, (0, vec![0.0; sw * sh]));
+        }
+        sums[p].0 += 1;
+        sums[p].1.iter_mut().zip(&ds).for_each(|(a, &v)| *a += f64::from(v));
+        i += 1;
+    }
+    sums.into_iter().map(|(n, s)| s.into_iter().map(|v| (v / f64::from(n.max(1))) as f32).collect()).collect()
+}
+
+fn check(clip: &str, ladder: &str, frames: u64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = MasterKey::from_bytes([0x11; 32], KeyVersion::new(1));
+    let title = TitleId::new("survival-test").unwrap();
+    let mut cfg = PipelineConfig::new(title.clone());
+    cfg.ladder = Some(ladder.into());
+    cfg.preset = Some("fast".into());
+    cfg.max_frames = Some(frames);
+    let out = tmp.path().join("pkg");
+    let summary = embed_file(&corpus(clip), &out, &key, &cfg, &mut |_| {}).unwrap();
+    let reference = Reference::load(&out.join("reference")).unwrap();
+    let pattern_key = key.pattern_key(&title);
+    let rendition = &summary.renditions[0].name;
+    let mut worst = f64::MAX;
+    for (variant, sign) in [("a", 1.0), ("b", -1.0)] {
+        let dir = out.join(rendition).join(variant);
+        let joined = tmp.path().join(format!("{variant}.mp4"));
+        concat(&dir.join("init.mp4"), &segments(&dir), &joined);
+        let attacked = tmp.path().join(format!("{variant}-crf40.mp4"));
+        ffmpeg(&["-i", joined.to_str().unwrap(), "-c:v", "libx264", "-preset", "medium", "-crf", "40", attacked.to_str().unwrap()]);
+        let means = position_means(&attacked, &reference);
+        assert_eq!(means.len() as u32, summary.positions);
+        for (p, m) in means.iter().enumerate() {
+            let c = reference.correlate(&pattern_key, Position::new(p as u32), m).unwrap();
+            eprintln!("{clip} {variant} position {p}: correlation {c:+.3}");
+            assert!(c * sign > 0.0, "{clip} variant {variant} position {p}: wrong sign ({c:+.3})");
+            worst = worst.min(c * sign);
+        }
+    }
+    eprintln!("{clip}: weakest correct-sign correlation after CRF 40: {worst:.3}");
+}
+
+#[test]
+fn mark_survives_crf40_on_the_bbb_trailer_720p() {
+    check("trailer_bbb_20s.mp4", "720p", 288);
+}
+
+#[test]
+fn mark_survives_crf40_on_a_natural_1080p_pan() {
+    check("flower_pan_1080p.mp4", "1080p", 240);
+}
