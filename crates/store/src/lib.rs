@@ -1,1 +1,103 @@
-//! leaktrace-store
+//! Persistent store of leaktrace: titles and the sessions issued for them.
+//!
+//! One [`Store`] type fronts two backends with the same schema:
+//!
+//! - **SQLite** (the default, one file): `sqlite:///var/lib/leaktrace/store.sqlite`
+//!   or `sqlite:relative/path.sqlite`. The file is created if missing and opened
+//!   with the WAL journal (readers never block the writer), `synchronous = FULL`,
+//!   foreign keys on, and a busy timeout.
+//! - **PostgreSQL** (several workers or hosts): `postgres://user:password@host/db`.
+//!
+//! [`Store::open`] connects and applies the embedded migrations (the SQL under
+//! `migrations/sqlite` and `migrations/postgres` is compiled into the crate, so an
+//! installed binary needs no files beside it).
+//!
+//! # Records
+//!
+//! - [`Title`]: a piece of content as embedded (segment duration, number of
+//!   positions, key version, where its reference index lives).
+//! - [`Session`]: one viewing session of a title: the id carried by the token,
+//!   the account behind it, issue/expiry times and key version.
+//!
+//! Timestamps are UTC unix seconds (`i64`) on both backends; no date-time type
+//! mapping is involved.
+//!
+//! # Durability
+//!
+//! [`Store::insert_session`] returns only after the commit reached stable
+//! storage: a session whose token was handed out is never lost, since the
+//! detector can only accuse sessions it finds here. SQLite runs with
+//! `synchronous = FULL` rather than `NORMAL` for that reason: in WAL mode
+//! `NORMAL` survives a crash of the process but may lose the last commits on a
+//! power cut or kernel crash; `FULL` fsyncs the WAL at every commit. The cost is
+//! one fsync per commit; bulk callers use [`Store::insert_sessions`] (one
+//! transaction). On PostgreSQL every connection sets `synchronous_commit = on`.
+//!
+//! # Large titles
+//!
+//! The detector scores every session of a title (10⁶ or more). Use
+//! [`Store::sessions_for_title`], a stream of batches fetched by keyset
+//! pagination, never a `Vec` of everything.
+//!
+//! # Errors
+//!
+//! All methods return [`StoreError`]. URLs in errors are passed through
+//! [`redact_url`], so a password never reaches a log.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use futures_util::TryStreamExt;
+//! use leaktrace_store::{NewSession, NewTitle, Store, StoreError};
+//!
+//! # async fn run() -> Result<(), StoreError> {
+//! let store = Store::open("sqlite:///var/lib/leaktrace/store.sqlite").await?;
+//! store
+//!     .upsert_title(&NewTitle {
+//!         title_id: "bbb".into(),
+//!         name: "Big Buck Bunny".into(),
+//!         segment_duration_ms: 2000,
+//!         position_count: 298,
+//!         key_version: 1,
+//!         reference_path: Some("/srv/ref/bbb.refidx".into()),
+//!     })
+//!     .await?;
+//!
+//! // Playback service: record the session, then issue its token.
+//! store
+//!     .insert_session(&NewSession {
+//!         session_id: "s-0001".into(),
+//!         title_id: "bbb".into(),
+//!         account_ref: "acct-42".into(),
+//!         issued_at: 1_767_225_600,
+//!         expires_at: 1_767_229_200,
+//!         key_version: 1,
+//!     })
+//!     .await?;
+//!
+//! // Detector: walk every session of the title, 10 000 at a time.
+//! let mut batches = std::pin::pin!(store.sessions_for_title("bbb", 10_000));
+//! while let Some(batch) = batches.try_next().await? {
+//!     for session in &batch {
+//!         let _ = (&session.session_id, &session.account_ref);
+//!     }
+//! }
+//! assert_eq!(store.count_sessions("bbb").await?, 1);
+//! store.close().await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod error;
+mod location;
+mod model;
+mod sql;
+mod store;
+
+pub use error::{ACCEPTED_URLS, StoreError};
+pub use location::redact_url;
+pub use model::{NewSession, NewTitle, Session, Title};
+pub use store::{Backend, Store, StoreOptions};
+
+/// Schema version this build migrates to.
+pub const SCHEMA_VERSION: i64 = 1;

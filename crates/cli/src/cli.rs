@@ -1,0 +1,101 @@
+//! Command-line definitions.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// leaktrace: invisible A/B forensic watermarks for streaming, leak detection and takedown.
+#[derive(Debug, Parser)]
+#[command(name = "leaktrace", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (default: $LEAKTRACE_CONFIG, then ./leaktrace.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a working directory: config, a new 32-byte master key (mode 0600), an empty database.
+    Init(InitArgs),
+    /// Encode a mezzanine into watermarked A/B variants (TS 104 002 HLS + DASH package).
+    Embed(EmbedArgs),
+    /// Measurements (see docs/BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `leaktrace init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to initialise (created if missing).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Shared encoding options.
+#[derive(Debug, Args, Clone)]
+pub struct EncodeOpts {
+    /// Title id (1-128 characters from A-Z a-z 0-9 . _ ~ -).
+    #[arg(long)]
+    pub title: String,
+    /// Renditions, largest first, e.g. 1080p,720p,480p (default: up to three standard rungs not above the source).
+    #[arg(long)]
+    pub ladder: Option<String>,
+    /// Segment (position) duration, 1s to 6s, e.g. 2s or 2000ms.
+    #[arg(long, default_value = "2s")]
+    pub segment: String,
+    /// Codec: h264, hevc or av1.
+    #[arg(long, default_value = "h264")]
+    pub codec: String,
+    /// Constant rate factor (default 20 for h264, 22 for hevc, 30 for av1).
+    #[arg(long)]
+    pub crf: Option<u8>,
+    /// Encoder preset (x264/x265 names, SVT-AV1 0-13).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Codec threads per encoder (0 = automatic).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Only the first N frames (for quick trials).
+    #[arg(long, value_name = "N")]
+    pub max_frames: Option<u64>,
+}
+
+/// `leaktrace embed`.
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// The mezzanine (any container/codec FFmpeg reads).
+    pub mezzanine: PathBuf,
+    /// Output directory (must not exist, or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub encode: EncodeOpts,
+    /// Print a JSON summary on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `leaktrace bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// A/B pair encode time / plain single encode time, same input and settings, one run.
+    Encode(BenchEncodeArgs),
+}
+
+/// `leaktrace bench encode`.
+#[derive(Debug, Args)]
+pub struct BenchEncodeArgs {
+    /// Input video.
+    pub input: PathBuf,
+    #[command(flatten)]
+    pub encode: EncodeOpts,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,72 @@
+//! Subcommand implementations.
+
+mod bench;
+mod embed;
+mod init;
+pub mod store;
+
+use crate::cli::{BenchCommand, Cli, Command, EncodeOpts};
+use crate::exit::{Code, UsageError};
+use anyhow::Result;
+use leaktrace_core::{SegmentDuration, TitleId};
+use leaktrace_embed::PipelineConfig;
+use leaktrace_media::Codec;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<Code> {
+    match cli.command {
+        Command::Init(a) => init::run(&a),
+        Command::Embed(a) => embed::run(cli.config.as_deref(), &a),
+        Command::Bench(BenchCommand::Encode(a)) => bench::encode(cli.config.as_deref(), &a),
+    }
+}
+
+/// Parses `2s`, `2000ms` or `1.5s` into a segment duration (1 to 6 s).
+pub fn parse_segment(s: &str) -> Result<SegmentDuration> {
+    let t = s.trim();
+    let ms = if let Some(v) = t.strip_suffix("ms") {
+        v.trim().parse::<u64>().ok()
+    } else if let Some(v) = t.strip_suffix('s') {
+        v.trim().parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0).map(|x| (x * 1000.0).round() as u64)
+    } else {
+        None
+    };
+    let ms = ms.ok_or_else(|| UsageError(format!("invalid segment duration {s:?} (expected e.g. 2s or 2000ms, from 1s to 6s)")))?;
+    SegmentDuration::from_millis(ms).map_err(|e| UsageError(e.to_string()).into())
+}
+
+/// Validated pipeline settings from the shared options.
+pub fn pipeline_config(o: &EncodeOpts) -> Result<PipelineConfig> {
+    let title = TitleId::new(o.title.clone()).map_err(|e| UsageError(e.to_string()))?;
+    let codec: Codec = o.codec.parse().map_err(|e: leaktrace_media::MediaError| UsageError(e.to_string()))?;
+    let mut cfg = PipelineConfig::new(title);
+    cfg.segment = parse_segment(&o.segment)?;
+    cfg.codec = codec;
+    if let Some(crf) = o.crf {
+        let r = codec.crf_range();
+        if !r.contains(&crf) {
+            return Err(UsageError(format!("crf {crf} out of range for {} (expected {} to {})", codec.name(), r.start(), r.end())).into());
+        }
+    }
+    cfg.crf = o.crf;
+    cfg.preset = o.preset.clone();
+    cfg.ladder = o.ladder.clone();
+    cfg.threads = o.threads;
+    cfg.max_frames = o.max_frames;
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_parsing() {
+        assert_eq!(parse_segment("2s").unwrap().as_millis(), 2000);
+        assert_eq!(parse_segment("1500ms").unwrap().as_millis(), 1500);
+        assert_eq!(parse_segment("6s").unwrap().as_millis(), 6000);
+        for bad in ["7s", "0s", "abc", "2", "-1s", "NaNs"] {
+            assert!(parse_segment(bad).is_err(), "{bad}");
+        }
+    }
+}

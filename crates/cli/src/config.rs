@@ -1,0 +1,110 @@
+//! The working directory's configuration and master key.
+
+use crate::exit::ConfigError;
+use anyhow::{Context, Result};
+use leaktrace_core::{KeyVersion, MasterKey};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Default config file name.
+pub const CONFIG_NAME: &str = "leaktrace.toml";
+
+/// `leaktrace.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Master key.
+    pub keys: Keys,
+    /// Database.
+    pub store: Store,
+}
+
+/// `[keys]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keys {
+    /// Key file, relative to the config file.
+    pub file: PathBuf,
+    /// Key version (rotations increment it).
+    pub version: u32,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    /// `sqlite://path` (relative to the config file) or `postgres://...`.
+    pub url: String,
+}
+
+/// A loaded configuration with the directory it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Parsed config.
+    pub config: Config,
+    /// Directory of the config file.
+    pub dir: PathBuf,
+}
+
+impl Loaded {
+    /// Finds and parses the configuration.
+    pub fn find(explicit: Option<&Path>) -> Result<Self> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None => match std::env::var_os("LEAKTRACE_CONFIG") {
+                Some(p) => PathBuf::from(p),
+                None => PathBuf::from(CONFIG_NAME),
+            },
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError(format!("cannot read {} ({e}); run `leaktrace init` or pass --config", path.display()))
+        })?;
+        let config: Config = toml::from_str(&text)
+            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.message())))?;
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+        Ok(Self { config, dir })
+    }
+
+    /// Loads the master key, refusing a key file others can read.
+    pub fn master_key(&self) -> Result<MasterKey> {
+        let path = self.dir.join(&self.config.keys.file);
+        let meta = std::fs::metadata(&path).map_err(|e| ConfigError(format!("cannot read key file {} ({e})", path.display())))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(ConfigError(format!(
+                    "key file {} is accessible to others (mode {mode:o}); run chmod 600 on it",
+                    path.display()
+                ))
+                .into());
+            }
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError(format!("cannot read key file {} ({e})", path.display())))?;
+        MasterKey::from_hex(&text, KeyVersion::new(self.config.keys.version))
+            .map_err(|e| ConfigError(format!("key file {}: {e}", path.display())).into())
+    }
+}
+
+/// Writes a new key file with mode 0600, refusing to overwrite an existing one.
+pub fn write_new_key(path: &Path, key: &MasterKey) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::Error::new(ConfigError(format!("{} already exists; refusing to overwrite a master key", path.display())))
+        } else {
+            anyhow::Error::new(e).context(format!("creating key file {}", path.display()))
+        }
+    })?;
+    writeln!(f, "{}", key.to_hex()).context("writing the key file")?;
+    f.sync_all().context("syncing the key file")?;
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! Exit codes. Stable: scripts rely on them.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success (for `detect`, also "no accusation", which is a verdict, not a failure) |
+//! | 1 | unexpected internal failure |
+//! | 2 | usage: bad arguments or options (clap uses 2 too) |
+//! | 3 | bad input: missing, empty, truncated or unreadable media, unsupported format |
+//! | 4 | output: the output location cannot be written or is not empty |
+//! | 5 | configuration or key problem |
+
+use leaktrace_embed::EmbedError;
+use leaktrace_media::MediaError;
+
+/// A process exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    Success = 0,
+    Internal = 1,
+    Usage = 2,
+    Input = 3,
+    Output = 4,
+    Config = 5,
+}
+
+impl From<Code> for std::process::ExitCode {
+    fn from(c: Code) -> Self {
+        std::process::ExitCode::from(c as u8)
+    }
+}
+
+/// A usage error raised by our own validation (one line, exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// A configuration error (exit 5).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn media(e: &MediaError) -> Code {
+    match e {
+        MediaError::UnknownCodec(_) | MediaError::InvalidSetting(_) => Code::Usage,
+        MediaError::EncoderMissing(_) | MediaError::Ffmpeg { .. } | MediaError::BadMp4(_) => Code::Internal,
+        _ => Code::Input,
+    }
+}
+
+/// Maps an error chain to its exit code.
+pub fn classify(err: &anyhow::Error) -> Code {
+    for cause in err.chain() {
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return Code::Usage;
+        }
+        if cause.downcast_ref::<ConfigError>().is_some() {
+            return Code::Config;
+        }
+        if let Some(e) = cause.downcast_ref::<EmbedError>() {
+            return match e {
+                EmbedError::Media(m) => media(m),
+                EmbedError::Ladder(_) => Code::Usage,
+                EmbedError::OutputNotEmpty(_) | EmbedError::Io { .. } => Code::Output,
+                EmbedError::FrameSize { .. } | EmbedError::UnsupportedBitDepth(_) | EmbedError::TooManyPositions(_) => Code::Input,
+                _ => Code::Internal,
+            };
+        }
+        if let Some(m) = cause.downcast_ref::<MediaError>() {
+            return media(m);
+        }
+    }
+    Code::Internal
+}
