@@ -35,6 +35,7 @@ impl Decoder {
         let fr = frame_rate(&stream).ok_or_else(|| MediaError::FrameRate(path.into()))?;
         let declared_frames = u64::try_from(stream.frames()).unwrap_or(0);
         let mut ctx = ffm::codec::context::Context::from_parameters(stream.parameters()).map_err(ff("reading codec parameters"))?;
+        crate::probe::check_is_video(path, input.format().name(), ctx.id())?;
         ctx.set_threading(ffm::codec::threading::Config { kind: ffm::codec::threading::Type::Frame, count: 0, ..Default::default() });
         let decoder = ctx.decoder().video().map_err(|e| MediaError::NotMedia { path: path.into(), reason: format!("no decoder for its video ({e})") })?;
         let pix = decoder.format();

@@ -106,12 +106,21 @@ pub(crate) fn ff(doing: &'static str) -> impl FnOnce(ffmpeg_next::Error) -> Medi
     move |source| MediaError::Ffmpeg { doing, source }
 }
 
-/// Initialises FFmpeg once and quiets its logging to errors only.
+/// Initialises FFmpeg once. FFmpeg's own logging is off (leaktrace reports failures itself,
+/// on one line); set `LEAKTRACE_FFMPEG_LOG` to `error`, `warning`, `info` or `debug` to see it.
 pub fn init() {
+    use ffmpeg_next::util::log::Level;
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // init only registers components and cannot fail in FFmpeg >= 4.
         let _ = ffmpeg_next::init();
-        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
+        let level = match std::env::var("LEAKTRACE_FFMPEG_LOG").as_deref() {
+            Ok("error") => Level::Error,
+            Ok("warning") => Level::Warning,
+            Ok("info") => Level::Info,
+            Ok("debug") => Level::Debug,
+            _ => Level::Quiet,
+        };
+        ffmpeg_next::util::log::set_level(level);
     });
 }

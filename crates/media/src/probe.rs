@@ -84,6 +84,19 @@ pub(crate) fn open_input(path: &Path) -> Result<ffm::format::context::Input, Med
     })
 }
 
+/// Refuses inputs FFmpeg can "decode" that are not video files: text rendered by the `tty`
+/// demuxer (ANSI art) and still images.
+pub(crate) fn check_is_video(path: &Path, container: &str, codec: ffm::codec::Id) -> Result<(), MediaError> {
+    let still = container == "tty" || container == "image2" || container.ends_with("_pipe");
+    if still || matches!(codec, ffm::codec::Id::ANSI | ffm::codec::Id::TEXT) {
+        return Err(MediaError::NotMedia {
+            path: path.into(),
+            reason: format!("FFmpeg reads it as {container}/{}, not as a video stream", codec.name()),
+        });
+    }
+    Ok(())
+}
+
 /// Bits per sample of an FFmpeg pixel format (from its packed size and components).
 pub(crate) fn bit_depth(pix: ffm::format::Pixel) -> Option<u8> {
     let d = pix.descriptor()?;
@@ -109,6 +122,7 @@ pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
     let stream = input.streams().best(ffm::media::Type::Video).ok_or_else(|| MediaError::NoVideo(path.into()))?;
     let ctx = ffm::codec::context::Context::from_parameters(stream.parameters()).map_err(ff("reading codec parameters"))?;
     let codec = ctx.id().name().to_string();
+    check_is_video(path, input.format().name(), ctx.id())?;
     let video = ctx.decoder().video().map_err(|e| MediaError::NotMedia { path: path.into(), reason: format!("no decoder for its video ({e})") })?;
     let pix = video.format();
     let fr = frame_rate(&stream).ok_or_else(|| MediaError::FrameRate(path.into()))?;
