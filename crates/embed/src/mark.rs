@@ -7,7 +7,7 @@
 //! rounded change unbiased, so a sub-level amplitude still carries its full mean value at low
 //! spatial frequency, which is where the detector looks.
 
-use crate::mask::{BLOCK, Mask};
+use crate::mask::{Mask, block_size};
 use crate::{EmbedError, LumaPlane, Sample};
 use leaktrace_core::{DerivedKey, Pattern, Position};
 
@@ -99,7 +99,8 @@ pub fn mark_pair<S: KernelSample>(
     if pattern.width != w || pattern.height != h {
         return Err(EmbedError::Mismatch("pattern size differs from the frame size"));
     }
-    if mask.blocks_x() != w.div_ceil(BLOCK) || mask.blocks_y() != h.div_ceil(BLOCK) {
+    let block = block_size(w);
+    if mask.block() != block || mask.blocks_x() != w.div_ceil(block) || mask.blocks_y() != h.div_ceil(block) {
         return Err(EmbedError::Mismatch("mask size differs from the frame size"));
     }
     if out_a.len() < w * h || out_b.len() < w * h {
@@ -111,10 +112,10 @@ pub fn mark_pair<S: KernelSample>(
     let max = (1i32 << luma.bit_depth()) - 1;
     let amps = mask.amplitudes_q4();
     for y in 0..h {
-        if y % BLOCK == 0 {
-            let by = y / BLOCK;
+        if y % block == 0 {
+            let by = y / block;
             let row = &amps[by * mask.blocks_x()..(by + 1) * mask.blocks_x()];
-            for (chunk, &a) in scratch.amp.chunks_mut(BLOCK).zip(row) {
+            for (chunk, &a) in scratch.amp.chunks_mut(block).zip(row) {
                 chunk.fill(i16::from(a));
             }
         }

@@ -6,22 +6,65 @@ use crate::EmbedError;
 pub trait Sample: Copy + Send + Sync + 'static + sealed::Sealed {
     /// The sample as a `u32`.
     fn to_u32(self) -> u32;
+    /// The sample as a `u16`.
+    fn to_u16(self) -> u16;
     /// Bit depths this sample type may carry.
     const BIT_DEPTHS: std::ops::RangeInclusive<u8>;
+    /// Adds one row's samples and absolute gradients (to the right and down neighbours) to
+    /// per-column `u16` accumulators (enough for a few rows of 10-bit samples).
+    fn accumulate_columns(row: &[Self], below: &[Self], col_sum: &mut [u16], col_grad: &mut [u16]);
+}
+
+
+/// Per-pixel statistics in signed 16-bit lanes (samples are at most 10-bit), as plain indexed
+/// loops over equal-length slices so they vectorise with baseline SSE2.
+#[inline]
+fn accumulate_columns<S: Sample>(row: &[S], below: &[S], col_sum: &mut [u16], col_grad: &mut [u16]) {
+    let w = row.len().min(below.len()).min(col_sum.len()).min(col_grad.len());
+    if w == 0 {
+        return;
+    }
+    let (row, below, cs, cg) = (&row[..w], &below[..w], &mut col_sum[..w], &mut col_grad[..w]);
+    for i in 0..w {
+        let (a, b) = (row[i].to_u16() as i16, below[i].to_u16() as i16);
+        cs[i] = cs[i].wrapping_add(a as u16);
+        cg[i] = cg[i].wrapping_add((a.max(b) - a.min(b)) as u16);
+    }
+    let (left, right, g) = (&row[..w - 1], &row[1..w], &mut cg[..w - 1]);
+    for i in 0..w - 1 {
+        let (a, b) = (left[i].to_u16() as i16, right[i].to_u16() as i16);
+        g[i] = g[i].wrapping_add((a.max(b) - a.min(b)) as u16);
+    }
 }
 
 impl Sample for u8 {
     fn to_u32(self) -> u32 {
         u32::from(self)
     }
+    fn to_u16(self) -> u16 {
+        u16::from(self)
+    }
     const BIT_DEPTHS: std::ops::RangeInclusive<u8> = 8..=8;
+
+    #[inline]
+    fn accumulate_columns(row: &[u8], below: &[u8], col_sum: &mut [u16], col_grad: &mut [u16]) {
+        accumulate_columns(row, below, col_sum, col_grad);
+    }
 }
 
 impl Sample for u16 {
     fn to_u32(self) -> u32 {
         u32::from(self)
     }
+    fn to_u16(self) -> u16 {
+        self
+    }
     const BIT_DEPTHS: std::ops::RangeInclusive<u8> = 9..=10;
+
+    #[inline]
+    fn accumulate_columns(row: &[u16], below: &[u16], col_sum: &mut [u16], col_grad: &mut [u16]) {
+        accumulate_columns(row, below, col_sum, col_grad);
+    }
 }
 
 mod sealed {
