@@ -61,6 +61,10 @@ pub struct EncodeOpts {
     /// Codec threads per encoder (0 = automatic).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Mark strength relative to the default perceptual mask (0.1 to 4.0; 1.0 is the measured
+    /// default, see docs/BENCHMARKS.md).
+    #[arg(long, default_value_t = 1.0)]
+    pub strength: f32,
     /// Only the first N frames (for quick trials).
     #[arg(long, value_name = "N")]
     pub max_frames: Option<u64>,
@@ -86,6 +90,8 @@ pub struct EmbedArgs {
 pub enum BenchCommand {
     /// A/B pair encode time / plain single encode time, same input and settings, one run.
     Encode(BenchEncodeArgs),
+    /// Temporal change of the mark at segment boundaries versus inside segments.
+    Flicker(BenchFlickerArgs),
 }
 
 /// `leaktrace bench encode`.
@@ -95,6 +101,24 @@ pub struct BenchEncodeArgs {
     pub input: PathBuf,
     #[command(flatten)]
     pub encode: EncodeOpts,
+    /// Keep the outputs (plain/<rendition>.mp4 and the ab/ package) in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `leaktrace bench flicker`.
+#[derive(Debug, Args)]
+pub struct BenchFlickerArgs {
+    /// The marked encode (e.g. variant A's segments joined).
+    pub marked: PathBuf,
+    /// The plain encode at the same settings.
+    pub plain: PathBuf,
+    /// Segment duration of the package.
+    #[arg(long, default_value = "2s")]
+    pub segment: String,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

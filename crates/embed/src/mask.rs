@@ -40,6 +40,13 @@ impl Default for MaskParams {
     }
 }
 
+impl MaskParams {
+    /// The same mask with every amplitude multiplied by `factor`.
+    pub fn scaled(self, factor: f32) -> Self {
+        Self { strength: self.strength * factor, texture_gain: self.texture_gain * factor }
+    }
+}
+
 /// Per-block mark amplitudes of one frame.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mask {

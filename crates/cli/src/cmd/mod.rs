@@ -17,7 +17,8 @@ pub fn run(cli: Cli) -> Result<Code> {
     match cli.command {
         Command::Init(a) => init::run(&a),
         Command::Embed(a) => embed::run(cli.config.as_deref(), &a),
-        Command::Bench(BenchCommand::Encode(a)) => bench::encode(cli.config.as_deref(), &a),
+        Command::Bench(BenchCommand::Encode(a)) => bench::encode(&a),
+        Command::Bench(BenchCommand::Flicker(a)) => bench::flicker(&a),
     }
 }
 
@@ -53,6 +54,10 @@ pub fn pipeline_config(o: &EncodeOpts) -> Result<PipelineConfig> {
     cfg.ladder = o.ladder.clone();
     cfg.threads = o.threads;
     cfg.max_frames = o.max_frames;
+    if !(0.1..=4.0).contains(&o.strength) {
+        return Err(UsageError(format!("strength {} out of range (expected 0.1 to 4.0)", o.strength)).into());
+    }
+    cfg.mask = cfg.mask.scaled(o.strength);
     Ok(cfg)
 }
 

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole leaktrace test suite, from a fresh Debian 12 machine (run as root).
+#
+# Installs what is missing (Debian packages incl. PostgreSQL, the npm validators), fetches and
+# checks the test corpus, starts a throwaway PostgreSQL on loopback so the store tests run on
+# both backends, then runs rustfmt, clippy and every test of the workspace.
+#
+# Usage: bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+log() { printf '\n[test] %s\n' "$*"; }
+
+log "system packages"
+bash scripts/install-system-deps.sh postgresql
+
+log "test corpus"
+bash corpus/fetch.sh
+
+log "npm validators (hls-parser)"
+if [ ! -d tools/node_modules/hls-parser ]; then
+    (cd tools && npm ci --no-audit --no-fund)
+fi
+
+log "PostgreSQL on loopback"
+export LEAKTRACE_TEST_PG_URL
+LEAKTRACE_TEST_PG_URL="$(bash scripts/pg-test-server.sh start)"
+export LEAKTRACE_REQUIRE_PG=1
+trap 'bash scripts/pg-test-server.sh stop >/dev/null 2>&1 || true' EXIT
+
+log "rustfmt"
+cargo fmt --all -- --check
+
+log "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "tests"
+cargo test --workspace --locked --no-fail-fast
