@@ -40,12 +40,18 @@
 //!    only in `a/` is served to all; an A/B pair without a sidecar is a packaging error (500,
 //!    logged). The resolved file is canonicalized and must lie under the root (symbolic links
 //!    cannot escape).
+//! 5. Egress rewrite ([`egress`]): every top-level `wmpi` box of an ISOBMFF file becomes a
+//!    `free` box of the same size filled with 0xFF (TS 104 002 clause 5.6.5: in-band WMPaceInfo
+//!    is overwritten on egress). It carries the variant id, so serving it as is would tell the
+//!    viewer which variant it got; and Chromium's MSE rejects unknown top-level boxes. So a
+//!    served segment is byte-identical to the egress form of the `a/` or `b/` file, same
+//!    length.
 //!
 //! ## Response headers
 //!
 //! `Content-Type` (m3u8 `application/vnd.apple.mpegurl`, mpd `application/dash+xml`, m4s
 //! `video/iso.segment`, mp4 `video/mp4`), `Content-Length`, `Accept-Ranges: bytes`, `ETag` =
-//! quoted hex of the first 128 bits of BLAKE3 of the file's bytes (A and B differ, but nothing
+//! quoted hex of the first 128 bits of BLAKE3 of the bytes served (A and B differ, but nothing
 //! says which is which), `Cache-Control: private, max-age=86400` for media (`max-age=300` for
 //! manifests; the body depends on the token, so shared caches must not store it),
 //! `Vary: Authorization`, `X-Content-Type-Options: nosniff`, and CORS
@@ -91,6 +97,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+pub mod egress;
 mod package;
 pub mod path;
 pub mod range;

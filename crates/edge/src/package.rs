@@ -11,8 +11,9 @@ use bytes::Bytes;
 use leaktrace_core::wmpaceinfo::{SIDECAR_DIR, Sidecar};
 use leaktrace_core::{TitleId, Variant};
 
-use crate::EdgeError;
 use crate::path::Resource;
+use crate::{EdgeError, egress};
+use std::io::{Read, Seek};
 
 /// The package summary file `leaktrace embed` writes at the root of a package.
 pub const TITLE_JSON: &str = "title.json";
@@ -65,14 +66,17 @@ pub enum Located {
 /// A file loaded for serving.
 #[derive(Debug)]
 pub struct FileEntry {
-    /// The whole file, if it is small enough to cache; `None`: stream it from `path`.
+    /// The whole file as served (in-band WMPaceInfo neutralised, see [`crate::egress`]), if
+    /// it is small enough to cache; `None`: stream it from `path`.
     pub bytes: Option<Bytes>,
     /// Its length.
     pub len: u64,
-    /// Strong ETag: the first 128 bits of BLAKE3 of the bytes, quoted hex.
+    /// Strong ETag: the first 128 bits of BLAKE3 of the bytes served, quoted hex.
     pub etag: String,
     /// Canonical path.
     pub path: PathBuf,
+    /// `wmpi` boxes to neutralise while streaming (cached bytes are already rewritten).
+    pub patches: Vec<egress::Patch>,
     mtime: Option<SystemTime>,
     checked: RwLock<Instant>,
 }
@@ -299,16 +303,39 @@ impl Packages {
             return None;
         }
         let len = meta.len();
-        let (bytes, hash) = if len <= self.max_cached_file {
-            let data = std::fs::read(&canonical).ok()?;
+        let rewrite = canonical
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(egress::is_isobmff);
+        let (bytes, hash, patches) = if len <= self.max_cached_file {
+            let mut data = std::fs::read(&canonical).ok()?;
+            if rewrite {
+                egress::neutralize_wmpi(&mut data);
+            }
             let hash = blake3::hash(&data);
-            (Some(Bytes::from(data)), hash)
+            (Some(Bytes::from(data)), hash, Vec::new())
         } else {
+            let mut file = std::fs::File::open(&canonical).ok()?;
+            let patches = if rewrite {
+                egress::find_wmpi(&mut file, len).ok()?
+            } else {
+                Vec::new()
+            };
+            file.seek(std::io::SeekFrom::Start(0)).ok()?;
             let mut hasher = blake3::Hasher::new();
-            hasher
-                .update_reader(std::fs::File::open(&canonical).ok()?)
-                .ok()?;
-            (None, hasher.finalize())
+            let mut buf = vec![0u8; 1 << 20];
+            let mut pos = 0u64;
+            loop {
+                let n = file.read(&mut buf).ok()?;
+                if n == 0 {
+                    break;
+                }
+                let chunk = buf.get_mut(..n)?;
+                egress::apply(chunk, pos, &patches);
+                hasher.update(chunk);
+                pos += n as u64;
+            }
+            (None, hasher.finalize(), patches)
         };
         let hex: String = hash.as_bytes()[..16]
             .iter()
@@ -319,6 +346,7 @@ impl Packages {
             bytes,
             etag: format!("\"{hex}\""),
             path: canonical,
+            patches,
             mtime: meta.modified().ok(),
             checked: RwLock::new(Instant::now()),
         })

@@ -475,7 +475,7 @@ async fn serve_file(
                     None => return plain_error(StatusCode::INTERNAL_SERVER_ERROR, cors),
                 }
             }
-            None => stream_file(entry.path.clone(), start, end),
+            None => stream_file(entry.path.clone(), start, end, entry.patches.clone()),
         }
     };
     let mut r = builder
@@ -486,44 +486,51 @@ async fn serve_file(
 }
 
 /// Streams bytes `start..end` of a file too large for the cache.
-fn stream_file(path: PathBuf, start: u64, end: u64) -> Body {
+fn stream_file(path: PathBuf, start: u64, end: u64, patches: Vec<crate::egress::Patch>) -> Body {
     let state = (None::<tokio::fs::File>, path, start, end);
-    let stream = futures_util::stream::unfold(state, |(file, path, pos, end)| async move {
-        if pos >= end {
-            return None;
-        }
-        let mut file = match file {
-            Some(f) => f,
-            None => {
-                let opened = async {
-                    let mut f = tokio::fs::File::open(&path).await?;
-                    f.seek(SeekFrom::Start(pos)).await?;
-                    Ok::<_, std::io::Error>(f)
-                }
-                .await;
-                match opened {
-                    Ok(f) => f,
-                    Err(e) => return Some((Err(e), (None, path, end, end))),
-                }
+    let patches: Arc<[crate::egress::Patch]> = patches.into();
+    let stream = futures_util::stream::unfold(state, move |(file, path, pos, end)| {
+        let patches = patches.clone();
+        async move {
+            if pos >= end {
+                return None;
             }
-        };
-        let want = usize::try_from(end - pos)
-            .unwrap_or(STREAM_CHUNK)
-            .min(STREAM_CHUNK);
-        let mut buf = BytesMut::with_capacity(want);
-        match (&mut file).take(want as u64).read_buf(&mut buf).await {
-            Ok(0) => Some((
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "file shrank while being served",
+            let mut file = match file {
+                Some(f) => f,
+                None => {
+                    let opened = async {
+                        let mut f = tokio::fs::File::open(&path).await?;
+                        f.seek(SeekFrom::Start(pos)).await?;
+                        Ok::<_, std::io::Error>(f)
+                    }
+                    .await;
+                    match opened {
+                        Ok(f) => f,
+                        Err(e) => return Some((Err(e), (None, path, end, end))),
+                    }
+                }
+            };
+            let want = usize::try_from(end - pos)
+                .unwrap_or(STREAM_CHUNK)
+                .min(STREAM_CHUNK);
+            let mut buf = BytesMut::with_capacity(want);
+            match (&mut file).take(want as u64).read_buf(&mut buf).await {
+                Ok(0) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "file shrank while being served",
+                    )),
+                    (None, path, end, end),
                 )),
-                (None, path, end, end),
-            )),
-            Ok(n) => Some((
-                Ok(Frame::data(buf.freeze())),
-                (Some(file), path, pos + n as u64, end),
-            )),
-            Err(e) => Some((Err(e), (None, path, end, end))),
+                Ok(n) => Some((
+                    Ok(Frame::data({
+                        crate::egress::apply(&mut buf, pos, &patches);
+                        buf.freeze()
+                    })),
+                    (Some(file), path, pos + n as u64, end),
+                )),
+                Err(e) => Some((Err(e), (None, path, end, end))),
+            }
         }
     });
     BodyExt::boxed(StreamBody::new(stream))

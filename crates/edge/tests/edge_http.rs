@@ -532,3 +532,66 @@ fn sessions_differ_from_each_other_in_the_store_too() {
         }
     }
 }
+
+/// The in-band `wmpi` box (which names the variant) never reaches a viewer: it is a `free` box
+/// of the same size full of 0xFF, so A and B differ only in their media data.
+#[test]
+fn in_band_wmpaceinfo_is_neutralised() {
+    let f = fixture();
+    let (_, token) = &f.tokens.s1;
+    for p in [0, 5, 19] {
+        let r = get(f.addr, &seg(token, "360p", p));
+        let boxes = top_level_boxes(&r.body);
+        assert_eq!(boxes, ["styp", "free", "moof", "mdat"], "position {p}");
+        let raw_len = std::fs::metadata(f.pkg.join("360p/a").join(format!("seg_{p:05}.m4s")))
+            .unwrap()
+            .len();
+        let v = which_variant(&f.pkg, "360p", p, &r.body);
+        let raw = std::fs::read(
+            f.pkg
+                .join("360p")
+                .join(v.dir())
+                .join(format!("seg_{p:05}.m4s")),
+        )
+        .unwrap();
+        assert_eq!(r.body.len(), raw.len());
+        assert_eq!(top_level_boxes(&raw), ["styp", "wmpi", "moof", "mdat"]);
+        let _ = raw_len;
+        // The wmpi payload (version, variant, position) is gone: 0xFF where it was.
+        let at = 24; // after styp
+        assert!(r.body[at + 8..at + 13].iter().all(|&b| b == 0xFF));
+    }
+}
+
+/// Files above the in-memory limit are streamed from disk, rewritten on the fly, and give the
+/// same bytes, ETags and ranges.
+#[test]
+fn streamed_files_match_cached_ones() {
+    let f = fixture();
+    let (sid, token) = f.tokens.s1.clone();
+    let cached: Vec<Resp> = (0..4)
+        .map(|p| get(f.addr, &seg(&token, "240p", p)))
+        .collect();
+    let pkg = f.pkg.clone();
+    with_edge(
+        |c| c.max_cached_file = 16,
+        move |addr| {
+            for (p, want) in cached.iter().enumerate() {
+                let p = p as u32;
+                let r = get(addr, &seg(&token, "240p", p));
+                assert_eq!(r.status, 200);
+                assert_eq!(r.body, want.body, "position {p}");
+                assert_eq!(r.header("etag"), want.header("etag"));
+                assert_eq!(which_variant(&pkg, "240p", p, &r.body), codeword(&sid, p));
+                let r = request(
+                    addr,
+                    "GET",
+                    &seg(&token, "240p", p),
+                    &[("Range", "bytes=20-40")],
+                );
+                assert_eq!(r.status, 206);
+                assert_eq!(r.body, want.body[20..41]);
+            }
+        },
+    );
+}

@@ -304,15 +304,74 @@ pub fn codeword(sid: &SessionId, p: u32) -> Variant {
     key().codebook(&TitleId::new(TITLE).unwrap()).bit(sid, p)
 }
 
+/// A package file as the edge serves it: in-band WMPaceInfo (`wmpi`) neutralised.
+pub fn egress_file(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    let n = leaktrace_edge::egress::neutralize_wmpi(&mut bytes);
+    if path.extension().is_some_and(|e| e == "m4s") {
+        assert_eq!(n, 1, "{} should carry one wmpi box", path.display());
+    }
+    bytes
+}
+
 /// Which variant file `body` is for segment `p` of `rendition` (panics if neither or both).
 pub fn which_variant(pkg: &Path, rendition: &str, p: u32, body: &[u8]) -> Variant {
     let name = format!("seg_{p:05}.m4s");
-    let a = std::fs::read(pkg.join(rendition).join("a").join(&name)).unwrap();
-    let b = std::fs::read(pkg.join(rendition).join("b").join(&name)).unwrap();
+    let a = egress_file(&pkg.join(rendition).join("a").join(&name));
+    let b = egress_file(&pkg.join(rendition).join("b").join(&name));
     assert_ne!(a, b, "A and B of {rendition}/{name} are identical");
     match (body == a.as_slice(), body == b.as_slice()) {
         (true, false) => Variant::A,
         (false, true) => Variant::B,
         _ => panic!("{rendition}/{name}: served bytes match neither variant"),
     }
+}
+
+/// The top-level box types of an ISOBMFF buffer.
+pub fn top_level_boxes(bytes: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut o = 0usize;
+    while o + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[o..o + 4].try_into().unwrap()) as usize;
+        out.push(String::from_utf8_lossy(&bytes[o + 4..o + 8]).into_owned());
+        if size < 8 {
+            break;
+        }
+        o += size;
+    }
+    out
+}
+
+/// Runs `f` against a second edge (same store and package) built with `config`, on its own
+/// runtime, then shuts it down.
+pub fn with_edge(
+    config: impl FnOnce(&mut EdgeConfig),
+    f: impl FnOnce(SocketAddr) + Send + 'static,
+) {
+    let fx = fixture();
+    let url = format!("sqlite://{}", fx.dir.path().join("store.sqlite").display());
+    let mut cfg = EdgeConfig::new(fx.dir.path().join("pkg"), key());
+    cfg.extra_verifiers = vec![es256_signer().verifier()];
+    config(&mut cfg);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let store = Store::open(&url).await.unwrap();
+        let edge = Edge::new(cfg, store).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            edge.serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+        });
+        tokio::task::spawn_blocking(move || f(addr)).await.unwrap();
+        tx.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    });
 }
