@@ -66,9 +66,7 @@ pub fn run(config: Option<&Path>, a: &EdgeArgs) -> Result<Code> {
     rt.block_on(async {
         let store = Store::open(&url).await.context("opening the store")?;
         let edge = Edge::new(cfg, store.clone())?;
-        let listener = tokio::net::TcpListener::bind(a.listen)
-            .await
-            .with_context(|| format!("listening on {}", a.listen))?;
+        let listener = listen(a.listen).with_context(|| format!("listening on {}", a.listen))?;
         let addr = listener
             .local_addr()
             .context("reading the listening address")?;
@@ -88,6 +86,18 @@ pub fn run(config: Option<&Path>, a: &EdgeArgs) -> Result<Code> {
         anyhow::Ok(())
     })?;
     Ok(Code::Success)
+}
+
+/// A listening socket with a deep accept queue (bursts of thousands of connections).
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 async fn shutdown_signal() {
