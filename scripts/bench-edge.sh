@@ -10,7 +10,8 @@
 #   3. runs wrk (1 thread, 64 connections, 10 s; --quick: 5 s) with a Lua script that requests
 #      random segments: the edge through /wmt/<token>/... (token check, sidecar, codeword,
 #      wmpi rewrite from cache), nginx the a/ files directly;
-#   4. prints requests/s, p50/p99 latency, errors and the ratio edge/nginx (target >= 0.5);
+#   4. prints requests/s, p50/p99 latency, errors and the ratio edge/nginx (target >= 0.5),
+#      for segments and for small files (media playlists: the per-request overhead);
 #   5. holds 10 000 concurrent connections against the edge (wrk -c 10000) and reports errors.
 #
 # Needs: wrk and nginx (scripts/install-system-deps.sh wrk nginx-light), ffmpeg, and the corpus
@@ -156,6 +157,16 @@ echo "$ED"
 rps() { sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$1"; }
 RATIO=$(python3 -c "print(f'{$(rps "$ED") / $(rps "$NG"):.2f}')")
 echo "ratio edge/nginx (requests/s) = $RATIO (target >= 0.5)"
+
+echo "== wrk -t1 -c64 -d${DURATION}s, media playlists (~1 KB: per-request overhead, token check included)"
+for r in 360p 240p; do echo "/wmt/$TOKEN/bbb/$r/playlist.m3u8"; done >"$WORK/edge.small"
+for r in 360p 240p; do echo "/bbb/$r/playlist.m3u8"; done >"$WORK/nginx.small"
+NGS=$(run_wrk nginx-small "$NGINX_PORT" "$WORK/nginx.small" 64 "$DURATION")
+EDS=$(run_wrk edge-small "$EDGE_PORT" "$WORK/edge.small" 64 "$DURATION")
+echo "$NGS"
+echo "$EDS"
+RATIO_SMALL=$(python3 -c "print(f'{$(rps "$EDS") / $(rps "$NGS"):.2f}')")
+echo "ratio edge/nginx (requests/s, small files) = $RATIO_SMALL"
 
 echo "== 10 000 concurrent connections on the edge (wrk -t2 -c10000 -d${DURATION}s)"
 ED10K=$(PATHS_FILE="$WORK/edge.paths" wrk -t2 -c10000 -d"$DURATION"s --timeout 20s -s "$WORK/bench.lua" \
