@@ -1,5 +1,6 @@
 //! The edge over real HTTP on 127.0.0.1, on a package made by the embed library from a corpus
 //! clip (20 positions of 1 s, renditions 360p and 240p).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 mod common;
 

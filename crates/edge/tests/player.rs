@@ -10,6 +10,7 @@
 //! `http://127.0.0.1:PORT/wmt/<token>/bbb/master.m3u8` at 4× speed, hashes every fragment hls.js
 //! loads (SHA-256 of each binary response, taken in a loader subclass before hls.js parses it)
 //! and posts the report to a one-shot collector on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 mod common;
 

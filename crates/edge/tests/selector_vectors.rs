@@ -4,6 +4,7 @@
 //! Regenerate after an intended change with
 //! `leaktrace session vectors --out crates/edge/tests/vectors/selector-v1.json`
 //! (or `LEAKTRACE_REGENERATE_VECTORS=1 cargo test -p leaktrace-edge --test selector_vectors`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 use leaktrace_edge::vectors;
 

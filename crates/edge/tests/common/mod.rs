@@ -2,7 +2,7 @@
 //! corpus clip, a SQLite store with sessions issued through `leaktrace-session`, and an edge
 //! serving on 127.0.0.1 (never any other address), plus a raw HTTP/1.1 client that sends paths
 //! exactly as written (no normalisation of `..` or `%2e`).
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
