@@ -21,6 +21,11 @@ pub enum Command {
     Init(InitArgs),
     /// Encode a mezzanine into watermarked A/B variants (TS 104 002 HLS + DASH package).
     Embed(EmbedArgs),
+    /// Viewing sessions: issue one (record + token), or write the selector test vectors.
+    #[command(subcommand)]
+    Session(crate::cmd::session::SessionCommand),
+    /// Serve packages with per-session A/B sequencing (TS 104 002 edge).
+    Edge(crate::cmd::edge::EdgeArgs),
     /// Measurements (see docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -18,6 +18,33 @@ pub struct Config {
     pub keys: Keys,
     /// Database.
     pub store: Store,
+    /// Session tokens (optional section; see `crate::cmd::session`).
+    #[serde(default, skip_serializing_if = "TokenCfg::is_default")]
+    pub token: TokenCfg,
+}
+
+/// `[token]`: how `session new` signs and what `edge` accepts. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCfg {
+    /// `wmopid` written into tokens and required by the edge (default 1).
+    pub wmopid: Option<u64>,
+    /// `wmvnd` written into tokens (default 0: no DASH-IF vendor id).
+    pub wmvnd: Option<u64>,
+    /// `iss` written into tokens (default none).
+    pub issuer: Option<String>,
+    /// ES256 signing key: a file (relative to the config file, mode 0600) holding the P-256
+    /// secret scalar as 64 hex characters. When set, `session new` signs ES256 and the edge
+    /// accepts its public key too. Default: HMAC-256/256 with the master key's token-MAC key.
+    pub es256_key_file: Option<PathBuf>,
+    /// Further ES256 public keys (SEC1 hex) the edge accepts, for edges without the private key.
+    pub es256_public_keys: Option<Vec<String>>,
+}
+
+impl TokenCfg {
+    fn is_default(&self) -> bool {
+        *self == TokenCfg::default()
+    }
 }
 
 /// `[keys]`.
@@ -68,7 +95,15 @@ impl Loaded {
 
     /// Loads the master key, refusing a key file others can read.
     pub fn master_key(&self) -> Result<MasterKey> {
+        let text = self.secret_file(&self.config.keys.file)?;
         let path = self.dir.join(&self.config.keys.file);
+        MasterKey::from_hex(&text, KeyVersion::new(self.config.keys.version))
+            .map_err(|e| ConfigError(format!("key file {}: {e}", path.display())).into())
+    }
+
+    /// Reads a secret file (relative to the config file), refusing one others can read.
+    pub fn secret_file(&self, file: &Path) -> Result<String> {
+        let path = self.dir.join(file);
         let meta = std::fs::metadata(&path).map_err(|e| ConfigError(format!("cannot read key file {} ({e})", path.display())))?;
         #[cfg(unix)]
         {
@@ -82,9 +117,7 @@ impl Loaded {
                 .into());
             }
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError(format!("cannot read key file {} ({e})", path.display())))?;
-        MasterKey::from_hex(&text, KeyVersion::new(self.config.keys.version))
-            .map_err(|e| ConfigError(format!("key file {}: {e}", path.display())).into())
+        std::fs::read_to_string(&path).map_err(|e| ConfigError(format!("cannot read key file {} ({e})", path.display())).into())
     }
 }
 

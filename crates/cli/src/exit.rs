@@ -8,6 +8,7 @@
 //! | 3 | bad input: missing, empty, truncated or unreadable media, unsupported format |
 //! | 4 | output: the output location cannot be written or is not empty |
 //! | 5 | configuration or key problem |
+//! | 6 | not found: an unknown title (e.g. `session new --title` of a title never embedded) |
 
 use leaktrace_embed::EmbedError;
 use leaktrace_media::MediaError;
@@ -21,6 +22,7 @@ pub enum Code {
     Input = 3,
     Output = 4,
     Config = 5,
+    NotFound = 6,
 }
 
 impl From<Code> for std::process::ExitCode {
@@ -67,6 +69,16 @@ pub fn classify(err: &anyhow::Error) -> Code {
         }
         if let Some(m) = cause.downcast_ref::<MediaError>() {
             return media(m);
+        }
+        if let Some(e) = cause.downcast_ref::<leaktrace_session::SessionError>() {
+            return match e {
+                leaktrace_session::SessionError::UnknownTitle(_) => Code::NotFound,
+                leaktrace_session::SessionError::InvalidTtl { .. } | leaktrace_session::SessionError::InvalidAccount(_) => Code::Usage,
+                _ => Code::Internal,
+            };
+        }
+        if let Some(leaktrace_edge::EdgeError::Root(_)) = cause.downcast_ref::<leaktrace_edge::EdgeError>() {
+            return Code::Input;
         }
     }
     Code::Internal

@@ -137,6 +137,38 @@ impl MasterKey {
     pub fn pattern_key(&self, title: &TitleId) -> DerivedKey {
         self.derive(Purpose::Pattern).for_title(title)
     }
+
+    /// The Tardos bias key of one title: `derive(TardosBias).for_title(title)`.
+    pub fn bias_key(&self, title: &TitleId) -> DerivedKey {
+        self.derive(Purpose::TardosBias).for_title(title)
+    }
+
+    /// The session-codeword key of one title: `derive(Codeword).for_title(title)`.
+    pub fn codeword_key(&self, title: &TitleId) -> DerivedKey {
+        self.derive(Purpose::Codeword).for_title(title)
+    }
+
+    /// The HMAC-256/256 key of session tokens: `derive(TokenMac)`, the same for every title
+    /// (the edge checks a token's title against the store, not through the key).
+    pub fn token_mac_key(&self) -> DerivedKey {
+        self.derive(Purpose::TokenMac)
+    }
+
+    /// The Tardos codebook of one title with the default parameters
+    /// ([`crate::TardosParams::default`]): bias key [`MasterKey::bias_key`], codeword key
+    /// [`MasterKey::codeword_key`]. The edge and the detector must both build it this way.
+    pub fn codebook(&self, title: &TitleId) -> crate::Codebook {
+        self.codebook_with(title, crate::TardosParams::default())
+    }
+
+    /// Like [`MasterKey::codebook`] with explicit Tardos parameters.
+    pub fn codebook_with(&self, title: &TitleId, params: crate::TardosParams) -> crate::Codebook {
+        crate::Codebook::new(
+            self.bias_key(title).as_bytes(),
+            self.codeword_key(title).as_bytes(),
+            params,
+        )
+    }
 }
 
 impl fmt::Debug for MasterKey {
@@ -171,7 +203,12 @@ mod tests {
     fn purposes_titles_and_versions_separate_keys() {
         let k1 = MasterKey::from_bytes([1; 32], KeyVersion::new(1));
         let k2 = MasterKey::from_bytes([1; 32], KeyVersion::new(2));
-        let p = [Purpose::Pattern, Purpose::TardosBias, Purpose::Codeword, Purpose::TokenMac];
+        let p = [
+            Purpose::Pattern,
+            Purpose::TardosBias,
+            Purpose::Codeword,
+            Purpose::TokenMac,
+        ];
         let mut all: Vec<[u8; 32]> = p.iter().map(|&x| *k1.derive(x).as_bytes()).collect();
         all.extend(p.iter().map(|&x| *k2.derive(x).as_bytes()));
         let t1 = TitleId::new("a").unwrap();

@@ -13,6 +13,7 @@
 //! - [`codeword`]: the Tardos anti-collusion [`Codebook`]: keyed biases per position and each
 //!   session's bit, O(1) per (session, position) from a seekable BLAKE3 XOF.
 //! - [`token`]: TS 104 002 session tokens (CWT, HMAC-256/256 or ES256).
+//! - [`session`]: session ids, the claims of their tokens and the edge's A/B choice.
 //! - [`wmpaceinfo`]: TS 104 002 WMPaceInfo: the `wmpi` box, CBOR sidecars, headers.
 //!
 //! ```
@@ -36,6 +37,7 @@ pub mod id;
 pub mod key;
 pub mod pattern;
 pub mod position;
+pub mod session;
 pub mod token;
 pub mod variant;
 pub mod wmpaceinfo;

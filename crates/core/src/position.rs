@@ -51,7 +51,7 @@ impl SegmentDuration {
     /// The position of a presentation time in seconds (floating point; prefer
     /// [`SegmentDuration::position_at`] where the time is a rational).
     pub fn position_at_seconds(self, t: f64) -> Position {
-        if !(t > 0.0) {
+        if t.is_nan() || t <= 0.0 {
             return Position(0);
         }
         let p = (t * 1000.0 / self.millis as f64).floor();

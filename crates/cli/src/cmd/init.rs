@@ -25,6 +25,7 @@ pub fn run(a: &InitArgs) -> Result<Code> {
     let config = Config {
         keys: Keys { file: KEY_NAME.into(), version: 1 },
         store: Store { url: format!("sqlite://{DB_NAME}") },
+        token: Default::default(),
     };
     let db_path = a.dir.join(DB_NAME);
     crate::cmd::store::create_empty(&db_path)?;

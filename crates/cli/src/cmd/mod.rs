@@ -1,8 +1,10 @@
 //! Subcommand implementations.
 
 mod bench;
+pub mod edge;
 mod embed;
 mod init;
+pub mod session;
 pub mod store;
 
 use crate::cli::{BenchCommand, Cli, Command, EncodeOpts};
@@ -19,6 +21,8 @@ pub fn run(cli: Cli) -> Result<Code> {
         Command::Embed(a) => embed::run(cli.config.as_deref(), &a),
         Command::Bench(BenchCommand::Encode(a)) => bench::encode(&a),
         Command::Bench(BenchCommand::Flicker(a)) => bench::flicker(&a),
+        Command::Session(c) => session::run(cli.config.as_deref(), &c),
+        Command::Edge(a) => edge::run(cli.config.as_deref(), &a),
     }
 }
 

@@ -1,0 +1,124 @@
+//! `leaktrace edge`: serve packages with per-session A/B sequencing (see the leaktrace-edge
+//! crate for the URL scheme and headers).
+
+use crate::config::Loaded;
+use crate::exit::{Code, UsageError};
+use anyhow::{Context, Result};
+use clap::Args;
+use leaktrace_edge::{Edge, EdgeConfig};
+use leaktrace_store::Store;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// `leaktrace edge`.
+#[derive(Debug, Args)]
+pub struct EdgeArgs {
+    /// A package written by `leaktrace embed`, or a directory of packages named by title id.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Access-Control-Allow-Origin value, or `none` for no CORS headers.
+    #[arg(long, default_value = "*")]
+    pub cors_origin: String,
+    /// Memory for cached file contents, in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub cache_mb: u64,
+    /// Most simultaneous connections.
+    #[arg(long, default_value_t = 16_384)]
+    pub max_connections: usize,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Runs the edge until SIGTERM or ctrl-c.
+pub fn run(config: Option<&Path>, a: &EdgeArgs) -> Result<Code> {
+    let loaded = Loaded::find(config)?;
+    let key = loaded.master_key()?;
+    let mut cfg = EdgeConfig::new(a.root.clone(), key);
+    cfg.extra_verifiers = super::session::es256_verifiers(&loaded)?;
+    cfg.wmopid = super::session::policy(&loaded).wmopid;
+    cfg.cors_origin = (a.cors_origin != "none").then(|| a.cors_origin.clone());
+    cfg.file_cache_bytes = a.cache_mb.saturating_mul(1 << 20);
+    cfg.max_connections = a.max_connections;
+    if a.threads == Some(0) {
+        return Err(UsageError("--threads must be at least 1".into()).into());
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let url = super::store::resolved_url(&loaded)?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = a.threads {
+        rt.worker_threads(n);
+    }
+    let rt = rt
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let store = Store::open(&url).await.context("opening the store")?;
+        let edge = Edge::new(cfg, store.clone())?;
+        let listener = listen(a.listen).with_context(|| format!("listening on {}", a.listen))?;
+        let addr = listener
+            .local_addr()
+            .context("reading the listening address")?;
+        match edge.single_title() {
+            Some(t) => println!(
+                "listening http://{addr} (root {}, title {t})",
+                edge.root().display()
+            ),
+            None => println!(
+                "listening http://{addr} (root {}, packages by title)",
+                edge.root().display()
+            ),
+        }
+        std::io::stdout().flush().ok();
+        edge.serve(listener, shutdown_signal()).await?;
+        store.close().await;
+        anyhow::Ok(())
+    })?;
+    Ok(Code::Success)
+}
+
+/// A listening socket with a deep accept queue (bursts of thousands of connections).
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down");
+}

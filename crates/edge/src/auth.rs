@@ -1,0 +1,184 @@
+//! Token checks: signature, expiry, operator, key version, and the session's title (store).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use leaktrace_core::TitleId;
+use leaktrace_core::codeword::SessionId;
+use leaktrace_core::session::session_of;
+use leaktrace_core::token::{
+    DEFAULT_LEEWAY_SECS, Mode, TokenError, Verifier, WmToken, decode_and_verify,
+};
+use leaktrace_store::Store;
+
+/// How long a session looked up in the store is remembered.
+const SESSION_TTL: Duration = Duration::from_secs(300);
+/// How long "no such session" is remembered.
+const SESSION_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// Most cached sessions / verified tokens before the cache is emptied.
+const MAX_CACHED: usize = 200_000;
+
+/// Why a request's token was refused (all answered 403; the reason is only logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deny {
+    /// No token in the path, the query or the header.
+    Missing,
+    /// The token failed decoding, its signature, or its claims (expired, not yet valid, ...).
+    Token(TokenError),
+    /// `wmopid` is not this edge's operator id.
+    Operator(u64),
+    /// `wmkeyver` (or the session's key version) is not this edge's key version.
+    KeyVersion(u64),
+    /// The token names no session (direct mode without `cti`).
+    NoSession,
+    /// The session is not in the store.
+    UnknownSession,
+    /// The session belongs to another title.
+    WrongTitle,
+    /// The store could not be asked (also 403: fail closed).
+    Store,
+}
+
+/// A token that passed every check.
+#[derive(Debug, Clone)]
+pub struct Authorized {
+    /// The verified claims.
+    pub claims: Arc<WmToken>,
+    /// The session.
+    pub session: SessionId,
+}
+
+#[derive(Debug, Clone)]
+struct SessionFacts {
+    title: String,
+    key_version: u32,
+}
+
+/// Verifies tokens and checks their sessions, with caches.
+#[derive(Debug)]
+pub struct Auth {
+    verifiers: Vec<Verifier>,
+    wmopid: u64,
+    key_version: u32,
+    store: Store,
+    sessions: RwLock<HashMap<SessionId, (Option<SessionFacts>, Instant)>>,
+    tokens: RwLock<HashMap<String, Arc<WmToken>>>,
+}
+
+impl Auth {
+    /// Checks tokens with `verifiers` (tried in order), for operator `wmopid` and key version
+    /// `key_version`, looking sessions up in `store`.
+    pub fn new(verifiers: Vec<Verifier>, wmopid: u64, key_version: u32, store: Store) -> Self {
+        Self {
+            verifiers,
+            wmopid,
+            key_version,
+            store,
+            sessions: RwLock::default(),
+            tokens: RwLock::default(),
+        }
+    }
+
+    fn verify(&self, token: &str, now: u64) -> Result<Arc<WmToken>, Deny> {
+        if let Some(claims) = self.tokens.read().ok().and_then(|m| m.get(token).cloned()) {
+            // Verified before: only time can have changed.
+            if claims.exp.saturating_add(DEFAULT_LEEWAY_SECS) <= now {
+                return Err(Deny::Token(TokenError::Expired {
+                    exp: claims.exp,
+                    now,
+                }));
+            }
+            return Ok(claims);
+        }
+        let mut last = TokenError::BadSignature;
+        for v in &self.verifiers {
+            match decode_and_verify(token, v, now) {
+                Ok(claims) => {
+                    let claims = Arc::new(claims);
+                    if let Ok(mut m) = self.tokens.write() {
+                        if m.len() >= MAX_CACHED {
+                            m.clear();
+                        }
+                        m.insert(token.to_owned(), claims.clone());
+                    }
+                    return Ok(claims);
+                }
+                Err(
+                    e @ (TokenError::AlgorithmMismatch { .. }
+                    | TokenError::UnexpectedTag(_)
+                    | TokenError::BadSignature),
+                ) => last = e,
+                Err(e) => return Err(Deny::Token(e)),
+            }
+        }
+        Err(Deny::Token(last))
+    }
+
+    async fn session(&self, sid: &SessionId) -> Result<Option<SessionFacts>, Deny> {
+        if let Some((facts, at)) = self.sessions.read().ok().and_then(|m| m.get(sid).cloned()) {
+            let ttl = if facts.is_some() {
+                SESSION_TTL
+            } else {
+                SESSION_NEGATIVE_TTL
+            };
+            if at.elapsed() < ttl {
+                return Ok(facts);
+            }
+        }
+        let found = self.store.get_session(sid.as_str()).await.map_err(|e| {
+            tracing::error!(error = %e, "session lookup failed");
+            Deny::Store
+        })?;
+        let facts = found.map(|s| SessionFacts {
+            title: s.title_id,
+            key_version: s.key_version,
+        });
+        if let Ok(mut m) = self.sessions.write() {
+            if m.len() >= MAX_CACHED {
+                m.clear();
+            }
+            m.insert(sid.clone(), (facts.clone(), Instant::now()));
+        }
+        Ok(facts)
+    }
+
+    /// Checks `token` for a request of `title` at time `now` (UTC unix seconds).
+    ///
+    /// # Errors
+    /// A [`Deny`] reason; the edge answers every one with 403.
+    pub async fn authorize(
+        &self,
+        token: Option<&str>,
+        title: &TitleId,
+        now: u64,
+    ) -> Result<Authorized, Deny> {
+        let token = token.ok_or(Deny::Missing)?;
+        let claims = self.verify(token, now)?;
+        if let Mode::Indirect {
+            wmopid, wmkeyver, ..
+        } = &claims.mode
+        {
+            if *wmopid != self.wmopid {
+                return Err(Deny::Operator(*wmopid));
+            }
+            if let Some(kv) = wmkeyver
+                && *kv != u64::from(self.key_version)
+            {
+                return Err(Deny::KeyVersion(*kv));
+            }
+        }
+        let sid = session_of(&claims).ok_or(Deny::NoSession)?;
+        let facts = self.session(&sid).await?.ok_or(Deny::UnknownSession)?;
+        if facts.title != title.as_str() {
+            return Err(Deny::WrongTitle);
+        }
+        if facts.key_version != self.key_version {
+            return Err(Deny::KeyVersion(u64::from(facts.key_version)));
+        }
+        Ok(Authorized {
+            claims,
+            session: sid,
+        })
+    }
+}

@@ -1,0 +1,174 @@
+//! # leaktrace-edge
+//!
+//! The TS 104 002 edge sequencer: an HTTP/1.1 server (tokio + hyper) that serves each viewing
+//! session its own A/B sequence from `leaktrace embed` packages, with neutral manifests and no
+//! way for a viewer to reach the other variant.
+//!
+//! ## URL scheme
+//!
+//! ```text
+//! /wmt/<token>/<title>/master.m3u8            HLS multivariant playlist (neutral, as on disk)
+//! /wmt/<token>/<title>/manifest.mpd           DASH MPD (neutral, as on disk)
+//! /wmt/<token>/<title>/<rendition>/playlist.m3u8
+//! /wmt/<token>/<title>/<rendition>/init.mp4   init segment: always variant A
+//! /wmt/<token>/<title>/<rendition>/seg_00007.m4s   a/ or b/ for this session
+//! ```
+//!
+//! The token in the virtual path (TS 104 002's recommendation) is the default: manifests use
+//! relative URLs, so a player given `http://host/wmt/<token>/<title>/master.m3u8` fetches every
+//! playlist and segment under the same prefix without knowing about tokens. The same paths
+//! without the `/wmt/<token>` prefix are accepted with the token in a `wmt` query parameter
+//! (`/<title>/master.m3u8?wmt=<token>`) or in an `Authorization: Bearer <token>` header; then the
+//! player must add it to every request itself (relative URLs drop the query). Precedence: path,
+//! then query, then header.
+//!
+//! ## Per request
+//!
+//! 1. Method: GET or HEAD (OPTIONS answers CORS preflights; others 405). A request body: 413.
+//! 2. Path ([`path::parse`]): only `[A-Za-z0-9._~-]` segments, no `.`/`..`/empty segments, no
+//!    `%` at all (so no percent-encoded tricks), at most [`path::MAX_PATH_LEN`] bytes: else 400.
+//!    Shapes other than the ones above, and anything under `a/`, `b/`, `WMPaceInfo/`,
+//!    `reference/` or `title.json`: 404.
+//! 3. Token: verified (HMAC-256/256 with `master.derive(TokenMac)`, and any configured ES256
+//!    public keys), `exp`/`iat` checked with 60 s leeway, `wmopid` must be this edge's,
+//!    `wmkeyver` this edge's key version; the session (`wmid`, or `cti` in direct mode) must be in
+//!    the store for the requested title, with this key version. Any failure: 403 (the reason is
+//!    logged at info level, never the token: logs show its first 6 characters).
+//! 4. File: manifests and playlists as they are. A rendition file with a WMPaceInfo sidecar at
+//!    `<rendition>/WMPaceInfo/<file>` is watermarked: position -1 → `a/<file>`, else the session's
+//!    bit ([`leaktrace_core::session::select_variant`]) picks `a/<file>` or `b/<file>`. A file
+//!    only in `a/` is served to all; an A/B pair without a sidecar is a packaging error (500,
+//!    logged). The resolved file is canonicalized and must lie under the root (symbolic links
+//!    cannot escape).
+//! 5. Egress rewrite ([`egress`]): every top-level `wmpi` box of an ISOBMFF file becomes a
+//!    `free` box of the same size filled with 0xFF (TS 104 002 clause 5.6.5: in-band WMPaceInfo
+//!    is overwritten on egress). It carries the variant id, so serving it as is would tell the
+//!    viewer which variant it got; and Chromium's MSE rejects unknown top-level boxes. So a
+//!    served segment is byte-identical to the egress form of the `a/` or `b/` file, same
+//!    length.
+//!
+//! ## Response headers
+//!
+//! `Content-Type` (m3u8 `application/vnd.apple.mpegurl`, mpd `application/dash+xml`, m4s
+//! `video/iso.segment`, mp4 `video/mp4`), `Content-Length`, `Accept-Ranges: bytes`, `ETag` =
+//! quoted hex of the first 128 bits of BLAKE3 of the bytes served (A and B differ, but nothing
+//! says which is which), `Cache-Control: private, max-age=86400` for media (`max-age=300` for
+//! manifests; the body depends on the token, so shared caches must not store it),
+//! `Vary: Authorization`, `X-Content-Type-Options: nosniff`, and CORS
+//! (`Access-Control-Allow-Origin`, default `*`). Never `Last-Modified` (the mtimes of `a/` and
+//! `b/` files differ), never a redirect, never a header naming the variant or the origin path.
+//! `If-None-Match` → 304; one `Range` → 206 (`If-Range` honoured); an unsatisfiable one → 416;
+//! several ranges → the whole file (200). Refusals (400/403/404/405/413/416/500) carry a fixed
+//! text body, `Cache-Control: no-store`, no `ETag`.
+//!
+//! ## Key derivation (the detector and CDN functions must match it)
+//!
+//! - Token MAC key: `BLAKE3-derive_key("leaktrace 2026-11-21 token mac v1", master ‖ version_le32)`.
+//! - Bias key of a title: `BLAKE3-keyed(derive_key("leaktrace 2026-11-21 tardos bias v1",
+//!   master ‖ version_le32), "title\0" ‖ title)`.
+//! - Codeword key of a title: the same with `"leaktrace 2026-11-21 session codeword v1"`.
+//! - Codebook: [`leaktrace_core::Codebook`] with those keys and the default Tardos cutoff 1/1200
+//!   ([`leaktrace_core::MasterKey::codebook`]); bit at position p = `B` iff `u_p(session) < q_p`.
+//!
+//! [`vectors`] generates `tests/vectors/selector-v1.json` (`leaktrace session vectors`), the
+//! reference a CDN reimplementation is checked against.
+//!
+//! ## Caches
+//!
+//! Files up to 32 MiB are kept in memory (512 MiB in total by default) with their ETag and are
+//! re-checked against the disk (size, mtime) every 30 s; larger files are streamed. Title
+//! directories, resolutions (sidecar positions) and verified tokens are cached; sessions for
+//! 5 minutes (absent ones for 5 s). Each cache is bounded and simply emptied when full.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use leaktrace_core::{KeyVersion, MasterKey};
+//! use leaktrace_edge::{Edge, EdgeConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = MasterKey::from_hex(&std::fs::read_to_string("master.key")?, KeyVersion::new(1))?;
+//! let store = leaktrace_store::Store::open("sqlite:///var/lib/leaktrace/store.sqlite").await?;
+//! let edge = Edge::new(EdgeConfig::new("/srv/packages".into(), key), store)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! edge.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod auth;
+pub mod egress;
+mod package;
+pub mod path;
+pub mod range;
+mod server;
+pub mod vectors;
+
+use std::path::PathBuf;
+
+use leaktrace_core::MasterKey;
+use leaktrace_core::session::DEFAULT_WMOPID;
+use leaktrace_core::token::Verifier;
+
+pub use auth::Deny;
+pub use server::{Body, CACHE_ERROR, CACHE_MANIFEST, CACHE_MEDIA, Edge};
+
+/// Errors of the edge.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EdgeError {
+    /// The root is not a readable directory.
+    #[error(
+        "edge root {0} is not a readable directory (expected a package or a directory of packages)"
+    )]
+    Root(PathBuf),
+    /// A configuration value is invalid.
+    #[error("invalid edge configuration: {0}")]
+    Config(String),
+    /// Binding or accepting failed.
+    #[error("edge I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The test vectors could not be built or do not match.
+    #[error("selector vectors: {0}")]
+    Vectors(String),
+}
+
+/// What the edge needs to run. Build with [`EdgeConfig::new`], then adjust fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EdgeConfig {
+    /// A package directory (it has `title.json`) or a directory of packages named by title id.
+    pub root: PathBuf,
+    /// The operator's master key (token MAC and codebooks; see the crate documentation).
+    pub key: MasterKey,
+    /// Further token verifiers, e.g. ES256 public keys ([`Verifier::es256_from_sec1`]); the
+    /// HMAC key derived from `key` is always accepted.
+    pub extra_verifiers: Vec<Verifier>,
+    /// The operator id tokens must carry in `wmopid` (default 1).
+    pub wmopid: u64,
+    /// `Access-Control-Allow-Origin` value (default `*`); `None` sends no CORS headers.
+    pub cors_origin: Option<String>,
+    /// Bytes of file content kept in memory (default 512 MiB).
+    pub file_cache_bytes: u64,
+    /// Largest file kept in memory (default 32 MiB); larger ones are streamed.
+    pub max_cached_file: u64,
+    /// Most simultaneous connections (default 16 384); more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl EdgeConfig {
+    /// The defaults for `root` and `key`.
+    #[must_use]
+    pub fn new(root: PathBuf, key: MasterKey) -> Self {
+        Self {
+            root,
+            key,
+            extra_verifiers: Vec::new(),
+            wmopid: DEFAULT_WMOPID,
+            cors_origin: Some("*".into()),
+            file_cache_bytes: 512 << 20,
+            max_cached_file: 32 << 20,
+            max_connections: 16_384,
+        }
+    }
+}

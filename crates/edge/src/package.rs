@@ -1,0 +1,429 @@
+//! Title packages on disk: finding a title's directory, resolving a viewer's resource to the
+//! origin files (A, B or plain), and the in-memory file cache.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use leaktrace_core::wmpaceinfo::{SIDECAR_DIR, Sidecar};
+use leaktrace_core::{TitleId, Variant};
+
+use crate::path::Resource;
+use crate::{EdgeError, egress};
+use std::io::{Read, Seek};
+
+/// The package summary file `leaktrace embed` writes at the root of a package.
+pub const TITLE_JSON: &str = "title.json";
+/// Largest sidecar read (discrete sidecars are a few bytes).
+const MAX_SIDECAR_BYTES: u64 = 1 << 20;
+/// How long "this does not exist" is remembered.
+const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// How often a cached file is checked against the disk (size and mtime).
+const REVALIDATE: Duration = Duration::from_secs(30);
+/// Most entries in the resolution and title caches before they are emptied.
+const MAX_ENTRIES: usize = 1 << 20;
+
+/// Where a viewer's resource comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// A watermarked file: the position from its WMPaceInfo sidecar (`None` = -1) and the two
+    /// variant files.
+    Watermarked {
+        /// Position (`None`: not watermarked, serve A).
+        position: Option<u16>,
+        /// `<rendition>/a/<file>`.
+        a: PathBuf,
+        /// `<rendition>/b/<file>`.
+        b: PathBuf,
+    },
+    /// A file served to everyone alike (manifests, unwatermarked tracks, A-only files).
+    Plain(PathBuf),
+    /// Nothing there: 404.
+    Missing,
+    /// The package is inconsistent (e.g. an A/B pair without a sidecar): 500, logged.
+    Broken(String),
+}
+
+/// The outcome of [`Packages::locate`].
+#[derive(Debug)]
+pub enum Located {
+    /// Serve this file.
+    File {
+        /// The file.
+        entry: Arc<FileEntry>,
+        /// Whether it is one variant of a watermarked pair (chosen per session).
+        watermarked: bool,
+    },
+    /// 404.
+    Missing,
+    /// 500: the package is inconsistent.
+    Broken(String),
+}
+
+/// A file loaded for serving.
+#[derive(Debug)]
+pub struct FileEntry {
+    /// The whole file as served (in-band WMPaceInfo neutralised, see [`crate::egress`]), if
+    /// it is small enough to cache; `None`: stream it from `path`.
+    pub bytes: Option<Bytes>,
+    /// Its length.
+    pub len: u64,
+    /// Strong ETag: the first 128 bits of BLAKE3 of the bytes served, quoted hex.
+    pub etag: String,
+    /// Canonical path.
+    pub path: PathBuf,
+    /// `wmpi` boxes to neutralise while streaming (cached bytes are already rewritten).
+    pub patches: Vec<egress::Patch>,
+    mtime: Option<SystemTime>,
+    checked: RwLock<Instant>,
+}
+
+/// A cached title directory (`None`: absent) and when it was looked up.
+type TitleDirEntry = (Option<Arc<PathBuf>>, Instant);
+
+/// Packages under a root directory, with their caches.
+#[derive(Debug)]
+pub struct Packages {
+    root: PathBuf,
+    single: Option<String>,
+    titles: RwLock<HashMap<String, TitleDirEntry>>,
+    resolved: RwLock<HashMap<String, (Resolved, Instant)>>,
+    files: RwLock<HashMap<PathBuf, Arc<FileEntry>>>,
+    file_bytes: AtomicU64,
+    cache_bytes: u64,
+    max_cached_file: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct TitleJson {
+    title: String,
+}
+
+fn read_title_json(dir: &Path) -> Option<String> {
+    let text = std::fs::read(dir.join(TITLE_JSON)).ok()?;
+    serde_json::from_slice::<TitleJson>(&text)
+        .ok()
+        .map(|t| t.title)
+}
+
+impl Packages {
+    /// Opens `root`: a package (it has `title.json`) or a directory of packages named by title.
+    ///
+    /// # Errors
+    /// [`EdgeError::Root`] if `root` is not a readable directory.
+    pub fn open(root: &Path, cache_bytes: u64, max_cached_file: u64) -> Result<Self, EdgeError> {
+        let root = root
+            .canonicalize()
+            .ok()
+            .filter(|p| p.is_dir())
+            .ok_or_else(|| EdgeError::Root(root.to_path_buf()))?;
+        let single = read_title_json(&root);
+        Ok(Self {
+            root,
+            single,
+            titles: RwLock::default(),
+            resolved: RwLock::default(),
+            files: RwLock::default(),
+            file_bytes: AtomicU64::new(0),
+            cache_bytes,
+            max_cached_file,
+        })
+    }
+
+    /// The canonical root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The title of a single-package root, if the root is one package.
+    pub fn single_title(&self) -> Option<&str> {
+        self.single.as_deref()
+    }
+
+    /// The package directory of `title`, if known from the cache (`Some(None)`: known absent).
+    fn cached_title_dir(&self, title: &TitleId) -> Option<Option<Arc<PathBuf>>> {
+        if let Some(single) = &self.single {
+            return Some((single == title.as_str()).then(|| Arc::new(self.root.clone())));
+        }
+        let map = self.titles.read().ok()?;
+        let (dir, at) = map.get(title.as_str())?;
+        (dir.is_some() || at.elapsed() < NEGATIVE_TTL).then(|| dir.clone())
+    }
+
+    /// The package directory of `title`, if there is one (blocking I/O on a cache miss): the root
+    /// itself for a single-package root, else `<root>/<title>` if its `title.json` names the
+    /// title.
+    pub fn title_dir(&self, title: &TitleId) -> Option<Arc<PathBuf>> {
+        if let Some(known) = self.cached_title_dir(title) {
+            return known;
+        }
+        let candidate = self.root.join(title.as_str());
+        let dir = candidate
+            .canonicalize()
+            .ok()
+            .filter(|d| d.starts_with(&self.root) && d.is_dir())
+            .filter(|d| read_title_json(d).as_deref() == Some(title.as_str()))
+            .map(Arc::new);
+        if let Ok(mut map) = self.titles.write() {
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
+            }
+            map.insert(title.as_str().to_owned(), (dir.clone(), Instant::now()));
+        }
+        dir
+    }
+
+    /// Finds the file to serve for `resource` of `title`, asking `choose` for the variant of a
+    /// watermarked file (given its position, `None` = -1). With `blocking = false` only caches
+    /// are consulted and `None` means "go again with blocking I/O" (from a blocking thread).
+    pub fn locate(
+        &self,
+        title: &TitleId,
+        resource: &Resource,
+        choose: &dyn Fn(Option<u16>) -> Variant,
+        blocking: bool,
+    ) -> Option<Located> {
+        let dir = if blocking {
+            self.title_dir(title)
+        } else {
+            self.cached_title_dir(title)?
+        };
+        let Some(dir) = dir else {
+            return Some(Located::Missing);
+        };
+        let resolved = if blocking {
+            self.resolve(title, &dir, resource)
+        } else {
+            self.cached_resolution(title, resource)?
+        };
+        let (path, watermarked) = match resolved {
+            Resolved::Missing => return Some(Located::Missing),
+            Resolved::Broken(why) => return Some(Located::Broken(why)),
+            Resolved::Plain(p) => (p, false),
+            Resolved::Watermarked { position, a, b } => match choose(position) {
+                Variant::A => (a, true),
+                Variant::B => (b, true),
+            },
+        };
+        let entry = if blocking {
+            self.file(&path)
+        } else {
+            Some(self.cached_file(&path)?)
+        };
+        Some(match entry {
+            Some(entry) => Located::File { entry, watermarked },
+            None if watermarked => Located::Broken(format!("{} is missing", path.display())),
+            None => Located::Missing,
+        })
+    }
+
+    /// Resolves a resource of the package in `dir` (blocking I/O; cached).
+    pub fn resolve(&self, title: &TitleId, dir: &Path, resource: &Resource) -> Resolved {
+        if let Some(r) = self.cached_resolution(title, resource) {
+            return r;
+        }
+        let resolved = resolve_uncached(dir, resource);
+        if let Ok(mut map) = self.resolved.write() {
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
+            }
+            map.insert(
+                resolution_key(title, resource),
+                (resolved.clone(), Instant::now()),
+            );
+        }
+        resolved
+    }
+
+    /// A cached resolution, if one is fresh (no I/O).
+    pub fn cached_resolution(&self, title: &TitleId, resource: &Resource) -> Option<Resolved> {
+        let map = self.resolved.read().ok()?;
+        let (r, at) = map.get(&resolution_key(title, resource))?;
+        (*r != Resolved::Missing || at.elapsed() < NEGATIVE_TTL).then(|| r.clone())
+    }
+
+    /// A cached file, if it was checked against the disk recently (no I/O).
+    pub fn cached_file(&self, path: &Path) -> Option<Arc<FileEntry>> {
+        let map = self.files.read().ok()?;
+        let entry = map.get(path)?;
+        let fresh = entry
+            .checked
+            .read()
+            .map(|t| t.elapsed() < REVALIDATE)
+            .unwrap_or(false);
+        fresh.then(|| entry.clone())
+    }
+
+    /// Loads a file for serving (blocking I/O; cached), or `None` if it does not exist, is not a
+    /// regular file, or lies outside the root once symbolic links are resolved. A cached entry
+    /// older than 30 s is checked against the file's size and mtime first.
+    pub fn file(&self, path: &Path) -> Option<Arc<FileEntry>> {
+        let cached = self.files.read().ok().and_then(|m| m.get(path).cloned());
+        if let Some(entry) = cached {
+            let meta = std::fs::metadata(&entry.path).ok();
+            if meta.is_some_and(|m| m.len() == entry.len && m.modified().ok() == entry.mtime) {
+                if let Ok(mut t) = entry.checked.write() {
+                    *t = Instant::now();
+                }
+                return Some(entry);
+            }
+        }
+        let entry = Arc::new(self.load(path)?);
+        if let Ok(mut map) = self.files.write() {
+            let cost = if entry.bytes.is_some() { entry.len } else { 0 };
+            let total = self.file_bytes.load(Ordering::Relaxed).saturating_add(cost);
+            if total > self.cache_bytes || map.len() >= MAX_ENTRIES {
+                // Simple and bounded: start over when full.
+                map.clear();
+                self.file_bytes.store(0, Ordering::Relaxed);
+            }
+            if let Some(old) = map.insert(path.to_path_buf(), entry.clone())
+                && old.bytes.is_some()
+            {
+                let now = self.file_bytes.load(Ordering::Relaxed);
+                self.file_bytes
+                    .store(now.saturating_sub(old.len), Ordering::Relaxed);
+            }
+            self.file_bytes.fetch_add(cost, Ordering::Relaxed);
+        }
+        Some(entry)
+    }
+
+    fn load(&self, path: &Path) -> Option<FileEntry> {
+        let canonical = path.canonicalize().ok()?;
+        if !canonical.starts_with(&self.root) {
+            tracing::warn!(path = %path.display(), "refused a file outside the root");
+            return None;
+        }
+        let meta = std::fs::metadata(&canonical).ok()?;
+        if !meta.is_file() {
+            return None;
+        }
+        let len = meta.len();
+        let rewrite = canonical
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(egress::is_isobmff);
+        let (bytes, hash, patches) = if len <= self.max_cached_file {
+            let mut data = std::fs::read(&canonical).ok()?;
+            if rewrite {
+                egress::neutralize_wmpi(&mut data);
+            }
+            let hash = blake3::hash(&data);
+            (Some(Bytes::from(data)), hash, Vec::new())
+        } else {
+            let mut file = std::fs::File::open(&canonical).ok()?;
+            let patches = if rewrite {
+                egress::find_wmpi(&mut file, len).ok()?
+            } else {
+                Vec::new()
+            };
+            file.seek(std::io::SeekFrom::Start(0)).ok()?;
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut pos = 0u64;
+            loop {
+                let n = file.read(&mut buf).ok()?;
+                if n == 0 {
+                    break;
+                }
+                let chunk = buf.get_mut(..n)?;
+                egress::apply(chunk, pos, &patches);
+                hasher.update(chunk);
+                pos += n as u64;
+            }
+            (None, hasher.finalize(), patches)
+        };
+        let hex: String = hash.as_bytes()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Some(FileEntry {
+            len: bytes.as_ref().map_or(len, |b| b.len() as u64),
+            bytes,
+            etag: format!("\"{hex}\""),
+            path: canonical,
+            patches,
+            mtime: meta.modified().ok(),
+            checked: RwLock::new(Instant::now()),
+        })
+    }
+}
+
+fn resolution_key(title: &TitleId, resource: &Resource) -> String {
+    match resource {
+        Resource::Root(f) => format!("{title}/{f}"),
+        Resource::Rendition(r, f) => format!("{title}/{r}/{f}"),
+    }
+}
+
+fn resolve_uncached(dir: &Path, resource: &Resource) -> Resolved {
+    match resource {
+        Resource::Root(file) => {
+            let p = dir.join(file);
+            if p.is_file() {
+                Resolved::Plain(p)
+            } else {
+                Resolved::Missing
+            }
+        }
+        Resource::Rendition(rendition, file) => {
+            let rdir = dir.join(rendition);
+            let a = rdir.join("a").join(file);
+            let b = rdir.join("b").join(file);
+            let sidecar = rdir.join(SIDECAR_DIR).join(file);
+            if sidecar.is_file() {
+                return match read_position(&sidecar) {
+                    Ok(position) => Resolved::Watermarked { position, a, b },
+                    Err(e) => Resolved::Broken(format!("{}: {e}", sidecar.display())),
+                };
+            }
+            if a.is_file() {
+                if b.is_file() {
+                    return Resolved::Broken(format!(
+                        "{} has variants A and B but no WMPaceInfo sidecar",
+                        rdir.join(file).display()
+                    ));
+                }
+                return Resolved::Plain(a);
+            }
+            let plain = rdir.join(file);
+            if plain.is_file() {
+                Resolved::Plain(plain)
+            } else {
+                Resolved::Missing
+            }
+        }
+    }
+}
+
+/// The position a discrete sidecar gives its file.
+///
+/// One segment entry: its position. Several: the one without `segmentRegex` (this edge does not
+/// evaluate POSIX regular expressions). Byterange sidecars are not supported (leaktrace packages
+/// use discrete segment files).
+fn read_position(sidecar: &Path) -> Result<Option<u16>, String> {
+    let meta = std::fs::metadata(sidecar).map_err(|e| e.to_string())?;
+    if meta.len() > MAX_SIDECAR_BYTES {
+        return Err(format!(
+            "sidecar is {} bytes (at most {MAX_SIDECAR_BYTES} accepted)",
+            meta.len()
+        ));
+    }
+    let bytes = std::fs::read(sidecar).map_err(|e| e.to_string())?;
+    let parsed = Sidecar::from_cbor(&bytes).map_err(|e| e.to_string())?;
+    if parsed.is_byterange() {
+        return Err("byterange sidecars are not supported by this edge".into());
+    }
+    match parsed.segments.as_slice() {
+        [one] => Ok(one.position),
+        many => many
+            .iter()
+            .find(|s| s.segment_regex.is_none())
+            .map(|s| s.position)
+            .ok_or_else(|| "every sidecar entry has a segmentRegex; not supported".into()),
+    }
+}

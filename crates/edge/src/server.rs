@@ -1,0 +1,537 @@
+//! The HTTP service: request → checks → variant → response, and the accept loop.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::SeekFrom;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Body as _, Frame, Incoming};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use leaktrace_core::session::select_variant;
+use leaktrace_core::{Codebook, MasterKey, TitleId};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::auth::{Auth, Deny};
+use crate::package::{FileEntry, Located, Packages};
+use crate::path::{self, PathError, Resource};
+use crate::range::{self, RangeRequest};
+use crate::{EdgeConfig, EdgeError};
+
+/// The response body type of the edge.
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// `Cache-Control` of media and init segments (per session, so private).
+pub const CACHE_MEDIA: &str = "private, max-age=86400";
+/// `Cache-Control` of manifests.
+pub const CACHE_MANIFEST: &str = "private, max-age=300";
+/// `Cache-Control` of refusals and errors.
+pub const CACHE_ERROR: &str = "no-store";
+/// Chunk size when streaming files too large for the cache.
+const STREAM_CHUNK: usize = 256 * 1024;
+/// How long in-flight requests may take to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(10);
+
+pub(crate) struct State {
+    packages: Arc<Packages>,
+    auth: Auth,
+    key: MasterKey,
+    books: RwLock<HashMap<TitleId, Codebook>>,
+    cors: Option<HeaderValue>,
+    max_connections: usize,
+}
+
+/// The edge: a TS 104 002 sequencer over a directory of packages. Cheap to clone.
+#[derive(Clone)]
+pub struct Edge {
+    state: Arc<State>,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge")
+            .field("root", &self.state.packages.root())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+fn empty() -> Body {
+    Empty::new()
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+const VARY: HeaderValue = HeaderValue::from_static("Authorization");
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+const EXPOSE: HeaderValue =
+    HeaderValue::from_static("Content-Length, Content-Range, Accept-Ranges, ETag");
+
+impl Edge {
+    /// Builds the edge from its configuration and the store holding the sessions.
+    ///
+    /// # Errors
+    /// [`EdgeError::Root`] if the root is not a directory, [`EdgeError::Config`] for an invalid
+    /// CORS origin.
+    pub fn new(config: EdgeConfig, store: leaktrace_store::Store) -> Result<Self, EdgeError> {
+        let packages = Packages::open(
+            &config.root,
+            config.file_cache_bytes,
+            config.max_cached_file,
+        )?;
+        let cors = match &config.cors_origin {
+            None => None,
+            Some(o) => Some(
+                HeaderValue::from_str(o)
+                    .map_err(|_| EdgeError::Config(format!("invalid CORS origin {o:?}")))?,
+            ),
+        };
+        let mut verifiers = vec![leaktrace_core::token::Verifier::hmac_sha256(
+            config.key.token_mac_key().as_bytes(),
+        )];
+        verifiers.extend(config.extra_verifiers.iter().cloned());
+        let auth = Auth::new(verifiers, config.wmopid, config.key.version().get(), store);
+        Ok(Self {
+            state: Arc::new(State {
+                packages: Arc::new(packages),
+                auth,
+                key: config.key,
+                books: RwLock::default(),
+                cors,
+                max_connections: config.max_connections.max(1),
+            }),
+        })
+    }
+
+    /// The canonical root directory served.
+    #[must_use]
+    pub fn root(&self) -> PathBuf {
+        self.state.packages.root().to_path_buf()
+    }
+
+    /// The title of a single-package root (`None` for a directory of packages).
+    #[must_use]
+    pub fn single_title(&self) -> Option<String> {
+        self.state.packages.single_title().map(str::to_owned)
+    }
+
+    /// Answers one request (what the server does for each; usable without a socket).
+    pub async fn handle<B>(&self, req: &Request<B>) -> Response<Body> {
+        let started = Instant::now();
+        let resp = respond(&self.state, req.method(), req.uri(), req.headers()).await;
+        tracing::debug!(
+            method = %req.method(),
+            path = %path::redact(req.uri().path()),
+            status = resp.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        resp
+    }
+
+    /// Serves HTTP/1.1 on `listener` until `shutdown` completes, then stops accepting, lets
+    /// in-flight requests finish (up to 10 s) and returns.
+    ///
+    /// # Errors
+    /// [`EdgeError::Io`] if the listener fails persistently.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), EdgeError> {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let permits = Arc::new(Semaphore::new(self.state.max_connections));
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .max_buf_size(path::MAX_PATH_LEN + 16 * 1024)
+            .max_headers(64)
+            .keep_alive(true);
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            };
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                () = &mut shutdown => break,
+            };
+            let (stream, _peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning or exiting.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let edge = self.clone();
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let edge = edge.clone();
+                async move {
+                    if req.body().size_hint().lower() > 0 {
+                        return Ok::<_, Infallible>(plain_error(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            edge.state.cors.as_ref(),
+                        ));
+                    }
+                    Ok::<_, Infallible>(edge.handle(&req).await)
+                }
+            });
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let watched = graceful.watch(conn);
+            tokio::spawn(async move {
+                let _ = watched.await;
+                drop(permit);
+            });
+        }
+        drop(listener);
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = tokio::time::sleep(DRAIN) => tracing::warn!("shutdown: gave up waiting for connections"),
+        }
+        Ok(())
+    }
+
+    fn codebook(&self, title: &TitleId) -> Codebook {
+        codebook(&self.state, title)
+    }
+
+    /// The variant file this edge serves `session` at `position` of `title` (for tests and
+    /// tools); `None` = -1.
+    #[must_use]
+    pub fn variant_for(
+        &self,
+        title: &TitleId,
+        claims: &leaktrace_core::token::WmToken,
+        position: Option<u32>,
+    ) -> leaktrace_core::Variant {
+        select_variant(&self.codebook(title), claims, position)
+    }
+}
+
+fn codebook(state: &State, title: &TitleId) -> Codebook {
+    if let Some(b) = state.books.read().ok().and_then(|m| m.get(title).cloned()) {
+        return b;
+    }
+    let book = state.key.codebook(title);
+    if let Ok(mut m) = state.books.write() {
+        if m.len() > 10_000 {
+            m.clear();
+        }
+        m.insert(title.clone(), book.clone());
+    }
+    book
+}
+
+fn base_headers(h: &mut HeaderMap, cors: Option<&HeaderValue>) {
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    if let Some(origin) = cors {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE);
+    }
+}
+
+/// A refusal or error: fixed body per status, no validators, nothing about the file.
+fn plain_error(status: StatusCode, cors: Option<&HeaderValue>) -> Response<Body> {
+    let text = match status {
+        StatusCode::BAD_REQUEST => "bad request\n",
+        StatusCode::FORBIDDEN => "forbidden\n",
+        StatusCode::NOT_FOUND => "not found\n",
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed\n",
+        StatusCode::PAYLOAD_TOO_LARGE => "request body not accepted\n",
+        StatusCode::RANGE_NOT_SATISFIABLE => "range not satisfiable\n",
+        _ => "internal error\n",
+    };
+    let mut r = Response::new(full(text));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_ERROR));
+    h.insert(header::VARY, VARY);
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        h.insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
+    }
+    base_headers(h, cors);
+    r
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn etag_matches(list: &str, etag: &str) -> bool {
+    list.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+async fn respond(
+    state: &Arc<State>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Response<Body> {
+    let cors = state.cors.as_ref();
+    let head = match *method {
+        Method::GET => false,
+        Method::HEAD => true,
+        Method::OPTIONS => return preflight(cors),
+        _ => return plain_error(StatusCode::METHOD_NOT_ALLOWED, cors),
+    };
+    let target = match path::parse(uri.path()) {
+        Ok(t) => t,
+        Err(PathError::Malformed) => return plain_error(StatusCode::BAD_REQUEST, cors),
+        Err(PathError::NotFound) => return plain_error(StatusCode::NOT_FOUND, cors),
+    };
+    let token = target
+        .path_token
+        .or_else(|| uri.query().and_then(path::query_token))
+        .or_else(|| bearer(headers));
+    let authorized = match state.auth.authorize(token, &target.title, now_unix()).await {
+        Ok(a) => a,
+        Err(deny) => {
+            log_deny(&deny, uri);
+            return plain_error(StatusCode::FORBIDDEN, cors);
+        }
+    };
+    tracing::trace!(session = %authorized.session, path = %path::redact(uri.path()), "authorized");
+    let book = codebook(state, &target.title);
+    let claims = authorized.claims.clone();
+    let choose = move |p: Option<u16>| select_variant(&book, &claims, p.map(u32::from));
+    let located = match state
+        .packages
+        .locate(&target.title, &target.resource, &choose, false)
+    {
+        Some(l) => l,
+        None => {
+            let packages = state.packages.clone();
+            let title = target.title.clone();
+            let resource = target.resource.clone();
+            match tokio::task::spawn_blocking(move || {
+                packages.locate(&title, &resource, &choose, true)
+            })
+            .await
+            {
+                Ok(Some(l)) => l,
+                _ => Located::Broken("file lookup task failed".into()),
+            }
+        }
+    };
+    let (entry, _watermarked) = match located {
+        Located::File { entry, watermarked } => (entry, watermarked),
+        Located::Missing => return plain_error(StatusCode::NOT_FOUND, cors),
+        Located::Broken(why) => {
+            tracing::error!(problem = %why, path = %path::redact(uri.path()), "package problem");
+            return plain_error(StatusCode::INTERNAL_SERVER_ERROR, cors);
+        }
+    };
+    let file = match &target.resource {
+        Resource::Root(f) | Resource::Rendition(_, f) => f.as_str(),
+    };
+    serve_file(&entry, file, head, headers, cors).await
+}
+
+fn log_deny(deny: &Deny, uri: &Uri) {
+    tracing::info!(reason = ?deny, path = %path::redact(uri.path()), "refused");
+}
+
+fn preflight(cors: Option<&HeaderValue>) -> Response<Body> {
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert(
+        header::ALLOW,
+        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+    );
+    if cors.is_some() {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Authorization, Range, If-None-Match, If-Range"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+    }
+    base_headers(h, cors);
+    r
+}
+
+async fn serve_file(
+    entry: &Arc<FileEntry>,
+    file: &str,
+    head: bool,
+    req: &HeaderMap,
+    cors: Option<&HeaderValue>,
+) -> Response<Body> {
+    let content_type = path::content_type(file).unwrap_or("application/octet-stream");
+    let cache = if path::is_manifest(file) {
+        CACHE_MANIFEST
+    } else {
+        CACHE_MEDIA
+    };
+    let etag = HeaderValue::from_str(&entry.etag).ok();
+    let mut builder = Response::builder()
+        .header(header::CACHE_CONTROL, cache)
+        .header(header::VARY, VARY)
+        .header(header::ACCEPT_RANGES, "bytes");
+    if let Some(e) = &etag {
+        builder = builder.header(header::ETAG, e.clone());
+    }
+    let if_none_match = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    if if_none_match.is_some_and(|l| etag_matches(l, &entry.etag)) {
+        let mut r = builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(empty())
+            .unwrap_or_else(|_| plain_error(StatusCode::INTERNAL_SERVER_ERROR, cors));
+        base_headers(r.headers_mut(), cors);
+        return r;
+    }
+    let range_header = req.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let if_range_ok = req
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.trim() == entry.etag);
+    let len = entry.len;
+    let request = if if_range_ok {
+        range::parse(range_header, len)
+    } else {
+        RangeRequest::Full
+    };
+    let (status, start, end) = match request {
+        RangeRequest::Full => (StatusCode::OK, 0, len),
+        RangeRequest::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end + 1),
+        RangeRequest::Unsatisfiable => {
+            let mut r = plain_error(StatusCode::RANGE_NOT_SATISFIABLE, cors);
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return r;
+        }
+    };
+    builder = builder
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, end - start);
+    if status == StatusCode::PARTIAL_CONTENT {
+        builder = builder.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{len}", end - 1),
+        );
+    }
+    let body = if head {
+        empty()
+    } else {
+        match &entry.bytes {
+            Some(b) => {
+                let (s, e) = (
+                    usize::try_from(start).unwrap_or(usize::MAX),
+                    usize::try_from(end).unwrap_or(usize::MAX),
+                );
+                match b.get(s..e) {
+                    Some(_) => full(b.slice(s..e)),
+                    None => return plain_error(StatusCode::INTERNAL_SERVER_ERROR, cors),
+                }
+            }
+            None => stream_file(entry.path.clone(), start, end, entry.patches.clone()),
+        }
+    };
+    let mut r = builder
+        .body(body)
+        .unwrap_or_else(|_| plain_error(StatusCode::INTERNAL_SERVER_ERROR, cors));
+    base_headers(r.headers_mut(), cors);
+    r
+}
+
+/// Streams bytes `start..end` of a file too large for the cache.
+fn stream_file(path: PathBuf, start: u64, end: u64, patches: Vec<crate::egress::Patch>) -> Body {
+    let state = (None::<tokio::fs::File>, path, start, end);
+    let patches: Arc<[crate::egress::Patch]> = patches.into();
+    let stream = futures_util::stream::unfold(state, move |(file, path, pos, end)| {
+        let patches = patches.clone();
+        async move {
+            if pos >= end {
+                return None;
+            }
+            let mut file = match file {
+                Some(f) => f,
+                None => {
+                    let opened = async {
+                        let mut f = tokio::fs::File::open(&path).await?;
+                        f.seek(SeekFrom::Start(pos)).await?;
+                        Ok::<_, std::io::Error>(f)
+                    }
+                    .await;
+                    match opened {
+                        Ok(f) => f,
+                        Err(e) => return Some((Err(e), (None, path, end, end))),
+                    }
+                }
+            };
+            let want = usize::try_from(end - pos)
+                .unwrap_or(STREAM_CHUNK)
+                .min(STREAM_CHUNK);
+            let mut buf = BytesMut::with_capacity(want);
+            match (&mut file).take(want as u64).read_buf(&mut buf).await {
+                Ok(0) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "file shrank while being served",
+                    )),
+                    (None, path, end, end),
+                )),
+                Ok(n) => Some((
+                    Ok(Frame::data({
+                        crate::egress::apply(&mut buf, pos, &patches);
+                        buf.freeze()
+                    })),
+                    (Some(file), path, pos + n as u64, end),
+                )),
+                Err(e) => Some((Err(e), (None, path, end, end))),
+            }
+        }
+    });
+    BodyExt::boxed(StreamBody::new(stream))
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Load bench of the leaktrace edge against nginx serving the same files, on loopback only.
+#
+# Usage: scripts/bench-edge.sh [--quick] [--no-build]
+#
+#   1. builds `leaktrace` (release) unless --no-build, makes a package from the corpus clip
+#      (20 s, 360p+240p, 1 s segments) and one session in a temporary directory;
+#   2. starts the edge (`leaktrace edge`) and nginx (2 workers, sendfile, open_file_cache,
+#      access log off) on 127.0.0.1, both serving the package's media segments;
+#   3. runs wrk (1 thread, 64 connections, 10 s; --quick: 5 s) with a Lua script that requests
+#      random segments: the edge through /wmt/<token>/... (token check, sidecar, codeword,
+#      wmpi rewrite from cache), nginx the a/ files directly;
+#   4. prints requests/s, p50/p99 latency, errors and the ratio edge/nginx (target >= 0.5),
+#      for segments and for small files (media playlists: the per-request overhead);
+#   5. holds 10 000 concurrent connections against the edge (wrk -c 10000) and reports errors.
+#
+# Needs: wrk and nginx (scripts/install-system-deps.sh wrk nginx-light), ffmpeg, and the corpus
+# (corpus/fetch.sh, or LEAKTRACE_CORPUS=dir). Every server and client stays on 127.0.0.1; every
+# run is bounded in time; the script stops what it started (by PID) on exit.
+set -euo pipefail
+
+QUICK=0
+BUILD=1
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        --no-build) BUILD=0 ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $arg" >&2; exit 2 ;;
+    esac
+done
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CORPUS="${LEAKTRACE_CORPUS:-$ROOT/corpus/cache}"
+CLIP="$CORPUS/trailer_bbb_20s.mp4"
+DURATION=10
+[[ $QUICK == 1 ]] && DURATION=5
+for tool in wrk nginx ffmpeg; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (scripts/install-system-deps.sh wrk nginx-light)" >&2; exit 2; }
+done
+[[ -f "$CLIP" ]] || { echo "missing $CLIP (run corpus/fetch.sh or set LEAKTRACE_CORPUS)" >&2; exit 2; }
+
+if [[ $BUILD == 1 ]]; then
+    (cd "$ROOT" && cargo build --release -q -p leaktrace-cli)
+fi
+LT="${CARGO_TARGET_DIR:-$ROOT/target}/release/leaktrace"
+[[ -x "$LT" ]] || { echo "missing $LT (build without --no-build)" >&2; exit 2; }
+
+WORK="$(mktemp -d /tmp/leaktrace-bench-edge.XXXXXX)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+echo "== package and session (in $WORK)"
+"$LT" init "$WORK/w" >/dev/null
+cd "$WORK/w"
+"$LT" embed "$CLIP" --title bbb --out "$WORK/pkg/bbb" --ladder 360p,240p --preset ultrafast \
+    --segment 1s --max-frames 480 >/dev/null
+TOKEN="$("$LT" session new --title bbb --account bench --ttl 1h --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
+
+EDGE_PORT="$(free_port)"
+NGINX_PORT="$(free_port)"
+RUST_LOG=warn "$LT" edge --root "$WORK/pkg" --listen "127.0.0.1:$EDGE_PORT" --threads 2 \
+    >"$WORK/edge.out" 2>"$WORK/edge.err" &
+PIDS+=($!)
+
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+user root;
+worker_processes 2;
+worker_rlimit_nofile 20000;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+daemon off;
+events { worker_connections 12000; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 1000000;
+    open_file_cache max=10000 inactive=60s;
+    etag on;
+    types { video/iso.segment m4s; video/mp4 mp4; application/vnd.apple.mpegurl m3u8; }
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    server {
+        listen 127.0.0.1:$NGINX_PORT backlog=4096;
+        root $WORK/pkg;
+    }
+}
+EOF
+nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
+PIDS+=($!)
+
+for i in $(seq 50); do
+    if curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/bbb/master.m3u8" \
+        && curl -s -o /dev/null "http://127.0.0.1:$EDGE_PORT/wmt/$TOKEN/bbb/master.m3u8"; then
+        break
+    fi
+    sleep 0.2
+done
+
+# Paths: 20 positions x 2 renditions.
+: >"$WORK/edge.paths"
+: >"$WORK/nginx.paths"
+for r in 360p 240p; do
+    for p in $(seq 0 19); do
+        seg=$(printf 'seg_%05d.m4s' "$p")
+        echo "/wmt/$TOKEN/bbb/$r/$seg" >>"$WORK/edge.paths"
+        echo "/bbb/$r/a/$seg" >>"$WORK/nginx.paths"
+    done
+done
+# Sanity: the edge answers 200 on every path.
+while read -r path; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$EDGE_PORT$path")
+    [[ $code == 200 ]] || { echo "edge answered $code for a segment" >&2; exit 1; }
+done <"$WORK/edge.paths"
+
+cat >"$WORK/bench.lua" <<'EOF'
+local paths = {}
+local file = os.getenv("PATHS_FILE")
+for line in io.lines(file) do paths[#paths + 1] = line end
+local i = 0
+request = function()
+    i = i + 1
+    return wrk.format("GET", paths[(i * 7919) % #paths + 1])
+end
+done = function(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format("RESULT rps=%.1f p50_us=%d p99_us=%d max_us=%d requests=%d bytes=%d " ..
+        "errors_connect=%d errors_read=%d errors_write=%d errors_status=%d errors_timeout=%d\n",
+        summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99),
+        latency.max, summary.requests, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout))
+end
+EOF
+
+run_wrk() { # name port paths connections duration
+    PATHS_FILE="$3" wrk -t1 -c"$4" -d"$5"s --timeout 10s -s "$WORK/bench.lua" "http://127.0.0.1:$2" \
+        | grep '^RESULT' | sed "s/^RESULT/$1/"
+}
+
+echo "== wrk -t1 -c64 -d${DURATION}s, random segments (~140 KB each)"
+NG=$(run_wrk nginx "$NGINX_PORT" "$WORK/nginx.paths" 64 "$DURATION")
+ED=$(run_wrk edge "$EDGE_PORT" "$WORK/edge.paths" 64 "$DURATION")
+echo "$NG"
+echo "$ED"
+rps() { sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$1"; }
+RATIO=$(python3 -c "print(f'{$(rps "$ED") / $(rps "$NG"):.2f}')")
+echo "ratio edge/nginx (requests/s) = $RATIO (target >= 0.5)"
+
+echo "== wrk -t1 -c64 -d${DURATION}s, media playlists (~1 KB: per-request overhead, token check included)"
+for r in 360p 240p; do echo "/wmt/$TOKEN/bbb/$r/playlist.m3u8"; done >"$WORK/edge.small"
+for r in 360p 240p; do echo "/bbb/$r/playlist.m3u8"; done >"$WORK/nginx.small"
+NGS=$(run_wrk nginx-small "$NGINX_PORT" "$WORK/nginx.small" 64 "$DURATION")
+EDS=$(run_wrk edge-small "$EDGE_PORT" "$WORK/edge.small" 64 "$DURATION")
+echo "$NGS"
+echo "$EDS"
+RATIO_SMALL=$(python3 -c "print(f'{$(rps "$EDS") / $(rps "$NGS"):.2f}')")
+echo "ratio edge/nginx (requests/s, small files) = $RATIO_SMALL"
+
+echo "== 10 000 concurrent connections on the edge (wrk -t2 -c10000 -d${DURATION}s)"
+ED10K=$(PATHS_FILE="$WORK/edge.paths" wrk -t2 -c10000 -d"$DURATION"s --timeout 20s -s "$WORK/bench.lua" \
+    "http://127.0.0.1:$EDGE_PORT" | grep '^RESULT' | sed 's/^RESULT/edge-10k/')
+echo "$ED10K"
+grep -v '^$' "$WORK/edge.err" | tail -3 || true
