@@ -12,15 +12,19 @@ export PATH="$HOME/.cargo/bin:$PATH"
 log() { printf '\n[test] %s\n' "$*"; }
 
 log "system packages"
-bash scripts/install-system-deps.sh postgresql
+bash scripts/install-system-deps.sh postgresql chromium
 
 log "test corpus"
 bash corpus/fetch.sh
 
-log "npm validators (hls-parser)"
+log "npm validators (hls-parser) and the test player (hls.js)"
 if [ ! -d tools/node_modules/hls-parser ]; then
     (cd tools && npm ci --no-audit --no-fund)
 fi
+if [ ! -d crates/edge/tests/player/node_modules/hls.js ]; then
+    npm ci --prefix crates/edge/tests/player --no-audit --no-fund
+fi
+export LEAKTRACE_REQUIRE_PLAYER=1
 
 log "PostgreSQL on loopback"
 export LEAKTRACE_TEST_PG_URL

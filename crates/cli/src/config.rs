@@ -85,11 +85,18 @@ impl Loaded {
             },
         };
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            ConfigError(format!("cannot read {} ({e}); run `leaktrace init` or pass --config", path.display()))
+            ConfigError(format!(
+                "cannot read {} ({e}); run `leaktrace init` or pass --config",
+                path.display()
+            ))
         })?;
         let config: Config = toml::from_str(&text)
             .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.message())))?;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
         Ok(Self { config, dir })
     }
 
@@ -104,7 +111,8 @@ impl Loaded {
     /// Reads a secret file (relative to the config file), refusing one others can read.
     pub fn secret_file(&self, file: &Path) -> Result<String> {
         let path = self.dir.join(file);
-        let meta = std::fs::metadata(&path).map_err(|e| ConfigError(format!("cannot read key file {} ({e})", path.display())))?;
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| ConfigError(format!("cannot read key file {} ({e})", path.display())))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -117,7 +125,9 @@ impl Loaded {
                 .into());
             }
         }
-        std::fs::read_to_string(&path).map_err(|e| ConfigError(format!("cannot read key file {} ({e})", path.display())).into())
+        std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError(format!("cannot read key file {} ({e})", path.display())).into()
+        })
     }
 }
 
@@ -132,7 +142,10 @@ pub fn write_new_key(path: &Path, key: &MasterKey) -> Result<()> {
     }
     let mut f = opts.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            anyhow::Error::new(ConfigError(format!("{} already exists; refusing to overwrite a master key", path.display())))
+            anyhow::Error::new(ConfigError(format!(
+                "{} already exists; refusing to overwrite a master key",
+                path.display()
+            )))
         } else {
             anyhow::Error::new(e).context(format!("creating key file {}", path.display()))
         }

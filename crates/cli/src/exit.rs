@@ -44,7 +44,9 @@ pub struct ConfigError(pub String);
 fn media(e: &MediaError) -> Code {
     match e {
         MediaError::UnknownCodec(_) | MediaError::InvalidSetting(_) => Code::Usage,
-        MediaError::EncoderMissing(_) | MediaError::Ffmpeg { .. } | MediaError::BadMp4(_) => Code::Internal,
+        MediaError::EncoderMissing(_) | MediaError::Ffmpeg { .. } | MediaError::BadMp4(_) => {
+            Code::Internal
+        }
         _ => Code::Input,
     }
 }
@@ -63,7 +65,9 @@ pub fn classify(err: &anyhow::Error) -> Code {
                 EmbedError::Media(m) => media(m),
                 EmbedError::Ladder(_) => Code::Usage,
                 EmbedError::OutputNotEmpty(_) | EmbedError::Io { .. } => Code::Output,
-                EmbedError::FrameSize { .. } | EmbedError::UnsupportedBitDepth(_) | EmbedError::TooManyPositions(_) => Code::Input,
+                EmbedError::FrameSize { .. }
+                | EmbedError::UnsupportedBitDepth(_)
+                | EmbedError::TooManyPositions(_) => Code::Input,
                 _ => Code::Internal,
             };
         }
@@ -73,11 +77,14 @@ pub fn classify(err: &anyhow::Error) -> Code {
         if let Some(e) = cause.downcast_ref::<leaktrace_session::SessionError>() {
             return match e {
                 leaktrace_session::SessionError::UnknownTitle(_) => Code::NotFound,
-                leaktrace_session::SessionError::InvalidTtl { .. } | leaktrace_session::SessionError::InvalidAccount(_) => Code::Usage,
+                leaktrace_session::SessionError::InvalidTtl { .. }
+                | leaktrace_session::SessionError::InvalidAccount(_) => Code::Usage,
                 _ => Code::Internal,
             };
         }
-        if let Some(leaktrace_edge::EdgeError::Root(_)) = cause.downcast_ref::<leaktrace_edge::EdgeError>() {
+        if let Some(leaktrace_edge::EdgeError::Root(_)) =
+            cause.downcast_ref::<leaktrace_edge::EdgeError>()
+        {
             return Code::Input;
         }
     }

@@ -17,7 +17,10 @@ fn main() -> ExitCode {
         Ok(code) => code.into(),
         Err(err) => {
             // BrokenPipe (e.g. `| head`) is not a failure.
-            if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
+            if err.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
                 return ExitCode::SUCCESS;
             }
             let code = exit::classify(&err);

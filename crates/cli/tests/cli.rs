@@ -1,6 +1,7 @@
 //! End-to-end tests of the `leaktrace` binary: init, embed (all codecs, 8- and 10-bit), the
 //! package against external checkers (ffprobe, hls-parser strict, xmllint + DASH schema), and
 //! bad input. Media comes from the corpus (`corpus/fetch.sh`) or is generated with ffmpeg.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test/bench code: a panic is a failure report
 
 use leaktrace_core::wmpaceinfo::{PaceInfo, Sidecar};
 use leaktrace_media::cmaf;
@@ -16,22 +17,40 @@ fn repo() -> PathBuf {
 }
 
 fn corpus(name: &str) -> PathBuf {
-    let dir = std::env::var_os("LEAKTRACE_CORPUS").map(PathBuf::from).unwrap_or_else(|| repo().join("corpus/cache"));
+    let dir = std::env::var_os("LEAKTRACE_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("corpus/cache"));
     let p = dir.join(name);
-    assert!(p.is_file(), "corpus file {} missing: run corpus/fetch.sh first", p.display());
+    assert!(
+        p.is_file(),
+        "corpus file {} missing: run corpus/fetch.sh first",
+        p.display()
+    );
     p
 }
 
 fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg").args(["-y", "-hide_banner", "-loglevel", "error"]).args(args).output().unwrap();
-    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ffmpeg")
+        .args(["-y", "-hide_banner", "-loglevel", "error"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A working directory made by `leaktrace init`.
 fn workdir() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     let out = bin().arg("init").arg(d.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     d
 }
 
@@ -49,7 +68,10 @@ fn embed(ws: &Path, input: &Path, out: &Path, extra: &[&str]) -> Output {
 }
 
 fn files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -63,7 +85,11 @@ fn init_writes_config_private_key_and_database() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(d.path().join("master.key")).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(d.path().join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
     }
     let key = std::fs::read_to_string(d.path().join("master.key")).unwrap();
@@ -71,7 +97,10 @@ fn init_writes_config_private_key_and_database() {
     // A second init refuses, and never overwrites the key.
     let again = bin().arg("init").arg(d.path()).output().unwrap();
     assert_eq!(again.status.code(), Some(5));
-    assert_eq!(std::fs::read_to_string(d.path().join("master.key")).unwrap(), key);
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("master.key")).unwrap(),
+        key
+    );
 }
 
 /// Checks one rendition directory of a package thoroughly.
@@ -80,39 +109,72 @@ fn check_rendition(dir: &Path) -> usize {
     assert_eq!(a, b, "a/ and b/ must hold the same file names");
     let sidecars = files(&dir.join("WMPaceInfo"));
     assert_eq!(sidecars, a, "one sidecar per file");
-    let init = Sidecar::from_cbor(&std::fs::read(dir.join("WMPaceInfo/init.mp4")).unwrap()).unwrap();
+    let init =
+        Sidecar::from_cbor(&std::fs::read(dir.join("WMPaceInfo/init.mp4")).unwrap()).unwrap();
     assert_eq!(init.segments[0].position, None, "init is position -1");
     let segs: Vec<&String> = a.iter().filter(|f| f.ends_with(".m4s")).collect();
     for (p, name) in segs.iter().enumerate() {
         assert_eq!(**name, format!("seg_{p:05}.m4s"));
-        let sidecar = Sidecar::from_cbor(&std::fs::read(dir.join("WMPaceInfo").join(name)).unwrap()).unwrap();
+        let sidecar =
+            Sidecar::from_cbor(&std::fs::read(dir.join("WMPaceInfo").join(name)).unwrap()).unwrap();
         assert_eq!(sidecar.segments[0].position, Some(p as u16));
         let mut durations = Vec::new();
         for (variant, id) in [("a", 0u8), ("b", 1u8)] {
             let seg = std::fs::read(dir.join(variant).join(name)).unwrap();
             let boxes = cmaf::boxes(&seg, 0, seg.len()).unwrap();
             let kinds: Vec<&[u8; 4]> = boxes.iter().map(|b| &b.kind).collect();
-            assert_eq!(kinds, [b"styp", b"wmpi", b"moof", b"mdat"], "{variant}/{name}");
+            assert_eq!(
+                kinds,
+                [b"styp", b"wmpi", b"moof", b"mdat"],
+                "{variant}/{name}"
+            );
             let wmpi = PaceInfo::from_wmpi_box(&seg[boxes[1].start..boxes[1].end]).unwrap();
-            assert_eq!((wmpi.variant, wmpi.position), (id, Some(p as u16)), "{variant}/{name}");
+            assert_eq!(
+                (wmpi.variant, wmpi.position),
+                (id, Some(p as u16)),
+                "{variant}/{name}"
+            );
             let mut whole = std::fs::read(dir.join(variant).join("init.mp4")).unwrap();
             whole.extend_from_slice(&seg);
             let track = cmaf::split(&whole).unwrap();
-            assert!(track.fragments[0].starts_with_sync, "{variant}/{name} starts with a keyframe");
+            assert!(
+                track.fragments[0].starts_with_sync,
+                "{variant}/{name} starts with a keyframe"
+            );
             durations.push(track.fragments[0].duration);
             let joined = dir.join(format!(".probe-{variant}.mp4"));
             std::fs::write(&joined, &whole).unwrap();
             let probe = Command::new("ffprobe")
-                .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+                .args([
+                    "-v",
+                    "error",
+                    "-count_frames",
+                    "-select_streams",
+                    "v:0",
+                    "-show_entries",
+                    "stream=nb_read_frames",
+                    "-of",
+                    "csv=p=0",
+                ])
                 .arg(&joined)
                 .output()
                 .unwrap();
-            assert!(probe.status.success() && probe.stderr.is_empty(), "ffprobe {variant}/{name}: {}", String::from_utf8_lossy(&probe.stderr));
-            let n: u32 = String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap();
+            assert!(
+                probe.status.success() && probe.stderr.is_empty(),
+                "ffprobe {variant}/{name}: {}",
+                String::from_utf8_lossy(&probe.stderr)
+            );
+            let n: u32 = String::from_utf8_lossy(&probe.stdout)
+                .trim()
+                .parse()
+                .unwrap();
             assert_eq!(n, track.fragments[0].samples);
             std::fs::remove_file(joined).unwrap();
         }
-        assert_eq!(durations[0], durations[1], "A and B of position {p} have the same duration");
+        assert_eq!(
+            durations[0], durations[1],
+            "A and B of position {p} have the same duration"
+        );
     }
     segs.len()
 }
@@ -125,14 +187,44 @@ fn check_external_validators(pkg: &Path) {
             playlists.push(p);
         }
     }
-    let hls = Command::new("node").arg(repo().join("tools/check-hls.mjs")).args(&playlists).output().unwrap();
-    assert!(hls.status.success(), "hls-parser strict: {} {}", String::from_utf8_lossy(&hls.stdout), String::from_utf8_lossy(&hls.stderr));
+    let hls = Command::new("node")
+        .arg(repo().join("tools/check-hls.mjs"))
+        .args(&playlists)
+        .output()
+        .unwrap();
+    assert!(
+        hls.status.success(),
+        "hls-parser strict: {} {}",
+        String::from_utf8_lossy(&hls.stdout),
+        String::from_utf8_lossy(&hls.stderr)
+    );
     let schema = repo().join("../shared/schemas/dash/DASH-MPD.xsd");
-    let mpd = Command::new("xmllint").args(["--noout", "--nonet", "--schema"]).arg(&schema).arg(pkg.join("manifest.mpd")).output().unwrap();
-    assert!(mpd.status.success(), "xmllint: {}", String::from_utf8_lossy(&mpd.stderr));
-    for text in [std::fs::read_to_string(pkg.join("master.m3u8")).unwrap(), std::fs::read_to_string(pkg.join("manifest.mpd")).unwrap()] {
-        for leak in ["/a/", "/b/", "WATERMARKING", "WMPACEINFO", "watermarking_variant"] {
-            assert!(!text.contains(leak), "neutral manifests must not contain {leak}");
+    let mpd = Command::new("xmllint")
+        .args(["--noout", "--nonet", "--schema"])
+        .arg(&schema)
+        .arg(pkg.join("manifest.mpd"))
+        .output()
+        .unwrap();
+    assert!(
+        mpd.status.success(),
+        "xmllint: {}",
+        String::from_utf8_lossy(&mpd.stderr)
+    );
+    for text in [
+        std::fs::read_to_string(pkg.join("master.m3u8")).unwrap(),
+        std::fs::read_to_string(pkg.join("manifest.mpd")).unwrap(),
+    ] {
+        for leak in [
+            "/a/",
+            "/b/",
+            "WATERMARKING",
+            "WMPACEINFO",
+            "watermarking_variant",
+        ] {
+            assert!(
+                !text.contains(leak),
+                "neutral manifests must not contain {leak}"
+            );
         }
     }
 }
@@ -141,8 +233,25 @@ fn check_external_validators(pkg: &Path) {
 fn h264_package_is_valid_for_every_external_checker() {
     let ws = workdir();
     let pkg = ws.path().join("pkg");
-    let out = embed(ws.path(), &corpus("trailer_bbb_20s.mp4"), &pkg, &["--ladder", "360p,240p", "--preset", "veryfast", "--max-frames", "150", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = embed(
+        ws.path(),
+        &corpus("trailer_bbb_20s.mp4"),
+        &pkg,
+        &[
+            "--ladder",
+            "360p,240p",
+            "--preset",
+            "veryfast",
+            "--max-frames",
+            "150",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["positions"], 4); // 150 frames at 24 fps = 6.25 s
     assert_eq!(check_rendition(&pkg.join("360p")), 4);
@@ -150,41 +259,111 @@ fn h264_package_is_valid_for_every_external_checker() {
     check_external_validators(&pkg);
     // The store knows the title now.
     let db = ws.path().join("leaktrace.db");
-    let titles = Command::new("sqlite3").arg(&db).arg("select title_id, position_count, key_version from titles").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&titles.stdout).trim(), "test-title|4|1");
+    let titles = Command::new("sqlite3")
+        .arg(&db)
+        .arg("select title_id, position_count, key_version from titles")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&titles.stdout).trim(),
+        "test-title|4|1"
+    );
 }
 
 #[test]
 fn hevc_ten_bit_and_av1_packages_are_valid() {
     let ws = workdir();
     let src10 = ws.path().join("src10.mkv");
-    ffmpeg(&["-i", corpus("trailer_bbb_20s.mp4").to_str().unwrap(), "-frames:v", "60", "-vf", "scale=640:360", "-pix_fmt", "yuv420p10le", "-c:v", "ffv1", src10.to_str().unwrap()]);
+    ffmpeg(&[
+        "-i",
+        corpus("trailer_bbb_20s.mp4").to_str().unwrap(),
+        "-frames:v",
+        "60",
+        "-vf",
+        "scale=640:360",
+        "-pix_fmt",
+        "yuv420p10le",
+        "-c:v",
+        "ffv1",
+        src10.to_str().unwrap(),
+    ]);
     let pkg = ws.path().join("hevc");
-    let out = embed(ws.path(), &src10, &pkg, &["--codec", "hevc", "--ladder", "360p", "--preset", "ultrafast"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = embed(
+        ws.path(),
+        &src10,
+        &pkg,
+        &[
+            "--codec",
+            "hevc",
+            "--ladder",
+            "360p",
+            "--preset",
+            "ultrafast",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(check_rendition(&pkg.join("360p")), 2);
     let master = std::fs::read_to_string(pkg.join("master.m3u8")).unwrap();
-    assert!(master.contains("CODECS=\"hvc1.2."), "10-bit HEVC is Main 10: {master}");
+    assert!(
+        master.contains("CODECS=\"hvc1.2."),
+        "10-bit HEVC is Main 10: {master}"
+    );
     check_external_validators(&pkg);
 
     let pkg = ws.path().join("av1");
-    let out = embed(ws.path(), &corpus("trailer_bbb_20s.mp4"), &pkg, &["--codec", "av1", "--ladder", "240p", "--preset", "12", "--max-frames", "72"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = embed(
+        ws.path(),
+        &corpus("trailer_bbb_20s.mp4"),
+        &pkg,
+        &[
+            "--codec",
+            "av1",
+            "--ladder",
+            "240p",
+            "--preset",
+            "12",
+            "--max-frames",
+            "72",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(check_rendition(&pkg.join("240p")), 2);
-    assert!(std::fs::read_to_string(pkg.join("master.m3u8")).unwrap().contains("CODECS=\"av01.0."));
+    assert!(
+        std::fs::read_to_string(pkg.join("master.m3u8"))
+            .unwrap()
+            .contains("CODECS=\"av01.0.")
+    );
     check_external_validators(&pkg);
 }
 
 /// Runs a failing embed and checks: the exit code, one line on stderr, no panic, and no
 /// output (complete-looking or partial) left behind.
-fn assert_clean_failure(ws: &Path, input: &Path, out: &Path, extra: &[&str], code: i32, needle: &str) {
+fn assert_clean_failure(
+    ws: &Path,
+    input: &Path,
+    out: &Path,
+    extra: &[&str],
+    code: i32,
+    needle: &str,
+) {
     let parent = out.parent().filter(|p| p.is_dir()).unwrap_or(ws);
     let before = files(parent);
     let o = embed(ws, input, out, extra);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(code), "{input:?}: {stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.starts_with("error: ") && stderr.contains(needle), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains(needle),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"));
     assert!(!out.join("master.m3u8").exists());
     assert_eq!(files(parent), before, "no partial output left behind");
@@ -199,24 +378,65 @@ fn bad_input_gives_one_line_a_distinct_exit_code_and_no_output() {
     std::fs::write(w.join("empty.mp4"), b"").unwrap();
     assert_clean_failure(w, &w.join("empty.mp4"), &out, &[], 3, "empty");
     std::fs::write(w.join("notes.txt"), "this is not a video\n".repeat(100)).unwrap();
-    assert_clean_failure(w, &w.join("notes.txt"), &out, &[], 3, "not a readable media file");
+    assert_clean_failure(
+        w,
+        &w.join("notes.txt"),
+        &out,
+        &[],
+        3,
+        "not a readable media file",
+    );
     // Truncated: moov first (faststart), media data cut in half.
     let fast = w.join("fast.mp4");
-    ffmpeg(&["-i", corpus("trailer_bbb_20s.mp4").to_str().unwrap(), "-c", "copy", "-movflags", "+faststart", fast.to_str().unwrap()]);
+    ffmpeg(&[
+        "-i",
+        corpus("trailer_bbb_20s.mp4").to_str().unwrap(),
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        fast.to_str().unwrap(),
+    ]);
     let bytes = std::fs::read(&fast).unwrap();
     std::fs::write(w.join("half.mp4"), &bytes[..bytes.len() / 2]).unwrap();
-    assert_clean_failure(w, &w.join("half.mp4"), &out, &["--ladder", "240p", "--preset", "ultrafast"], 3, "truncated");
+    assert_clean_failure(
+        w,
+        &w.join("half.mp4"),
+        &out,
+        &["--ladder", "240p", "--preset", "ultrafast"],
+        3,
+        "truncated",
+    );
     // Truncated inside the headers.
     std::fs::write(w.join("head.mp4"), &bytes[..2000]).unwrap();
     assert_clean_failure(w, &w.join("head.mp4"), &out, &[], 3, "head.mp4");
     // 12-bit video cannot be marked.
     let deep = w.join("deep.mkv");
-    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "1", "-pix_fmt", "yuv420p12le", "-c:v", "ffv1", deep.to_str().unwrap()]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=10",
+        "-t",
+        "1",
+        "-pix_fmt",
+        "yuv420p12le",
+        "-c:v",
+        "ffv1",
+        deep.to_str().unwrap(),
+    ]);
     assert_clean_failure(w, &deep, &out, &[], 3, "unsupported pixel format");
     let clip = corpus("trailer_bbb_20s.mp4");
     assert_clean_failure(w, &clip, &out, &["--codec", "vp8"], 2, "unknown codec");
     assert_clean_failure(w, &clip, &out, &["--segment", "9s"], 2, "1000 to 6000");
-    assert_clean_failure(w, &clip, &out, &["--ladder", "1080p"], 2, "does not upscale");
+    assert_clean_failure(
+        w,
+        &clip,
+        &out,
+        &["--ladder", "1080p"],
+        2,
+        "does not upscale",
+    );
     // Output that cannot be written: its parent is a regular file.
     std::fs::write(w.join("blocker"), b"x").unwrap();
     assert_clean_failure(w, &clip, &w.join("blocker/out"), &[], 4, "blocker");
@@ -233,12 +453,34 @@ fn a_failure_mid_encode_leaves_nothing_that_looks_complete() {
     let ws = workdir();
     let w = ws.path();
     let fast = w.join("fast.mp4");
-    ffmpeg(&["-i", corpus("trailer_bbb_20s.mp4").to_str().unwrap(), "-c", "copy", "-movflags", "+faststart", fast.to_str().unwrap()]);
+    ffmpeg(&[
+        "-i",
+        corpus("trailer_bbb_20s.mp4").to_str().unwrap(),
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        fast.to_str().unwrap(),
+    ]);
     let bytes = std::fs::read(&fast).unwrap();
     std::fs::write(w.join("cut.mp4"), &bytes[..bytes.len() * 3 / 4]).unwrap();
     let out = w.join("pkg");
-    let o = embed(w, &w.join("cut.mp4"), &out, &["--ladder", "240p", "--preset", "ultrafast"]);
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = embed(
+        w,
+        &w.join("cut.mp4"),
+        &out,
+        &["--ladder", "240p", "--preset", "ultrafast"],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!out.exists());
-    assert!(files(w).iter().all(|f| !f.contains("partial")), "{:?}", files(w));
+    assert!(
+        files(w).iter().all(|f| !f.contains("partial")),
+        "{:?}",
+        files(w)
+    );
 }

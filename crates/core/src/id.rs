@@ -36,8 +36,7 @@ impl fmt::Display for TitleId {
 /// True when `s` is 1–128 bytes of `[A-Za-z0-9._~-]`.
 pub(crate) fn is_url_safe_id(s: &str) -> bool {
     (1..=128).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
         && s != "."
         && s != ".."

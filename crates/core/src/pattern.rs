@@ -32,7 +32,13 @@ impl Pattern {
         let mut bits = [0u8; GRID_COLS * GRID_ROWS / 8];
         h.finalize_xof().fill(&mut bits);
         let cells = (0..GRID_COLS * GRID_ROWS)
-            .map(|i| if bits[i / 8] >> (i % 8) & 1 == 1 { 1 } else { -1 })
+            .map(|i| {
+                if bits[i / 8] >> (i % 8) & 1 == 1 {
+                    1
+                } else {
+                    -1
+                }
+            })
             .collect();
         Self { position, cells }
     }
@@ -49,7 +55,10 @@ impl Pattern {
 
     /// Renders the pattern at `width` × `height` as values in [-1, 1], row-major.
     pub fn render(&self, width: usize, height: usize) -> Vec<f32> {
-        let (xs, ys) = (axis_weights(width, GRID_COLS), axis_weights(height, GRID_ROWS));
+        let (xs, ys) = (
+            axis_weights(width, GRID_COLS),
+            axis_weights(height, GRID_ROWS),
+        );
         let mut out = Vec::with_capacity(width * height);
         let mut row = vec![0f32; GRID_COLS];
         for &(y0, y1, wy) in &ys {
@@ -58,7 +67,10 @@ impl Pattern {
                 let b = f32::from(self.cells[y1 * GRID_COLS + c]);
                 *r = a + (b - a) * wy;
             }
-            out.extend(xs.iter().map(|&(x0, x1, wx)| row[x0] + (row[x1] - row[x0]) * wx));
+            out.extend(
+                xs.iter()
+                    .map(|&(x0, x1, wx)| row[x0] + (row[x1] - row[x0]) * wx),
+            );
         }
         out
     }
@@ -101,7 +113,12 @@ mod tests {
         // Binomial(n, 1/2): 5 standard deviations.
         assert!((ones - n / 2.0).abs() < 5.0 * (n / 4.0).sqrt(), "{ones}");
         let corr = |x: &Pattern, y: &Pattern| -> f64 {
-            x.cells().iter().zip(y.cells()).map(|(&p, &q)| f64::from(p * q)).sum::<f64>() / n
+            x.cells()
+                .iter()
+                .zip(y.cells())
+                .map(|(&p, &q)| f64::from(p * q))
+                .sum::<f64>()
+                / n
         };
         // Different positions and titles are (nearly) orthogonal: |corr| < 5/sqrt(n).
         let lim = 5.0 / n.sqrt();
@@ -130,6 +147,10 @@ mod tests {
                 err += f64::from((small[y * 640 + x] - big[(3 * y + 1) * 1920 + 3 * x + 1]).abs());
             }
         }
-        assert!(err / (640.0 * 360.0) < 0.02, "mean abs diff {}", err / (640.0 * 360.0));
+        assert!(
+            err / (640.0 * 360.0) < 0.02,
+            "mean abs diff {}",
+            err / (640.0 * 360.0)
+        );
     }
 }

@@ -55,7 +55,11 @@ impl SegmentDuration {
             return Position(0);
         }
         let p = (t * 1000.0 / self.millis as f64).floor();
-        Position(if p >= u32::MAX as f64 { u32::MAX } else { p as u32 })
+        Position(if p >= u32::MAX as f64 {
+            u32::MAX
+        } else {
+            p as u32
+        })
     }
 }
 

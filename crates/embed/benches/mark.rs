@@ -1,6 +1,7 @@
 //! Marking kernel throughput at 1080p on one core: mask + A/B mark per frame (the per-frame
 //! cost of embedding; the pattern is rendered once per position and cached). Run with
 //! `cargo bench -p leaktrace-embed --bench mark`; frames/s = 1 / time per iteration.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test/bench code: a panic is a failure report
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use leaktrace_core::{KeyVersion, MasterKey, Position, TitleId};
@@ -14,7 +15,11 @@ fn frame(w: usize, h: usize) -> Vec<u8> {
         .map(|i| {
             let (x, y) = (i % w, i / w);
             let smooth = (x / 8 + y / 6) % 160;
-            let tex = if (x / 64 + y / 64) % 3 == 0 { (i.wrapping_mul(2654435761) >> 13) % 40 } else { 0 };
+            let tex = if (x / 64 + y / 64) % 3 == 0 {
+                (i.wrapping_mul(2654435761) >> 13) % 40
+            } else {
+                0
+            };
             (30 + smooth + tex).min(255) as u8
         })
         .collect()
@@ -35,15 +40,21 @@ fn bench(c: &mut Criterion) {
     g.bench_function("mask+mark A/B (one frame)", |bch| {
         bch.iter(|| {
             let mask = embedder.mask(black_box(&plane));
-            embedder.mark_into(&plane, &mask, position, &mut a, &mut b).expect("marks");
+            embedder
+                .mark_into(&plane, &mask, position, &mut a, &mut b)
+                .expect("marks");
             black_box((&a, &b));
         })
     });
-    g.bench_function("mask only", |bch| bch.iter(|| black_box(Mask::compute(black_box(&plane), &MaskParams::default()))));
+    g.bench_function("mask only", |bch| {
+        bch.iter(|| black_box(Mask::compute(black_box(&plane), &MaskParams::default())))
+    });
     let mask = embedder.mask(&plane);
     g.bench_function("mark A/B only", |bch| {
         bch.iter(|| {
-            embedder.mark_into(black_box(&plane), &mask, position, &mut a, &mut b).expect("marks");
+            embedder
+                .mark_into(black_box(&plane), &mask, position, &mut a, &mut b)
+                .expect("marks");
             black_box((&a, &b));
         })
     });

@@ -9,6 +9,7 @@
 //! and, after an x264 re-encode of A and B at CRF (default 40), the per-position correlation
 //! with the expected mark (weakest correct-sign value and mean). Used to choose the default
 //! mask; see docs/BENCHMARKS.md.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test/bench code: a panic is a failure report
 
 use leaktrace_core::{KeyVersion, MasterKey, Position, SegmentDuration, TitleId};
 use leaktrace_embed::reference::downsample;
@@ -30,8 +31,17 @@ fn psnr(a: &Path, b: &Path) -> Result<(f64, f64), Box<dyn Error>> {
     let (mut sum, mut worst, mut n) = (0.0, f64::MAX, 0.0);
     while let (Some(x), Some(y)) = (da.next_frame()?, db.next_frame()?) {
         let (x, y) = (luma(&x), luma(&y));
-        let mse = x.iter().zip(&y).map(|(p, q)| (p - q) * (p - q)).sum::<f64>() / x.len() as f64;
-        let p = if mse == 0.0 { 100.0 } else { 10.0 * (255.0 * 255.0 / mse).log10() };
+        let mse = x
+            .iter()
+            .zip(&y)
+            .map(|(p, q)| (p - q) * (p - q))
+            .sum::<f64>()
+            / x.len() as f64;
+        let p = if mse == 0.0 {
+            100.0
+        } else {
+            10.0 * (255.0 * 255.0 / mse).log10()
+        };
         sum += p;
         worst = f64::min(worst, p);
         n += 1.0;
@@ -41,7 +51,10 @@ fn psnr(a: &Path, b: &Path) -> Result<(f64, f64), Box<dyn Error>> {
 
 fn join(dir: &Path, out: &Path) -> Result<(), Box<dyn Error>> {
     let mut bytes = std::fs::read(dir.join("init.mp4"))?;
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "m4s")).collect();
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "m4s"))
+        .collect();
     segs.sort();
     for s in segs {
         bytes.extend(std::fs::read(s)?);
@@ -56,7 +69,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         return Err("usage: tradeoff CLIP RUNG FRAMES STRENGTH TEXTURE_GAIN [CRF]".into());
     }
     let (clip, rung, frames) = (PathBuf::from(&a[1]), a[2].clone(), a[3].parse::<u64>()?);
-    let mask = MaskParams { strength: a[4].parse()?, texture_gain: a[5].parse()? };
+    let mask = MaskParams {
+        strength: a[4].parse()?,
+        texture_gain: a[5].parse()?,
+    };
     let crf = a.get(6).map(|s| s.as_str()).unwrap_or("40").to_string();
     let tmp = tempfile::tempdir()?;
     let key = MasterKey::from_bytes([0x11; 32], KeyVersion::new(1));
@@ -83,7 +99,12 @@ fn main() -> Result<(), Box<dyn Error>> {
             line.push_str(&format!(" PSNR-Y A/plain mean {m:.2} worst {w:.2};"));
         }
         let attacked = tmp.path().join(format!("{v}-att.mp4"));
-        let st = Command::new("ffmpeg").args(["-y", "-loglevel", "error", "-i"]).arg(&joined).args(["-c:v", "libx264", "-preset", "medium", "-crf", &crf]).arg(&attacked).status()?;
+        let st = Command::new("ffmpeg")
+            .args(["-y", "-loglevel", "error", "-i"])
+            .arg(&joined)
+            .args(["-c:v", "libx264", "-preset", "medium", "-crf", &crf])
+            .arg(&attacked)
+            .status()?;
         if !st.success() {
             return Err("ffmpeg failed".into());
         }
@@ -101,18 +122,27 @@ fn main() -> Result<(), Box<dyn Error>> {
                 sums.resize(p + 1, (0, vec![0.0; sw * sh]));
             }
             sums[p].0 += 1;
-            sums[p].1.iter_mut().zip(&ds).for_each(|(x, &d)| *x += f64::from(d));
+            sums[p]
+                .1
+                .iter_mut()
+                .zip(&ds)
+                .for_each(|(x, &d)| *x += f64::from(d));
             i += 1;
         }
         for (p, (n, s)) in sums.iter().enumerate() {
             let mean: Vec<f32> = s.iter().map(|&x| (x / f64::from(*n)) as f32).collect();
-            if let Some(c) = reference.correlate(&key.pattern_key(&title), Position::new(p as u32), &mean) {
+            if let Some(c) =
+                reference.correlate(&key.pattern_key(&title), Position::new(p as u32), &mean)
+            {
                 corr.push(c * sign);
             }
         }
     }
     let weakest = corr.iter().cloned().fold(f64::MAX, f64::min);
     let mean = corr.iter().sum::<f64>() / corr.len() as f64;
-    println!("{line} CRF {crf} correlation weakest {weakest:.3} mean {mean:.3} over {} segment-variants", corr.len());
+    println!(
+        "{line} CRF {crf} correlation weakest {weakest:.3} mean {mean:.3} over {} segment-variants",
+        corr.len()
+    );
     Ok(())
 }

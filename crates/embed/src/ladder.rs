@@ -16,7 +16,14 @@ pub struct Rendition {
 }
 
 /// Standard rungs: height and a VBV cap suited to it (H.264; other codecs use the same caps).
-const RUNGS: [(usize, u32); 6] = [(2160, 16000), (1440, 9000), (1080, 6000), (720, 3500), (480, 1800), (360, 1000)];
+const RUNGS: [(usize, u32); 6] = [
+    (2160, 16000),
+    (1440, 9000),
+    (1080, 6000),
+    (720, 3500),
+    (480, 1800),
+    (360, 1000),
+];
 
 /// A ladder: renditions from largest to smallest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,14 +43,18 @@ impl Ladder {
                 .filter(|&h| (144..=2160).contains(&h) && h % 2 == 0)
                 .ok_or_else(|| EmbedError::Ladder(format!("{item:?} is not a rendition (expected an even height from 144p to 2160p, e.g. 720p)")))?;
             if h > src_h {
-                return Err(EmbedError::Ladder(format!("{item} is taller than the source ({src_w}x{src_h}); leaktrace does not upscale")));
+                return Err(EmbedError::Ladder(format!(
+                    "{item} is taller than the source ({src_w}x{src_h}); leaktrace does not upscale"
+                )));
             }
             renditions.push(Self::rendition(h, src_w, src_h));
         }
         if renditions.is_empty() {
-            return Err(EmbedError::Ladder("empty ladder (expected e.g. 1080p,720p,480p)".into()));
+            return Err(EmbedError::Ladder(
+                "empty ladder (expected e.g. 1080p,720p,480p)".into(),
+            ));
         }
-        renditions.sort_by(|a, b| b.height.cmp(&a.height));
+        renditions.sort_by_key(|r| std::cmp::Reverse(r.height));
         renditions.dedup_by(|a, b| a.height == b.height);
         Ok(Self { renditions })
     }
@@ -59,7 +70,12 @@ impl Ladder {
             .collect();
         if renditions.is_empty() {
             let h = src_h & !1;
-            renditions.push(Rendition { name: format!("{h}p"), width: src_w & !1, height: h, max_kbps: None });
+            renditions.push(Rendition {
+                name: format!("{h}p"),
+                width: src_w & !1,
+                height: h,
+                max_kbps: None,
+            });
         }
         Self { renditions }
     }
@@ -67,7 +83,12 @@ impl Ladder {
     fn rendition(h: usize, src_w: usize, src_h: usize) -> Rendition {
         let w = ((src_w as f64 * h as f64 / src_h as f64 / 2.0).round() as usize * 2).max(2);
         let max_kbps = RUNGS.iter().find(|(rh, _)| *rh == h).map(|(_, k)| *k);
-        Rendition { name: format!("{h}p"), width: w, height: h, max_kbps }
+        Rendition {
+            name: format!("{h}p"),
+            width: w,
+            height: h,
+            max_kbps,
+        }
     }
 
     /// The renditions, largest first.
@@ -101,7 +122,11 @@ mod tests {
 
     #[test]
     fn default_ladder() {
-        let names: Vec<_> = Ladder::default_for(1920, 1080).renditions().iter().map(|r| r.name.clone()).collect();
+        let names: Vec<_> = Ladder::default_for(1920, 1080)
+            .renditions()
+            .iter()
+            .map(|r| r.name.clone())
+            .collect();
         assert_eq!(names, ["1080p", "720p", "480p"]);
         let small = Ladder::default_for(320, 240);
         assert_eq!(small.renditions()[0].height, 240);

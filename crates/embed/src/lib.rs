@@ -46,7 +46,9 @@ pub mod reference;
 
 pub use mark::{KernelSample, RenderedPattern, Scratch};
 pub use mask::{Mask, MaskParams};
-pub use pipeline::{EmbedSummary, PipelineConfig, PlainSummary, ProgressEvent, embed_file, encode_plain};
+pub use pipeline::{
+    EmbedSummary, PipelineConfig, PlainSummary, ProgressEvent, embed_file, encode_plain,
+};
 pub use plane::{LumaPlane, Sample};
 pub use reference::Reference;
 
@@ -97,7 +99,9 @@ pub enum EmbedError {
     #[error("invalid ladder: {0}")]
     Ladder(String),
     /// The title is longer than WMPaceInfo can number.
-    #[error("position {0} exceeds the in-band WMPaceInfo limit (expected at most 32766 positions; use longer segments)")]
+    #[error(
+        "position {0} exceeds the in-band WMPaceInfo limit (expected at most 32766 positions; use longer segments)"
+    )]
     TooManyPositions(u32),
     /// The encoder did not produce the segment structure asked for.
     #[error("encoder output is not segmented as required: {0}")]
@@ -129,7 +133,11 @@ impl FrameTime {
 
     /// The time in seconds.
     pub fn seconds(self) -> f64 {
-        if self.den == 0 { 0.0 } else { self.pts as f64 * self.num as f64 / self.den as f64 }
+        if self.den == 0 {
+            0.0
+        } else {
+            self.pts as f64 * self.num as f64 / self.den as f64
+        }
     }
 }
 
@@ -173,7 +181,12 @@ impl Embedder {
 
     /// An embedder from an already derived title pattern key.
     pub fn with_pattern_key(pattern_key: DerivedKey, config: EmbedConfig) -> Self {
-        Self { pattern_key, config, cache: Vec::new(), scratch: Scratch::default() }
+        Self {
+            pattern_key,
+            config,
+            cache: Vec::new(),
+            scratch: Scratch::default(),
+        }
     }
 
     /// The settings.
@@ -183,7 +196,9 @@ impl Embedder {
 
     /// The position of a presentation time.
     pub fn position(&self, time: FrameTime) -> Position {
-        self.config.segment.position_at(time.pts.saturating_mul(time.num), time.den)
+        self.config
+            .segment
+            .position_at(time.pts.saturating_mul(time.num), time.den)
     }
 
     /// Computes a frame's mask (once per frame; shared by A and B).
@@ -192,15 +207,27 @@ impl Embedder {
     }
 
     /// The pattern of `position` rendered at `width` × `height` (cached).
-    pub fn pattern(&mut self, position: Position, width: usize, height: usize) -> Arc<RenderedPattern> {
-        if let Some(i) = self.cache.iter().position(|p| {
-            p.position() == position && p.width() == width && p.height() == height
-        }) {
+    pub fn pattern(
+        &mut self,
+        position: Position,
+        width: usize,
+        height: usize,
+    ) -> Arc<RenderedPattern> {
+        if let Some(i) = self
+            .cache
+            .iter()
+            .position(|p| p.position() == position && p.width() == width && p.height() == height)
+        {
             let hit = self.cache.remove(i);
             self.cache.push(Arc::clone(&hit));
             return hit;
         }
-        let fresh = Arc::new(RenderedPattern::new(&self.pattern_key, position, width, height));
+        let fresh = Arc::new(RenderedPattern::new(
+            &self.pattern_key,
+            position,
+            width,
+            height,
+        ));
         if self.cache.len() >= CACHE_ENTRIES {
             self.cache.remove(0);
         }

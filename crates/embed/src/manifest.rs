@@ -45,7 +45,11 @@ pub const MPD_NAME: &str = "manifest.mpd";
 
 /// The media playlist of one rendition.
 pub fn hls_media(r: &RenditionManifest, timescale: u32) -> Result<String, EmbedError> {
-    let secs: Vec<f64> = r.durations.iter().map(|&d| d as f64 / f64::from(timescale)).collect();
+    let secs: Vec<f64> = r
+        .durations
+        .iter()
+        .map(|&d| d as f64 / f64::from(timescale))
+        .collect();
     let target = secs.iter().fold(0f64, |m, &s| m.max(s)).ceil().max(1.0) as u64;
     let segments = secs
         .iter()
@@ -53,7 +57,10 @@ pub fn hls_media(r: &RenditionManifest, timescale: u32) -> Result<String, EmbedE
         .map(|(p, &s)| m3u8_rs::MediaSegment {
             uri: segment_name(p as u32),
             duration: s as f32,
-            map: (p == 0).then(|| m3u8_rs::Map { uri: INIT_NAME.into(), ..Default::default() }),
+            map: (p == 0).then(|| m3u8_rs::Map {
+                uri: INIT_NAME.into(),
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .collect();
@@ -68,7 +75,8 @@ pub fn hls_media(r: &RenditionManifest, timescale: u32) -> Result<String, EmbedE
         ..Default::default()
     };
     let mut out = Vec::new();
-    pl.write_to(&mut out).map_err(|e| EmbedError::Serialize(e.to_string()))?;
+    pl.write_to(&mut out)
+        .map_err(|e| EmbedError::Serialize(e.to_string()))?;
     String::from_utf8(out).map_err(|e| EmbedError::Serialize(e.to_string()))
 }
 
@@ -81,14 +89,23 @@ pub fn hls_master(rs: &[RenditionManifest], frame_rate: f64) -> Result<String, E
             bandwidth: r.peak_bps,
             average_bandwidth: Some(r.average_bps),
             codecs: Some(r.codec.clone()),
-            resolution: Some(m3u8_rs::Resolution { width: r.width as u64, height: r.height as u64 }),
+            resolution: Some(m3u8_rs::Resolution {
+                width: r.width as u64,
+                height: r.height as u64,
+            }),
             frame_rate: Some((frame_rate * 1000.0).round() / 1000.0),
             ..Default::default()
         })
         .collect();
-    let pl = m3u8_rs::MasterPlaylist { version: Some(7), variants, independent_segments: true, ..Default::default() };
+    let pl = m3u8_rs::MasterPlaylist {
+        version: Some(7),
+        variants,
+        independent_segments: true,
+        ..Default::default()
+    };
     let mut out = Vec::new();
-    pl.write_to(&mut out).map_err(|e| EmbedError::Serialize(e.to_string()))?;
+    pl.write_to(&mut out)
+        .map_err(|e| EmbedError::Serialize(e.to_string()))?;
     String::from_utf8(out).map_err(|e| EmbedError::Serialize(e.to_string()))
 }
 
@@ -98,74 +115,116 @@ fn iso_duration(seconds: f64) -> String {
 }
 
 /// The DASH MPD (static, CMAF/live profile, `SegmentTemplate` with `SegmentTimeline`).
-pub fn dash_mpd(rs: &[RenditionManifest], timescale: u32, frame_rate: (i32, i32)) -> Result<String, EmbedError> {
+pub fn dash_mpd(
+    rs: &[RenditionManifest],
+    timescale: u32,
+    frame_rate: (i32, i32),
+) -> Result<String, EmbedError> {
     let ser = |e: std::io::Error| EmbedError::Serialize(e.to_string());
-    let total = rs.first().map(|r| r.durations.iter().sum::<u64>()).unwrap_or(0) as f64 / f64::from(timescale);
-    let max_seg = rs.iter().flat_map(|r| r.durations.iter()).copied().max().unwrap_or(0) as f64 / f64::from(timescale);
-    let fr = if frame_rate.1 == 1 { frame_rate.0.to_string() } else { format!("{}/{}", frame_rate.0, frame_rate.1) };
+    let total = rs
+        .first()
+        .map(|r| r.durations.iter().sum::<u64>())
+        .unwrap_or(0) as f64
+        / f64::from(timescale);
+    let max_seg = rs
+        .iter()
+        .flat_map(|r| r.durations.iter())
+        .copied()
+        .max()
+        .unwrap_or(0) as f64
+        / f64::from(timescale);
+    let fr = if frame_rate.1 == 1 {
+        frame_rate.0.to_string()
+    } else {
+        format!("{}/{}", frame_rate.0, frame_rate.1)
+    };
     let mut w = Writer::new_with_indent(Cursor::new(Vec::new()), b' ', 2);
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).map_err(ser)?;
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
+        .map_err(ser)?;
     let max_w = rs.iter().map(|r| r.width).max().unwrap_or(0).to_string();
     let max_h = rs.iter().map(|r| r.height).max().unwrap_or(0).to_string();
     w.create_element("MPD")
         .with_attribute(("xmlns", "urn:mpeg:dash:schema:mpd:2011"))
-        .with_attribute(("profiles", "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"))
+        .with_attribute((
+            "profiles",
+            "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019",
+        ))
         .with_attribute(("type", "static"))
         .with_attribute(("mediaPresentationDuration", iso_duration(total).as_str()))
-        .with_attribute(("minBufferTime", iso_duration(max_seg.max(1.0) * 2.0).as_str()))
+        .with_attribute((
+            "minBufferTime",
+            iso_duration(max_seg.max(1.0) * 2.0).as_str(),
+        ))
         .write_inner_content(|w| {
-            w.create_element("Period").with_attribute(("id", "0")).with_attribute(("start", "PT0S")).write_inner_content(|w| {
-                w.create_element("AdaptationSet")
-                    .with_attribute(("id", "0"))
-                    .with_attribute(("contentType", "video"))
-                    .with_attribute(("mimeType", "video/mp4"))
-                    .with_attribute(("segmentAlignment", "true"))
-                    .with_attribute(("startWithSAP", "1"))
-                    .with_attribute(("maxWidth", max_w.as_str()))
-                    .with_attribute(("maxHeight", max_h.as_str()))
-                    .with_attribute(("frameRate", fr.as_str()))
-                    .write_inner_content(|w| {
-                        for r in rs {
-                            let bw = r.peak_bps.to_string();
-                            let (wd, ht) = (r.width.to_string(), r.height.to_string());
-                            w.create_element("Representation")
-                                .with_attribute(("id", r.name.as_str()))
-                                .with_attribute(("bandwidth", bw.as_str()))
-                                .with_attribute(("codecs", r.codec.as_str()))
-                                .with_attribute(("width", wd.as_str()))
-                                .with_attribute(("height", ht.as_str()))
-                                .with_attribute(("sar", "1:1"))
-                                .write_inner_content(|w| {
-                                    let ts = timescale.to_string();
-                                    let init = format!("$RepresentationID$/{INIT_NAME}");
-                                    w.create_element("SegmentTemplate")
-                                        .with_attribute(("timescale", ts.as_str()))
-                                        .with_attribute(("initialization", init.as_str()))
-                                        .with_attribute(("media", "$RepresentationID$/seg_$Number%05d$.m4s"))
-                                        .with_attribute(("startNumber", "0"))
-                                        .write_inner_content(|w| {
-                                            w.create_element("SegmentTimeline").write_inner_content(|w| {
-                                                for (t, d, repeat) in timeline(&r.durations) {
-                                                    let mut s = w.create_element("S");
-                                                    let (ts, ds, rs) = (t.to_string(), d.to_string(), repeat.to_string());
-                                                    s = s.with_attribute(("t", ts.as_str()));
-                                                    s = s.with_attribute(("d", ds.as_str()));
-                                                    if repeat > 0 {
-                                                        s = s.with_attribute(("r", rs.as_str()));
-                                                    }
-                                                    s.write_empty()?;
-                                                }
+            w.create_element("Period")
+                .with_attribute(("id", "0"))
+                .with_attribute(("start", "PT0S"))
+                .write_inner_content(|w| {
+                    w.create_element("AdaptationSet")
+                        .with_attribute(("id", "0"))
+                        .with_attribute(("contentType", "video"))
+                        .with_attribute(("mimeType", "video/mp4"))
+                        .with_attribute(("segmentAlignment", "true"))
+                        .with_attribute(("startWithSAP", "1"))
+                        .with_attribute(("maxWidth", max_w.as_str()))
+                        .with_attribute(("maxHeight", max_h.as_str()))
+                        .with_attribute(("frameRate", fr.as_str()))
+                        .write_inner_content(|w| {
+                            for r in rs {
+                                let bw = r.peak_bps.to_string();
+                                let (wd, ht) = (r.width.to_string(), r.height.to_string());
+                                w.create_element("Representation")
+                                    .with_attribute(("id", r.name.as_str()))
+                                    .with_attribute(("bandwidth", bw.as_str()))
+                                    .with_attribute(("codecs", r.codec.as_str()))
+                                    .with_attribute(("width", wd.as_str()))
+                                    .with_attribute(("height", ht.as_str()))
+                                    .with_attribute(("sar", "1:1"))
+                                    .write_inner_content(|w| {
+                                        let ts = timescale.to_string();
+                                        let init = format!("$RepresentationID$/{INIT_NAME}");
+                                        w.create_element("SegmentTemplate")
+                                            .with_attribute(("timescale", ts.as_str()))
+                                            .with_attribute(("initialization", init.as_str()))
+                                            .with_attribute((
+                                                "media",
+                                                "$RepresentationID$/seg_$Number%05d$.m4s",
+                                            ))
+                                            .with_attribute(("startNumber", "0"))
+                                            .write_inner_content(|w| {
+                                                w.create_element("SegmentTimeline")
+                                                    .write_inner_content(|w| {
+                                                        for (t, d, repeat) in timeline(&r.durations)
+                                                        {
+                                                            let mut s = w.create_element("S");
+                                                            let (ts, ds, rs) = (
+                                                                t.to_string(),
+                                                                d.to_string(),
+                                                                repeat.to_string(),
+                                                            );
+                                                            s = s
+                                                                .with_attribute(("t", ts.as_str()));
+                                                            s = s
+                                                                .with_attribute(("d", ds.as_str()));
+                                                            if repeat > 0 {
+                                                                s = s.with_attribute((
+                                                                    "r",
+                                                                    rs.as_str(),
+                                                                ));
+                                                            }
+                                                            s.write_empty()?;
+                                                        }
+                                                        Ok(())
+                                                    })?;
                                                 Ok(())
                                             })?;
-                                            Ok(())
-                                        })?;
-                                    Ok(())
-                                })?;
-                        }
-                        Ok(())
-                    })?;
-                Ok(())
-            })?;
+                                        Ok(())
+                                    })?;
+                            }
+                            Ok(())
+                        })?;
+                    Ok(())
+                })?;
             Ok(())
         })
         .map_err(ser)?;

@@ -24,8 +24,16 @@ impl RenderedPattern {
     /// Renders `position`'s pattern under a title's pattern key at `width` × `height`.
     pub fn new(pattern_key: &DerivedKey, position: Position, width: usize, height: usize) -> Self {
         let field = Pattern::new(pattern_key, position).render(width, height);
-        let q = field.iter().map(|v| (v * 128.0).round().clamp(-127.0, 127.0) as i8).collect();
-        Self { position, width, height, q }
+        let q = field
+            .iter()
+            .map(|v| (v * 128.0).round().clamp(-127.0, 127.0) as i8)
+            .collect();
+        Self {
+            position,
+            width,
+            height,
+            q,
+        }
     }
 
     /// The position rendered.
@@ -75,7 +83,7 @@ impl Scratch {
             self.dither_rows = (0..8)
                 .map(|r| {
                     (0..width)
-                        .map(|x| ((i16::from(BAYER[r][x % 8]) * 32 + 16) >> shift) as i16)
+                        .map(|x| (i16::from(BAYER[r][x % 8]) * 32 + 16) >> shift)
                         .collect()
                 })
                 .collect();
@@ -97,14 +105,24 @@ pub fn mark_pair<S: KernelSample>(
 ) -> Result<(), EmbedError> {
     let (w, h) = (luma.width(), luma.height());
     if pattern.width != w || pattern.height != h {
-        return Err(EmbedError::Mismatch("pattern size differs from the frame size"));
+        return Err(EmbedError::Mismatch(
+            "pattern size differs from the frame size",
+        ));
     }
     let block = block_size(w);
-    if mask.block() != block || mask.blocks_x() != w.div_ceil(block) || mask.blocks_y() != h.div_ceil(block) {
-        return Err(EmbedError::Mismatch("mask size differs from the frame size"));
+    if mask.block() != block
+        || mask.blocks_x() != w.div_ceil(block)
+        || mask.blocks_y() != h.div_ceil(block)
+    {
+        return Err(EmbedError::Mismatch(
+            "mask size differs from the frame size",
+        ));
     }
     if out_a.len() < w * h || out_b.len() < w * h {
-        return Err(EmbedError::PlaneTooShort { len: out_a.len().min(out_b.len()), needed: w * h });
+        return Err(EmbedError::PlaneTooShort {
+            len: out_a.len().min(out_b.len()),
+            needed: w * h,
+        });
     }
     let extra = u32::from(luma.bit_depth() - 8);
     scratch.prepare(w, extra);
@@ -213,7 +231,9 @@ mod tests {
     }
 
     fn textured(w: usize, h: usize) -> Vec<u8> {
-        (0..w * h).map(|i| (60 + (i * 2654435761usize >> 7) % 120) as u8).collect()
+        (0..w * h)
+            .map(|i| (60 + ((i * 2654435761usize) >> 7) % 120) as u8)
+            .collect()
     }
 
     #[test]
@@ -228,7 +248,8 @@ mod tests {
         // Correlation of (A - Y) with the ideal field is close to the ideal field's energy.
         let (mut num, mut den, mut sym) = (0f64, 0f64, 0f64);
         for i in 0..w * h {
-            let ideal = f64::from(pat.values()[i]) / 128.0 * f64::from(mask.amplitude_at(i % w, i / w));
+            let ideal =
+                f64::from(pat.values()[i]) / 128.0 * f64::from(mask.amplitude_at(i % w, i / w));
             let da = f64::from(a[i]) - f64::from(src[i]);
             let db = f64::from(b[i]) - f64::from(src[i]);
             num += da * ideal;
@@ -252,7 +273,15 @@ mod tests {
         let (mut a8, mut b8) = (vec![0u8; w * h], vec![0u8; w * h]);
         let (mut a10, mut b10) = (vec![0u16; w * h], vec![0u16; w * h]);
         mark_pair(&l8, &mask, &pat, &mut Scratch::default(), &mut a8, &mut b8).unwrap();
-        mark_pair(&l10, &mask, &pat, &mut Scratch::default(), &mut a10, &mut b10).unwrap();
+        mark_pair(
+            &l10,
+            &mask,
+            &pat,
+            &mut Scratch::default(),
+            &mut a10,
+            &mut b10,
+        )
+        .unwrap();
         let mean_diff: f64 = (0..w * h)
             .map(|i| (f64::from(a10[i]) / 4.0 - f64::from(a8[i])).abs())
             .sum::<f64>()
@@ -266,7 +295,13 @@ mod tests {
         for v in [0u8, 255] {
             let src = vec![v; w * h];
             let luma = LumaPlane::new(&src, w, h, w, 8).unwrap();
-            let mask = Mask::compute(&luma, &MaskParams { strength: 4.0, texture_gain: 0.0 });
+            let mask = Mask::compute(
+                &luma,
+                &MaskParams {
+                    strength: 4.0,
+                    texture_gain: 0.0,
+                },
+            );
             let pat = RenderedPattern::new(&key(), Position::new(0), w, h);
             let (mut a, mut b) = (vec![0u8; w * h], vec![0u8; w * h]);
             mark_pair(&luma, &mask, &pat, &mut Scratch::default(), &mut a, &mut b).unwrap();

@@ -35,15 +35,24 @@ pub struct MaskParams {
 }
 
 impl Default for MaskParams {
+    /// The measured default: the strongest mark whose VMAF drop against the plain encode stays
+    /// under 0.5 on the Big Buck Bunny trailer at x264 CRF 20 (docs/BENCHMARKS.md has the
+    /// sweep: 0.45/0.55 gave a drop of 1.20, 0.27/0.33 a drop of 0.50).
     fn default() -> Self {
-        Self { strength: 0.45, texture_gain: 0.55 }
+        Self {
+            strength: 0.25,
+            texture_gain: 0.30,
+        }
     }
 }
 
 impl MaskParams {
     /// The same mask with every amplitude multiplied by `factor`.
     pub fn scaled(self, factor: f32) -> Self {
-        Self { strength: self.strength * factor, texture_gain: self.texture_gain * factor }
+        Self {
+            strength: self.strength * factor,
+            texture_gain: self.texture_gain * factor,
+        }
     }
 }
 
@@ -85,15 +94,23 @@ impl Mask {
             }
             let inv_full = 1.0 / (rows * block as u32) as f32;
             let row_raw = &mut raw[by * blocks_x..(by + 1) * blocks_x];
-            for (r, (cs, cg)) in row_raw.iter_mut().zip(col_sum.chunks(block).zip(col_grad.chunks(block))) {
+            for (r, (cs, cg)) in row_raw
+                .iter_mut()
+                .zip(col_sum.chunks(block).zip(col_grad.chunks(block)))
+            {
                 let width = cs.len() as u32;
                 let sum: u32 = cs.iter().map(|&v| u32::from(v)).sum();
                 let grad: u32 = cg.iter().map(|&v| u32::from(v)).sum();
-                let inv_n = if width == block as u32 { inv_full } else { 1.0 / (rows * width) as f32 };
+                let inv_n = if width == block as u32 {
+                    inv_full
+                } else {
+                    1.0 / (rows * width) as f32
+                };
                 // Mean on the 8-bit scale, as an index into the luminance table.
                 let mean = (sum as f32 * inv_n * inv_scale) as usize;
                 let activity = grad as f32 * inv_n * inv_grad_norm;
-                *r = lum[mean.min(255)] * (params.strength + params.texture_gain * activity.min(3.0));
+                *r = lum[mean.min(255)]
+                    * (params.strength + params.texture_gain * activity.min(3.0));
             }
         }
         // Edge guard: each block takes at most the mean of its 3x3 neighbourhood (separable
@@ -105,7 +122,11 @@ impl Mask {
                 let left = src[bx.saturating_sub(1)];
                 let right = src[(bx + 1).min(last)];
                 // At a border the clipped neighbourhood is the block and its one neighbour.
-                dst[bx] = if bx == 0 || bx == last { (src[bx] + if bx == 0 { right } else { left }) * 0.5 } else { (left + src[bx] + right) * (1.0 / 3.0) };
+                dst[bx] = if bx == 0 || bx == last {
+                    (src[bx] + if bx == 0 { right } else { left }) * 0.5
+                } else {
+                    (left + src[bx] + right) * (1.0 / 3.0)
+                };
             }
         }
         let mut amplitude_q4 = vec![0u8; raw.len()];
@@ -115,14 +136,21 @@ impl Mask {
             let inv = 1.0 / (hi - lo) as f32;
             let out = &mut amplitude_q4[by * blocks_x..(by + 1) * blocks_x];
             let own = &raw[by * blocks_x..(by + 1) * blocks_x];
-            let rows: Vec<&[f32]> = (lo..hi).map(|ny| &hsum[ny * blocks_x..(ny + 1) * blocks_x]).collect();
+            let rows: Vec<&[f32]> = (lo..hi)
+                .map(|ny| &hsum[ny * blocks_x..(ny + 1) * blocks_x])
+                .collect();
             for bx in 0..blocks_x {
                 let acc: f32 = rows.iter().map(|r| r[bx]).sum();
                 let a = own[bx].min(acc * inv);
                 out[bx] = (a * 16.0 + 0.5).clamp(0.0, f32::from(MAX_AMPLITUDE_Q4)) as u8;
             }
         }
-        Mask { block, blocks_x, blocks_y, amplitude_q4 }
+        Mask {
+            block,
+            blocks_x,
+            blocks_y,
+            amplitude_q4,
+        }
     }
 
     /// Side of a block in pixels.
@@ -147,7 +175,8 @@ impl Mask {
 
     /// The amplitude (in 8-bit grey levels) at pixel `(x, y)`.
     pub fn amplitude_at(&self, x: usize, y: usize) -> f32 {
-        let i = (y / self.block).min(self.blocks_y - 1) * self.blocks_x + (x / self.block).min(self.blocks_x - 1);
+        let i = (y / self.block).min(self.blocks_y - 1) * self.blocks_x
+            + (x / self.block).min(self.blocks_x - 1);
         f32::from(self.amplitude_q4[i]) / 16.0
     }
 }
@@ -159,7 +188,10 @@ impl Mask {
 /// the 3x3 edge guard, and this keeps the mask well under a millisecond at 1080p.
 fn sampled_rows(y0: usize, y_end: usize, block: usize) -> impl Iterator<Item = usize> {
     let first = (y0 + 2 < y_end).then_some(y0 + 2);
-    (y0 + 2..y0 + block).step_by(4).filter(move |&y| y < y_end).chain(first.is_none().then_some(y0))
+    (y0 + 2..y0 + block)
+        .step_by(4)
+        .filter(move |&y| y < y_end)
+        .chain(first.is_none().then_some(y0))
 }
 
 /// Chou–Li luminance adaptation per 8-bit mean, normalised to 1 at its mid-grey minimum and
@@ -168,7 +200,11 @@ fn luminance_table() -> [f32; 256] {
     let mut t = [0f32; 256];
     for (m, v) in t.iter_mut().enumerate() {
         let mean = m as f32;
-        let la = if mean <= 127.0 { 17.0 * (1.0 - (mean / 127.0).sqrt()) + 3.0 } else { 3.0 / 128.0 * (mean - 127.0) + 3.0 };
+        let la = if mean <= 127.0 {
+            17.0 * (1.0 - (mean / 127.0).sqrt()) + 3.0
+        } else {
+            3.0 / 128.0 * (mean - 127.0) + 3.0
+        };
         *v = (la / 3.0).clamp(0.8, 1.6);
     }
     t
@@ -179,18 +215,28 @@ mod tests {
     use super::*;
 
     fn plane(w: usize, h: usize, f: impl Fn(usize, usize) -> u8) -> Vec<u8> {
-        (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).map(|(x, y)| f(x, y)).collect()
+        (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .map(|(x, y)| f(x, y))
+            .collect()
     }
 
     #[test]
     fn texture_raises_the_amplitude_and_flat_stays_low() {
         let flat = plane(64, 64, |_, _| 128);
-        let busy = plane(64, 64, |x, y| if (x / 2 + y / 2) % 2 == 0 { 100 } else { 160 });
+        let busy = plane(
+            64,
+            64,
+            |x, y| if (x / 2 + y / 2) % 2 == 0 { 100 } else { 160 },
+        );
         let p = MaskParams::default();
         let mf = Mask::compute(&LumaPlane::new(&flat, 64, 64, 64, 8).unwrap(), &p);
         let mb = Mask::compute(&LumaPlane::new(&busy, 64, 64, 64, 8).unwrap(), &p);
         let (af, ab) = (mf.amplitude_at(30, 30), mb.amplitude_at(30, 30));
-        assert!(af > 0.3 && af < 0.7, "flat {af}");
+        assert!(
+            (af - p.strength).abs() <= 1.0 / 16.0,
+            "flat mid-grey gets the base strength: {af}"
+        );
         assert!(ab > 3.0 * af, "busy {ab} vs flat {af}");
         assert!(ab <= f32::from(MAX_AMPLITUDE_Q4) / 16.0);
     }
@@ -198,8 +244,15 @@ mod tests {
     #[test]
     fn edge_guard_limits_leakage_into_flat_neighbours() {
         // Left half busy, right half flat: the busy block next to the flat area is held down.
-        let img = plane(64, 40, |x, y| if x < 32 && (x + y) % 2 == 0 { 60 } else { 128 });
-        let m = Mask::compute(&LumaPlane::new(&img, 64, 40, 64, 8).unwrap(), &MaskParams::default());
+        let img = plane(
+            64,
+            40,
+            |x, y| if x < 32 && (x + y) % 2 == 0 { 60 } else { 128 },
+        );
+        let m = Mask::compute(
+            &LumaPlane::new(&img, 64, 40, 64, 8).unwrap(),
+            &MaskParams::default(),
+        );
         assert!(m.amplitude_at(28, 20) < m.amplitude_at(12, 20));
     }
 

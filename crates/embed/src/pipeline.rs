@@ -25,7 +25,9 @@ use crate::reference::{ReferenceBuilder, ReferenceMeta};
 use crate::{EmbedConfig, EmbedError, Embedder, LumaPlane, MaskParams};
 use leaktrace_core::wmpaceinfo::{PaceInfo, SIDECAR_DIR, Sidecar};
 use leaktrace_core::{MasterKey, Position, SegmentDuration, TitleId, Variant};
-use leaktrace_media::{Codec, Decoder, Encoder, EncoderConfig, PixelLayout, Samples, Scaler, VideoFrame, cmaf};
+use leaktrace_media::{
+    Codec, Decoder, Encoder, EncoderConfig, PixelLayout, Samples, Scaler, VideoFrame, cmaf,
+};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -172,13 +174,28 @@ pub fn embed_file(
         None => Ladder::default_for(sw, sh),
     };
     let staging = prepare_output(output)?;
-    let result = run(&mut decoder, &ladder, &staging, output, key, cfg, progress, started);
+    let result = run(
+        &mut decoder,
+        &ladder,
+        &staging,
+        output,
+        key,
+        cfg,
+        progress,
+        started,
+    );
     match result {
         Ok(summary) => {
             if output.exists() {
-                std::fs::remove_dir(output).map_err(|source| EmbedError::Io { path: output.into(), source })?;
+                std::fs::remove_dir(output).map_err(|source| EmbedError::Io {
+                    path: output.into(),
+                    source,
+                })?;
             }
-            std::fs::rename(&staging, output).map_err(|source| EmbedError::Io { path: output.into(), source })?;
+            std::fs::rename(&staging, output).map_err(|source| EmbedError::Io {
+                path: output.into(),
+                source,
+            })?;
             Ok(summary)
         }
         Err(e) => {
@@ -192,7 +209,10 @@ pub fn embed_file(
 fn prepare_output(output: &Path) -> Result<PathBuf, EmbedError> {
     if output.exists() {
         let empty = std::fs::read_dir(output)
-            .map_err(|source| EmbedError::Io { path: output.into(), source })?
+            .map_err(|source| EmbedError::Io {
+                path: output.into(),
+                source,
+            })?
             .next()
             .is_none();
         if !output.is_dir() || !empty {
@@ -207,17 +227,26 @@ fn prepare_output(output: &Path) -> Result<PathBuf, EmbedError> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent).map_err(|source| EmbedError::Io { path: parent.clone(), source })?;
+    std::fs::create_dir_all(&parent).map_err(|source| EmbedError::Io {
+        path: parent.clone(),
+        source,
+    })?;
     let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
     if staging.exists() {
         let _ = std::fs::remove_dir_all(&staging);
     }
-    std::fs::create_dir(&staging).map_err(|source| EmbedError::Io { path: staging.clone(), source })?;
+    std::fs::create_dir(&staging).map_err(|source| EmbedError::Io {
+        path: staging.clone(),
+        source,
+    })?;
     Ok(staging)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EmbedError + '_ {
-    move |source| EmbedError::Io { path: path.into(), source }
+    move |source| EmbedError::Io {
+        path: path.into(),
+        source,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -236,8 +265,18 @@ fn run(
     let bit_depth = layout.bit_depth();
     let fr = decoder.frame_rate();
     let seg_frames = (cfg.segment.as_secs_f64() * fr.as_f64()).ceil() as u32;
-    let preset = cfg.preset.clone().unwrap_or_else(|| cfg.codec.default_preset().to_string());
-    let mut embedder = Embedder::new(key, &cfg.title, EmbedConfig { segment: cfg.segment, mask: cfg.mask });
+    let preset = cfg
+        .preset
+        .clone()
+        .unwrap_or_else(|| cfg.codec.default_preset().to_string());
+    let mut embedder = Embedder::new(
+        key,
+        &cfg.title,
+        EmbedConfig {
+            segment: cfg.segment,
+            mask: cfg.mask,
+        },
+    );
     let mut jobs = Vec::new();
     for r in ladder.renditions() {
         let dir = staging.join(&r.name);
@@ -255,32 +294,55 @@ fn run(
             max_kbps: r.max_kbps,
         };
         let frag = [dir.join(".a.frag.mp4"), dir.join(".b.frag.mp4")];
-        let enc = [Some(Encoder::create(&frag[0], &ecfg)?), Some(Encoder::create(&frag[1], &ecfg)?)];
-        let scaler = if (r.width, r.height) == (sw, sh) { None } else { Some(Scaler::new((sw, sh), (r.width, r.height), layout)?) };
+        let enc = [
+            Some(Encoder::create(&frag[0], &ecfg)?),
+            Some(Encoder::create(&frag[1], &ecfg)?),
+        ];
+        let scaler = if (r.width, r.height) == (sw, sh) {
+            None
+        } else {
+            Some(Scaler::new((sw, sh), (r.width, r.height), layout)?)
+        };
         let n = r.width * r.height;
         let (buf_a, buf_b) = match layout {
             PixelLayout::Yuv420p8 => (Samples::U8(vec![0; n]), Samples::U8(vec![0; n])),
             PixelLayout::Yuv420p10 => (Samples::U16(vec![0; n]), Samples::U16(vec![0; n])),
         };
-        jobs.push(RenditionJob { r: r.clone(), scaler, enc, frag, buf_a, buf_b });
+        jobs.push(RenditionJob {
+            r: r.clone(),
+            scaler,
+            enc,
+            frag,
+            buf_a,
+            buf_b,
+        });
     }
-    let mut reference = ReferenceBuilder::new(ladder.renditions()[0].width, ladder.renditions()[0].height);
+    let mut reference =
+        ReferenceBuilder::new(ladder.renditions()[0].width, ladder.renditions()[0].height);
     let total = match cfg.max_frames {
         Some(m) => m.min(decoder.declared_frames().max(m)),
         None => decoder.declared_frames(),
     };
-    progress(ProgressEvent::Started { total_frames: total });
+    progress(ProgressEvent::Started {
+        total_frames: total,
+    });
     let mut frames_per_position: Vec<u32> = Vec::new();
     let mut mark_time = 0f64;
     let mut index: u64 = 0;
     while cfg.max_frames.is_none_or(|m| index < m) {
-        let Some(frame) = decoder.next_frame()? else { break };
-        let position = cfg.segment.position_at(index as i64 * i64::from(fr.den), i64::from(fr.num));
+        let Some(frame) = decoder.next_frame()? else {
+            break;
+        };
+        let position = cfg
+            .segment
+            .position_at(index as i64 * i64::from(fr.den), i64::from(fr.num));
         let p = position.get() as usize;
         let boundary = p >= frames_per_position.len();
         if boundary {
             if p != frames_per_position.len() {
-                return Err(EmbedError::Mismatch("frame timing skipped a whole position"));
+                return Err(EmbedError::Mismatch(
+                    "frame timing skipped a whole position",
+                ));
             }
             if position.to_wire().is_none() {
                 return Err(EmbedError::TooManyPositions(position.get()));
@@ -301,7 +363,7 @@ fn run(
                     let mask = embedder.mask(&plane);
                     embedder.mark_into(&plane, &mask, position, a, b)?;
                     if ji == 0 {
-                        reference.add_frame(position, y, w, h, bit_depth, &mask, w, h)?;
+                        reference.add_frame(position, &plane, &mask)?;
                     }
                 }
                 (Samples::U16(y), Samples::U16(a), Samples::U16(b)) => {
@@ -309,14 +371,24 @@ fn run(
                     let mask = embedder.mask(&plane);
                     embedder.mark_into(&plane, &mask, position, a, b)?;
                     if ji == 0 {
-                        reference.add_frame(position, y, w, h, bit_depth, &mask, w, h)?;
+                        reference.add_frame(position, &plane, &mask)?;
                     }
                 }
-                _ => return Err(EmbedError::Mismatch("decoded sample type differs from the layout")),
+                _ => {
+                    return Err(EmbedError::Mismatch(
+                        "decoded sample type differs from the layout",
+                    ));
+                }
             }
             mark_time += t0.elapsed().as_secs_f64();
-            let frame_a = VideoFrame { y: job.buf_a.clone(), ..scaled.clone() };
-            let frame_b = VideoFrame { y: job.buf_b.clone(), ..scaled };
+            let frame_a = VideoFrame {
+                y: job.buf_a.clone(),
+                ..scaled.clone()
+            };
+            let frame_b = VideoFrame {
+                y: job.buf_b.clone(),
+                ..scaled
+            };
             for (enc, f) in job.enc.iter_mut().zip([&frame_a, &frame_b]) {
                 if let Some(e) = enc.as_mut() {
                     e.encode(f, index as i64, boundary)?;
@@ -324,7 +396,7 @@ fn run(
             }
         }
         index += 1;
-        if index % 8 == 0 {
+        if index.is_multiple_of(8) {
             progress(ProgressEvent::Frames(index));
         }
     }
@@ -352,8 +424,13 @@ fn run(
         check_track(b, &frames_per_position, &job.r.name)?;
         timescale = a.timescale;
         let durations: Vec<u64> = a.fragments.iter().map(|f| f.duration).collect();
-        if durations != b.fragments.iter().map(|f| f.duration).collect::<Vec<_>>() || a.timescale != b.timescale {
-            return Err(EmbedError::Encoder(format!("{}: A and B segment timing differs", job.r.name)));
+        if durations != b.fragments.iter().map(|f| f.duration).collect::<Vec<_>>()
+            || a.timescale != b.timescale
+        {
+            return Err(EmbedError::Encoder(format!(
+                "{}: A and B segment timing differs",
+                job.r.name
+            )));
         }
         let sidecar_dir = dir.join(SIDECAR_DIR);
         std::fs::create_dir_all(&sidecar_dir).map_err(io(&sidecar_dir))?;
@@ -365,7 +442,9 @@ fn run(
             let init = vdir.join(manifest::INIT_NAME);
             std::fs::write(&init, &track.init).map_err(io(&init))?;
             for (p, frag) in track.fragments.iter().enumerate() {
-                let wire = Position::new(p as u32).to_wire().ok_or(EmbedError::TooManyPositions(p as u32))?;
+                let wire = Position::new(p as u32)
+                    .to_wire()
+                    .ok_or(EmbedError::TooManyPositions(p as u32))?;
                 let wmpi = PaceInfo::new(variant.id(), Some(wire), true, true).to_wmpi_box()?;
                 let seg = cmaf::media_segment(frag, &[&wmpi]);
                 let path = vdir.join(manifest::segment_name(p as u32));
@@ -378,12 +457,19 @@ fn run(
             }
         }
         for p in 0..durations.len() {
-            let wire = Position::new(p as u32).to_wire().ok_or(EmbedError::TooManyPositions(p as u32))?;
+            let wire = Position::new(p as u32)
+                .to_wire()
+                .ok_or(EmbedError::TooManyPositions(p as u32))?;
             let path = sidecar_dir.join(manifest::segment_name(p as u32));
-            std::fs::write(&path, Sidecar::for_discrete_segment(Some(wire)).to_cbor()?).map_err(io(&path))?;
+            std::fs::write(&path, Sidecar::for_discrete_segment(Some(wire)).to_cbor()?)
+                .map_err(io(&path))?;
         }
         let init_sidecar = sidecar_dir.join(manifest::INIT_NAME);
-        std::fs::write(&init_sidecar, Sidecar::for_discrete_segment(None).to_cbor()?).map_err(io(&init_sidecar))?;
+        std::fs::write(
+            &init_sidecar,
+            Sidecar::for_discrete_segment(None).to_cbor()?,
+        )
+        .map_err(io(&init_sidecar))?;
         let total_secs = durations.iter().sum::<u64>() as f64 / f64::from(timescale);
         let average = (bytes[0].max(bytes[1]) as f64 * 8.0 / total_secs.max(1e-9)) as u64;
         let m = RenditionManifest {
@@ -414,7 +500,11 @@ fn run(
     let master = staging.join(manifest::MASTER_PLAYLIST);
     std::fs::write(&master, manifest::hls_master(&manifests, fr.as_f64())?).map_err(io(&master))?;
     let mpd = staging.join(manifest::MPD_NAME);
-    std::fs::write(&mpd, manifest::dash_mpd(&manifests, timescale, (fr.num, fr.den))?).map_err(io(&mpd))?;
+    std::fs::write(
+        &mpd,
+        manifest::dash_mpd(&manifests, timescale, (fr.num, fr.den))?,
+    )
+    .map_err(io(&mpd))?;
     progress(ProgressEvent::Stage("writing the reference index"));
     let _meta: ReferenceMeta = reference.write(
         &staging.join("reference"),
@@ -439,7 +529,8 @@ fn run(
         timescale,
     };
     let title_json = staging.join("title.json");
-    let json = serde_json::to_vec_pretty(&summary).map_err(|e| EmbedError::Serialize(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(&summary).map_err(|e| EmbedError::Serialize(e.to_string()))?;
     std::fs::write(&title_json, json).map_err(io(&title_json))?;
     Ok(summary)
 }
@@ -457,7 +548,11 @@ fn check_track(t: &cmaf::Track, frames: &[u32], name: &str) -> Result<(), EmbedE
             return Err(EmbedError::Encoder(format!(
                 "{name}: segment {p} has {} frames (expected {n}) and {} with a keyframe",
                 f.samples,
-                if f.starts_with_sync { "starts" } else { "does not start" }
+                if f.starts_with_sync {
+                    "starts"
+                } else {
+                    "does not start"
+                }
             )));
         }
     }
@@ -478,7 +573,11 @@ pub struct PlainSummary {
 /// Encodes `input` once per rendition with exactly the settings [`embed_file`] uses for A and
 /// B, but unmarked: the baseline for invisibility (A vs plain, B vs plain) and for the cost
 /// of the A/B pair. Writes `<rendition>.mp4` (fragmented MP4) into `dir`, which must exist.
-pub fn encode_plain(input: &Path, dir: &Path, cfg: &PipelineConfig) -> Result<PlainSummary, EmbedError> {
+pub fn encode_plain(
+    input: &Path,
+    dir: &Path,
+    cfg: &PipelineConfig,
+) -> Result<PlainSummary, EmbedError> {
     let started = Instant::now();
     let mut decoder = Decoder::open(input)?;
     let (sw, sh) = decoder.size();
@@ -490,7 +589,10 @@ pub fn encode_plain(input: &Path, dir: &Path, cfg: &PipelineConfig) -> Result<Pl
     let layout = decoder.layout();
     let fr = decoder.frame_rate();
     let seg_frames = (cfg.segment.as_secs_f64() * fr.as_f64()).ceil() as u32;
-    let preset = cfg.preset.clone().unwrap_or_else(|| cfg.codec.default_preset().to_string());
+    let preset = cfg
+        .preset
+        .clone()
+        .unwrap_or_else(|| cfg.codec.default_preset().to_string());
     let mut jobs = Vec::new();
     let mut files = Vec::new();
     for r in ladder.renditions() {
@@ -507,15 +609,23 @@ pub fn encode_plain(input: &Path, dir: &Path, cfg: &PipelineConfig) -> Result<Pl
             threads: cfg.threads,
             max_kbps: r.max_kbps,
         };
-        let scaler = if (r.width, r.height) == (sw, sh) { None } else { Some(Scaler::new((sw, sh), (r.width, r.height), layout)?) };
+        let scaler = if (r.width, r.height) == (sw, sh) {
+            None
+        } else {
+            Some(Scaler::new((sw, sh), (r.width, r.height), layout)?)
+        };
         jobs.push((Encoder::create(&path, &ecfg)?, scaler));
         files.push(path);
     }
     let mut index = 0u64;
     let mut last_position = None;
     while cfg.max_frames.is_none_or(|m| index < m) {
-        let Some(frame) = decoder.next_frame()? else { break };
-        let position = cfg.segment.position_at(index as i64 * i64::from(fr.den), i64::from(fr.num));
+        let Some(frame) = decoder.next_frame()? else {
+            break;
+        };
+        let position = cfg
+            .segment
+            .position_at(index as i64 * i64::from(fr.den), i64::from(fr.num));
         let boundary = last_position != Some(position);
         last_position = Some(position);
         for (enc, scaler) in &mut jobs {
@@ -530,5 +640,9 @@ pub fn encode_plain(input: &Path, dir: &Path, cfg: &PipelineConfig) -> Result<Pl
     for (enc, _) in jobs {
         enc.finish()?;
     }
-    Ok(PlainSummary { frames: index, files, elapsed_seconds: started.elapsed().as_secs_f64() })
+    Ok(PlainSummary {
+        frames: index,
+        files,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+    })
 }

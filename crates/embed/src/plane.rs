@@ -15,16 +15,29 @@ pub trait Sample: Copy + Send + Sync + 'static + sealed::Sealed {
     fn accumulate_columns(row: &[Self], below: &[Self], col_sum: &mut [u16], col_grad: &mut [u16]);
 }
 
-
 /// Per-pixel statistics in signed 16-bit lanes (samples are at most 10-bit), as plain indexed
 /// loops over equal-length slices so they vectorise with baseline SSE2.
 #[inline]
-fn accumulate_columns<S: Sample>(row: &[S], below: &[S], col_sum: &mut [u16], col_grad: &mut [u16]) {
-    let w = row.len().min(below.len()).min(col_sum.len()).min(col_grad.len());
+fn accumulate_columns<S: Sample>(
+    row: &[S],
+    below: &[S],
+    col_sum: &mut [u16],
+    col_grad: &mut [u16],
+) {
+    let w = row
+        .len()
+        .min(below.len())
+        .min(col_sum.len())
+        .min(col_grad.len());
     if w == 0 {
         return;
     }
-    let (row, below, cs, cg) = (&row[..w], &below[..w], &mut col_sum[..w], &mut col_grad[..w]);
+    let (row, below, cs, cg) = (
+        &row[..w],
+        &below[..w],
+        &mut col_sum[..w],
+        &mut col_grad[..w],
+    );
     for i in 0..w {
         let (a, b) = (row[i].to_u16() as i16, below[i].to_u16() as i16);
         cs[i] = cs[i].wrapping_add(a as u16);
@@ -109,7 +122,13 @@ impl<'a, S: Sample> LumaPlane<'a, S> {
                 needed: stride.max(width) * (height - 1) + width,
             });
         }
-        Ok(Self { data, width, height, stride, bit_depth })
+        Ok(Self {
+            data,
+            width,
+            height,
+            stride,
+            bit_depth,
+        })
     }
 
     /// Width in samples.
@@ -130,6 +149,11 @@ impl<'a, S: Sample> LumaPlane<'a, S> {
     /// Bits per sample (8, 9 or 10).
     pub fn bit_depth(&self) -> u8 {
         self.bit_depth
+    }
+
+    /// All rows as one slice when the plane is packed (stride = width).
+    pub fn rows_packed(&self) -> &'a [S] {
+        &self.data[..self.stride * (self.height - 1) + self.width]
     }
 
     /// Row `y` (`width` samples).

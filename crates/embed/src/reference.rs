@@ -65,21 +65,50 @@ pub struct ReferenceMeta {
 
 /// Area-downsamples a plane of `w × h` samples (on the 8-bit scale after `>> shift`) to
 /// `ow × oh` means.
-pub fn downsample<S: crate::Sample>(src: &[S], w: usize, h: usize, shift: u8, ow: usize, oh: usize) -> Vec<f32> {
-    let xs: Vec<(usize, usize)> = (0..ow).map(|o| (o * w / ow, ((o + 1) * w / ow).max(o * w / ow + 1))).collect();
+pub fn downsample<S: crate::Sample>(
+    src: &[S],
+    w: usize,
+    h: usize,
+    shift: u8,
+    ow: usize,
+    oh: usize,
+) -> Vec<f32> {
+    let xs: Vec<(usize, usize)> = (0..ow)
+        .map(|o| (o * w / ow, ((o + 1) * w / ow).max(o * w / ow + 1).min(w)))
+        .collect();
     let mut out = vec![0f32; ow * oh];
     let scale = f32::from(1u16 << shift);
+    // Rows are first summed column by column (a vectorisable pass over the frame), then each
+    // output pixel sums its few columns.
+    let mut acc = vec![0u32; w];
     for oy in 0..oh {
-        let (y0, y1) = (oy * h / oh, ((oy + 1) * h / oh).max(oy * h / oh + 1));
-        let mut acc = vec![0u32; ow];
-        for y in y0..y1.min(h) {
-            let row = &src[y * w..(y + 1) * w];
-            for (a, &(x0, x1)) in acc.iter_mut().zip(&xs) {
-                *a += row[x0..x1.min(w)].iter().map(|v| v.to_u32()).sum::<u32>();
+        let (y0, y1) = (oy * h / oh, ((oy + 1) * h / oh).max(oy * h / oh + 1).min(h));
+        acc.fill(0);
+        for y in y0..y1 {
+            for (a, v) in acc.iter_mut().zip(&src[y * w..(y + 1) * w]) {
+                *a += v.to_u32();
             }
         }
-        for (o, (&a, &(x0, x1))) in out[oy * ow..(oy + 1) * ow].iter_mut().zip(acc.iter().zip(&xs)) {
-            *o = a as f32 / ((x1 - x0) * (y1 - y0)) as f32 / scale;
+        for (o, &(x0, x1)) in out[oy * ow..(oy + 1) * ow].iter_mut().zip(&xs) {
+            let sum: u32 = acc[x0..x1].iter().sum();
+            *o = sum as f32 / ((x1 - x0) * (y1 - y0)) as f32 / scale;
+        }
+    }
+    out
+}
+
+/// Area-downsamples an `f32` image.
+fn downsample_f32(src: &[f32], w: usize, h: usize, ow: usize, oh: usize) -> Vec<f32> {
+    let mut out = vec![0f32; ow * oh];
+    for (oy, row) in out.chunks_mut(ow).enumerate() {
+        let (y0, y1) = (oy * h / oh, ((oy + 1) * h / oh).max(oy * h / oh + 1).min(h));
+        for (ox, o) in row.iter_mut().enumerate() {
+            let (x0, x1) = (ox * w / ow, ((ox + 1) * w / ow).max(ox * w / ow + 1).min(w));
+            let mut sum = 0f32;
+            for y in y0..y1 {
+                sum += src[y * w + x0..y * w + x1].iter().sum::<f32>();
+            }
+            *o = sum / ((x1 - x0) * (y1 - y0)) as f32;
         }
     }
     out
@@ -106,36 +135,62 @@ impl ReferenceBuilder {
     pub fn new(w: usize, h: usize) -> Self {
         let stats = (STATS_WIDTH, stats_height(w, h));
         let record_len = 4 + 2 * stats.0 * stats.1 + 2 * GRID_COLS * GRID_ROWS;
-        Self { stats, source: (w, h), record_len, positions: Vec::new(), frames: Vec::new(), current: None }
+        Self {
+            stats,
+            source: (w, h),
+            record_len,
+            positions: Vec::new(),
+            frames: Vec::new(),
+            current: None,
+        }
     }
 
-    /// Adds one unmarked frame (`luma` packed `w × h`) with the mask used to mark it, at a
-    /// mask frame size of `mw × mh`.
-    pub fn add_frame<S: crate::Sample>(&mut self, position: Position, luma: &[S], w: usize, h: usize, bit_depth: u8, mask: &Mask, mw: usize, mh: usize) -> Result<(), EmbedError> {
-        if luma.len() < w * h {
-            return Err(EmbedError::PlaneTooShort { len: luma.len(), needed: w * h });
-        }
-        let shift = bit_depth.saturating_sub(8);
-        let thumb = downsample(luma, w, h, shift, THUMB.0, THUMB.1);
-        self.frames.extend(thumb.iter().map(|v| v.round().clamp(0.0, 255.0) as u8));
-        let stats = downsample(luma, w, h, shift, self.stats.0, self.stats.1);
+    /// Adds one unmarked frame with the mask used to mark it (mask and frame of one size).
+    pub fn add_frame<S: crate::Sample>(
+        &mut self,
+        position: Position,
+        luma: &crate::LumaPlane<'_, S>,
+        mask: &Mask,
+    ) -> Result<(), EmbedError> {
+        let (w, h) = (luma.width(), luma.height());
+        let packed: Vec<S>;
+        let samples: &[S] = if luma.stride() == w {
+            luma.rows_packed()
+        } else {
+            packed = (0..h).flat_map(|y| luma.row(y).iter().copied()).collect();
+            &packed
+        };
+        let shift = luma.bit_depth().saturating_sub(8);
+        let stats = downsample(samples, w, h, shift, self.stats.0, self.stats.1);
+        // The thumbnail is the statistics image averaged down again (cheap, and the same area
+        // average up to rounding).
+        let thumb = downsample_f32(&stats, self.stats.0, self.stats.1, THUMB.0, THUMB.1);
+        self.frames
+            .extend(thumb.iter().map(|v| v.round().clamp(0.0, 255.0) as u8));
         let mut amp = vec![0f64; GRID_COLS * GRID_ROWS];
         for (r, row) in amp.chunks_mut(GRID_COLS).enumerate() {
-            let y = ((r as f64 + 0.5) * mh as f64 / GRID_ROWS as f64) as usize;
+            let y = ((r as f64 + 0.5) * h as f64 / GRID_ROWS as f64) as usize;
             for (c, a) in row.iter_mut().enumerate() {
-                let x = ((c as f64 + 0.5) * mw as f64 / GRID_COLS as f64) as usize;
-                *a = f64::from(mask.amplitude_at(x.min(mw - 1), y.min(mh - 1)));
+                let x = ((c as f64 + 0.5) * w as f64 / GRID_COLS as f64) as usize;
+                *a = f64::from(mask.amplitude_at(x.min(w - 1), y.min(h - 1)));
             }
         }
         match &mut self.current {
             Some((p, n, s, a)) if *p == position => {
                 *n += 1;
-                s.iter_mut().zip(&stats).for_each(|(x, &v)| *x += f64::from(v));
+                s.iter_mut()
+                    .zip(&stats)
+                    .for_each(|(x, &v)| *x += f64::from(v));
                 a.iter_mut().zip(&amp).for_each(|(x, &v)| *x += v);
             }
             _ => {
                 self.flush(position)?;
-                self.current = Some((position, 1, stats.iter().map(|&v| f64::from(v)).collect(), amp));
+                self.current = Some((
+                    position,
+                    1,
+                    stats.iter().map(|&v| f64::from(v)).collect(),
+                    amp,
+                ));
             }
         }
         Ok(())
@@ -145,24 +200,44 @@ impl ReferenceBuilder {
         if let Some((p, n, s, a)) = self.current.take() {
             let expected = self.positions.len() / self.record_len;
             if p.get() as usize != expected || next.get() <= p.get() && next != p {
-                return Err(EmbedError::Mismatch("positions must be added in order without gaps"));
+                return Err(EmbedError::Mismatch(
+                    "positions must be added in order without gaps",
+                ));
             }
             self.positions.extend_from_slice(&n.to_le_bytes());
             for v in s {
-                self.positions.extend_from_slice(&((v / f64::from(n) * 64.0).round().clamp(0.0, 65535.0) as u16).to_le_bytes());
+                self.positions.extend_from_slice(
+                    &((v / f64::from(n) * 64.0).round().clamp(0.0, 65535.0) as u16).to_le_bytes(),
+                );
             }
             for v in a {
-                self.positions.extend_from_slice(&((v / f64::from(n) * 256.0).round().clamp(0.0, 65535.0) as u16).to_le_bytes());
+                self.positions.extend_from_slice(
+                    &((v / f64::from(n) * 256.0).round().clamp(0.0, 65535.0) as u16).to_le_bytes(),
+                );
             }
         }
         Ok(())
     }
 
     /// Writes `index.json`, `positions.bin` and `frames.bin` into `dir`.
-    pub fn write(mut self, dir: &Path, title: &str, key_version: u32, segment_ms: u64, frame_rate: [i32; 2]) -> Result<ReferenceMeta, EmbedError> {
-        let last = self.current.as_ref().map(|c| Position::new(c.0.get() + 1)).unwrap_or(Position::new(0));
+    pub fn write(
+        mut self,
+        dir: &Path,
+        title: &str,
+        key_version: u32,
+        segment_ms: u64,
+        frame_rate: [i32; 2],
+    ) -> Result<ReferenceMeta, EmbedError> {
+        let last = self
+            .current
+            .as_ref()
+            .map(|c| Position::new(c.0.get() + 1))
+            .unwrap_or(Position::new(0));
         self.flush(last)?;
-        std::fs::create_dir_all(dir).map_err(|source| EmbedError::Io { path: dir.into(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| EmbedError::Io {
+            path: dir.into(),
+            source,
+        })?;
         let meta = ReferenceMeta {
             format: "leaktrace-reference".into(),
             version: FORMAT_VERSION,
@@ -181,14 +256,18 @@ impl ReferenceBuilder {
         };
         write_file(&dir.join("positions.bin"), &self.positions)?;
         write_file(&dir.join("frames.bin"), &self.frames)?;
-        let json = serde_json::to_vec_pretty(&meta).map_err(|e| EmbedError::Serialize(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(&meta).map_err(|e| EmbedError::Serialize(e.to_string()))?;
         write_file(&dir.join("index.json"), &json)?;
         Ok(meta)
     }
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), EmbedError> {
-    std::fs::write(path, bytes).map_err(|source| EmbedError::Io { path: path.into(), source })
+    std::fs::write(path, bytes).map_err(|source| EmbedError::Io {
+        path: path.into(),
+        source,
+    })
 }
 
 /// A loaded reference index.
@@ -214,33 +293,64 @@ pub struct PositionStats {
 impl Reference {
     /// Loads and verifies (BLAKE3) a reference index directory.
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
-        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|source| EmbedError::Io { path: dir.join(name), source });
-        let meta: ReferenceMeta = serde_json::from_slice(&read("index.json")?).map_err(|_| EmbedError::BadReference("index.json is not a reference index"))?;
+        let read = |name: &str| {
+            std::fs::read(dir.join(name)).map_err(|source| EmbedError::Io {
+                path: dir.join(name),
+                source,
+            })
+        };
+        let meta: ReferenceMeta = serde_json::from_slice(&read("index.json")?)
+            .map_err(|_| EmbedError::BadReference("index.json is not a reference index"))?;
         if meta.format != "leaktrace-reference" || meta.version != FORMAT_VERSION {
-            return Err(EmbedError::BadReference("unknown reference format or version (expected leaktrace-reference v1)"));
+            return Err(EmbedError::BadReference(
+                "unknown reference format or version (expected leaktrace-reference v1)",
+            ));
         }
         let positions = read("positions.bin")?;
         let frames = read("frames.bin")?;
-        if blake3::hash(&positions).to_hex().as_str() != meta.positions_blake3 || blake3::hash(&frames).to_hex().as_str() != meta.frames_blake3 {
-            return Err(EmbedError::BadReference("reference files do not match their recorded BLAKE3"));
+        if blake3::hash(&positions).to_hex().as_str() != meta.positions_blake3
+            || blake3::hash(&frames).to_hex().as_str() != meta.frames_blake3
+        {
+            return Err(EmbedError::BadReference(
+                "reference files do not match their recorded BLAKE3",
+            ));
         }
-        let want = 4 + 2 * meta.stats_size[0] * meta.stats_size[1] + 2 * meta.grid[0] * meta.grid[1];
-        if meta.record_len != want || positions.len() != meta.record_len * meta.positions as usize || meta.grid != [GRID_COLS, GRID_ROWS] {
-            return Err(EmbedError::BadReference("reference record sizes are inconsistent"));
+        let want =
+            4 + 2 * meta.stats_size[0] * meta.stats_size[1] + 2 * meta.grid[0] * meta.grid[1];
+        if meta.record_len != want
+            || positions.len() != meta.record_len * meta.positions as usize
+            || meta.grid != [GRID_COLS, GRID_ROWS]
+        {
+            return Err(EmbedError::BadReference(
+                "reference record sizes are inconsistent",
+            ));
         }
-        Ok(Self { meta, positions, frames })
+        Ok(Self {
+            meta,
+            positions,
+            frames,
+        })
     }
 
     /// The statistics of `position`, `None` past the end.
     pub fn position(&self, position: Position) -> Option<PositionStats> {
         let i = position.get() as usize;
-        let rec = self.positions.get(i * self.meta.record_len..(i + 1) * self.meta.record_len)?;
+        let rec = self
+            .positions
+            .get(i * self.meta.record_len..(i + 1) * self.meta.record_len)?;
         let frames = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
         let n_stats = self.meta.stats_size[0] * self.meta.stats_size[1];
         let vals = |from: usize, n: usize, div: f32| -> Vec<f32> {
-            rec[from..from + 2 * n].chunks_exact(2).map(|b| f32::from(u16::from_le_bytes([b[0], b[1]])) / div).collect()
+            rec[from..from + 2 * n]
+                .chunks_exact(2)
+                .map(|b| f32::from(u16::from_le_bytes([b[0], b[1]])) / div)
+                .collect()
         };
-        Some(PositionStats { frames, mean_luma: vals(4, n_stats, 64.0), amplitude: vals(4 + 2 * n_stats, GRID_COLS * GRID_ROWS, 256.0) })
+        Some(PositionStats {
+            frames,
+            mean_luma: vals(4, n_stats, 64.0),
+            amplitude: vals(4 + 2 * n_stats, GRID_COLS * GRID_ROWS, 256.0),
+        })
     }
 
     /// The 16×9 thumbnails of all frames, concatenated.
@@ -269,14 +379,26 @@ impl Reference {
     /// Normalised correlation of a suspect's mean frame of `position` (at the statistics size,
     /// 8-bit scale) minus the reference mean, with the expected A mark: positive means A,
     /// negative means B. Both signals have their mean removed first.
-    pub fn correlate(&self, pattern_key: &DerivedKey, position: Position, suspect_mean: &[f32]) -> Option<f64> {
+    pub fn correlate(
+        &self,
+        pattern_key: &DerivedKey,
+        position: Position,
+        suspect_mean: &[f32],
+    ) -> Option<f64> {
         let stats = self.position(position)?;
         let expected = self.expected_mark(pattern_key, position)?;
         if suspect_mean.len() != expected.len() {
             return None;
         }
-        let d: Vec<f64> = suspect_mean.iter().zip(&stats.mean_luma).map(|(&s, &r)| f64::from(s - r)).collect();
-        Some(normalised_correlation(&d, &expected.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()))
+        let d: Vec<f64> = suspect_mean
+            .iter()
+            .zip(&stats.mean_luma)
+            .map(|(&s, &r)| f64::from(s - r))
+            .collect();
+        Some(normalised_correlation(
+            &d,
+            &expected.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
+        ))
     }
 }
 
@@ -294,7 +416,11 @@ pub fn normalised_correlation(a: &[f64], b: &[f64]) -> f64 {
         saa += x * x;
         sbb += y * y;
     }
-    if saa == 0.0 || sbb == 0.0 { 0.0 } else { sab / (saa * sbb).sqrt() }
+    if saa == 0.0 || sbb == 0.0 {
+        0.0
+    } else {
+        sab / (saa * sbb).sqrt()
+    }
 }
 
 #[cfg(test)]
@@ -303,7 +429,9 @@ mod tests {
 
     #[test]
     fn downsample_averages_blocks() {
-        let src: Vec<u8> = (0..8 * 4).map(|i| if i % 8 < 4 { 10 } else { 30 }).collect();
+        let src: Vec<u8> = (0..8 * 4)
+            .map(|i| if i % 8 < 4 { 10 } else { 30 })
+            .collect();
         let d = downsample(&src, 8, 4, 0, 2, 1);
         assert_eq!(d, vec![10.0, 30.0]);
         let src10: Vec<u16> = src.iter().map(|&v| u16::from(v) * 4).collect();

@@ -1,4 +1,5 @@
 //! Shared helpers of the embed integration tests: corpus lookup and ffmpeg/ffprobe runs.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test/bench code: a panic is a failure report
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -14,20 +15,32 @@ pub fn corpus_dir() -> PathBuf {
 /// A corpus file; panics with instructions when it has not been fetched.
 pub fn corpus(name: &str) -> PathBuf {
     let p = corpus_dir().join(name);
-    assert!(p.is_file(), "corpus file {} missing: run corpus/fetch.sh first", p.display());
+    assert!(
+        p.is_file(),
+        "corpus file {} missing: run corpus/fetch.sh first",
+        p.display()
+    );
     p
 }
 
 /// Runs a command, panicking with its stderr on failure; returns stdout.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `ffmpeg -y -hide_banner -loglevel error ARGS`.
 pub fn ffmpeg(args: &[&str]) {
-    run(Command::new("ffmpeg").args(["-y", "-hide_banner", "-loglevel", "error"]).args(args));
+    run(Command::new("ffmpeg")
+        .args(["-y", "-hide_banner", "-loglevel", "error"])
+        .args(args));
 }
 
 /// Concatenates an init segment and media segments into one playable file.

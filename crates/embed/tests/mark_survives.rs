@@ -2,6 +2,7 @@
 //! that the correlation with the position's expected mark has the right sign (the seed of
 //! detect). Real content from the corpus: the Big Buck Bunny trailer (720p) and a 1080p pan
 //! over a natural photograph.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test/bench code: a panic is a failure report
 
 mod common;
 
@@ -31,10 +32,20 @@ fn position_means(file: &Path, reference: &Reference) -> Vec<Vec<f32>> {
             sums.resize(p + 1, (0, vec![0.0; sw * sh]));
         }
         sums[p].0 += 1;
-        sums[p].1.iter_mut().zip(&ds).for_each(|(a, &v)| *a += f64::from(v));
+        sums[p]
+            .1
+            .iter_mut()
+            .zip(&ds)
+            .for_each(|(a, &v)| *a += f64::from(v));
         i += 1;
     }
-    sums.into_iter().map(|(n, s)| s.into_iter().map(|v| (v / f64::from(n.max(1))) as f32).collect()).collect()
+    sums.into_iter()
+        .map(|(n, s)| {
+            s.into_iter()
+                .map(|v| (v / f64::from(n.max(1))) as f32)
+                .collect()
+        })
+        .collect()
 }
 
 fn check(clip: &str, ladder: &str, frames: u64) {
@@ -56,13 +67,28 @@ fn check(clip: &str, ladder: &str, frames: u64) {
         let joined = tmp.path().join(format!("{variant}.mp4"));
         concat(&dir.join("init.mp4"), &segments(&dir), &joined);
         let attacked = tmp.path().join(format!("{variant}-crf40.mp4"));
-        ffmpeg(&["-i", joined.to_str().unwrap(), "-c:v", "libx264", "-preset", "medium", "-crf", "40", attacked.to_str().unwrap()]);
+        ffmpeg(&[
+            "-i",
+            joined.to_str().unwrap(),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "medium",
+            "-crf",
+            "40",
+            attacked.to_str().unwrap(),
+        ]);
         let means = position_means(&attacked, &reference);
         assert_eq!(means.len() as u32, summary.positions);
         for (p, m) in means.iter().enumerate() {
-            let c = reference.correlate(&pattern_key, Position::new(p as u32), m).unwrap();
+            let c = reference
+                .correlate(&pattern_key, Position::new(p as u32), m)
+                .unwrap();
             eprintln!("{clip} {variant} position {p}: correlation {c:+.3}");
-            assert!(c * sign > 0.0, "{clip} variant {variant} position {p}: wrong sign ({c:+.3})");
+            assert!(
+                c * sign > 0.0,
+                "{clip} variant {variant} position {p}: wrong sign ({c:+.3})"
+            );
             worst = worst.min(c * sign);
         }
     }

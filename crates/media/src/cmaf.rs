@@ -42,25 +42,40 @@ pub fn boxes(buf: &[u8], from: usize, to: usize) -> Result<Vec<BoxRef>, MediaErr
                 }
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&buf[pos + 8..pos + 16]);
-                (usize::try_from(u64::from_be_bytes(b)).map_err(|_| bad("box too large"))?, 16)
+                (
+                    usize::try_from(u64::from_be_bytes(b)).map_err(|_| bad("box too large"))?,
+                    16,
+                )
             }
             n => (n as usize, 8),
         };
         if size < header || size > to - pos {
-            return Err(bad(format!("box {} at {pos} has size {size} beyond its parent", fourcc(&kind))));
+            return Err(bad(format!(
+                "box {} at {pos} has size {size} beyond its parent",
+                fourcc(&kind)
+            )));
         }
-        out.push(BoxRef { kind, start: pos, payload: pos + header, end: pos + size });
+        out.push(BoxRef {
+            kind,
+            start: pos,
+            payload: pos + header,
+            end: pos + size,
+        });
         pos += size;
     }
     Ok(out)
 }
 
 fn fourcc(k: &[u8; 4]) -> String {
-    k.iter().map(|&c| if c.is_ascii_graphic() { c as char } else { '?' }).collect()
+    k.iter()
+        .map(|&c| if c.is_ascii_graphic() { c as char } else { '?' })
+        .collect()
 }
 
 fn child(buf: &[u8], parent: &BoxRef, kind: &[u8; 4]) -> Result<Option<BoxRef>, MediaError> {
-    Ok(boxes(buf, parent.payload, parent.end)?.into_iter().find(|b| &b.kind == kind))
+    Ok(boxes(buf, parent.payload, parent.end)?
+        .into_iter()
+        .find(|b| &b.kind == kind))
 }
 
 fn path(buf: &[u8], root: &BoxRef, kinds: &[&[u8; 4]]) -> Result<BoxRef, MediaError> {
@@ -116,8 +131,14 @@ pub struct Track {
 /// plays on every HLS client.
 pub fn split(buf: &[u8]) -> Result<Track, MediaError> {
     let top = boxes(buf, 0, buf.len())?;
-    let ftyp = top.iter().find(|b| &b.kind == b"ftyp").ok_or_else(|| bad("no ftyp"))?;
-    let moov = top.iter().find(|b| &b.kind == b"moov").ok_or_else(|| bad("no moov"))?;
+    let ftyp = top
+        .iter()
+        .find(|b| &b.kind == b"ftyp")
+        .ok_or_else(|| bad("no ftyp"))?;
+    let moov = top
+        .iter()
+        .find(|b| &b.kind == b"moov")
+        .ok_or_else(|| bad("no moov"))?;
     let mut init = Vec::with_capacity(ftyp.end - ftyp.start + moov.end - moov.start);
     init.extend_from_slice(&buf[ftyp.start..ftyp.end]);
     init.extend_from_slice(&buf[moov.start..moov.end]);
@@ -134,7 +155,10 @@ pub fn split(buf: &[u8]) -> Result<Track, MediaError> {
     }
     let (trex_duration, trex_flags) = match child(&init, &moov_in_init, b"mvex")? {
         Some(mvex) => match child(&init, &mvex, b"trex")? {
-            Some(t) => (be_u32(&init, t.payload + 12)?, be_u32(&init, t.payload + 16)?),
+            Some(t) => (
+                be_u32(&init, t.payload + 12)?,
+                be_u32(&init, t.payload + 16)?,
+            ),
             None => (0, 0),
         },
         None => (0, 0),
@@ -147,7 +171,14 @@ pub fn split(buf: &[u8]) -> Result<Track, MediaError> {
     if &entry.kind == b"hev1" {
         init[entry.start + 4..entry.start + 8].copy_from_slice(b"hvc1");
     }
-    let entry = BoxRef { kind: if &entry.kind == b"hev1" { *b"hvc1" } else { entry.kind }, ..entry };
+    let entry = BoxRef {
+        kind: if &entry.kind == b"hev1" {
+            *b"hvc1"
+        } else {
+            entry.kind
+        },
+        ..entry
+    };
     let codec = codec_string(&init, &entry)?;
 
     let mut fragments = Vec::new();
@@ -155,8 +186,12 @@ pub fn split(buf: &[u8]) -> Result<Track, MediaError> {
     while i < top.len() {
         let b = top[i];
         if &b.kind == b"moof" {
-            let mdat = top.get(i + 1).filter(|m| &m.kind == b"mdat").ok_or_else(|| bad("moof without mdat"))?;
-            let (decode_time, samples, duration, sync) = read_moof(buf, &b, trex_duration, trex_flags)?;
+            let mdat = top
+                .get(i + 1)
+                .filter(|m| &m.kind == b"mdat")
+                .ok_or_else(|| bad("moof without mdat"))?;
+            let (decode_time, samples, duration, sync) =
+                read_moof(buf, &b, trex_duration, trex_flags)?;
             fragments.push(Fragment {
                 bytes: buf[b.start..mdat.end].to_vec(),
                 decode_time,
@@ -170,12 +205,24 @@ pub fn split(buf: &[u8]) -> Result<Track, MediaError> {
         }
     }
     if fragments.is_empty() {
-        return Err(bad("no fragments (was the file written with frag_keyframe?)"));
+        return Err(bad(
+            "no fragments (was the file written with frag_keyframe?)",
+        ));
     }
-    Ok(Track { init, fragments, timescale, codec })
+    Ok(Track {
+        init,
+        fragments,
+        timescale,
+        codec,
+    })
 }
 
-fn read_moof(buf: &[u8], moof: &BoxRef, trex_dur: u32, trex_flags: u32) -> Result<(u64, u32, u64, bool), MediaError> {
+fn read_moof(
+    buf: &[u8],
+    moof: &BoxRef,
+    trex_dur: u32,
+    trex_flags: u32,
+) -> Result<(u64, u32, u64, bool), MediaError> {
     let traf = path(buf, moof, &[b"traf"])?;
     let tfhd = child(buf, &traf, b"tfhd")?.ok_or_else(|| bad("traf without tfhd"))?;
     let tf_flags = be_u32(buf, tfhd.payload)? & 0x00FF_FFFF;
@@ -205,7 +252,10 @@ fn read_moof(buf: &[u8], moof: &BoxRef, trex_dur: u32, trex_flags: u32) -> Resul
         u64::from(be_u32(buf, tfdt.payload + 4)?)
     };
     let (mut samples, mut duration, mut first_flags) = (0u32, 0u64, None);
-    for trun in boxes(buf, traf.payload, traf.end)?.into_iter().filter(|b| &b.kind == b"trun") {
+    for trun in boxes(buf, traf.payload, traf.end)?
+        .into_iter()
+        .filter(|b| &b.kind == b"trun")
+    {
         let flags = be_u32(buf, trun.payload)? & 0x00FF_FFFF;
         let count = be_u32(buf, trun.payload + 4)?;
         let mut at = trun.payload + 8;
@@ -217,7 +267,11 @@ fn read_moof(buf: &[u8], moof: &BoxRef, trex_dur: u32, trex_flags: u32) -> Resul
             first = Some(be_u32(buf, at)?);
             at += 4;
         }
-        let per = [0x100u32, 0x200, 0x400, 0x800].iter().filter(|&&f| flags & f != 0).count() * 4;
+        let per = [0x100u32, 0x200, 0x400, 0x800]
+            .iter()
+            .filter(|&&f| flags & f != 0)
+            .count()
+            * 4;
         if per > 0 && (count as usize).saturating_mul(per) > trun.end.saturating_sub(at) {
             return Err(bad("trun sample table past the end of its box"));
         }
@@ -233,7 +287,11 @@ fn read_moof(buf: &[u8], moof: &BoxRef, trex_dur: u32, trex_flags: u32) -> Resul
             if flags & 0x200 != 0 {
                 p += 4;
             }
-            let sf = if flags & 0x400 != 0 { Some(be_u32(buf, p)?) } else { None };
+            let sf = if flags & 0x400 != 0 {
+                Some(be_u32(buf, p)?)
+            } else {
+                None
+            };
             if samples == 0 && s == 0 {
                 first_flags = Some(first.or(sf).unwrap_or(default_flags));
             }
@@ -252,11 +310,15 @@ fn codec_string(buf: &[u8], entry: &BoxRef) -> Result<String, MediaError> {
     let find = |k: &[u8; 4]| children.iter().find(|b| &b.kind == k).copied();
     let kind = fourcc(&entry.kind);
     if let Some(c) = find(b"avcC") {
-        let p = buf.get(c.payload..c.payload + 4).ok_or_else(|| bad("short avcC"))?;
+        let p = buf
+            .get(c.payload..c.payload + 4)
+            .ok_or_else(|| bad("short avcC"))?;
         return Ok(format!("{kind}.{:02x}{:02x}{:02x}", p[1], p[2], p[3]));
     }
     if let Some(c) = find(b"hvcC") {
-        let p = buf.get(c.payload..c.payload + 13).ok_or_else(|| bad("short hvcC"))?;
+        let p = buf
+            .get(c.payload..c.payload + 13)
+            .ok_or_else(|| bad("short hvcC"))?;
         let space = ["", "A", "B", "C"][usize::from(p[1] >> 6)];
         let tier = if p[1] & 0x20 != 0 { 'H' } else { 'L' };
         let profile = p[1] & 0x1f;
@@ -272,14 +334,26 @@ fn codec_string(buf: &[u8], entry: &BoxRef) -> Result<String, MediaError> {
         return Ok(s);
     }
     if let Some(c) = find(b"av1C") {
-        let p = buf.get(c.payload..c.payload + 3).ok_or_else(|| bad("short av1C"))?;
+        let p = buf
+            .get(c.payload..c.payload + 3)
+            .ok_or_else(|| bad("short av1C"))?;
         let profile = p[1] >> 5;
         let level = p[1] & 0x1f;
         let tier = if p[2] & 0x80 != 0 { 'H' } else { 'M' };
-        let depth = if p[2] & 0x40 != 0 { if profile == 2 && p[2] & 0x20 != 0 { 12 } else { 10 } } else { 8 };
+        let depth = if p[2] & 0x40 != 0 {
+            if profile == 2 && p[2] & 0x20 != 0 {
+                12
+            } else {
+                10
+            }
+        } else {
+            8
+        };
         return Ok(format!("av01.{profile}.{level:02}{tier}.{depth:02}"));
     }
-    Err(bad(format!("sample entry {kind} has no avcC, hvcC or av1C")))
+    Err(bad(format!(
+        "sample entry {kind} has no avcC, hvcC or av1C"
+    )))
 }
 
 /// The `styp` box of a CMAF media segment (major brand `cmfs`).
@@ -297,7 +371,9 @@ pub fn styp() -> Vec<u8> {
 /// A media segment: `styp`, then `extra` boxes (e.g. `wmpi`), then the fragment.
 pub fn media_segment(fragment: &Fragment, extra: &[&[u8]]) -> Vec<u8> {
     let styp = styp();
-    let mut out = Vec::with_capacity(styp.len() + extra.iter().map(|e| e.len()).sum::<usize>() + fragment.bytes.len());
+    let mut out = Vec::with_capacity(
+        styp.len() + extra.iter().map(|e| e.len()).sum::<usize>() + fragment.bytes.len(),
+    );
     out.extend_from_slice(&styp);
     for e in extra {
         out.extend_from_slice(e);
@@ -334,7 +410,10 @@ mod tests {
     #[test]
     fn never_panics_on_truncations_and_garbage() {
         let mut buf = bx(b"ftyp", b"isom\0\0\0\0");
-        buf.extend(bx(b"moov", &bx(b"trak", &bx(b"mdia", &bx(b"mdhd", &[0; 24])))));
+        buf.extend(bx(
+            b"moov",
+            &bx(b"trak", &bx(b"mdia", &bx(b"mdhd", &[0; 24]))),
+        ));
         buf.extend(bx(b"moof", &[0; 16]));
         buf.extend(bx(b"mdat", &[0; 4]));
         for n in 0..buf.len() {

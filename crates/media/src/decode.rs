@@ -22,7 +22,10 @@ pub struct Decoder {
 
 impl std::fmt::Debug for Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decoder").field("path", &self.path).field("layout", &self.layout).finish_non_exhaustive()
+        f.debug_struct("Decoder")
+            .field("path", &self.path)
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -30,24 +33,43 @@ impl Decoder {
     /// Opens `path` and prepares its decoder (codec threads on, automatic count).
     pub fn open(path: &Path) -> Result<Self, MediaError> {
         let input = open_input(path)?;
-        let stream = input.streams().best(ffm::media::Type::Video).ok_or_else(|| MediaError::NoVideo(path.into()))?;
+        let stream = input
+            .streams()
+            .best(ffm::media::Type::Video)
+            .ok_or_else(|| MediaError::NoVideo(path.into()))?;
         let stream_index = stream.index();
         let fr = frame_rate(&stream).ok_or_else(|| MediaError::FrameRate(path.into()))?;
         let declared_frames = u64::try_from(stream.frames()).unwrap_or(0);
-        let mut ctx = ffm::codec::context::Context::from_parameters(stream.parameters()).map_err(ff("reading codec parameters"))?;
+        let mut ctx = ffm::codec::context::Context::from_parameters(stream.parameters())
+            .map_err(ff("reading codec parameters"))?;
         crate::probe::check_is_video(path, input.format().name(), ctx.id())?;
-        ctx.set_threading(ffm::codec::threading::Config { kind: ffm::codec::threading::Type::Frame, count: 0, ..Default::default() });
-        let decoder = ctx.decoder().video().map_err(|e| MediaError::NotMedia { path: path.into(), reason: format!("no decoder for its video ({e})") })?;
+        ctx.set_threading(ffm::codec::threading::Config {
+            kind: ffm::codec::threading::Type::Frame,
+            count: 0,
+            ..Default::default()
+        });
+        let decoder = ctx.decoder().video().map_err(|e| MediaError::NotMedia {
+            path: path.into(),
+            reason: format!("no decoder for its video ({e})"),
+        })?;
         let pix = decoder.format();
-        let depth = bit_depth(pix).ok_or_else(|| MediaError::UnsupportedPixelFormat(format!("{pix:?}")))?;
+        let depth =
+            bit_depth(pix).ok_or_else(|| MediaError::UnsupportedPixelFormat(format!("{pix:?}")))?;
         let name = pix.descriptor().map(|d| d.name()).unwrap_or("none");
         let layout = match depth {
             1..=8 => PixelLayout::Yuv420p8,
             9..=10 => PixelLayout::Yuv420p10,
-            _ => return Err(MediaError::UnsupportedPixelFormat(format!("{name} ({depth}-bit)"))),
+            _ => {
+                return Err(MediaError::UnsupportedPixelFormat(format!(
+                    "{name} ({depth}-bit)"
+                )));
+            }
         };
         if decoder.width() < 2 || decoder.height() < 2 {
-            return Err(MediaError::NotMedia { path: path.into(), reason: "video has no picture size".into() });
+            return Err(MediaError::NotMedia {
+                path: path.into(),
+                reason: "video has no picture size".into(),
+            });
         }
         Ok(Self {
             path: path.into(),
@@ -76,7 +98,10 @@ impl Decoder {
 
     /// Luma width and height.
     pub fn size(&self) -> (usize, usize) {
-        (self.decoder.width() as usize, self.decoder.height() as usize)
+        (
+            self.decoder.width() as usize,
+            self.decoder.height() as usize,
+        )
     }
 
     /// Frame count declared by the container (0 when unknown).
@@ -123,11 +148,15 @@ impl Decoder {
                                 return Err(self.corrupt("more than 8 undecodable packets".into()));
                             }
                         }
-                        Err(e) => return Err(self.corrupt(format!("decoder rejected a packet: {e}"))),
+                        Err(e) => {
+                            return Err(self.corrupt(format!("decoder rejected a packet: {e}")));
+                        }
                     }
                 }
                 Err(ffm::Error::Eof) => {
-                    self.decoder.send_eof().map_err(ff("flushing the decoder"))?;
+                    self.decoder
+                        .send_eof()
+                        .map_err(ff("flushing the decoder"))?;
                     self.eof_sent = true;
                 }
                 Err(ffm::Error::InvalidData) => {
@@ -142,7 +171,10 @@ impl Decoder {
     }
 
     fn corrupt(&self, detail: String) -> MediaError {
-        MediaError::Truncated { path: self.path.clone(), detail: format!("{detail} after {} frames", self.next_index) }
+        MediaError::Truncated {
+            path: self.path.clone(),
+            detail: format!("{detail} after {} frames", self.next_index),
+        }
     }
 
     fn check_complete(&self) -> Result<(), MediaError> {
@@ -170,7 +202,11 @@ impl Decoder {
             return Ok(VideoFrame::from_ff(f, self.layout, index));
         }
         let needs_new = match &self.converter {
-            Some(c) => c.input().format != f.format() || c.input().width != f.width() || c.input().height != f.height(),
+            Some(c) => {
+                c.input().format != f.format()
+                    || c.input().width != f.width()
+                    || c.input().height != f.height()
+            }
             None => true,
         };
         if needs_new {
@@ -182,16 +218,17 @@ impl Decoder {
                     target,
                     f.width(),
                     f.height(),
-                    ffm::software::scaling::Flags::BICUBIC | ffm::software::scaling::Flags::ACCURATE_RND,
+                    ffm::software::scaling::Flags::BICUBIC
+                        | ffm::software::scaling::Flags::ACCURATE_RND,
                 )
                 .map_err(|_| MediaError::UnsupportedPixelFormat(format!("{:?}", f.format())))?,
             );
         }
         let mut out = ffm::frame::Video::empty();
         if let Some(c) = self.converter.as_mut() {
-            c.run(f, &mut out).map_err(ff("converting the pixel format"))?;
+            c.run(f, &mut out)
+                .map_err(ff("converting the pixel format"))?;
         }
         Ok(VideoFrame::from_ff(&out, self.layout, index))
     }
 }
-

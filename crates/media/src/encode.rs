@@ -115,7 +115,10 @@ pub struct Encoder {
 
 impl std::fmt::Debug for Encoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Encoder").field("path", &self.path).field("stats", &self.stats).finish_non_exhaustive()
+        f.debug_struct("Encoder")
+            .field("path", &self.path)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
     }
 }
 
@@ -136,14 +139,20 @@ impl Encoder {
                 r.end()
             )));
         }
-        if cfg.width < 16 || cfg.height < 16 || cfg.width % 2 != 0 || cfg.height % 2 != 0 {
+        if cfg.width < 16
+            || cfg.height < 16
+            || !cfg.width.is_multiple_of(2)
+            || !cfg.height.is_multiple_of(2)
+        {
             return Err(MediaError::InvalidSetting(format!(
                 "output size {}x{} (expected even sides of at least 16)",
                 cfg.width, cfg.height
             )));
         }
         if cfg.frame_rate.num <= 0 || cfg.frame_rate.den <= 0 {
-            return Err(MediaError::InvalidSetting("frame rate must be positive".into()));
+            return Err(MediaError::InvalidSetting(
+                "frame rate must be positive".into(),
+            ));
         }
         let codec = ffm::encoder::find_by_name(cfg.codec.encoder_name())
             .ok_or(MediaError::EncoderMissing(cfg.codec.encoder_name()))?;
@@ -151,7 +160,10 @@ impl Encoder {
             path: path.into(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let global_header = octx.format().flags().contains(ffm::format::Flags::GLOBAL_HEADER);
+        let global_header = octx
+            .format()
+            .flags()
+            .contains(ffm::format::Flags::GLOBAL_HEADER);
         let mut ctx = ffm::codec::context::Context::new_with_codec(codec);
         ctx.set_threading(ffm::codec::threading::Config {
             kind: ffm::codec::threading::Type::Frame,
@@ -166,7 +178,11 @@ impl Encoder {
         video.set_time_base(enc_tb);
         video.set_frame_rate(Some(cfg.frame_rate.ff()));
         let gop = cfg.max_segment_frames.max(1);
-        video.set_gop(if cfg.codec == Codec::Av1 { gop } else { gop + 1 });
+        video.set_gop(if cfg.codec == Codec::Av1 {
+            gop
+        } else {
+            gop + 1
+        });
         if global_header {
             video.set_flags(ffm::codec::Flags::GLOBAL_HEADER);
         }
@@ -187,7 +203,10 @@ impl Encoder {
             }
             Codec::Hevc => {
                 opts.set("forced-idr", "1");
-                let mut p = format!("keyint={}:min-keyint=1:scenecut=0:open-gop=0:log-level=error", gop + 1);
+                let mut p = format!(
+                    "keyint={}:min-keyint=1:scenecut=0:open-gop=0:log-level=error",
+                    gop + 1
+                );
                 if let Some(k) = cfg.max_kbps {
                     p.push_str(&format!(":vbv-maxrate={k}:vbv-bufsize={}", k * 2));
                 }
@@ -198,18 +217,30 @@ impl Encoder {
             }
         }
         let enc = video.open_with(opts).map_err(|e| {
-            MediaError::InvalidSetting(format!("{} refused the settings: {e}", cfg.codec.encoder_name()))
+            MediaError::InvalidSetting(format!(
+                "{} refused the settings: {e}",
+                cfg.codec.encoder_name()
+            ))
         })?;
         {
-            let mut ost = octx.add_stream(codec).map_err(ff("adding the output stream"))?;
+            let mut ost = octx
+                .add_stream(codec)
+                .map_err(ff("adding the output stream"))?;
             ost.set_parameters(&enc);
             ost.set_time_base(ffm::Rational::new(1, TRACK_TIMESCALE as i32));
         }
         let mut mux = ffm::Dictionary::new();
-        mux.set("movflags", "+frag_keyframe+empty_moov+default_base_moof+cmaf");
+        mux.set(
+            "movflags",
+            "+frag_keyframe+empty_moov+default_base_moof+cmaf",
+        );
         mux.set("video_track_timescale", &TRACK_TIMESCALE.to_string());
-        octx.write_header_with(mux).map_err(ff("writing the MP4 header"))?;
-        let ost_tb = octx.stream(0).map(|s| s.time_base()).unwrap_or(ffm::Rational::new(1, TRACK_TIMESCALE as i32));
+        octx.write_header_with(mux)
+            .map_err(ff("writing the MP4 header"))?;
+        let ost_tb = octx
+            .stream(0)
+            .map(|s| s.time_base())
+            .unwrap_or(ffm::Rational::new(1, TRACK_TIMESCALE as i32));
         Ok(Self {
             path: path.into(),
             octx,
@@ -223,7 +254,12 @@ impl Encoder {
     }
 
     /// Encodes one frame at `pts` (frame index); `force_idr` starts a new segment.
-    pub fn encode(&mut self, frame: &VideoFrame, pts: i64, force_idr: bool) -> Result<(), MediaError> {
+    pub fn encode(
+        &mut self,
+        frame: &VideoFrame,
+        pts: i64,
+        force_idr: bool,
+    ) -> Result<(), MediaError> {
         if frame.layout != self.layout || (frame.width, frame.height) != self.size {
             return Err(MediaError::InvalidSetting(format!(
                 "frame {}x{} {:?} does not match the encoder's {}x{} {:?}",
@@ -232,8 +268,14 @@ impl Encoder {
         }
         let mut f = frame.to_ff();
         f.set_pts(Some(pts));
-        f.set_kind(if force_idr { ffm::picture::Type::I } else { ffm::picture::Type::None });
-        self.enc.send_frame(&f).map_err(ff("sending a frame to the encoder"))?;
+        f.set_kind(if force_idr {
+            ffm::picture::Type::I
+        } else {
+            ffm::picture::Type::None
+        });
+        self.enc
+            .send_frame(&f)
+            .map_err(ff("sending a frame to the encoder"))?;
         self.stats.frames += 1;
         self.drain()
     }
@@ -251,12 +293,20 @@ impl Encoder {
                         self.stats.keyframes += 1;
                     }
                     pkt.rescale_ts(self.enc_tb, self.ost_tb);
-                    pkt.write_interleaved(&mut self.octx).map_err(ff("writing a packet"))?;
+                    pkt.write_interleaved(&mut self.octx)
+                        .map_err(ff("writing a packet"))?;
                     self.stats.packets += 1;
                 }
-                Err(ffm::Error::Other { errno }) if errno == ffm::util::error::EAGAIN => return Ok(()),
+                Err(ffm::Error::Other { errno }) if errno == ffm::util::error::EAGAIN => {
+                    return Ok(());
+                }
                 Err(ffm::Error::Eof) => return Ok(()),
-                Err(e) => return Err(MediaError::Ffmpeg { doing: "receiving a packet", source: e }),
+                Err(e) => {
+                    return Err(MediaError::Ffmpeg {
+                        doing: "receiving a packet",
+                        source: e,
+                    });
+                }
             }
         }
     }
@@ -265,7 +315,9 @@ impl Encoder {
     pub fn finish(mut self) -> Result<EncodeStats, MediaError> {
         self.enc.send_eof().map_err(ff("flushing the encoder"))?;
         self.drain()?;
-        self.octx.write_trailer().map_err(ff("writing the MP4 trailer"))?;
+        self.octx
+            .write_trailer()
+            .map_err(ff("writing the MP4 trailer"))?;
         Ok(self.stats)
     }
 

@@ -115,7 +115,10 @@ impl VideoFrame {
                     let mut out = Vec::with_capacity(pw * ph);
                     for r in 0..ph {
                         let row = &data[r * stride..r * stride + 2 * pw];
-                        out.extend(row.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])));
+                        out.extend(
+                            row.chunks_exact(2)
+                                .map(|b| u16::from_le_bytes([b[0], b[1]])),
+                        );
                     }
                     Samples::U16(out)
                 }
@@ -134,7 +137,8 @@ impl VideoFrame {
 
     /// Copies the planes into an FFmpeg frame of the same layout and size.
     pub(crate) fn to_ff(&self) -> ffmpeg_next::frame::Video {
-        let mut f = ffmpeg_next::frame::Video::new(self.layout.ff(), self.width as u32, self.height as u32);
+        let mut f =
+            ffmpeg_next::frame::Video::new(self.layout.ff(), self.width as u32, self.height as u32);
         let dims = [
             (self.width, self.height, &self.y),
             (self.chroma_width(), self.chroma_height(), &self.u),

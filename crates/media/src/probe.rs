@@ -21,12 +21,19 @@ impl Rational {
 
     /// As a float (0 when the denominator is 0).
     pub fn as_f64(self) -> f64 {
-        if self.den == 0 { 0.0 } else { f64::from(self.num) / f64::from(self.den) }
+        if self.den == 0 {
+            0.0
+        } else {
+            f64::from(self.num) / f64::from(self.den)
+        }
     }
 
     /// `1 / self`.
     pub fn invert(self) -> Self {
-        Self { num: self.den, den: self.num }
+        Self {
+            num: self.den,
+            den: self.num,
+        }
     }
 
     pub(crate) fn ff(self) -> ffm::Rational {
@@ -61,7 +68,10 @@ pub struct MediaInfo {
 
 /// Checks that `path` is a non-empty readable file, with a clear error otherwise.
 pub(crate) fn check_file(path: &Path) -> Result<(), MediaError> {
-    let meta = std::fs::metadata(path).map_err(|source| MediaError::Io { path: path.into(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| MediaError::Io {
+        path: path.into(),
+        source,
+    })?;
     if !meta.is_file() {
         return Err(MediaError::Io {
             path: path.into(),
@@ -79,19 +89,32 @@ pub(crate) fn open_input(path: &Path) -> Result<ffm::format::context::Input, Med
     crate::init();
     check_file(path)?;
     ffm::format::input(path).map_err(|e| match e {
-        ffm::Error::Eof => MediaError::Truncated { path: path.into(), detail: "ends inside its headers".into() },
-        other => MediaError::NotMedia { path: path.into(), reason: other.to_string() },
+        ffm::Error::Eof => MediaError::Truncated {
+            path: path.into(),
+            detail: "ends inside its headers".into(),
+        },
+        other => MediaError::NotMedia {
+            path: path.into(),
+            reason: other.to_string(),
+        },
     })
 }
 
 /// Refuses inputs FFmpeg can "decode" that are not video files: text rendered by the `tty`
 /// demuxer (ANSI art) and still images.
-pub(crate) fn check_is_video(path: &Path, container: &str, codec: ffm::codec::Id) -> Result<(), MediaError> {
+pub(crate) fn check_is_video(
+    path: &Path,
+    container: &str,
+    codec: ffm::codec::Id,
+) -> Result<(), MediaError> {
     let still = container == "tty" || container == "image2" || container.ends_with("_pipe");
     if still || matches!(codec, ffm::codec::Id::ANSI | ffm::codec::Id::TEXT) {
         return Err(MediaError::NotMedia {
             path: path.into(),
-            reason: format!("FFmpeg reads it as {container}/{}, not as a video stream", codec.name()),
+            reason: format!(
+                "FFmpeg reads it as {container}/{}, not as a video stream",
+                codec.name()
+            ),
         });
     }
     Ok(())
@@ -101,7 +124,9 @@ pub(crate) fn check_is_video(path: &Path, container: &str, codec: ffm::codec::Id
 pub(crate) fn bit_depth(pix: ffm::format::Pixel) -> Option<u8> {
     let d = pix.descriptor()?;
     let name = d.name();
-    let alpha = ["yuva", "rgba", "bgra", "argb", "abgr", "gbrap", "ya"].iter().any(|p| name.starts_with(p));
+    let alpha = ["yuva", "rgba", "bgra", "argb", "abgr", "gbrap", "ya"]
+        .iter()
+        .any(|p| name.starts_with(p));
     let colour = d.nb_components().saturating_sub(u8::from(alpha)).max(1);
     let sub = f64::from(1u32 << (d.log2_chroma_w() + d.log2_chroma_h()));
     let samples = 1.0 + f64::from(colour - 1) / sub + f64::from(u8::from(alpha));
@@ -119,11 +144,18 @@ pub(crate) fn frame_rate(stream: &ffm::format::stream::Stream<'_>) -> Option<Rat
 /// Probes a file's best video stream.
 pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
     let input = open_input(path)?;
-    let stream = input.streams().best(ffm::media::Type::Video).ok_or_else(|| MediaError::NoVideo(path.into()))?;
-    let ctx = ffm::codec::context::Context::from_parameters(stream.parameters()).map_err(ff("reading codec parameters"))?;
+    let stream = input
+        .streams()
+        .best(ffm::media::Type::Video)
+        .ok_or_else(|| MediaError::NoVideo(path.into()))?;
+    let ctx = ffm::codec::context::Context::from_parameters(stream.parameters())
+        .map_err(ff("reading codec parameters"))?;
     let codec = ctx.id().name().to_string();
     check_is_video(path, input.format().name(), ctx.id())?;
-    let video = ctx.decoder().video().map_err(|e| MediaError::NotMedia { path: path.into(), reason: format!("no decoder for its video ({e})") })?;
+    let video = ctx.decoder().video().map_err(|e| MediaError::NotMedia {
+        path: path.into(),
+        reason: format!("no decoder for its video ({e})"),
+    })?;
     let pix = video.format();
     let fr = frame_rate(&stream).ok_or_else(|| MediaError::FrameRate(path.into()))?;
     let tb = stream.time_base();
@@ -140,7 +172,10 @@ pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
         codec,
         width: video.width() as usize,
         height: video.height() as usize,
-        pixel_format: pix.descriptor().map(|d| d.name().to_string()).unwrap_or_else(|| "none".into()),
+        pixel_format: pix
+            .descriptor()
+            .map(|d| d.name().to_string())
+            .unwrap_or_else(|| "none".into()),
         bit_depth: bit_depth(pix).unwrap_or(0),
         frame_rate: fr,
         duration_seconds,

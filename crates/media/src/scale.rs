@@ -12,14 +12,23 @@ pub struct Scaler {
 
 impl std::fmt::Debug for Scaler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scaler").field("layout", &self.layout).field("dst", &self.dst).finish_non_exhaustive()
+        f.debug_struct("Scaler")
+            .field("layout", &self.layout)
+            .field("dst", &self.dst)
+            .finish_non_exhaustive()
     }
 }
 
 impl Scaler {
     /// A scaler from `src` to `dst` (width, height), keeping `layout`.
-    pub fn new(src: (usize, usize), dst: (usize, usize), layout: PixelLayout) -> Result<Self, MediaError> {
-        let dims = |v: usize| u32::try_from(v).map_err(|_| MediaError::InvalidSetting(format!("size {v} too large")));
+    pub fn new(
+        src: (usize, usize),
+        dst: (usize, usize),
+        layout: PixelLayout,
+    ) -> Result<Self, MediaError> {
+        let dims = |v: usize| {
+            u32::try_from(v).map_err(|_| MediaError::InvalidSetting(format!("size {v} too large")))
+        };
         let ctx = ffm::software::scaling::Context::get(
             layout.ff(),
             dims(src.0)?,
@@ -41,11 +50,15 @@ impl Scaler {
     /// Resizes one frame.
     pub fn scale(&mut self, frame: &VideoFrame) -> Result<VideoFrame, MediaError> {
         if frame.layout != self.layout {
-            return Err(MediaError::InvalidSetting("frame layout differs from the scaler's".into()));
+            return Err(MediaError::InvalidSetting(
+                "frame layout differs from the scaler's".into(),
+            ));
         }
         let src = frame.to_ff();
         let mut out = ffm::frame::Video::empty();
-        self.ctx.run(&src, &mut out).map_err(ff("scaling a frame"))?;
+        self.ctx
+            .run(&src, &mut out)
+            .map_err(ff("scaling a frame"))?;
         Ok(VideoFrame::from_ff(&out, self.layout, frame.index))
     }
 }

@@ -11,7 +11,10 @@ pub fn encode(a: &BenchEncodeArgs) -> Result<Code> {
     let cfg = super::pipeline_config(&a.encode)?;
     // The key does not change the cost; a fixed bench key keeps the run self-contained.
     let key = MasterKey::from_bytes([0x5a; 32], KeyVersion::new(1));
-    let tmp = tempfile::Builder::new().prefix("leaktrace-bench-").tempdir().context("creating a temporary directory")?;
+    let tmp = tempfile::Builder::new()
+        .prefix("leaktrace-bench-")
+        .tempdir()
+        .context("creating a temporary directory")?;
     let base = match &a.keep {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
@@ -20,7 +23,8 @@ pub fn encode(a: &BenchEncodeArgs) -> Result<Code> {
         None => tmp.path().to_path_buf(),
     };
     let plain_dir = base.join("plain");
-    std::fs::create_dir_all(&plain_dir).with_context(|| format!("creating {}", plain_dir.display()))?;
+    std::fs::create_dir_all(&plain_dir)
+        .with_context(|| format!("creating {}", plain_dir.display()))?;
     let plain = encode_plain(&a.input, &plain_dir, &cfg)?;
     let out = base.join("ab");
     let ab = embed_file(&a.input, &out, &key, &cfg, &mut |_| {})?;
@@ -36,9 +40,17 @@ pub fn encode(a: &BenchEncodeArgs) -> Result<Code> {
         );
     } else {
         println!("input        {}", a.input.display());
-        println!("frames       {} x {} rendition(s), {}", plain.frames, ab.renditions.len(), ab.codec);
+        println!(
+            "frames       {} x {} rendition(s), {}",
+            plain.frames,
+            ab.renditions.len(),
+            ab.codec
+        );
         println!("plain encode {:.2} s", plain.elapsed_seconds);
-        println!("A/B package  {:.2} s (of which mask+mark {:.2} s)", ab.elapsed_seconds, ab.mark_seconds);
+        println!(
+            "A/B package  {:.2} s (of which mask+mark {:.2} s)",
+            ab.elapsed_seconds, ab.mark_seconds
+        );
         println!("ratio        {ratio:.3} (target <= 2.0)");
     }
     Ok(Code::Success)
@@ -60,10 +72,16 @@ pub fn flicker(a: &BenchFlickerArgs) -> Result<Code> {
     let seg = super::parse_segment(&a.segment)?;
     let mut dm = Decoder::open(&a.marked)?;
     let mut dp = Decoder::open(&a.plain)?;
-    anyhow::ensure!(dm.size() == dp.size(), "the two files differ in size: {:?} vs {:?}", dm.size(), dp.size());
+    anyhow::ensure!(
+        dm.size() == dp.size(),
+        "the two files differ in size: {:?} vs {:?}",
+        dm.size(),
+        dp.size()
+    );
     let fr = dp.frame_rate();
     let (mut prev_r, mut prev_p): (Option<Vec<f32>>, Option<Vec<f32>>) = (None, None);
-    let (mut b_sum, mut b_n, mut i_sum, mut i_n, mut c_sum, mut c_n, mut r2, mut px) = (0f64, 0u64, 0f64, 0u64, 0f64, 0u64, 0f64, 0f64);
+    let (mut b_sum, mut b_n, mut i_sum, mut i_n, mut c_sum, mut c_n, mut r2, mut px) =
+        (0f64, 0u64, 0f64, 0u64, 0f64, 0u64, 0f64, 0f64);
     let mut b_max = 0f64;
     let mut index = 0i64;
     while let (Some(m), Some(p)) = (dm.next_frame()?, dp.next_frame()?) {
@@ -74,8 +92,18 @@ pub fn flicker(a: &BenchFlickerArgs) -> Result<Code> {
         let pos = seg.position_at(index * i64::from(fr.den), i64::from(fr.num));
         let prev_pos = seg.position_at((index - 1).max(0) * i64::from(fr.den), i64::from(fr.num));
         if let (Some(pr), Some(pp)) = (&prev_r, &prev_p) {
-            let d = r.iter().zip(pr).map(|(x, y)| f64::from((x - y).abs())).sum::<f64>() / r.len() as f64;
-            let c = lp.iter().zip(pp).map(|(x, y)| f64::from((x - y).abs())).sum::<f64>() / lp.len() as f64;
+            let d = r
+                .iter()
+                .zip(pr)
+                .map(|(x, y)| f64::from((x - y).abs()))
+                .sum::<f64>()
+                / r.len() as f64;
+            let c = lp
+                .iter()
+                .zip(pp)
+                .map(|(x, y)| f64::from((x - y).abs()))
+                .sum::<f64>()
+                / lp.len() as f64;
             c_sum += c;
             c_n += 1;
             if pos != prev_pos {

@@ -15,16 +15,26 @@ pub fn run(a: &InitArgs) -> Result<Code> {
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
     let config_path = a.dir.join(CONFIG_NAME);
     if config_path.exists() {
-        return Err(ConfigError(format!("{} already exists; this directory is already initialised", config_path.display())).into());
+        return Err(ConfigError(format!(
+            "{} already exists; this directory is already initialised",
+            config_path.display()
+        ))
+        .into());
     }
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the operating system's random source failed: {e}"))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("the operating system's random source failed: {e}"))?;
     let key = MasterKey::from_bytes(bytes, KeyVersion::new(1));
     let key_path = a.dir.join(KEY_NAME);
     write_new_key(&key_path, &key)?;
     let config = Config {
-        keys: Keys { file: KEY_NAME.into(), version: 1 },
-        store: Store { url: format!("sqlite://{DB_NAME}") },
+        keys: Keys {
+            file: KEY_NAME.into(),
+            version: 1,
+        },
+        store: Store {
+            url: format!("sqlite://{DB_NAME}"),
+        },
         token: Default::default(),
     };
     let db_path = a.dir.join(DB_NAME);
@@ -33,7 +43,8 @@ pub fn run(a: &InitArgs) -> Result<Code> {
         "# leaktrace configuration, written by `leaktrace init`.\n# Paths are relative to this file. Keep {KEY_NAME} secret (mode 0600).\n{}",
         toml::to_string_pretty(&config).context("serialising the configuration")?
     );
-    std::fs::write(&config_path, text).with_context(|| format!("writing {}", config_path.display()))?;
+    std::fs::write(&config_path, text)
+        .with_context(|| format!("writing {}", config_path.display()))?;
     if a.json {
         println!(
             "{}",

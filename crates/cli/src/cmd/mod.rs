@@ -32,25 +32,42 @@ pub fn parse_segment(s: &str) -> Result<SegmentDuration> {
     let ms = if let Some(v) = t.strip_suffix("ms") {
         v.trim().parse::<u64>().ok()
     } else if let Some(v) = t.strip_suffix('s') {
-        v.trim().parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0).map(|x| (x * 1000.0).round() as u64)
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .map(|x| (x * 1000.0).round() as u64)
     } else {
         None
     };
-    let ms = ms.ok_or_else(|| UsageError(format!("invalid segment duration {s:?} (expected e.g. 2s or 2000ms, from 1s to 6s)")))?;
+    let ms = ms.ok_or_else(|| {
+        UsageError(format!(
+            "invalid segment duration {s:?} (expected e.g. 2s or 2000ms, from 1s to 6s)"
+        ))
+    })?;
     SegmentDuration::from_millis(ms).map_err(|e| UsageError(e.to_string()).into())
 }
 
 /// Validated pipeline settings from the shared options.
 pub fn pipeline_config(o: &EncodeOpts) -> Result<PipelineConfig> {
     let title = TitleId::new(o.title.clone()).map_err(|e| UsageError(e.to_string()))?;
-    let codec: Codec = o.codec.parse().map_err(|e: leaktrace_media::MediaError| UsageError(e.to_string()))?;
+    let codec: Codec = o
+        .codec
+        .parse()
+        .map_err(|e: leaktrace_media::MediaError| UsageError(e.to_string()))?;
     let mut cfg = PipelineConfig::new(title);
     cfg.segment = parse_segment(&o.segment)?;
     cfg.codec = codec;
     if let Some(crf) = o.crf {
         let r = codec.crf_range();
         if !r.contains(&crf) {
-            return Err(UsageError(format!("crf {crf} out of range for {} (expected {} to {})", codec.name(), r.start(), r.end())).into());
+            return Err(UsageError(format!(
+                "crf {crf} out of range for {} (expected {} to {})",
+                codec.name(),
+                r.start(),
+                r.end()
+            ))
+            .into());
         }
     }
     cfg.crf = o.crf;
@@ -59,7 +76,11 @@ pub fn pipeline_config(o: &EncodeOpts) -> Result<PipelineConfig> {
     cfg.threads = o.threads;
     cfg.max_frames = o.max_frames;
     if !(0.1..=4.0).contains(&o.strength) {
-        return Err(UsageError(format!("strength {} out of range (expected 0.1 to 4.0)", o.strength)).into());
+        return Err(UsageError(format!(
+            "strength {} out of range (expected 0.1 to 4.0)",
+            o.strength
+        ))
+        .into());
     }
     cfg.mask = cfg.mask.scaled(o.strength);
     Ok(cfg)

@@ -150,7 +150,7 @@ pub fn es256_verifiers(loaded: &Loaded) -> Result<Vec<Verifier>> {
 }
 
 fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -7,17 +7,24 @@ use leaktrace_store::{NewTitle, Store};
 use std::path::Path;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// The store URL with a relative SQLite path resolved against the config directory.
 pub fn resolved_url(loaded: &Loaded) -> Result<String> {
     let url = &loaded.config.store.url;
-    if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+    if let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
         if rest.starts_with('/') || rest.starts_with(":memory:") {
             return Ok(url.clone());
         }
-        let abs = std::path::absolute(loaded.dir.join(rest)).context("resolving the database path")?;
+        let abs =
+            std::path::absolute(loaded.dir.join(rest)).context("resolving the database path")?;
         return Ok(format!("sqlite://{}", abs.display()));
     }
     Ok(url.clone())
@@ -28,7 +35,9 @@ pub fn create_empty(path: &Path) -> Result<()> {
     let abs = std::path::absolute(path).context("resolving the database path")?;
     let url = format!("sqlite://{}", abs.display());
     runtime()?.block_on(async {
-        let store = Store::open(&url).await.with_context(|| format!("creating database {}", path.display()))?;
+        let store = Store::open(&url)
+            .await
+            .with_context(|| format!("creating database {}", path.display()))?;
         store.close().await;
         Ok(())
     })
@@ -37,7 +46,9 @@ pub fn create_empty(path: &Path) -> Result<()> {
 /// Records (or updates) the embedded title in the configured store.
 pub fn record_title(loaded: &Loaded, s: &EmbedSummary) -> Result<()> {
     let url = resolved_url(loaded)?;
-    let reference = std::path::absolute(s.output.join("reference")).ok().map(|p| p.display().to_string());
+    let reference = std::path::absolute(s.output.join("reference"))
+        .ok()
+        .map(|p| p.display().to_string());
     runtime()?.block_on(async {
         let store = Store::open(&url).await.context("opening the store")?;
         store
