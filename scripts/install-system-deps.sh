@@ -31,6 +31,7 @@ readonly BASE_PACKAGES=(
     ca-certificates
     xz-utils
     unzip
+    curl
 )
 
 log() { printf '[install-system-deps] %s\n' "$*"; }

@@ -106,6 +106,10 @@ pub struct BenchEncodeArgs {
     pub input: PathBuf,
     #[command(flatten)]
     pub encode: EncodeOpts,
+    /// Runs of each (plain and A/B alternate); the ratio reported is the median of the
+    /// per-pair ratios.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub repeat: u32,
     /// Keep the outputs (plain/<rendition>.mp4 and the ab/ package) in this directory.
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,

@@ -11,8 +11,8 @@
 //! mask; see docs/BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test/bench code: a panic is a failure report
 
-use leaktrace_core::{KeyVersion, MasterKey, Position, SegmentDuration, TitleId};
-use leaktrace_embed::reference::downsample;
+use leaktrace_core::{KeyVersion, MasterKey, Position, TitleId};
+use leaktrace_embed::reference::position_means;
 use leaktrace_embed::{MaskParams, PipelineConfig, Reference, embed_file, encode_plain};
 use leaktrace_media::{Decoder, Samples};
 use std::error::Error;
@@ -86,9 +86,6 @@ fn main() -> Result<(), Box<dyn Error>> {
     encode_plain(&clip, tmp.path(), &cfg)?;
     let plain = tmp.path().join(format!("{rung}.mp4"));
     let reference = Reference::load(&pkg.join("reference"))?;
-    let (sw, sh) = (reference.meta.stats_size[0], reference.meta.stats_size[1]);
-    let seg = SegmentDuration::from_millis(reference.meta.segment_ms)?;
-    let [num, den] = reference.meta.frame_rate;
     let mut line = format!("strength {} texture {}:", mask.strength, mask.texture_gain);
     let mut corr = Vec::new();
     for (v, sign) in [("a", 1.0), ("b", -1.0)] {
@@ -108,31 +105,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         if !st.success() {
             return Err("ffmpeg failed".into());
         }
-        let mut dec = Decoder::open(&attacked)?;
-        let (w, h) = dec.size();
-        let mut sums: Vec<(u32, Vec<f64>)> = Vec::new();
-        let mut i = 0i64;
-        while let Some(f) = dec.next_frame()? {
-            let p = seg.position_at(i * i64::from(den), i64::from(num)).get() as usize;
-            let ds = match &f.y {
-                Samples::U8(y) => downsample(y, w, h, 0, sw, sh),
-                Samples::U16(y) => downsample(y, w, h, 2, sw, sh),
-            };
-            if sums.len() <= p {
-                sums.resize(p + 1, (0, vec![0.0; sw * sh]));
-            }
-            sums[p].0 += 1;
-            sums[p]
-                .1
-                .iter_mut()
-                .zip(&ds)
-                .for_each(|(x, &d)| *x += f64::from(d));
-            i += 1;
-        }
-        for (p, (n, s)) in sums.iter().enumerate() {
-            let mean: Vec<f32> = s.iter().map(|&x| (x / f64::from(*n)) as f32).collect();
+        for (p, mean) in position_means(&attacked, &reference.meta)?
+            .iter()
+            .enumerate()
+        {
             if let Some(c) =
-                reference.correlate(&key.pattern_key(&title), Position::new(p as u32), &mean)
+                reference.correlate(&key.pattern_key(&title), Position::new(p as u32), mean)
             {
                 corr.push(c * sign);
             }

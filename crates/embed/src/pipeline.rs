@@ -71,6 +71,42 @@ impl PipelineConfig {
         }
     }
 
+    /// The encoder settings of one rendition (identical for A, B and the plain baseline).
+    fn encoder_config(
+        &self,
+        r: &Rendition,
+        layout: PixelLayout,
+        fr: leaktrace_media::Rational,
+    ) -> EncoderConfig {
+        EncoderConfig {
+            codec: self.codec,
+            width: r.width,
+            height: r.height,
+            layout,
+            frame_rate: fr,
+            crf: self.crf(),
+            preset: self
+                .preset
+                .clone()
+                .unwrap_or_else(|| self.codec.default_preset().to_string()),
+            max_segment_frames: (self.segment.as_secs_f64() * fr.as_f64()).ceil() as u32,
+            threads: self.threads,
+            max_kbps: r.max_kbps,
+        }
+    }
+
+    /// Opens the input and resolves the ladder against its size.
+    fn open_source(&self, input: &Path) -> Result<(Decoder, Ladder), EmbedError> {
+        let decoder = Decoder::open(input)?;
+        let (sw, sh) = decoder.size();
+        crate::plane::check_geometry(sw, sh)?;
+        let ladder = match &self.ladder {
+            Some(spec) => Ladder::parse(spec, sw, sh)?,
+            None => Ladder::default_for(sw, sh),
+        };
+        Ok((decoder, ladder))
+    }
+
     fn crf(&self) -> u8 {
         self.crf.unwrap_or(match self.codec {
             Codec::H264 => 20,
@@ -166,13 +202,7 @@ pub fn embed_file(
     progress: &mut dyn FnMut(ProgressEvent),
 ) -> Result<EmbedSummary, EmbedError> {
     let started = Instant::now();
-    let mut decoder = Decoder::open(input)?;
-    let (sw, sh) = decoder.size();
-    crate::plane::check_geometry(sw, sh)?;
-    let ladder = match &cfg.ladder {
-        Some(spec) => Ladder::parse(spec, sw, sh)?,
-        None => Ladder::default_for(sw, sh),
-    };
+    let (mut decoder, ladder) = cfg.open_source(input)?;
     let staging = prepare_output(output)?;
     let result = run(
         &mut decoder,
@@ -203,6 +233,19 @@ pub fn embed_file(
             Err(e)
         }
     }
+}
+
+/// A scaler to the rendition's size, or `None` when the source already has it.
+fn scaler_for(
+    r: &Rendition,
+    src: (usize, usize),
+    layout: PixelLayout,
+) -> Result<Option<Scaler>, EmbedError> {
+    Ok(if (r.width, r.height) == src {
+        None
+    } else {
+        Some(Scaler::new(src, (r.width, r.height), layout)?)
+    })
 }
 
 /// Checks the output path and creates the hidden staging directory beside it.
@@ -264,11 +307,6 @@ fn run(
     let layout = decoder.layout();
     let bit_depth = layout.bit_depth();
     let fr = decoder.frame_rate();
-    let seg_frames = (cfg.segment.as_secs_f64() * fr.as_f64()).ceil() as u32;
-    let preset = cfg
-        .preset
-        .clone()
-        .unwrap_or_else(|| cfg.codec.default_preset().to_string());
     let mut embedder = Embedder::new(
         key,
         &cfg.title,
@@ -281,28 +319,13 @@ fn run(
     for r in ladder.renditions() {
         let dir = staging.join(&r.name);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let ecfg = EncoderConfig {
-            codec: cfg.codec,
-            width: r.width,
-            height: r.height,
-            layout,
-            frame_rate: fr,
-            crf: cfg.crf(),
-            preset: preset.clone(),
-            max_segment_frames: seg_frames,
-            threads: cfg.threads,
-            max_kbps: r.max_kbps,
-        };
+        let ecfg = cfg.encoder_config(r, layout, fr);
         let frag = [dir.join(".a.frag.mp4"), dir.join(".b.frag.mp4")];
         let enc = [
             Some(Encoder::create(&frag[0], &ecfg)?),
             Some(Encoder::create(&frag[1], &ecfg)?),
         ];
-        let scaler = if (r.width, r.height) == (sw, sh) {
-            None
-        } else {
-            Some(Scaler::new((sw, sh), (r.width, r.height), layout)?)
-        };
+        let scaler = scaler_for(r, (sw, sh), layout)?;
         let n = r.width * r.height;
         let (buf_a, buf_b) = match layout {
             PixelLayout::Yuv420p8 => (Samples::U8(vec![0; n]), Samples::U8(vec![0; n])),
@@ -579,41 +602,16 @@ pub fn encode_plain(
     cfg: &PipelineConfig,
 ) -> Result<PlainSummary, EmbedError> {
     let started = Instant::now();
-    let mut decoder = Decoder::open(input)?;
+    let (mut decoder, ladder) = cfg.open_source(input)?;
     let (sw, sh) = decoder.size();
-    crate::plane::check_geometry(sw, sh)?;
-    let ladder = match &cfg.ladder {
-        Some(spec) => Ladder::parse(spec, sw, sh)?,
-        None => Ladder::default_for(sw, sh),
-    };
     let layout = decoder.layout();
     let fr = decoder.frame_rate();
-    let seg_frames = (cfg.segment.as_secs_f64() * fr.as_f64()).ceil() as u32;
-    let preset = cfg
-        .preset
-        .clone()
-        .unwrap_or_else(|| cfg.codec.default_preset().to_string());
     let mut jobs = Vec::new();
     let mut files = Vec::new();
     for r in ladder.renditions() {
         let path = dir.join(format!("{}.mp4", r.name));
-        let ecfg = EncoderConfig {
-            codec: cfg.codec,
-            width: r.width,
-            height: r.height,
-            layout,
-            frame_rate: fr,
-            crf: cfg.crf(),
-            preset: preset.clone(),
-            max_segment_frames: seg_frames,
-            threads: cfg.threads,
-            max_kbps: r.max_kbps,
-        };
-        let scaler = if (r.width, r.height) == (sw, sh) {
-            None
-        } else {
-            Some(Scaler::new((sw, sh), (r.width, r.height), layout)?)
-        };
+        let ecfg = cfg.encoder_config(r, layout, fr);
+        let scaler = scaler_for(r, (sw, sh), layout)?;
         jobs.push((Encoder::create(&path, &ecfg)?, scaler));
         files.push(path);
     }

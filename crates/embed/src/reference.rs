@@ -402,6 +402,46 @@ impl Reference {
     }
 }
 
+/// Decodes `file` (a copy of the title: a variant, a session's stream, a re-encode) and returns,
+/// per position, the mean frame at the statistics size, frames being timed by index at the
+/// reference frame rate. This is the naive, unregistered view used by tests and tuning; the
+/// detector adds temporal and spatial registration on top.
+pub fn position_means(file: &Path, meta: &ReferenceMeta) -> Result<Vec<Vec<f32>>, EmbedError> {
+    let (sw, sh) = (meta.stats_size[0], meta.stats_size[1]);
+    let seg = leaktrace_core::SegmentDuration::from_millis(meta.segment_ms)
+        .map_err(|_| EmbedError::BadReference("segment duration out of range"))?;
+    let [num, den] = meta.frame_rate;
+    let mut dec = leaktrace_media::Decoder::open(file)?;
+    let (w, h) = dec.size();
+    let mut sums: Vec<(u32, Vec<f64>)> = Vec::new();
+    let mut i = 0i64;
+    while let Some(f) = dec.next_frame()? {
+        let p = seg.position_at(i * i64::from(den), i64::from(num)).get() as usize;
+        let ds = match &f.y {
+            leaktrace_media::Samples::U8(y) => downsample(y, w, h, 0, sw, sh),
+            leaktrace_media::Samples::U16(y) => downsample(y, w, h, 2, sw, sh),
+        };
+        if sums.len() <= p {
+            sums.resize(p + 1, (0, vec![0.0; sw * sh]));
+        }
+        sums[p].0 += 1;
+        sums[p]
+            .1
+            .iter_mut()
+            .zip(&ds)
+            .for_each(|(a, &v)| *a += f64::from(v));
+        i += 1;
+    }
+    Ok(sums
+        .into_iter()
+        .map(|(n, s)| {
+            s.into_iter()
+                .map(|v| (v / f64::from(n.max(1))) as f32)
+                .collect()
+        })
+        .collect())
+}
+
 /// Pearson correlation of two equally long signals (0 when either is constant).
 pub fn normalised_correlation(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len()) as f64;

@@ -7,46 +7,9 @@
 mod common;
 
 use common::*;
-use leaktrace_core::{KeyVersion, MasterKey, Position, SegmentDuration, TitleId};
-use leaktrace_embed::reference::downsample;
+use leaktrace_core::{KeyVersion, MasterKey, Position, TitleId};
+use leaktrace_embed::reference::position_means;
 use leaktrace_embed::{PipelineConfig, Reference, embed_file};
-use leaktrace_media::{Decoder, Samples};
-use std::path::Path;
-
-/// Decodes `file` and returns, per position, the mean frame at the statistics size.
-fn position_means(file: &Path, reference: &Reference) -> Vec<Vec<f32>> {
-    let (sw, sh) = (reference.meta.stats_size[0], reference.meta.stats_size[1]);
-    let seg = SegmentDuration::from_millis(reference.meta.segment_ms).unwrap();
-    let [num, den] = reference.meta.frame_rate;
-    let mut dec = Decoder::open(file).unwrap();
-    let (w, h) = dec.size();
-    let mut sums: Vec<(u32, Vec<f64>)> = Vec::new();
-    let mut i = 0i64;
-    while let Some(f) = dec.next_frame().unwrap() {
-        let p = seg.position_at(i * i64::from(den), i64::from(num)).get() as usize;
-        let ds = match &f.y {
-            Samples::U8(y) => downsample(y, w, h, 0, sw, sh),
-            Samples::U16(y) => downsample(y, w, h, 2, sw, sh),
-        };
-        if sums.len() <= p {
-            sums.resize(p + 1, (0, vec![0.0; sw * sh]));
-        }
-        sums[p].0 += 1;
-        sums[p]
-            .1
-            .iter_mut()
-            .zip(&ds)
-            .for_each(|(a, &v)| *a += f64::from(v));
-        i += 1;
-    }
-    sums.into_iter()
-        .map(|(n, s)| {
-            s.into_iter()
-                .map(|v| (v / f64::from(n.max(1))) as f32)
-                .collect()
-        })
-        .collect()
-}
 
 fn check(clip: &str, ladder: &str, frames: u64) {
     let tmp = tempfile::tempdir().unwrap();
@@ -78,7 +41,7 @@ fn check(clip: &str, ladder: &str, frames: u64) {
             "40",
             attacked.to_str().unwrap(),
         ]);
-        let means = position_means(&attacked, &reference);
+        let means = position_means(&attacked, &reference.meta).unwrap();
         assert_eq!(means.len() as u32, summary.positions);
         for (p, m) in means.iter().enumerate() {
             let c = reference
