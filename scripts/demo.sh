@@ -34,7 +34,8 @@ rm -rf "$WORK"
 log "leaktrace init $WORK"
 "$LT" init "$WORK"
 log "leaktrace embed (A/B variants, 720p + 360p)"
-(cd "$WORK" && "$LT" embed ../corpus/cache/trailer_bbb_20s.mp4 --title bbb-trailer --out package --ladder 720p,360p)
+CLIP="$PWD/corpus/cache/trailer_bbb_20s.mp4"
+(cd "$WORK" && "$LT" embed "$CLIP" --title bbb-trailer --out package --ladder 720p,360p)
 
 log "validating the package with external tools"
 node tools/check-hls.mjs "$WORK/package/master.m3u8" "$WORK"/package/*/playlist.m3u8

@@ -85,7 +85,7 @@ pub enum EmbedError {
     #[error(transparent)]
     Media(#[from] leaktrace_media::MediaError),
     /// A file could not be written or read.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         /// The file or directory.
         path: std::path::PathBuf,

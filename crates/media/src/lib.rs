@@ -43,7 +43,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum MediaError {
     /// The input file does not exist or cannot be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -93,7 +93,7 @@ pub enum MediaError {
     #[error("bad fragmented MP4: {0}")]
     BadMp4(String),
     /// Any other FFmpeg failure, with what was being done.
-    #[error("ffmpeg failed while {doing}: {source}")]
+    #[error("ffmpeg failed while {doing}")]
     Ffmpeg {
         /// The operation.
         doing: &'static str,
