@@ -143,9 +143,17 @@ fn detect_end_to_end_360p() {
         );
     }
     assert_eq!(v["registration"]["offset_frames"], 0);
-    assert_eq!(v["top"][0]["session_id"], pirate.as_str());
-    assert_eq!(v["top"][0]["account"], "acct-17");
-    assert!(v["top"][0]["score"].as_f64().unwrap() > v["top"][1]["score"].as_f64().unwrap());
+    // The pirate has the highest score. With 10 positions an innocent whose codeword agrees on
+    // all of them ties with it (probability Π q' per session, a few percent here), so ties are
+    // allowed; the per-position check above is the strong one.
+    let top = v["top"].as_array().unwrap();
+    let best_score = top[0]["score"].as_f64().unwrap();
+    assert!(
+        top.iter().any(|t| t["session_id"] == pirate.as_str()
+            && t["account"] == "acct-17"
+            && t["score"].as_f64().unwrap() >= best_score - 1e-9),
+        "{top:?}"
+    );
     // 10 positions cannot reach 1e-6 over 50 sessions: stated, not faked.
     let best = v["calibration"]["best_possible"].as_f64().unwrap();
     assert!(best > 1e-6, "best possible {best}");
@@ -165,9 +173,51 @@ fn detect_end_to_end_360p() {
     eprintln!("at fp {fp:e}: accused {}", loose["accused"]);
     if best < 0.1 {
         let acc = loose["accused"].as_array().unwrap();
-        assert_eq!(acc.len(), 1);
-        assert_eq!(acc[0]["session_id"], pirate.as_str());
+        assert!(
+            acc.iter().any(|a| a["session_id"] == pirate.as_str()),
+            "{acc:?}"
+        );
     }
+
+    // A trimmed head (first 5 s = 120 frames cut) is registered by the thumbnail search.
+    ok(Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-ss", "5", "-i"])
+        .arg(dir.join("leak.mp4"))
+        .args([
+            "-an", "-c:v", "libx264", "-b:v", "600k", "-preset", "veryfast",
+        ])
+        .arg(dir.join("trimmed.mp4")));
+    let (v, out) = detect(dir, &dir.join("trimmed.mp4"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zs: Vec<String> = v["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("p{}:{:.1}", p["position"], p["z"].as_f64().unwrap()))
+        .collect();
+    eprintln!(
+        "trimmed: registration {}; z {zs:?}; top {}",
+        v["registration"], v["top"][0]
+    );
+    let off = v["registration"]["offset_frames"].as_i64().unwrap();
+    assert!((119..=121).contains(&off), "offset {off}");
+    // Every position fully inside the trimmed copy is decided as served. Position 2 is only
+    // half there and is compared against the mean of the whole position, so it is usually
+    // erased. 7 positions cannot single out the pirate among 50 (many innocents agree on all of
+    // them), so nobody is accused.
+    for pos in v["positions"].as_array().unwrap() {
+        let p = pos["position"].as_u64().unwrap() as usize;
+        let z = pos["z"].as_f64().unwrap();
+        if p >= 3 {
+            let want = if &bits[p..=p] == "A" { 1.0 } else { -1.0 };
+            assert!(z * want > 3.0, "trimmed position {p}: z {z}");
+        }
+    }
+    assert_eq!(v["verdict"], "no accusation");
 
     // An unmarked copy (the mezzanine re-encoded) accuses no one.
     ffmpeg_reencode(&clip, &dir.join("clean.mp4"));

@@ -10,8 +10,8 @@
 //!   `positions_observed`, `positions_used` (not erased), `erasure_z`, `innocent_sigma`,
 //!   `threshold` (score needed, `null` if unreachable), `best_possible` (smallest probability
 //!   these positions allow);
-//! - `accused`: `[{session_id, account, score, probability}]` (probability = union bound
-//!   `n · P(innocent score ≥ score)`), `top`: the best-scoring sessions, accused or not;
+//! - `accused`: `[{session_id, account, score, p_single, probability}]` (`p_single` =
+//!   `P(one innocent session scores ≥ score)`, probability = union bound `min(1, n · p_single)`), `top`: the best-scoring sessions, accused or not;
 //! - `positions`: per position `{position, frames, correlation, sigma0, z, erased}`.
 
 use crate::config::Loaded;
@@ -60,6 +60,8 @@ struct Scored {
     session_id: String,
     account: String,
     score: f64,
+    /// P(one innocent session scores at least this).
+    p_single: f64,
     probability: f64,
 }
 
@@ -133,6 +135,7 @@ pub fn run(config: Option<&Path>, a: &DetectArgs) -> Result<Code> {
                 session_id: s.session_id.clone(),
                 account: s.account_ref.clone(),
                 score,
+                p_single: accuser.innocent_tail(score),
                 probability: accuser.probability(score),
             };
             if accuser.accuses(score) {
