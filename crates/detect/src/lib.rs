@@ -96,7 +96,7 @@ impl Default for DecideOptions {
     fn default() -> Self {
         Self {
             max_offset_s: 60.0,
-            erasure_z: 2.0,
+            erasure_z: 3.0,
             min_frames: 4,
         }
     }

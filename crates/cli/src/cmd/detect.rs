@@ -48,7 +48,7 @@ pub struct DetectArgs {
     #[arg(long, default_value_t = 60.0)]
     pub max_offset: f64,
     /// Positions with |z| below this are erasures (0 to 10).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 3.0)]
     pub erasure_z: f64,
     /// Print JSON.
     #[arg(long)]
