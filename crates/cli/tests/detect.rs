@@ -266,3 +266,80 @@ fn detect_end_to_end_360p() {
         .unwrap();
     assert!(matches!(out.status.code(), Some(2 | 6)), "{out:?}");
 }
+
+/// Enough positions to accuse at 10⁻⁶: the first 2 minutes of the full film (60 positions),
+/// same attack. Slow (minutes), so ignored by default: `cargo test --test detect -- --ignored`.
+#[test]
+#[ignore = "slow: embeds and re-encodes 2 minutes of video"]
+fn detect_accuses_at_1e6_with_60_positions() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    ok(bin().arg("init").arg(dir));
+    ok(bin()
+        .current_dir(dir)
+        .arg("embed")
+        .arg(corpus("bbb.mp4"))
+        .args([
+            "--out",
+            "pkg",
+            "--title",
+            "bbb",
+            "--ladder",
+            "360p",
+            "--preset",
+            "veryfast",
+            "--max-frames",
+            "2880",
+        ]));
+    let mut sessions = Vec::new();
+    for i in 0..50 {
+        let out = ok(bin().current_dir(dir).args([
+            "session",
+            "new",
+            "--title",
+            "bbb",
+            "--account",
+            &format!("acct-{i}"),
+            "--json",
+        ]));
+        let v: Value = serde_json::from_str(&out).unwrap();
+        sessions.push(v["session_id"].as_str().unwrap().to_owned());
+    }
+    let key_hex = std::fs::read_to_string(dir.join("master.key")).unwrap();
+    let key = MasterKey::from_hex(key_hex.trim(), KeyVersion::new(1)).unwrap();
+    let book = key.codebook(&TitleId::new("bbb").unwrap());
+    let pirate = &sessions[23];
+    let sid = SessionId::new(pirate.clone()).unwrap();
+    let rend = dir.join("pkg/360p");
+    let mut stream = std::fs::read(rend.join("a/init.mp4")).unwrap();
+    let mut p = 0u32;
+    loop {
+        let sub = if book.bit(&sid, p) == Variant::A {
+            "a"
+        } else {
+            "b"
+        };
+        let Ok(seg) = std::fs::read(rend.join(sub).join(format!("seg_{p:05}.m4s"))) else {
+            break;
+        };
+        stream.extend(seg);
+        p += 1;
+    }
+    std::fs::write(dir.join("session.mp4"), &stream).unwrap();
+    ffmpeg_reencode(&dir.join("session.mp4"), &dir.join("leak.mp4"));
+    let (v, out) = detect(dir, &dir.join("leak.mp4"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "{p} positions; calibration {}; accused {}; top {}",
+        v["calibration"], v["accused"], v["top"]
+    );
+    let acc = v["accused"].as_array().unwrap();
+    assert_eq!(v["verdict"], "accused");
+    assert_eq!(acc.len(), 1, "{acc:?}");
+    assert_eq!(acc[0]["session_id"], pirate.as_str());
+    assert!(acc[0]["probability"].as_f64().unwrap() <= 1e-6);
+}

@@ -19,8 +19,8 @@
 //! 3. **Accusation** ([`accuse::Accuser`]): symmetric Tardos score over the non-erased
 //!    positions; the false-accusation probability of a score is computed *exactly* from the
 //!    innocent distribution (enumeration over the used positions, up to
-//!    [`accuse::EXACT_LIMIT`] of them; Gaussian beyond) and multiplied by the number of
-//!    registered sessions (union bound).
+//!    [`accuse::EXACT_LIMIT`] of them; a rigorous Chernoff bound beyond) and multiplied by the
+//!    number of registered sessions (union bound).
 //!
 //! ```no_run
 //! # fn f(key: &leaktrace_core::MasterKey) -> Result<(), Box<dyn std::error::Error>> {

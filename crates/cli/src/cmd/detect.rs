@@ -6,7 +6,7 @@
 //!   probability over the registry), `sessions` (registered sessions scored);
 //! - `registration`: `offset_frames` (suspect frame `i` is reference frame `i + offset`),
 //!   `offset_s`, `mad` (mean absolute thumbnail difference, grey levels), `suspect_frames`;
-//! - `calibration`: `method`, `exact` (enumerated innocent distribution or Gaussian),
+//! - `calibration`: `method`, `exact` (enumerated innocent distribution, or Chernoff bound),
 //!   `positions_observed`, `positions_used` (not erased), `erasure_z`, `innocent_sigma`,
 //!   `threshold` (score needed, `null` if unreachable), `best_possible` (smallest probability
 //!   these positions allow);
@@ -176,7 +176,7 @@ pub fn run(config: Option<&Path>, a: &DetectArgs) -> Result<Code> {
                 "suspect_frames": decisions.suspect_frames,
             },
             "calibration": {
-                "method": "per-position z = correlation / RMS of decoy-pattern correlations; symmetric Tardos score; union bound over the registry",
+                "method": "per-position z = correlation / RMS of decoy-pattern correlations; symmetric Tardos score; innocent tail exact (<= 20 positions) or Chernoff bound; union bound over the registry",
                 "exact": accuser.is_exact(),
                 "positions_observed": decisions.positions.len(),
                 "positions_used": used,
