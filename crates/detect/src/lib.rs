@@ -53,7 +53,7 @@ pub const DECOYS: usize = 24;
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
     /// The suspect could not be opened or decoded.
-    #[error("suspect {path}: {source}")]
+    #[error("cannot decode the suspect {}", path.display())]
     Media {
         /// The suspect file.
         path: std::path::PathBuf,
