@@ -26,6 +26,8 @@ pub enum Command {
     Session(crate::cmd::session::SessionCommand),
     /// Serve packages with per-session A/B sequencing (TS 104 002 edge).
     Edge(crate::cmd::edge::EdgeArgs),
+    /// Detect a leak: register a suspect copy, decide each position, accuse sessions.
+    Detect(crate::cmd::detect::DetectArgs),
     /// Measurements (see docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),

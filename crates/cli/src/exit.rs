@@ -36,6 +36,11 @@ impl From<Code> for std::process::ExitCode {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Something named does not exist, e.g. an unknown title (exit 6).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotFoundError(pub String);
+
 /// A configuration error (exit 5).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -59,6 +64,15 @@ pub fn classify(err: &anyhow::Error) -> Code {
         }
         if cause.downcast_ref::<ConfigError>().is_some() {
             return Code::Config;
+        }
+        if cause.downcast_ref::<NotFoundError>().is_some() {
+            return Code::NotFound;
+        }
+        if let Some(e) = cause.downcast_ref::<leaktrace_detect::DetectError>() {
+            return match e {
+                leaktrace_detect::DetectError::Invalid(_) => Code::Usage,
+                _ => Code::Input,
+            };
         }
         if let Some(e) = cause.downcast_ref::<EmbedError>() {
             return match e {

@@ -1,6 +1,7 @@
 //! Subcommand implementations.
 
 mod bench;
+pub mod detect;
 pub mod edge;
 mod embed;
 mod init;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> Result<Code> {
         Command::Bench(BenchCommand::Flicker(a)) => bench::flicker(&a),
         Command::Session(c) => session::run(cli.config.as_deref(), &c),
         Command::Edge(a) => edge::run(cli.config.as_deref(), &a),
+        Command::Detect(a) => detect::run(cli.config.as_deref(), &a),
     }
 }
 
