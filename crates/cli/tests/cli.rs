@@ -3,31 +3,13 @@
 //! bad input. Media comes from the corpus (`corpus/fetch.sh`) or is generated with ffmpeg.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test/bench code: a panic is a failure report
 
+mod common;
+use common::*;
+
 use leaktrace_core::wmpaceinfo::{PaceInfo, Sidecar};
 use leaktrace_media::cmaf;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_leaktrace"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn corpus(name: &str) -> PathBuf {
-    let dir = std::env::var_os("LEAKTRACE_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("corpus/cache"));
-    let p = dir.join(name);
-    assert!(
-        p.is_file(),
-        "corpus file {} missing: run corpus/fetch.sh first",
-        p.display()
-    );
-    p
-}
 
 fn ffmpeg(args: &[&str]) {
     let out = Command::new("ffmpeg")

@@ -9,27 +9,13 @@
 //! the figures; it does not invent a threshold.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test code: a panic is a failure report
 
+mod common;
+use common::*;
+
 use leaktrace_core::{KeyVersion, MasterKey, SessionId, TitleId, Variant};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_leaktrace"))
-}
-
-fn corpus(name: &str) -> PathBuf {
-    let dir = std::env::var_os("LEAKTRACE_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/cache"));
-    let p = dir.join(name);
-    assert!(
-        p.is_file(),
-        "corpus file {} missing: run corpus/fetch.sh first",
-        p.display()
-    );
-    p
-}
 
 fn ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();

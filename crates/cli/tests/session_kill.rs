@@ -5,28 +5,14 @@
 //! mandatory, as `scripts/test.sh` does).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test code: a panic is a failure report
 
+mod common;
+use common::*;
+
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_leaktrace"))
-}
-
-fn corpus(name: &str) -> PathBuf {
-    let dir = std::env::var_os("LEAKTRACE_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/cache"));
-    let p = dir.join(name);
-    assert!(
-        p.is_file(),
-        "corpus file {} missing: run corpus/fetch.sh first",
-        p.display()
-    );
-    p
-}
 
 /// A working directory whose store is `store_url` (None: the SQLite default), with `title`
 /// embedded (a tiny package) so sessions can be issued for it.

@@ -139,22 +139,6 @@ fn media(path: &Path) -> impl Fn(leaktrace_media::MediaError) -> DetectError + '
     }
 }
 
-fn area_mean(src: &[f32], w: usize, h: usize, ow: usize, oh: usize) -> Vec<f32> {
-    let mut out = vec![0f32; ow * oh];
-    for (oy, row) in out.chunks_mut(ow).enumerate() {
-        let (y0, y1) = (oy * h / oh, ((oy + 1) * h / oh).max(oy * h / oh + 1).min(h));
-        for (ox, o) in row.iter_mut().enumerate() {
-            let (x0, x1) = (ox * w / ow, ((ox + 1) * w / ow).max(ox * w / ow + 1).min(w));
-            let mut sum = 0f32;
-            for y in y0..y1 {
-                sum += src[y * w + x0..y * w + x1].iter().sum::<f32>();
-            }
-            *o = sum / ((x1 - x0) * (y1 - y0)) as f32;
-        }
-    }
-    out
-}
-
 /// Decodes `file` and calls `f(frame_index, stats_image)` per frame (statistics size).
 fn for_each_frame(
     file: &Path,
@@ -256,7 +240,9 @@ pub fn decide(
     // Pass 1: thumbnails and registration.
     let mut thumbs = Vec::new();
     let n = for_each_frame(suspect, stats, |_, s| {
-        thumbs.push(area_mean(&s, stats.0, stats.1, THUMB.0, THUMB.1));
+        thumbs.push(leaktrace_embed::reference::downsample_f32(
+            &s, stats.0, stats.1, THUMB.0, THUMB.1,
+        ));
     })?;
     if n == 0 {
         return Err(DetectError::Empty);

@@ -342,9 +342,12 @@ fn run(
     }
     let mut reference =
         ReferenceBuilder::new(ladder.renditions()[0].width, ladder.renditions()[0].height);
+    // Expected frames for the progress bar: the declared count, capped by --max-frames.
+    let declared = decoder.declared_frames();
     let total = match cfg.max_frames {
-        Some(m) => m.min(decoder.declared_frames().max(m)),
-        None => decoder.declared_frames(),
+        Some(m) if declared > 0 => m.min(declared),
+        Some(m) => m,
+        None => declared,
     };
     progress(ProgressEvent::Started {
         total_frames: total,

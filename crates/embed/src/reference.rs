@@ -97,8 +97,8 @@ pub fn downsample<S: crate::Sample>(
     out
 }
 
-/// Area-downsamples an `f32` image.
-fn downsample_f32(src: &[f32], w: usize, h: usize, ow: usize, oh: usize) -> Vec<f32> {
+/// Area-downsamples an `f32` image of `w × h` to `ow × oh` means.
+pub fn downsample_f32(src: &[f32], w: usize, h: usize, ow: usize, oh: usize) -> Vec<f32> {
     let mut out = vec![0f32; ow * oh];
     for (oy, row) in out.chunks_mut(ow).enumerate() {
         let (y0, y1) = (oy * h / oh, ((oy + 1) * h / oh).max(oy * h / oh + 1).min(h));
