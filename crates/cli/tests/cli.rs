@@ -11,31 +11,6 @@ use leaktrace_media::cmaf;
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-y", "-hide_banner", "-loglevel", "error"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A working directory made by `leaktrace init`.
-fn workdir() -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    let out = bin().arg("init").arg(d.path()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    d
-}
-
 fn embed(ws: &Path, input: &Path, out: &Path, extra: &[&str]) -> Output {
     bin()
         .current_dir(ws)
@@ -60,7 +35,7 @@ fn files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn init_writes_config_private_key_and_database() {
-    let d = workdir();
+    let d = init_workdir();
     for f in ["leaktrace.toml", "master.key", "leaktrace.db"] {
         assert!(d.path().join(f).is_file(), "{f}");
     }
@@ -213,7 +188,7 @@ fn check_external_validators(pkg: &Path) {
 
 #[test]
 fn h264_package_is_valid_for_every_external_checker() {
-    let ws = workdir();
+    let ws = init_workdir();
     let pkg = ws.path().join("pkg");
     let out = embed(
         ws.path(),
@@ -254,7 +229,7 @@ fn h264_package_is_valid_for_every_external_checker() {
 
 #[test]
 fn hevc_ten_bit_and_av1_packages_are_valid() {
-    let ws = workdir();
+    let ws = init_workdir();
     let src10 = ws.path().join("src10.mkv");
     ffmpeg(&[
         "-i",
@@ -353,7 +328,7 @@ fn assert_clean_failure(
 
 #[test]
 fn bad_input_gives_one_line_a_distinct_exit_code_and_no_output() {
-    let ws = workdir();
+    let ws = init_workdir();
     let w = ws.path();
     let out = w.join("out");
     assert_clean_failure(w, &w.join("missing.mp4"), &out, &[], 3, "cannot read");
@@ -432,7 +407,7 @@ fn bad_input_gives_one_line_a_distinct_exit_code_and_no_output() {
 #[test]
 fn a_failure_mid_encode_leaves_nothing_that_looks_complete() {
     // The half file decodes for a while, then fails: the partial package must vanish.
-    let ws = workdir();
+    let ws = init_workdir();
     let w = ws.path();
     let fast = w.join("fast.mp4");
     ffmpeg(&[

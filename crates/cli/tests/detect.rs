@@ -17,14 +17,57 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+/// A work dir with `clip` embedded as title `bbb` at 360p (plus `extra` embed options) and 50
+/// sessions issued; returns the dir and the session ids in issue order.
+fn setup(clip: &Path, extra: &[&str]) -> (tempfile::TempDir, Vec<String>) {
+    let d = init_workdir();
+    let dir = d.path();
+    ok(bin()
+        .current_dir(dir)
+        .arg("embed")
+        .arg(clip)
+        .args([
+            "--out", "pkg", "--title", "bbb", "--ladder", "360p", "--preset", "veryfast",
+        ])
+        .args(extra));
+    let sessions = (0..50)
+        .map(|i| {
+            let out = ok(bin().current_dir(dir).args([
+                "session",
+                "new",
+                "--title",
+                "bbb",
+                "--account",
+                &format!("acct-{i}"),
+                "--json",
+            ]));
+            let v: Value = serde_json::from_str(&out).unwrap();
+            v["session_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    (d, sessions)
+}
+
+/// Assembles `session`'s stream from its codeword, as the edge serves it, into
+/// `dir/session.mp4`, over every position the package has; returns the variants as "A"/"B".
+fn assemble(dir: &Path, session: &str) -> String {
+    let key_hex = std::fs::read_to_string(dir.join("master.key")).unwrap();
+    let key = MasterKey::from_hex(key_hex.trim(), KeyVersion::new(1)).unwrap();
+    let book = key.codebook(&TitleId::new("bbb").unwrap());
+    let sid = SessionId::new(session.to_owned()).unwrap();
+    let rend = dir.join("pkg/360p");
+    let mut stream = std::fs::read(rend.join("a/init.mp4")).unwrap();
+    let mut bits = String::new();
+    for p in 0u32.. {
+        let v = book.bit(&sid, p);
+        let Ok(seg) = std::fs::read(rend.join(v.dir()).join(format!("seg_{p:05}.m4s"))) else {
+            break;
+        };
+        bits.push_str(if v == Variant::A { "A" } else { "B" });
+        stream.extend(seg);
+    }
+    std::fs::write(dir.join("session.mp4"), &stream).unwrap();
+    bits
 }
 
 fn ffmpeg_reencode(input: &Path, output: &Path) {
@@ -59,45 +102,12 @@ fn detect(dir: &Path, suspect: &Path) -> (Value, std::process::Output) {
 
 #[test]
 fn detect_end_to_end_360p() {
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path();
-    ok(bin().arg("init").arg(dir));
     let clip = corpus("trailer_bbb_20s.mp4");
-    ok(bin().current_dir(dir).arg("embed").arg(&clip).args([
-        "--out", "pkg", "--title", "bbb", "--ladder", "360p", "--preset", "veryfast",
-    ]));
-    let mut sessions = Vec::new();
-    for i in 0..50 {
-        let out = ok(bin().current_dir(dir).args([
-            "session",
-            "new",
-            "--title",
-            "bbb",
-            "--account",
-            &format!("acct-{i}"),
-            "--json",
-        ]));
-        let v: Value = serde_json::from_str(&out).unwrap();
-        sessions.push(v["session_id"].as_str().unwrap().to_owned());
-    }
-
-    // Assemble the pirate's stream from its codeword, as the edge serves it.
-    let key_hex = std::fs::read_to_string(dir.join("master.key")).unwrap();
-    let key = MasterKey::from_hex(key_hex.trim(), KeyVersion::new(1)).unwrap();
-    let title = TitleId::new("bbb").unwrap();
-    let book = key.codebook(&title);
+    let (d, sessions) = setup(&clip, &[]);
+    let dir = d.path();
     let pirate = &sessions[17];
-    let sid = SessionId::new(pirate.clone()).unwrap();
-    let rend = dir.join("pkg/360p");
-    let mut stream = std::fs::read(rend.join("a/init.mp4")).unwrap();
-    let mut bits = String::new();
-    for p in 0..10u32 {
-        let v = book.bit(&sid, p);
-        let sub = if v == Variant::A { "a" } else { "b" };
-        bits.push_str(if v == Variant::A { "A" } else { "B" });
-        stream.extend(std::fs::read(rend.join(sub).join(format!("seg_{p:05}.m4s"))).unwrap());
-    }
-    std::fs::write(dir.join("session.mp4"), &stream).unwrap();
+    let bits = assemble(dir, pirate);
+    assert_eq!(bits.len(), 10);
     ffmpeg_reencode(&dir.join("session.mp4"), &dir.join("leak.mp4"));
 
     let (v, out) = detect(dir, &dir.join("leak.mp4"));
@@ -258,60 +268,10 @@ fn detect_end_to_end_360p() {
 #[test]
 #[ignore = "slow: embeds and re-encodes 2 minutes of video"]
 fn detect_accuses_at_1e6_with_60_positions() {
-    let d = tempfile::tempdir().unwrap();
+    let (d, sessions) = setup(&corpus("bbb.mp4"), &["--max-frames", "2880"]);
     let dir = d.path();
-    ok(bin().arg("init").arg(dir));
-    ok(bin()
-        .current_dir(dir)
-        .arg("embed")
-        .arg(corpus("bbb.mp4"))
-        .args([
-            "--out",
-            "pkg",
-            "--title",
-            "bbb",
-            "--ladder",
-            "360p",
-            "--preset",
-            "veryfast",
-            "--max-frames",
-            "2880",
-        ]));
-    let mut sessions = Vec::new();
-    for i in 0..50 {
-        let out = ok(bin().current_dir(dir).args([
-            "session",
-            "new",
-            "--title",
-            "bbb",
-            "--account",
-            &format!("acct-{i}"),
-            "--json",
-        ]));
-        let v: Value = serde_json::from_str(&out).unwrap();
-        sessions.push(v["session_id"].as_str().unwrap().to_owned());
-    }
-    let key_hex = std::fs::read_to_string(dir.join("master.key")).unwrap();
-    let key = MasterKey::from_hex(key_hex.trim(), KeyVersion::new(1)).unwrap();
-    let book = key.codebook(&TitleId::new("bbb").unwrap());
     let pirate = &sessions[23];
-    let sid = SessionId::new(pirate.clone()).unwrap();
-    let rend = dir.join("pkg/360p");
-    let mut stream = std::fs::read(rend.join("a/init.mp4")).unwrap();
-    let mut p = 0u32;
-    loop {
-        let sub = if book.bit(&sid, p) == Variant::A {
-            "a"
-        } else {
-            "b"
-        };
-        let Ok(seg) = std::fs::read(rend.join(sub).join(format!("seg_{p:05}.m4s"))) else {
-            break;
-        };
-        stream.extend(seg);
-        p += 1;
-    }
-    std::fs::write(dir.join("session.mp4"), &stream).unwrap();
+    let p = assemble(dir, pirate).len();
     ffmpeg_reencode(&dir.join("session.mp4"), &dir.join("leak.mp4"));
     let (v, out) = detect(dir, &dir.join("leak.mp4"));
     assert!(

@@ -17,13 +17,7 @@ use std::time::Duration;
 /// A working directory whose store is `store_url` (None: the SQLite default), with `title`
 /// embedded (a tiny package) so sessions can be issued for it.
 fn workdir(store_url: Option<&str>, title: &str) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    let out = bin().arg("init").arg(d.path()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let d = init_workdir();
     if let Some(url) = store_url {
         let cfg = d.path().join("leaktrace.toml");
         let text = std::fs::read_to_string(&cfg)

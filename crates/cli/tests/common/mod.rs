@@ -28,3 +28,28 @@ pub fn corpus(name: &str) -> PathBuf {
     );
     p
 }
+
+/// Runs `cmd`, panicking with its stderr unless it succeeds; returns stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `ffmpeg -y -hide_banner -loglevel error ARGS`, which must succeed.
+pub fn ffmpeg(args: &[&str]) {
+    ok(Command::new("ffmpeg")
+        .args(["-y", "-hide_banner", "-loglevel", "error"])
+        .args(args));
+}
+
+/// A working directory made by `leaktrace init`.
+pub fn init_workdir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    ok(bin().arg("init").arg(d.path()));
+    d
+}
