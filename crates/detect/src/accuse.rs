@@ -1,72 +1,245 @@
-//! Accusation: symmetric Tardos scores and their false-accusation probability.
+//! Accusation: weighted symmetric Tardos scores and their false-accusation probability.
 //!
-//! Each non-erased position contributes the symmetric Tardos term
-//! ([`leaktrace_core::codeword::score_contribution`]) for the hard decision `sign(z)`. For an
-//! innocent session (bits drawn independently of the suspect) each term takes the value
-//! `+√((1−q')/q')` with probability `q'` and `−√(q'/(1−q'))` otherwise (`q'` = probability of the
-//! observed variant), so the innocent score has mean 0 and variance `L` (positions used).
+//! # Score
 //!
-//! Calibration: with `L ≤ EXACT_LIMIT` the innocent distribution is enumerated exactly
-//! (`2^L` outcomes) and `P(innocent score ≥ s)` is read from it; beyond, the Chernoff bound
-//! `min_λ Π_p E[e^{λ s_p}] · e^{−λ s}` is used: a rigorous upper bound (so the reported
-//! probability is conservative), far tighter than a Gaussian in the tail, and equal to the
-//! exact `Π_p P(match)` at the largest achievable score. (A Gaussian `Q(s/√L)` with 60 used
-//! positions put a perfectly decoded pirate at only 7e-7 per session.) The false-accusation probability over a registry of `n`
-//! sessions is the union bound `min(1, n · P(innocent ≥ s))`; a session is accused only when
-//! that is at most the requested probability. With few positions the smallest achievable
-//! probability is `n · Π min(q', …)`, so a short clip may be unable to accuse at `10⁻⁶` at all;
-//! [`Accuser::best_possible`] states that floor.
+//! Each used position contributes `w_p · g(q_p, ŷ_p, x)`, where `g` is the symmetric Tardos term
+//! ([`leaktrace_core::codeword::score_contribution`]) for the decided variant `ŷ_p = sign(z_p)`
+//! and the session's bit `x`, and `w_p ∈ (0, 1]` is the position's weight:
+//!
+//! - [`Weighting::Hard`]: `w = 1` (the classical score on hard decisions);
+//! - [`Weighting::Soft`] (default): `w = tanh(μ·|z|)`. Under the Gaussian model
+//!   `z ~ N(±μ, 1)` the log-likelihood ratio of A against B is `Λ = 2μz`, the posterior
+//!   probability of the decided variant is `(1 + tanh(|Λ|/2))/2`, and
+//!   `w·g(q, ŷ, x) = E[g(q, y, x) | z]` is the posterior expectation of the symmetric term over
+//!   the unknown true symbol `y` (uniform prior). Reliable positions count fully, doubtful
+//!   ones little, instead of all-or-nothing. `μ` is given or estimated from the decisions
+//!   (`μ̂² = mean(z²) − 1`).
+//!
+//! # Calibration
+//!
+//! The weights depend only on the suspect, never on a candidate session, so for an innocent
+//! session (bits drawn independently with `P(B) = q_p`) the score is still a sum of independent
+//! two-valued terms: `w·g(q, ŷ, A)` with probability `1 − q_p`, `w·g(q, ŷ, B)` with probability
+//! `q_p`, mean 0 and variance `w²`. With at most [`EXACT_LIMIT`] used positions the innocent
+//! distribution is enumerated exactly (`2^L` outcomes) and `P(innocent score ≥ s)` is read
+//! from it; beyond, the Chernoff bound `min_λ Π_p E[e^{λ s_p}] · e^{−λ s}` is used: a rigorous
+//! upper bound (so the reported probability is conservative), far tighter than a Gaussian in
+//! the tail, and equal to the exact `Π_p P(match)` at the largest achievable score. (A Gaussian
+//! `Q(s/√L)` with 60 used positions put a perfectly decoded pirate at only 7e-7 per session.)
+//! The threshold is `min_λ (log E[e^{λS}] + ln(n/fp)) / λ`: at the minimising `λ` the bound at the
+//! threshold equals `fp/n` exactly, and any `λ` gives a valid bound, so numerical inexactness of
+//! the minimisation only makes the threshold more conservative.
+//!
+//! The false-accusation probability over a registry of `n` sessions is the union bound
+//! `min(1, n · P(innocent ≥ s))`; a session is accused only when that is at most the requested
+//! probability. With few positions the smallest achievable probability is `n · Π max(P)`, so a
+//! short clip may be unable to accuse at `10⁻⁶` at all; [`Accuser::best_possible`] states that
+//! floor.
+//!
+//! # Collusion
+//!
+//! Every session is thresholded on its own, so each colluder whose score clears the threshold
+//! is accused: [`Accuser::accuse_all`] scans a slice of sessions on all cores
+//! ([`crate::score::ScoreTable`]) and returns all of them, by descending score, with the best
+//! few for the report. The union bound covers every innocent in the registry at once, whatever
+//! the number of colluders.
 
+use crate::score::{Hit, ScoreTable};
 use leaktrace_core::{Codebook, SessionId, Variant};
 
 /// Largest number of used positions for exact enumeration.
 pub const EXACT_LIMIT: usize = 20;
+
+/// How decisions are weighted in the score.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Weighting {
+    /// Every used position counts fully (`w = 1`), only the sign of `z` is used.
+    Hard,
+    /// `w = tanh(μ·|z|)`, the posterior confidence of the decided variant under `z ~ N(±μ, 1)`.
+    Soft {
+        /// Mean `|z|` of a marked position (signal-to-noise); `None` estimates it from the
+        /// decisions as `√max(mean(z²) − 1, ·)`.
+        snr: Option<f64>,
+    },
+}
+
+/// Options of [`Accuser::with_options`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AccuseOptions {
+    /// Weighting of the decisions.
+    pub weighting: Weighting,
+    /// Also use positions flagged as erasures (with their small soft weight). Off by default:
+    /// the decision step's erasure flag is respected.
+    pub include_erased: bool,
+}
+
+impl Default for AccuseOptions {
+    fn default() -> Self {
+        Self {
+            weighting: Weighting::Soft { snr: None },
+            include_erased: false,
+        }
+    }
+}
+
+/// Range of the estimated signal-to-noise `μ`.
+const SNR_RANGE: (f64, f64) = (0.05, 50.0);
+
+/// One session that cleared the threshold (or one of the best scores).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Accusation {
+    /// Index of the session in the slice given to [`Accuser::accuse_all`].
+    pub index: usize,
+    /// Its score.
+    pub score: f64,
+    /// `P(an innocent session scores at least this)` (one session).
+    pub p_single: f64,
+    /// False-accusation probability over the registry (union bound).
+    pub probability: f64,
+}
+
+/// Result of [`Accuser::accuse_all`].
+#[derive(Clone, Debug, Default)]
+pub struct AccuseScan {
+    /// Every session that clears the threshold, by descending score.
+    pub accused: Vec<Accusation>,
+    /// The best scores (accused or not), by descending score.
+    pub top: Vec<Accusation>,
+    /// Sessions scored.
+    pub scored: usize,
+}
 
 /// Precomputed per-position tables and the innocent score distribution.
 #[derive(Debug)]
 pub struct Accuser<'a> {
     codebook: &'a Codebook,
     /// (position, score if the session has A, score if B) of each used position.
-    table: Vec<(u32, f64, f64)>,
+    entries: Vec<(u32, f64, f64)>,
+    table: ScoreTable,
     /// (score if A, P(innocent has A), score if B, P(innocent has B)) per used position.
     terms: Vec<(f64, f64, f64, f64)>,
     /// Innocent scores sorted descending with cumulative probability (exact mode).
     exact: Option<Vec<(f64, f64)>>,
     fp: f64,
     sessions: u64,
+    snr: Option<f64>,
     threshold: Option<f64>,
+    /// The tilt `ln λ` at which the threshold's bound equals `fp/n` (Chernoff mode).
+    tilt: Option<f64>,
+}
+
+/// Estimated `μ` from the decisions: `√(mean(z²) − 1)`, clamped to [`SNR_RANGE`].
+pub fn estimate_snr(z: impl Iterator<Item = f64>) -> f64 {
+    let (mut n, mut sum) = (0usize, 0.0f64);
+    for v in z.filter(|v| v.is_finite()) {
+        n += 1;
+        sum += v * v;
+    }
+    if n == 0 {
+        return SNR_RANGE.1;
+    }
+    (sum / n as f64 - 1.0)
+        .max(0.0)
+        .sqrt()
+        .clamp(SNR_RANGE.0, SNR_RANGE.1)
+}
+
+/// `ln(e^x + e^y)` without overflow.
+fn log_add(x: f64, y: f64) -> f64 {
+    let m = x.max(y);
+    if m == f64::NEG_INFINITY {
+        return m;
+    }
+    m + ((x - m).exp() + (y - m).exp()).ln()
+}
+
+/// Golden-section minimisation of a unimodal `f` over `[lo, hi]`; returns the best point.
+fn golden(f: impl Fn(f64) -> f64, mut lo: f64, mut hi: f64, iters: usize) -> f64 {
+    let g = 0.5 * (5f64.sqrt() - 1.0);
+    let (mut m1, mut m2) = (hi - g * (hi - lo), lo + g * (hi - lo));
+    let (mut f1, mut f2) = (f(m1), f(m2));
+    for _ in 0..iters {
+        if f1 < f2 {
+            hi = m2;
+            m2 = m1;
+            f2 = f1;
+            m1 = hi - g * (hi - lo);
+            f1 = f(m1);
+        } else {
+            lo = m1;
+            m1 = m2;
+            f1 = f2;
+            m2 = lo + g * (hi - lo);
+            f2 = f(m2);
+        }
+    }
+    if f1 < f2 { m1 } else { m2 }
 }
 
 impl<'a> Accuser<'a> {
-    /// Builds the tables from the decisions (erasures skipped) for a registry of `sessions`
-    /// sessions and a requested false-accusation probability `fp` (clamped to `(0, 1]`).
+    /// Builds the tables from the decisions with the default options (soft weights, erasures
+    /// skipped) for a registry of `sessions` sessions and a requested false-accusation
+    /// probability `fp` (clamped to `(0, 1]`).
     pub fn new(
         decisions: &[crate::PositionDecision],
         codebook: &'a Codebook,
         fp: f64,
         sessions: u64,
     ) -> Self {
-        let table: Vec<(u32, f64, f64)> = decisions
+        Self::with_options(decisions, codebook, fp, sessions, &AccuseOptions::default())
+    }
+
+    /// Builds the tables with explicit [`AccuseOptions`].
+    pub fn with_options(
+        decisions: &[crate::PositionDecision],
+        codebook: &'a Codebook,
+        fp: f64,
+        sessions: u64,
+        opts: &AccuseOptions,
+    ) -> Self {
+        let usable: Vec<&crate::PositionDecision> = decisions
             .iter()
-            .filter(|d| !d.erased)
-            .map(|d| {
-                let observed = if d.z > 0.0 { Variant::A } else { Variant::B };
-                let q = codebook.bias(d.position);
-                (
-                    d.position,
-                    leaktrace_core::codeword::score_contribution(q, observed, Variant::A),
-                    leaktrace_core::codeword::score_contribution(q, observed, Variant::B),
-                )
-            })
+            .filter(|d| (opts.include_erased || !d.erased) && d.z.is_finite() && d.z != 0.0)
             .collect();
-        let terms: Vec<(f64, f64, f64, f64)> = table
+        let snr = match opts.weighting {
+            Weighting::Hard => None,
+            Weighting::Soft { snr: Some(m) } if m.is_finite() && m > 0.0 => Some(m),
+            Weighting::Soft { .. } => Some(estimate_snr(usable.iter().map(|d| d.z))),
+        };
+        // Merge repeated positions (their terms share one bit, so they are one term).
+        let mut entries: Vec<(u32, f64, f64)> = Vec::with_capacity(usable.len());
+        for d in usable {
+            let w = snr.map_or(1.0, |m| (m * d.z.abs()).tanh());
+            if w.is_nan() || w <= 0.0 {
+                continue;
+            }
+            let observed = if d.z > 0.0 { Variant::A } else { Variant::B };
+            let q = codebook.bias(d.position);
+            entries.push((
+                d.position,
+                w * leaktrace_core::codeword::score_contribution(q, observed, Variant::A),
+                w * leaktrace_core::codeword::score_contribution(q, observed, Variant::B),
+            ));
+        }
+        entries.sort_by_key(|e| e.0);
+        entries.dedup_by(|later, first| {
+            if later.0 == first.0 {
+                first.1 += later.1;
+                first.2 += later.2;
+                true
+            } else {
+                false
+            }
+        });
+        let table = ScoreTable::new(codebook, &entries);
+        let terms: Vec<(f64, f64, f64, f64)> = entries
             .iter()
             .map(|&(p, sa, sb)| {
                 let pb = codebook.bias(p);
                 (sa, 1.0 - pb, sb, pb)
             })
             .collect();
-        let exact = (table.len() <= EXACT_LIMIT).then(|| {
+        let exact = (terms.len() <= EXACT_LIMIT).then(|| {
             let mut dist = vec![(0.0f64, 1.0f64)];
             for &(sa, pa, sb, pb) in &terms {
                 dist = dist
@@ -84,56 +257,75 @@ impl<'a> Accuser<'a> {
         });
         let mut acc = Self {
             codebook,
+            entries,
             table,
             terms,
             exact,
             fp: if fp > 0.0 && fp <= 1.0 { fp } else { 1e-6 },
             sessions: sessions.max(1),
+            snr,
             threshold: None,
+            tilt: None,
         };
-        acc.threshold = acc.compute_threshold();
+        (acc.threshold, acc.tilt) = acc.compute_threshold();
         acc
     }
 
-    /// Positions used (not erased).
+    /// Positions used (non-zero weight).
     pub fn used(&self) -> usize {
-        self.table.len()
+        self.entries.len()
     }
 
-    /// Standard deviation of an innocent score (`√L`).
+    /// The `μ` of the soft weights (`None` for hard decisions).
+    pub fn snr(&self) -> Option<f64> {
+        self.snr
+    }
+
+    /// `(position, score if A, score if B)` of every used position.
+    pub fn entries(&self) -> &[(u32, f64, f64)] {
+        &self.entries
+    }
+
+    /// Standard deviation of an innocent score (`√Σ w²`; `√L` for hard decisions).
     pub fn innocent_sigma(&self) -> f64 {
-        (self.table.len() as f64).sqrt()
+        self.terms
+            .iter()
+            .map(|&(a, pa, b, pb)| pa * a * a + pb * b * b)
+            .sum::<f64>()
+            .sqrt()
+    }
+
+    /// `ln E[e^{λS}]` of the innocent score.
+    fn cumulant(&self, l: f64) -> f64 {
+        self.terms
+            .iter()
+            .map(|&(a, pa, b, pb)| log_add(l * a + pa.ln(), l * b + pb.ln()))
+            .sum()
+    }
+
+    fn max_score(&self) -> f64 {
+        self.terms.iter().map(|t| t.0.max(t.2)).sum()
     }
 
     /// Chernoff bound `min_λ≥0 E[e^{λS}] e^{−λs}` on `P(innocent score ≥ s)` (rigorous; tends
     /// to the exact `Π P(match)` at the largest achievable score).
     fn chernoff(&self, score: f64) -> f64 {
-        let max: f64 = self.terms.iter().map(|t| t.0.max(t.2)).sum();
-        if score > max + 1e-9 {
+        if score > self.max_score() + 1e-9 {
             return 0.0;
         }
         if score <= 0.0 {
             return 1.0;
         }
-        // f(λ) = log E[e^{λS}] − λ s is convex: golden-section search on [0, 200].
-        let f = |l: f64| -> f64 {
-            self.terms
-                .iter()
-                .map(|&(a, pa, b, pb)| {
-                    let (x, y) = (l * a + pa.ln(), l * b + pb.ln());
-                    let m = x.max(y);
-                    m + ((x - m).exp() + (y - m).exp()).ln()
-                })
-                .sum::<f64>()
-                - l * score
+        // f(λ) = log E[e^{λS}] − λ s is convex in λ, so unimodal in ln λ too.
+        let f = |u: f64| {
+            let l = u.exp();
+            self.cumulant(l) - l * score
         };
-        let (mut lo, mut hi) = (0.0f64, 200.0f64);
-        let g = 0.5 * (5f64.sqrt() - 1.0);
-        for _ in 0..100 {
-            let (m1, m2) = (hi - g * (hi - lo), lo + g * (hi - lo));
-            if f(m1) < f(m2) { hi = m2 } else { lo = m1 }
-        }
-        f(0.5 * (lo + hi)).min(0.0).exp()
+        let u = golden(f, (1e-6f64).ln(), (1e4f64).ln(), 80);
+        // Any λ gives a valid bound: also try the threshold's, so a score at the threshold is
+        // reported at most at the requested probability.
+        let best = self.tilt.map_or(f(u), |t| f(u).min(f(t)));
+        best.min(0.0).exp()
     }
 
     /// True when the tail probability is exact (enumerated), false for the Chernoff bound.
@@ -143,20 +335,38 @@ impl<'a> Accuser<'a> {
 
     /// The score of one session.
     pub fn score(&self, session: &SessionId) -> f64 {
-        let (Some(lo), Some(hi)) = (
-            self.table.iter().map(|t| t.0).min(),
-            self.table.iter().map(|t| t.0).max(),
-        ) else {
-            return 0.0;
-        };
-        let bits = self.codebook.bits(session, lo..hi + 1);
-        self.table
-            .iter()
-            .map(|&(p, sa, sb)| match bits[(p - lo) as usize] {
-                Variant::A => sa,
-                Variant::B => sb,
-            })
-            .sum()
+        self.table.score(self.codebook, session)
+    }
+
+    /// The scores of many sessions, in order, on all cores.
+    pub fn score_batch(&self, sessions: &[SessionId]) -> Vec<f64> {
+        self.table.score_batch(self.codebook, sessions)
+    }
+
+    fn accusation(&self, h: &Hit) -> Accusation {
+        Accusation {
+            index: h.index,
+            score: h.score,
+            p_single: self.innocent_tail(h.score),
+            probability: self.probability(h.score),
+        }
+    }
+
+    /// Scores `sessions` on all cores and returns every session that clears the threshold
+    /// (all colluders that do), by descending score, and the `top` best scores.
+    pub fn accuse_all(&self, sessions: &[SessionId], top: usize) -> AccuseScan {
+        let bar = self.threshold.map_or(f64::INFINITY, |t| t - 1e-9);
+        let scan = self.table.scan(self.codebook, sessions, bar, top);
+        AccuseScan {
+            accused: scan
+                .above
+                .iter()
+                .filter(|h| self.accuses(h.score))
+                .map(|h| self.accusation(h))
+                .collect(),
+            top: scan.top.iter().map(|h| self.accusation(h)).collect(),
+            scored: scan.scored,
+        }
     }
 
     /// `P(an innocent session scores ≥ score)`.
@@ -183,14 +393,13 @@ impl<'a> Accuser<'a> {
     }
 
     fn clears(&self, score: f64) -> bool {
-        !self.table.is_empty() && self.probability(score) <= self.fp
+        !self.terms.is_empty() && self.probability(score) <= self.fp
     }
 
     /// The smallest probability any session could reach with these positions (the floor set by
     /// the number of positions), `n · P(innocent matches every used position)` in exact mode.
     pub fn best_possible(&self) -> f64 {
-        let max: f64 = self.table.iter().map(|t| t.1.max(t.2)).sum();
-        self.probability(max)
+        self.probability(self.max_score())
     }
 
     /// The score threshold (smallest score that is accused), `None` when unreachable.
@@ -198,21 +407,27 @@ impl<'a> Accuser<'a> {
         self.threshold
     }
 
-    fn compute_threshold(&self) -> Option<f64> {
+    fn compute_threshold(&self) -> (Option<f64>, Option<f64>) {
+        if self.terms.is_empty() {
+            return (None, None);
+        }
         match &self.exact {
-            Some(dist) => dist.iter().rev().map(|d| d.0).find(|&s| self.clears(s)),
+            Some(dist) => (
+                dist.iter().rev().map(|d| d.0).find(|&s| self.clears(s)),
+                None,
+            ),
             None => {
-                // Bisection on the monotone tail bound.
-                let (mut lo, mut hi) =
-                    (0.0f64, self.terms.iter().map(|t| t.0.max(t.2)).sum::<f64>());
-                if !self.clears(hi) {
-                    return None;
-                }
-                for _ in 0..60 {
-                    let mid = 0.5 * (lo + hi);
-                    if self.clears(mid) { hi = mid } else { lo = mid }
-                }
-                Some(hi)
+                // Bound at s with tilt λ: exp(K(λ) − λs) ≤ fp/n  ⇔  s ≥ (K(λ) + ln(n/fp))/λ.
+                let c = (self.sessions as f64 / self.fp).ln().max(0.0);
+                let h = |u: f64| {
+                    let l = u.exp();
+                    (self.cumulant(l) + c) / l
+                };
+                let u = golden(h, (1e-6f64).ln(), (1e4f64).ln(), 100);
+                let t = h(u);
+                // Above the largest achievable score nobody can be accused.
+                let ok = t.is_finite() && t <= self.max_score() + 1e-9;
+                (ok.then_some(t), ok.then_some(u))
             }
         }
     }
