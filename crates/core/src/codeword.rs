@@ -55,6 +55,8 @@ use std::str::FromStr;
 
 pub use crate::variant::Variant;
 
+mod lanes;
+
 /// Errors from building codeword parameters and session ids.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -361,6 +363,12 @@ impl Codebook {
     /// Positions past `u32::MAX` are not meaningful; `out.len()` should not exceed
     /// `u32::MAX - start + 1`.
     pub fn session_words(&self, session: &SessionId, start: u32, out: &mut [u64]) {
+        if session.as_bytes().len() <= lanes::MAX_INPUT {
+            // Four output blocks per step (see `lanes`); identical to the blake3 stream.
+            lanes::RootNode::keyed(&self.codeword_key, session.as_bytes())
+                .words(u64::from(start), out);
+            return;
+        }
         let mut reader = self.session_stream(session);
         reader.set_position(u64::from(start) * 8);
         let mut chunk = [0u8; 8 * 128];
