@@ -350,9 +350,7 @@ impl Codebook {
     /// `k/2^53 < q ⇔ k < q·2^53 ⇔ k < ⌈q·2^53⌉` (scaling by a power of two is exact).
     #[must_use]
     pub fn bias_threshold(&self, position: u32) -> u64 {
-        const TWO53: f64 = (1u64 << 53) as f64;
-        // q < 1, so q·2^53 < 2^53 and the conversion cannot saturate.
-        (self.bias(position) * TWO53).ceil() as u64
+        threshold_of_bias(self.bias(position))
     }
 
     /// The raw XOF words `X_p` (8 little-endian bytes each) of `session` for positions
@@ -382,6 +380,14 @@ impl Codebook {
             }
         }
     }
+}
+
+/// `⌈q · 2^53⌉` for a bias `q ∈ [0, 1]` (see [`Codebook::bias_threshold`]); NaN gives 0.
+#[must_use]
+pub fn threshold_of_bias(q: f64) -> u64 {
+    const TWO53: f64 = (1u64 << 53) as f64;
+    // q ≤ 1, so q·2^53 ≤ 2^53 and the conversion cannot saturate (`as` maps NaN to 0).
+    (q.clamp(0.0, 1.0) * TWO53).ceil() as u64
 }
 
 /// One position's term of the symmetric Tardos score (Škorić–Katzenbeisser–Celik 2008).

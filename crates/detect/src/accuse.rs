@@ -213,32 +213,36 @@ impl<'a> Accuser<'a> {
             if w.is_nan() || w <= 0.0 {
                 continue;
             }
-            let observed = if d.z > 0.0 { Variant::A } else { Variant::B };
-            let q = codebook.bias(d.position);
-            entries.push((
-                d.position,
-                w * leaktrace_core::codeword::score_contribution(q, observed, Variant::A),
-                w * leaktrace_core::codeword::score_contribution(q, observed, Variant::B),
-            ));
+            entries.push((d.position, w, d.z));
         }
         entries.sort_by_key(|e| e.0);
-        entries.dedup_by(|later, first| {
-            if later.0 == first.0 {
-                first.1 += later.1;
-                first.2 += later.2;
-                true
+        let mut merged: Vec<(u32, f64, f64, u64)> = Vec::with_capacity(entries.len());
+        let mut terms: Vec<(f64, f64, f64, f64)> = Vec::with_capacity(entries.len());
+        for (p, w, z) in entries {
+            let observed = if z > 0.0 { Variant::A } else { Variant::B };
+            let same = merged.last().is_some_and(|m| m.0 == p);
+            let q = if same {
+                terms.last().map_or(0.5, |t| t.3)
             } else {
-                false
+                codebook.bias(p)
+            };
+            let sa = w * leaktrace_core::codeword::score_contribution(q, observed, Variant::A);
+            let sb = w * leaktrace_core::codeword::score_contribution(q, observed, Variant::B);
+            match (merged.last_mut(), terms.last_mut()) {
+                (Some(m), Some(t)) if same => {
+                    m.1 += sa;
+                    m.2 += sb;
+                    t.0 += sa;
+                    t.2 += sb;
+                }
+                _ => {
+                    merged.push((p, sa, sb, leaktrace_core::codeword::threshold_of_bias(q)));
+                    terms.push((sa, 1.0 - q, sb, q));
+                }
             }
-        });
-        let table = ScoreTable::new(codebook, &entries);
-        let terms: Vec<(f64, f64, f64, f64)> = entries
-            .iter()
-            .map(|&(p, sa, sb)| {
-                let pb = codebook.bias(p);
-                (sa, 1.0 - pb, sb, pb)
-            })
-            .collect();
+        }
+        let table = ScoreTable::with_thresholds(&merged);
+        let entries: Vec<(u32, f64, f64)> = merged.iter().map(|m| (m.0, m.1, m.2)).collect();
         let exact = (terms.len() <= EXACT_LIMIT).then(|| {
             let mut dist = vec![(0.0f64, 1.0f64)];
             for &(sa, pa, sb, pb) in &terms {
@@ -321,7 +325,7 @@ impl<'a> Accuser<'a> {
             let l = u.exp();
             self.cumulant(l) - l * score
         };
-        let u = golden(f, (1e-6f64).ln(), (1e4f64).ln(), 80);
+        let u = golden(f, (1e-6f64).ln(), (1e4f64).ln(), 64);
         // Any λ gives a valid bound: also try the threshold's, so a score at the threshold is
         // reported at most at the requested probability.
         let best = self.tilt.map_or(f(u), |t| f(u).min(f(t)));
@@ -423,7 +427,7 @@ impl<'a> Accuser<'a> {
                     let l = u.exp();
                     (self.cumulant(l) + c) / l
                 };
-                let u = golden(h, (1e-6f64).ln(), (1e4f64).ln(), 100);
+                let u = golden(h, (1e-6f64).ln(), (1e4f64).ln(), 64);
                 let t = h(u);
                 // Above the largest achievable score nobody can be accused.
                 let ok = t.is_finite() && t <= self.max_score() + 1e-9;

@@ -73,9 +73,19 @@ impl ScoreTable {
     /// Builds the table from `(position, score if A, score if B)` entries (any order; a
     /// position given twice has its entries added).
     pub fn new(codebook: &Codebook, entries: &[(u32, f64, f64)]) -> Self {
-        let mut sorted: Vec<(u32, f64, f64)> = entries.to_vec();
+        let with: Vec<(u32, f64, f64, u64)> = entries
+            .iter()
+            .map(|&(p, a, b)| (p, a, b, codebook.bias_threshold(p)))
+            .collect();
+        Self::with_thresholds(&with)
+    }
+
+    /// Like [`ScoreTable::new`] with the bias thresholds already computed:
+    /// `(position, score if A, score if B, Codebook::bias_threshold(position))`.
+    pub fn with_thresholds(entries: &[(u32, f64, f64, u64)]) -> Self {
+        let mut sorted: Vec<(u32, f64, f64, u64)> = entries.to_vec();
         sorted.sort_by_key(|e| e.0);
-        let mut merged: Vec<(u32, f64, f64)> = Vec::with_capacity(sorted.len());
+        let mut merged: Vec<(u32, f64, f64, u64)> = Vec::with_capacity(sorted.len());
         for e in sorted {
             match merged.last_mut() {
                 Some(last) if last.0 == e.0 => {
@@ -89,7 +99,7 @@ impl ScoreTable {
         let mut thresholds = Vec::new();
         let mut delta = Vec::new();
         let mut base = 0.0;
-        for &(p, sa, sb) in &merged {
+        for &(p, sa, sb, threshold) in &merged {
             base += sa;
             let extend = runs.last().is_some_and(|r| {
                 let end = u64::from(r.start) + r.len as u64;
@@ -111,7 +121,7 @@ impl ScoreTable {
                     len: 1,
                 });
             }
-            thresholds.push(codebook.bias_threshold(p));
+            thresholds.push(threshold);
             delta.push(sb - sa);
         }
         let longest = runs.iter().map(|r| r.len).max().unwrap_or(0);
