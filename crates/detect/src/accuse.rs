@@ -22,13 +22,16 @@
 //! two-valued terms: `w·g(q, ŷ, A)` with probability `1 − q_p`, `w·g(q, ŷ, B)` with probability
 //! `q_p`, mean 0 and variance `w²`. With at most [`EXACT_LIMIT`] used positions the innocent
 //! distribution is enumerated exactly (`2^L` outcomes) and `P(innocent score ≥ s)` is read
-//! from it; beyond, the Chernoff bound `min_λ Π_p E[e^{λ s_p}] · e^{−λ s}` is used: a rigorous
-//! upper bound (so the reported probability is conservative), far tighter than a Gaussian in
-//! the tail, and equal to the exact `Π_p P(match)` at the largest achievable score. (A Gaussian
-//! `Q(s/√L)` with 60 used positions put a perfectly decoded pirate at only 7e-7 per session.)
-//! The threshold is `min_λ (log E[e^{λS}] + ln(n/fp)) / λ`: at the minimising `λ` the bound at the
-//! threshold equals `fp/n` exactly, and any `λ` gives a valid bound, so numerical inexactness of
-//! the minimisation only makes the threshold more conservative.
+//! from it. Beyond, a refined Chernoff bound is used ([`log_tilted_bound`]):
+//! `min_λ E[e^{λS}] e^{−λs} · min(1, 1/(λσ_λ√(2π)) + 2C₀ψ_λ)`, the Chernoff bound times a
+//! factor from the Berry–Esseen theorem applied to the exponentially tilted law (`σ_λ`, `ψ_λ`:
+//! its standard deviation and Lyapunov ratio; `C₀ = 0.56`). It is a rigorous upper bound for
+//! every `λ`, so the reported probability is conservative whatever the numerical minimisation
+//! does; the factor removes most of the plain Chernoff bound's overestimate (about `λσ√(2π)`,
+//! 10–20× at registry scale: measured, the plain bound put the empirical rate at 0.1–0.16 of the
+//! stated one). A Gaussian `Q(s/√L)` would not be an upper bound in the tail.
+//! The threshold is `min_λ (ln(E[e^{λS}]·r(λ)) + ln(n/fp)) / λ`: at the minimising `λ` the bound
+//! at the threshold is exactly `fp/n`.
 //!
 //! The false-accusation probability over a registry of `n` sessions is the union bound
 //! `min(1, n · P(innocent ≥ s))`; a session is accused only when that is at most the requested
@@ -176,6 +179,45 @@ fn golden(f: impl Fn(f64) -> f64, mut lo: f64, mut hi: f64, iters: usize) -> f64
     if f1 < f2 { m1 } else { m2 }
 }
 
+/// Berry–Esseen constant for sums of independent, non-identically distributed variables
+/// (I. G. Shevtsova, "An improvement of convergence rate estimates in the Lyapunov theorem",
+/// Doklady Mathematics 82(3), 2010: `C₀ ≤ 0.5600`).
+pub const BERRY_ESSEEN: f64 = 0.5600;
+
+/// `ln` of the refined Chernoff bound at tilt `λ`, without the `−λs` part:
+/// `K(λ) + ln min(1, 1/(λ σ_λ √(2π)) + 2 C₀ ψ_λ)`.
+///
+/// `K(λ) = ln E[e^{λS}]` for the innocent score `S` (a sum of independent two-valued terms
+/// `(a, P(a), b, P(b))`). Under the tilted law (`dP_λ = e^{λS − K(λ)} dP`),
+/// `P(S ≥ s) = e^{K(λ) − λs} · E_λ[e^{−λ(S − s)} 1{S ≥ s}]`, and with `Y = S − s`,
+/// `E_λ[e^{−λY} 1{Y ≥ 0}] = ∫₀^∞ λ e^{−λy} P_λ(0 ≤ Y ≤ y) dy`. The Berry–Esseen theorem bounds
+/// `P_λ(0 ≤ Y ≤ y) ≤ G(y) − G(0) + 2 C₀ ψ_λ` (`G` the normal law of the same mean and variance
+/// `σ_λ²`, `ψ_λ = Σ E_λ|X − E_λX|³ / σ_λ³`), and `∫₀^∞ λ e^{−λy} (G(y) − G(0)) dy =
+/// ∫₀^∞ e^{−λy} G'(y) dy ≤ 1/(λ σ_λ √(2π))` since the normal density is at most
+/// `1/(σ_λ √(2π))`. Hence the factor, valid for every `λ > 0` and every `s` (it does not depend
+/// on `s`); `min(1, ·)` keeps the plain Chernoff bound when the refinement does not help.
+pub fn log_tilted_bound(terms: &[(f64, f64, f64, f64)], l: f64) -> f64 {
+    let (mut k, mut var, mut rho) = (0.0f64, 0.0f64, 0.0f64);
+    for &(a, pa, b, pb) in terms {
+        let (x, y) = (l * a + pa.ln(), l * b + pb.ln());
+        let lse = log_add(x, y);
+        k += lse;
+        let (ta, tb) = ((x - lse).exp(), (y - lse).exp());
+        let d = (a - b).abs();
+        let tab = ta * tb;
+        var += tab * d * d;
+        rho += tab * (ta * ta + tb * tb) * d * d * d;
+    }
+    let factor = if var > 0.0 && l > 0.0 {
+        let sigma = var.sqrt();
+        1.0 / (l * sigma * (std::f64::consts::TAU).sqrt())
+            + 2.0 * BERRY_ESSEEN * rho / (var * sigma)
+    } else {
+        1.0
+    };
+    k + factor.min(1.0).ln()
+}
+
 impl<'a> Accuser<'a> {
     /// Builds the tables from the decisions with the default options (soft weights, erasures
     /// skipped) for a registry of `sessions` sessions and a requested false-accusation
@@ -301,10 +343,7 @@ impl<'a> Accuser<'a> {
 
     /// `ln E[e^{λS}]` of the innocent score.
     fn cumulant(&self, l: f64) -> f64 {
-        self.terms
-            .iter()
-            .map(|&(a, pa, b, pb)| log_add(l * a + pa.ln(), l * b + pb.ln()))
-            .sum()
+        log_tilted_bound(&self.terms, l)
     }
 
     fn max_score(&self) -> f64 {
@@ -320,7 +359,7 @@ impl<'a> Accuser<'a> {
         if score <= 0.0 {
             return 1.0;
         }
-        // f(λ) = log E[e^{λS}] − λ s is convex in λ, so unimodal in ln λ too.
+        // f(λ) = log E[e^{λS}] − λ s (+ the refinement) is minimised over ln λ; any λ is valid.
         let f = |u: f64| {
             let l = u.exp();
             self.cumulant(l) - l * score
@@ -421,7 +460,8 @@ impl<'a> Accuser<'a> {
                 None,
             ),
             None => {
-                // Bound at s with tilt λ: exp(K(λ) − λs) ≤ fp/n  ⇔  s ≥ (K(λ) + ln(n/fp))/λ.
+                // Bound at s with tilt λ: exp(K(λ) + ln r(λ) − λs) ≤ fp/n
+                //   ⇔  s ≥ (K(λ) + ln r(λ) + ln(n/fp))/λ.
                 let c = (self.sessions as f64 / self.fp).ln().max(0.0);
                 let h = |u: f64| {
                     let l = u.exp();
@@ -480,6 +520,69 @@ mod tests {
         for i in 0..1000 {
             let s = SessionId::new(format!("innocent-{i}")).unwrap();
             assert!(!acc.accuses(acc.score(&s)), "{i}");
+        }
+    }
+
+    /// The refined bound is an upper bound on exact binomial tails (all terms alike:
+    /// `S = α·K − β·(L − K)`, `K ~ Binomial(L, q)`), and much closer than plain Chernoff.
+    #[test]
+    fn refined_bound_holds_against_exact_binomial_tails() {
+        for (l, q) in [(60usize, 0.3f64), (400, 0.05), (1500, 0.5), (3000, 0.01)] {
+            let (alpha, beta) = (((1.0 - q) / q).sqrt(), (q / (1.0 - q)).sqrt());
+            let terms = vec![(-beta, 1.0 - q, alpha, q); l];
+            // ln of the binomial pmf by the log-gamma recurrence.
+            let mut ln_pmf = vec![0.0f64; l + 1];
+            ln_pmf[0] = l as f64 * (1.0 - q).ln();
+            for k in 1..=l {
+                ln_pmf[k] =
+                    ln_pmf[k - 1] + ((l - k + 1) as f64 / k as f64).ln() + (q / (1.0 - q)).ln();
+            }
+            let mut tail = vec![0.0f64; l + 2];
+            for k in (0..=l).rev() {
+                tail[k] = tail[k + 1] + ln_pmf[k].exp();
+            }
+            let sigma = (l as f64).sqrt();
+            let mut gain = 0.0f64;
+            for z in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0] {
+                let s = z * sigma;
+                // Smallest k with score ≥ s.
+                let k = ((s + beta * l as f64) / (alpha + beta)).ceil() as usize;
+                if k > l {
+                    continue;
+                }
+                let exact = tail[k];
+                let refined = golden(
+                    |u| log_tilted_bound(&terms, u.exp()) - u.exp() * s,
+                    -14.0,
+                    9.0,
+                    80,
+                );
+                let refined = (log_tilted_bound(&terms, refined.exp()) - refined.exp() * s).exp();
+                let plain = golden(
+                    |u| {
+                        terms.len() as f64
+                            * log_add(u.exp() * alpha + q.ln(), -u.exp() * beta + (1.0 - q).ln())
+                            - u.exp() * s
+                    },
+                    -14.0,
+                    9.0,
+                    80,
+                );
+                let plain = (terms.len() as f64
+                    * log_add(
+                        plain.exp() * alpha + q.ln(),
+                        -plain.exp() * beta + (1.0 - q).ln(),
+                    )
+                    - plain.exp() * s)
+                    .exp();
+                assert!(
+                    refined >= exact * (1.0 - 1e-9),
+                    "L {l} q {q} z {z}: {refined} < exact {exact}"
+                );
+                assert!(refined <= plain * (1.0 + 1e-9), "L {l} q {q} z {z}");
+                gain = gain.max(plain / refined);
+            }
+            assert!(gain > 3.0, "L {l} q {q}: refinement gains only {gain}");
         }
     }
 
