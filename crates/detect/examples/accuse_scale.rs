@@ -87,4 +87,30 @@ fn main() {
             .collect::<Vec<_>>()
     );
     assert!(scan.accused.iter().any(|a| &ids[a.index] == pirate));
+
+    // Breakdown on one thread over a sample: stream generation alone against full scoring.
+    let sample = &ids[..ids.len().min(20_000)];
+    let mut words = vec![0u64; positions as usize];
+    let c0 = cpu_seconds();
+    let mut x = 0u64;
+    for id in sample {
+        book.session_words(id, 0, &mut words);
+        x ^= words[0];
+    }
+    let c1 = cpu_seconds();
+    let table = leaktrace_detect::score::ScoreTable::new(&book, acc.entries());
+    let mut scratch = table.scratch();
+    let mut y = 0.0;
+    for id in sample {
+        y += table.score_with(&book, id, &mut scratch);
+    }
+    let c2 = cpu_seconds();
+    if let (Some(c0), Some(c1), Some(c2)) = (c0, c1, c2) {
+        println!(
+            "one thread, {} sessions: XOF words {:.0} sessions/CPU-s, full score {:.0} sessions/CPU-s ({x:x} {y:.0})",
+            sample.len(),
+            sample.len() as f64 / (c1 - c0),
+            sample.len() as f64 / (c2 - c1)
+        );
+    }
 }

@@ -121,6 +121,8 @@ pub struct Accuser<'a> {
     table: ScoreTable,
     /// (score if A, P(innocent has A), score if B, P(innocent has B)) per used position.
     terms: Vec<(f64, f64, f64, f64)>,
+    /// The same with log-probabilities, for the bound.
+    log_terms: Vec<(f64, f64, f64, f64)>,
     /// Innocent scores sorted descending with cumulative probability (exact mode).
     exact: Option<Vec<(f64, f64)>>,
     fp: f64,
@@ -153,7 +155,8 @@ fn log_add(x: f64, y: f64) -> f64 {
     if m == f64::NEG_INFINITY {
         return m;
     }
-    m + ((x - m).exp() + (y - m).exp()).ln()
+    // One of the two exponents is 0.
+    m + (-(x - y).abs()).exp().ln_1p()
 }
 
 /// Golden-section minimisation of a unimodal `f` over `[lo, hi]`; returns the best point.
@@ -197,12 +200,22 @@ pub const BERRY_ESSEEN: f64 = 0.5600;
 /// `1/(σ_λ √(2π))`. Hence the factor, valid for every `λ > 0` and every `s` (it does not depend
 /// on `s`); `min(1, ·)` keeps the plain Chernoff bound when the refinement does not help.
 pub fn log_tilted_bound(terms: &[(f64, f64, f64, f64)], l: f64) -> f64 {
+    let ln: Vec<(f64, f64, f64, f64)> = terms
+        .iter()
+        .map(|&(a, pa, b, pb)| (a, pa.ln(), b, pb.ln()))
+        .collect();
+    log_tilted_bound_ln(&ln, l)
+}
+
+/// [`log_tilted_bound`] with the probabilities given as logarithms: `(a, ln P(a), b, ln P(b))`.
+fn log_tilted_bound_ln(terms: &[(f64, f64, f64, f64)], l: f64) -> f64 {
     let (mut k, mut var, mut rho) = (0.0f64, 0.0f64, 0.0f64);
-    for &(a, pa, b, pb) in terms {
-        let (x, y) = (l * a + pa.ln(), l * b + pb.ln());
+    for &(a, lpa, b, lpb) in terms {
+        let (x, y) = (l * a + lpa, l * b + lpb);
         let lse = log_add(x, y);
         k += lse;
-        let (ta, tb) = ((x - lse).exp(), (y - lse).exp());
+        let ta = (x - lse).exp().clamp(0.0, 1.0);
+        let tb = 1.0 - ta;
         let d = (a - b).abs();
         let tab = ta * tb;
         var += tab * d * d;
@@ -305,6 +318,10 @@ impl<'a> Accuser<'a> {
             codebook,
             entries,
             table,
+            log_terms: terms
+                .iter()
+                .map(|&(a, pa, b, pb)| (a, pa.ln(), b, pb.ln()))
+                .collect(),
             terms,
             exact,
             fp: if fp > 0.0 && fp <= 1.0 { fp } else { 1e-6 },
@@ -343,7 +360,7 @@ impl<'a> Accuser<'a> {
 
     /// `ln E[e^{λS}]` of the innocent score.
     fn cumulant(&self, l: f64) -> f64 {
-        log_tilted_bound(&self.terms, l)
+        log_tilted_bound_ln(&self.log_terms, l)
     }
 
     fn max_score(&self) -> f64 {
@@ -364,7 +381,7 @@ impl<'a> Accuser<'a> {
             let l = u.exp();
             self.cumulant(l) - l * score
         };
-        let u = golden(f, (1e-6f64).ln(), (1e4f64).ln(), 64);
+        let u = golden(f, (1e-6f64).ln(), (1e4f64).ln(), 48);
         // Any λ gives a valid bound: also try the threshold's, so a score at the threshold is
         // reported at most at the requested probability.
         let best = self.tilt.map_or(f(u), |t| f(u).min(f(t)));
@@ -467,7 +484,7 @@ impl<'a> Accuser<'a> {
                     let l = u.exp();
                     (self.cumulant(l) + c) / l
                 };
-                let u = golden(h, (1e-6f64).ln(), (1e4f64).ln(), 64);
+                let u = golden(h, (1e-6f64).ln(), (1e4f64).ln(), 48);
                 let t = h(u);
                 // Above the largest achievable score nobody can be accused.
                 let ok = t.is_finite() && t <= self.max_score() + 1e-9;
