@@ -27,6 +27,10 @@ fn main() {
         weighting: Weighting::Hard,
         include_erased: false,
     };
+    let lik = |mix: f64| AccuseOptions {
+        weighting: Weighting::Likelihood { snr: None, mix },
+        include_erased: true,
+    };
     let mut rng = Rng(1);
 
     println!(
@@ -37,14 +41,19 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|");
     for mu in [0.75, 1.0, 1.5, 2.0, 3.0, 4.0] {
-        let mut cols: Vec<Vec<usize>> = vec![Vec::new(); 4];
+        let mut cols: Vec<Vec<usize>> = vec![Vec::new(); 6];
         for t in 0..trials {
             let pirate = sim::sessions(&format!("pirate{t}"), 1);
             let copy = book.bits(&pirate[0], 0..6000);
-            for (k, erase) in [0.0, 0.0, 1.0, 2.0].into_iter().enumerate() {
+            for (k, erase) in [0.0, 0.0, 1.0, 2.0, 0.0, 0.0].into_iter().enumerate() {
                 let mut r = Rng(1000 + t as u64);
                 let d = sim::channel(&copy, mu, erase, &mut r);
-                let opts = if k == 0 { soft } else { hard(erase) };
+                let opts = match k {
+                    0 => soft,
+                    4 => lik(0.1),
+                    5 => lik(0.5),
+                    _ => hard(erase),
+                };
                 cols[k].push(
                     sim::positions_needed(&book, &d, &pirate, FP, REGISTRY, &opts, 20)
                         .unwrap_or(usize::MAX),
@@ -53,20 +62,24 @@ fn main() {
         }
         let wrong = 1.0 - 0.5 * (1.0 + libm_erf(mu / std::f64::consts::SQRT_2));
         println!(
-            "| {mu} | {:.1} % | {} | {} | {} | {} |",
+            "| {mu} | {:.1} % | {} | {} | {} | {} | {} | {} |",
             100.0 * wrong,
             fmt(sim::median(cols[0].clone())),
             fmt(sim::median(cols[1].clone())),
             fmt(sim::median(cols[2].clone())),
-            fmt(sim::median(cols[3].clone()))
+            fmt(sim::median(cols[3].clone())),
+            fmt(sim::median(cols[4].clone())),
+            fmt(sim::median(cols[5].clone()))
         );
     }
 
     println!(
         "\n## Coalitions: positions needed to accuse at least one member (median of {trials}), fp {FP} among {REGISTRY}"
     );
-    println!("| c | attack | μ = ∞ (perfect decisions), hard | μ = 3, soft | μ = 2, soft |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| c | attack | μ = ∞ (perfect decisions), hard | μ = 3, soft | μ = 2, soft | μ = 3, likelihood mix 0.5 | μ = 3, likelihood mix 1 − 1/c |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for c in [2usize, 3, 4] {
         for attack in [Attack::Interleave, Attack::Majority] {
             let mut cols: Vec<Vec<usize>> = vec![Vec::new(); 3];
@@ -85,10 +98,12 @@ fn main() {
                 }
             }
             println!(
-                "| {c} | {attack:?} | {} | {} | {} |",
+                "| {c} | {attack:?} | {} | {} | {} | {} | {} |",
                 fmt(sim::median(cols[0].clone())),
                 fmt(sim::median(cols[1].clone())),
-                fmt(sim::median(cols[2].clone()))
+                fmt(sim::median(cols[2].clone())),
+                fmt(sim::median(cols[3].clone())),
+                fmt(sim::median(cols[4].clone()))
             );
         }
     }

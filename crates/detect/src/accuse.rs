@@ -64,6 +64,41 @@ pub enum Weighting {
         /// decisions as `√max(mean(z²) − 1, ·)`.
         snr: Option<f64>,
     },
+    /// Log-likelihood ratio of "the copy's symbol came from this session" against "from an
+    /// innocent one", with the channel `z ~ N(±μ, 1)` and a coalition model: the symbol is the
+    /// session's own with probability `1 − mix`, else drawn like any session's (`P(B) = q`).
+    /// `mix → 0` is the lone-pirate Neyman–Pearson score; `mix > 0` bounds the penalty of a
+    /// mismatch by `ln mix` (a colluder's positions taken from others), see Furon, Guyader,
+    /// Cérou, "On the design and optimization of Tardos probabilistic fingerprinting codes",
+    /// Information Hiding 2008, and Meerwald, Furon, "Toward practical joint decoding of binary
+    /// Tardos fingerprinting codes", IEEE TIFS 7(4), 2012. Terms are still two-valued per
+    /// position, so the calibration is the same.
+    Likelihood {
+        /// As for [`Weighting::Soft`].
+        snr: Option<f64>,
+        /// Probability that a position's symbol is not the accused session's own (clamped to
+        /// [`MIX_RANGE`]).
+        mix: f64,
+    },
+}
+
+/// Range of the coalition mixing probability of [`Weighting::Likelihood`].
+pub const MIX_RANGE: (f64, f64) = (1e-3, 0.999);
+
+/// The likelihood-ratio terms `(score if A, score if B)` at a position with bias `q`, half
+/// log-likelihood ratio `h = μz` (so `f(z|A)/f(z|B) = e^{2h}`) and mixing probability `ε`:
+/// `ln P(z | x) − ln P(z | innocent)` with `P(y | x) = (1 − ε)·1{y = x} + ε·P(y)`.
+pub fn likelihood_terms(q: f64, h: f64, eps: f64) -> (f64, f64) {
+    // Relative likelihoods, scaled so the larger is 1.
+    let (fa, fb) = if h >= 0.0 {
+        (1.0, (-2.0 * h).exp())
+    } else {
+        ((2.0 * h).exp(), 1.0)
+    };
+    let innocent = (1.0 - q) * fa + q * fb;
+    let a = (1.0 - eps) * fa + eps * innocent;
+    let b = (1.0 - eps) * fb + eps * innocent;
+    ((a / innocent).ln(), (b / innocent).ln())
 }
 
 /// Options of [`Accuser::with_options`].
@@ -258,8 +293,22 @@ impl<'a> Accuser<'a> {
             .collect();
         let snr = match opts.weighting {
             Weighting::Hard => None,
-            Weighting::Soft { snr: Some(m) } if m.is_finite() && m > 0.0 => Some(m),
-            Weighting::Soft { .. } => Some(estimate_snr(usable.iter().map(|d| d.z))),
+            Weighting::Soft { snr: Some(m) } | Weighting::Likelihood { snr: Some(m), .. }
+                if m.is_finite() && m > 0.0 =>
+            {
+                Some(m)
+            }
+            Weighting::Soft { .. } | Weighting::Likelihood { .. } => {
+                Some(estimate_snr(usable.iter().map(|d| d.z)))
+            }
+        };
+        let mix = match opts.weighting {
+            Weighting::Likelihood { mix, .. } => Some(if mix.is_finite() {
+                mix.clamp(MIX_RANGE.0, MIX_RANGE.1)
+            } else {
+                0.5
+            }),
+            _ => None,
         };
         // Merge repeated positions (their terms share one bit, so they are one term).
         let mut entries: Vec<(u32, f64, f64)> = Vec::with_capacity(usable.len());
@@ -281,8 +330,13 @@ impl<'a> Accuser<'a> {
             } else {
                 codebook.bias(p)
             };
-            let sa = w * leaktrace_core::codeword::score_contribution(q, observed, Variant::A);
-            let sb = w * leaktrace_core::codeword::score_contribution(q, observed, Variant::B);
+            let (sa, sb) = match (mix, snr) {
+                (Some(eps), Some(mu)) => likelihood_terms(q, mu * z, eps),
+                _ => (
+                    w * leaktrace_core::codeword::score_contribution(q, observed, Variant::A),
+                    w * leaktrace_core::codeword::score_contribution(q, observed, Variant::B),
+                ),
+            };
             match (merged.last_mut(), terms.last_mut()) {
                 (Some(m), Some(t)) if same => {
                     m.1 += sa;
