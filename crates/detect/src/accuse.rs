@@ -658,6 +658,27 @@ mod tests {
     }
 
     #[test]
+    fn likelihood_terms_are_likelihood_ratios() {
+        for q in [0.001, 0.1, 0.5, 0.9] {
+            for h in [-30.0, -2.0, -0.1, 0.0, 0.4, 3.0, 400.0] {
+                for eps in [MIX_RANGE.0, 0.3, 0.75] {
+                    let (a, b) = likelihood_terms(q, h, eps);
+                    // Averaged over an innocent's bit, the likelihood ratio is exactly 1.
+                    let mean = (1.0 - q) * a.exp() + q * b.exp();
+                    assert!((mean - 1.0).abs() < 1e-9, "q {q} h {h} eps {eps}: {mean}");
+                    // A mismatch costs at most ln ε.
+                    assert!(a >= eps.ln() - 1e-12 && b >= eps.ln() - 1e-12);
+                    assert!(a.is_finite() && b.is_finite());
+                    // The variant the decision favours scores higher.
+                    if h > 0.0 {
+                        assert!(a >= b);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn exact_tail_is_a_distribution() {
         let book = Codebook::new(&[3; 32], &[4; 32], TardosParams::default());
         let acc = Accuser::new(&decisions(10, 5.0), &book, 1e-6, 50);
