@@ -3,7 +3,7 @@
 //! (interleaving and majority), and the empirical false-accusation rate against the stated one.
 //!
 //! ```sh
-//! cargo run --release -p leaktrace-detect --example accuse_sim -- [trials]
+//! cargo run --release -p leaktrace-detect --example accuse_sim -- [trials] [innocents]
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -111,7 +111,10 @@ fn main() {
     println!(
         "\n## Calibration: innocent sessions accused (empirical) against the stated probability"
     );
-    let innocents = sim::sessions("innocent", 100_000);
+    let count: usize = std::env::args()
+        .nth(2)
+        .map_or(100_000, |a| a.parse().unwrap());
+    let innocents = sim::sessions("innocent", count);
     println!(
         "| positions | mode | stated per session | accused / {} | ratio |",
         innocents.len()
@@ -121,6 +124,7 @@ fn main() {
         (16usize, soft, "soft, exact"),
         (200, soft, "soft, Chernoff"),
         (200, hard(0.0), "hard, Chernoff"),
+        (200, lik(0.5), "likelihood mix 0.5, Chernoff"),
         (3000, soft, "soft, Chernoff"),
     ] {
         let pirate = sim::sessions("calib-pirate", 1);
