@@ -37,9 +37,9 @@ fn main() {
         "## Lone pirate: positions needed at fp {FP} among {REGISTRY} sessions (median of {trials})"
     );
     println!(
-        "| μ | wrong decisions | soft (all positions) | hard, no erasure | hard, erase |z|<1 | hard, erase |z|<2 |"
+        "| μ | wrong decisions | soft (all positions) | hard, no erasure | hard, erase |z|<1 | hard, erase |z|<2 | likelihood mix 0.1 | likelihood mix 0.5 |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for mu in [0.75, 1.0, 1.5, 2.0, 3.0, 4.0] {
         let mut cols: Vec<Vec<usize>> = vec![Vec::new(); 6];
         for t in 0..trials {
@@ -82,14 +82,18 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     for c in [2usize, 3, 4] {
         for attack in [Attack::Interleave, Attack::Majority] {
-            let mut cols: Vec<Vec<usize>> = vec![Vec::new(); 3];
+            let mut cols: Vec<Vec<usize>> = vec![Vec::new(); 5];
             for t in 0..trials {
                 let members = sim::sessions(&format!("c{c}-{t}"), c);
                 let copy = sim::forge(&book, &members, 12_000, attack, &mut rng);
-                for (k, (mu, opts)) in [(40.0, hard(0.0)), (3.0, soft), (2.0, soft)]
-                    .into_iter()
-                    .enumerate()
-                {
+                let cases = [
+                    (40.0, hard(0.0)),
+                    (3.0, soft),
+                    (2.0, soft),
+                    (3.0, lik(0.5)),
+                    (3.0, lik(1.0 - 1.0 / c as f64)),
+                ];
+                for (k, (mu, opts)) in cases.into_iter().enumerate() {
                     let d = sim::channel(&copy, mu, 0.0, &mut rng);
                     cols[k].push(
                         sim::positions_needed(&book, &d, &members, FP, REGISTRY, &opts, 100)

@@ -41,13 +41,46 @@ fn soft_weights_need_fewer_positions_than_hard_decisions() {
 }
 
 #[test]
+fn likelihood_score_needs_fewer_positions_than_soft_symmetric_at_low_snr() {
+    // Wrong decisions at positions where the pirate holds the rare variant cost the symmetric
+    // score up to √((1 − q)/q) each; the likelihood score bounds that cost.
+    let book = sim::book(14);
+    let lik = AccuseOptions {
+        weighting: Weighting::Likelihood {
+            snr: None,
+            mix: 0.5,
+        },
+        include_erased: true,
+    };
+    let (mut soft, mut likelihood) = (Vec::new(), Vec::new());
+    for t in 0..3 {
+        let pirate = sim::sessions(&format!("q{t}"), 1);
+        let copy = book.bits(&pirate[0], 0..1200);
+        let d = sim::channel(&copy, 0.75, 0.0, &mut Rng(500 + t));
+        let need = |o: &AccuseOptions| {
+            sim::positions_needed(&book, &d, &pirate, 1e-6, 1_000_000, o, 30).unwrap()
+        };
+        soft.push(need(&SOFT));
+        likelihood.push(need(&lik));
+    }
+    let (s, l) = (sim::median(soft), sim::median(likelihood));
+    assert!(l < s, "likelihood needs {l} positions, soft symmetric {s}");
+}
+
+#[test]
 fn stated_probability_holds_over_ten_thousand_innocents() {
     let book = sim::book(12);
     let innocents = sim::sessions("innocent", 10_000);
     let pirate = sim::sessions("pirate", 1);
     let mut rng = Rng(5);
-    // Exact enumeration (14 positions) and the Chernoff bound (150 positions), soft and hard.
-    for (len, opts) in [(14u32, SOFT), (150, SOFT), (150, HARD)] {
+    // Exact enumeration (14 positions) and the refined Chernoff bound (150 positions), soft,
+    // hard and likelihood scores.
+    for (len, opts) in [
+        (14u32, SOFT),
+        (150, SOFT),
+        (150, HARD),
+        (150, AccuseOptions::default()),
+    ] {
         let copy = book.bits(&pirate[0], 0..len);
         let d = sim::channel(&copy, 1.5, 0.0, &mut rng);
         for alpha in [0.1, 0.01, 0.001] {
@@ -81,23 +114,25 @@ fn coalitions_of_two_and_three_have_a_member_accused_and_no_innocent() {
         let members = sim::sessions(&format!("colluder{c}{attack:?}"), c);
         let copy = sim::forge(&book, &members, len, attack, &mut rng);
         let d = sim::channel(&copy, 3.0, 0.0, &mut rng);
-        let acc = Accuser::with_options(&d, &book, 1e-6, 1_000_000, &SOFT);
-        let mut all = innocents.clone();
-        all.extend(members.iter().cloned());
-        let scan = acc.accuse_all(&all, 5);
-        let accused: Vec<usize> = scan.accused.iter().map(|a| a.index).collect();
-        assert!(
-            accused.iter().all(|&i| i >= innocents.len()),
-            "c = {c} {attack:?}: an innocent is accused: {:?}",
-            scan.accused
-        );
-        assert!(
-            !accused.is_empty(),
-            "c = {c} {attack:?}, {len} positions: no member accused; top {:?}, threshold {:?}",
-            scan.top,
-            acc.threshold()
-        );
-        assert!(scan.accused.windows(2).all(|w| w[0].score >= w[1].score));
-        assert!(scan.accused.iter().all(|a| a.probability <= 1e-6));
+        for opts in [SOFT, AccuseOptions::default()] {
+            let acc = Accuser::with_options(&d, &book, 1e-6, 1_000_000, &opts);
+            let mut all = innocents.clone();
+            all.extend(members.iter().cloned());
+            let scan = acc.accuse_all(&all, 5);
+            let accused: Vec<usize> = scan.accused.iter().map(|a| a.index).collect();
+            assert!(
+                accused.iter().all(|&i| i >= innocents.len()),
+                "c = {c} {attack:?} {opts:?}: an innocent is accused: {:?}",
+                scan.accused
+            );
+            assert!(
+                !accused.is_empty(),
+                "c = {c} {attack:?} {opts:?}, {len} positions: no member accused; top {:?}, threshold {:?}",
+                scan.top,
+                acc.threshold()
+            );
+            assert!(scan.accused.windows(2).all(|w| w[0].score >= w[1].score));
+            assert!(scan.accused.iter().all(|a| a.probability <= 1e-6));
+        }
     }
 }
