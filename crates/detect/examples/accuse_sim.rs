@@ -3,13 +3,14 @@
 //! (interleaving and majority), and the empirical false-accusation rate against the stated one.
 //!
 //! ```sh
-//! cargo run --release -p leaktrace-detect --example accuse_sim -- [trials] [innocents]
+//! cargo run --release -p leaktrace-detect --example accuse_sim -- [trials] [innocents] [cutoff]
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../tests/common/sim.rs"]
 mod sim;
 
+use leaktrace_core::TardosParams;
 use leaktrace_detect::accuse::{AccuseOptions, Accuser, Weighting};
 use sim::{Attack, Rng};
 
@@ -18,7 +19,11 @@ const REGISTRY: u64 = 1_000_000;
 
 fn main() {
     let trials: usize = std::env::args().nth(1).map_or(9, |a| a.parse().unwrap());
-    let book = sim::book(7);
+    let cutoff: f64 = std::env::args()
+        .nth(3)
+        .map_or(TardosParams::DEFAULT_CUTOFF, |a| a.parse().unwrap());
+    let book = sim::book_with(7, TardosParams::new(cutoff).unwrap());
+    println!("Tardos cutoff t = {cutoff}\n");
     let soft = AccuseOptions {
         weighting: Weighting::Soft { snr: None },
         include_erased: true,

@@ -31,7 +31,11 @@ impl Rng {
 }
 
 pub fn book(seed: u8) -> Codebook {
-    Codebook::new(&[seed; 32], &[seed ^ 0x5a; 32], TardosParams::default())
+    book_with(seed, TardosParams::default())
+}
+
+pub fn book_with(seed: u8, params: TardosParams) -> Codebook {
+    Codebook::new(&[seed; 32], &[seed ^ 0x5a; 32], params)
 }
 
 pub fn sessions(prefix: &str, n: usize) -> Vec<SessionId> {
