@@ -55,6 +55,8 @@ use std::str::FromStr;
 
 pub use crate::variant::Variant;
 
+mod lanes;
+
 /// Errors from building codeword parameters and session ids.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -341,6 +343,51 @@ impl Codebook {
         }
         out
     }
+
+    /// The integer form of the bias used by batch scoring: `T_p = ⌈q_p · 2^53⌉`, so that the
+    /// session bit at `p` is `B` iff `(X_p >> 11) < T_p` for the raw XOF word `X_p` (see
+    /// [`Codebook::session_words`]). Exact: `u_p = k/2^53` with integer `k < 2^53`, and
+    /// `k/2^53 < q ⇔ k < q·2^53 ⇔ k < ⌈q·2^53⌉` (scaling by a power of two is exact).
+    #[must_use]
+    pub fn bias_threshold(&self, position: u32) -> u64 {
+        threshold_of_bias(self.bias(position))
+    }
+
+    /// The raw XOF words `X_p` (8 little-endian bytes each) of `session` for positions
+    /// `start .. start + out.len()`, in one pass over the stream. The bit at `p` is `B` iff
+    /// `(X_p >> 11) < bias_threshold(p)`; this is what [`Codebook::bits`] computes, without the
+    /// per-position bias evaluation, for scoring many sessions against precomputed thresholds.
+    ///
+    /// Positions past `u32::MAX` are not meaningful; `out.len()` should not exceed
+    /// `u32::MAX - start + 1`.
+    pub fn session_words(&self, session: &SessionId, start: u32, out: &mut [u64]) {
+        if session.as_bytes().len() <= lanes::MAX_INPUT {
+            // Four output blocks per step (see `lanes`); identical to the blake3 stream.
+            lanes::RootNode::keyed(&self.codeword_key, session.as_bytes())
+                .words(u64::from(start), out);
+            return;
+        }
+        let mut reader = self.session_stream(session);
+        reader.set_position(u64::from(start) * 8);
+        let mut chunk = [0u8; 8 * 128];
+        for words in out.chunks_mut(128) {
+            let buf = &mut chunk[..words.len() * 8];
+            reader.fill(buf);
+            for (w, b) in words.iter_mut().zip(buf.chunks_exact(8)) {
+                let mut bytes = [0u8; 8];
+                bytes.copy_from_slice(b);
+                *w = u64::from_le_bytes(bytes);
+            }
+        }
+    }
+}
+
+/// `⌈q · 2^53⌉` for a bias `q ∈ [0, 1]` (see [`Codebook::bias_threshold`]); NaN gives 0.
+#[must_use]
+pub fn threshold_of_bias(q: f64) -> u64 {
+    const TWO53: f64 = (1u64 << 53) as f64;
+    // q ≤ 1, so q·2^53 ≤ 2^53 and the conversion cannot saturate (`as` maps NaN to 0).
+    (q.clamp(0.0, 1.0) * TWO53).ceil() as u64
 }
 
 /// One position's term of the symmetric Tardos score (Škorić–Katzenbeisser–Celik 2008).
@@ -495,6 +542,29 @@ mod tests {
         let top = b.bits(&s, u32::MAX - 3..u32::MAX);
         assert_eq!(top.len(), 3);
         assert_eq!(top[2], b.bit(&s, u32::MAX - 1));
+    }
+
+    #[test]
+    fn batch_words_and_thresholds_reproduce_bits() {
+        let b = book();
+        for (i, start) in [0u32, 7, 65_530, 1 << 20].into_iter().enumerate() {
+            let s = sid(&format!("batch-{i}"));
+            let mut words = vec![0u64; 777];
+            b.session_words(&s, start, &mut words);
+            let bits = b.bits(&s, start..start + 777);
+            for (k, (&w, &bit)) in words.iter().zip(&bits).enumerate() {
+                let p = start + k as u32;
+                let via_threshold = Variant::from_bit((w >> 11) < b.bias_threshold(p));
+                assert_eq!(via_threshold, bit, "position {p}");
+            }
+        }
+        // The threshold is the exact integer boundary of the float comparison.
+        for p in 0..200 {
+            let t = b.bias_threshold(p);
+            let q = b.bias(p);
+            let unit = |k: u64| k as f64 / (1u64 << 53) as f64;
+            assert!(unit(t - 1) < q && unit(t) >= q, "position {p}");
+        }
     }
 
     #[test]

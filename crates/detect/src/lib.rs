@@ -39,6 +39,7 @@
 //! ```
 
 pub mod accuse;
+pub mod score;
 
 use leaktrace_core::{DerivedKey, Position, SegmentDuration};
 use leaktrace_embed::reference::{Reference, THUMB, downsample};

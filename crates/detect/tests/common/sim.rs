@@ -1,0 +1,155 @@
+//! Synthetic detector output for accusation tests and the `accuse_sim` example: a Gaussian
+//! channel `z = ±μ + N(0, 1)` on the symbol a pirate (or a coalition) put in the copy.
+#![allow(dead_code)]
+
+use leaktrace_core::{Codebook, SessionId, TardosParams, Variant};
+use leaktrace_detect::PositionDecision;
+use leaktrace_detect::accuse::{AccuseOptions, Accuser};
+
+/// SplitMix64: a small deterministic generator for simulations.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in (0, 1).
+    pub fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+    pub fn gauss(&mut self) -> f64 {
+        let (u, v) = (self.unit(), self.unit());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+pub fn book(seed: u8) -> Codebook {
+    book_with(seed, TardosParams::default())
+}
+
+pub fn book_with(seed: u8, params: TardosParams) -> Codebook {
+    Codebook::new(&[seed; 32], &[seed ^ 0x5a; 32], params)
+}
+
+pub fn sessions(prefix: &str, n: usize) -> Vec<SessionId> {
+    (0..n)
+        .map(|i| SessionId::new(format!("{prefix}-{i}")).unwrap())
+        .collect()
+}
+
+/// How a coalition builds its copy from its members' variants.
+#[derive(Clone, Copy, Debug)]
+pub enum Attack {
+    /// Each position from a random member (segment interleaving).
+    Interleave,
+    /// The variant most members have (ties at random).
+    Majority,
+}
+
+/// The variants in the forged copy at positions `0..len`.
+pub fn forge(
+    book: &Codebook,
+    members: &[SessionId],
+    len: u32,
+    attack: Attack,
+    rng: &mut Rng,
+) -> Vec<Variant> {
+    let bits: Vec<Vec<Variant>> = members.iter().map(|m| book.bits(m, 0..len)).collect();
+    (0..len as usize)
+        .map(|p| match attack {
+            Attack::Interleave => bits[rng.below(bits.len())][p],
+            Attack::Majority => {
+                let b = bits.iter().filter(|v| v[p] == Variant::B).count();
+                let a = bits.len() - b;
+                if b > a || (a == b && rng.next_u64() & 1 == 1) {
+                    Variant::B
+                } else {
+                    Variant::A
+                }
+            }
+        })
+        .collect()
+}
+
+/// Decisions through the Gaussian channel: `z = +μ + N(0,1)` for A, `−μ + N(0,1)` for B;
+/// `|z| < erase` is flagged as an erasure.
+pub fn channel(copy: &[Variant], mu: f64, erase: f64, rng: &mut Rng) -> Vec<PositionDecision> {
+    copy.iter()
+        .enumerate()
+        .map(|(p, &v)| {
+            let s = if v == Variant::A { 1.0 } else { -1.0 };
+            let z = s * mu + rng.gauss();
+            PositionDecision {
+                position: p as u32,
+                frames: 48,
+                correlation: z,
+                sigma0: 1.0,
+                z,
+                erased: z.abs() < erase,
+            }
+        })
+        .collect()
+}
+
+/// Whether one of `suspects` is accused from the first `len` decisions.
+pub fn accused_at(
+    book: &Codebook,
+    decisions: &[PositionDecision],
+    len: usize,
+    suspects: &[SessionId],
+    fp: f64,
+    registry: u64,
+    opts: &AccuseOptions,
+) -> bool {
+    let acc = Accuser::with_options(
+        &decisions[..len.min(decisions.len())],
+        book,
+        fp,
+        registry,
+        opts,
+    );
+    acc.threshold().is_some() && suspects.iter().any(|s| acc.accuses(acc.score(s)))
+}
+
+/// Smallest prefix length (on a 5 % geometric grid from `from`) at which one of `suspects` is
+/// accused, `None` if not within the decisions.
+pub fn positions_needed(
+    book: &Codebook,
+    decisions: &[PositionDecision],
+    suspects: &[SessionId],
+    fp: f64,
+    registry: u64,
+    opts: &AccuseOptions,
+    from: usize,
+) -> Option<usize> {
+    // Bisection on the (nearly monotone) success over the grid.
+    let grid: Vec<usize> =
+        std::iter::successors(Some(from.max(1)), |&l| Some((l * 21 / 20).max(l + 1)))
+            .take_while(|&l| l <= decisions.len())
+            .collect();
+    let ok = |l: usize| accused_at(book, decisions, l, suspects, fp, registry, opts);
+    if grid.is_empty() || !ok(*grid.last()?) {
+        return None;
+    }
+    let (mut lo, mut hi) = (0usize, grid.len() - 1);
+    if ok(grid[0]) {
+        return Some(grid[0]);
+    }
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if ok(grid[mid]) { hi = mid } else { lo = mid }
+    }
+    Some(grid[hi])
+}
+
+pub fn median(mut v: Vec<usize>) -> usize {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
