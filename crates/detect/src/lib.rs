@@ -39,6 +39,7 @@
 //! ```
 
 pub mod accuse;
+pub mod correlate;
 pub mod frames;
 pub mod register;
 
@@ -340,10 +341,16 @@ pub fn decide(
     }
 
     let decoys: Vec<DerivedKey> = (0..DECOYS).map(|i| decoy_key(pattern_key, i)).collect();
-    let mut positions = Vec::new();
+    let grid = correlate::Grid {
+        w: rw,
+        h: rh,
+        points: points.iter().map(|p| p.0).collect(),
+    };
+    let hp_radius = correlate::HIGHPASS_RADIUS;
+    // Residual per observed position.
     let (mut mad_sum, mut mad_n) = (0.0f64, 0usize);
-    for (p, count, mean, ref_mean) in &observed {
-        let pos = Position::new(*p as u32);
+    let mut residuals = Vec::with_capacity(observed.len());
+    for (_, _, mean, ref_mean) in &observed {
         let img = Image {
             data: mean,
             w: ww,
@@ -361,10 +368,12 @@ pub fn decide(
         mad_sum += d.iter().map(|v| v.abs()).sum::<f64>();
         mad_n += d.len();
         regress_out(&mut d, &model);
-        let gain: Vec<f64> = points
-            .iter()
-            .map(|&(i, ..)| photometric.gain(f64::from(ref_mean[i])))
-            .collect();
+        residuals.push(grid.highpass(&d, hp_radius));
+    }
+    let weights = vec![1.0; grid.points.len()];
+    let mut positions = Vec::new();
+    for ((p, count, _, ref_mean), d) in observed.iter().zip(&residuals) {
+        let pos = Position::new(*p as u32);
         // The expected mark's amplitude per visible pixel: the embed-time mask amplitude of the
         // pixel's pattern cell times the photometric gain.
         let Some(stats) = reference.position(pos) else {
@@ -372,30 +381,24 @@ pub fn decide(
         };
         let amp: Vec<f64> = points
             .iter()
-            .zip(&gain)
-            .map(|(&(i, ..), g)| {
+            .map(|&(i, ..)| {
                 let (x, y) = (i % rw, i / rw);
                 let cell = (y * GRID_ROWS / rh) * GRID_COLS + x * GRID_COLS / rw;
-                f64::from(stats.amplitude[cell]) * g
+                f64::from(stats.amplitude[cell]) * photometric.gain(f64::from(ref_mean[i]))
             })
             .collect();
-        let corr = |key: &DerivedKey| -> Option<f64> {
+        let corr = |key: &DerivedKey| -> f64 {
             let field = Pattern::new(key, pos).render(rw, rh);
             let e: Vec<f64> = points
                 .iter()
                 .zip(&amp)
                 .map(|(&(i, ..), a)| f64::from(field[i]) * a)
                 .collect();
-            Some(leaktrace_embed::reference::normalised_correlation(&d, &e))
+            correlate::weighted_ncc(d, &grid.highpass(&e, hp_radius), &weights)
         };
-        let Some(c) = corr(pattern_key) else {
-            continue;
-        };
-        let null: Vec<f64> = decoys.iter().filter_map(&corr).collect();
-        if null.is_empty() {
-            continue;
-        }
-        let sigma0 = (null.iter().map(|v| v * v).sum::<f64>() / null.len() as f64).sqrt();
+        let c = corr(pattern_key);
+        let null: Vec<f64> = decoys.iter().map(&corr).collect();
+        let sigma0 = (null.iter().map(|v| v * v).sum::<f64>() / null.len().max(1) as f64).sqrt();
         let z = if sigma0 > 0.0 { c / sigma0 } else { 0.0 };
         positions.push(PositionDecision {
             position: *p as u32,
