@@ -1,26 +1,50 @@
 //! Detection: from a suspect copy to per-position decisions and an accusation.
 //!
 //! The detector is *informed*: it reads the reference index written at embed time
-//! ([`leaktrace_embed::Reference`]) and the title's pattern key.
+//! ([`leaktrace_embed::Reference`]: per-position mean unmarked luma at 256×h, per-position mark
+//! amplitude on the pattern grid, 16×9 per-frame thumbnails) and the title's pattern key.
 //!
-//! 1. **Temporal registration** ([`register`]): the suspect's 16×9 per-frame thumbnails are
-//!    matched against the reference thumbnails; the frame offset minimising the mean absolute
-//!    difference over a search window is kept (handles a trimmed or padded head). Frame-rate
-//!    changes, cuts and spatial/photometric registration are not handled yet: the suspect is
-//!    assumed to be at the reference frame rate and geometry (any scale: it is area-averaged to
-//!    the statistics size).
-//! 2. **Per-position decisions** ([`decide`]): the mean frame of each position (after the
-//!    offset) minus the reference mean is correlated with the expected A mark. The null spread
-//!    is estimated from the data itself: the same residual is correlated with
+//! 1. **One decode pass** ([`frames`]): every suspect frame's luma is area-averaged by swscale
+//!    to a 256-wide working grid in the suspect's own geometry; its presentation time (s), its
+//!    mean luma and the working image are kept (images in memory up to a budget, then in a
+//!    temporary file).
+//! 2. **Temporal registration** ([`register::temporal`]): the suspect's mean-luma curve, on
+//!    the reference frame clock, is located in the reference's (thumbnail means) window by
+//!    window (10 s, half overlapping) by normalised cross-correlation; consistent windows form
+//!    pieces, each with a fitted `reference_time = rate × suspect_time + offset` (trimmed or
+//!    padded head/tail, a cut-out or inserted stretch, frame-rate conversion by timestamps, a
+//!    speed change); the boundary between pieces is placed at the change point of their fit
+//!    errors. Each frame maps to a reference time and so to a position; frames within
+//!    [`DecideOptions::boundary_frames`] of a position boundary are skipped; frames mapping to
+//!    the same position anywhere in the suspect are averaged together.
+//! 3. **Spatial registration** ([`register::spatial`]): black bars are found (letterbox,
+//!    pillarbox); an isotropic scale/translation search then Gauss–Newton refinement of a
+//!    homography (affine, then perspective) aligns the reference per-position means onto the
+//!    suspect's per-position *mean* images, jointly over up to 24 positions (the transform is
+//!    constant, so only means are warped, never frames). Reference pixels outside the
+//!    suspect's picture are masked out.
+//! 4. **Photometric registration** ([`register::photometric`]): a monotone cubic from
+//!    reference luma to suspect luma (brightness, contrast, gamma), fitted on the registered
+//!    means; it maps the reference mean before subtraction and its derivative scales the
+//!    expected mark (local gain).
+//! 5. **Per-position decisions** ([`decide`], [`correlate`]): the registered suspect mean minus
+//!    the mapped reference mean (smooth functions of the picture regressed out, then whitened
+//!    by a local-mean high-pass) is correlated with the expected A mark (keyed pattern × embed
+//!    amplitude × photometric gain, whitened the same way) over the visible pixels. The null
+//!    spread is estimated from the data itself: the same residual is correlated with
 //!    [`DECOYS`] keyed decoy patterns that were never embedded (keys derived from the pattern
-//!    key with a distinct BLAKE3 context), which gives an empirical H0 sample per position. The
-//!    RMS of those decoy correlations is σ₀(p) and the decision value is `z = c / σ₀`;
-//!    `|z| < erasure_z` is an erasure.
-//! 3. **Accusation** ([`accuse::Accuser`]): symmetric Tardos score over the non-erased
-//!    positions; the false-accusation probability of a score is computed *exactly* from the
-//!    innocent distribution (enumeration over the used positions, up to
-//!    [`accuse::EXACT_LIMIT`] of them; a rigorous Chernoff bound beyond) and multiplied by the
-//!    number of registered sessions (union bound).
+//!    key with a distinct BLAKE3 context), which gives an empirical H0 sample per position
+//!    after all of the registration above. The RMS of those decoy correlations is σ₀(p) and
+//!    the decision value is `z = c / σ₀`; `|z| < erasure_z` is an erasure. On an unmarked
+//!    re-encode of the title the z values stay near N(0, 1) (measured: 50 positions, mean
+//!    0.05, sd 0.83, max |z| 2.7).
+//! 6. **Accusation** ([`accuse::Accuser`]): symmetric Tardos score over the non-erased
+//!    positions with a calibrated false-accusation probability over the registry.
+//!
+//! Not handled: rotation beyond what a homography absorbs from the scale search's start
+//! (the coarse search is over scale and translation only), flips, and a suspect whose mean-luma
+//! curve is flat for long stretches (no timing information there). There is no blind
+//! (reference-free) fallback yet.
 //!
 //! ```no_run
 //! # fn f(key: &leaktrace_core::MasterKey) -> Result<(), Box<dyn std::error::Error>> {
@@ -35,6 +59,7 @@
 //! let session = leaktrace_core::SessionId::new("s1")?;
 //! let score = accuser.score(&session);
 //! println!("offset {} frames, score {score:.2}, p = {:.2e}", d.offset, accuser.probability(score));
+//! println!("time pieces {}", d.registration.time.pieces.len());
 //! # Ok(()) }
 //! ```
 
