@@ -20,15 +20,34 @@ pub const HIGHPASS_RADIUS: usize = 8;
 /// The visible pixels of the reference statistics grid.
 #[derive(Clone, Debug)]
 pub struct Grid {
-    /// Width of the grid.
-    pub w: usize,
-    /// Height of the grid.
-    pub h: usize,
-    /// Indices (`y × w + x`) of the visible pixels, in order.
-    pub points: Vec<usize>,
+    w: usize,
+    h: usize,
+    points: Vec<usize>,
+    /// Visible pixels in the whitening box of each pixel.
+    counts: Vec<f64>,
 }
 
 impl Grid {
+    /// The grid of `w × h` whose visible pixels are `points` (indices `y × w + x`, in order).
+    pub fn new(w: usize, h: usize, points: Vec<usize>) -> Self {
+        let mut m = vec![0.0f64; w * h];
+        for &i in &points {
+            m[i] = 1.0;
+        }
+        let counts = box_sum(&m, w, h, HIGHPASS_RADIUS);
+        Self {
+            w,
+            h,
+            points,
+            counts,
+        }
+    }
+
+    /// The visible pixels.
+    pub fn points(&self) -> &[usize] {
+        &self.points
+    }
+
     /// Subtracts from `values` (one per visible pixel) their local mean over the visible
     /// pixels within a box of radius `r`.
     pub fn highpass(&self, values: &[f64], r: usize) -> Vec<f64> {
@@ -37,12 +56,21 @@ impl Grid {
         }
         let (w, h) = (self.w, self.h);
         let mut v = vec![0.0f64; w * h];
-        let mut m = vec![0.0f64; w * h];
         for (&i, &x) in self.points.iter().zip(values) {
             v[i] = x;
-            m[i] = 1.0;
         }
-        let (bv, bm) = (box_sum(&v, w, h, r), box_sum(&m, w, h, r));
+        let bv = box_sum(&v, w, h, r);
+        let counted;
+        let bm = if r == HIGHPASS_RADIUS {
+            &self.counts
+        } else {
+            let mut m = vec![0.0f64; w * h];
+            for &i in &self.points {
+                m[i] = 1.0;
+            }
+            counted = box_sum(&m, w, h, r);
+            &counted
+        };
         self.points
             .iter()
             .zip(values)
@@ -65,16 +93,27 @@ fn box_sum(src: &[f64], w: usize, h: usize, r: usize) -> Vec<f64> {
             tmp[y * w + x] = prefix[b] - prefix[a];
         }
     }
+    // Vertical pass row by row (cache friendly): a running window of rows.
     let mut out = vec![0.0; w * h];
-    let mut prefix = vec![0.0; h + 1];
-    for x in 0..w {
-        for y in 0..h {
-            prefix[y + 1] = prefix[y] + tmp[y * w + x];
+    let mut acc = vec![0.0; w];
+    for y in 0..r.min(h) {
+        acc.iter_mut()
+            .zip(&tmp[y * w..(y + 1) * w])
+            .for_each(|(a, v)| *a += v);
+    }
+    for y in 0..h {
+        if y + r < h {
+            acc.iter_mut()
+                .zip(&tmp[(y + r) * w..(y + r + 1) * w])
+                .for_each(|(a, v)| *a += v);
         }
-        for y in 0..h {
-            let (a, b) = (y.saturating_sub(r), (y + r + 1).min(h));
-            out[y * w + x] = prefix[b] - prefix[a];
+        if y > r {
+            let o = y - r - 1;
+            acc.iter_mut()
+                .zip(&tmp[o * w..(o + 1) * w])
+                .for_each(|(a, v)| *a -= v);
         }
+        out[y * w..(y + 1) * w].copy_from_slice(&acc);
     }
     out
 }
@@ -107,11 +146,7 @@ mod tests {
 
     #[test]
     fn highpass_removes_a_constant_and_keeps_zero_mean_detail() {
-        let grid = Grid {
-            w: 8,
-            h: 4,
-            points: (0..32).collect(),
-        };
+        let grid = Grid::new(8, 4, (0..32).collect());
         let flat = vec![5.0; 32];
         assert!(grid.highpass(&flat, 2).iter().all(|v| v.abs() < 1e-12));
         let w = vec![1.0; 4];

@@ -366,11 +366,7 @@ pub fn decide(
     }
 
     let decoys: Vec<DerivedKey> = (0..DECOYS).map(|i| decoy_key(pattern_key, i)).collect();
-    let grid = correlate::Grid {
-        w: rw,
-        h: rh,
-        points: points.iter().map(|p| p.0).collect(),
-    };
+    let grid = correlate::Grid::new(rw, rh, points.iter().map(|p| p.0).collect());
     let hp_radius = correlate::HIGHPASS_RADIUS;
     // Residual per observed position.
     let (mut mad_sum, mut mad_n) = (0.0f64, 0usize);
@@ -395,7 +391,7 @@ pub fn decide(
         regress_out(&mut d, &model);
         residuals.push(grid.highpass(&d, hp_radius));
     }
-    let weights = vec![1.0; grid.points.len()];
+    let weights = vec![1.0; grid.points().len()];
     let mut positions = Vec::new();
     for ((p, count, _, ref_mean), d) in observed.iter().zip(&residuals) {
         let pos = Position::new(*p as u32);
