@@ -99,6 +99,30 @@ pub enum BenchCommand {
     Encode(BenchEncodeArgs),
     /// Temporal change of the mark at segment boundaries versus inside segments.
     Flicker(BenchFlickerArgs),
+    /// Detection time (registration and decisions) / FFmpeg's own decode time, one run.
+    Detect(BenchDetectArgs),
+}
+
+/// `leaktrace bench detect`.
+#[derive(Debug, Args)]
+pub struct BenchDetectArgs {
+    /// The suspect copy.
+    pub suspect: PathBuf,
+    /// Title id.
+    #[arg(long)]
+    pub title: String,
+    /// The reference index directory written at embed time (PKG/reference).
+    #[arg(long)]
+    pub reference: PathBuf,
+    /// The mezzanine, whose FFmpeg decode time is added to the suspect's.
+    #[arg(long)]
+    pub mezzanine: Option<PathBuf>,
+    /// Measured rounds (after one warm-up); the ratio is the median.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub repeat: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `leaktrace bench encode`.

@@ -13,11 +13,14 @@ pub struct Decoder {
     decoder: ffm::decoder::Video,
     layout: PixelLayout,
     converter: Option<ffm::software::scaling::Context>,
+    shrinker: Option<ffm::software::scaling::Context>,
     frame_rate: Rational,
     declared_frames: u64,
     next_index: u64,
     eof_sent: bool,
     corrupt_packets: u32,
+    time_base: Option<(i32, i32)>,
+    last_time: Option<f64>,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -38,6 +41,9 @@ impl Decoder {
             .best(ffm::media::Type::Video)
             .ok_or_else(|| MediaError::NoVideo(path.into()))?;
         let stream_index = stream.index();
+        let tb = stream.time_base();
+        let time_base = (tb.numerator() > 0 && tb.denominator() > 0)
+            .then(|| (tb.numerator(), tb.denominator()));
         let fr = frame_rate(&stream).ok_or_else(|| MediaError::FrameRate(path.into()))?;
         let declared_frames = u64::try_from(stream.frames()).unwrap_or(0);
         let mut ctx = ffm::codec::context::Context::from_parameters(stream.parameters())
@@ -78,11 +84,14 @@ impl Decoder {
             decoder,
             layout,
             converter: None,
+            shrinker: None,
             frame_rate: fr,
             declared_frames,
             next_index: 0,
             eof_sent: false,
             corrupt_packets: 0,
+            time_base,
+            last_time: None,
         })
     }
 
@@ -109,6 +118,13 @@ impl Decoder {
         self.declared_frames
     }
 
+    /// Presentation time in seconds of the frame last returned by [`Decoder::next_frame`]
+    /// (the decoder's best-effort timestamp × the stream time base), `None` when the stream
+    /// gives no timestamp for it.
+    pub fn last_time(&self) -> Option<f64> {
+        self.last_time
+    }
+
     /// The input file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -119,10 +135,89 @@ impl Decoder {
     /// A file that ends well before the frame count its container declares is reported as
     /// [`MediaError::Truncated`], not as a short success.
     pub fn next_frame(&mut self) -> Result<Option<VideoFrame>, MediaError> {
+        match self.next_decoded()? {
+            Some(decoded) => self.convert(&decoded).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The luma of the next frame in presentation order, area-averaged (swscale) to
+    /// `width × height` on the 16-bit scale (an 8-bit code value `v` is `v × 256`, a 10-bit one
+    /// `v × 64`; no range conversion), `None` at the end. Much cheaper than [`Decoder::next_frame`] followed by a downscale: no
+    /// chroma is copied and the averaging runs in swscale's SIMD code.
+    pub fn next_luma(
+        &mut self,
+        width: usize,
+        height: usize,
+    ) -> Result<Option<Vec<u16>>, MediaError> {
+        let Some(decoded) = self.next_decoded()? else {
+            return Ok(None);
+        };
+        self.next_index += 1;
+        self.last_time = self.time_of(&decoded);
+        let dims = |v: usize| {
+            u32::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| {
+                MediaError::InvalidSetting(format!("luma size {v} out of range (1 to 2^32)"))
+            })
+        };
+        let (w, h) = (dims(width)?, dims(height)?);
+        let needs_new = match &self.shrinker {
+            Some(c) => {
+                c.input().format != decoded.format()
+                    || c.input().width != decoded.width()
+                    || c.input().height != decoded.height()
+                    || c.output().width != w
+                    || c.output().height != h
+            }
+            None => true,
+        };
+        if needs_new {
+            self.shrinker = Some(
+                ffm::software::scaling::Context::get(
+                    decoded.format(),
+                    decoded.width(),
+                    decoded.height(),
+                    ffm::format::Pixel::YUV420P16LE,
+                    w,
+                    h,
+                    ffm::software::scaling::Flags::AREA
+                        | ffm::software::scaling::Flags::ACCURATE_RND,
+                )
+                .map_err(|_| {
+                    MediaError::UnsupportedPixelFormat(format!("{:?}", decoded.format()))
+                })?,
+            );
+        }
+        let mut out = ffm::frame::Video::empty();
+        if let Some(c) = self.shrinker.as_mut() {
+            c.run(&decoded, &mut out)
+                .map_err(ff("shrinking the luma"))?;
+        }
+        let stride = out.stride(0);
+        let data = out.data(0);
+        let mut luma = Vec::with_capacity(width * height);
+        for r in 0..height {
+            let row = &data[r * stride..r * stride + 2 * width];
+            luma.extend(
+                row.chunks_exact(2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]])),
+            );
+        }
+        Ok(Some(luma))
+    }
+
+    fn time_of(&self, f: &ffm::frame::Video) -> Option<f64> {
+        match (f.timestamp(), self.time_base) {
+            (Some(ts), Some((n, d))) => Some(ts as f64 * f64::from(n) / f64::from(d)),
+            _ => None,
+        }
+    }
+
+    fn next_decoded(&mut self) -> Result<Option<ffm::frame::Video>, MediaError> {
         let mut decoded = ffm::frame::Video::empty();
         loop {
             match self.decoder.receive_frame(&mut decoded) {
-                Ok(()) => return self.convert(&decoded).map(Some),
+                Ok(()) => return Ok(Some(decoded)),
                 Err(ffm::Error::Eof) => {
                     self.check_complete()?;
                     return Ok(None);
@@ -197,6 +292,7 @@ impl Decoder {
     fn convert(&mut self, f: &ffm::frame::Video) -> Result<VideoFrame, MediaError> {
         let index = self.next_index;
         self.next_index += 1;
+        self.last_time = self.time_of(f);
         let target = self.layout.ff();
         if f.format() == target {
             return Ok(VideoFrame::from_ff(f, self.layout, index));

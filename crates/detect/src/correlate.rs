@@ -1,0 +1,157 @@
+//! The correlation detector on the registered residual.
+//!
+//! The residual of a position (registered suspect mean minus the photometrically mapped
+//! reference mean) is mostly content that registration, the photometric fit and the codec left
+//! behind, and that residue is strongest at low spatial frequencies. A whitening step brings
+//! the correlation closer to a matched filter for it: a local mean (box of radius
+//! [`HIGHPASS_RADIUS`] over the visible pixels) is subtracted, which removes the low-frequency
+//! residue while keeping most of the mark's energy (its cells are 4 statistics pixels wide).
+//! It is applied identically to the residual and to every expected mark (the keyed one and
+//! the decoys), so σ₀ stays calibrated.
+//!
+//! Measured on 100 s of Big Buck Bunny at 360p (mean |z| over 50 positions): brightness
+//! +0.2 with gamma 1.2, 6.8 without whitening, 10.4 with radius 8; 0.75× downscale at CRF 35,
+//! 2.8 without, 3.5 with. Weighting pixels by their inverse residual power across positions
+//! was tried and did not help (2.7 and 6.7).
+
+/// Radius of the whitening box (statistics pixels).
+pub const HIGHPASS_RADIUS: usize = 8;
+
+/// The visible pixels of the reference statistics grid.
+#[derive(Clone, Debug)]
+pub struct Grid {
+    w: usize,
+    h: usize,
+    points: Vec<usize>,
+    /// Visible pixels in the whitening box of each pixel.
+    counts: Vec<f64>,
+}
+
+impl Grid {
+    /// The grid of `w × h` whose visible pixels are `points` (indices `y × w + x`, in order).
+    pub fn new(w: usize, h: usize, points: Vec<usize>) -> Self {
+        let mut m = vec![0.0f64; w * h];
+        for &i in &points {
+            m[i] = 1.0;
+        }
+        let counts = box_sum(&m, w, h, HIGHPASS_RADIUS);
+        Self {
+            w,
+            h,
+            points,
+            counts,
+        }
+    }
+
+    /// The visible pixels.
+    pub fn points(&self) -> &[usize] {
+        &self.points
+    }
+
+    /// Subtracts from `values` (one per visible pixel) their local mean over the visible
+    /// pixels within a box of radius `r`.
+    pub fn highpass(&self, values: &[f64], r: usize) -> Vec<f64> {
+        if r == 0 {
+            return values.to_vec();
+        }
+        let (w, h) = (self.w, self.h);
+        let mut v = vec![0.0f64; w * h];
+        for (&i, &x) in self.points.iter().zip(values) {
+            v[i] = x;
+        }
+        let bv = box_sum(&v, w, h, r);
+        let counted;
+        let bm = if r == HIGHPASS_RADIUS {
+            &self.counts
+        } else {
+            let mut m = vec![0.0f64; w * h];
+            for &i in &self.points {
+                m[i] = 1.0;
+            }
+            counted = box_sum(&m, w, h, r);
+            &counted
+        };
+        self.points
+            .iter()
+            .zip(values)
+            .map(|(&i, &x)| if bm[i] > 0.0 { x - bv[i] / bm[i] } else { x })
+            .collect()
+    }
+}
+
+/// Separable box sums of radius `r` (running sums, clipped at the borders).
+fn box_sum(src: &[f64], w: usize, h: usize, r: usize) -> Vec<f64> {
+    let mut tmp = vec![0.0; w * h];
+    for y in 0..h {
+        let row = &src[y * w..(y + 1) * w];
+        let mut prefix = vec![0.0; w + 1];
+        for x in 0..w {
+            prefix[x + 1] = prefix[x] + row[x];
+        }
+        for x in 0..w {
+            let (a, b) = (x.saturating_sub(r), (x + r + 1).min(w));
+            tmp[y * w + x] = prefix[b] - prefix[a];
+        }
+    }
+    // Vertical pass row by row (cache friendly): a running window of rows.
+    let mut out = vec![0.0; w * h];
+    let mut acc = vec![0.0; w];
+    for y in 0..r.min(h) {
+        acc.iter_mut()
+            .zip(&tmp[y * w..(y + 1) * w])
+            .for_each(|(a, v)| *a += v);
+    }
+    for y in 0..h {
+        if y + r < h {
+            acc.iter_mut()
+                .zip(&tmp[(y + r) * w..(y + r + 1) * w])
+                .for_each(|(a, v)| *a += v);
+        }
+        if y > r {
+            let o = y - r - 1;
+            acc.iter_mut()
+                .zip(&tmp[o * w..(o + 1) * w])
+                .for_each(|(a, v)| *a -= v);
+        }
+        out[y * w..(y + 1) * w].copy_from_slice(&acc);
+    }
+    out
+}
+
+/// Weighted Pearson correlation (all weights 1: Pearson).
+pub fn weighted_ncc(a: &[f64], b: &[f64], w: &[f64]) -> f64 {
+    let sw: f64 = w.iter().sum();
+    if sw <= 0.0 {
+        return 0.0;
+    }
+    let ma = a.iter().zip(w).map(|(x, w)| x * w).sum::<f64>() / sw;
+    let mb = b.iter().zip(w).map(|(x, w)| x * w).sum::<f64>() / sw;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for ((x, y), w) in a.iter().zip(b).zip(w) {
+        let (x, y) = (x - ma, y - mb);
+        sab += w * x * y;
+        saa += w * x * x;
+        sbb += w * y * y;
+    }
+    if saa <= 0.0 || sbb <= 0.0 {
+        0.0
+    } else {
+        sab / (saa * sbb).sqrt()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn highpass_removes_a_constant_and_keeps_zero_mean_detail() {
+        let grid = Grid::new(8, 4, (0..32).collect());
+        let flat = vec![5.0; 32];
+        assert!(grid.highpass(&flat, 2).iter().all(|v| v.abs() < 1e-12));
+        let w = vec![1.0; 4];
+        assert!(
+            (weighted_ncc(&[1.0, 2.0, 3.0, 4.0], &[2.0, 4.0, 6.0, 8.0], &w) - 1.0).abs() < 1e-12
+        );
+    }
+}

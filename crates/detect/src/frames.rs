@@ -1,0 +1,169 @@
+//! The single decode pass over the suspect.
+//!
+//! Every frame is area-downsampled once to a *working grid* of [`WORK_WIDTH`] columns (height
+//! from the suspect's own aspect ratio: the suspect's geometry is kept, registration maps the
+//! reference onto it later). What the later stages need is kept: per frame its presentation
+//! time (seconds, from the container timestamps, relative to the first frame), its global mean
+//! luma (temporal registration), and the working image itself, spilled to an anonymous
+//! temporary file as 16-bit fixed point (`value × 64`, the reference index's precision) so
+//! memory stays bounded whatever the length of the suspect.
+
+use crate::DetectError;
+use leaktrace_media::Decoder;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+/// Working images are kept on the 16-bit scale; this many units make one 8-bit grey level.
+const SCALE: f64 = 256.0;
+
+/// Width of the working grid (the reference statistics width).
+pub const WORK_WIDTH: usize = 256;
+
+/// The decoded suspect, reduced.
+#[derive(Debug)]
+pub struct SuspectFrames {
+    /// Working grid `(w, h)`.
+    pub size: (usize, usize),
+    /// Decoded picture size.
+    pub source_size: (usize, usize),
+    /// Presentation time of each frame in seconds, from the first frame.
+    pub times: Vec<f64>,
+    /// Global mean luma of each frame (8-bit scale).
+    pub means: Vec<f32>,
+    /// Nominal frame rate of the stream.
+    pub fps: f64,
+    store: Store,
+}
+
+/// Working images: in memory up to [`MEMORY_BUDGET`] bytes, then spilled to a temporary file.
+#[derive(Debug)]
+enum Store {
+    Memory(Vec<u16>),
+    File(std::fs::File),
+}
+
+/// Bytes of working images held in memory before spilling to a temporary file.
+pub const MEMORY_BUDGET: usize = 384 << 20;
+
+fn media(path: &Path) -> impl Fn(leaktrace_media::MediaError) -> DetectError + '_ {
+    move |source| DetectError::Media {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn io(e: std::io::Error) -> DetectError {
+    DetectError::Io(e.to_string())
+}
+
+impl SuspectFrames {
+    /// Decodes `path` once.
+    pub fn read(path: &Path) -> Result<Self, DetectError> {
+        let mut dec = Decoder::open(path).map_err(media(path))?;
+        let (w, h) = dec.size();
+        let fr = dec.frame_rate();
+        let fps = if fr.num > 0 && fr.den > 0 {
+            f64::from(fr.num) / f64::from(fr.den)
+        } else {
+            25.0
+        };
+        let ww = WORK_WIDTH;
+        let wh = (((ww * h) as f64 / w as f64 / 2.0).round() as usize * 2).max(2);
+        let mut mem: Vec<u16> = Vec::new();
+        let mut spill: Option<BufWriter<std::fs::File>> = None;
+        let (mut times, mut means) = (Vec::new(), Vec::new());
+        let mut first: Option<f64> = None;
+        while let Some(raw) = dec.next_luma(ww, wh).map_err(media(path))? {
+            let t = match (dec.last_time(), times.last()) {
+                (Some(t), prev) => {
+                    let base = *first.get_or_insert(t);
+                    let rel = t - base;
+                    // Timestamps must increase; a repeated or missing one continues the run.
+                    match prev {
+                        Some(&p) if rel <= p => p + 1.0 / fps,
+                        _ => rel,
+                    }
+                }
+                (None, Some(&p)) => p + 1.0 / fps,
+                (None, None) => 0.0,
+            };
+            times.push(t);
+            let sum: u64 = raw.iter().map(|&v| u64::from(v)).sum();
+            means.push((sum as f64 / raw.len() as f64 / SCALE) as f32);
+            if spill.is_none() && (mem.len() + raw.len()) * 2 > MEMORY_BUDGET {
+                let mut w = BufWriter::with_capacity(1 << 20, tempfile::tempfile().map_err(io)?);
+                write_samples(&mut w, &mem)?;
+                mem = Vec::new();
+                spill = Some(w);
+            }
+            match spill.as_mut() {
+                Some(w) => write_samples(w, &raw)?,
+                None => mem.extend_from_slice(&raw),
+            }
+        }
+        if times.is_empty() {
+            return Err(DetectError::Empty);
+        }
+        let store = match spill {
+            Some(w) => Store::File(w.into_inner().map_err(|e| io(e.into_error()))?),
+            None => Store::Memory(mem),
+        };
+        Ok(Self {
+            size: (ww, wh),
+            source_size: (w, h),
+            times,
+            means,
+            fps,
+            store,
+        })
+    }
+
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    /// True when there are no frames (never after a successful [`SuspectFrames::read`]).
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// Calls `f(frame_index, working_image)` for every frame, in order.
+    pub fn for_each(&mut self, mut f: impl FnMut(usize, &[f32])) -> Result<(), DetectError> {
+        let n = self.size.0 * self.size.1;
+        let mut img = vec![0f32; n];
+        let convert = |img: &mut [f32], raw: &[u16]| {
+            for (o, &v) in img.iter_mut().zip(raw) {
+                *o = f32::from(v) * (1.0 / SCALE as f32);
+            }
+        };
+        match &mut self.store {
+            Store::Memory(mem) => {
+                for (i, raw) in mem.chunks_exact(n).enumerate() {
+                    convert(&mut img, raw);
+                    f(i, &img);
+                }
+            }
+            Store::File(file) => {
+                file.seek(SeekFrom::Start(0)).map_err(io)?;
+                let mut rd = BufReader::with_capacity(1 << 20, &*file);
+                let mut bytes = vec![0u8; n * 2];
+                let mut raw = vec![0u16; n];
+                for i in 0..self.times.len() {
+                    rd.read_exact(&mut bytes).map_err(io)?;
+                    for (o, b) in raw.iter_mut().zip(bytes.chunks_exact(2)) {
+                        *o = u16::from_le_bytes([b[0], b[1]]);
+                    }
+                    convert(&mut img, &raw);
+                    f(i, &img);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_samples(w: &mut impl Write, samples: &[u16]) -> Result<(), DetectError> {
+    let bytes: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
+    w.write_all(&bytes).map_err(io)
+}

@@ -1,0 +1,615 @@
+//! Spatial registration: where each reference statistics pixel lies in the suspect picture.
+//!
+//! The transform is constant over the suspect, so it is estimated once, jointly over many
+//! positions, from the suspect's per-position *mean* images (working grid) against the
+//! reference's per-position means:
+//!
+//! 1. **Content rectangle.** Rows and columns whose luma never varies (across the picture and
+//!    across positions) at the borders are black bars (letterbox, pillarbox, padding); the rest
+//!    is the picture. The first guess maps the whole reference onto that rectangle (any
+//!    downscale and aspect change).
+//! 2. **Coarse search.** Isotropic scale (0.8 to 1.5 × the first guess, 3 % steps, for crops
+//!    rescaled back up) and translation, on 4×-reduced images, maximising the mean normalised
+//!    correlation over the positions.
+//! 3. **Refinement.** Gauss–Newton on a homography (affine first, then the two perspective
+//!    terms), minimising `Σ (S_p(W(x)) − g_p·f(R_p(x)) − o_p)²` with a gain and offset per
+//!    position and the photometric map `f` ([`super::photometric`]), on smoothed then raw
+//!    images.
+//!
+//! Reference pixels that land outside the suspect's picture are masked out of the decision.
+
+use super::linsolve;
+use super::photometric::Photometric;
+use serde::Serialize;
+
+/// A homography from normalised reference coordinates `(X, Y) ∈ [0, 1]²` (pixel centres at
+/// `(x + 0.5) / w`) to suspect working-grid edge coordinates `(u, v)` (pixel `i` spans
+/// `[i, i + 1)`): `u = (h0 X + h1 Y + h2) / D`, `v = (h3 X + h4 Y + h5) / D`,
+/// `D = h6 X + h7 Y + 1`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Geometry {
+    /// The eight parameters.
+    pub h: [f64; 8],
+    /// The suspect's picture (without bars) on the working grid: `[x0, y0, x1, y1]` edges.
+    pub content: [f64; 4],
+    /// Working grid size of the suspect.
+    pub working_size: [usize; 2],
+    /// Mean normalised correlation of the registered position means with the reference.
+    pub score: f64,
+    /// Fraction of the reference picture visible in the suspect.
+    pub visible: f64,
+}
+
+impl Geometry {
+    /// Maps normalised reference coordinates to suspect edge coordinates.
+    pub fn map(&self, x: f64, y: f64) -> (f64, f64) {
+        let h = &self.h;
+        let d = h[6] * x + h[7] * y + 1.0;
+        (
+            (h[0] * x + h[1] * y + h[2]) / d,
+            (h[3] * x + h[4] * y + h[5]) / d,
+        )
+    }
+
+    /// The identity placement of a reference onto the whole content rectangle.
+    pub fn fill(content: [f64; 4], working: (usize, usize)) -> Self {
+        Self {
+            h: [
+                content[2] - content[0],
+                0.0,
+                content[0],
+                0.0,
+                content[3] - content[1],
+                content[1],
+                0.0,
+                0.0,
+            ],
+            content,
+            working_size: [working.0, working.1],
+            score: f64::NAN,
+            visible: 1.0,
+        }
+    }
+
+    /// True when suspect edge point `(u, v)` lies in the picture with a `margin`.
+    pub fn inside(&self, u: f64, v: f64, margin: f64) -> bool {
+        u >= self.content[0] + margin
+            && u <= self.content[2] - margin
+            && v >= self.content[1] + margin
+            && v <= self.content[3] - margin
+    }
+}
+
+/// A grey image.
+#[derive(Clone, Debug)]
+pub struct Image<'a> {
+    /// Samples, row-major.
+    pub data: &'a [f32],
+    /// Width.
+    pub w: usize,
+    /// Height.
+    pub h: usize,
+}
+
+impl Image<'_> {
+    /// Bilinear sample at edge coordinates (clamped to the image).
+    pub fn sample(&self, u: f64, v: f64) -> f32 {
+        let x = (u - 0.5).clamp(0.0, (self.w - 1) as f64);
+        let y = (v - 0.5).clamp(0.0, (self.h - 1) as f64);
+        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+        let (x1, y1) = ((x0 + 1).min(self.w - 1), (y0 + 1).min(self.h - 1));
+        let (fx, fy) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
+        let d = self.data;
+        let top = d[y0 * self.w + x0] * (1.0 - fx) + d[y0 * self.w + x1] * fx;
+        let bot = d[y1 * self.w + x0] * (1.0 - fx) + d[y1 * self.w + x1] * fx;
+        top * (1.0 - fy) + bot * fy
+    }
+}
+
+/// Box-blurs (radius `r`) an image.
+pub fn blur(data: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
+    let mut tmp = vec![0f32; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let (a, b) = (x.saturating_sub(r), (x + r + 1).min(w));
+            tmp[y * w + x] = data[y * w + a..y * w + b].iter().sum::<f32>() / (b - a) as f32;
+        }
+    }
+    let mut out = vec![0f32; w * h];
+    for y in 0..h {
+        let (a, b) = (y.saturating_sub(r), (y + r + 1).min(h));
+        for x in 0..w {
+            out[y * w + x] = (a..b).map(|yy| tmp[yy * w + x]).sum::<f32>() / (b - a) as f32;
+        }
+    }
+    out
+}
+
+/// Finds the picture inside black (or any flat) bars of the suspect: `[x0, y0, x1, y1]` edges.
+pub fn content_rect(means: &[&[f32]], w: usize, h: usize) -> [f64; 4] {
+    if means.is_empty() {
+        return [0.0, 0.0, w as f64, h as f64];
+    }
+    // Activity of a line: its variance across positions and along the line.
+    let line_activity = |n: usize, get: &dyn Fn(&[f32], usize) -> Vec<f32>| -> Vec<f64> {
+        (0..n)
+            .map(|i| {
+                let mut all = Vec::new();
+                for m in means {
+                    all.extend(get(m, i));
+                }
+                let k = all.len() as f64;
+                let mu = all.iter().map(|&v| f64::from(v)).sum::<f64>() / k;
+                all.iter()
+                    .map(|&v| (f64::from(v) - mu).powi(2))
+                    .sum::<f64>()
+                    / k
+            })
+            .collect()
+    };
+    let rows = line_activity(h, &|m, y| m[y * w..(y + 1) * w].to_vec());
+    let cols = line_activity(w, &|m, x| (0..h).map(|y| m[y * w + x]).collect());
+    let span = |act: &[f64]| -> (usize, usize) {
+        let mut s = act.to_vec();
+        s.sort_by(f64::total_cmp);
+        let median = s[s.len() / 2];
+        let thr = (0.02 * median).max(0.5);
+        let lo = act.iter().position(|&a| a > thr).unwrap_or(0);
+        let hi = act
+            .iter()
+            .rposition(|&a| a > thr)
+            .map_or(act.len(), |i| i + 1);
+        // Bars are at most 40 % of the side each; otherwise keep the whole side.
+        if hi <= lo || lo * 10 > act.len() * 4 || (act.len() - hi) * 10 > act.len() * 4 {
+            (0, act.len())
+        } else {
+            (lo, hi)
+        }
+    };
+    let (y0, y1) = span(&rows);
+    let (x0, x1) = span(&cols);
+    [x0 as f64, y0 as f64, x1 as f64, y1 as f64]
+}
+
+/// Inputs of [`register`]: per position, the reference mean and the suspect mean.
+#[derive(Debug)]
+pub struct Pair<'a> {
+    /// Reference mean (reference statistics size).
+    pub reference: Image<'a>,
+    /// Suspect mean (working grid).
+    pub suspect: Image<'a>,
+}
+
+fn ncc(a: &[f64], b: &[f64]) -> f64 {
+    leaktrace_embed::reference::normalised_correlation(a, b)
+}
+
+/// Mean NCC over pairs of the reference sampled on a `step` grid against the suspect under
+/// `g`; `None` when under 40 % of the points fall in the picture.
+fn score(pairs: &[(Image<'_>, Image<'_>)], g: &Geometry, step: usize) -> Option<f64> {
+    let (rw, rh) = (pairs[0].0.w, pairs[0].0.h);
+    let mut pts = Vec::new();
+    let mut total = 0usize;
+    for y in (step / 2..rh).step_by(step) {
+        for x in (step / 2..rw).step_by(step) {
+            total += 1;
+            let (u, v) = g.map((x as f64 + 0.5) / rw as f64, (y as f64 + 0.5) / rh as f64);
+            if g.inside(u, v, 0.5) {
+                pts.push((x, y, u, v));
+            }
+        }
+    }
+    if pts.len() * 10 < total * 4 {
+        return None;
+    }
+    let mut sum = 0.0;
+    for (r, s) in pairs {
+        let a: Vec<f64> = pts
+            .iter()
+            .map(|&(x, y, _, _)| f64::from(r.data[y * rw + x]))
+            .collect();
+        let b: Vec<f64> = pts
+            .iter()
+            .map(|&(_, _, u, v)| f64::from(s.sample(u, v)))
+            .collect();
+        sum += ncc(&a, &b);
+    }
+    Some(sum / pairs.len() as f64)
+}
+
+/// A reduced image: samples, width, height.
+type Reduced = (Vec<f32>, usize, usize);
+
+fn reduce(img: &Image<'_>, f: usize) -> Reduced {
+    let (w, h) = ((img.w / f).max(1), (img.h / f).max(1));
+    (
+        leaktrace_embed::reference::downsample_f32(img.data, img.w, img.h, w, h),
+        w,
+        h,
+    )
+}
+
+/// Estimates the geometry (and refines the photometric map) from per-position mean pairs.
+pub fn register(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, Photometric) {
+    let (sw, sh) = working;
+    let suspects: Vec<&[f32]> = pairs.iter().map(|p| p.suspect.data).collect();
+    let content = content_rect(&suspects, sw, sh);
+    let first = Geometry::fill(content, working);
+    if pairs.is_empty() {
+        return (first, Photometric::default());
+    }
+
+    // Coarse search on 4×-reduced images of (at most) 8 spread positions.
+    const F: usize = 4;
+    let coarse: Vec<&Pair<'_>> = (0..pairs.len().min(8))
+        .map(|i| &pairs[i * pairs.len() / pairs.len().min(8)])
+        .collect();
+    let reduced: Vec<(Reduced, Reduced)> = coarse
+        .iter()
+        .map(|p| (reduce(&p.reference, F), reduce(&p.suspect, F)))
+        .collect();
+    let small: Vec<(Image<'_>, Image<'_>)> = reduced
+        .iter()
+        .map(|(r, s)| {
+            (
+                Image {
+                    data: &r.0,
+                    w: r.1,
+                    h: r.2,
+                },
+                Image {
+                    data: &s.0,
+                    w: s.1,
+                    h: s.2,
+                },
+            )
+        })
+        .collect();
+    let scaled = |g: &Geometry, f: f64| -> Geometry {
+        let mut s = g.clone();
+        for i in [0, 1, 2, 3, 4, 5] {
+            s.h[i] /= f;
+        }
+        for c in &mut s.content {
+            *c /= f;
+        }
+        s
+    };
+    let (cw, ch) = (content[2] - content[0], content[3] - content[1]);
+    let (cx, cy) = (
+        (content[0] + content[2]) / 2.0,
+        (content[1] + content[3]) / 2.0,
+    );
+    let candidate = |m: f64, dx: f64, dy: f64| -> Geometry {
+        let mut g = first.clone();
+        g.h = [
+            m * cw,
+            0.0,
+            cx - m * cw / 2.0 + dx,
+            0.0,
+            m * ch,
+            cy - m * ch / 2.0 + dy,
+            0.0,
+            0.0,
+        ];
+        g
+    };
+    let mut best = (f64::NEG_INFINITY, first.clone());
+    let mut m = 0.8f64;
+    while m <= 1.5 {
+        let rx = ((m - 1.0).abs() / 2.0 + 0.04) * cw;
+        let ry = ((m - 1.0).abs() / 2.0 + 0.04) * ch;
+        let step = F as f64;
+        let (nx, ny) = ((rx / step).ceil() as i64, (ry / step).ceil() as i64);
+        for iy in -ny..=ny {
+            for ix in -nx..=nx {
+                let g = candidate(m, ix as f64 * step, iy as f64 * step);
+                if let Some(s) = score(&small, &scaled(&g, F as f64), 2)
+                    && s > best.0
+                {
+                    best = (s, g);
+                }
+            }
+        }
+        m *= 1.03;
+    }
+    let mut g = best.1;
+    // Local refinement of the coarse optimum in working pixels.
+    for step in [2.0, 1.0] {
+        let mut improved = true;
+        while improved {
+            improved = false;
+            let base = g.clone();
+            for (dm, dx, dy) in [
+                (1.0, step, 0.0),
+                (1.0, -step, 0.0),
+                (1.0, 0.0, step),
+                (1.0, 0.0, -step),
+                (1.0 + step / 200.0, 0.0, 0.0),
+                (1.0 - step / 200.0, 0.0, 0.0),
+            ] {
+                let mut c = base.clone();
+                let (ox, oy) = (c.h[2] + c.h[0] / 2.0, c.h[5] + c.h[4] / 2.0);
+                c.h[0] *= dm;
+                c.h[4] *= dm;
+                c.h[2] = ox - c.h[0] / 2.0 + dx;
+                c.h[5] = oy - c.h[4] / 2.0 + dy;
+                if let Some(s) = score(&small, &scaled(&c, F as f64), 2)
+                    && s > best.0 + 1e-6
+                {
+                    best = (s, c.clone());
+                    g = c;
+                    improved = true;
+                }
+            }
+        }
+    }
+
+    // Gauss–Newton refinement with the photometric map.
+    let blurred: Vec<(Vec<f32>, Vec<f32>)> = pairs
+        .iter()
+        .map(|p| {
+            (
+                blur(p.reference.data, p.reference.w, p.reference.h, 1),
+                blur(p.suspect.data, p.suspect.w, p.suspect.h, 1),
+            )
+        })
+        .collect();
+    let mut photo = Photometric::default();
+    for (stage, params) in [(0, 6usize), (1, 6), (1, 8)] {
+        let views: Vec<(Image<'_>, Image<'_>)> = pairs
+            .iter()
+            .zip(&blurred)
+            .map(|(p, b)| {
+                if stage == 0 {
+                    (
+                        Image {
+                            data: &b.0,
+                            ..p.reference.clone()
+                        },
+                        Image {
+                            data: &b.1,
+                            ..p.suspect.clone()
+                        },
+                    )
+                } else {
+                    (p.reference.clone(), p.suspect.clone())
+                }
+            })
+            .collect();
+        for _ in 0..8 {
+            if !gauss_newton(&views, &mut g, &photo, params) {
+                break;
+            }
+        }
+        photo = fit_photometric(&views, &g);
+    }
+    let full: Vec<(Image<'_>, Image<'_>)> = pairs
+        .iter()
+        .map(|p| (p.reference.clone(), p.suspect.clone()))
+        .collect();
+    g.score = score(&full, &g, 2).unwrap_or(f64::NAN);
+    g.visible = visible_fraction(&g, pairs[0].reference.w, pairs[0].reference.h);
+    (g, photo)
+}
+
+/// Fraction of reference pixels inside the suspect picture.
+pub fn visible_fraction(g: &Geometry, rw: usize, rh: usize) -> f64 {
+    let mut n = 0usize;
+    for y in 0..rh {
+        for x in 0..rw {
+            let (u, v) = g.map((x as f64 + 0.5) / rw as f64, (y as f64 + 0.5) / rh as f64);
+            n += usize::from(g.inside(u, v, 1.0));
+        }
+    }
+    n as f64 / (rw * rh) as f64
+}
+
+fn fit_photometric(views: &[(Image<'_>, Image<'_>)], g: &Geometry) -> Photometric {
+    let (rw, rh) = (views[0].0.w, views[0].0.h);
+    let mut pairs = Vec::new();
+    for (r, s) in views {
+        for y in (1..rh).step_by(3) {
+            for x in (1..rw).step_by(3) {
+                let (u, v) = g.map((x as f64 + 0.5) / rw as f64, (y as f64 + 0.5) / rh as f64);
+                if g.inside(u, v, 1.0) {
+                    pairs.push((r.data[y * rw + x], s.sample(u, v)));
+                }
+            }
+        }
+    }
+    Photometric::fit(&pairs)
+}
+
+/// One damped Gauss–Newton step on the first `params` parameters; false when it did not
+/// improve the residual.
+fn gauss_newton(
+    views: &[(Image<'_>, Image<'_>)],
+    g: &mut Geometry,
+    photo: &Photometric,
+    params: usize,
+) -> bool {
+    let (rw, rh) = (views[0].0.w, views[0].0.h);
+    let residual = |g: &Geometry, acc: Option<(&mut Vec<Vec<f64>>, &mut Vec<f64>)>| -> f64 {
+        let mut pts = Vec::new();
+        for y in (0..rh).step_by(2) {
+            for x in (0..rw).step_by(2) {
+                let (xn, yn) = ((x as f64 + 0.5) / rw as f64, (y as f64 + 0.5) / rh as f64);
+                let (u, v) = g.map(xn, yn);
+                if g.inside(u, v, 2.0) {
+                    pts.push((x, y, xn, yn, u, v));
+                }
+            }
+        }
+        if pts.len() < 64 {
+            return f64::INFINITY;
+        }
+        let mut acc = acc;
+        let mut sse = 0.0;
+        for (r, s) in views {
+            // Per-position gain and offset against f(R).
+            let model: Vec<f64> = pts
+                .iter()
+                .map(|&(x, y, ..)| photo.apply(f64::from(r.data[y * rw + x])))
+                .collect();
+            let obs: Vec<f64> = pts
+                .iter()
+                .map(|&(.., u, v)| f64::from(s.sample(u, v)))
+                .collect();
+            let n = pts.len() as f64;
+            let (mm, mo) = (model.iter().sum::<f64>() / n, obs.iter().sum::<f64>() / n);
+            let smm: f64 = model.iter().map(|m| (m - mm).powi(2)).sum();
+            let smo: f64 = model
+                .iter()
+                .zip(&obs)
+                .map(|(m, o)| (m - mm) * (o - mo))
+                .sum();
+            let gain = if smm > 0.0 { smo / smm } else { 1.0 };
+            for (k, &(_, _, xn, yn, u, v)) in pts.iter().enumerate() {
+                let res = obs[k] - (mo + gain * (model[k] - mm));
+                sse += res * res;
+                if let Some((jtj, jtr)) = acc.as_mut() {
+                    let gu = f64::from(s.sample(u + 0.5, v) - s.sample(u - 0.5, v));
+                    let gv = f64::from(s.sample(u, v + 0.5) - s.sample(u, v - 0.5));
+                    let d = g.h[6] * xn + g.h[7] * yn + 1.0;
+                    let j = [
+                        gu * xn / d,
+                        gu * yn / d,
+                        gu / d,
+                        gv * xn / d,
+                        gv * yn / d,
+                        gv / d,
+                        -(gu * u + gv * v) * xn / d,
+                        -(gu * u + gv * v) * yn / d,
+                    ];
+                    for a in 0..params {
+                        for b in 0..params {
+                            jtj[a][b] += j[a] * j[b];
+                        }
+                        jtr[a] += j[a] * res;
+                    }
+                }
+            }
+        }
+        sse
+    };
+    let mut jtj = vec![vec![0.0; params]; params];
+    let mut jtr = vec![0.0; params];
+    let before = residual(g, Some((&mut jtj, &mut jtr)));
+    if !before.is_finite() {
+        return false;
+    }
+    let mut lambda = 1e-3;
+    for _ in 0..6 {
+        let mut m: Vec<Vec<f64>> = (0..params)
+            .map(|a| {
+                let mut row: Vec<f64> = (0..params)
+                    .map(|b| {
+                        jtj[a][b]
+                            + if a == b {
+                                lambda * jtj[a][a] + 1e-9
+                            } else {
+                                0.0
+                            }
+                    })
+                    .collect();
+                row.push(-jtr[a]);
+                row
+            })
+            .collect();
+        let Some(delta) = linsolve(&mut m) else {
+            return false;
+        };
+        let mut c = g.clone();
+        for (p, d) in c.h.iter_mut().zip(&delta) {
+            *p += d;
+        }
+        let after = residual(&c, None);
+        if after < before {
+            let gain = (before - after) / before;
+            *g = c;
+            return gain > 1e-6;
+        }
+        lambda *= 10.0;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texture(w: usize, h: usize, seed: u32) -> Vec<f32> {
+        (0..w * h)
+            .map(|i| {
+                let (x, y) = ((i % w) as f32, (i / w) as f32);
+                let s = seed as f32;
+                100.0
+                    + 40.0 * (x * 0.11 + s).sin() * (y * 0.07 - s).cos()
+                    + 30.0 * ((x + y) * 0.05 + s * 2.0).sin()
+                    + 20.0 * ((x * 0.31 - y * 0.17) + s).sin()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recovers_a_crop_and_rescale_with_letterbox() {
+        let (rw, rh) = (256usize, 144usize);
+        // Suspect: the central 80 % of the reference scaled back to 256 wide, inside a frame
+        // with 20-pixel bars top and bottom (working grid 256 × 184).
+        let (sw, sh) = (256usize, 184usize);
+        let refs: Vec<Vec<f32>> = (0..6).map(|s| texture(rw, rh, s)).collect();
+        let sus: Vec<Vec<f32>> = refs
+            .iter()
+            .map(|r| {
+                let img = Image {
+                    data: r,
+                    w: rw,
+                    h: rh,
+                };
+                (0..sw * sh)
+                    .map(|i| {
+                        let (x, y) = (i % sw, i / sw);
+                        if !(20..164).contains(&y) {
+                            return 16.0;
+                        }
+                        let u = 0.1 * rw as f64 + (x as f64 + 0.5) * 0.8;
+                        let v = 0.1 * rh as f64 + ((y - 20) as f64 + 0.5) * 0.8;
+                        img.sample(u, v) * 0.9 + 20.0
+                    })
+                    .collect()
+            })
+            .collect();
+        let pairs: Vec<Pair<'_>> = refs
+            .iter()
+            .zip(&sus)
+            .map(|(r, s)| Pair {
+                reference: Image {
+                    data: r,
+                    w: rw,
+                    h: rh,
+                },
+                suspect: Image {
+                    data: s,
+                    w: sw,
+                    h: sh,
+                },
+            })
+            .collect();
+        let (g, photo) = register(&pairs, (sw, sh));
+        assert_eq!(g.content, [0.0, 20.0, 256.0, 164.0]);
+        // Reference centre → suspect centre; reference (0.1, 0.1) → picture corner.
+        for (x, y, u, v) in [
+            (0.5, 0.5, 128.0, 92.0),
+            (0.1, 0.1, 0.0, 20.0),
+            (0.9, 0.9, 256.0, 164.0),
+        ] {
+            let (mu, mv) = g.map(x, y);
+            assert!(
+                (mu - u).abs() < 0.3 && (mv - v).abs() < 0.3,
+                "({x},{y}) -> ({mu},{mv}) want ({u},{v}); {g:?}"
+            );
+        }
+        assert!((photo.gain(100.0) - 0.9).abs() < 0.05, "{photo:?}");
+    }
+}
