@@ -39,6 +39,9 @@
 //! ```
 
 pub mod accuse;
+pub mod investigate;
+pub mod plot;
+pub mod report;
 
 use leaktrace_core::{DerivedKey, Position, SegmentDuration};
 use leaktrace_embed::reference::{Reference, THUMB, downsample};
