@@ -181,6 +181,9 @@ fn detect_report_hls_plot_and_bad_input() {
             "--json",
             "--plot",
             "report.png",
+            // Every session listed: with 10 positions several tie with the pirate.
+            "--top",
+            "20",
         ],
     );
     assert!(
@@ -263,7 +266,10 @@ fn detect_report_hls_plot_and_bad_input() {
         "bbb",
         "--reference",
         "pkg/reference",
+        "--top",
+        "20",
     ]));
+    eprintln!("{text}");
     for want in [
         "title",
         "bbb",

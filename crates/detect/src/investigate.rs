@@ -300,18 +300,18 @@ pub async fn investigate(
         (
             Verdict::NoAccusation,
             format!(
-                "{used} usable positions cannot reach {:e} over {done} sessions (best possible {:.2e})",
+                "{used} usable positions cannot reach {:e} over {done} sessions (best possible {})",
                 opts.fp,
-                accuser.best_possible()
+                crate::report::format_probability(accuser.best_possible())
             ),
         )
     } else {
         (
             Verdict::NoAccusation,
             format!(
-                "no session clears {:e} (best {:.2e})",
+                "no session clears {:e} (best {})",
                 opts.fp,
-                top.first().map_or(1.0, |t| t.probability)
+                crate::report::format_probability(top.first().map_or(1.0, |t| t.probability))
             ),
         )
     };
@@ -408,4 +408,37 @@ fn load_reference(path: &Path) -> Result<Reference, InvestigateError> {
         Ok(_) => {}
     }
     Reference::load(path).map_err(|e| err(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The crawler runs investigations on a multi-threaded runtime: the future must be `Send`.
+    #[test]
+    fn investigate_future_is_send() {
+        fn send<T: Send>(_: T) {}
+        let _check = |store: &Store, key: &MasterKey, title: &TitleId| {
+            send(investigate(
+                store,
+                key,
+                Path::new("leak.mp4"),
+                title,
+                None,
+                &Options::default(),
+                None,
+            ))
+        };
+    }
+
+    #[test]
+    fn unrelated_frames_differ() {
+        let tl = leaktrace_embed::reference::THUMB.0 * leaktrace_embed::reference::THUMB.1;
+        let flat = vec![100u8; 10 * tl];
+        assert_eq!(unrelated_mad(&flat), 0.0);
+        let ramp: Vec<u8> = (0..10 * tl).map(|i| (i / tl * 20) as u8).collect();
+        // Frame f against frame f + 5 (cyclic): |5 · 20| for half, |−5 · 20| for the rest.
+        assert!((unrelated_mad(&ramp) - 100.0).abs() < 1e-9);
+        assert_eq!(unrelated_mad(&ramp[..tl]), 0.0);
+    }
 }

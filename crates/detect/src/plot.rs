@@ -18,7 +18,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::report::{Report, Verdict};
+use crate::report::{Report, Verdict, format_probability as fmt_p};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -112,15 +112,6 @@ pub fn render_rgb(report: &Report, size: (u32, u32)) -> Result<Vec<u8>, PlotErro
     Ok(buf)
 }
 
-/// A probability for a label: two decimals down to 0.01, scientific below.
-fn fmt_p(p: f64) -> String {
-    if p >= 0.01 {
-        format!("{p:.2}")
-    } else {
-        format!("{p:.1e}")
-    }
-}
-
 const A_COLOUR: RGBColor = RGBColor(31, 119, 180);
 const B_COLOUR: RGBColor = RGBColor(230, 120, 20);
 const ERASED_COLOUR: RGBColor = RGBColor(140, 140, 140);
@@ -188,7 +179,8 @@ fn draw_margins<DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(38)
         .y_label_area_size(56)
-        .build_cartesian_2d(0f64..x_end, -z_max..z_max)
+        // Headroom above the largest margin for the legend (upper right).
+        .build_cartesian_2d(0f64..x_end, -z_max..z_max * 1.5)
         .map_err(e)?;
     chart
         .configure_mesh()
@@ -306,7 +298,7 @@ fn draw_scores<DB: DrawingBackend>(
             bars.push(t);
         }
     }
-    bars.truncate(12);
+    bars.truncate(8);
     let threshold = report.calibration.threshold;
     let caption = match threshold {
         Some(t) => format!(

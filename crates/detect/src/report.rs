@@ -161,8 +161,11 @@ impl Report {
             line(
                 "accused",
                 format!(
-                    "session {} account {}: probability {:.2e} of being wrong (score {:.2})",
-                    a.session_id, a.account, a.probability, a.score
+                    "session {} account {}: probability {} of being wrong (score {:.2})",
+                    a.session_id,
+                    a.account,
+                    format_probability(a.probability),
+                    a.score
                 ),
             );
         }
@@ -177,12 +180,12 @@ impl Report {
         line(
             "calibration",
             format!(
-                "{} sessions, fp {:e}; threshold {}; best possible {:.2e} ({})",
+                "{} sessions, fp {:e}; threshold {}; best possible {} ({})",
                 self.sessions,
                 self.fp,
                 c.threshold
                     .map_or_else(|| "unreachable".to_owned(), |t| format!("{t:.2}")),
-                c.best_possible,
+                format_probability(c.best_possible),
                 if c.exact { "exact" } else { "Chernoff bound" }
             ),
         );
@@ -211,12 +214,24 @@ impl Report {
             line(
                 "top",
                 format!(
-                    "session {} account {} score {:.2} probability {:.2e}",
-                    t.session_id, t.account, t.score, t.probability
+                    "session {} account {} score {:.2} probability {}",
+                    t.session_id,
+                    t.account,
+                    t.score,
+                    format_probability(t.probability)
                 ),
             );
         }
         s
+    }
+}
+
+/// A probability for people: two decimals down to 0.01 (`0.25`), scientific below (`3.1e-7`).
+pub fn format_probability(p: f64) -> String {
+    if p >= 0.01 {
+        format!("{p:.2}")
+    } else {
+        format!("{p:.1e}")
     }
 }
 
