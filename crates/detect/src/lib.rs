@@ -66,7 +66,10 @@
 pub mod accuse;
 pub mod correlate;
 pub mod frames;
+pub mod investigate;
+pub mod plot;
 pub mod register;
+pub mod report;
 pub mod score;
 
 use frames::SuspectFrames;

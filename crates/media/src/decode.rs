@@ -1,6 +1,6 @@
 //! Decoding to 4:2:0 planes.
 
-use crate::probe::{bit_depth, frame_rate, open_input};
+use crate::probe::{bit_depth, check_file, frame_rate, open_input};
 use crate::{MediaError, PixelLayout, Rational, VideoFrame, ff};
 use ffmpeg_next as ffm;
 use std::path::{Path, PathBuf};
@@ -34,8 +34,16 @@ impl std::fmt::Debug for Decoder {
 
 impl Decoder {
     /// Opens `path` and prepares its decoder (codec threads on, automatic count).
+    ///
+    /// `path` may be a captured HLS stream: a local `.m3u8` playlist (media or multivariant)
+    /// with its segments (fMP4/CMAF or MPEG-TS), read with FFmpeg restricted to local files; a
+    /// multivariant playlist is decoded at its highest-bandwidth video rendition.
     pub fn open(path: &Path) -> Result<Self, MediaError> {
-        let input = open_input(path)?;
+        let input = if is_hls(path) {
+            open_hls(path)?
+        } else {
+            open_input(path)?
+        };
         let stream = input
             .streams()
             .best(ffm::media::Type::Video)
@@ -327,4 +335,109 @@ impl Decoder {
         }
         Ok(VideoFrame::from_ff(&out, self.layout, index))
     }
+}
+
+/// True when `path` looks like an HLS playlist: a `.m3u8`/`.m3u` name, or a file starting with
+/// `#EXTM3U`.
+pub(crate) fn is_hls(path: &Path) -> bool {
+    if path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("m3u8") || e.eq_ignore_ascii_case("m3u"))
+    {
+        return true;
+    }
+    let mut head = [0u8; 7];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == b"#EXTM3U"
+}
+
+/// Protocols FFmpeg may use while reading a captured HLS stream: local files only (and
+/// `crypto` for AES-128 segments whose keys are local files). Never the network.
+pub(crate) const HLS_PROTOCOLS: &str = "file,crypto";
+
+/// Resolves a playlist URI relative to the playlist's directory; refuses anything remote.
+fn local_uri(playlist: &Path, uri: &str) -> Result<PathBuf, MediaError> {
+    let uri = uri.trim();
+    let local = uri.strip_prefix("file://").unwrap_or(uri);
+    if local.contains("://") {
+        return Err(MediaError::NotMedia {
+            path: playlist.into(),
+            reason: format!(
+                "the playlist refers to a remote rendition {uri}; only a captured local stream is read"
+            ),
+        });
+    }
+    let p = Path::new(local);
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        playlist.parent().unwrap_or(Path::new(".")).join(p)
+    })
+}
+
+/// Picks the media playlist to decode: `path` itself for a media playlist; for a multivariant
+/// playlist, the video rendition with the highest `BANDWIDTH` (I-frame-only and audio-only
+/// renditions skipped), followed one level down.
+pub(crate) fn hls_media_playlist(path: &Path) -> Result<PathBuf, MediaError> {
+    let mut current = path.to_path_buf();
+    for _ in 0..4 {
+        check_file(&current)?;
+        let bytes = std::fs::read(&current).map_err(|source| MediaError::Io {
+            path: current.clone(),
+            source,
+        })?;
+        let playlist = m3u8_rs::parse_playlist_res(&bytes).map_err(|e| MediaError::NotMedia {
+            path: current.clone(),
+            reason: format!("not a valid HLS playlist ({e})"),
+        })?;
+        match playlist {
+            m3u8_rs::Playlist::MediaPlaylist(_) => return Ok(current),
+            m3u8_rs::Playlist::MasterPlaylist(m) => {
+                let audio_only = |c: &Option<String>| {
+                    c.as_deref().is_some_and(|c| {
+                        c.split(',').all(|c| {
+                            let c = c.trim();
+                            c.starts_with("mp4a")
+                                || c.starts_with("ac-3")
+                                || c.starts_with("ec-3")
+                                || c.starts_with("opus")
+                                || c.starts_with("flac")
+                        })
+                    })
+                };
+                let best = m
+                    .variants
+                    .iter()
+                    .filter(|v| !v.is_i_frame && !audio_only(&v.codecs))
+                    .max_by_key(|v| v.bandwidth)
+                    .ok_or_else(|| MediaError::NoVideo(current.clone()))?;
+                current = local_uri(&current, &best.uri)?;
+            }
+        }
+    }
+    Err(MediaError::NotMedia {
+        path: path.into(),
+        reason: "multivariant playlists nested more than 4 deep".into(),
+    })
+}
+
+/// Opens a captured HLS stream with FFmpeg's HLS demuxer, restricted to `HLS_PROTOCOLS` (local files).
+pub(crate) fn open_hls(path: &Path) -> Result<ffm::format::context::Input, MediaError> {
+    crate::init();
+    let media = hls_media_playlist(path)?;
+    let mut opts = ffm::Dictionary::new();
+    opts.set("protocol_whitelist", HLS_PROTOCOLS);
+    ffm::format::input_with_dictionary(&media, opts).map_err(|e| match e {
+        ffm::Error::Eof => MediaError::Truncated {
+            path: path.into(),
+            detail: "the HLS stream ends inside its headers".into(),
+        },
+        other => MediaError::NotMedia {
+            path: path.into(),
+            reason: format!("cannot read the HLS stream {} ({other})", media.display()),
+        },
+    })
 }

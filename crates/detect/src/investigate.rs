@@ -1,0 +1,444 @@
+//! The whole detection as one library call: from a suspect file and a title to a [`Report`].
+//!
+//! [`investigate`] looks the title up in the [`Store`], loads its reference index (the one
+//! given, or the location the title recorded at embed time), decodes and registers the suspect
+//! ([`crate::decide`]), then scores every session of the title batch by batch
+//! ([`Store::sessions_for_title`]) with [`Accuser`], keeping the accused and the best few.
+//! It prints nothing; progress goes to an optional callback. The CLI (`leaktrace detect`), the
+//! crawler and the forensic suite all call it.
+//!
+//! Decoding is CPU-bound and blocking. On a multi-threaded Tokio runtime it runs under
+//! [`tokio::task::block_in_place`]; on a current-thread runtime (as the CLI uses) it runs
+//! inline.
+//!
+//! ```no_run
+//! # async fn f(store: &leaktrace_store::Store, key: &leaktrace_core::MasterKey)
+//! # -> Result<(), Box<dyn std::error::Error>> {
+//! use leaktrace_core::TitleId;
+//! use leaktrace_detect::investigate::{Options, investigate};
+//! let title = TitleId::new("bbb")?;
+//! let report = investigate(store, key, "leak.mp4".as_ref(), &title, None, &Options::default(), None).await?;
+//! print!("{}", report.summary());
+//! # Ok(()) }
+//! ```
+
+use crate::accuse::Accuser;
+use crate::report::{
+    Calibration, PositionReport, RegistrationReport, Report, SCHEMA, Scored, Verdict,
+};
+use crate::{DecideOptions, DetectError, decide};
+use leaktrace_core::{MasterKey, SessionId, TitleId, Variant};
+use leaktrace_embed::Reference;
+use leaktrace_store::{Store, StoreError};
+use std::path::{Path, PathBuf};
+
+/// Options of [`investigate`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Requested false-accusation probability over all registered sessions (1e-12 to 0.1).
+    pub fp: f64,
+    /// Decoding, registration and decision options.
+    pub decide: DecideOptions,
+    /// Best-scoring sessions reported besides the accused (0 to 1000).
+    pub top: usize,
+    /// Sessions fetched from the store per batch (at least 1).
+    pub batch: u32,
+    /// Refuse a suspect whose registration is no closer to the reference than unrelated
+    /// frames of the title are to each other ([`InvestigateError::NoMatch`]); when false such
+    /// a suspect is scored anyway (its positions are then mostly erasures).
+    pub require_match: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            fp: 1e-6,
+            decide: DecideOptions::default(),
+            top: 5,
+            batch: 10_000,
+            require_match: true,
+        }
+    }
+}
+
+/// A progress event of [`investigate`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// A new stage begins (`"loading the reference"`, `"decoding the suspect"`,
+    /// `"scoring sessions"`).
+    Stage(&'static str),
+    /// Sessions scored so far out of the registered total.
+    Scored {
+        /// Sessions scored.
+        done: u64,
+        /// Sessions registered for the title.
+        total: u64,
+    },
+}
+
+/// Why an investigation could not produce a report. Each variant is a distinct class for
+/// callers (the CLI maps them to exit codes).
+#[derive(Debug, thiserror::Error)]
+pub enum InvestigateError {
+    /// An option is out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// The title is not in the store.
+    #[error("unknown title {0:?} (no such title in the store; embed it first)")]
+    UnknownTitle(String),
+    /// No reference was given and the title recorded none.
+    #[error(
+        "title {0:?} has no recorded reference index; give one (the PKG/reference directory written by embed)"
+    )]
+    NoReference(String),
+    /// The reference index cannot be read or is corrupt.
+    #[error("cannot read the reference index {}: {reason}", path.display())]
+    Reference {
+        /// The reference location.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The reference index belongs to another title.
+    #[error("reference {} is for title {found:?}, not {expected:?}", path.display())]
+    ReferenceMismatch {
+        /// The reference location.
+        path: PathBuf,
+        /// Title it was made for.
+        found: String,
+        /// Title asked for.
+        expected: String,
+    },
+    /// Decoding, registration or decision failed (bad or non-overlapping suspect).
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+    /// The suspect does not match the reference: after registration it differs from the
+    /// reference as much as unrelated frames of the title differ from each other (another
+    /// clip, or no overlap in time).
+    #[error(
+        "suspect does not match the reference of title {title:?} (registration leaves a mean difference of {mad:.1} grey levels; unrelated frames of the title differ by {unrelated:.1}; a copy of this title stays below half of that)"
+    )]
+    NoMatch {
+        /// The title.
+        title: String,
+        /// Mean absolute difference after registration.
+        mad: f64,
+        /// Mean absolute difference between unrelated frames of the reference.
+        unrelated: f64,
+    },
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Runs `f` where blocking is allowed: under `block_in_place` on a multi-threaded runtime,
+/// inline otherwise.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// Checks `suspect` against every registered session of `title` and returns the report.
+///
+/// `reference` is the reference index directory; `None` uses the location the title recorded
+/// in the store at embed time. A title with no registered session yields a report with the
+/// verdict "no accusation" (the suspect is still decoded and registered, so the report shows
+/// whether it matches the title).
+pub async fn investigate(
+    store: &Store,
+    key: &MasterKey,
+    suspect: &Path,
+    title: &TitleId,
+    reference: Option<&Path>,
+    opts: &Options,
+    progress: Option<&(dyn Fn(Progress) + Sync)>,
+) -> Result<Report, InvestigateError> {
+    let emit = |p: Progress| {
+        if let Some(f) = progress {
+            f(p);
+        }
+    };
+    if !(1e-12..=0.1).contains(&opts.fp) {
+        return Err(InvestigateError::Invalid(format!(
+            "false-accusation probability {} out of range (expected 1e-12 to 0.1)",
+            opts.fp
+        )));
+    }
+    if opts.top > 1000 {
+        return Err(InvestigateError::Invalid(format!(
+            "top {} out of range (expected 0 to 1000)",
+            opts.top
+        )));
+    }
+    let record = store
+        .get_title(title.as_str())
+        .await?
+        .ok_or_else(|| InvestigateError::UnknownTitle(title.as_str().to_owned()))?;
+    let ref_path = match reference {
+        Some(p) => p.to_path_buf(),
+        None => record
+            .reference_path
+            .as_deref()
+            .map(PathBuf::from)
+            .ok_or_else(|| InvestigateError::NoReference(title.as_str().to_owned()))?,
+    };
+
+    emit(Progress::Stage("loading the reference"));
+    let reference = blocking(|| load_reference(&ref_path))?;
+    if reference.meta.title != title.as_str() {
+        return Err(InvestigateError::ReferenceMismatch {
+            path: ref_path,
+            found: reference.meta.title.clone(),
+            expected: title.as_str().to_owned(),
+        });
+    }
+    let total = store.count_sessions(title.as_str()).await?;
+
+    emit(Progress::Stage("decoding the suspect"));
+    let decisions =
+        blocking(|| decide(suspect, &reference, &key.pattern_key(title), &opts.decide))?;
+
+    if opts.require_match {
+        let unrelated = unrelated_mad(reference.thumbnails());
+        let mad = decisions.registration_mad;
+        if unrelated > 0.0 && (!mad.is_finite() || mad > MATCH_RATIO * unrelated) {
+            return Err(InvestigateError::NoMatch {
+                title: title.as_str().to_owned(),
+                mad,
+                unrelated,
+            });
+        }
+    }
+
+    emit(Progress::Stage("scoring sessions"));
+    let codebook = key.codebook(title);
+    let accuser = Accuser::new(&decisions.positions, &codebook, opts.fp, total);
+    let mut accused: Vec<Scored> = Vec::new();
+    let mut top: Vec<Scored> = Vec::new();
+    let mut done = 0u64;
+    let mut batches = std::pin::pin!(store.sessions_for_title(title.as_str(), opts.batch));
+    while let Some(batch) = futures_util::TryStreamExt::try_next(&mut batches).await? {
+        for s in &batch {
+            let Ok(id) = SessionId::new(s.session_id.clone()) else {
+                continue;
+            };
+            let score = accuser.score(&id);
+            done += 1;
+            let entry = || Scored {
+                session_id: s.session_id.clone(),
+                account: s.account_ref.clone(),
+                score,
+                p_single: accuser.innocent_tail(score),
+                probability: accuser.probability(score),
+            };
+            if accuser.accuses(score) {
+                accused.push(entry());
+            }
+            if opts.top > 0 && (top.len() < opts.top || top.last().is_some_and(|t| score > t.score))
+            {
+                top.push(entry());
+                top.sort_by(|x, y| y.score.total_cmp(&x.score));
+                top.truncate(opts.top);
+            }
+        }
+        emit(Progress::Scored {
+            done,
+            total: total.max(done),
+        });
+    }
+    accused.sort_by(|x, y| y.score.total_cmp(&x.score));
+
+    let meta = &reference.meta;
+    let fps = f64::from(meta.frame_rate[0]) / f64::from(meta.frame_rate[1].max(1));
+    let segment_s = meta.segment_ms as f64 / 1000.0;
+    let best_session = top
+        .first()
+        .and_then(|t| SessionId::new(t.session_id.clone()).ok());
+    let positions: Vec<PositionReport> = decisions
+        .positions
+        .iter()
+        .map(|d| PositionReport {
+            position: d.position,
+            start_s: f64::from(d.position) * segment_s,
+            frames: d.frames,
+            correlation: d.correlation,
+            sigma0: d.sigma0,
+            z: d.z,
+            erased: d.erased,
+            top_variant: best_session.as_ref().map(|s| {
+                match codebook.bit(s, d.position) {
+                    Variant::A => "A",
+                    Variant::B => "B",
+                }
+                .to_owned()
+            }),
+        })
+        .collect();
+    let used = accuser.used();
+    let (verdict, reason) = if !accused.is_empty() {
+        (
+            Verdict::Accused,
+            format!(
+                "{} session{} clear{} the requested false-accusation probability {:e}",
+                accused.len(),
+                if accused.len() == 1 { "" } else { "s" },
+                if accused.len() == 1 { "s" } else { "" },
+                opts.fp
+            ),
+        )
+    } else if done == 0 {
+        (
+            Verdict::NoAccusation,
+            "no session of this title is registered in the store".to_owned(),
+        )
+    } else if accuser.threshold().is_none() {
+        (
+            Verdict::NoAccusation,
+            format!(
+                "{used} usable positions cannot reach {:e} over {done} sessions (best possible {})",
+                opts.fp,
+                crate::report::format_probability(accuser.best_possible())
+            ),
+        )
+    } else {
+        (
+            Verdict::NoAccusation,
+            format!(
+                "no session clears {:e} (best {})",
+                opts.fp,
+                crate::report::format_probability(top.first().map_or(1.0, |t| t.probability))
+            ),
+        )
+    };
+    let mut details = match serde_json::to_value(&decisions) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    for k in ["positions", "offset", "registration_mad", "suspect_frames"] {
+        details.remove(k);
+    }
+    Ok(Report {
+        schema: SCHEMA.to_owned(),
+        title: title.as_str().to_owned(),
+        suspect: suspect.display().to_string(),
+        reference: ref_path.display().to_string(),
+        verdict,
+        reason,
+        fp: opts.fp,
+        sessions: done,
+        segment_s,
+        registration: RegistrationReport {
+            offset_frames: decisions.offset,
+            offset_s: decisions.offset as f64 / fps,
+            mad: decisions
+                .registration_mad
+                .is_finite()
+                .then_some(decisions.registration_mad),
+            suspect_frames: decisions.suspect_frames,
+            details,
+        },
+        calibration: Calibration {
+            method: "per-position z = correlation / RMS of decoy-pattern correlations; symmetric \
+                     Tardos score; innocent tail exact (<= 20 positions) or Chernoff bound; union \
+                     bound over the registry"
+                .to_owned(),
+            exact: accuser.is_exact(),
+            positions_observed: decisions.positions.len(),
+            positions_used: used,
+            positions_erased: decisions.positions.len() - used,
+            erasure_z: opts.decide.erasure_z,
+            innocent_sigma: accuser.innocent_sigma(),
+            threshold: accuser.threshold(),
+            best_possible: accuser.best_possible(),
+        },
+        accused,
+        top,
+        positions,
+    })
+}
+
+/// A registered copy must differ from the reference by less than this fraction of the
+/// difference between unrelated frames of the title.
+pub const MATCH_RATIO: f64 = 0.5;
+
+/// Mean absolute difference (grey levels) between reference thumbnails half the title apart
+/// (frame `f` against frame `f + n/2`, cyclically): how much unrelated frames of this title
+/// differ. 0 for fewer than 2 frames.
+pub fn unrelated_mad(thumbnails: &[u8]) -> f64 {
+    let tl = leaktrace_embed::reference::THUMB.0 * leaktrace_embed::reference::THUMB.1;
+    let n = thumbnails.len() / tl;
+    if n < 2 {
+        return 0.0;
+    }
+    let half = n / 2;
+    let step = (n / 2000).max(1);
+    let (mut sum, mut count) = (0u64, 0u64);
+    for f in (0..n).step_by(step) {
+        let g = (f + half) % n;
+        let a = &thumbnails[f * tl..(f + 1) * tl];
+        let b = &thumbnails[g * tl..(g + 1) * tl];
+        sum += a
+            .iter()
+            .zip(b)
+            .map(|(&x, &y)| u64::from(x.abs_diff(y)))
+            .sum::<u64>();
+        count += tl as u64;
+    }
+    sum as f64 / count as f64
+}
+
+/// Loads a reference index directory, with a one-line reason on failure.
+fn load_reference(path: &Path) -> Result<Reference, InvestigateError> {
+    let err = |reason: String| InvestigateError::Reference {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match std::fs::metadata(path) {
+        Err(e) => return Err(err(e.to_string())),
+        Ok(m) if !m.is_dir() => {
+            return Err(err(
+                "not a directory (expected the PKG/reference directory written by embed)".into(),
+            ));
+        }
+        Ok(_) => {}
+    }
+    Reference::load(path).map_err(|e| err(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The crawler runs investigations on a multi-threaded runtime: the future must be `Send`.
+    #[test]
+    fn investigate_future_is_send() {
+        fn send<T: Send>(_: T) {}
+        let _check = |store: &Store, key: &MasterKey, title: &TitleId| {
+            send(investigate(
+                store,
+                key,
+                Path::new("leak.mp4"),
+                title,
+                None,
+                &Options::default(),
+                None,
+            ))
+        };
+    }
+
+    #[test]
+    fn unrelated_frames_differ() {
+        let tl = leaktrace_embed::reference::THUMB.0 * leaktrace_embed::reference::THUMB.1;
+        let flat = vec![100u8; 10 * tl];
+        assert_eq!(unrelated_mad(&flat), 0.0);
+        let ramp: Vec<u8> = (0..10 * tl).map(|i| (i / tl * 20) as u8).collect();
+        // Frame f against frame f + 5 (cyclic): |5 · 20| for half, |−5 · 20| for the rest.
+        assert!((unrelated_mad(&ramp) - 100.0).abs() < 1e-9);
+        assert_eq!(unrelated_mad(&ramp[..tl]), 0.0);
+    }
+}
