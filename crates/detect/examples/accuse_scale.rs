@@ -90,9 +90,9 @@ fn main() {
 
     // Breakdown on one thread over a sample: stream generation alone against full scoring.
     let sample = &ids[..ids.len().min(20_000)];
-    let mut words = vec![0u64; positions as usize];
+    let mut words = vec![0u16; positions as usize];
     let c0 = cpu_seconds();
-    let mut x = 0u64;
+    let mut x = 0u16;
     for id in sample {
         book.session_words(id, 0, &mut words);
         x ^= words[0];

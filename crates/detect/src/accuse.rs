@@ -338,7 +338,7 @@ impl<'a> Accuser<'a> {
             entries.push((d.position, w, d.z));
         }
         entries.sort_by_key(|e| e.0);
-        let mut merged: Vec<(u32, f64, f64, u64)> = Vec::with_capacity(entries.len());
+        let mut merged: Vec<(u32, f64, f64, u16)> = Vec::with_capacity(entries.len());
         let mut terms: Vec<(f64, f64, f64, f64)> = Vec::with_capacity(entries.len());
         for (p, w, z) in entries {
             let observed = if z > 0.0 { Variant::A } else { Variant::B };

@@ -39,7 +39,7 @@ struct Run {
 #[derive(Clone, Debug)]
 pub struct ScoreTable {
     runs: Vec<Run>,
-    thresholds: Vec<u64>,
+    thresholds: Vec<u16>,
     delta: Vec<f64>,
     base: f64,
     longest: usize,
@@ -73,7 +73,7 @@ impl ScoreTable {
     /// Builds the table from `(position, score if A, score if B)` entries (any order; a
     /// position given twice has its entries added).
     pub fn new(codebook: &Codebook, entries: &[(u32, f64, f64)]) -> Self {
-        let with: Vec<(u32, f64, f64, u64)> = entries
+        let with: Vec<(u32, f64, f64, u16)> = entries
             .iter()
             .map(|&(p, a, b)| (p, a, b, codebook.bias_threshold(p)))
             .collect();
@@ -82,10 +82,10 @@ impl ScoreTable {
 
     /// Like [`ScoreTable::new`] with the bias thresholds already computed:
     /// `(position, score if A, score if B, Codebook::bias_threshold(position))`.
-    pub fn with_thresholds(entries: &[(u32, f64, f64, u64)]) -> Self {
-        let mut sorted: Vec<(u32, f64, f64, u64)> = entries.to_vec();
+    pub fn with_thresholds(entries: &[(u32, f64, f64, u16)]) -> Self {
+        let mut sorted: Vec<(u32, f64, f64, u16)> = entries.to_vec();
         sorted.sort_by_key(|e| e.0);
-        let mut merged: Vec<(u32, f64, f64, u64)> = Vec::with_capacity(sorted.len());
+        let mut merged: Vec<(u32, f64, f64, u16)> = Vec::with_capacity(sorted.len());
         for e in sorted {
             match merged.last_mut() {
                 Some(last) if last.0 == e.0 => {
@@ -110,7 +110,7 @@ impl ScoreTable {
                     // Fill the gap with neutral positions (threshold 0: never counted).
                     let end = r.start as usize + r.len;
                     let gap = p as usize - end;
-                    thresholds.extend(std::iter::repeat_n(0u64, gap));
+                    thresholds.extend(std::iter::repeat_n(0u16, gap));
                     delta.extend(std::iter::repeat_n(0.0f64, gap));
                     r.len += gap + 1;
                 }
@@ -140,8 +140,8 @@ impl ScoreTable {
     }
 
     /// A scratch buffer large enough for [`ScoreTable::score_with`].
-    pub fn scratch(&self) -> Vec<u64> {
-        vec![0u64; self.longest]
+    pub fn scratch(&self) -> Vec<u16> {
+        vec![0u16; self.longest]
     }
 
     /// The score of one session.
@@ -155,7 +155,7 @@ impl ScoreTable {
         &self,
         codebook: &Codebook,
         session: &SessionId,
-        scratch: &mut Vec<u64>,
+        scratch: &mut Vec<u16>,
     ) -> f64 {
         if scratch.len() < self.longest {
             scratch.resize(self.longest, 0);
@@ -171,7 +171,7 @@ impl ScoreTable {
             let mut d4 = de.chunks_exact(4);
             for ((w, t), d) in (&mut w4).zip(&mut t4).zip(&mut d4) {
                 for k in 0..4 {
-                    let mask = u64::from((w[k] >> 11) < t[k]).wrapping_neg();
+                    let mask = u64::from(w[k] < t[k]).wrapping_neg();
                     acc[k] += f64::from_bits(d[k].to_bits() & mask);
                 }
             }
@@ -181,7 +181,7 @@ impl ScoreTable {
                 .zip(t4.remainder())
                 .zip(d4.remainder())
             {
-                let mask = u64::from((w >> 11) < *t).wrapping_neg();
+                let mask = u64::from(w < t).wrapping_neg();
                 acc[0] += f64::from_bits(d.to_bits() & mask);
             }
         }

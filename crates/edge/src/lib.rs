@@ -70,7 +70,7 @@
 //! - Codebook: [`leaktrace_core::Codebook`] with those keys and the default Tardos cutoff 1/1200
 //!   ([`leaktrace_core::MasterKey::codebook`]); bit at position p = `B` iff `u_p(session) < q_p`.
 //!
-//! [`vectors`] generates `tests/vectors/selector-v1.json` (`leaktrace session vectors`), the
+//! [`vectors`] generates `tests/vectors/selector-v2.json` (`leaktrace session vectors`), the
 //! reference a CDN reimplementation is checked against.
 //!
 //! ## Caches

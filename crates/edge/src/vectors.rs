@@ -2,7 +2,7 @@
 //!
 //! [`generate`] builds the vectors from fixed inputs (a published test key, never an operator
 //! key), deterministically: `leaktrace session vectors --out FILE` writes them, and the repository
-//! keeps them at `crates/edge/tests/vectors/selector-v1.json`. [`check`] recomputes every expected
+//! keeps them at `crates/edge/tests/vectors/selector-v2.json`. [`check`] recomputes every expected
 //! value of a vectors file from its inputs with the code the edge runs.
 //!
 //! A file holds:
@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::EdgeError;
 
 /// Format version of the vectors file.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// `iat` of the vector tokens: 2026-01-01T00:00:00Z.
 pub const VECTOR_IAT: u64 = 1_767_225_600;
 /// Lifetime of the vector tokens (6 h).
@@ -436,7 +436,7 @@ pub fn generate() -> Result<Vectors, EdgeError> {
     Ok(Vectors {
         name: "leaktrace selector test vectors".into(),
         version: FORMAT_VERSION,
-        generated_by: "leaktrace session vectors --out crates/edge/tests/vectors/selector-v1.json"
+        generated_by: "leaktrace session vectors --out crates/edge/tests/vectors/selector-v2.json"
             .into(),
         algorithm: vec![
             "derive(ctx) = BLAKE3-derive_key(ctx, master_key(32) || key_version as u32 LE)".into(),
@@ -446,9 +446,9 @@ pub fn generate() -> Result<Vectors, EdgeError> {
             "codeword_key = for_title(derive(\"leaktrace 2026-11-21 session codeword v1\"), title)"
                 .into(),
             "unit(8 bytes) = (u64 LE >> 11) / 2^53".into(),
-            "t' = asin(sqrt(t)); r = t' + unit(BLAKE3-keyed_hash(bias_key, position as u64 LE)[0..8]) * (pi/2 - 2 t'); q_p = sin(r)^2".into(),
-            "u_p = unit(BLAKE3-keyed XOF(codeword_key, session_id UTF-8) bytes [8p, 8p+8))".into(),
-            "bit_p = 1 (B, dir b/) if u_p < q_p else 0 (A, dir a/); position -1 (WMPaceInfo) -> a/".into(),
+            "t' = asin(sqrt(t)); r = t' + unit(BLAKE3-keyed_hash(bias_key, position as u64 LE)[0..8]) * (pi/2 - 2 t'); T_p = clamp(round_half_up(sin(r)^2 * 65536), 1, 65535); q_p = T_p / 65536".into(),
+            "X_p = u16 LE at bytes [2p, 2p+2) of BLAKE3-keyed XOF(codeword_key, session_id UTF-8); u_p = X_p / 65536".into(),
+            "bit_p = 1 (B, dir b/) if X_p < T_p (equivalently u_p < q_p) else 0 (A, dir a/); position -1 (WMPaceInfo) -> a/".into(),
             "direct mode: bit_p = wmpattern bit (p mod wmpatlen), big-endian (MSB of byte 0 first)".into(),
             "token: CWT (tag 61) of COSE_Mac0 (HMAC 256/256, alg 5) or COSE_Sign1 (ES256, alg -7), base64url without padding; exp/iat checked with 60 s leeway".into(),
             "edge: wmopid must equal the edge's, wmkeyver its key version, and the session (wmid, or cti in direct mode) must belong to the requested title".into(),

@@ -2,7 +2,7 @@
 //! value in it is recomputed from its inputs with the edge's code.
 //!
 //! Regenerate after an intended change with
-//! `leaktrace session vectors --out crates/edge/tests/vectors/selector-v1.json`
+//! `leaktrace session vectors --out crates/edge/tests/vectors/selector-v2.json`
 //! (or `LEAKTRACE_REGENERATE_VECTORS=1 cargo test -p leaktrace-edge --test selector_vectors`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
@@ -10,7 +10,7 @@ use leaktrace_edge::vectors;
 
 const FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/vectors/selector-v1.json"
+    "/tests/vectors/selector-v2.json"
 );
 
 #[test]
@@ -22,7 +22,7 @@ fn committed_vectors_match_the_generator() {
     let committed = std::fs::read_to_string(FILE).unwrap();
     assert!(
         committed == generated,
-        "selector-v1.json differs from the generator: the selector changed (regenerate only if intended)"
+        "selector-v2.json differs from the generator: the selector changed (regenerate only if intended)"
     );
 }
 

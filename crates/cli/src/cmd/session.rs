@@ -56,7 +56,7 @@ pub struct SessionNewArgs {
 /// `leaktrace session vectors`.
 #[derive(Debug, Args)]
 pub struct SessionVectorsArgs {
-    /// Output file (e.g. crates/edge/tests/vectors/selector-v1.json); `-` for stdout.
+    /// Output file (e.g. crates/edge/tests/vectors/selector-v2.json); `-` for stdout.
     #[arg(long)]
     pub out: PathBuf,
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Independent check of selector-v1.json: recomputes the derived keys, the Tardos biases, the
+"""Independent check of selector-v2.json: recomputes the derived keys, the Tardos biases, the
 session draws and the A/B bits from the file's inputs with the `blake3` package (PyPI), without
 any leaktrace code. A CDN reimplementation can follow the same steps.
 
-Usage: python3 check_selector.py [selector-v1.json]     (needs `pip install blake3`)
+Usage: python3 check_selector.py [selector-v2.json]     (needs `pip install blake3`)
 Exit status 0 when every value matches; prints the first mismatch otherwise.
 """
 import json
@@ -28,7 +28,7 @@ def unit(b: bytes) -> float:
 
 
 def main() -> int:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("selector-v1.json")
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("selector-v2.json")
     v = json.loads(path.read_text())
     master = bytes.fromhex(v["master_key_hex"])
     ver = v["key_version"]
