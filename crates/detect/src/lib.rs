@@ -36,8 +36,8 @@
 //!    key with a distinct BLAKE3 context), which gives an empirical H0 sample per position
 //!    after all of the registration above. The RMS of those decoy correlations is σ₀(p) and
 //!    the decision value is `z = c / σ₀`; `|z| < erasure_z` is an erasure. On an unmarked
-//!    re-encode of the title the z values stay near N(0, 1) (measured: 50 positions, mean
-//!    0.05, sd 0.83, max |z| 2.7).
+//!    re-encode of the title z stays near N(0, 1) (measured on 100 s of Big Buck Bunny at
+//!    360p, 8 pattern keys × 50 positions: mean 0.02, sd 1.04, max |z| 2.8, none ≥ 3).
 //! 6. **Accusation** ([`accuse::Accuser`]): symmetric Tardos score over the non-erased
 //!    positions with a calibrated false-accusation probability over the registry.
 //!
