@@ -99,6 +99,8 @@ pub enum BenchCommand {
     Encode(BenchEncodeArgs),
     /// Temporal change of the mark at segment boundaries versus inside segments.
     Flicker(BenchFlickerArgs),
+    /// The forensic evaluation suite: attacks, collusion, innocents, invisibility (docs/bench/).
+    Forensic(crate::cmd::bench_forensic::BenchForensicArgs),
 }
 
 /// `leaktrace bench encode`.
