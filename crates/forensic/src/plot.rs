@@ -95,7 +95,7 @@ pub fn segments(r: &Report, file: &Path) -> Result<(), ForensicError> {
                 String::new()
             }
         })
-        .x_desc("segments of 2 s (red hatched: not accused within the capture)")
+        .x_desc("segments (red: not accused within the capture, bar = capture length)")
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(|e| draw(&e))
@@ -209,7 +209,10 @@ pub fn innocents(r: &Report, file: &Path) -> Result<(), ForensicError> {
         )
         .map_err(|e| draw(&e))
         .map_err(err(file))?
-        .label("accusation threshold of a leak (FP 1e-6 over 1e6)")
+        .label(format!(
+            "accusation threshold of each leak (FP {:e} over {} sessions)",
+            r.config.op.fp, r.config.op.registry
+        ))
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
     chart
         .configure_series_labels()
