@@ -214,7 +214,7 @@ mod tests {
     fn a_clean_capture_is_accused_and_innocents_are_not() {
         let book = Codebook::new(&[5; 32], &[6; 32], TardosParams::default());
         let pirate = SessionId::new("pirate").unwrap();
-        let truth = book.bits(&pirate, 0..150);
+        let truth = book.bits(&pirate, 0..100);
         let ds: Vec<_> = truth
             .iter()
             .enumerate()
@@ -222,17 +222,17 @@ mod tests {
             .collect();
         let t: Vec<Option<Variant>> = truth.iter().copied().map(Some).collect();
         let a = accuracy(&ds, &t);
-        assert_eq!((a.correct, a.wrong, a.erased), (150, 0, 0));
+        assert_eq!((a.correct, a.wrong, a.erased), (100, 0, 0));
         let op = Operating {
             fp: 1e-6,
             registry: 1_000_000,
         };
         let s = sweep(&ds, &book, op, std::slice::from_ref(&pirate));
         let k = s.needed.unwrap();
-        assert!((40..=150).contains(&k), "{k}");
+        assert!((40..=100).contains(&k), "{k}");
         assert_eq!(s.accused_guilty, 1);
-        let inn = innocents(&ds, &book, op, unregistered("t", "x", 2000), 100);
-        assert_eq!(inn.trials, 2000);
+        let inn = innocents(&ds, &book, op, unregistered("t", "x", 1000), 100);
+        assert_eq!(inn.trials, 1000);
         assert_eq!(inn.accused, 0);
         assert!(
             inn.below_alpha[0] <= 2000 / 10 + 60,
