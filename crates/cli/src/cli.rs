@@ -101,6 +101,8 @@ pub enum BenchCommand {
     Flicker(BenchFlickerArgs),
     /// Detection time (registration and decisions) / FFmpeg's own decode time, one run.
     Detect(BenchDetectArgs),
+    /// The forensic evaluation suite: attacks, collusion, innocents, invisibility (docs/bench/).
+    Forensic(crate::cmd::bench_forensic::BenchForensicArgs),
 }
 
 /// `leaktrace bench detect`.

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_detect;
+pub mod bench_forensic;
 pub mod detect;
 pub mod edge;
 mod embed;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> Result<Code> {
         Command::Bench(BenchCommand::Encode(a)) => bench::encode(&a),
         Command::Bench(BenchCommand::Flicker(a)) => bench::flicker(&a),
         Command::Bench(BenchCommand::Detect(a)) => bench_detect::run(cli.config.as_deref(), &a),
+        Command::Bench(BenchCommand::Forensic(a)) => bench_forensic::run(&a),
         Command::Session(c) => session::run(cli.config.as_deref(), &c),
         Command::Edge(a) => edge::run(cli.config.as_deref(), &a),
         Command::Detect(a) => detect::run(cli.config.as_deref(), &a),

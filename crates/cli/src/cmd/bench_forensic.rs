@@ -1,0 +1,150 @@
+//! `leaktrace bench forensic`: the forensic evaluation suite (crates/forensic) on the corpus.
+
+use crate::exit::{Code, UsageError};
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use leaktrace_forensic::{Config, Event, Mode};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `leaktrace bench forensic`.
+#[derive(Debug, Args)]
+pub struct BenchForensicArgs {
+    /// A few minutes on 2 cores: a 192 s excerpt at 360p, every attack (the default).
+    #[arg(long, conflicts_with_all = ["full", "smoke"])]
+    pub quick: bool,
+    /// Up to an hour: the whole film at 720p, every attack.
+    #[arg(long, conflicts_with = "smoke")]
+    pub full: bool,
+    /// CI-sized: an 80 s excerpt, two attacks, one collusion, no VMAF, FP 1e-2 among 100.
+    #[arg(long)]
+    pub smoke: bool,
+    /// Output directory for forensic-<mode>.md/.json and the plots.
+    #[arg(long, default_value = "docs/bench")]
+    pub out: PathBuf,
+    /// Keep the work files (package, store, leaks) in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+    /// Concurrent ffmpeg attack jobs (1 or 2).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub jobs: u8,
+    /// Do not measure VMAF.
+    #[arg(long)]
+    pub no_vmaf: bool,
+    /// Print the JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// An ffmpeg with libvmaf: $LEAKTRACE_VMAF_FFMPEG, else the imageio-ffmpeg binary in
+/// tools/.venv (installed by tools/quality.sh).
+fn vmaf_ffmpeg() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("LEAKTRACE_VMAF_FFMPEG") {
+        return Some(PathBuf::from(p));
+    }
+    let lib = Path::new("tools/.venv/lib");
+    for py in std::fs::read_dir(lib).ok()?.flatten() {
+        let bin = py.path().join("site-packages/imageio_ffmpeg/binaries");
+        if let Ok(rd) = std::fs::read_dir(&bin) {
+            for f in rd.flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if name.starts_with("ffmpeg-") {
+                    return Some(f.path());
+                }
+            }
+        }
+    }
+    None
+}
+
+fn git_commit() -> String {
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let dirty = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .ok()
+        .is_some_and(|o| !o.stdout.is_empty());
+    match head {
+        Some(h) if dirty => format!("{h} (with uncommitted changes)"),
+        Some(h) => h,
+        None => "unknown (not a git checkout)".into(),
+    }
+}
+
+/// Runs the suite and writes the report.
+pub fn run(a: &BenchForensicArgs) -> Result<Code> {
+    let mode = if a.full {
+        Mode::Full
+    } else if a.smoke {
+        Mode::Smoke
+    } else {
+        Mode::Quick
+    };
+    let corpus = std::env::var_os("LEAKTRACE_CORPUS")
+        .map_or_else(|| PathBuf::from("corpus/cache"), PathBuf::from);
+    if !corpus.is_dir() {
+        return Err(UsageError(format!(
+            "corpus directory {} missing (run corpus/fetch.sh or set LEAKTRACE_CORPUS)",
+            corpus.display()
+        ))
+        .into());
+    }
+    let mut cfg = Config::for_mode(mode, corpus, a.out.clone());
+    cfg.work = a.keep.clone();
+    cfg.jobs = usize::from(a.jobs);
+    cfg.vmaf_ffmpeg = if a.no_vmaf || mode == Mode::Smoke {
+        None
+    } else {
+        vmaf_ffmpeg()
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    cfg.command = format!("leaktrace {}", args.join(" "));
+    cfg.commit = git_commit();
+
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let report = leaktrace_forensic::run(&cfg, &|e| match e {
+        Event::Stage(s) => bar.set_message(s),
+        Event::Jobs(n) => {
+            bar.set_length(n as u64);
+            bar.set_message("attacks, collusion, innocents");
+        }
+        Event::JobDone(name) => {
+            bar.inc(1);
+            bar.set_message(format!("done {name}"));
+        }
+    })
+    .context("forensic suite")?;
+    bar.finish_and_clear();
+    let written = leaktrace_forensic::report::write(&report).context("writing the report")?;
+    if a.json {
+        println!("{}", std::fs::read_to_string(&written.json)?);
+    } else {
+        for t in leaktrace_forensic::report::targets(&report) {
+            let status = match t.met {
+                Some(true) => "met",
+                Some(false) => "NOT MET",
+                None => "not measurable",
+            };
+            println!(
+                "{:<14} {} — wanted {}, measured {}",
+                status, t.what, t.target, t.measured
+            );
+        }
+        println!("report  {}", written.markdown.display());
+        for p in &written.plots {
+            println!("plot    {}", p.display());
+        }
+    }
+    Ok(Code::Success)
+}

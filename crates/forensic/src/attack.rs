@@ -1,0 +1,332 @@
+//! The attack table: each attack is an ffmpeg filter chain plus encoder arguments, stated in
+//! full so the report can print exactly what was run.
+
+use serde::Serialize;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use crate::ForensicError;
+
+/// What an attack stands for in the brief's targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Target {
+    /// "identify within ≤ 64 segments after the 720p re-encode".
+    Light,
+    /// "≤ 96 segments after each heavy attack" (camcord, 360p CRF 35, crop + scale, 25→30 fps).
+    Heavy,
+    /// "≥ 99.9 % correct decisions" (x264 CRF 40 at 1080p, or the package height below that).
+    Decisions,
+    /// Measured and reported, no target in the brief.
+    None,
+}
+
+impl Target {
+    /// The segment budget of the target, if it is one.
+    pub fn segments(self) -> Option<usize> {
+        match self {
+            Target::Light => Some(64),
+            Target::Heavy => Some(96),
+            Target::Decisions | Target::None => None,
+        }
+    }
+}
+
+/// One attack: `ffmpeg -i IN [-vf FILTERS] -an ENCODER… OUT.mp4`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attack {
+    /// Short name (table key).
+    pub name: String,
+    /// What it models.
+    pub description: String,
+    /// The `-vf` chain (empty: none).
+    pub filters: String,
+    /// Encoder arguments.
+    pub encoder: Vec<String>,
+    /// The target it is judged against.
+    pub target: Target,
+}
+
+/// Default encoder of an attack that only filters: x264 veryfast CRF 23.
+pub fn default_encoder() -> Vec<String> {
+    args(&["-c:v", "libx264", "-preset", "veryfast", "-crf", "23"])
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn x264(extra: &[&str]) -> Vec<String> {
+    let mut v = args(&["-c:v", "libx264"]);
+    v.extend(args(extra));
+    v
+}
+
+/// What the attack table needs to know about the package.
+#[derive(Clone, Copy, Debug)]
+pub struct Source {
+    /// Package (rendition) height.
+    pub height: u32,
+    /// Frame rate, frames per second.
+    pub fps: f64,
+    /// Duration in seconds.
+    pub duration_s: f64,
+}
+
+fn attack(name: &str, description: &str, filters: &str, encoder: Vec<String>, t: Target) -> Attack {
+    Attack {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        filters: filters.to_owned(),
+        encoder,
+        target: t,
+    }
+}
+
+/// The full attack table for a package of `src` (the brief's list, issue 5).
+pub fn table(src: Source) -> Vec<Attack> {
+    let h = src.height;
+    // CRF 40/45 at 1080p where the package has it, else at the package height.
+    let top = if h >= 1080 { 1080 } else { h };
+    let scale_top = if top == h {
+        String::new()
+    } else {
+        format!("scale=-2:{top}")
+    };
+    let d = src.duration_s;
+    let (cut_a, cut_b) = ((d * 0.4).round(), (d * 0.4).round() + 12.0);
+    let fps = format!("{:.3}", src.fps);
+    vec![
+        attack(
+            "reencode-720p-1.5M",
+            "re-encode at 720p, x264 1.5 Mbit/s (scaled from the package height)",
+            "scale=-2:720",
+            x264(&[
+                "-preset", "veryfast", "-b:v", "1500k", "-maxrate", "1500k", "-bufsize", "3000k",
+            ]),
+            Target::Light,
+        ),
+        attack(
+            &format!("crf40-{top}p"),
+            &format!("x264 medium CRF 40 at {top}p"),
+            &scale_top,
+            x264(&["-preset", "medium", "-crf", "40"]),
+            Target::Decisions,
+        ),
+        attack(
+            &format!("crf45-{top}p"),
+            &format!("x264 medium CRF 45 at {top}p"),
+            &scale_top,
+            x264(&["-preset", "medium", "-crf", "45"]),
+            Target::None,
+        ),
+        attack(
+            "360p-crf35",
+            "downscale to 360p, x264 CRF 35",
+            if h == 360 { "" } else { "scale=-2:360" },
+            x264(&["-preset", "veryfast", "-crf", "35"]),
+            Target::Heavy,
+        ),
+        attack(
+            "hevc-crf32",
+            "HEVC re-encode, x265 ultrafast CRF 32",
+            "",
+            args(&[
+                "-c:v",
+                "libx265",
+                "-preset",
+                "ultrafast",
+                "-crf",
+                "32",
+                "-x265-params",
+                "log-level=none",
+            ]),
+            Target::None,
+        ),
+        attack(
+            "av1-crf45",
+            "AV1 re-encode, SVT-AV1 preset 10 CRF 45",
+            "",
+            args(&["-c:v", "libsvtav1", "-preset", "10", "-crf", "45"]),
+            Target::None,
+        ),
+        attack(
+            "crop25-scale50",
+            "crop 25 % of the area off-centre (edge ratio 0.866, offset 10 %/3 %), then scale to 50 %",
+            "crop=trunc(iw*0.866/2)*2:trunc(ih*0.866/2)*2:trunc(iw*0.10):trunc(ih*0.03),scale=trunc(iw/4)*2:-2",
+            default_encoder(),
+            Target::Heavy,
+        ),
+        attack(
+            "letterbox",
+            "black bars top and bottom to a 4:3 frame",
+            "pad=iw:trunc(ih*4/3/2)*2:0:(oh-ih)/2:black",
+            default_encoder(),
+            Target::None,
+        ),
+        attack(
+            "rotate2",
+            "rotation by 2 degrees, black corners",
+            "rotate=2*PI/180:fillcolor=black",
+            default_encoder(),
+            Target::None,
+        ),
+        attack(
+            "perspective",
+            "mild keystone (corners moved by 2-3 %)",
+            "perspective=x0=0.03*W:y0=0.02*H:x1=0.98*W:y1=0:x2=0:y2=H:x3=W:y3=0.97*H:sense=destination",
+            default_encoder(),
+            Target::None,
+        ),
+        attack(
+            "fps25",
+            "frame-rate conversion to 25 fps (frames duplicated)",
+            "fps=25",
+            default_encoder(),
+            Target::None,
+        ),
+        attack(
+            "fps30",
+            "frame-rate conversion to 30 fps (frames duplicated; the brief's 25→30 case)",
+            "fps=30",
+            default_encoder(),
+            Target::Heavy,
+        ),
+        attack(
+            "frame-drop",
+            "every 10th frame dropped (the previous one repeated)",
+            &format!("select='not(eq(mod(n\\,10)\\,4))',fps={fps}"),
+            default_encoder(),
+            Target::None,
+        ),
+        attack(
+            "trim-head-tail",
+            "first 13.3 s and last 7 s cut",
+            &format!("trim=start=13.3:end={:.1},setpts=PTS-STARTPTS", d - 7.0),
+            default_encoder(),
+            Target::None,
+        ),
+        attack(
+            "middle-cut",
+            &format!("{cut_a:.0}-{cut_b:.0} s cut out of the middle"),
+            &format!("select='not(between(t\\,{cut_a:.0}\\,{cut_b:.0}))',setpts=N/FRAME_RATE/TB"),
+            default_encoder(),
+            Target::None,
+        ),
+        attack(
+            "brightness",
+            "brightness +0.08 (eq)",
+            "eq=brightness=0.08",
+            default_encoder(),
+            Target::None,
+        ),
+        attack(
+            "contrast",
+            "contrast ×1.25 (eq)",
+            "eq=contrast=1.25",
+            default_encoder(),
+            Target::None,
+        ),
+        attack(
+            "gamma",
+            "gamma 1.2 (eq)",
+            "eq=gamma=1.2",
+            default_encoder(),
+            Target::None,
+        ),
+        attack(
+            "noise",
+            "temporal noise, strength 12",
+            "noise=alls=12:allf=t",
+            default_encoder(),
+            Target::None,
+        ),
+        attack(
+            "blur",
+            "Gaussian blur σ = 2",
+            "gblur=sigma=2",
+            default_encoder(),
+            Target::None,
+        ),
+        attack(
+            "camcord",
+            "keystone + barrel + vignette + colour/gamma + blur σ 1.2 + sensor noise + 23.976 fps + 75 % downscale + x264 CRF 32 (reference/algorithms.md §5)",
+            "perspective=x0=0.04*W:y0=0.03*H:x1=0.97*W:y1=0:x2=0:y2=0.98*H:x3=W:y3=0.95*H:sense=destination:interpolation=cubic,lenscorrection=k1=-0.05:k2=0.01,vignette=PI/5,eq=brightness=0.03:contrast=0.9:saturation=0.9:gamma=1.1,gblur=sigma=1.2,noise=alls=8:allf=t+u,fps=24000/1001,scale=trunc(iw*0.75/2)*2:-2:flags=bicubic",
+            x264(&["-preset", "veryfast", "-crf", "32"]),
+            Target::Heavy,
+        ),
+    ]
+}
+
+/// The attacks of the smoke run (a CI-sized subset).
+pub fn smoke_table(src: Source) -> Vec<Attack> {
+    table(src)
+        .into_iter()
+        .filter(|a| a.name == "360p-crf35" || a.name == "gamma")
+        .collect()
+}
+
+/// Runs `ffmpeg` with `args`, failing with its stderr.
+pub fn ffmpeg(what: &str, args: &[String]) -> Result<(), ForensicError> {
+    let out = Command::new("ffmpeg")
+        .args(["-y", "-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(args)
+        .output()
+        .map_err(|e| ForensicError::Ffmpeg {
+            what: what.to_owned(),
+            stderr: format!("cannot start ffmpeg: {e} (install ffmpeg)"),
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(ForensicError::Ffmpeg {
+            what: what.to_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+}
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+impl Attack {
+    /// The ffmpeg arguments for `input` → `output`.
+    pub fn command(&self, input: &Path, output: &Path) -> Vec<String> {
+        let mut a = vec!["-i".to_owned(), s(input), "-an".to_owned()];
+        if !self.filters.is_empty() {
+            a.push("-vf".into());
+            a.push(self.filters.clone());
+        }
+        a.extend(self.encoder.iter().cloned());
+        a.extend(args(&["-pix_fmt", "yuv420p"]));
+        a.push(s(output));
+        a
+    }
+
+    /// Runs the attack; returns the wall time in seconds.
+    pub fn run(&self, input: &Path, output: &Path) -> Result<f64, ForensicError> {
+        let t = Instant::now();
+        ffmpeg(&self.name, &self.command(input, output))?;
+        Ok(t.elapsed().as_secs_f64())
+    }
+}
+
+/// Frame averaging of colluders' streams: `mix` of the decoded inputs, then x264 CRF 23.
+pub fn average(inputs: &[&Path], output: &Path) -> Result<f64, ForensicError> {
+    let t = Instant::now();
+    let mut a = Vec::new();
+    for i in inputs {
+        a.push("-i".to_owned());
+        a.push(s(i));
+    }
+    let labels: String = (0..inputs.len()).map(|i| format!("[{i}:v]")).collect();
+    a.push("-filter_complex".into());
+    a.push(format!("{labels}mix=inputs={}", inputs.len()));
+    a.push("-an".into());
+    a.extend(default_encoder());
+    a.extend(args(&["-pix_fmt", "yuv420p"]));
+    a.push(s(output));
+    ffmpeg("frame averaging", &a)?;
+    Ok(t.elapsed().as_secs_f64())
+}

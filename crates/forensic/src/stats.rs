@@ -1,0 +1,243 @@
+//! Statistics over one set of decisions: per-position accuracy, the capture-length sweep
+//! (segments needed to accuse), and innocent trials (false accusations, calibration).
+
+use leaktrace_core::{Codebook, SessionId, Variant};
+use leaktrace_detect::PositionDecision;
+use leaktrace_detect::accuse::Accuser;
+use serde::Serialize;
+
+/// Per-position decision accuracy against the variants actually in the leak.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Accuracy {
+    /// Positions the detector returned a decision (or erasure) for.
+    pub observed: usize,
+    /// Erasures among them.
+    pub erased: usize,
+    /// Non-erased decisions equal to the variant served.
+    pub correct: usize,
+    /// Non-erased decisions opposite to it.
+    pub wrong: usize,
+}
+
+impl Accuracy {
+    /// `correct / observed` (an erasure counts as not correct).
+    pub fn strict(&self) -> f64 {
+        ratio(self.correct, self.observed)
+    }
+    /// `correct / (correct + wrong)`: accuracy of the decisions that were made.
+    pub fn decided(&self) -> f64 {
+        ratio(self.correct, self.correct + self.wrong)
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// Accuracy of `decisions` against `truth[position]` (`None` = no single truth, skipped).
+pub fn accuracy(decisions: &[PositionDecision], truth: &[Option<Variant>]) -> Accuracy {
+    let mut acc = Accuracy::default();
+    for d in decisions {
+        let Some(Some(t)) = truth.get(d.position as usize) else {
+            continue;
+        };
+        acc.observed += 1;
+        if d.erased {
+            acc.erased += 1;
+        } else if (d.z > 0.0) == (*t == Variant::A) {
+            acc.correct += 1;
+        } else {
+            acc.wrong += 1;
+        }
+    }
+    acc
+}
+
+/// The accusation settings: requested probability and registry size of the union bound.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Operating {
+    /// Requested false-accusation probability over the registry.
+    pub fp: f64,
+    /// Registered sessions the union bound covers.
+    pub registry: u64,
+}
+
+/// Result of sweeping the capture length.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sweep {
+    /// Smallest capture (number of observed segments, from the start of the leak) at which a
+    /// guilty session is accused, `None` if not within the capture.
+    pub needed: Option<usize>,
+    /// Smallest capture from which a guilty session stays accused to the end.
+    pub needed_stable: Option<usize>,
+    /// Observed segments (the longest capture).
+    pub capture: usize,
+    /// `log10` of the best guilty probability over the registry at the full capture.
+    pub log10_probability: f64,
+    /// Guilty sessions accused at the full capture.
+    pub accused_guilty: usize,
+}
+
+/// Sweeps the capture length `k = 1..=decisions.len()` (decisions in position order): at each
+/// `k` builds the accuser over the first `k` and checks whether any of `guilty` is accused.
+pub fn sweep(
+    decisions: &[PositionDecision],
+    book: &Codebook,
+    op: Operating,
+    guilty: &[SessionId],
+) -> Sweep {
+    let mut hits = Vec::with_capacity(decisions.len());
+    for k in 1..=decisions.len() {
+        let acc = Accuser::new(&decisions[..k], book, op.fp, op.registry);
+        hits.push(guilty.iter().any(|g| acc.accuses(acc.score(g))));
+    }
+    let needed = hits.iter().position(|&h| h).map(|i| i + 1);
+    let needed_stable = match hits.iter().rposition(|&h| !h) {
+        None if !hits.is_empty() => Some(1),
+        Some(i) if i + 1 < hits.len() => Some(i + 2),
+        _ => None,
+    };
+    let full = Accuser::new(decisions, book, op.fp, op.registry);
+    let best = guilty
+        .iter()
+        .map(|g| full.probability(full.score(g)))
+        .fold(1.0f64, f64::min);
+    Sweep {
+        needed,
+        needed_stable,
+        capture: decisions.len(),
+        log10_probability: best.max(1e-300).log10(),
+        accused_guilty: guilty
+            .iter()
+            .filter(|g| full.accuses(full.score(g)))
+            .count(),
+    }
+}
+
+/// Per-session tail probabilities checked for calibration: the empirical fraction of innocents
+/// whose `P(innocent ≥ score)` is at most α must not exceed α.
+pub const ALPHAS: [f64; 3] = [1e-1, 1e-2, 1e-3];
+
+/// Innocent trials over one set of decisions.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Innocents {
+    /// Innocent sessions scored.
+    pub trials: u64,
+    /// Of those, accused at the operating point.
+    pub accused: u64,
+    /// Count with per-session tail probability ≤ α, for each α of [`ALPHAS`].
+    pub below_alpha: [u64; 3],
+    /// Highest innocent score divided by `√L`.
+    pub max_normalised: f64,
+    /// Threshold divided by `√L` (`None`: no score can be accused with these positions).
+    pub threshold_normalised: Option<f64>,
+    /// A sample of normalised innocent scores (for the distribution plot).
+    #[serde(skip)]
+    pub sample: Vec<f64>,
+}
+
+impl Innocents {
+    /// Adds another set of trials.
+    pub fn merge(&mut self, o: &Innocents) {
+        self.trials += o.trials;
+        self.accused += o.accused;
+        for i in 0..ALPHAS.len() {
+            self.below_alpha[i] += o.below_alpha[i];
+        }
+        self.max_normalised = self.max_normalised.max(o.max_normalised);
+        self.sample.extend_from_slice(&o.sample);
+    }
+}
+
+/// Scores `ids` (sessions that did not make the leak) against `decisions`.
+pub fn innocents(
+    decisions: &[PositionDecision],
+    book: &Codebook,
+    op: Operating,
+    ids: impl Iterator<Item = SessionId>,
+    sample: usize,
+) -> Innocents {
+    let acc = Accuser::new(decisions, book, op.fp, op.registry);
+    let norm = acc.innocent_sigma().max(1e-12);
+    let mut out = Innocents {
+        max_normalised: f64::NEG_INFINITY,
+        threshold_normalised: acc.threshold().map(|t| t / norm),
+        ..Innocents::default()
+    };
+    for id in ids {
+        let s = acc.score(&id);
+        out.trials += 1;
+        if acc.accuses(s) {
+            out.accused += 1;
+        }
+        // The tail is only needed when the score is in the upper part (it is ≥ 0.1 otherwise
+        // for every α checked; computing it for every session is the slow part).
+        if s > 0.0 {
+            let tail = acc.innocent_tail(s);
+            for (i, a) in ALPHAS.iter().enumerate() {
+                if tail <= *a {
+                    out.below_alpha[i] += 1;
+                }
+            }
+        }
+        out.max_normalised = out.max_normalised.max(s / norm);
+        if out.sample.len() < sample {
+            out.sample.push(s / norm);
+        }
+    }
+    out
+}
+
+/// `n` session ids that were never registered (keyed by `nonce` so runs differ).
+pub fn unregistered(nonce: &str, tag: &str, n: usize) -> impl Iterator<Item = SessionId> + use<> {
+    let (nonce, tag) = (nonce.to_owned(), tag.to_owned());
+    (0..n).filter_map(move |i| SessionId::new(format!("u-{nonce}-{tag}-{i}")).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leaktrace_core::TardosParams;
+
+    fn d(p: u32, z: f64) -> PositionDecision {
+        PositionDecision {
+            position: p,
+            frames: 48,
+            correlation: z,
+            sigma0: 1.0,
+            z,
+            erased: z.abs() < 3.0,
+        }
+    }
+
+    #[test]
+    fn a_clean_capture_is_accused_and_innocents_are_not() {
+        let book = Codebook::new(&[5; 32], &[6; 32], TardosParams::default());
+        let pirate = SessionId::new("pirate").unwrap();
+        let truth = book.bits(&pirate, 0..100);
+        let ds: Vec<_> = truth
+            .iter()
+            .enumerate()
+            .map(|(p, v)| d(p as u32, if *v == Variant::A { 9.0 } else { -9.0 }))
+            .collect();
+        let t: Vec<Option<Variant>> = truth.iter().copied().map(Some).collect();
+        let a = accuracy(&ds, &t);
+        assert_eq!((a.correct, a.wrong, a.erased), (100, 0, 0));
+        let op = Operating {
+            fp: 1e-6,
+            registry: 1_000_000,
+        };
+        let s = sweep(&ds, &book, op, std::slice::from_ref(&pirate));
+        let k = s.needed.unwrap();
+        assert!((40..=100).contains(&k), "{k}");
+        assert_eq!(s.accused_guilty, 1);
+        let inn = innocents(&ds, &book, op, unregistered("t", "x", 1000), 100);
+        assert_eq!(inn.trials, 1000);
+        assert_eq!(inn.accused, 0);
+        assert!(
+            inn.below_alpha[0] <= 2000 / 10 + 60,
+            "{:?}",
+            inn.below_alpha
+        );
+    }
+}

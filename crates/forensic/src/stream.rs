@@ -1,0 +1,101 @@
+//! Streams as the edge serves them: `init.mp4` followed by the `a/` or `b/` segment of each
+//! position, chosen by a variant sequence (a session's codeword, or a colluders' mix).
+
+use leaktrace_core::{Codebook, SessionId, Variant};
+use std::path::{Path, PathBuf};
+
+use crate::ForensicError;
+
+/// One rendition of an embedded package (`PKG/<rendition>/{a,b}/seg_NNNNN.m4s` + `init.mp4`).
+#[derive(Clone, Debug)]
+pub struct Package {
+    /// The rendition directory.
+    pub rendition: PathBuf,
+    /// Number of positions (segments).
+    pub positions: u32,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ForensicError + '_ {
+    move |source| ForensicError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Package {
+    /// Opens a rendition directory and counts its segments.
+    pub fn open(rendition: &Path) -> Result<Self, ForensicError> {
+        let mut positions = 0u32;
+        while rendition
+            .join("a")
+            .join(format!("seg_{positions:05}.m4s"))
+            .is_file()
+        {
+            positions += 1;
+        }
+        if positions == 0 {
+            return Err(ForensicError::Config(format!(
+                "{} has no segments (expected a/seg_00000.m4s …)",
+                rendition.display()
+            )));
+        }
+        Ok(Self {
+            rendition: rendition.to_path_buf(),
+            positions,
+        })
+    }
+
+    /// Writes the stream of `variants` (one per position, from position 0) to `out`.
+    pub fn render(&self, variants: &[Variant], out: &Path) -> Result<(), ForensicError> {
+        let init = self.rendition.join("a/init.mp4");
+        let mut bytes = std::fs::read(&init).map_err(io(&init))?;
+        for (p, v) in variants.iter().enumerate() {
+            let seg = self.rendition.join(v.dir()).join(format!("seg_{p:05}.m4s"));
+            bytes.extend(std::fs::read(&seg).map_err(io(&seg))?);
+        }
+        std::fs::write(out, &bytes).map_err(io(out))
+    }
+
+    /// A session's codeword over every position of the package (what the edge serves it).
+    pub fn codeword(&self, book: &Codebook, session: &SessionId) -> Vec<Variant> {
+        book.bits(session, 0..self.positions)
+    }
+}
+
+/// Segment interleaving: position `p` comes from colluder `p mod c`.
+pub fn interleave(words: &[Vec<Variant>]) -> Vec<Variant> {
+    let n = words.iter().map(Vec::len).min().unwrap_or(0);
+    (0..n).map(|p| words[p % words.len()][p]).collect()
+}
+
+/// Per-position majority of the colluders' variants; a tie takes the variant of
+/// `tie_break(p)` (a fair coin per position).
+pub fn majority(words: &[Vec<Variant>], tie_break: impl Fn(usize) -> Variant) -> Vec<Variant> {
+    let n = words.iter().map(Vec::len).min().unwrap_or(0);
+    (0..n)
+        .map(|p| {
+            let a = words.iter().filter(|w| w[p] == Variant::A).count();
+            let b = words.len() - a;
+            match a.cmp(&b) {
+                std::cmp::Ordering::Greater => Variant::A,
+                std::cmp::Ordering::Less => Variant::B,
+                std::cmp::Ordering::Equal => tie_break(p),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Variant::{A, B};
+
+    #[test]
+    fn interleave_and_majority() {
+        let w = vec![vec![A, A, B, B], vec![B, A, A, B], vec![B, B, B, A]];
+        assert_eq!(interleave(&w), vec![A, A, B, B]);
+        assert_eq!(majority(&w, |_| A), vec![B, A, B, B]);
+        let two = vec![vec![A, B], vec![B, B]];
+        assert_eq!(majority(&two, |_| A), vec![A, B]);
+    }
+}
