@@ -11,6 +11,11 @@
 //! - [`render`]: DMCA letter, ACNS 1.2 XML, Cloudflare abuse JSON, Lumen JSON.
 //! - [`evidence`]: evidence bundle per finding with a BLAKE3 + SHA-256 manifest, and its
 //!   verification.
+//! - [`deliver`]: SMTP (lettre) and HTTP delivery with retries, backoff, per-recipient rate
+//!   limits and an outbox claim so a notice goes out at most once, even across a crash.
+//! - [`rdap`]: abuse contacts from RDAP via IANA bootstrap data, cached; per-host overrides.
+//! - [`pipeline`]: file a finding, send approved notices, re-check URLs (404/410 closes),
+//!   escalate after grace periods; [`config`]: `takedown.toml`.
 //!
 //! # Example
 //!
@@ -32,12 +37,17 @@
 //! assert!(gate(&f, 1e-6).is_ok());
 //! ```
 
+pub mod config;
+pub mod deliver;
 mod error;
 pub mod evidence;
 mod finding;
 pub mod notice;
+pub mod pipeline;
+pub mod rdap;
 pub mod render;
 
+pub use config::{Mode, TakedownConfig};
 pub use error::TakedownError;
 pub use finding::{AccusedSession, FindingEvidence, Hop};
 pub use notice::{
