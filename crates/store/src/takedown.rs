@@ -283,9 +283,10 @@ impl Store {
         rate_limit: i64,
         window_start: i64,
     ) -> Result<OutboxClaim, StoreError> {
-        let count_sql =
-            "SELECT COUNT(*) FROM takedown_outbox WHERE recipient = $1 AND claimed_at >= $2";
-        let exists_sql = "SELECT COUNT(*) FROM takedown_outbox WHERE idem_key = $1";
+        // The insert comes first: it takes the write lock (SQLite waits for it with the busy
+        // timeout instead of failing a read-to-write upgrade) and decides exclusivity.
+        let count_sql = "SELECT COUNT(*) FROM takedown_outbox WHERE recipient = $1 AND claimed_at >= $2 \
+             AND idem_key <> $3";
         let insert_sql = "INSERT INTO takedown_outbox (idem_key, notice_id, recipient, claimed_at, claimed_by) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idem_key) DO NOTHING";
         let update_sql = "UPDATE takedown_notices SET delivery = 'sending' WHERE notice_id = $1 \
@@ -293,21 +294,6 @@ impl Store {
         macro_rules! claim {
             ($pool:expr, $conv:expr) => {{
                 let mut tx = $pool.begin().await?;
-                let exists: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe($conv(exists_sql)))
-                    .bind(idem_key)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if exists > 0 {
-                    return Ok(OutboxClaim::AlreadyClaimed);
-                }
-                let recent: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe($conv(count_sql)))
-                    .bind(recipient)
-                    .bind(window_start)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if recent >= rate_limit {
-                    return Ok(OutboxClaim::RateLimited);
-                }
                 let ins = sqlx::query(sqlx::AssertSqlSafe($conv(insert_sql)))
                     .bind(idem_key)
                     .bind(notice_id)
@@ -318,7 +304,18 @@ impl Store {
                     .await?
                     .rows_affected();
                 if ins != 1 {
+                    tx.rollback().await?;
                     return Ok(OutboxClaim::AlreadyClaimed);
+                }
+                let recent: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe($conv(count_sql)))
+                    .bind(recipient)
+                    .bind(window_start)
+                    .bind(idem_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if recent >= rate_limit {
+                    tx.rollback().await?;
+                    return Ok(OutboxClaim::RateLimited);
                 }
                 let upd = sqlx::query(sqlx::AssertSqlSafe($conv(update_sql)))
                     .bind(notice_id)
