@@ -28,6 +28,12 @@ pub enum Command {
     Edge(crate::cmd::edge::EdgeArgs),
     /// Detect a leak: register a suspect copy, decide each position, accuse sessions.
     Detect(crate::cmd::detect::DetectArgs),
+    /// Takedown notices: file, review, approve, send, recheck, mark, list, show.
+    #[command(subcommand)]
+    Takedown(crate::cmd::takedown::TakedownCommand),
+    /// Evidence bundles: verify.
+    #[command(subcommand)]
+    Evidence(crate::cmd::takedown::EvidenceCommand),
     /// Measurements (see docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -93,11 +93,13 @@ mod location;
 mod model;
 mod sql;
 mod store;
+mod takedown;
 
 pub use error::{ACCEPTED_URLS, StoreError};
 pub use location::redact_url;
 pub use model::{NewSession, NewTitle, Session, Title};
 pub use store::{Backend, Store, StoreOptions};
+pub use takedown::{NewNotice, NoticeRecord, OutboxClaim};
 
 /// Schema version this build migrates to.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 3;

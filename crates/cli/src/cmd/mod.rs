@@ -9,6 +9,7 @@ mod embed;
 mod init;
 pub mod session;
 pub mod store;
+pub mod takedown;
 
 use crate::cli::{BenchCommand, Cli, Command, EncodeOpts};
 use crate::exit::{Code, UsageError};
@@ -29,6 +30,8 @@ pub fn run(cli: Cli) -> Result<Code> {
         Command::Session(c) => session::run(cli.config.as_deref(), &c),
         Command::Edge(a) => edge::run(cli.config.as_deref(), &a),
         Command::Detect(a) => detect::run(cli.config.as_deref(), &a),
+        Command::Takedown(c) => takedown::run(cli.config.as_deref(), &c),
+        Command::Evidence(c) => takedown::run_evidence(&c),
     }
 }
 

@@ -1,0 +1,301 @@
+//! Delivery: SMTP (lettre) and HTTP (reqwest), with retries and exponential backoff,
+//! per-recipient rate limits, and an outbox claim that makes a notice go out at most once.
+//!
+//! Sending one notice:
+//!
+//! 1. [`Store::claim_outbox`] inserts the outbox row keyed by the notice id (exclusive) and
+//!    sets the notice `sending`, unless the recipient's rate limit is reached.
+//! 2. The message goes to the transport, with attempts and backoff on failures the transport
+//!    reports (nothing was accepted).
+//! 3. [`Store::record_sent`] records the Message-ID and response.
+//!
+//! A crash between 2 and 3 leaves the claim: the notice is never sent again automatically
+//! (it becomes `in_doubt`, for a human to reconcile). The Message-ID is derived from the
+//! notice id, so even a manual resend is recognisable as the same notice by the receiver.
+
+use std::time::Duration;
+
+use leaktrace_store::{NoticeRecord, OutboxClaim, Store};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::config::{SmtpSecurity, TakedownConfig};
+use crate::notice::{Channel, Notice};
+use crate::{TakedownError, render};
+
+/// What happened to one notice in a send run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Delivered now.
+    Sent {
+        /// Message-ID (e-mail) or idempotency key (HTTP).
+        message_id: String,
+        /// The transport's answer.
+        response: String,
+        /// Attempts it took.
+        attempts: u32,
+    },
+    /// Already claimed by an earlier run (sent, or maybe sent before a crash): not sent.
+    AlreadyClaimed,
+    /// The recipient's rate limit is reached: left for a later run.
+    RateLimited,
+    /// Every attempt failed; the claim was released and the notice is `failed`.
+    Failed {
+        /// Last error.
+        error: String,
+    },
+}
+
+/// Sends notices. Holds the transports; cheap to reuse across notices.
+pub struct Deliverer {
+    cfg: TakedownConfig,
+    store: Store,
+    smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    from: Option<Mailbox>,
+    http: reqwest::Client,
+    worker: String,
+}
+
+impl std::fmt::Debug for Deliverer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliverer")
+            .field("worker", &self.worker)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The e-mail for a notice: the DMCA letter with the ACNS XML inline (where receivers'
+/// parsers look for it), and the same XML as an `application/xml` attachment. The
+/// Message-ID is [`Notice::message_id`].
+pub fn email_message(notice: &Notice, from: Mailbox) -> Result<Message, TakedownError> {
+    let to: Mailbox = notice
+        .recipient
+        .email
+        .parse()
+        .map_err(|e| TakedownError::Delivery {
+            recipient: notice.recipient.email.clone(),
+            message: format!("bad recipient address: {e}"),
+        })?;
+    let to = match &notice.recipient.channel {
+        Channel::Email { to: addr } => addr.parse().unwrap_or(to),
+        Channel::Http { .. } => to,
+    };
+    let letter = render::dmca_letter(notice);
+    let xml = render::acns_xml(notice);
+    let body = format!("{letter}\n----- ACNS 1.2 -----\n{xml}");
+    let subject = format!(
+        "Notice of copyright infringement ({}) - {}",
+        notice.notice_id, notice.work.title
+    );
+    let xml_type = ContentType::parse("application/xml; charset=utf-8").map_err(|e| {
+        TakedownError::Delivery {
+            recipient: notice.recipient.email.clone(),
+            message: e.to_string(),
+        }
+    })?;
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .message_id(Some(notice.message_id()))
+        .multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain(body))
+                .singlepart(
+                    Attachment::new(format!("{}.acns.xml", notice.notice_id)).body(xml, xml_type),
+                ),
+        )
+        .map_err(|e| TakedownError::Delivery {
+            recipient: notice.recipient.email.clone(),
+            message: e.to_string(),
+        })
+}
+
+/// Backoff before attempt `n` (1-based, n >= 2): `base * 2^(n-2)`, capped.
+pub fn backoff(cfg: &crate::config::RetryConfig, attempt: u32) -> Duration {
+    let exp = attempt.saturating_sub(2).min(20);
+    Duration::from_millis(cfg.base_ms.saturating_mul(1 << exp).min(cfg.max_ms))
+}
+
+impl Deliverer {
+    /// Builds the transports from the configuration. `worker` names this sender in claims.
+    pub fn new(
+        cfg: TakedownConfig,
+        store: Store,
+        worker: &str,
+    ) -> Result<Deliverer, TakedownError> {
+        cfg.validate()?;
+        let (smtp, from) = match &cfg.smtp {
+            None => (None, None),
+            Some(s) => {
+                let builder = match s.security {
+                    SmtpSecurity::None => {
+                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
+                    }
+                    SmtpSecurity::Starttls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
+                            .map_err(|e| TakedownError::Config(format!("smtp.host: {e}")))?
+                    }
+                    SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
+                        .map_err(|e| TakedownError::Config(format!("smtp.host: {e}")))?,
+                };
+                let mut builder = builder
+                    .port(s.port)
+                    .timeout(Some(Duration::from_secs(s.timeout_s)));
+                if let (Some(u), Some(p)) = (&s.username_env, &s.password_env) {
+                    let user = std::env::var(u).map_err(|_| {
+                        TakedownError::Config(format!("smtp.username_env: ${u} is not set"))
+                    })?;
+                    let pass = std::env::var(p).map_err(|_| {
+                        TakedownError::Config(format!("smtp.password_env: ${p} is not set"))
+                    })?;
+                    builder = builder.credentials(Credentials::new(user, pass));
+                }
+                let from: Mailbox = s
+                    .from
+                    .parse()
+                    .map_err(|e| TakedownError::Config(format!("smtp.from {:?}: {e}", s.from)))?;
+                (Some(builder.build()), Some(from))
+            }
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| TakedownError::Config(format!("http client: {e}")))?;
+        Ok(Deliverer {
+            cfg,
+            store,
+            smtp,
+            from,
+            http,
+            worker: worker.to_owned(),
+        })
+    }
+
+    /// Sends one stored notice (claim → send with retries → record). See the module docs.
+    pub async fn send(&self, rec: &NoticeRecord, now: i64) -> Result<SendOutcome, TakedownError> {
+        let notice: Notice = serde_json::from_str(&rec.notice_json)?;
+        notice.validate()?;
+        let window_start =
+            now.saturating_sub(i64::try_from(self.cfg.rate_limit.window_s).unwrap_or(i64::MAX));
+        let claim = self
+            .store
+            .claim_outbox(
+                &rec.notice_id,
+                &rec.notice_id,
+                &rec.recipient,
+                &self.worker,
+                now,
+                i64::from(self.cfg.rate_limit.per_recipient),
+                window_start,
+            )
+            .await?;
+        match claim {
+            OutboxClaim::Claimed => {}
+            OutboxClaim::AlreadyClaimed => return Ok(SendOutcome::AlreadyClaimed),
+            OutboxClaim::RateLimited => return Ok(SendOutcome::RateLimited),
+        }
+        let mut last = String::new();
+        for attempt in 1..=self.cfg.retry.attempts {
+            if attempt > 1 {
+                tokio::time::sleep(backoff(&self.cfg.retry, attempt)).await;
+            }
+            match self.try_once(&notice).await {
+                Ok((message_id, response)) => {
+                    let next = now.saturating_add(
+                        i64::try_from(self.cfg.status.recheck_interval_s).unwrap_or(i64::MAX),
+                    );
+                    self.store
+                        .record_sent(
+                            &rec.notice_id,
+                            &rec.notice_id,
+                            &message_id,
+                            &response,
+                            now,
+                            next,
+                        )
+                        .await?;
+                    return Ok(SendOutcome::Sent {
+                        message_id,
+                        response,
+                        attempts: attempt,
+                    });
+                }
+                Err(Attempt::Permanent(e)) => {
+                    last = e;
+                    break;
+                }
+                Err(Attempt::Transient(e)) => last = e,
+            }
+        }
+        self.store
+            .release_claim(&rec.notice_id, &rec.notice_id, &last)
+            .await?;
+        Ok(SendOutcome::Failed { error: last })
+    }
+
+    async fn try_once(&self, notice: &Notice) -> Result<(String, String), Attempt> {
+        match &notice.recipient.channel {
+            Channel::Email { .. } => {
+                let (Some(smtp), Some(from)) = (&self.smtp, &self.from) else {
+                    return Err(Attempt::Permanent(
+                        "no [smtp] section in the takedown configuration".into(),
+                    ));
+                };
+                let msg = email_message(notice, from.clone())
+                    .map_err(|e| Attempt::Permanent(e.to_string()))?;
+                match smtp.send(msg).await {
+                    Ok(resp) => Ok((
+                        notice.message_id(),
+                        format!(
+                            "{} {}",
+                            resp.code(),
+                            resp.message().collect::<Vec<_>>().join(" ")
+                        ),
+                    )),
+                    Err(e) if e.is_permanent() => Err(Attempt::Permanent(e.to_string())),
+                    Err(e) => Err(Attempt::Transient(e.to_string())),
+                }
+            }
+            Channel::Http { endpoint } => {
+                let mut req = self
+                    .http
+                    .post(endpoint)
+                    .header("Idempotency-Key", &notice.notice_id)
+                    .json(&render::cloudflare_json(notice));
+                if let Some(var) = &self.cfg.http_token_env
+                    && let Ok(tok) = std::env::var(var)
+                {
+                    req = req.bearer_auth(tok);
+                }
+                match req.send().await {
+                    Ok(r) => {
+                        let status = r.status();
+                        let body = r.text().await.unwrap_or_default();
+                        let summary = format!(
+                            "{} {}",
+                            status.as_u16(),
+                            body.chars().take(500).collect::<String>()
+                        );
+                        if status.is_success() {
+                            Ok((notice.notice_id.clone(), summary))
+                        } else if status.is_server_error() || status.as_u16() == 429 {
+                            Err(Attempt::Transient(summary))
+                        } else {
+                            Err(Attempt::Permanent(summary))
+                        }
+                    }
+                    Err(e) => Err(Attempt::Transient(e.to_string())),
+                }
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Transient(String),
+    Permanent(String),
+}

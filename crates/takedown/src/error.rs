@@ -1,0 +1,74 @@
+//! [`TakedownError`].
+
+use crate::notice::Element;
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TakedownError {
+    /// The finding has no positive match: no accusation at or below the configured
+    /// probability and no exact catalogue hash. No notice may be made.
+    #[error(
+        "finding {finding_id}: no positive match (needs an accusation with probability <= {fp_max:e} or an exact catalogue hash match); no notice made"
+    )]
+    NoPositiveMatch {
+        /// The finding.
+        finding_id: String,
+        /// Configured maximum false-accusation probability.
+        fp_max: f64,
+    },
+    /// A statutory element of the notice is missing or empty.
+    #[error("notice refused: missing {element}")]
+    Incomplete {
+        /// The missing element.
+        element: Element,
+    },
+    /// The detect report is not a usable `leaktrace.detect.v1` document.
+    #[error("detect report: {0}")]
+    DetectReport(String),
+    /// Invalid configuration (the message says the valid range).
+    #[error("takedown configuration: {0}")]
+    Config(String),
+    /// Filesystem error on a path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An evidence bundle is malformed (not merely tampered: that is a verification result).
+    #[error("evidence bundle: {0}")]
+    Bundle(String),
+    /// JSON (de)serialisation.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] leaktrace_store::StoreError),
+    /// A delivery attempt failed (after retries).
+    #[error("delivery to {recipient}: {message}")]
+    Delivery {
+        /// Recipient address or endpoint.
+        recipient: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// RDAP lookup failed.
+    #[error("rdap {query}: {message}")]
+    Rdap {
+        /// IP or domain.
+        query: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl TakedownError {
+    pub(crate) fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        TakedownError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

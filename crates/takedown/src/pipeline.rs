@@ -1,0 +1,266 @@
+//! The pipeline steps the CLI runs: file notices for a finding, send what is approved,
+//! re-check noticed URLs and escalate.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use leaktrace_store::{NewNotice, NoticeRecord, Store};
+
+use crate::config::{Mode, TakedownConfig};
+use crate::deliver::{Deliverer, SendOutcome};
+use crate::notice::{Channel, Level, Notice, Recipient};
+use crate::rdap::Resolver;
+use crate::{FindingEvidence, TakedownError, evidence};
+
+/// One notice made by [`file_finding`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filed {
+    /// Notice id.
+    pub notice_id: String,
+    /// False when the notice already existed (a re-run): nothing new was stored.
+    pub inserted: bool,
+    /// Delivery state it starts in.
+    pub delivery: String,
+}
+
+/// The evidence bundle directory of a finding.
+pub fn bundle_dir(cfg: &TakedownConfig, finding_id: &str) -> PathBuf {
+    let safe: String = finding_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    cfg.evidence_dir.join(safe)
+}
+
+fn delivery_for(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Approval => "pending_approval",
+        Mode::Auto => "approved",
+        Mode::DryRun => "dry_run",
+    }
+}
+
+fn new_notice(n: &Notice, delivery: &str) -> Result<NewNotice, TakedownError> {
+    let (recipient, channel) = match &n.recipient.channel {
+        Channel::Email { to } => (to.clone(), "email"),
+        Channel::Http { endpoint } => (endpoint.clone(), "http"),
+    };
+    Ok(NewNotice {
+        notice_id: n.notice_id.clone(),
+        finding_id: n.finding_id.clone(),
+        url: n.infringing_urls.first().cloned().unwrap_or_default(),
+        host: n.host(),
+        level: n.recipient.level.as_str().to_owned(),
+        recipient,
+        channel: channel.to_owned(),
+        delivery: delivery.to_owned(),
+        notice_json: serde_json::to_string(n)?,
+        found_at: n.found_at,
+        created_at: n.created_at,
+    })
+}
+
+/// Makes the notice for `finding` at `level` (the first rung is normally `site` or `host`):
+/// gate, recipient, validation, evidence bundle, stored notice in the state the mode gives.
+/// Returns `Ok(None)` when no recipient is known at that level.
+pub async fn file_finding(
+    cfg: &TakedownConfig,
+    store: &Store,
+    resolver: &Resolver,
+    finding: &FindingEvidence,
+    level: Level,
+    now: i64,
+) -> Result<Option<Filed>, TakedownError> {
+    // Gate first: no lookups, no files for a finding without a positive match.
+    crate::gate(finding, cfg.fp_max)?;
+    let host = finding.host().unwrap_or_default();
+    let Some(recipient) = resolver
+        .resolve(&host, finding.resolved_ip, level, now)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let work = cfg
+        .works
+        .get(&finding.title_id)
+        .cloned()
+        .unwrap_or_default();
+    let notice = Notice::build(finding, &cfg.complainant, &work, recipient, cfg.fp_max, now)?;
+    let dir = bundle_dir(cfg, &finding.finding_id);
+    if !dir.join(evidence::MANIFEST).exists() {
+        evidence::write_bundle(&dir, finding, now)?;
+    }
+    let delivery = delivery_for(cfg.mode);
+    let inserted = store.insert_notice(&new_notice(&notice, delivery)?).await?;
+    let stored = store.get_notice(&notice.notice_id).await?;
+    Ok(Some(Filed {
+        notice_id: notice.notice_id,
+        inserted,
+        delivery: stored.map_or_else(|| delivery.to_owned(), |r| r.delivery),
+    }))
+}
+
+/// Sends every `approved` (and retryable `failed`) notice once. Claims older than the lease
+/// that were never recorded become `in_doubt` first (never resent). Each sent notice is
+/// added to its finding's evidence bundle as sent.
+pub async fn send_approved(
+    cfg: &TakedownConfig,
+    store: &Store,
+    deliverer: &Deliverer,
+    now: i64,
+) -> Result<Vec<(String, SendOutcome)>, TakedownError> {
+    let lease = i64::try_from(cfg.claim_lease_s).unwrap_or(i64::MAX);
+    store.mark_in_doubt(now.saturating_sub(lease)).await?;
+    let mut todo = store.list_notices(Some("approved")).await?;
+    todo.extend(
+        store
+            .list_notices(Some("failed"))
+            .await?
+            .into_iter()
+            .filter(|r| r.attempts < 3 * i64::from(cfg.retry.attempts)),
+    );
+    let mut out = Vec::new();
+    for rec in todo {
+        let outcome = deliverer.send(&rec, now).await?;
+        if let SendOutcome::Sent { .. } = &outcome {
+            let notice: Notice = serde_json::from_str(&rec.notice_json)?;
+            evidence::add_notice(&bundle_dir(cfg, &rec.finding_id), &notice, now)?;
+        }
+        out.push((rec.notice_id, outcome));
+    }
+    Ok(out)
+}
+
+/// Result of one re-check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Notice.
+    pub notice_id: String,
+    /// HTTP status (0: no answer).
+    pub status: u16,
+    /// 404 or 410: the content is gone and the notice is closed.
+    pub removed: bool,
+    /// Seconds from notice sent to removal, when removed.
+    pub notice_to_removal_s: Option<i64>,
+}
+
+/// Re-checks every open, sent notice whose check is due: GET the URL (no redirects
+/// followed); 404 or 410 closes the notice with the time of removal.
+pub async fn recheck_due(
+    cfg: &TakedownConfig,
+    store: &Store,
+    client: &reqwest::Client,
+    now: i64,
+) -> Result<Vec<Check>, TakedownError> {
+    let interval = i64::try_from(cfg.status.recheck_interval_s).unwrap_or(i64::MAX);
+    let mut out = Vec::new();
+    for rec in store.due_checks(now).await? {
+        let status = match client.get(&rec.url).send().await {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        };
+        let removed = matches!(status, 404 | 410);
+        store
+            .record_check(
+                &rec.notice_id,
+                i64::from(status),
+                now,
+                now.saturating_add(interval),
+                removed,
+            )
+            .await?;
+        out.push(Check {
+            notice_id: rec.notice_id.clone(),
+            status,
+            removed,
+            notice_to_removal_s: removed.then(|| now - rec.sent_at.unwrap_or(now)),
+        });
+    }
+    Ok(out)
+}
+
+/// A re-check client: short timeout, no redirects (a redirect away from the file is not a
+/// removal; its status is recorded as is).
+pub fn recheck_client() -> Result<reqwest::Client, TakedownError> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| TakedownError::Config(format!("http client: {e}")))
+}
+
+/// Escalates open, sent notices whose level's grace period has passed: a notice with the
+/// same content goes to the next rung that has a recipient (site → host → CDN → registrar).
+/// Returns (old notice, new notice) ids.
+pub async fn escalate_due(
+    cfg: &TakedownConfig,
+    store: &Store,
+    resolver: &Resolver,
+    now: i64,
+) -> Result<Vec<(String, Filed)>, TakedownError> {
+    let mut out = Vec::new();
+    for rec in store.list_notices(Some("sent")).await? {
+        if rec.disposition != "open" || rec.escalated_at.is_some() {
+            continue;
+        }
+        let Some(level) = Level::parse(&rec.level) else {
+            continue;
+        };
+        let Some(grace) = cfg.grace(level) else {
+            continue;
+        };
+        let Some(sent) = rec.sent_at else { continue };
+        if now - sent < i64::try_from(grace).unwrap_or(i64::MAX) {
+            continue;
+        }
+        let old: Notice = serde_json::from_str(&rec.notice_json)?;
+        let mut next = level.next();
+        while let Some(l) = next {
+            if let Some(r) = resolver.resolve(&rec.host, old.ip, l, now).await? {
+                let filed = escalate_notice(cfg, store, &old, r, now).await?;
+                store.mark_escalated(&rec.notice_id, now).await?;
+                out.push((rec.notice_id.clone(), filed));
+                break;
+            }
+            next = l.next();
+        }
+    }
+    Ok(out)
+}
+
+async fn escalate_notice(
+    cfg: &TakedownConfig,
+    store: &Store,
+    old: &Notice,
+    recipient: Recipient,
+    now: i64,
+) -> Result<Filed, TakedownError> {
+    let mut n = old.clone();
+    n.notice_id = Notice::id_for(&old.finding_id, recipient.level, &recipient.email);
+    n.recipient = recipient;
+    n.created_at = now;
+    n.validate()?;
+    let delivery = delivery_for(cfg.mode);
+    let inserted = store.insert_notice(&new_notice(&n, delivery)?).await?;
+    Ok(Filed {
+        notice_id: n.notice_id,
+        inserted,
+        delivery: delivery.to_owned(),
+    })
+}
+
+/// Times of a notice: (finding → notice sent, notice sent → removal), in seconds.
+pub fn timings(rec: &NoticeRecord) -> (Option<i64>, Option<i64>) {
+    let to_notice = rec.sent_at.map(|s| s - rec.found_at);
+    let to_removal = match (rec.sent_at, rec.closed_at) {
+        (Some(s), Some(c)) => Some(c - s),
+        _ => None,
+    };
+    (to_notice, to_removal)
+}

@@ -1,0 +1,351 @@
+//! Recipients: RDAP abuse-contact lookup (RFC 9082/9083) for IP addresses and domains, found
+//! through IANA bootstrap files (RFC 9224), cached in the store; per-host overrides first.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use leaktrace_store::Store;
+use serde_json::Value;
+
+use crate::TakedownError;
+use crate::config::{RdapConfig, RecipientOverride};
+use crate::notice::{Channel, Level, Recipient};
+
+/// Bootstrap snapshot compiled in (see `rdap/README.md` in the crate).
+const IPV4_SNAPSHOT: &str = include_str!("../rdap/ipv4.json");
+const DNS_SNAPSHOT: &str = include_str!("../rdap/dns.json");
+
+/// IANA bootstrap data: which RDAP server serves which address block or TLD.
+#[derive(Debug, Clone, Default)]
+pub struct Bootstrap {
+    v4: Vec<(u32, u8, String)>,
+    v6: Vec<(u128, u8, String)>,
+    dns: Vec<(String, String)>,
+}
+
+fn services(text: &str, what: &str) -> Result<Vec<(String, String)>, TakedownError> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| TakedownError::Config(format!("RDAP bootstrap {what}: {e}")))?;
+    let mut out = Vec::new();
+    let list = v.get("services").and_then(Value::as_array).ok_or_else(|| {
+        TakedownError::Config(format!("RDAP bootstrap {what}: no \"services\" array"))
+    })?;
+    for s in list {
+        let entries = s.get(0).and_then(Value::as_array);
+        // Prefer an https base URL (RFC 9224 §3: clients SHOULD use https).
+        let urls: Vec<&str> = s
+            .get(1)
+            .and_then(Value::as_array)
+            .map(|u| u.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let url = urls
+            .iter()
+            .find(|u| u.starts_with("https://"))
+            .or(urls.first())
+            .map(|u| (*u).to_owned());
+        if let (Some(entries), Some(url)) = (entries, url) {
+            for e in entries.iter().filter_map(Value::as_str) {
+                out.push((e.to_ascii_lowercase(), url.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, p) = s.split_once('/')?;
+    Some((a.parse().ok()?, p.parse().ok()?))
+}
+
+impl Bootstrap {
+    /// The compiled-in snapshot.
+    pub fn snapshot() -> Result<Bootstrap, TakedownError> {
+        Bootstrap::from_texts(Some(IPV4_SNAPSHOT), None, Some(DNS_SNAPSHOT))
+    }
+
+    /// From a directory with `ipv4.json`, `ipv6.json`, `dns.json` (each optional).
+    pub fn from_dir(dir: &Path) -> Result<Bootstrap, TakedownError> {
+        let read = |n: &str| std::fs::read_to_string(dir.join(n)).ok();
+        Bootstrap::from_texts(
+            read("ipv4.json").as_deref(),
+            read("ipv6.json").as_deref(),
+            read("dns.json").as_deref(),
+        )
+    }
+
+    /// From the texts of the three IANA files.
+    pub fn from_texts(
+        ipv4: Option<&str>,
+        ipv6: Option<&str>,
+        dns: Option<&str>,
+    ) -> Result<Bootstrap, TakedownError> {
+        let mut b = Bootstrap::default();
+        for (net, url) in ipv4
+            .map(|t| services(t, "ipv4"))
+            .transpose()?
+            .unwrap_or_default()
+        {
+            if let Some((IpAddr::V4(a), p)) = cidr(&net).filter(|(_, p)| *p <= 32) {
+                b.v4.push((u32::from(a), p, url));
+            }
+        }
+        for (net, url) in ipv6
+            .map(|t| services(t, "ipv6"))
+            .transpose()?
+            .unwrap_or_default()
+        {
+            if let Some((IpAddr::V6(a), p)) = cidr(&net).filter(|(_, p)| *p <= 128) {
+                b.v6.push((u128::from(a), p, url));
+            }
+        }
+        b.dns = dns
+            .map(|t| services(t, "dns"))
+            .transpose()?
+            .unwrap_or_default();
+        Ok(b)
+    }
+
+    /// Base URL serving `ip` (longest prefix).
+    pub fn for_ip(&self, ip: IpAddr) -> Option<&str> {
+        match ip {
+            IpAddr::V4(a) => {
+                let x = u32::from(a);
+                self.v4
+                    .iter()
+                    .filter(|(n, p, _)| {
+                        let mask = if *p == 0 {
+                            0
+                        } else {
+                            u32::MAX << (32 - u32::from(*p))
+                        };
+                        x & mask == n & mask
+                    })
+                    .max_by_key(|(_, p, _)| *p)
+                    .map(|(_, _, u)| u.as_str())
+            }
+            IpAddr::V6(a) => {
+                let x = u128::from(a);
+                self.v6
+                    .iter()
+                    .filter(|(n, p, _)| {
+                        let mask = if *p == 0 {
+                            0
+                        } else {
+                            u128::MAX << (128 - u32::from(*p))
+                        };
+                        x & mask == n & mask
+                    })
+                    .max_by_key(|(_, p, _)| *p)
+                    .map(|(_, _, u)| u.as_str())
+            }
+        }
+    }
+
+    /// Base URL serving `domain` (longest matching label suffix).
+    pub fn for_domain(&self, domain: &str) -> Option<&str> {
+        let d = domain.trim_end_matches('.').to_ascii_lowercase();
+        self.dns
+            .iter()
+            .filter(|(tld, _)| d == *tld || d.ends_with(&format!(".{tld}")))
+            .max_by_key(|(tld, _)| tld.len())
+            .map(|(_, u)| u.as_str())
+    }
+}
+
+/// An abuse contact found in RDAP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbuseContact {
+    /// Organisation (the entity's `fn`, or the object's name).
+    pub name: String,
+    /// E-mail.
+    pub email: String,
+}
+
+/// First entity (depth-first, nested entities included) with role `abuse` and an e-mail
+/// in its vCard; also returns the registrant/registrar name when there is one.
+pub fn abuse_contact(rdap: &Value) -> Option<AbuseContact> {
+    fn vcard(e: &Value, field: &str) -> Option<String> {
+        e.pointer("/vcardArray/1")?
+            .as_array()?
+            .iter()
+            .find_map(|prop| {
+                let p = prop.as_array()?;
+                (p.first()?.as_str()? == field).then(|| p.get(3)?.as_str().map(str::to_owned))?
+            })
+    }
+    fn walk(v: &Value, owner: Option<String>) -> Option<AbuseContact> {
+        for e in v
+            .get("entities")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let roles: Vec<&str> = e
+                .get("roles")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let name = vcard(e, "fn");
+            if roles.contains(&"abuse")
+                && let Some(email) = vcard(e, "email")
+            {
+                let name = owner.clone().or(name).unwrap_or_else(|| email.clone());
+                return Some(AbuseContact { name, email });
+            }
+            let owner_here = if roles
+                .iter()
+                .any(|r| ["registrant", "registrar"].contains(r))
+            {
+                name.or_else(|| owner.clone())
+            } else {
+                owner.clone()
+            };
+            if let Some(c) = walk(e, owner_here) {
+                return Some(c);
+            }
+        }
+        None
+    }
+    let top = rdap.get("name").and_then(Value::as_str).map(str::to_owned);
+    walk(rdap, top)
+}
+
+/// Finds recipients: overrides first, then RDAP (IP → host, domain → registrar).
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    overrides: Vec<RecipientOverride>,
+    bootstrap: Bootstrap,
+    store: Store,
+    client: reqwest::Client,
+    ttl: i64,
+}
+
+impl Resolver {
+    /// From configuration; `bootstrap` `None` loads `[rdap] bootstrap_dir` or the snapshot.
+    pub fn new(
+        overrides: Vec<RecipientOverride>,
+        rdap: &RdapConfig,
+        bootstrap: Option<Bootstrap>,
+        store: Store,
+    ) -> Result<Resolver, TakedownError> {
+        let bootstrap = match (bootstrap, &rdap.bootstrap_dir) {
+            (Some(b), _) => b,
+            (None, Some(dir)) => Bootstrap::from_dir(dir)?,
+            (None, None) => Bootstrap::snapshot()?,
+        };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| TakedownError::Config(format!("http client: {e}")))?;
+        Ok(Resolver {
+            overrides,
+            bootstrap,
+            store,
+            client,
+            ttl: i64::try_from(rdap.cache_ttl_s).unwrap_or(i64::MAX),
+        })
+    }
+
+    fn override_for(&self, host: &str, level: Level) -> Option<Recipient> {
+        let host = host.to_ascii_lowercase();
+        let exact = self
+            .overrides
+            .iter()
+            .find(|o| o.level == level && o.host.eq_ignore_ascii_case(&host));
+        let any = || {
+            self.overrides
+                .iter()
+                .find(|o| o.level == level && o.host == "*")
+        };
+        exact.or_else(any).map(|o| Recipient {
+            name: o.name.clone(),
+            email: o.email.clone(),
+            level,
+            channel: match &o.endpoint {
+                Some(e) => Channel::Http {
+                    endpoint: e.clone(),
+                },
+                None => Channel::Email {
+                    to: o.email.clone(),
+                },
+            },
+        })
+    }
+
+    /// An RDAP object, from the cache or the server (then cached for the TTL).
+    pub async fn lookup(
+        &self,
+        base: &str,
+        kind: &str,
+        query: &str,
+        now: i64,
+    ) -> Result<Value, TakedownError> {
+        let key = format!("{kind}/{query}");
+        let err = |m: String| TakedownError::Rdap {
+            query: query.to_owned(),
+            message: m,
+        };
+        if let Some(hit) = self.store.rdap_cached(&key, now).await? {
+            return serde_json::from_str(&hit).map_err(|e| err(e.to_string()));
+        }
+        let url = format!("{}/{kind}/{query}", base.trim_end_matches('/'));
+        let resp = self
+            .client
+            .get(&url)
+            .header("accept", "application/rdap+json")
+            .send()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(err(format!("{url}: HTTP {}", resp.status())));
+        }
+        let text = resp.text().await.map_err(|e| err(e.to_string()))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| err(format!("{url}: {e}")))?;
+        self.store
+            .rdap_store(&key, &text, now, now.saturating_add(self.ttl))
+            .await?;
+        Ok(v)
+    }
+
+    /// The recipient for `host` / `ip` at `level`: an override, else RDAP for `host`
+    /// (IP abuse contact) and `registrar` (domain abuse contact). `site` and `cdn` need an
+    /// override. `Ok(None)`: nobody known at this level.
+    pub async fn resolve(
+        &self,
+        host: &str,
+        ip: IpAddr,
+        level: Level,
+        now: i64,
+    ) -> Result<Option<Recipient>, TakedownError> {
+        if let Some(r) = self.override_for(host, level) {
+            return Ok(Some(r));
+        }
+        let (base, kind, query) = match level {
+            Level::Host => match self.bootstrap.for_ip(ip) {
+                Some(b) => (b.to_owned(), "ip", ip.to_string()),
+                None => return Ok(None),
+            },
+            Level::Registrar => match self.bootstrap.for_domain(host) {
+                Some(b) => (b.to_owned(), "domain", registered_domain(host)),
+                None => return Ok(None),
+            },
+            Level::Site | Level::Cdn => return Ok(None),
+        };
+        let v = self.lookup(&base, kind, &query, now).await?;
+        Ok(abuse_contact(&v).map(|c| Recipient {
+            name: c.name,
+            email: c.email.clone(),
+            level,
+            channel: Channel::Email { to: c.email },
+        }))
+    }
+}
+
+/// The last two labels of a host name (`a.b.example.com` → `example.com`): the name a
+/// registry knows. Approximate (no public-suffix list): `example.co.uk` needs an override.
+pub fn registered_domain(host: &str) -> String {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    let labels: Vec<&str> = h.split('.').collect();
+    labels[labels.len().saturating_sub(2)..].join(".")
+}
