@@ -28,6 +28,13 @@ pub enum Command {
     Edge(crate::cmd::edge::EdgeArgs),
     /// Detect a leak: register a suspect copy, decide each position, accuse sessions.
     Detect(crate::cmd::detect::DetectArgs),
+    /// Crawl the configured sources for leaks (`--once` or `--schedule`).
+    Crawl(crate::cmd::crawl::CrawlArgs),
+    /// An extra crawl worker sharing the store's frontier.
+    Worker(crate::cmd::crawl::WorkerArgs),
+    /// Findings stored by the crawler.
+    #[command(subcommand)]
+    Findings(crate::cmd::crawl::FindingsCommand),
     /// Measurements (see docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),

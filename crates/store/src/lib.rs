@@ -88,16 +88,18 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod crawl;
 mod error;
 mod location;
 mod model;
 mod sql;
 mod store;
 
+pub use crawl::{Finding, Job, JobCounts, JobKind, JobState, NewFinding, NewJob, RetryPolicy};
 pub use error::{ACCEPTED_URLS, StoreError};
 pub use location::redact_url;
 pub use model::{NewSession, NewTitle, Session, Title};
 pub use store::{Backend, Store, StoreOptions};
 
 /// Schema version this build migrates to.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;

@@ -53,11 +53,18 @@ macro_rules! session_cols {
 const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
 
 pub(crate) const SQLITE: Dialect = Dialect {
-    migrations: &[EmbeddedMigration {
-        version: 1,
-        description: "init",
-        sql: include_str!("../migrations/sqlite/0001_init.sql"),
-    }],
+    migrations: &[
+        EmbeddedMigration {
+            version: 1,
+            description: "init",
+            sql: include_str!("../migrations/sqlite/0001_init.sql"),
+        },
+        EmbeddedMigration {
+            version: 2,
+            description: "crawl",
+            sql: include_str!("../migrations/sqlite/0002_crawl.sql"),
+        },
+    ],
     migrations_table_exists: "SELECT EXISTS (SELECT 1 FROM sqlite_master \
          WHERE type = 'table' AND name = '_sqlx_migrations')",
     schema_version: "SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1",
@@ -96,11 +103,18 @@ pub(crate) const SQLITE: Dialect = Dialect {
 };
 
 pub(crate) const POSTGRES: Dialect = Dialect {
-    migrations: &[EmbeddedMigration {
-        version: 1,
-        description: "init",
-        sql: include_str!("../migrations/postgres/0001_init.sql"),
-    }],
+    migrations: &[
+        EmbeddedMigration {
+            version: 1,
+            description: "init",
+            sql: include_str!("../migrations/postgres/0001_init.sql"),
+        },
+        EmbeddedMigration {
+            version: 2,
+            description: "crawl",
+            sql: include_str!("../migrations/postgres/0002_crawl.sql"),
+        },
+    ],
     migrations_table_exists: "SELECT to_regclass('_sqlx_migrations') IS NOT NULL",
     schema_version: "SELECT MAX(version) FROM _sqlx_migrations WHERE success",
     upsert_title: concat!(

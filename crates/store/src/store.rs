@@ -56,11 +56,11 @@ impl Default for StoreOptions {
 /// A handle on the leaktrace database. Cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
 pub struct Store {
-    pools: Pools,
+    pub(crate) pools: Pools,
 }
 
 #[derive(Debug, Clone)]
-enum Pools {
+pub(crate) enum Pools {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -83,7 +83,7 @@ macro_rules! on_backend {
 }
 
 /// Current time as UTC unix seconds.
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -1,6 +1,7 @@
 //! Subcommand implementations.
 
 mod bench;
+pub mod crawl;
 pub mod detect;
 pub mod edge;
 mod embed;
@@ -25,6 +26,9 @@ pub fn run(cli: Cli) -> Result<Code> {
         Command::Session(c) => session::run(cli.config.as_deref(), &c),
         Command::Edge(a) => edge::run(cli.config.as_deref(), &a),
         Command::Detect(a) => detect::run(cli.config.as_deref(), &a),
+        Command::Crawl(a) => crawl::crawl(cli.config.as_deref(), &a),
+        Command::Worker(a) => crawl::worker(cli.config.as_deref(), &a),
+        Command::Findings(c) => crawl::findings(cli.config.as_deref(), &c),
     }
 }
 
