@@ -131,6 +131,8 @@ pub struct Body {
 }
 
 enum RobotsRule {
+    /// The host itself is refused by the SSRF guard.
+    Refused(String),
     AllowAll,
     DisallowAll,
     Rules(Box<texting_robots::Robot>),
@@ -261,6 +263,7 @@ impl Fetcher {
             Err(FetchError::Status(s)) if (400..500).contains(&s) && s != 429 => {
                 RobotsRule::AllowAll
             }
+            Err(FetchError::Refused(m)) => RobotsRule::Refused(m),
             Err(e) => {
                 tracing::info!(url = %robots_url, error = %e, "robots.txt unreachable: host disallowed");
                 RobotsRule::DisallowAll
@@ -271,11 +274,13 @@ impl Fetcher {
 
     /// Whether robots.txt allows `u` (always true when `respect_robots` is off),
     /// and the host's Crawl-delay.
-    pub async fn robots_allows(&self, u: &Url) -> (bool, Option<Duration>) {
+    /// Fails if the host is refused by the SSRF guard.
+    pub async fn robots_allows(&self, u: &Url) -> Result<(bool, Option<Duration>), FetchError> {
         if !self.cfg.politeness.respect_robots {
-            return (true, None);
+            return Ok((true, None));
         }
-        match &*self.robots_for(u).await {
+        Ok(match &*self.robots_for(u).await {
+            RobotsRule::Refused(m) => return Err(FetchError::Refused(m.clone())),
             RobotsRule::AllowAll => (true, None),
             RobotsRule::DisallowAll => (false, None),
             RobotsRule::Rules(r) => (
@@ -284,7 +289,7 @@ impl Fetcher {
                     .filter(|d| d.is_finite() && *d > 0.0)
                     .map(|d| Duration::from_secs_f32(d.min(86_400.0))),
             ),
-        }
+        })
     }
 
     /// GET `url`, following redirects hop by hop; returns once 2xx headers arrived.
@@ -308,7 +313,7 @@ impl Fetcher {
             }
             chain.push(cur.to_string());
             let crawl_delay = if check_robots {
-                let (ok, delay) = self.robots_allows(&cur).await;
+                let (ok, delay) = self.robots_allows(&cur).await?;
                 if !ok {
                     return Err(FetchError::Robots(cur.to_string()));
                 }
