@@ -53,9 +53,10 @@ CREATE TABLE findings (
     report         TEXT    NOT NULL,
     capture_started_at  INTEGER NOT NULL,
     capture_finished_at INTEGER NOT NULL,
-    created_at     INTEGER NOT NULL,
-    UNIQUE (media_url, sha256)
+    created_at     INTEGER NOT NULL
 ) STRICT;
 
+-- One finding per (location, content): the target of ON CONFLICT in insert_finding.
+CREATE UNIQUE INDEX findings_media_url_sha256 ON findings (media_url, sha256);
 CREATE INDEX findings_sha256 ON findings (sha256);
 CREATE INDEX findings_created_at ON findings (created_at, finding_id);
