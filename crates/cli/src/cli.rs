@@ -34,6 +34,13 @@ pub enum Command {
     /// Evidence bundles: verify.
     #[command(subcommand)]
     Evidence(crate::cmd::takedown::EvidenceCommand),
+    /// Crawl the configured sources for leaks (`--once` or `--schedule`).
+    Crawl(crate::cmd::crawl::CrawlArgs),
+    /// An extra crawl worker sharing the store's frontier.
+    Worker(crate::cmd::crawl::WorkerArgs),
+    /// Findings stored by the crawler.
+    #[command(subcommand)]
+    Findings(crate::cmd::crawl::FindingsCommand),
     /// Measurements (see docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -8,8 +8,8 @@
 mod common;
 
 use common::sim::{self, Attack, Rng};
-use leaktrace_detect::accuse::{AccuseOptions, Accuser, Weighting};
 use leaktrace_core::TardosParams;
+use leaktrace_detect::accuse::{AccuseOptions, Accuser, Weighting};
 
 const SOFT: AccuseOptions = AccuseOptions {
     weighting: Weighting::Soft { snr: None },

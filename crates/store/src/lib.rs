@@ -88,6 +88,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod crawl;
 mod error;
 mod location;
 mod model;
@@ -95,6 +96,7 @@ mod sql;
 mod store;
 mod takedown;
 
+pub use crawl::{Finding, Job, JobCounts, JobKind, JobState, NewFinding, NewJob, RetryPolicy};
 pub use error::{ACCEPTED_URLS, StoreError};
 pub use location::redact_url;
 pub use model::{NewSession, NewTitle, Session, Title};

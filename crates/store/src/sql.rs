@@ -60,6 +60,11 @@ pub(crate) const SQLITE: Dialect = Dialect {
             sql: include_str!("../migrations/sqlite/0001_init.sql"),
         },
         EmbeddedMigration {
+            version: 2,
+            description: "crawl",
+            sql: include_str!("../migrations/sqlite/0002_crawl.sql"),
+        },
+        EmbeddedMigration {
             version: 3,
             description: "takedown",
             sql: include_str!("../migrations/sqlite/0003_takedown.sql"),
@@ -108,6 +113,11 @@ pub(crate) const POSTGRES: Dialect = Dialect {
             version: 1,
             description: "init",
             sql: include_str!("../migrations/postgres/0001_init.sql"),
+        },
+        EmbeddedMigration {
+            version: 2,
+            description: "crawl",
+            sql: include_str!("../migrations/postgres/0002_crawl.sql"),
         },
         EmbeddedMigration {
             version: 3,

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_detect;
 pub mod bench_forensic;
+pub mod crawl;
 pub mod detect;
 pub mod edge;
 mod embed;
@@ -32,6 +33,9 @@ pub fn run(cli: Cli) -> Result<Code> {
         Command::Detect(a) => detect::run(cli.config.as_deref(), &a),
         Command::Takedown(c) => takedown::run(cli.config.as_deref(), &c),
         Command::Evidence(c) => takedown::run_evidence(&c),
+        Command::Crawl(a) => crawl::crawl(cli.config.as_deref(), &a),
+        Command::Worker(a) => crawl::worker(cli.config.as_deref(), &a),
+        Command::Findings(c) => crawl::findings(cli.config.as_deref(), &c),
     }
 }
 

@@ -1,0 +1,328 @@
+//! Capture of direct files and HLS streams into `capture_dir`, bounded by
+//! bytes, segments and time, hashed (BLAKE3 and SHA-256) while written.
+//!
+//! An HLS capture is the concatenation of the init segment (`EXT-X-MAP`, if
+//! any) and the media segments in playlist order, a playable fragmented MP4
+//! (or MPEG-TS) file. A multivariant playlist is resolved to its
+//! highest-bandwidth variant. A playlist without `EXT-X-ENDLIST` (live, or one
+//! that never ends) is polled for new segments until a bound is hit.
+//! Captures are stored as `<sha256>.<ext>`: the same bytes are kept once.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use sha2::Digest;
+use tokio::io::AsyncWriteExt;
+use url::Url;
+
+use crate::CrawlError;
+use crate::fetch::{FetchError, Fetcher, Meta};
+
+/// A finished capture.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    /// The media (or playlist) response, with its redirect chain and server address.
+    pub meta: Meta,
+    /// `direct` or `hls`.
+    pub kind: &'static str,
+    /// The stored file.
+    pub path: PathBuf,
+    /// Bytes stored.
+    pub byte_len: u64,
+    /// BLAKE3, hex.
+    pub blake3: String,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// HLS segments captured (0 for a direct file).
+    pub segments: u32,
+    /// Whether a bound stopped the capture early.
+    pub truncated: bool,
+    /// Start, UTC unix seconds.
+    pub started_at: i64,
+    /// End, UTC unix seconds.
+    pub finished_at: i64,
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(H[(b >> 4) as usize] as char);
+        s.push(H[(b & 15) as usize] as char);
+    }
+    s
+}
+
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+struct Sink {
+    file: tokio::fs::File,
+    tmp: PathBuf,
+    b3: blake3::Hasher,
+    sha: sha2::Sha256,
+    len: u64,
+    cap: u64,
+    deadline: Instant,
+}
+
+impl Sink {
+    async fn new(dir: &Path, cap: u64, deadline: Instant) -> Result<Sink, CrawlError> {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| CrawlError::Io(dir.to_path_buf(), e))?;
+        let mut rnd = [0u8; 8];
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        rnd.copy_from_slice(
+            &blake3::hash(format!("{nanos}{:?}", std::thread::current().id()).as_bytes())
+                .as_bytes()[..8],
+        );
+        let tmp = dir.join(format!(".partial-{}", hex(&rnd)));
+        let file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| CrawlError::Io(tmp.clone(), e))?;
+        Ok(Sink {
+            file,
+            tmp,
+            b3: blake3::Hasher::new(),
+            sha: sha2::Sha256::new(),
+            len: 0,
+            cap,
+            deadline,
+        })
+    }
+
+    /// Writes what fits; `Ok(false)` once the byte cap is reached.
+    async fn write(&mut self, chunk: &[u8]) -> Result<bool, CrawlError> {
+        let room = usize::try_from(self.cap - self.len).unwrap_or(usize::MAX);
+        let take = &chunk[..chunk.len().min(room)];
+        self.file
+            .write_all(take)
+            .await
+            .map_err(|e| CrawlError::Io(self.tmp.clone(), e))?;
+        self.b3.update(take);
+        self.sha.update(take);
+        self.len += take.len() as u64;
+        Ok(take.len() == chunk.len() && self.len < self.cap)
+    }
+
+    /// Streams a response in; `Ok(false)` if a bound (bytes or time) stopped it.
+    async fn pour(&mut self, resp: reqwest::Response) -> Result<bool, CrawlError> {
+        let mut s = resp.bytes_stream();
+        loop {
+            let next = tokio::time::timeout_at(self.deadline.into(), s.next()).await;
+            match next {
+                Err(_) => return Ok(false),
+                Ok(None) => return Ok(true),
+                Ok(Some(Err(e))) => {
+                    return Err(CrawlError::Fetch(FetchError::Transport(e.to_string())));
+                }
+                Ok(Some(Ok(chunk))) => {
+                    if !self.write(&chunk).await? {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn finish(
+        mut self,
+        dir: &Path,
+        ext: &str,
+    ) -> Result<(PathBuf, u64, String, String), CrawlError> {
+        self.file
+            .flush()
+            .await
+            .map_err(|e| CrawlError::Io(self.tmp.clone(), e))?;
+        self.file
+            .sync_all()
+            .await
+            .map_err(|e| CrawlError::Io(self.tmp.clone(), e))?;
+        let b3 = self.b3.finalize().to_hex().to_string();
+        let sha = hex(&self.sha.finalize());
+        let path = dir.join(format!("{sha}.{ext}"));
+        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            let _ = tokio::fs::remove_file(&self.tmp).await;
+        } else {
+            tokio::fs::rename(&self.tmp, &path)
+                .await
+                .map_err(|e| CrawlError::Io(path.clone(), e))?;
+        }
+        Ok((path, self.len, b3, sha))
+    }
+
+    async fn abort(self) {
+        let _ = tokio::fs::remove_file(&self.tmp).await;
+    }
+}
+
+fn ext_of(u: &Url, fallback: &str) -> String {
+    u.path()
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .filter(|e| e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| fallback.to_owned())
+}
+
+/// Captures a direct media file.
+pub async fn capture_direct(f: &Fetcher, url: &Url) -> Result<Capture, CrawlError> {
+    let lim = &f.config().limits;
+    let started_at = now_unix();
+    let deadline = Instant::now() + Duration::from_secs(lim.max_capture_secs);
+    let dir = f.config().fetch.capture_dir.clone();
+    let o = f.open(url).await?;
+    let mut sink = Sink::new(&dir, lim.max_media_bytes, deadline).await?;
+    let complete = match sink.pour(o.response).await {
+        Ok(c) => c,
+        Err(e) => {
+            sink.abort().await;
+            return Err(e);
+        }
+    };
+    let ext = ext_of(&o.meta.final_url, "bin");
+    let (path, byte_len, blake3, sha256) = sink.finish(&dir, &ext).await?;
+    if !complete {
+        tracing::warn!(url = %url, bytes = byte_len, "capture cut at a bound");
+    }
+    Ok(Capture {
+        meta: o.meta,
+        kind: "direct",
+        path,
+        byte_len,
+        blake3,
+        sha256,
+        segments: 0,
+        truncated: !complete,
+        started_at,
+        finished_at: now_unix(),
+    })
+}
+
+/// Captures an HLS stream (multivariant or media playlist).
+pub async fn capture_hls(f: &Fetcher, url: &Url) -> Result<Capture, CrawlError> {
+    let lim = &f.config().limits;
+    let started_at = now_unix();
+    let deadline = Instant::now() + Duration::from_secs(lim.max_capture_secs);
+    let dir = f.config().fetch.capture_dir.clone();
+    let (first_meta, body) = f.get_page(url).await?;
+    let mut media_url = first_meta.final_url.clone();
+    let mut text = body.bytes;
+    let mut parsed = m3u8_rs::parse_playlist_res(&text)
+        .map_err(|_| CrawlError::Playlist(format!("{url}: not an HLS playlist")))?;
+    if let m3u8_rs::Playlist::MasterPlaylist(m) = &parsed {
+        let best = m
+            .variants
+            .iter()
+            .filter(|v| !v.is_i_frame)
+            .max_by_key(|v| v.bandwidth)
+            .ok_or_else(|| {
+                CrawlError::Playlist(format!("{url}: multivariant playlist without variants"))
+            })?;
+        media_url = media_url
+            .join(&best.uri)
+            .map_err(|e| CrawlError::Playlist(format!("{url}: variant URI {e}")))?;
+        let (m2, b2) = f.get_page(&media_url).await?;
+        media_url = m2.final_url;
+        text = b2.bytes;
+        parsed = m3u8_rs::parse_playlist_res(&text)
+            .map_err(|_| CrawlError::Playlist(format!("{media_url}: not an HLS playlist")))?;
+    }
+    let m3u8_rs::Playlist::MediaPlaylist(mut pl) = parsed else {
+        return Err(CrawlError::Playlist(format!(
+            "{url}: nested multivariant playlist"
+        )));
+    };
+    let mut sink = Sink::new(&dir, lim.max_media_bytes, deadline).await?;
+    let mut segments = 0u32;
+    let mut truncated = false;
+    let mut next_seq: u64 = pl.media_sequence;
+    let mut init_done = false;
+    let mut ext = "mp4".to_owned();
+    let result: Result<(), CrawlError> = async {
+        loop {
+            for (i, seg) in pl.segments.iter().enumerate() {
+                let seq = pl.media_sequence + i as u64;
+                if seq < next_seq {
+                    continue;
+                }
+                if !init_done {
+                    if let Some(map) = &seg.map {
+                        let u = media_url
+                            .join(&map.uri)
+                            .map_err(|e| CrawlError::Playlist(format!("init URI {e}")))?;
+                        let o = f.open(&u).await?;
+                        if !sink.pour(o.response).await? {
+                            truncated = true;
+                            return Ok(());
+                        }
+                    } else {
+                        ext = "ts".to_owned();
+                    }
+                    init_done = true;
+                }
+                if segments >= lim.max_hls_segments || Instant::now() >= deadline {
+                    truncated = true;
+                    return Ok(());
+                }
+                let u = media_url
+                    .join(&seg.uri)
+                    .map_err(|e| CrawlError::Playlist(format!("segment URI {e}")))?;
+                let o = f.open(&u).await?;
+                if !sink.pour(o.response).await? {
+                    truncated = true;
+                    return Ok(());
+                }
+                segments += 1;
+                next_seq = seq + 1;
+            }
+            if pl.end_list {
+                return Ok(());
+            }
+            // Live (or never-ending) playlist: poll for more until a bound.
+            let wait = Duration::from_millis(pl.target_duration.clamp(1, 20) * 500);
+            if Instant::now() + wait >= deadline {
+                truncated = true;
+                return Ok(());
+            }
+            tokio::time::sleep(wait).await;
+            let (_, b) = f.get_page(&media_url).await?;
+            match m3u8_rs::parse_playlist_res(&b.bytes) {
+                Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => pl = p,
+                _ => {
+                    return Err(CrawlError::Playlist(format!(
+                        "{media_url}: reload not a media playlist"
+                    )));
+                }
+            }
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        sink.abort().await;
+        return Err(e);
+    }
+    if truncated {
+        tracing::warn!(url = %url, segments, "HLS capture cut at a bound");
+    }
+    let (path, byte_len, blake3, sha256) = sink.finish(&dir, &ext).await?;
+    Ok(Capture {
+        meta: first_meta,
+        kind: "hls",
+        path,
+        byte_len,
+        blake3,
+        sha256,
+        segments,
+        truncated,
+        started_at,
+        finished_at: now_unix(),
+    })
+}

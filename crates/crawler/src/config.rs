@@ -1,0 +1,395 @@
+//! Crawler configuration (TOML). See `docs/examples/crawler.toml` for a
+//! commented example; every field except `sources` and `catalogue` has a default.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::CrawlError;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where to start.
+    #[serde(default)]
+    pub sources: Sources,
+    /// The protected titles looked for.
+    #[serde(default)]
+    pub catalogue: Vec<CatalogueTitle>,
+    /// When `crawl --schedule` runs.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Politeness towards the sites crawled.
+    #[serde(default)]
+    pub politeness: Politeness,
+    /// Size, time and trap limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Fetching and capture.
+    #[serde(default)]
+    pub fetch: FetchConfig,
+    /// Detection of captured copies.
+    #[serde(default)]
+    pub detect: DetectConfig,
+}
+
+/// Where crawling starts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sources {
+    /// Seed pages (depth 0).
+    #[serde(default)]
+    pub seeds: Vec<String>,
+    /// Search URL templates; `{title}` is replaced by each catalogue name and alias (URL-encoded).
+    #[serde(default)]
+    pub search_templates: Vec<String>,
+    /// Sitemaps (`<loc>` entries become pages).
+    #[serde(default)]
+    pub sitemaps: Vec<String>,
+    /// RSS/Atom feeds (`<link>` entries become pages).
+    #[serde(default)]
+    pub feeds: Vec<String>,
+}
+
+/// A protected title.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueTitle {
+    /// The title id in the store (what detect analyses against).
+    pub title_id: String,
+    /// Names it is published under.
+    pub names: Vec<String>,
+    /// Other names (translations, abbreviations).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Release year, if any (raises the score when present, lowers it when another year is).
+    #[serde(default)]
+    pub year: Option<u16>,
+    /// The reference index directory (else the title's `reference_path` in the store).
+    #[serde(default)]
+    pub reference: Option<PathBuf>,
+}
+
+/// `crawl --schedule`: an interval between run starts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// Seconds between the starts of two runs (60 to 604 800).
+    #[serde(default = "d_interval")]
+    pub interval_secs: u64,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            interval_secs: d_interval(),
+        }
+    }
+}
+
+/// Politeness.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Politeness {
+    /// Obey robots.txt (RFC 9309). Default true.
+    #[serde(default = "d_true")]
+    pub respect_robots: bool,
+    /// Minimum delay between two requests to one host, milliseconds (a robots.txt
+    /// Crawl-delay above it wins, capped by `max_crawl_delay_ms`). 0 = politeness off.
+    #[serde(default = "d_delay")]
+    pub min_delay_ms: u64,
+    /// Largest Crawl-delay honoured, milliseconds.
+    #[serde(default = "d_max_delay")]
+    pub max_crawl_delay_ms: u64,
+    /// User-Agent header and robots.txt product token.
+    #[serde(default = "d_agent")]
+    pub user_agent: String,
+}
+
+impl Default for Politeness {
+    fn default() -> Self {
+        Politeness {
+            respect_robots: true,
+            min_delay_ms: d_delay(),
+            max_crawl_delay_ms: d_max_delay(),
+            user_agent: d_agent(),
+        }
+    }
+}
+
+/// Size, time and trap limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Link depth from a seed (pagination links do not add depth).
+    #[serde(default = "d_depth")]
+    pub max_depth: u32,
+    /// Longest URL, bytes.
+    #[serde(default = "d_url_len")]
+    pub max_url_len: usize,
+    /// Most path segments.
+    #[serde(default = "d_segments")]
+    pub max_path_segments: usize,
+    /// Most repetitions of one path segment (`/a/b/a/b/a/…` traps).
+    #[serde(default = "d_repeat")]
+    pub max_repeated_segment: usize,
+    /// Most query parameters.
+    #[serde(default = "d_params")]
+    pub max_query_params: usize,
+    /// Largest page (HTML, playlist, robots.txt) read, bytes after decompression; the rest is dropped.
+    #[serde(default = "d_page_bytes")]
+    pub max_page_bytes: u64,
+    /// Largest capture (file or HLS stream), bytes after decompression.
+    #[serde(default = "d_media_bytes")]
+    pub max_media_bytes: u64,
+    /// Most HLS segments captured per stream.
+    #[serde(default = "d_hls_segments")]
+    pub max_hls_segments: u32,
+    /// Longest capture, seconds (file or stream, including live-playlist polling).
+    #[serde(default = "d_capture_secs")]
+    pub max_capture_secs: u64,
+    /// Longest single page request, seconds (connect + headers + body).
+    #[serde(default = "d_request_secs")]
+    pub request_timeout_secs: u64,
+    /// Most redirect hops followed.
+    #[serde(default = "d_redirects")]
+    pub max_redirects: u32,
+    /// Most links taken from one page.
+    #[serde(default = "d_links")]
+    pub max_links_per_page: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: d_depth(),
+            max_url_len: d_url_len(),
+            max_path_segments: d_segments(),
+            max_repeated_segment: d_repeat(),
+            max_query_params: d_params(),
+            max_page_bytes: d_page_bytes(),
+            max_media_bytes: d_media_bytes(),
+            max_hls_segments: d_hls_segments(),
+            max_capture_secs: d_capture_secs(),
+            request_timeout_secs: d_request_secs(),
+            max_redirects: d_redirects(),
+            max_links_per_page: d_links(),
+        }
+    }
+}
+
+/// Fetching, workers and capture.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchConfig {
+    /// Allow loopback addresses (127/8, ::1). Off by default; for local tests only.
+    #[serde(default)]
+    pub allow_loopback: bool,
+    /// Jobs processed at once per worker (1 to 256).
+    #[serde(default = "d_concurrency")]
+    pub concurrency: usize,
+    /// Seconds a claimed job stays leased (a crashed worker's jobs return after this).
+    #[serde(default = "d_lease")]
+    pub lease_secs: u32,
+    /// Attempts before a job is dead-lettered.
+    #[serde(default = "d_attempts")]
+    pub max_attempts: u32,
+    /// First retry backoff, seconds (doubles per attempt).
+    #[serde(default = "d_backoff")]
+    pub backoff_secs: u32,
+    /// Directory for captured copies (created if missing).
+    #[serde(default = "d_capture_dir")]
+    pub capture_dir: PathBuf,
+    /// Minimum title match score (0 to 100) for a page's media to be captured.
+    #[serde(default = "d_threshold")]
+    pub title_threshold: u32,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig {
+            allow_loopback: false,
+            concurrency: d_concurrency(),
+            lease_secs: d_lease(),
+            max_attempts: d_attempts(),
+            backoff_secs: d_backoff(),
+            capture_dir: d_capture_dir(),
+            title_threshold: d_threshold(),
+        }
+    }
+}
+
+/// Detection of captures.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectConfig {
+    /// False-accusation probability over all sessions of a title (1e-12 to 0.1).
+    #[serde(default = "d_fp")]
+    pub fp: f64,
+    /// Offset search window, seconds (0 to 3600).
+    #[serde(default = "d_offset")]
+    pub max_offset_s: f64,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            fp: d_fp(),
+            max_offset_s: d_offset(),
+        }
+    }
+}
+
+fn d_true() -> bool {
+    true
+}
+fn d_interval() -> u64 {
+    6 * 3600
+}
+fn d_delay() -> u64 {
+    1000
+}
+fn d_max_delay() -> u64 {
+    30_000
+}
+fn d_agent() -> String {
+    concat!("leaktrace-crawler/", env!("CARGO_PKG_VERSION")).to_owned()
+}
+fn d_depth() -> u32 {
+    5
+}
+fn d_url_len() -> usize {
+    2048
+}
+fn d_segments() -> usize {
+    16
+}
+fn d_repeat() -> usize {
+    3
+}
+fn d_params() -> usize {
+    12
+}
+fn d_page_bytes() -> u64 {
+    5 << 20
+}
+fn d_media_bytes() -> u64 {
+    2 << 30
+}
+fn d_hls_segments() -> u32 {
+    2000
+}
+fn d_capture_secs() -> u64 {
+    1800
+}
+fn d_request_secs() -> u64 {
+    30
+}
+fn d_redirects() -> u32 {
+    5
+}
+fn d_links() -> usize {
+    2000
+}
+fn d_concurrency() -> usize {
+    8
+}
+fn d_lease() -> u32 {
+    600
+}
+fn d_attempts() -> u32 {
+    5
+}
+fn d_backoff() -> u32 {
+    30
+}
+fn d_capture_dir() -> PathBuf {
+    PathBuf::from("captures")
+}
+fn d_threshold() -> u32 {
+    70
+}
+fn d_fp() -> f64 {
+    1e-6
+}
+fn d_offset() -> f64 {
+    60.0
+}
+
+impl Config {
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, CrawlError> {
+        let c: Config = toml::from_str(text).map_err(|e| CrawlError::Config(e.to_string()))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks the ranges documented on each field.
+    pub fn validate(&self) -> Result<(), CrawlError> {
+        let bad = |m: String| Err(CrawlError::Config(m));
+        if !(60..=604_800).contains(&self.schedule.interval_secs) {
+            return bad(format!(
+                "schedule.interval_secs {} out of range (60 to 604800)",
+                self.schedule.interval_secs
+            ));
+        }
+        if !(1..=256).contains(&self.fetch.concurrency) {
+            return bad(format!(
+                "fetch.concurrency {} out of range (1 to 256)",
+                self.fetch.concurrency
+            ));
+        }
+        if !(1..=100).contains(&self.fetch.max_attempts) {
+            return bad(format!(
+                "fetch.max_attempts {} out of range (1 to 100)",
+                self.fetch.max_attempts
+            ));
+        }
+        if self.fetch.lease_secs < 5 {
+            return bad(format!(
+                "fetch.lease_secs {} out of range (at least 5)",
+                self.fetch.lease_secs
+            ));
+        }
+        if self.fetch.title_threshold > 100 {
+            return bad(format!(
+                "fetch.title_threshold {} out of range (0 to 100)",
+                self.fetch.title_threshold
+            ));
+        }
+        if !(1e-12..=0.1).contains(&self.detect.fp) {
+            return bad(format!(
+                "detect.fp {} out of range (1e-12 to 0.1)",
+                self.detect.fp
+            ));
+        }
+        if !(0.0..=3600.0).contains(&self.detect.max_offset_s) {
+            return bad(format!(
+                "detect.max_offset_s {} out of range (0 to 3600)",
+                self.detect.max_offset_s
+            ));
+        }
+        if self.limits.max_redirects > 20 {
+            return bad(format!(
+                "limits.max_redirects {} out of range (0 to 20)",
+                self.limits.max_redirects
+            ));
+        }
+        for t in &self.catalogue {
+            if t.title_id.is_empty() || t.names.is_empty() {
+                return bad("catalogue entries need a title_id and at least one name".into());
+            }
+        }
+        for s in self
+            .sources
+            .seeds
+            .iter()
+            .chain(&self.sources.sitemaps)
+            .chain(&self.sources.feeds)
+        {
+            url::Url::parse(s).map_err(|e| CrawlError::Config(format!("source `{s}`: {e}")))?;
+        }
+        Ok(())
+    }
+}
