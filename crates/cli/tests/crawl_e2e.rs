@@ -15,6 +15,9 @@
 //!   an ACNS XML that xmllint validates; the site removes the file; `recheck` closes the
 //!   notice with the measured time to removal.
 //!
+//! Runtime: 49.5 s in the debug (optimized dev) profile on the shared 2-core machine (embed 29 s,
+//! first crawl with two detections 8 s).
+//!
 //! Needs ffmpeg, python3 (venv + PyPI `aiosmtpd`, installed once under the target dir) and
 //! xmllint.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test code: a panic is a failure report
