@@ -1,13 +1,14 @@
 //! Detection of a capture, behind the [`Analyzer`] trait so the crawler does
-//! not depend on how detect orchestrates (a library entry point in the detect
-//! crate can replace [`DetectAnalyzer`]'s body without touching the crawler).
+//! not depend on how detect orchestrates. [`DetectAnalyzer`] is the library
+//! pipeline `leaktrace detect` runs ([`leaktrace_detect::investigate::investigate`]),
+//! its [`Report`] mapped onto an [`Analysis`].
 
 use std::path::{Path, PathBuf};
 
-use leaktrace_core::{MasterKey, SessionId, TitleId};
-use leaktrace_detect::accuse::Accuser;
-use leaktrace_detect::{DecideOptions, decide};
-use leaktrace_embed::Reference;
+use leaktrace_core::{MasterKey, TitleId};
+use leaktrace_detect::DecideOptions;
+use leaktrace_detect::investigate::{InvestigateError, Options, investigate};
+use leaktrace_detect::report::{Report, Verdict};
 use leaktrace_store::Store;
 use serde::Serialize;
 
@@ -29,12 +30,40 @@ pub struct Accused {
 /// The outcome of analysing one capture.
 #[derive(Debug, Clone)]
 pub struct Analysis {
-    /// `accused` or `no accusation`.
+    /// `accused`, `no accusation`, or `no match` (the capture is not a copy of the title).
     pub verdict: String,
     /// Accused sessions, best first.
     pub accused: Vec<Accused>,
-    /// The full report (JSON, schema `leaktrace.detect.v1`).
+    /// The full report (JSON, schema `leaktrace.detect.v1`; for `no match`, the reason).
     pub report: serde_json::Value,
+}
+
+impl Analysis {
+    /// The analysis a detect [`Report`] stands for: its verdict, its accused sessions with
+    /// their false-accusation probabilities, and the report itself as JSON.
+    pub fn from_report(report: &Report) -> Result<Self, CrawlError> {
+        let accused = report
+            .accused
+            .iter()
+            .map(|s| Accused {
+                session_id: s.session_id.clone(),
+                account: s.account.clone(),
+                score: s.score,
+                probability: s.probability,
+            })
+            .collect();
+        let verdict = match report.verdict {
+            Verdict::Accused => "accused",
+            Verdict::NoAccusation => "no accusation",
+        };
+        let json = serde_json::to_value(report)
+            .map_err(|e| CrawlError::Detect(format!("detect report: {e}")))?;
+        Ok(Analysis {
+            verdict: verdict.to_owned(),
+            accused,
+            report: json,
+        })
+    }
 }
 
 /// Analyses a captured file against a title. Called on a blocking thread.
@@ -43,21 +72,22 @@ pub trait Analyzer: Send + Sync {
     fn analyze(&self, capture: &Path, title_id: &str) -> Result<Analysis, CrawlError>;
 }
 
-/// [`Analyzer`] using the detect library the way `leaktrace detect` does:
+/// [`Analyzer`] running [`investigate`], the pipeline of `leaktrace detect`:
 /// registration and per-position decisions, then every session of the title
 /// in the store scored and accused at the configured probability.
 pub struct DetectAnalyzer {
     store: Store,
     key: MasterKey,
-    fp: f64,
-    max_offset_s: f64,
+    options: Options,
     /// Title id → reference directory overrides (else the store's `reference_path`).
     references: Vec<(String, PathBuf)>,
     handle: tokio::runtime::Handle,
 }
 
 impl DetectAnalyzer {
-    /// An analyzer over `store` with the operator `key`; must be created inside a tokio runtime.
+    /// An analyzer over `store` with the operator `key`, accusing at false-accusation
+    /// probability `fp` (1e-12 to 0.1) with registration offsets up to `max_offset_s`;
+    /// must be created inside a tokio runtime.
     pub fn new(
         store: Store,
         key: MasterKey,
@@ -67,113 +97,50 @@ impl DetectAnalyzer {
     ) -> Result<Self, CrawlError> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| CrawlError::Detect("DetectAnalyzer needs a tokio runtime".into()))?;
+        let options = Options {
+            fp,
+            decide: DecideOptions {
+                max_offset_s,
+                ..DecideOptions::default()
+            },
+            ..Options::default()
+        };
         Ok(DetectAnalyzer {
             store,
             key,
-            fp,
-            max_offset_s,
+            options,
             references,
             handle,
         })
     }
 }
 
-const BATCH: u32 = 10_000;
-
 impl Analyzer for DetectAnalyzer {
     fn analyze(&self, capture: &Path, title_id: &str) -> Result<Analysis, CrawlError> {
         let title = TitleId::new(title_id.to_owned())
             .map_err(|e| CrawlError::Detect(format!("title id {title_id:?}: {e}")))?;
-        let stored = self
-            .handle
-            .block_on(self.store.get_title(title_id))?
-            .ok_or_else(|| CrawlError::Detect(format!("title {title_id:?} not in the store")))?;
-        let ref_dir = self
+        let reference = self
             .references
             .iter()
             .find(|(t, _)| t == title_id)
-            .map(|(_, p)| p.clone())
-            .or_else(|| stored.reference_path.as_ref().map(PathBuf::from))
-            .ok_or_else(|| {
-                CrawlError::Detect(format!("no reference index known for title {title_id:?}"))
-            })?;
-        let reference = Reference::load(&ref_dir)
-            .map_err(|e| CrawlError::Detect(format!("reference {}: {e}", ref_dir.display())))?;
-        let opts = DecideOptions {
-            max_offset_s: self.max_offset_s,
-            ..DecideOptions::default()
-        };
-        let decisions = decide(capture, &reference, &self.key.pattern_key(&title), &opts)
-            .map_err(|e| CrawlError::Detect(format!("{}: {e}", capture.display())))?;
-        let n = self.handle.block_on(self.store.count_sessions(title_id))?;
-        let codebook = self.key.codebook(&title);
-        let accuser = Accuser::new(&decisions.positions, &codebook, self.fp, n);
-        let mut accused = Vec::new();
-        let mut top: Vec<Accused> = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.handle.block_on(self.store.sessions_page(
-                title_id,
-                after.as_deref(),
-                BATCH,
-            ))?;
-            for s in &page {
-                let Ok(id) = SessionId::new(s.session_id.clone()) else {
-                    continue;
-                };
-                let score = accuser.score(&id);
-                let entry = || Accused {
-                    session_id: s.session_id.clone(),
-                    account: s.account_ref.clone(),
-                    score,
-                    probability: accuser.probability(score),
-                };
-                if accuser.accuses(score) {
-                    accused.push(entry());
-                }
-                if top.len() < 5 || top.last().is_some_and(|t| score > t.score) {
-                    top.push(entry());
-                    top.sort_by(|x, y| y.score.total_cmp(&x.score));
-                    top.truncate(5);
-                }
-            }
-            match page.last() {
-                Some(last) if page.len() == BATCH as usize => after = Some(last.session_id.clone()),
-                _ => break,
-            }
+            .map(|(_, p)| p.as_path());
+        let r = self.handle.block_on(investigate(
+            &self.store,
+            &self.key,
+            capture,
+            &title,
+            reference,
+            &self.options,
+            None,
+        ));
+        match r {
+            Ok(report) => Analysis::from_report(&report),
+            Err(e @ InvestigateError::NoMatch { .. }) => Ok(Analysis {
+                verdict: "no match".to_owned(),
+                accused: Vec::new(),
+                report: serde_json::json!({ "title": title_id, "reason": e.to_string() }),
+            }),
+            Err(e) => Err(CrawlError::Detect(format!("{}: {e}", capture.display()))),
         }
-        accused.sort_by(|x, y| y.score.total_cmp(&x.score));
-        let verdict = if accused.is_empty() {
-            "no accusation"
-        } else {
-            "accused"
-        };
-        let report = serde_json::json!({
-            "schema": "leaktrace.detect.v1",
-            "title": title_id,
-            "verdict": verdict,
-            "fp": self.fp,
-            "sessions": n,
-            "registration": {
-                "offset_frames": decisions.offset,
-                "mad": decisions.registration_mad,
-                "suspect_frames": decisions.suspect_frames,
-            },
-            "calibration": {
-                "exact": accuser.is_exact(),
-                "positions_observed": decisions.positions.len(),
-                "positions_used": accuser.used(),
-                "threshold": accuser.threshold(),
-                "best_possible": accuser.best_possible(),
-            },
-            "accused": accused,
-            "top": top,
-            "positions": decisions.positions,
-        });
-        Ok(Analysis {
-            verdict: verdict.to_owned(),
-            accused,
-            report,
-        })
     }
 }

@@ -61,8 +61,9 @@ pub struct CommonArgs {
 /// `takedown file`.
 #[derive(Debug, Args)]
 pub struct FileArgs {
-    /// FindingEvidence JSON (as mapped from a crawler finding).
-    pub finding: PathBuf,
+    /// A crawler finding id in the store (`F-…`, see `leaktrace findings list`), or a
+    /// FindingEvidence JSON file.
+    pub finding: String,
     /// A `leaktrace detect --json` report to attach (fills verdict and accusations).
     #[arg(long, value_name = "FILE")]
     pub detect_report: Option<PathBuf>,
@@ -227,19 +228,28 @@ fn file(config: Option<&Path>, a: &FileArgs) -> Result<Code> {
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
         serde_json::from_str(&text).map_err(|e| UsageError(format!("{}: {e}", p.display())).into())
     };
-    let mut finding: FindingEvidence =
-        serde_json::from_value(read_json(&a.finding)?).map_err(|e| {
-            UsageError(format!(
-                "{}: not a FindingEvidence: {e}",
-                a.finding.display()
-            ))
-        })?;
+    let c = ctx(config, &a.common)?;
+    let as_file = Path::new(&a.finding);
+    let mut finding: FindingEvidence = if as_file.is_file() {
+        serde_json::from_value(read_json(as_file)?)
+            .map_err(|e| UsageError(format!("{}: not a FindingEvidence: {e}", as_file.display())))?
+    } else if a.finding.starts_with("F-") {
+        let stored =
+            c.rt.block_on(c.store.finding_get(&a.finding))?
+                .ok_or_else(|| NotFoundError(format!("no finding {:?} in the store", a.finding)))?;
+        finding_evidence(&stored, &c.cfg)?
+    } else {
+        return Err(UsageError(format!(
+            "{:?}: neither a FindingEvidence JSON file nor a crawler finding id (F-…)",
+            a.finding
+        ))
+        .into());
+    };
     if let Some(r) = &a.detect_report {
         finding = finding
             .with_detect_report(read_json(r)?)
             .map_err(|e| UsageError(e.to_string()))?;
     }
-    let c = ctx(config, &a.common)?;
     let resolver = Resolver::new(c.cfg.recipients.clone(), &c.cfg.rdap, None, c.store.clone())
         .map_err(map_err)?;
     let res = c.rt.block_on(pipeline::file_finding(
@@ -573,4 +583,94 @@ pub fn run_evidence(cmd: &EvidenceCommand) -> Result<Code> {
     } else {
         Code::Input
     })
+}
+
+/// The takedown projection of a crawler finding: the capture facts as recorded by the
+/// crawler, and, when detect ran, its `leaktrace.detect.v1` report (verdict, accused sessions
+/// and their false-accusation probabilities) for the positive-match gate.
+///
+/// The crawler keeps the URLs of the request chain but not each redirect's status code:
+/// hops before the last are recorded as redirects (status 302 is not claimed; 0 stands for
+/// "redirect, code not recorded"), the last hop with 200 (the capture succeeded).
+pub fn finding_evidence(
+    f: &leaktrace_store::Finding,
+    cfg: &TakedownConfig,
+) -> Result<FindingEvidence> {
+    let r = &f.record;
+    let title_id = r.title_id.clone().ok_or_else(|| {
+        UsageError(format!(
+            "finding {} has no catalogue title; a notice needs the work",
+            r.finding_id
+        ))
+    })?;
+    let resolved_ip: std::net::IpAddr = r
+        .resolved_ip
+        .as_deref()
+        .ok_or_else(|| {
+            UsageError(format!(
+                "finding {} has no resolved address; a notice needs it",
+                r.finding_id
+            ))
+        })?
+        .parse()
+        .map_err(|e| UsageError(format!("finding {}: resolved address: {e}", r.finding_id)))?;
+    let chain_urls: Vec<String> = if r.redirect_chain.is_empty() {
+        vec![r.media_url.clone()]
+    } else {
+        r.redirect_chain.clone()
+    };
+    let last = chain_urls.len().saturating_sub(1);
+    let chain = chain_urls
+        .into_iter()
+        .enumerate()
+        .map(|(i, url)| leaktrace_takedown::Hop {
+            url,
+            status: if i == last { 200 } else { 0 },
+            ip: (i == last).then_some(resolved_ip),
+            at: r.capture_started_at,
+            headers: r
+                .content_type
+                .iter()
+                .filter(|_| i == last)
+                .map(|ct| ("content-type".to_owned(), ct.clone()))
+                .collect(),
+        })
+        .collect();
+    let mut names = Vec::new();
+    if let Some(w) = cfg.works.get(&title_id) {
+        names.push(w.title.clone());
+    }
+    names.push(title_id.clone());
+    let ev = FindingEvidence {
+        finding_id: r.finding_id.clone(),
+        url: r.media_url.clone(),
+        page_url: r.page_url.clone(),
+        chain,
+        resolved_ip,
+        found_at: f.created_at.min(r.capture_started_at),
+        captured_at: r.capture_finished_at,
+        byte_len: r.byte_len,
+        blake3: r.blake3.clone(),
+        sha256: r.sha256.clone(),
+        title_id,
+        catalogue_names: names,
+        catalogue_hash_match: None,
+        verdict: None,
+        detect_fp: None,
+        accused: Vec::new(),
+        positions_used: None,
+        detect_report: None,
+        plot_path: None,
+    };
+    let report: serde_json::Value = serde_json::from_str(&r.report).unwrap_or_default();
+    if report.get("schema").and_then(|s| s.as_str()) == Some("leaktrace.detect.v1") {
+        Ok(ev
+            .with_detect_report(report)
+            .map_err(|e| UsageError(format!("finding {}: {e}", r.finding_id)))?)
+    } else {
+        Ok(FindingEvidence {
+            verdict: Some(r.verdict.clone()),
+            ..ev
+        })
+    }
 }
