@@ -9,6 +9,7 @@
 //! | 4 | output: the output location cannot be written or is not empty |
 //! | 5 | configuration or key problem |
 //! | 6 | not found: an unknown title (e.g. `session new --title` of a title never embedded) |
+//! | 7 | no match: `detect`'s suspect decodes but does not match the title's reference (another title, or no overlap in time) |
 
 use leaktrace_embed::EmbedError;
 use leaktrace_media::MediaError;
@@ -23,6 +24,7 @@ pub enum Code {
     Output = 4,
     Config = 5,
     NotFound = 6,
+    NoMatch = 7,
 }
 
 impl From<Code> for std::process::ExitCode {

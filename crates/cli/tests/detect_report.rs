@@ -310,7 +310,7 @@ fn detect_report_hls_plot_and_bad_input() {
     let other = corpus("vtest.avi");
     let err = fails(
         &detect(dir, &[other.to_str().unwrap(), "--title", "bbb"]),
-        3,
+        7,
     );
     assert!(
         err.contains("does not match") || err.contains("overlap"),

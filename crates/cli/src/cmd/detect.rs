@@ -12,7 +12,8 @@
 //!
 //! Exit codes: 0 report produced (also for "no accusation", a verdict, and for a title with no
 //! registered session); 2 bad option, reference of another title, or no reference known;
-//! 3 bad input (not a video, truncated, no overlap with the reference, unreadable reference);
+//! 3 bad input (not a video, truncated, unreadable reference); 7 no match (the suspect decodes but
+//! does not match the title's reference: another title, or no overlap in time);
 //! 4 the plot cannot be written; 5 configuration or key; 6 unknown title; 1 anything else
 //! (e.g. the store failing).
 
@@ -66,7 +67,9 @@ fn code_of(e: &InvestigateError) -> Code {
         | InvestigateError::NoReference(_)
         | InvestigateError::ReferenceMismatch { .. } => Code::Usage,
         InvestigateError::UnknownTitle(_) => Code::NotFound,
-        InvestigateError::Reference { .. } | InvestigateError::NoMatch { .. } => Code::Input,
+        InvestigateError::Reference { .. } => Code::Input,
+        InvestigateError::NoMatch { .. }
+        | InvestigateError::Detect(DetectError::NoOverlap { .. }) => Code::NoMatch,
         InvestigateError::Detect(DetectError::Invalid(_)) => Code::Usage,
         InvestigateError::Detect(_) => Code::Input,
         _ => Code::Internal,
