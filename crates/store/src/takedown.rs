@@ -389,13 +389,14 @@ impl Store {
         Ok(())
     }
 
-    /// Notices left `sending` by a sender that did not record the outcome (claimed before
-    /// `claimed_before`) become `in_doubt`. Returns their ids. They are never resent
+    /// Notices left `sending` by a sender that did not record the outcome (claimed at or before
+    /// `claimed_before`, whole seconds, so a lease of 0 s covers a claim of this very second)
+    /// become `in_doubt`. Returns their ids. They are never resent
     /// automatically.
     pub async fn mark_in_doubt(&self, claimed_before: i64) -> Result<Vec<String>, StoreError> {
         let sql = format!(
             "SELECT {NOTICE_COLS} FROM takedown_notices WHERE delivery = 'sending' AND notice_id IN \
-             (SELECT notice_id FROM takedown_outbox WHERE sent_at IS NULL AND claimed_at < $1)"
+             (SELECT notice_id FROM takedown_outbox WHERE sent_at IS NULL AND claimed_at <= $1)"
         );
         let rows = notices!(self, &sql, claimed_before);
         let mut ids = Vec::new();
