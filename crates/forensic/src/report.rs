@@ -340,7 +340,7 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         md,
-        "- accusation: symmetric Tardos score (`leaktrace_detect::accuse::Accuser`), accused when the union bound over **{} registered sessions** is ≤ **{:e}**; detect defaults (offset search ± 60 s, erasure |z| < 3)",
+        "- accusation: the detector's default score, log-likelihood with a coalition mixture (`leaktrace_detect::accuse::Accuser`), accused when the union bound over **{} registered sessions** is ≤ **{:e}**; detect defaults (offset search ± 60 s, erasure |z| < 3)",
         c.op.registry, c.op.fp
     );
     let _ = writeln!(
