@@ -12,7 +12,6 @@
 mod common;
 use common::*;
 
-use leaktrace_core::{KeyVersion, MasterKey, SessionId, TitleId, Variant};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -30,44 +29,8 @@ fn setup(clip: &Path, extra: &[&str]) -> (tempfile::TempDir, Vec<String>) {
             "--out", "pkg", "--title", "bbb", "--ladder", "360p", "--preset", "veryfast",
         ])
         .args(extra));
-    let sessions = (0..50)
-        .map(|i| {
-            let out = ok(bin().current_dir(dir).args([
-                "session",
-                "new",
-                "--title",
-                "bbb",
-                "--account",
-                &format!("acct-{i}"),
-                "--json",
-            ]));
-            let v: Value = serde_json::from_str(&out).unwrap();
-            v["session_id"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let sessions = issue_sessions(dir, "bbb", 50);
     (d, sessions)
-}
-
-/// Assembles `session`'s stream from its codeword, as the edge serves it, into
-/// `dir/session.mp4`, over every position the package has; returns the variants as "A"/"B".
-fn assemble(dir: &Path, session: &str) -> String {
-    let key_hex = std::fs::read_to_string(dir.join("master.key")).unwrap();
-    let key = MasterKey::from_hex(key_hex.trim(), KeyVersion::new(1)).unwrap();
-    let book = key.codebook(&TitleId::new("bbb").unwrap());
-    let sid = SessionId::new(session.to_owned()).unwrap();
-    let rend = dir.join("pkg/360p");
-    let mut stream = std::fs::read(rend.join("a/init.mp4")).unwrap();
-    let mut bits = String::new();
-    for p in 0u32.. {
-        let v = book.bit(&sid, p);
-        let Ok(seg) = std::fs::read(rend.join(v.dir()).join(format!("seg_{p:05}.m4s"))) else {
-            break;
-        };
-        bits.push_str(if v == Variant::A { "A" } else { "B" });
-        stream.extend(seg);
-    }
-    std::fs::write(dir.join("session.mp4"), &stream).unwrap();
-    bits
 }
 
 fn ffmpeg_reencode(input: &Path, output: &Path) {

@@ -53,3 +53,47 @@ pub fn init_workdir() -> tempfile::TempDir {
     ok(bin().arg("init").arg(d.path()));
     d
 }
+
+/// Issues `n` sessions of `title` (accounts `acct-0` …) in the work dir `dir`; returns the
+/// session ids in issue order.
+pub fn issue_sessions(dir: &Path, title: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let out = ok(bin().current_dir(dir).args([
+                "session",
+                "new",
+                "--title",
+                title,
+                "--account",
+                &format!("acct-{i}"),
+                "--json",
+            ]));
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            v["session_id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// Assembles `session`'s stream of title `bbb` (rendition `pkg/360p`) from its codeword, as the
+/// edge serves it, into `dir/session.mp4`, over every position the package has; returns the
+/// variants as "A"/"B".
+pub fn assemble(dir: &Path, session: &str) -> String {
+    use leaktrace_core::{KeyVersion, MasterKey, SessionId, TitleId, Variant};
+    let key_hex = std::fs::read_to_string(dir.join("master.key")).unwrap();
+    let key = MasterKey::from_hex(key_hex.trim(), KeyVersion::new(1)).unwrap();
+    let book = key.codebook(&TitleId::new("bbb").unwrap());
+    let sid = SessionId::new(session.to_owned()).unwrap();
+    let rend = dir.join("pkg/360p");
+    let mut stream = std::fs::read(rend.join("a/init.mp4")).unwrap();
+    let mut bits = String::new();
+    for p in 0u32.. {
+        let v = book.bit(&sid, p);
+        let Ok(seg) = std::fs::read(rend.join(v.dir()).join(format!("seg_{p:05}.m4s"))) else {
+            break;
+        };
+        bits.push_str(if v == Variant::A { "A" } else { "B" });
+        stream.extend(seg);
+    }
+    std::fs::write(dir.join("session.mp4"), &stream).unwrap();
+    bits
+}
