@@ -1,6 +1,6 @@
 //! Crawler → detect → takedown end to end on loopback, through the `leaktrace` binary:
 //!
-//! - 65 s of bbb.mp4 (1560 frames) embedded at 360p with 2-s segments, 20 sessions issued;
+//! - 65 s of bbb.mp4 (1560 frames) embedded at 360p with 1-s segments, 20 sessions issued;
 //! - one session's stream fetched from the real edge (`leaktrace edge` on 127.0.0.1:0:
 //!   master playlist, media playlist, init and every segment) and re-served by a loopback
 //!   pirate site (Python's http.server) on a player page; another session's stream, assembled
@@ -267,6 +267,10 @@ fn crawl_detect_takedown_end_to_end() {
             "veryfast",
             "--max-frames",
             "1560",
+            // 1-s positions: 65 of them. With 33 (2-s) a perfectly read copy of some
+            // codewords cannot reach 1e-6 even among 20 sessions (best possible 7e-7 to 2e-6).
+            "--segment",
+            "1s",
         ]));
     eprintln!("embedded in {:?}", t0.elapsed());
     let sessions: Vec<Value> = (0..20)
@@ -295,7 +299,7 @@ fn crawl_detect_takedown_end_to_end() {
         let path = sessions[7]["path"].as_str().unwrap();
         let edge_root = format!("{}/", path.rsplit_once('/').unwrap().0);
         let n = mirror_hls(edge_port, &edge_root, path, &root);
-        assert!(n >= 30, "{n} segments mirrored from the edge");
+        assert!(n >= 60, "{n} segments mirrored from the edge");
     }
     write(
         &root,
@@ -415,10 +419,7 @@ fp = 1e-6
         assert_eq!(accused[0]["session_id"].as_str().unwrap(), pirate.as_str());
         let p = accused[0]["probability"].as_f64().unwrap();
         assert!(p <= 1e-6, "probability {p}");
-        eprintln!(
-            "{}: accused {pirate} at {p:.2e} ({} positions)",
-            f["media_url"], f["report"]["calibration"]["positions_used"]
-        );
+        eprintln!("{}: accused {pirate} at {p:.2e}", f["media_url"]);
     }
     assert!(
         !found
