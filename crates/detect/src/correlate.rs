@@ -23,6 +23,8 @@ pub struct Grid {
     w: usize,
     h: usize,
     points: Vec<usize>,
+    /// Radius of the whitening box whose visible-pixel counts are cached.
+    radius: usize,
     /// Visible pixels in the whitening box of each pixel.
     counts: Vec<f64>,
 }
@@ -30,15 +32,21 @@ pub struct Grid {
 impl Grid {
     /// The grid of `w × h` whose visible pixels are `points` (indices `y × w + x`, in order).
     pub fn new(w: usize, h: usize, points: Vec<usize>) -> Self {
+        Self::with_radius(w, h, points, HIGHPASS_RADIUS)
+    }
+
+    /// Like [`Grid::new`], prepared for whitening boxes of radius `radius`.
+    pub fn with_radius(w: usize, h: usize, points: Vec<usize>, radius: usize) -> Self {
         let mut m = vec![0.0f64; w * h];
         for &i in &points {
             m[i] = 1.0;
         }
-        let counts = box_sum(&m, w, h, HIGHPASS_RADIUS);
+        let counts = box_sum(&m, w, h, radius);
         Self {
             w,
             h,
             points,
+            radius,
             counts,
         }
     }
@@ -61,7 +69,7 @@ impl Grid {
         }
         let bv = box_sum(&v, w, h, r);
         let counted;
-        let bm = if r == HIGHPASS_RADIUS {
+        let bm = if r == self.radius {
             &self.counts
         } else {
             let mut m = vec![0.0f64; w * h];
@@ -118,6 +126,28 @@ fn box_sum(src: &[f64], w: usize, h: usize, r: usize) -> Vec<f64> {
     out
 }
 
+/// Pearson correlation.
+pub fn ncc(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    if n == 0 {
+        return 0.0;
+    }
+    let ma = a.iter().sum::<f64>() / n as f64;
+    let mb = b.iter().sum::<f64>() / n as f64;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (x - ma, y - mb);
+        sab += x * y;
+        saa += x * x;
+        sbb += y * y;
+    }
+    if saa <= 0.0 || sbb <= 0.0 {
+        0.0
+    } else {
+        sab / (saa * sbb).sqrt()
+    }
+}
+
 /// Weighted Pearson correlation (all weights 1: Pearson).
 pub fn weighted_ncc(a: &[f64], b: &[f64], w: &[f64]) -> f64 {
     let sw: f64 = w.iter().sum();
@@ -153,5 +183,6 @@ mod tests {
         assert!(
             (weighted_ncc(&[1.0, 2.0, 3.0, 4.0], &[2.0, 4.0, 6.0, 8.0], &w) - 1.0).abs() < 1e-12
         );
+        assert!((ncc(&[1.0, 2.0, 3.0, 4.0], &[-2.0, -4.0, -6.0, -8.0]) + 1.0).abs() < 1e-12);
     }
 }

@@ -23,11 +23,12 @@
 //! ```
 
 use crate::accuse::Accuser;
+use crate::blind::{BlindOptions, decide_blind};
 use crate::report::{
     Calibration, PositionReport, RegistrationReport, Report, SCHEMA, Scored, Verdict,
 };
 use crate::{DecideOptions, DetectError, decide};
-use leaktrace_core::{MasterKey, SessionId, TitleId, Variant};
+use leaktrace_core::{MasterKey, SegmentDuration, SessionId, TitleId, Variant};
 use leaktrace_embed::Reference;
 use leaktrace_store::{Store, StoreError};
 use std::path::{Path, PathBuf};
@@ -47,6 +48,14 @@ pub struct Options {
     /// frames of the title are to each other ([`InvestigateError::NoMatch`]); when false such
     /// a suspect is scored anyway (its positions are then mostly erasures).
     pub require_match: bool,
+    /// Decide without the reference index even when one is known ([`crate::blind`]). Without
+    /// a reference (none given, none recorded for the title) the blind fallback is used anyway.
+    pub blind: bool,
+    /// Blind fallback only: title time at the suspect's first frame, in seconds.
+    pub blind_start_s: f64,
+    /// Blind fallback only: the erasure threshold, replacing `decide.erasure_z` (default
+    /// [`crate::blind::BLIND_ERASURE_Z`]).
+    pub blind_erasure_z: f64,
 }
 
 impl Default for Options {
@@ -57,6 +66,9 @@ impl Default for Options {
             top: 5,
             batch: 10_000,
             require_match: true,
+            blind: false,
+            blind_start_s: 0.0,
+            blind_erasure_z: crate::blind::BLIND_ERASURE_Z,
         }
     }
 }
@@ -179,41 +191,60 @@ pub async fn investigate(
         .get_title(title.as_str())
         .await?
         .ok_or_else(|| InvestigateError::UnknownTitle(title.as_str().to_owned()))?;
-    let ref_path = match reference {
-        Some(p) => p.to_path_buf(),
-        None => record
-            .reference_path
-            .as_deref()
-            .map(PathBuf::from)
-            .ok_or_else(|| InvestigateError::NoReference(title.as_str().to_owned()))?,
+    let ref_path: Option<PathBuf> = match (opts.blind, reference) {
+        (true, _) => None,
+        (false, Some(p)) => Some(p.to_path_buf()),
+        (false, None) => record.reference_path.as_deref().map(PathBuf::from),
     };
-
-    emit(Progress::Stage("loading the reference"));
-    let reference = blocking(|| load_reference(&ref_path))?;
-    if reference.meta.title != title.as_str() {
-        return Err(InvestigateError::ReferenceMismatch {
-            path: ref_path,
-            found: reference.meta.title.clone(),
-            expected: title.as_str().to_owned(),
-        });
-    }
+    let reference = match &ref_path {
+        Some(path) => {
+            emit(Progress::Stage("loading the reference"));
+            let reference = blocking(|| load_reference(path))?;
+            if reference.meta.title != title.as_str() {
+                return Err(InvestigateError::ReferenceMismatch {
+                    path: path.clone(),
+                    found: reference.meta.title.clone(),
+                    expected: title.as_str().to_owned(),
+                });
+            }
+            Some(reference)
+        }
+        None => None,
+    };
     let total = store.count_sessions(title.as_str()).await?;
 
     emit(Progress::Stage("decoding the suspect"));
-    let decisions =
-        blocking(|| decide(suspect, &reference, &key.pattern_key(title), &opts.decide))?;
-
-    if opts.require_match {
-        let unrelated = unrelated_mad(reference.thumbnails());
-        let mad = decisions.registration_mad;
-        if unrelated > 0.0 && (!mad.is_finite() || mad > MATCH_RATIO * unrelated) {
-            return Err(InvestigateError::NoMatch {
-                title: title.as_str().to_owned(),
-                mad,
-                unrelated,
-            });
+    let pattern_key = key.pattern_key(title);
+    let decisions = match &reference {
+        Some(reference) => {
+            let decisions = blocking(|| decide(suspect, reference, &pattern_key, &opts.decide))?;
+            if opts.require_match {
+                let unrelated = unrelated_mad(reference.thumbnails());
+                let mad = decisions.registration_mad;
+                if unrelated > 0.0 && (!mad.is_finite() || mad > MATCH_RATIO * unrelated) {
+                    return Err(InvestigateError::NoMatch {
+                        title: title.as_str().to_owned(),
+                        mad,
+                        unrelated,
+                    });
+                }
+            }
+            decisions
         }
-    }
+        None => {
+            let segment = SegmentDuration::from_millis(u64::from(record.segment_duration_ms))
+                .map_err(|e| InvestigateError::Invalid(format!("title {title}: {e}")))?;
+            let blind = BlindOptions {
+                segment,
+                start_s: opts.blind_start_s,
+            };
+            let decide_opts = DecideOptions {
+                erasure_z: opts.blind_erasure_z,
+                ..opts.decide.clone()
+            };
+            blocking(|| decide_blind(suspect, &pattern_key, &blind, &decide_opts))?
+        }
+    };
 
     emit(Progress::Stage("scoring sessions"));
     let codebook = key.codebook(title);
@@ -253,9 +284,16 @@ pub async fn investigate(
     }
     accused.sort_by(|x, y| y.score.total_cmp(&x.score));
 
-    let meta = &reference.meta;
-    let fps = f64::from(meta.frame_rate[0]) / f64::from(meta.frame_rate[1].max(1));
-    let segment_s = meta.segment_ms as f64 / 1000.0;
+    let (fps, segment_s) = match &reference {
+        Some(r) => (
+            f64::from(r.meta.frame_rate[0]) / f64::from(r.meta.frame_rate[1].max(1)),
+            r.meta.segment_ms as f64 / 1000.0,
+        ),
+        None => (
+            decisions.registration.suspect_fps,
+            f64::from(record.segment_duration_ms) / 1000.0,
+        ),
+    };
     let best_session = top
         .first()
         .and_then(|t| SessionId::new(t.session_id.clone()).ok());
@@ -326,13 +364,19 @@ pub async fn investigate(
         schema: SCHEMA.to_owned(),
         title: title.as_str().to_owned(),
         suspect: suspect.display().to_string(),
-        reference: ref_path.display().to_string(),
+        reference: ref_path.map_or_else(|| "none (blind)".to_owned(), |p| p.display().to_string()),
         verdict,
         reason,
         fp: opts.fp,
         sessions: done,
         segment_s,
         registration: RegistrationReport {
+            mode: if reference.is_some() {
+                "informed"
+            } else {
+                "blind"
+            }
+            .to_owned(),
             offset_frames: decisions.offset,
             offset_s: decisions.offset as f64 / fps,
             mad: decisions
@@ -351,7 +395,11 @@ pub async fn investigate(
             positions_observed: decisions.positions.len(),
             positions_used: used,
             positions_erased: decisions.positions.len() - used,
-            erasure_z: opts.decide.erasure_z,
+            erasure_z: if reference.is_some() {
+                opts.decide.erasure_z
+            } else {
+                opts.blind_erasure_z
+            },
             innocent_sigma: accuser.innocent_sigma(),
             threshold: accuser.threshold(),
             best_possible: accuser.best_possible(),

@@ -43,8 +43,10 @@
 //!
 //! Not handled: rotation beyond what a homography absorbs from the scale search's start
 //! (the coarse search is over scale and translation only), flips, and a suspect whose mean-luma
-//! curve is flat for long stretches (no timing information there). There is no blind
-//! (reference-free) fallback yet.
+//! curve is flat for long stretches (no timing information there).
+//!
+//! Without a reference index, [`blind::decide_blind`] decides from the suspect alone (the whole
+//! picture from the title start, no photometric map; weaker per position, same calibration).
 //!
 //! ```no_run
 //! # fn f(key: &leaktrace_core::MasterKey) -> Result<(), Box<dyn std::error::Error>> {
@@ -64,6 +66,7 @@
 //! ```
 
 pub mod accuse;
+pub mod blind;
 pub mod correlate;
 pub mod frames;
 pub mod investigate;
@@ -221,24 +224,7 @@ pub fn decide(
     pattern_key: &DerivedKey,
     opts: &DecideOptions,
 ) -> Result<Decisions, DetectError> {
-    if !(0.0..=10.0).contains(&opts.erasure_z) {
-        return Err(DetectError::Invalid(format!(
-            "erasure threshold {} out of range (expected 0 to 10)",
-            opts.erasure_z
-        )));
-    }
-    if !(0.0..=3600.0).contains(&opts.max_offset_s) {
-        return Err(DetectError::Invalid(format!(
-            "offset search window {} s out of range (expected 0 to 3600)",
-            opts.max_offset_s
-        )));
-    }
-    if !(0.0..=5.0).contains(&opts.boundary_frames) {
-        return Err(DetectError::Invalid(format!(
-            "boundary margin {} frames out of range (expected 0 to 5)",
-            opts.boundary_frames
-        )));
-    }
+    check_options(opts)?;
     let meta = &reference.meta;
     let (rw, rh) = (meta.stats_size[0], meta.stats_size[1]);
     let seg = SegmentDuration::from_millis(meta.segment_ms)
@@ -369,13 +355,15 @@ pub fn decide(
         return Err(DetectError::NoOverlap { offset, min_frames });
     }
 
-    let decoys: Vec<DerivedKey> = (0..DECOYS).map(|i| decoy_key(pattern_key, i)).collect();
-    let grid = correlate::Grid::new(rw, rh, points.iter().map(|p| p.0).collect());
-    let hp_radius = correlate::HIGHPASS_RADIUS;
+    let correlator = Correlator::new(pattern_key, rw, rh, &points, correlate::HIGHPASS_RADIUS);
     // Residual per observed position.
     let (mut mad_sum, mut mad_n) = (0.0f64, 0usize);
-    let mut residuals = Vec::with_capacity(observed.len());
-    for (_, _, mean, ref_mean) in &observed {
+    let mut positions = Vec::new();
+    for (p, count, mean, ref_mean) in &observed {
+        let pos = Position::new(*p as u32);
+        let Some(stats) = reference.position(pos) else {
+            continue;
+        };
         let img = Image {
             data: mean,
             w: ww,
@@ -393,17 +381,8 @@ pub fn decide(
         mad_sum += d.iter().map(|v| v.abs()).sum::<f64>();
         mad_n += d.len();
         regress_out(&mut d, &model);
-        residuals.push(grid.highpass(&d, hp_radius));
-    }
-    let weights = vec![1.0; grid.points().len()];
-    let mut positions = Vec::new();
-    for ((p, count, _, ref_mean), d) in observed.iter().zip(&residuals) {
-        let pos = Position::new(*p as u32);
         // The expected mark's amplitude per visible pixel: the embed-time mask amplitude of the
         // pixel's pattern cell times the photometric gain.
-        let Some(stats) = reference.position(pos) else {
-            continue;
-        };
         let amp: Vec<f64> = points
             .iter()
             .map(|&(i, ..)| {
@@ -412,27 +391,7 @@ pub fn decide(
                 f64::from(stats.amplitude[cell]) * photometric.gain(f64::from(ref_mean[i]))
             })
             .collect();
-        let corr = |key: &DerivedKey| -> f64 {
-            let field = Pattern::new(key, pos).render(rw, rh);
-            let e: Vec<f64> = points
-                .iter()
-                .zip(&amp)
-                .map(|(&(i, ..), a)| f64::from(field[i]) * a)
-                .collect();
-            correlate::weighted_ncc(d, &grid.highpass(&e, hp_radius), &weights)
-        };
-        let c = corr(pattern_key);
-        let null: Vec<f64> = decoys.iter().map(&corr).collect();
-        let sigma0 = (null.iter().map(|v| v * v).sum::<f64>() / null.len().max(1) as f64).sqrt();
-        let z = if sigma0 > 0.0 { c / sigma0 } else { 0.0 };
-        positions.push(PositionDecision {
-            position: *p as u32,
-            frames: *count,
-            correlation: c,
-            sigma0,
-            z,
-            erased: z.abs() < opts.erasure_z,
-        });
+        positions.push(correlator.decide(pos, *count, &d, &amp, opts.erasure_z));
     }
     if positions.is_empty() {
         return Err(DetectError::NoOverlap { offset, min_frames });
@@ -453,6 +412,96 @@ pub fn decide(
             frames_unmapped: unmapped,
         },
     })
+}
+
+/// Checks the ranges of `opts`.
+fn check_options(opts: &DecideOptions) -> Result<(), DetectError> {
+    if !(0.0..=10.0).contains(&opts.erasure_z) {
+        return Err(DetectError::Invalid(format!(
+            "erasure threshold {} out of range (expected 0 to 10)",
+            opts.erasure_z
+        )));
+    }
+    if !(0.0..=3600.0).contains(&opts.max_offset_s) {
+        return Err(DetectError::Invalid(format!(
+            "offset search window {} s out of range (expected 0 to 3600)",
+            opts.max_offset_s
+        )));
+    }
+    if !(0.0..=5.0).contains(&opts.boundary_frames) {
+        return Err(DetectError::Invalid(format!(
+            "boundary margin {} frames out of range (expected 0 to 5)",
+            opts.boundary_frames
+        )));
+    }
+    Ok(())
+}
+
+/// The correlation detector of one title on one visible grid: the keyed pattern and the
+/// [`DECOYS`] decoys, whitened the same way as the residual.
+struct Correlator<'a> {
+    pattern_key: &'a DerivedKey,
+    decoys: Vec<DerivedKey>,
+    grid: correlate::Grid,
+    /// Visible pattern-grid pixels: index `y × w + x`, and where they land in the suspect.
+    points: &'a [(usize, f64, f64)],
+    size: (usize, usize),
+    radius: usize,
+}
+
+impl<'a> Correlator<'a> {
+    fn new(
+        pattern_key: &'a DerivedKey,
+        w: usize,
+        h: usize,
+        points: &'a [(usize, f64, f64)],
+        radius: usize,
+    ) -> Self {
+        Self {
+            pattern_key,
+            decoys: (0..DECOYS).map(|i| decoy_key(pattern_key, i)).collect(),
+            grid: correlate::Grid::with_radius(w, h, points.iter().map(|p| p.0).collect(), radius),
+            points,
+            size: (w, h),
+            radius,
+        }
+    }
+
+    /// The decision at `pos` from the (unwhitened) residual `d` and the expected mark
+    /// amplitude `amp`, both one value per visible point.
+    fn decide(
+        &self,
+        pos: Position,
+        frames: u32,
+        d: &[f64],
+        amp: &[f64],
+        erasure_z: f64,
+    ) -> PositionDecision {
+        let d = self.grid.highpass(d, self.radius);
+        let (w, h) = self.size;
+        let corr = |key: &DerivedKey| -> f64 {
+            let field = Pattern::new(key, pos).render(w, h);
+            let e: Vec<f64> = self
+                .points
+                .iter()
+                .zip(amp)
+                .map(|(&(i, ..), a)| f64::from(field[i]) * a)
+                .collect();
+            correlate::ncc(&d, &self.grid.highpass(&e, self.radius))
+        };
+        let c = corr(self.pattern_key);
+        let null: Vec<f64> = self.decoys.iter().map(&corr).collect();
+        let sigma0 = (null.iter().map(|v| v * v).sum::<f64>() / null.len().max(1) as f64).sqrt();
+        let z = if sigma0 > 0.0 { c / sigma0 } else { 0.0 };
+        PositionDecision {
+            position: pos.get(),
+            frames,
+            correlation: c,
+            sigma0,
+            z,
+            erased: z.abs() < erasure_z,
+        }
+    }
 }
 
 /// Removes from `d` its least-squares fit on `1, m, m²` (content that the photometric map

@@ -443,6 +443,7 @@ mod tests {
             sessions: 3,
             segment_s: 2.0,
             registration: RegistrationReport {
+                mode: "informed".into(),
                 offset_frames: 0,
                 offset_s: 0.0,
                 mad: Some(1.0),

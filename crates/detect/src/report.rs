@@ -51,6 +51,10 @@ pub struct Scored {
 /// Temporal registration of the suspect against the reference.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RegistrationReport {
+    /// `"informed"` (registered against the reference index) or `"blind"` (no reference: the
+    /// suspect is taken as the whole picture from the title start, see [`crate::blind`]).
+    #[serde(default = "informed")]
+    pub mode: String,
     /// Suspect frame `i` is reference frame `i + offset_frames` (at the start of the suspect).
     pub offset_frames: i64,
     /// `offset_frames` in seconds of the reference.
@@ -64,6 +68,10 @@ pub struct RegistrationReport {
     /// with the detector; it is informative, not part of the stable contract.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+fn informed() -> String {
+    "informed".to_owned()
 }
 
 /// How the probabilities were computed.
@@ -193,7 +201,8 @@ impl Report {
         line(
             "registration",
             format!(
-                "offset {} frames ({:+.2} s), MAD {}, {} suspect frames",
+                "{}: offset {} frames ({:+.2} s), MAD {}, {} suspect frames",
+                r.mode,
                 r.offset_frames,
                 r.offset_s,
                 r.mad

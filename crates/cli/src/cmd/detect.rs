@@ -8,10 +8,13 @@
 //!
 //! The suspect may be any file FFmpeg reads, or a captured HLS stream (a local `.m3u8` with
 //! its segments; the highest-bandwidth video rendition of a multivariant playlist). Without
-//! `--reference` the reference index recorded for the title at embed time is used.
+//! `--reference` the reference index recorded for the title at embed time is used; when there
+//! is none (or with `--blind`) the blind fallback decides without a reference (the suspect is
+//! taken as the whole picture from the title start, or from `--blind-start`; it needs more of
+//! the copy, see `leaktrace_detect::blind`), and the report says `"mode": "blind"`.
 //!
 //! Exit codes: 0 report produced (also for "no accusation", a verdict, and for a title with no
-//! registered session); 2 bad option, reference of another title, or no reference known;
+//! registered session); 2 bad option or reference of another title;
 //! 3 bad input (not a video, truncated, unreadable reference); 7 no match (the suspect decodes but
 //! does not match the title's reference: another title, or no overlap in time);
 //! 4 the plot cannot be written; 5 configuration or key; 6 unknown title; 1 anything else
@@ -40,15 +43,22 @@ pub struct DetectArgs {
     /// location recorded for the title in the store.
     #[arg(long)]
     pub reference: Option<PathBuf>,
+    /// Decide without the reference index even when one is known (blind fallback: the copy
+    /// is taken as the whole picture, from the title start or `--blind-start`).
+    #[arg(long)]
+    pub blind: bool,
+    /// Blind fallback: title time at the copy's first frame, in seconds (0 to 360000).
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    pub blind_start: f64,
     /// Requested false-accusation probability over all registered sessions (1e-12 to 0.1).
     #[arg(long, default_value_t = 1e-6)]
     pub fp: f64,
     /// Search the start offset within ± this many seconds (0 to 3600; 0 = assume aligned).
     #[arg(long, default_value_t = 60.0)]
     pub max_offset: f64,
-    /// Positions with |z| below this are erasures (0 to 10).
-    #[arg(long, default_value_t = 3.0)]
-    pub erasure_z: f64,
+    /// Positions with |z| below this are erasures (0 to 10; default 3, 0 in blind mode).
+    #[arg(long)]
+    pub erasure_z: Option<f64>,
     /// Best-scoring sessions listed besides the accused (0 to 1000).
     #[arg(long, default_value_t = 5)]
     pub top: usize,
@@ -63,9 +73,7 @@ pub struct DetectArgs {
 /// The exit code of an investigation error.
 fn code_of(e: &InvestigateError) -> Code {
     match e {
-        InvestigateError::Invalid(_)
-        | InvestigateError::NoReference(_)
-        | InvestigateError::ReferenceMismatch { .. } => Code::Usage,
+        InvestigateError::Invalid(_) | InvestigateError::ReferenceMismatch { .. } => Code::Usage,
         InvestigateError::UnknownTitle(_) => Code::NotFound,
         InvestigateError::Reference { .. } => Code::Input,
         InvestigateError::NoMatch { .. }
@@ -132,10 +140,15 @@ pub fn run(config: Option<&Path>, a: &DetectArgs) -> Result<Code> {
         fp: a.fp,
         decide: DecideOptions {
             max_offset_s: a.max_offset,
-            erasure_z: a.erasure_z,
+            erasure_z: a.erasure_z.unwrap_or(DecideOptions::default().erasure_z),
             ..DecideOptions::default()
         },
         top: a.top,
+        blind: a.blind,
+        blind_start_s: a.blind_start,
+        blind_erasure_z: a
+            .erasure_z
+            .unwrap_or(leaktrace_detect::blind::BLIND_ERASURE_Z),
         ..Options::default()
     };
     let rt = tokio::runtime::Builder::new_current_thread()
