@@ -296,6 +296,18 @@ fn takedown_end_to_end_smtp_recheck() {
     assert!(bundle.join(format!("notices/{id}.acns.xml")).is_file());
     let v = lt(s, &["evidence", "verify", bundle.to_str().unwrap()]);
     assert!(v.starts_with("intact"), "{v}");
+    // The same bundle as one tar archive beside it, notice included.
+    let archive = s.dir.join("evidence/F-e2e-approval.tar");
+    let va = lt_json(s, &["evidence", "verify", archive.to_str().unwrap()]);
+    assert_eq!(va["intact_bundle"], true, "{va}");
+    assert!(
+        va["intact"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == &json!(format!("notices/{id}.acns.xml"))),
+        "{va}"
+    );
     let p = bundle.join("chain.json");
     let mut b = std::fs::read(&p).unwrap();
     b[3] ^= 0x20;
@@ -307,6 +319,9 @@ fn takedown_end_to_end_smtp_recheck() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stdout).contains("modified chain.json"));
+    // The archive is a copy of its own: still intact.
+    let v = lt(s, &["evidence", "verify", archive.to_str().unwrap()]);
+    assert!(v.starts_with("intact"), "{v}");
 }
 
 #[test]

@@ -67,7 +67,8 @@ fn new_notice(n: &Notice, delivery: &str) -> Result<NewNotice, TakedownError> {
 }
 
 /// Makes the notice for `finding` at `level` (the first rung is normally `site` or `host`):
-/// gate, recipient, validation, evidence bundle, stored notice in the state the mode gives.
+/// gate, recipient, validation, evidence bundle (directory and tar archive), stored notice in
+/// the state the mode gives.
 /// Returns `Ok(None)` when no recipient is known at that level.
 pub async fn file_finding(
     cfg: &TakedownConfig,
@@ -95,6 +96,7 @@ pub async fn file_finding(
     let dir = bundle_dir(cfg, &finding.finding_id);
     if !dir.join(evidence::MANIFEST).exists() {
         evidence::write_bundle(&dir, finding, now)?;
+        evidence::write_archive(&dir)?;
     }
     let delivery = delivery_for(cfg.mode);
     let inserted = store.insert_notice(&new_notice(&notice, delivery)?).await?;
@@ -108,7 +110,7 @@ pub async fn file_finding(
 
 /// Sends every open `approved` (and retryable `failed`) notice once. Claims older than the
 /// lease that were never recorded become `in_doubt` first (never resent). Each sent notice is
-/// added to its finding's evidence bundle as sent.
+/// added to its finding's evidence bundle as sent, and the bundle's archive is rewritten.
 ///
 /// In dry-run mode nothing is contacted and nothing is written: the `dry_run` notices and the
 /// ones that would be sent come back rendered ([`SendOutcome::DryRun`]).
@@ -138,7 +140,9 @@ pub async fn send_approved(
         let outcome = deliverer.send(&rec, now).await?;
         if let SendOutcome::Sent { .. } = &outcome {
             let notice: Notice = serde_json::from_str(&rec.notice_json)?;
-            evidence::add_notice(&bundle_dir(cfg, &rec.finding_id), &notice, now)?;
+            let dir = bundle_dir(cfg, &rec.finding_id);
+            evidence::add_notice(&dir, &notice, now)?;
+            evidence::write_archive(&dir)?;
         }
         out.push((rec.notice_id, outcome));
     }

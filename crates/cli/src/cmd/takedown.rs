@@ -44,7 +44,8 @@ pub enum TakedownCommand {
 /// `leaktrace evidence ...`.
 #[derive(Debug, Subcommand)]
 pub enum EvidenceCommand {
-    /// Re-hash an evidence bundle against its manifest: intact (exit 0) or tampered (exit 3).
+    /// Re-hash an evidence bundle (directory or .tar archive) against its manifest: intact
+    /// (exit 0) or tampered (exit 3).
     Verify(VerifyArgs),
 }
 
@@ -115,7 +116,7 @@ pub struct ShowArgs {
 /// `evidence verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Bundle directory.
+    /// Bundle directory, or its tar archive (`<bundle>.tar`, written beside it).
     pub bundle: PathBuf,
     /// Print JSON.
     #[arg(long)]
