@@ -161,20 +161,7 @@ fn crawl_detect_takedown_end_to_end() {
             "1s",
         ]));
     eprintln!("embedded in {:?}", t0.elapsed());
-    let sessions: Vec<Value> = (0..20)
-        .map(|i| {
-            let out = ok(bin().current_dir(dir).args([
-                "session",
-                "new",
-                "--title",
-                "bbb",
-                "--account",
-                &format!("acct-{i}"),
-                "--json",
-            ]));
-            serde_json::from_str(&out).unwrap()
-        })
-        .collect();
+    let sessions = new_sessions(dir, "bbb", 20);
     let sid = |i: usize| sessions[i]["session_id"].as_str().unwrap().to_owned();
     let (hls_pirate, mp4_pirate, forbidden) = (sid(7), sid(13), sid(3));
 
