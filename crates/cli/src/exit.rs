@@ -10,6 +10,7 @@
 //! | 5 | configuration or key problem |
 //! | 6 | not found: an unknown title (e.g. `session new --title` of a title never embedded) |
 //! | 7 | no match: `detect`'s suspect decodes but does not match the title's reference (another title, or no overlap in time) |
+//! | 8 | refused state change: e.g. `takedown mark` of a move its current state does not allow (a closed notice reopened) |
 
 use leaktrace_embed::EmbedError;
 use leaktrace_media::MediaError;
@@ -25,6 +26,7 @@ pub enum Code {
     Config = 5,
     NotFound = 6,
     NoMatch = 7,
+    Conflict = 8,
 }
 
 impl From<Code> for std::process::ExitCode {
@@ -42,6 +44,11 @@ pub struct UsageError(pub String);
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct NotFoundError(pub String);
+
+/// A state change the current state does not allow (exit 8).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConflictError(pub String);
 
 /// A configuration error (exit 5).
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +76,9 @@ pub fn classify(err: &anyhow::Error) -> Code {
         }
         if cause.downcast_ref::<NotFoundError>().is_some() {
             return Code::NotFound;
+        }
+        if cause.downcast_ref::<ConflictError>().is_some() {
+            return Code::Conflict;
         }
         if let Some(e) = cause.downcast_ref::<leaktrace_detect::DetectError>() {
             return match e {

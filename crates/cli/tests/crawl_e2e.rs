@@ -23,129 +23,37 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test code: a panic is a failure report
 
 mod common;
+use common::loopback::{
+    Decoded, Proc, assert_acns_valid, decode, http_get, received, site, smtp_sink,
+    spawn_first_line, takedown_toml,
+};
 use common::*;
 
-use leaktrace_core::{KeyVersion, MasterKey, SessionId, TitleId};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn target_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_leaktrace"))
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// A venv with aiosmtpd under the target dir (created once; pip from PyPI).
-fn venv_python() -> PathBuf {
-    let venv = target_dir().join("aiosmtpd-venv");
-    let py = venv.join("bin/python");
-    let ready = Command::new(&py)
-        .args(["-c", "import aiosmtpd"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ready {
-        ok(Command::new("python3").arg("-m").arg("venv").arg(&venv));
-        ok(Command::new(venv.join("bin/pip")).args(["install", "-q", "aiosmtpd==1.4.6"]));
-    }
-    py
-}
-
-fn smtp_sink(dir: &Path) -> (Proc, u16) {
-    let mut child = Command::new(venv_python())
-        .arg(repo().join("crates/takedown/tests/support/smtp_sink.py"))
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
-    (Proc(child), port)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The loopback pirate site: Python's http.server over `root`.
-fn site(root: &Path) -> (Proc, u16) {
-    let port = free_port();
-    let child = Command::new("python3")
-        .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
-        .arg(root)
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(10), "site did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Proc(child), port)
-}
-
-/// A plain HTTP/1.0 GET on loopback: status and body.
-fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
-    let mut all = Vec::new();
-    s.read_to_end(&mut all).unwrap();
-    let head_end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&all[..head_end]).into_owned();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, all[head_end + 4..].to_vec())
-}
 
 /// Starts `leaktrace edge` on 127.0.0.1:0 over `dir/pkg`; returns it and its port.
 fn edge(dir: &Path) -> (Proc, u16) {
-    let mut child = bin()
-        .current_dir(dir)
-        .args([
-            "edge",
-            "--root",
-            "pkg",
-            "--listen",
-            "127.0.0.1:0",
-            "--threads",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (proc, line) = spawn_first_line(
+        bin()
+            .current_dir(dir)
+            .args([
+                "edge",
+                "--root",
+                "pkg",
+                "--listen",
+                "127.0.0.1:0",
+                "--threads",
+                "1",
+            ])
+            .stderr(Stdio::null()),
+    );
     // "listening http://127.0.0.1:PORT (...)"
     let addr = line.split_whitespace().nth(1).unwrap();
     let port = addr.rsplit(':').next().unwrap().parse().unwrap();
-    (Proc(child), port)
+    (proc, port)
 }
 
 /// Resolves playlist URI `uri` against the playlist at `base` (an absolute path).
@@ -207,21 +115,9 @@ fn mirror_hls(edge_port: u16, edge_root: &str, playlist: &str, site: &Path) -> u
 }
 
 /// `session`'s stream assembled from its codeword over every position (what the edge serves).
-fn assemble(dir: &Path, session: &str) -> Vec<u8> {
-    let key_hex = std::fs::read_to_string(dir.join("master.key")).unwrap();
-    let key = MasterKey::from_hex(key_hex.trim(), KeyVersion::new(1)).unwrap();
-    let book = key.codebook(&TitleId::new("bbb").unwrap());
-    let sid = SessionId::new(session.to_owned()).unwrap();
-    let rend = dir.join("pkg/360p");
-    let mut stream = std::fs::read(rend.join("a/init.mp4")).unwrap();
-    for p in 0u32.. {
-        let v = book.bit(&sid, p);
-        let Ok(seg) = std::fs::read(rend.join(v.dir()).join(format!("seg_{p:05}.m4s"))) else {
-            break;
-        };
-        stream.extend(seg);
-    }
-    stream
+fn stream_of(dir: &Path, session: &str) -> Vec<u8> {
+    assemble(dir, session);
+    std::fs::read(dir.join("session.mp4")).unwrap()
 }
 
 fn write(root: &Path, rel: &str, body: impl AsRef<[u8]>) {
@@ -237,14 +133,6 @@ fn findings(dir: &Path) -> Vec<Value> {
         .as_array()
         .unwrap()
         .clone()
-}
-
-fn received(sink: &Path) -> Vec<String> {
-    std::fs::read_to_string(sink.join("received.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 #[test]
@@ -273,20 +161,7 @@ fn crawl_detect_takedown_end_to_end() {
             "1s",
         ]));
     eprintln!("embedded in {:?}", t0.elapsed());
-    let sessions: Vec<Value> = (0..20)
-        .map(|i| {
-            let out = ok(bin().current_dir(dir).args([
-                "session",
-                "new",
-                "--title",
-                "bbb",
-                "--account",
-                &format!("acct-{i}"),
-                "--json",
-            ]));
-            serde_json::from_str(&out).unwrap()
-        })
-        .collect();
+    let sessions = new_sessions(dir, "bbb", 20);
     let sid = |i: usize| sessions[i]["session_id"].as_str().unwrap().to_owned();
     let (hls_pirate, mp4_pirate, forbidden) = (sid(7), sid(13), sid(3));
 
@@ -304,12 +179,12 @@ fn crawl_detect_takedown_end_to_end() {
     write(
         &root,
         "dl/Big.Buck.Bunny.2008.360p.mp4",
-        assemble(dir, &mp4_pirate),
+        stream_of(dir, &mp4_pirate),
     );
     write(
         &root,
         "private/Big.Buck.Bunny.2008.mp4",
-        assemble(dir, &forbidden),
+        stream_of(dir, &forbidden),
     );
     write(&root, "robots.txt", "User-agent: *\nDisallow: /private/\n");
     write(
@@ -436,51 +311,7 @@ fp = 1e-6
     // Takedown from the crawler finding of the direct MP4.
     let sink = tmp.path().join("sink");
     let (_sink, smtp_port) = smtp_sink(&sink);
-    std::fs::write(
-        dir.join("takedown.toml"),
-        format!(
-            r#"mode = "auto"
-fp_max = 1e-6
-evidence_dir = "evidence"
-claim_lease_s = 0
-
-[complainant]
-name = "Jane Roe"
-organization = "Example Studios Anti-Piracy"
-principal = "Blender Foundation"
-email = "antipiracy@studio.test"
-address = "1 Example Way, Springfield, US"
-
-[works.bbb]
-title = "Big Buck Bunny"
-description = "Animated short film (2008)"
-authorized_url = "https://studio.test/films/bbb"
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-security = "none"
-from = "Example Studios Anti-Piracy <antipiracy@studio.test>"
-timeout_s = 10
-
-[retry]
-attempts = 2
-base_ms = 50
-max_ms = 200
-
-[status]
-recheck_interval_s = 1
-grace_s = {{ host = 3600 }}
-
-[[recipient]]
-host = "127.0.0.1"
-level = "host"
-name = "Loopback Hosting"
-email = "abuse@hosting.test"
-"#
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.join("takedown.toml"), takedown_toml("auto", smtp_port)).unwrap();
     let lt_json = |args: &[&str]| -> Value {
         let mut a = args.to_vec();
         a.push("--json");
@@ -493,40 +324,16 @@ email = "abuse@hosting.test"
     lt_json(&["takedown", "send"]);
     let got = received(&sink);
     assert_eq!(got.len(), 1, "{got:?}");
-    let msg = std::fs::read_to_string(sink.join("0001.eml")).unwrap();
-    // Decode with Python's email package: the text part and the ACNS attachment.
-    let py = r#"
-import email, sys
-from email import policy
-m = email.message_from_string(open(sys.argv[1]).read(), policy=policy.default)
-text = m.get_body(preferencelist=('plain',)).get_content()
-open(sys.argv[2], 'w').write(text)
-for part in m.iter_attachments():
-    if part.get_content_type() in ('application/xml', 'text/xml'):
-        open(sys.argv[3], 'wb').write(part.get_payload(decode=True))
-"#;
-    let eml = tmp.path().join("msg.eml");
-    std::fs::write(&eml, &msg).unwrap();
-    let (txt, xml) = (tmp.path().join("msg.txt"), tmp.path().join("acns.xml"));
-    ok(Command::new("python3")
-        .args(["-c", py])
-        .arg(&eml)
-        .arg(&txt)
-        .arg(&xml));
-    let text = std::fs::read_to_string(&txt).unwrap();
-    assert!(text.contains("under penalty of perjury"), "{text}");
-    assert!(text.contains("/dl/Big.Buck.Bunny.2008.360p.mp4"), "{text}");
+    // Decoded with Python's email package: the text part and the ACNS attachment.
+    let Decoded {
+        body, dir: parts, ..
+    } = decode(&sink.join("0001.eml"), &tmp.path().join("msg"));
+    assert!(body.contains("under penalty of perjury"), "{body}");
+    assert!(body.contains("/dl/Big.Buck.Bunny.2008.360p.mp4"), "{body}");
+    let xml = parts.join(format!("attach-{id}.acns.xml"));
     let acns = std::fs::read_to_string(&xml).unwrap();
     assert!(acns.contains("WatermarkMatched"), "{acns}");
-    let xsd = ["../shared/schemas/acns/acns-1.2.xsd"]
-        .iter()
-        .map(|p| repo().join(p))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("/work/shared/schemas/acns/acns-1.2.xsd"));
-    ok(Command::new("xmllint")
-        .args(["--noout", "--schema"])
-        .arg(&xsd)
-        .arg(&xml));
+    assert_acns_valid(&xml);
 
     // The site removes the file; the re-check closes the notice with the time to removal.
     std::fs::remove_file(root.join("dl/Big.Buck.Bunny.2008.360p.mp4")).unwrap();

@@ -241,7 +241,12 @@ impl Store {
         Ok(notices!(self, &sql, finding_id))
     }
 
-    /// Human approval: `pending_approval` → `approved`. Returns whether the row changed.
+    /// Human approval of an open notice: `pending_approval`, `dry_run` (made in dry-run mode)
+    /// or `failed` → `approved`. Returns whether the row changed.
+    ///
+    /// Approving a `failed` notice also drops the claim a permanent refusal kept (see
+    /// [`Store::release_claim`]): the recipient refused that request, so nothing was
+    /// delivered, and the human asks for a new attempt.
     pub async fn approve_notice(
         &self,
         notice_id: &str,
@@ -249,8 +254,33 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let sql = "UPDATE takedown_notices SET delivery = 'approved', approved_at = $2, approved_by = $3 \
-             WHERE notice_id = $1 AND delivery = 'pending_approval'";
-        Ok(exec!(self, sql, notice_id, now, by) == 1)
+             WHERE notice_id = $1 AND disposition = 'open' \
+             AND delivery IN ('pending_approval', 'dry_run', 'failed')";
+        let changed = exec!(self, sql, notice_id, now, by) == 1;
+        if changed {
+            exec!(
+                self,
+                "DELETE FROM takedown_outbox WHERE notice_id = $1 AND sent_at IS NULL",
+                notice_id
+            );
+        }
+        Ok(changed)
+    }
+
+    /// Notices a send run may hand to a transport: open and `approved`, or open and `failed`
+    /// by transient errors (no claim kept, fewer than `max_attempts` failed attempts); oldest
+    /// first.
+    pub async fn sendable_notices(
+        &self,
+        max_attempts: i64,
+    ) -> Result<Vec<NoticeRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {NOTICE_COLS} FROM takedown_notices n WHERE disposition = 'open' AND \
+             (delivery = 'approved' OR (delivery = 'failed' AND attempts < $1 AND NOT EXISTS \
+             (SELECT 1 FROM takedown_outbox o WHERE o.notice_id = n.notice_id))) \
+             ORDER BY created_at, notice_id"
+        );
+        Ok(notices!(self, &sql, max_attempts))
     }
 
     /// Sets the delivery state of a notice (e.g. `failed` with the error).
@@ -290,7 +320,7 @@ impl Store {
         let insert_sql = "INSERT INTO takedown_outbox (idem_key, notice_id, recipient, claimed_at, claimed_by) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idem_key) DO NOTHING";
         let update_sql = "UPDATE takedown_notices SET delivery = 'sending' WHERE notice_id = $1 \
-             AND delivery IN ('approved', 'failed')";
+             AND disposition = 'open' AND delivery IN ('approved', 'failed')";
         macro_rules! claim {
             ($pool:expr, $conv:expr) => {{
                 let mut tx = $pool.begin().await?;
@@ -366,19 +396,34 @@ impl Store {
         Ok(())
     }
 
-    /// Releases a claim after a delivery that certainly did not happen (the transport
-    /// refused it): deletes the outbox row, counts the attempt, sets `failed` with `error`.
+    /// Ends a claim after a delivery that certainly did not happen (the transport refused
+    /// it), counts the attempt and sets the notice `failed` with `error`.
+    ///
+    /// A transient failure (`permanent` false: 5xx, 429, a timeout) deletes the outbox row, so
+    /// a later run may try again. A permanent refusal (a 4xx answer, an SMTP 5xx) keeps the
+    /// row with the refusal as its response: the same request would be refused again, so the
+    /// notice is not retried until a human approves it again ([`Store::approve_notice`]).
     pub async fn release_claim(
         &self,
         idem_key: &str,
         notice_id: &str,
         error: &str,
+        permanent: bool,
     ) -> Result<(), StoreError> {
-        exec!(
-            self,
-            "DELETE FROM takedown_outbox WHERE idem_key = $1 AND sent_at IS NULL",
-            idem_key
-        );
+        if permanent {
+            exec!(
+                self,
+                "UPDATE takedown_outbox SET response = $2 WHERE idem_key = $1 AND sent_at IS NULL",
+                idem_key,
+                error
+            );
+        } else {
+            exec!(
+                self,
+                "DELETE FROM takedown_outbox WHERE idem_key = $1 AND sent_at IS NULL",
+                idem_key
+            );
+        }
         exec!(
             self,
             "UPDATE takedown_notices SET delivery = 'failed', attempts = attempts + 1, last_error = $2 \
@@ -453,23 +498,37 @@ impl Store {
         Ok(())
     }
 
-    /// Sets the disposition (`open`, `closed`, `rejected`, `counter_notice`); `closed` also
-    /// sets `closed_at`.
+    /// Moves the disposition from `from` to `to` (`open`, `closed`, `rejected`,
+    /// `counter_notice`) if it is still `from` (compare and set: a concurrent change wins and
+    /// this returns false). `closed` also sets `closed_at` and stops the re-checks. Which moves
+    /// are allowed is the caller's rule (see `leaktrace-takedown`'s `Disposition`).
     pub async fn set_disposition(
         &self,
         notice_id: &str,
-        disposition: &str,
+        from: &str,
+        to: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let closed_at = (disposition == "closed").then_some(now);
-        Ok(exec!(
-            self,
-            "UPDATE takedown_notices SET disposition = $2, closed_at = COALESCE($3, closed_at) \
-             WHERE notice_id = $1",
-            notice_id,
-            disposition,
-            closed_at
-        ) == 1)
+        let changed = if to == "closed" {
+            exec!(
+                self,
+                "UPDATE takedown_notices SET disposition = $3, closed_at = $4, next_check_at = NULL \
+                 WHERE notice_id = $1 AND disposition = $2",
+                notice_id,
+                from,
+                to,
+                now
+            )
+        } else {
+            exec!(
+                self,
+                "UPDATE takedown_notices SET disposition = $3 WHERE notice_id = $1 AND disposition = $2",
+                notice_id,
+                from,
+                to
+            )
+        };
+        Ok(changed == 1)
     }
 
     /// Marks that the next level of the ladder was notified about this notice's content.

@@ -26,34 +26,7 @@ use futures_util::TryStreamExt;
 use leaktrace_store::{Backend, NewSession, SCHEMA_VERSION, Store, StoreError};
 use sqlx::Connection;
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = crate::common::TestDb::sqlite().await;
-                    crate::$name(&db).await;
-                    db.finish().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = crate::common::TestDb::postgres(stringify!($name)).await else {
-                        return;
-                    };
-                    crate::$name(&db).await;
-                    db.finish().await;
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+common::both_backends!(
     migrate_is_idempotent,
     title_round_trip,
     session_round_trip,

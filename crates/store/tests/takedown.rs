@@ -9,34 +9,7 @@ mod common;
 use common::TestDb;
 use leaktrace_store::{NewNotice, OutboxClaim};
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = crate::common::TestDb::sqlite().await;
-                    crate::$name(&db).await;
-                    db.finish().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = crate::common::TestDb::postgres(stringify!($name)).await else {
-                        return;
-                    };
-                    crate::$name(&db).await;
-                    db.finish().await;
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+common::both_backends!(
     notice_lifecycle,
     claim_is_exclusive_and_rate_limited,
     rdap_cache_expires
@@ -112,10 +85,21 @@ async fn notice_lifecycle(db: &TestDb) {
         ("closed", Some(1400))
     );
     assert!(s.due_checks(10_000).await.unwrap().is_empty());
+    // Compare and set: only from the state the caller saw.
     assert!(
-        s.set_disposition("N-1", "counter_notice", 1500)
+        !s.set_disposition("N-1", "open", "rejected", 1500)
             .await
             .unwrap()
+    );
+    assert!(
+        s.set_disposition("N-1", "closed", "counter_notice", 1500)
+            .await
+            .unwrap()
+    );
+    let r = s.get_notice("N-1").await.unwrap().unwrap();
+    assert_eq!(
+        (r.disposition.as_str(), r.closed_at),
+        ("counter_notice", Some(1400))
     );
     assert_eq!(s.notices_for_finding("F-1").await.unwrap().len(), 1);
     assert_eq!(s.list_notices(Some("sent")).await.unwrap().len(), 1);
@@ -173,15 +157,55 @@ async fn claim_is_exclusive_and_rate_limited(db: &TestDb) {
             .unwrap(),
         OutboxClaim::Claimed
     );
-    // A refused delivery releases the claim; the notice is failed and can be claimed again.
-    s.release_claim("N-c", "N-c", "550 no").await.unwrap();
+    // A transient failure releases the claim: failed, sendable and claimable again.
+    s.release_claim("N-c", "N-c", "503 busy", false)
+        .await
+        .unwrap();
     let r = s.get_notice("N-c").await.unwrap().unwrap();
     assert_eq!((r.delivery.as_str(), r.attempts), ("failed", 1));
+    let ids = |v: Vec<leaktrace_store::NoticeRecord>| -> Vec<String> {
+        v.into_iter().map(|r| r.notice_id).collect()
+    };
+    assert_eq!(ids(s.sendable_notices(3).await.unwrap()), ["N-c"]);
+    assert!(s.sendable_notices(1).await.unwrap().is_empty()); // attempts cap
     assert_eq!(
         s.claim_outbox("N-c", "N-c", "abuse@h.example", "w", 9001, 2, 8000)
             .await
             .unwrap(),
         OutboxClaim::Claimed
+    );
+    // A permanent refusal keeps the claim: failed, not sendable, not claimable, until a
+    // human approves it again.
+    s.release_claim("N-c", "N-c", "403 forbidden", true)
+        .await
+        .unwrap();
+    let r = s.get_notice("N-c").await.unwrap().unwrap();
+    assert_eq!(
+        (r.delivery.as_str(), r.attempts, r.last_error.as_deref()),
+        ("failed", 2, Some("403 forbidden"))
+    );
+    assert!(s.sendable_notices(100).await.unwrap().is_empty());
+    assert_eq!(
+        s.claim_outbox("N-c", "N-c", "abuse@h.example", "w", 9002, 100, 0)
+            .await
+            .unwrap(),
+        OutboxClaim::AlreadyClaimed
+    );
+    assert!(s.approve_notice("N-c", "op", 9003).await.unwrap());
+    assert_eq!(ids(s.sendable_notices(100).await.unwrap()), ["N-c"]);
+    // A closed notice is never claimed, whatever its delivery state.
+    assert!(
+        s.set_disposition("N-c", "open", "closed", 9004)
+            .await
+            .unwrap()
+    );
+    assert!(s.sendable_notices(100).await.unwrap().is_empty());
+    assert!(!s.approve_notice("N-c", "op", 9005).await.unwrap());
+    assert_eq!(
+        s.claim_outbox("N-c", "N-c", "abuse@h.example", "w", 9006, 100, 0)
+            .await
+            .unwrap(),
+        OutboxClaim::AlreadyClaimed
     );
     // Claims never recorded (a crash) become in_doubt and stay unclaimable.
     let doubt = s.mark_in_doubt(5000).await.unwrap();

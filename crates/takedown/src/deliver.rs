@@ -10,7 +10,11 @@
 //! 3. [`Store::record_sent`] records the Message-ID and response.
 //!
 //! A crash between 2 and 3 leaves the claim: the notice is never sent again automatically
-//! (it becomes `in_doubt`, for a human to reconcile). The Message-ID is derived from the
+//! (it becomes `in_doubt`, for a human to reconcile).
+//!
+//! Failures: 5xx, 408, 429 and connection errors are transient (retried with backoff in the
+//! run, and in later runs); any other 4xx (and an SMTP 5xx) is a permanent refusal: no retry,
+//! the notice is `failed` with the status, and only a new approval sends it again. The Message-ID is derived from the
 //! notice id, so even a manual resend is recognisable as the same notice by the receiver.
 
 use std::time::Duration;
@@ -21,7 +25,7 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::config::{SmtpSecurity, TakedownConfig};
+use crate::config::{Mode, SmtpSecurity, TakedownConfig};
 use crate::notice::{Channel, Notice};
 use crate::{TakedownError, render};
 
@@ -41,10 +45,22 @@ pub enum SendOutcome {
     AlreadyClaimed,
     /// The recipient's rate limit is reached: left for a later run.
     RateLimited,
-    /// Every attempt failed; the claim was released and the notice is `failed`.
+    /// The notice is `failed`: every attempt failed on transient errors (5xx, 429, 408,
+    /// timeouts; `retryable`: a later run tries again), or the recipient refused it
+    /// permanently (another 4xx, an SMTP 5xx: not retried; `leaktrace takedown approve`
+    /// asks for a new attempt).
     Failed {
-        /// Last error.
+        /// Last error (the HTTP status or SMTP reply first).
         error: String,
+        /// Whether a later send run retries it.
+        retryable: bool,
+    },
+    /// Dry-run mode: rendered as it would go out, nothing contacted, nothing recorded.
+    DryRun {
+        /// Recipient address or endpoint.
+        to: String,
+        /// The e-mail text (DMCA letter + ACNS XML) or the HTTP JSON body.
+        rendered: String,
     },
 }
 
@@ -82,9 +98,8 @@ pub fn email_message(notice: &Notice, from: Mailbox) -> Result<Message, Takedown
         Channel::Email { to: addr } => addr.parse().unwrap_or(to),
         Channel::Http { .. } => to,
     };
-    let letter = render::dmca_letter(notice);
     let xml = render::acns_xml(notice);
-    let body = format!("{letter}\n----- ACNS 1.2 -----\n{xml}");
+    let body = email_text(notice);
     let subject = format!(
         "Notice of copyright infringement ({}) - {}",
         notice.notice_id, notice.work.title
@@ -111,6 +126,27 @@ pub fn email_message(notice: &Notice, from: Mailbox) -> Result<Message, Takedown
             recipient: notice.recipient.email.clone(),
             message: e.to_string(),
         })
+}
+
+/// The text part of a notice's e-mail: the DMCA letter, then the ACNS XML inline.
+pub fn email_text(notice: &Notice) -> String {
+    format!(
+        "{}\n----- ACNS 1.2 -----\n{}",
+        render::dmca_letter(notice),
+        render::acns_xml(notice)
+    )
+}
+
+/// What a notice would send, without sending: (recipient, the e-mail text or the HTTP JSON
+/// body).
+pub fn preview(notice: &Notice) -> Result<(String, String), TakedownError> {
+    Ok(match &notice.recipient.channel {
+        Channel::Email { to } => (to.clone(), email_text(notice)),
+        Channel::Http { endpoint } => (
+            endpoint.clone(),
+            serde_json::to_string_pretty(&render::cloudflare_json(notice))?,
+        ),
+    })
 }
 
 /// Backoff before attempt `n` (1-based, n >= 2): `base * 2^(n-2)`, capped.
@@ -176,9 +212,14 @@ impl Deliverer {
     }
 
     /// Sends one stored notice (claim → send with retries → record). See the module docs.
+    /// In dry-run mode it only renders it ([`SendOutcome::DryRun`]): no claim, no transport.
     pub async fn send(&self, rec: &NoticeRecord, now: i64) -> Result<SendOutcome, TakedownError> {
         let notice: Notice = serde_json::from_str(&rec.notice_json)?;
         notice.validate()?;
+        if self.cfg.mode == Mode::DryRun {
+            let (to, rendered) = preview(&notice)?;
+            return Ok(SendOutcome::DryRun { to, rendered });
+        }
         let window_start =
             now.saturating_sub(i64::try_from(self.cfg.rate_limit.window_s).unwrap_or(i64::MAX));
         let claim = self
@@ -199,6 +240,7 @@ impl Deliverer {
             OutboxClaim::RateLimited => return Ok(SendOutcome::RateLimited),
         }
         let mut last = String::new();
+        let mut permanent = false;
         for attempt in 1..=self.cfg.retry.attempts {
             if attempt > 1 {
                 tokio::time::sleep(backoff(&self.cfg.retry, attempt)).await;
@@ -226,15 +268,19 @@ impl Deliverer {
                 }
                 Err(Attempt::Permanent(e)) => {
                     last = e;
+                    permanent = true;
                     break;
                 }
                 Err(Attempt::Transient(e)) => last = e,
             }
         }
         self.store
-            .release_claim(&rec.notice_id, &rec.notice_id, &last)
+            .release_claim(&rec.notice_id, &rec.notice_id, &last, permanent)
             .await?;
-        Ok(SendOutcome::Failed { error: last })
+        Ok(SendOutcome::Failed {
+            error: last,
+            retryable: !permanent,
+        })
     }
 
     async fn try_once(&self, notice: &Notice) -> Result<(String, String), Attempt> {
@@ -282,7 +328,7 @@ impl Deliverer {
                         );
                         if status.is_success() {
                             Ok((notice.notice_id.clone(), summary))
-                        } else if status.is_server_error() || status.as_u16() == 429 {
+                        } else if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
                             Err(Attempt::Transient(summary))
                         } else {
                             Err(Attempt::Permanent(summary))

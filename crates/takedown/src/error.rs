@@ -54,6 +54,21 @@ pub enum TakedownError {
         /// What went wrong.
         message: String,
     },
+    /// No notice with this id in the store.
+    #[error("notice `{0}` not found")]
+    UnknownNotice(String),
+    /// A disposition change that is not allowed from the notice's current state.
+    #[error("notice {notice_id}: cannot mark it {to} while it is {from}: {why}")]
+    Transition {
+        /// The notice.
+        notice_id: String,
+        /// Its disposition.
+        from: String,
+        /// The one asked for.
+        to: String,
+        /// Why not, and what is allowed instead.
+        why: String,
+    },
     /// RDAP lookup failed.
     #[error("rdap {query}: {message}")]
     Rdap {

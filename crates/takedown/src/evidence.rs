@@ -15,7 +15,11 @@
 //!   notices/<id>.json       the notice record (recipient, channel, Message-ID)
 //! ```
 //!
-//! [`verify`] re-hashes every file and reports modified, missing and added files.
+//! [`write_archive`] packs the sealed bundle into one tar file beside the directory
+//! (`BUNDLE.tar`, members `BUNDLE/MANIFEST.json` and `BUNDLE/<path>` for every manifest
+//! entry, in manifest order, with fixed owner, mode and time, so the same bundle gives the
+//! same bytes): the form to hand over or archive. [`verify`] takes either form, re-hashes
+//! every file and reports modified, missing and added files.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -60,13 +64,18 @@ pub struct Manifest {
 
 /// Hashes of one file: (bytes, BLAKE3 hex, SHA-256 hex).
 pub fn hash_file(path: &Path) -> Result<(u64, String, String), TakedownError> {
-    let mut f = fs::File::open(path).map_err(|e| TakedownError::io(path, e))?;
+    let f = fs::File::open(path).map_err(|e| TakedownError::io(path, e))?;
+    hash_reader(f).map_err(|e| TakedownError::io(path, e))
+}
+
+/// Hashes of everything `r` yields: (bytes, BLAKE3 hex, SHA-256 hex).
+fn hash_reader(mut r: impl Read) -> std::io::Result<(u64, String, String)> {
     let mut b3 = blake3::Hasher::new();
     let mut s2 = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut n = 0u64;
     loop {
-        let k = f.read(&mut buf).map_err(|e| TakedownError::io(path, e))?;
+        let k = r.read(&mut buf)?;
         if k == 0 {
             break;
         }
@@ -224,14 +233,12 @@ impl Verification {
     }
 }
 
-/// Re-hashes every file of the bundle at `dir` against its manifest.
-///
-/// Errors only when the manifest itself is missing or unreadable; tampering is reported in
-/// the returned [`Verification`].
-pub fn verify(dir: &Path) -> Result<Verification, TakedownError> {
-    let mpath = dir.join(MANIFEST);
-    let text = fs::read(&mpath).map_err(|e| TakedownError::io(&mpath, e))?;
-    let m: Manifest = serde_json::from_slice(&text)
+/// (bytes, BLAKE3, SHA-256) of a bundle's files by relative path.
+type Hashes = BTreeMap<String, (u64, String, String)>;
+
+/// Parses a manifest's text and checks its schema and paths.
+fn parse_manifest(text: &[u8]) -> Result<Manifest, TakedownError> {
+    let m: Manifest = serde_json::from_slice(text)
         .map_err(|e| TakedownError::Bundle(format!("{MANIFEST} is not a manifest: {e}")))?;
     if m.schema != SCHEMA {
         return Err(TakedownError::Bundle(format!(
@@ -239,33 +246,191 @@ pub fn verify(dir: &Path) -> Result<Verification, TakedownError> {
             m.schema
         )));
     }
+    if let Some(f) = m.files.iter().find(|f| !inside(&f.path)) {
+        return Err(TakedownError::Bundle(format!(
+            "manifest path {:?} is not a relative path inside the bundle",
+            f.path
+        )));
+    }
+    Ok(m)
+}
+
+/// A relative, `/`-separated path that stays inside the bundle.
+fn inside(rel: &str) -> bool {
+    !rel.starts_with('/')
+        && !rel
+            .split('/')
+            .any(|c| c == ".." || c == "." || c.is_empty())
+}
+
+/// Compares what was found with the manifest.
+fn compare(m: &Manifest, manifest_text: &[u8], found: &Hashes) -> Verification {
     let mut v = Verification {
-        manifest_blake3: blake3::hash(&text).to_hex().to_string(),
+        manifest_blake3: blake3::hash(manifest_text).to_hex().to_string(),
         ..Verification::default()
     };
     let listed: BTreeMap<&str, &FileEntry> = m.files.iter().map(|f| (f.path.as_str(), f)).collect();
     for (rel, entry) in &listed {
-        if rel.starts_with('/') || rel.split('/').any(|c| c == ".." || c.is_empty()) {
-            return Err(TakedownError::Bundle(format!(
-                "manifest path {rel:?} is not a relative path inside the bundle"
-            )));
+        match found.get(*rel) {
+            None => v.missing.push((*rel).to_owned()),
+            Some((bytes, b3, s2))
+                if *bytes == entry.bytes && *b3 == entry.blake3 && *s2 == entry.sha256 =>
+            {
+                v.intact.push((*rel).to_owned());
+            }
+            Some(_) => v.modified.push((*rel).to_owned()),
         }
-        let p = dir.join(rel);
-        if !p.is_file() {
-            v.missing.push((*rel).to_owned());
+    }
+    v.added = found
+        .keys()
+        .filter(|rel| !listed.contains_key(rel.as_str()))
+        .cloned()
+        .collect();
+    v
+}
+
+/// Re-hashes every file of a bundle against its manifest: `path` is the bundle directory or
+/// its tar archive ([`write_archive`]).
+///
+/// Errors only when the manifest itself is missing or unreadable, or the archive is not a
+/// bundle archive (unreadable tar, members outside one top directory, links or devices, a
+/// member twice); tampering is reported in the returned [`Verification`].
+pub fn verify(path: &Path) -> Result<Verification, TakedownError> {
+    if path.is_file() {
+        return verify_archive(path);
+    }
+    let mpath = path.join(MANIFEST);
+    let text = fs::read(&mpath).map_err(|e| TakedownError::io(&mpath, e))?;
+    let m = parse_manifest(&text)?;
+    let mut found = Hashes::new();
+    for rel in list_files(path)? {
+        let h = hash_file(&path.join(&rel))?;
+        found.insert(rel, h);
+    }
+    Ok(compare(&m, &text, &found))
+}
+
+/// The archive of the bundle directory `dir`: `dir` with `.tar` appended.
+pub fn archive_path(dir: &Path) -> PathBuf {
+    let mut p = dir.as_os_str().to_owned();
+    p.push(".tar");
+    PathBuf::from(p)
+}
+
+/// Packs the sealed bundle at `dir` into [`archive_path`] (written to a temporary name and
+/// renamed, so a reader never sees half an archive): the manifest, then every file it lists,
+/// under the bundle's directory name, as regular files with mode 0644, owner 0, and the
+/// manifest's `updated_at` as time. Returns the archive's path.
+pub fn write_archive(dir: &Path) -> Result<PathBuf, TakedownError> {
+    let mpath = dir.join(MANIFEST);
+    let text = fs::read(&mpath).map_err(|e| TakedownError::io(&mpath, e))?;
+    let m = parse_manifest(&text)?;
+    let root = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| inside(n))
+        .ok_or_else(|| {
+            TakedownError::Bundle(format!(
+                "{}: a bundle directory needs a plain UTF-8 name",
+                dir.display()
+            ))
+        })?
+        .to_owned();
+    let out = archive_path(dir);
+    let tmp = {
+        let mut p = out.as_os_str().to_owned();
+        p.push(".tmp");
+        PathBuf::from(p)
+    };
+    let file = fs::File::create(&tmp).map_err(|e| TakedownError::io(&tmp, e))?;
+    let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
+    let mtime = u64::try_from(m.updated_at).unwrap_or(0);
+    let mut add = |rel: &str, data: &[u8]| -> std::io::Result<()> {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(mtime);
+        h.set_size(data.len() as u64);
+        tar.append_data(&mut h, format!("{root}/{rel}"), data)
+    };
+    add(MANIFEST, &text).map_err(|e| TakedownError::io(&tmp, e))?;
+    for f in &m.files {
+        let p = dir.join(&f.path);
+        let data = fs::read(&p).map_err(|e| TakedownError::io(&p, e))?;
+        add(&f.path, &data).map_err(|e| TakedownError::io(&tmp, e))?;
+    }
+    let w = tar.into_inner().map_err(|e| TakedownError::io(&tmp, e))?;
+    let file = w
+        .into_inner()
+        .map_err(|e| TakedownError::io(&tmp, e.into_error()))?;
+    file.sync_all().map_err(|e| TakedownError::io(&tmp, e))?;
+    fs::rename(&tmp, &out).map_err(|e| TakedownError::io(&out, e))?;
+    Ok(out)
+}
+
+/// Largest manifest read from an archive (a bundle's manifest is a few KiB).
+const MAX_MANIFEST: u64 = 16 << 20;
+
+fn verify_archive(path: &Path) -> Result<Verification, TakedownError> {
+    let bad = |m: String| TakedownError::Bundle(format!("{}: {m}", path.display()));
+    let file = fs::File::open(path).map_err(|e| TakedownError::io(path, e))?;
+    let mut ar = tar::Archive::new(std::io::BufReader::new(file));
+    let mut root: Option<String> = None;
+    let mut manifest: Option<Vec<u8>> = None;
+    let mut found = Hashes::new();
+    for entry in ar.entries().map_err(|e| bad(e.to_string()))? {
+        let entry = entry.map_err(|e| bad(format!("not a readable tar archive: {e}")))?;
+        let name = entry
+            .path()
+            .map_err(|e| bad(e.to_string()))?
+            .to_str()
+            .map(|s| s.trim_start_matches("./").trim_end_matches('/').to_owned())
+            .ok_or_else(|| bad("a member name is not UTF-8".into()))?;
+        let ty = entry.header().entry_type();
+        if ty.is_dir() {
             continue;
         }
-        let (bytes, b3, s2) = hash_file(&p)?;
-        if bytes == entry.bytes && b3 == entry.blake3 && s2 == entry.sha256 {
-            v.intact.push((*rel).to_owned());
+        if !(ty.is_file() || ty == tar::EntryType::Continuous) {
+            return Err(bad(format!(
+                "member {name:?} is a {ty:?}; a bundle archive holds regular files only"
+            )));
+        }
+        let (top, rel) = name
+            .split_once('/')
+            .filter(|(t, r)| inside(t) && inside(r))
+            .ok_or_else(|| {
+                bad(format!(
+                    "member {name:?} is not a path inside the bundle's directory"
+                ))
+            })?;
+        match &root {
+            Some(r) if r != top => {
+                return Err(bad(format!(
+                    "members under both {r:?} and {top:?}; one bundle per archive"
+                )));
+            }
+            Some(_) => {}
+            None => root = Some(top.to_owned()),
+        }
+        if found.contains_key(rel) || (rel == MANIFEST && manifest.is_some()) {
+            return Err(bad(format!("member {name:?} appears twice")));
+        }
+        let rel = rel.to_owned();
+        if rel == MANIFEST {
+            let mut text = Vec::new();
+            entry
+                .take(MAX_MANIFEST)
+                .read_to_end(&mut text)
+                .map_err(|e| bad(e.to_string()))?;
+            manifest = Some(text);
         } else {
-            v.modified.push((*rel).to_owned());
+            let h = hash_reader(entry).map_err(|e| bad(e.to_string()))?;
+            found.insert(rel, h);
         }
     }
-    for rel in list_files(dir)? {
-        if !listed.contains_key(rel.as_str()) {
-            v.added.push(rel);
-        }
-    }
-    Ok(v)
+    let text = manifest.ok_or_else(|| bad(format!("no {MANIFEST} in the archive")))?;
+    let m = parse_manifest(&text)?;
+    Ok(compare(&m, &text, &found))
 }

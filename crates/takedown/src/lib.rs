@@ -53,3 +53,4 @@ pub use finding::{AccusedSession, FindingEvidence, Hop};
 pub use notice::{
     Channel, Complainant, Element, Level, Notice, PositiveMatch, Recipient, Work, gate,
 };
+pub use pipeline::Disposition;

@@ -67,7 +67,8 @@ fn new_notice(n: &Notice, delivery: &str) -> Result<NewNotice, TakedownError> {
 }
 
 /// Makes the notice for `finding` at `level` (the first rung is normally `site` or `host`):
-/// gate, recipient, validation, evidence bundle, stored notice in the state the mode gives.
+/// gate, recipient, validation, evidence bundle (directory and tar archive), stored notice in
+/// the state the mode gives.
 /// Returns `Ok(None)` when no recipient is known at that level.
 pub async fn file_finding(
     cfg: &TakedownConfig,
@@ -95,6 +96,7 @@ pub async fn file_finding(
     let dir = bundle_dir(cfg, &finding.finding_id);
     if !dir.join(evidence::MANIFEST).exists() {
         evidence::write_bundle(&dir, finding, now)?;
+        evidence::write_archive(&dir)?;
     }
     let delivery = delivery_for(cfg.mode);
     let inserted = store.insert_notice(&new_notice(&notice, delivery)?).await?;
@@ -106,35 +108,142 @@ pub async fn file_finding(
     }))
 }
 
-/// Sends every `approved` (and retryable `failed`) notice once. Claims older than the lease
-/// that were never recorded become `in_doubt` first (never resent). Each sent notice is
-/// added to its finding's evidence bundle as sent.
+/// Sends every open `approved` (and retryable `failed`) notice once. Claims older than the
+/// lease that were never recorded become `in_doubt` first (never resent). Each sent notice is
+/// added to its finding's evidence bundle as sent, and the bundle's archive is rewritten.
+///
+/// In dry-run mode nothing is contacted and nothing is written: the `dry_run` notices and the
+/// ones that would be sent come back rendered ([`SendOutcome::DryRun`]).
 pub async fn send_approved(
     cfg: &TakedownConfig,
     store: &Store,
     deliverer: &Deliverer,
     now: i64,
 ) -> Result<Vec<(String, SendOutcome)>, TakedownError> {
-    let lease = i64::try_from(cfg.claim_lease_s).unwrap_or(i64::MAX);
-    store.mark_in_doubt(now.saturating_sub(lease)).await?;
-    let mut todo = store.list_notices(Some("approved")).await?;
-    todo.extend(
-        store
-            .list_notices(Some("failed"))
+    let max_attempts = 3 * i64::from(cfg.retry.attempts);
+    let todo = if cfg.mode == Mode::DryRun {
+        let mut todo: Vec<NoticeRecord> = store
+            .list_notices(Some("dry_run"))
             .await?
             .into_iter()
-            .filter(|r| r.attempts < 3 * i64::from(cfg.retry.attempts)),
-    );
+            .filter(|r| r.disposition == "open")
+            .collect();
+        todo.extend(store.sendable_notices(max_attempts).await?);
+        todo
+    } else {
+        let lease = i64::try_from(cfg.claim_lease_s).unwrap_or(i64::MAX);
+        store.mark_in_doubt(now.saturating_sub(lease)).await?;
+        store.sendable_notices(max_attempts).await?
+    };
     let mut out = Vec::new();
     for rec in todo {
         let outcome = deliverer.send(&rec, now).await?;
         if let SendOutcome::Sent { .. } = &outcome {
             let notice: Notice = serde_json::from_str(&rec.notice_json)?;
-            evidence::add_notice(&bundle_dir(cfg, &rec.finding_id), &notice, now)?;
+            let dir = bundle_dir(cfg, &rec.finding_id);
+            evidence::add_notice(&dir, &notice, now)?;
+            evidence::write_archive(&dir)?;
         }
         out.push((rec.notice_id, outcome));
     }
     Ok(out)
+}
+
+/// A notice's disposition (ACNS NoticeStatus vocabulary), changed by re-checks (`closed`) and
+/// by a human with `leaktrace takedown mark` ([`mark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Waiting for removal (re-checked, escalated after the grace period).
+    Open,
+    /// Content removed, or the case closed by hand. Final.
+    Closed,
+    /// The recipient refused to act.
+    Rejected,
+    /// The recipient forwarded a counter-notice.
+    CounterNotice,
+}
+
+impl Disposition {
+    /// Every disposition.
+    pub const ALL: [Disposition; 4] = [
+        Disposition::Open,
+        Disposition::Closed,
+        Disposition::Rejected,
+        Disposition::CounterNotice,
+    ];
+
+    /// Name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Open => "open",
+            Disposition::Closed => "closed",
+            Disposition::Rejected => "rejected",
+            Disposition::CounterNotice => "counter_notice",
+        }
+    }
+
+    /// Parses [`Disposition::as_str`].
+    pub fn parse(s: &str) -> Option<Disposition> {
+        Disposition::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+
+    /// Whether a notice may move from `self` to `to`; `delivered` says whether the recipient
+    /// may have it (delivery `sent` or `in_doubt`). The error says why not and what is
+    /// allowed.
+    ///
+    /// - `open` → `closed` (any time; an unsent notice is then withdrawn, never sent),
+    ///   `rejected` or `counter_notice` (only once delivered: the recipient answers a notice
+    ///   it received);
+    /// - `rejected`, `counter_notice` → `open` (re-checks and escalation resume) or `closed`;
+    /// - `closed` is final: content that comes back is a new finding.
+    pub fn check_move(self, to: Disposition, delivered: bool) -> Result<(), String> {
+        use Disposition::*;
+        match (self, to) {
+            (a, b) if a == b => Err(format!("it is already {}", a.as_str())),
+            (Closed, _) => Err(
+                "closed is final (content found removed, or closed by hand); content that comes back is a new finding".into(),
+            ),
+            (Open, Rejected | CounterNotice) if !delivered => Err(format!(
+                "the recipient has not received it; only a sent (or in-doubt) notice can be {}",
+                to.as_str()
+            )),
+            (Open, _) | (Rejected | CounterNotice, Open | Closed) => Ok(()),
+            (Rejected | CounterNotice, _) => Err(format!(
+                "from {} a notice can go back to open or be closed",
+                self.as_str()
+            )),
+        }
+    }
+}
+
+/// `leaktrace takedown mark`: moves a notice's disposition by hand, if
+/// [`Disposition::check_move`] allows it (compare and set in the store, so a concurrent
+/// change is not overwritten). Returns the updated record.
+pub async fn mark(
+    store: &Store,
+    notice_id: &str,
+    to: Disposition,
+    now: i64,
+) -> Result<NoticeRecord, TakedownError> {
+    let unknown = || TakedownError::UnknownNotice(notice_id.to_owned());
+    let rec = store.get_notice(notice_id).await?.ok_or_else(unknown)?;
+    let refuse = |why: String| TakedownError::Transition {
+        notice_id: notice_id.to_owned(),
+        from: rec.disposition.clone(),
+        to: to.as_str().to_owned(),
+        why,
+    };
+    let from = Disposition::parse(&rec.disposition)
+        .ok_or_else(|| refuse(format!("unknown stored disposition {:?}", rec.disposition)))?;
+    let delivered = matches!(rec.delivery.as_str(), "sent" | "in_doubt");
+    from.check_move(to, delivered).map_err(&refuse)?;
+    if !store
+        .set_disposition(notice_id, from.as_str(), to.as_str(), now)
+        .await?
+    {
+        return Err(refuse("it was changed meanwhile; look again".into()));
+    }
+    store.get_notice(notice_id).await?.ok_or_else(unknown)
 }
 
 /// Result of one re-check.
@@ -248,10 +357,11 @@ async fn escalate_notice(
     n.validate()?;
     let delivery = delivery_for(cfg.mode);
     let inserted = store.insert_notice(&new_notice(&n, delivery)?).await?;
+    let stored = store.get_notice(&n.notice_id).await?;
     Ok(Filed {
         notice_id: n.notice_id,
         inserted,
-        delivery: delivery.to_owned(),
+        delivery: stored.map_or_else(|| delivery.to_owned(), |r| r.delivery),
     })
 }
 

@@ -59,19 +59,33 @@ fn cidr(s: &str) -> Option<(IpAddr, u8)> {
 }
 
 impl Bootstrap {
-    /// The compiled-in snapshot.
+    /// The compiled-in snapshot (`rdap/README.md` in the crate says what it covers): IPv4
+    /// from `rdap/ipv4.json`, the `com` and `net` TLDs from `rdap/dns.json`, no IPv6.
     pub fn snapshot() -> Result<Bootstrap, TakedownError> {
         Bootstrap::from_texts(Some(IPV4_SNAPSHOT), None, Some(DNS_SNAPSHOT))
     }
 
-    /// From a directory with `ipv4.json`, `ipv6.json`, `dns.json` (each optional).
+    /// From a directory with IANA's `ipv4.json`, `ipv6.json`, `dns.json` (each optional, at
+    /// least one present; a missing one leaves that kind of query without a server).
     pub fn from_dir(dir: &Path) -> Result<Bootstrap, TakedownError> {
-        let read = |n: &str| std::fs::read_to_string(dir.join(n)).ok();
-        Bootstrap::from_texts(
-            read("ipv4.json").as_deref(),
-            read("ipv6.json").as_deref(),
-            read("dns.json").as_deref(),
-        )
+        let read = |n: &str| -> Result<Option<String>, TakedownError> {
+            let p = dir.join(n);
+            if p.exists() {
+                std::fs::read_to_string(&p)
+                    .map(Some)
+                    .map_err(|e| TakedownError::io(p, e))
+            } else {
+                Ok(None)
+            }
+        };
+        let (v4, v6, dns) = (read("ipv4.json")?, read("ipv6.json")?, read("dns.json")?);
+        if v4.is_none() && v6.is_none() && dns.is_none() {
+            return Err(TakedownError::Config(format!(
+                "rdap.bootstrap_dir {}: none of ipv4.json, ipv6.json, dns.json is there (IANA publishes them at https://data.iana.org/rdap/)",
+                dir.display()
+            )));
+        }
+        Bootstrap::from_texts(v4.as_deref(), v6.as_deref(), dns.as_deref())
     }
 
     /// From the texts of the three IANA files.
@@ -348,4 +362,65 @@ pub fn registered_domain(host: &str) -> String {
     let h = host.trim_end_matches('.').to_ascii_lowercase();
     let labels: Vec<&str> = h.split('.').collect();
     labels[labels.len().saturating_sub(2)..].join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RIRS: [&str; 5] = [
+        "https://rdap.afrinic.net/rdap/",
+        "https://rdap.apnic.net/",
+        "https://rdap.arin.net/registry/",
+        "https://rdap.db.ripe.net/",
+        "https://rdap.lacnic.net/rdap/",
+    ];
+
+    /// What rdap/README.md says the snapshot covers, checked.
+    #[test]
+    fn snapshot_covers_what_the_readme_says() {
+        let b = Bootstrap::snapshot().unwrap();
+        let mut per_rir = [0usize; 5];
+        for a in 0u8..=255 {
+            for ip in [[a, 0, 0, 1], [a, 255, 255, 254]] {
+                let got = b.for_ip(IpAddr::from(ip));
+                if matches!(a, 0 | 10 | 127 | 224..=255) {
+                    assert_eq!(got, None, "{a}/8");
+                } else {
+                    let i = RIRS.iter().position(|r| Some(*r) == got);
+                    assert!(i.is_some(), "{a}/8: {got:?}");
+                    if ip[1] == 0 {
+                        per_rir[i.unwrap_or_default()] += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(per_rir, [6, 51, 111, 43, 10]);
+        assert_eq!(per_rir.iter().sum::<usize>(), 221);
+        assert_eq!(b.for_ip("2001:db8::1".parse().unwrap()), None);
+        assert_eq!(b.for_ip("2a00:1450::1".parse().unwrap()), None);
+        assert_eq!(
+            b.for_domain("files.example.com"),
+            Some("https://rdap.verisign.com/com/v1/")
+        );
+        assert_eq!(
+            b.for_domain("example.net"),
+            Some("https://rdap.verisign.com/net/v1/")
+        );
+        for other in ["example.org", "example.co.uk", "example.io", "example.de"] {
+            assert_eq!(b.for_domain(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn bootstrap_dir_without_files_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let e = Bootstrap::from_dir(d).unwrap_err().to_string();
+        assert!(e.contains("none of ipv4.json, ipv6.json, dns.json"), "{e}");
+        std::fs::write(d.join("dns.json"), DNS_SNAPSHOT).unwrap();
+        let b = Bootstrap::from_dir(d).unwrap();
+        assert!(b.for_domain("a.com").is_some());
+        assert_eq!(b.for_ip("8.8.8.8".parse().unwrap()), None);
+    }
 }

@@ -1,5 +1,8 @@
-//! RDAP recipients (loopback RDAP server, injected bootstrap, cache) and HTTP delivery
-//! (loopback API: retry after 503, idempotency key, Cloudflare-format body, sent once).
+//! RDAP recipients (loopback RDAP server, injected bootstrap, cache) and HTTP delivery to a
+//! loopback API: retry after 503, idempotency key, Cloudflare-format body, sent once; 429 and
+//! 5xx retried with growing backoff (and again in the next run); 400/403/404 refused for good
+//! (one request, `failed` with the status, not retried until approved again); dry-run mode
+//! contacts nothing and records nothing. Runtime: under 1 s in all.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -7,89 +10,11 @@ use common::*;
 
 use leaktrace_store::Store;
 use leaktrace_takedown::config::RecipientOverride;
-use leaktrace_takedown::deliver::{Deliverer, SendOutcome};
+use leaktrace_takedown::deliver::{Deliverer, SendOutcome, backoff};
+use leaktrace_takedown::pipeline::Filed;
 use leaktrace_takedown::rdap::{Bootstrap, Resolver, registered_domain};
 use leaktrace_takedown::{Level, Mode, TakedownConfig, pipeline};
-use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-/// A request as the loopback server saw it: request line, headers (lower-case), body.
-#[derive(Debug, Clone)]
-struct Seen {
-    line: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-type Responder = Arc<dyn Fn(&Seen, usize) -> (u16, String) + Send + Sync>;
-
-/// A minimal HTTP/1.1 server on 127.0.0.1 (one request per connection).
-async fn serve(respond: Responder) -> (u16, Arc<Mutex<Vec<Seen>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let (head_end, len) = loop {
-                let n = s.read(&mut chunk).await.unwrap();
-                if n == 0 {
-                    break (buf.len(), 0);
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..p]).to_lowercase();
-                    let len = head
-                        .lines()
-                        .find_map(|l| {
-                            l.strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0usize);
-                    break (p, len);
-                }
-            };
-            while buf.len() < head_end + 4 + len {
-                let n = s.read(&mut chunk).await.unwrap();
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-            let mut lines = head.lines();
-            let line = lines.next().unwrap_or_default().to_owned();
-            let headers = lines
-                .filter_map(|l| l.split_once(':'))
-                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
-                .collect();
-            let body =
-                String::from_utf8_lossy(buf.get(head_end + 4..).unwrap_or_default()).into_owned();
-            let req = Seen {
-                line,
-                headers,
-                body,
-            };
-            let n = {
-                let mut g = log.lock().unwrap();
-                g.push(req.clone());
-                g.len()
-            };
-            let (status, text) = respond(&req, n);
-            let resp = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
-                text.len()
-            );
-            s.write_all(resp.as_bytes()).await.unwrap();
-            let _ = s.shutdown().await;
-        }
-    });
-    (port, seen)
-}
+use std::sync::Arc;
 
 fn rdap_entity(
     roles: &[&str],
@@ -105,12 +30,6 @@ fn rdap_entity(
         vcard.push(serde_json::json!(["email", {}, "text", e]));
     }
     serde_json::json!({ "objectClassName": "entity", "roles": roles, "vcardArray": ["vcard", vcard], "entities": nested })
-}
-
-async fn store(dir: &std::path::Path) -> Store {
-    Store::open(&format!("sqlite://{}", dir.join("db.sqlite").display()))
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -239,34 +158,9 @@ async fn http_delivery_retries_then_sends_once() {
         }
     }))
     .await;
-    let d = tempfile::tempdir().unwrap();
-    let st = store(d.path()).await;
-    let endpoint =
-        format!("http://127.0.0.1:{port}/client/v4/accounts/acct/abuse-reports/abuse_dmca");
-    let mut cfg: TakedownConfig = toml_cfg();
-    cfg.mode = Mode::Auto;
-    cfg.evidence_dir = d.path().join("evidence");
-    cfg.retry.base_ms = 10;
-    cfg.recipients = vec![RecipientOverride {
-        host: "*".into(),
-        level: Level::Cdn,
-        name: "Example CDN".into(),
-        email: "abuse@cdn.example".into(),
-        endpoint: Some(endpoint),
-    }];
-    let r = Resolver::new(
-        cfg.recipients.clone(),
-        &cfg.rdap,
-        Some(Bootstrap::default()),
-        st.clone(),
-    )
-    .unwrap();
-    let filed = pipeline::file_finding(&cfg, &st, &r, &finding(), Level::Cdn, 1000)
-        .await
-        .unwrap()
-        .unwrap();
+    let path = "/client/v4/accounts/acct/abuse-reports/abuse_dmca";
+    let (_d, cfg, st, dl, filed) = http_setup(port, path, Mode::Auto).await;
     assert_eq!(filed.delivery, "approved");
-    let dl = Deliverer::new(cfg.clone(), st.clone(), "t").unwrap();
     let out = pipeline::send_approved(&cfg, &st, &dl, 1001).await.unwrap();
     assert_eq!(out.len(), 1);
     match &out[0].1 {
@@ -318,13 +212,186 @@ async fn http_delivery_retries_then_sends_once() {
     st.close().await;
 }
 
-fn toml_cfg() -> TakedownConfig {
-    let c = complainant();
-    let text = format!(
-        "[complainant]\nname = {:?}\norganization = {:?}\nemail = {:?}\naddress = {:?}\n[works.bbb]\ntitle = \"Big Buck Bunny\"\n",
-        c.name, c.organization, c.email, c.address
+/// An HTTP recipient (CDN level, every host) at `path` on the loopback `port`, in `mode`,
+/// with fast backoff; the finding filed for it at t=1000.
+async fn http_setup(
+    port: u16,
+    path: &str,
+    mode: Mode,
+) -> (tempfile::TempDir, TakedownConfig, Store, Deliverer, Filed) {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let endpoint = format!("http://127.0.0.1:{port}{path}");
+    let st = store(dir).await;
+    let mut cfg = toml_cfg();
+    cfg.mode = mode;
+    cfg.evidence_dir = dir.join("evidence");
+    cfg.retry.attempts = 3;
+    cfg.retry.base_ms = 40;
+    cfg.recipients = vec![RecipientOverride {
+        host: "*".into(),
+        level: Level::Cdn,
+        name: "Example CDN".into(),
+        email: "abuse@cdn.example".into(),
+        endpoint: Some(endpoint),
+    }];
+    let r = offline_resolver(&cfg, &st);
+    let filed = pipeline::file_finding(&cfg, &st, &r, &finding(), Level::Cdn, 1000)
+        .await
+        .unwrap()
+        .unwrap();
+    let dl = Deliverer::new(cfg.clone(), st.clone(), "t").unwrap();
+    (d, cfg, st, dl, filed)
+}
+
+/// The failure (error, retryable) of the one notice a send run at `now` handles.
+async fn failure(cfg: &TakedownConfig, st: &Store, dl: &Deliverer, now: i64) -> (String, bool) {
+    let out = pipeline::send_approved(cfg, st, dl, now).await.unwrap();
+    match &out[..] {
+        [(_, SendOutcome::Failed { error, retryable })] => (error.clone(), *retryable),
+        other => panic!("expected one failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn http_permanent_4xx_is_not_retried() {
+    for status in [400u16, 403, 404] {
+        let (port, seen) = serve(Arc::new(move |_: &Seen, _| {
+            (
+                status,
+                r#"{"success":false,"errors":[{"code":10000}]}"#.into(),
+            )
+        }))
+        .await;
+        let (_d, cfg, st, dl, filed) = http_setup(port, "/abuse", Mode::Auto).await;
+        let (error, retryable) = failure(&cfg, &st, &dl, 1001).await;
+        assert!(error.starts_with(&format!("{status} ")), "{error}");
+        assert!(!retryable, "{status} must not be retryable");
+        assert_eq!(seen.lock().unwrap().len(), 1, "{status}: retried");
+        let rec = st.get_notice(&filed.notice_id).await.unwrap().unwrap();
+        assert_eq!(rec.delivery, "failed");
+        assert_eq!(rec.sent_at, None);
+        assert_eq!(rec.attempts, 1);
+        assert!(
+            rec.last_error
+                .as_deref()
+                .unwrap()
+                .starts_with(&status.to_string()),
+            "{rec:?}"
+        );
+        // Later runs leave it alone: nothing sent, nothing asked.
+        for t in [1002, 90_000] {
+            assert!(
+                pipeline::send_approved(&cfg, &st, &dl, t)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        // A human approves it again: one more request.
+        assert!(
+            st.approve_notice(&filed.notice_id, "op", 90_001)
+                .await
+                .unwrap()
+        );
+        assert!(!failure(&cfg, &st, &dl, 90_002).await.1);
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        st.close().await;
+    }
+}
+
+#[tokio::test]
+async fn http_429_and_5xx_are_retried_with_backoff() {
+    // 429, 500, then 200: three attempts in one run, each wait at least the backoff.
+    let (port, seen) = serve(Arc::new(|_: &Seen, n| match n {
+        1 => (429, r#"{"success":false}"#.into()),
+        2 => (500, r#"{"success":false}"#.into()),
+        _ => (200, r#"{"success":true}"#.into()),
+    }))
+    .await;
+    let (_d, cfg, st, dl, filed) = http_setup(port, "/abuse", Mode::Auto).await;
+    let out = pipeline::send_approved(&cfg, &st, &dl, 1001).await.unwrap();
+    assert!(
+        matches!(out[0].1, SendOutcome::Sent { attempts: 3, .. }),
+        "{out:?}"
     );
-    let cfg: TakedownConfig = toml::from_str(&text).unwrap();
-    cfg.validate().unwrap();
-    cfg
+    {
+        let g = seen.lock().unwrap();
+        assert_eq!(g.len(), 3);
+        for (i, attempt) in [(1, 2), (2, 3)] {
+            let gap = g[i].at - g[i - 1].at;
+            assert!(
+                gap >= backoff(&cfg.retry, attempt),
+                "attempt {attempt} after {gap:?}"
+            );
+        }
+        assert!(backoff(&cfg.retry, 3) > backoff(&cfg.retry, 2));
+    }
+    let rec = st.get_notice(&filed.notice_id).await.unwrap().unwrap();
+    assert_eq!((rec.delivery.as_str(), rec.sent_at), ("sent", Some(1001)));
+    st.close().await;
+
+    // Always 503: every attempt of the run, failed but retryable; the next run tries again.
+    let (port, seen) = serve(Arc::new(|_: &Seen, _| (503, "{}".into()))).await;
+    let (_d, cfg, st, dl, filed) = http_setup(port, "/abuse", Mode::Auto).await;
+    let (error, retryable) = failure(&cfg, &st, &dl, 1001).await;
+    assert!(retryable && error.starts_with("503"), "{error}");
+    assert_eq!(seen.lock().unwrap().len(), 3);
+    let rec = st.get_notice(&filed.notice_id).await.unwrap().unwrap();
+    assert_eq!((rec.delivery.as_str(), rec.attempts), ("failed", 1));
+    assert!(failure(&cfg, &st, &dl, 1002).await.1);
+    assert_eq!(seen.lock().unwrap().len(), 6);
+    st.close().await;
+}
+
+#[tokio::test]
+async fn dry_run_renders_and_contacts_nobody() {
+    let (port, seen) = serve(Arc::new(|_: &Seen, _| (200, "{}".into()))).await;
+    let endpoint = format!("http://127.0.0.1:{port}/abuse");
+    let (_d, cfg, st, dl, filed) = http_setup(port, "/abuse", Mode::DryRun).await;
+    assert_eq!(filed.delivery, "dry_run");
+    for t in [1001, 1002] {
+        let out = pipeline::send_approved(&cfg, &st, &dl, t).await.unwrap();
+        match &out[..] {
+            [(id, SendOutcome::DryRun { to, rendered })] => {
+                assert_eq!(id, &filed.notice_id);
+                assert_eq!(to, &endpoint);
+                let body: serde_json::Value = serde_json::from_str(rendered).unwrap();
+                assert_eq!(body["act"], "abuse_dmca");
+                assert_eq!(body["urls"], finding().url);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // A notice approved for sending is not sent either while the mode is dry-run.
+    assert!(
+        st.approve_notice(&filed.notice_id, "op", 1003)
+            .await
+            .unwrap()
+    );
+    let out = pipeline::send_approved(&cfg, &st, &dl, 1004).await.unwrap();
+    assert!(matches!(out[0].1, SendOutcome::DryRun { .. }), "{out:?}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "dry run contacted the endpoint"
+    );
+    let rec = st.get_notice(&filed.notice_id).await.unwrap().unwrap();
+    assert_eq!((rec.delivery.as_str(), rec.sent_at), ("approved", None));
+    assert_eq!(rec.message_id, None);
+    // Nothing recorded as sent in the bundle either.
+    let v =
+        leaktrace_takedown::evidence::verify(&pipeline::bundle_dir(&cfg, &finding().finding_id))
+            .unwrap();
+    assert!(v.intact.iter().all(|p| !p.starts_with("notices/")), "{v:?}");
+    // Out of dry-run, the approved notice goes, once.
+    let mut live = cfg.clone();
+    live.mode = Mode::Auto;
+    let dl = Deliverer::new(live.clone(), st.clone(), "t").unwrap();
+    let out = pipeline::send_approved(&live, &st, &dl, 1005)
+        .await
+        .unwrap();
+    assert!(matches!(out[0].1, SendOutcome::Sent { .. }), "{out:?}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    st.close().await;
 }

@@ -6,7 +6,7 @@
 //! docs/takedown.md. Notices live in the store (tables `takedown_*`).
 
 use crate::config::Loaded;
-use crate::exit::{Code, ConfigError, NotFoundError, UsageError};
+use crate::exit::{Code, ConfigError, ConflictError, NotFoundError, UsageError};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use leaktrace_store::{NoticeRecord, Store};
@@ -14,7 +14,7 @@ use leaktrace_takedown::deliver::{Deliverer, SendOutcome};
 use leaktrace_takedown::pipeline::{self, timings};
 use leaktrace_takedown::rdap::Resolver;
 use leaktrace_takedown::{
-    FindingEvidence, Level, Notice, TakedownConfig, TakedownError, evidence, render,
+    Disposition, FindingEvidence, Level, Notice, TakedownConfig, TakedownError, evidence, render,
 };
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -26,13 +26,14 @@ pub enum TakedownCommand {
     File(FileArgs),
     /// Show notices waiting for approval, with their letters.
     Review(CommonArgs),
-    /// Approve notices for sending (human approval mode).
+    /// Approve notices for sending (waiting for approval, made in dry-run mode, or failed).
     Approve(ApproveArgs),
     /// Send approved notices (once each; never again after a crash mid-send).
     Send(CommonArgs),
     /// Re-check noticed URLs that are due (404/410 closes) and escalate past grace periods.
     Recheck(CommonArgs),
-    /// Set a notice's disposition (open, closed, rejected, counter_notice).
+    /// Set a notice's disposition by hand (open, closed, rejected, counter_notice); a move
+    /// its current state does not allow is refused (exit 8).
     Mark(MarkArgs),
     /// List notices with their states and times.
     List(CommonArgs),
@@ -43,7 +44,8 @@ pub enum TakedownCommand {
 /// `leaktrace evidence ...`.
 #[derive(Debug, Subcommand)]
 pub enum EvidenceCommand {
-    /// Re-hash an evidence bundle against its manifest: intact (exit 0) or tampered (exit 3).
+    /// Re-hash an evidence bundle (directory or .tar archive) against its manifest: intact
+    /// (exit 0) or tampered (exit 3).
     Verify(VerifyArgs),
 }
 
@@ -114,7 +116,7 @@ pub struct ShowArgs {
 /// `evidence verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Bundle directory.
+    /// Bundle directory, or its tar archive (`<bundle>.tar`, written beside it).
     pub bundle: PathBuf,
     /// Print JSON.
     #[arg(long)]
@@ -165,6 +167,8 @@ fn load_config(config: Option<&Path>, explicit: Option<&Path>) -> Result<(Loaded
 fn map_err(e: TakedownError) -> anyhow::Error {
     match e {
         TakedownError::Config(m) => ConfigError(m).into(),
+        TakedownError::UnknownNotice(_) => NotFoundError(e.to_string()).into(),
+        TakedownError::Transition { .. } => ConflictError(e.to_string()).into(),
         other => other.into(),
     }
 }
@@ -351,11 +355,11 @@ fn approve(config: Option<&Path>, a: &ApproveArgs) -> Result<Code> {
             println!("approved {id}");
         }
         for id in &unchanged {
-            println!("{id}: not waiting for approval (unknown or already approved)");
+            println!("{id}: not approvable (unknown, not open, or already approved or sent)");
         }
     }
     if !a.all && approved.is_empty() && !ids.is_empty() {
-        return Err(NotFoundError(format!("no notice waiting for approval among {ids:?}")).into());
+        return Err(NotFoundError(format!("no approvable notice among {ids:?}")).into());
     }
     Ok(Code::Success)
 }
@@ -377,9 +381,12 @@ fn send(config: Option<&Path>, c: &CommonArgs) -> Result<Code> {
             }
             SendOutcome::AlreadyClaimed => json!({ "notice_id": id, "outcome": "already_claimed" }),
             SendOutcome::RateLimited => json!({ "notice_id": id, "outcome": "rate_limited" }),
-            SendOutcome::Failed { error } => {
+            SendOutcome::Failed { error, retryable } => {
                 failed = true;
-                json!({ "notice_id": id, "outcome": "failed", "error": error })
+                json!({ "notice_id": id, "outcome": "failed", "error": error, "retryable": retryable })
+            }
+            SendOutcome::DryRun { to, rendered } => {
+                json!({ "notice_id": id, "outcome": "dry_run", "to": to, "rendered": rendered })
             }
         })
         .collect();
@@ -399,6 +406,9 @@ fn send(config: Option<&Path>, c: &CommonArgs) -> Result<Code> {
                     .map(|e| format!(": {e}"))
                     .unwrap_or_default()
             );
+            if let (Some(to), Some(text)) = (r["to"].as_str(), r["rendered"].as_str()) {
+                println!("--- dry run: not sent to {to} ---\n{text}");
+            }
         }
     }
     Ok(if failed {
@@ -455,21 +465,22 @@ fn recheck(config: Option<&Path>, c: &CommonArgs) -> Result<Code> {
 }
 
 fn mark(config: Option<&Path>, a: &MarkArgs) -> Result<Code> {
-    if !["open", "closed", "rejected", "counter_notice"].contains(&a.state.as_str()) {
-        return Err(UsageError(format!(
+    let to = Disposition::parse(&a.state).ok_or_else(|| {
+        UsageError(format!(
             "--state {:?}: expected open, closed, rejected or counter_notice",
             a.state
         ))
-        .into());
-    }
+    })?;
     let x = ctx(config, &a.common)?;
-    let ok =
-        x.rt.block_on(x.store.set_disposition(&a.id, &a.state, now_unix()))?;
+    let res =
+        x.rt.block_on(pipeline::mark(&x.store, &a.id, to, now_unix()));
     x.rt.block_on(x.store.close());
-    if !ok {
-        return Err(NotFoundError(format!("notice `{}` not found", a.id)).into());
+    let r = res.map_err(map_err)?;
+    if a.common.json {
+        println!("{}", serde_json::to_string_pretty(&record_json(&r))?);
+    } else {
+        println!("{} {}", r.notice_id, r.disposition);
     }
-    println!("{} {}", a.id, a.state);
     Ok(Code::Success)
 }
 

@@ -1,6 +1,8 @@
 //! Helpers shared by the CLI integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod loopback;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -57,6 +59,14 @@ pub fn init_workdir() -> tempfile::TempDir {
 /// Issues `n` sessions of `title` (accounts `acct-0` …) in the work dir `dir`; returns the
 /// session ids in issue order.
 pub fn issue_sessions(dir: &Path, title: &str, n: usize) -> Vec<String> {
+    new_sessions(dir, title, n)
+        .iter()
+        .map(|v| v["session_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Like [`issue_sessions`], returning each `session new --json` answer whole (id, path, …).
+pub fn new_sessions(dir: &Path, title: &str, n: usize) -> Vec<serde_json::Value> {
     (0..n)
         .map(|i| {
             let out = ok(bin().current_dir(dir).args([
@@ -68,8 +78,7 @@ pub fn issue_sessions(dir: &Path, title: &str, n: usize) -> Vec<String> {
                 &format!("acct-{i}"),
                 "--json",
             ]));
-            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-            v["session_id"].as_str().unwrap().to_owned()
+            serde_json::from_str(&out).unwrap()
         })
         .collect()
 }

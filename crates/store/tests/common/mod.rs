@@ -6,6 +6,37 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use leaktrace_store::{Backend, NewSession, NewTitle, Store};
 use sqlx::{AssertSqlSafe, Connection};
 
+/// Runs each named test body (`async fn NAME(db: &TestDb)` at the test crate's root) twice:
+/// `sqlite::NAME` on a temp file, always, and `postgres::NAME` on a database of its own when
+/// `LEAKTRACE_TEST_PG_URL` is set (else a skip notice; `LEAKTRACE_REQUIRE_PG=1` fails).
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = crate::common::TestDb::sqlite().await;
+                    crate::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = crate::common::TestDb::postgres(stringify!($name)).await else {
+                        return;
+                    };
+                    crate::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use both_backends;
+
 /// Environment variable naming the PostgreSQL server for the PG variants.
 pub const PG_URL_VAR: &str = "LEAKTRACE_TEST_PG_URL";
 /// Set to `1` (as CI does) to make a missing PG URL a failure, not a skip.

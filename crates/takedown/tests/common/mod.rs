@@ -1,10 +1,17 @@
 //! Shared fixtures for the takedown tests.
 #![allow(dead_code)]
 
+use leaktrace_store::Store;
+use leaktrace_takedown::TakedownConfig;
+use leaktrace_takedown::rdap::{Bootstrap, Resolver};
 use leaktrace_takedown::{
     AccusedSession, Channel, Complainant, FindingEvidence, Hop, Level, Recipient, Work,
 };
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 /// Test crate directory.
 pub fn crate_dir() -> PathBuf {
@@ -114,4 +121,115 @@ pub fn golden(name: &str, actual: &str) {
         "output differs from golden file {}",
         p.display()
     );
+}
+
+/// A request as the loopback server saw it: request line, headers (lower-case), body.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub line: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    /// When the request was complete.
+    pub at: Instant,
+}
+
+pub type Responder = Arc<dyn Fn(&Seen, usize) -> (u16, String) + Send + Sync>;
+
+/// A minimal HTTP/1.1 server on 127.0.0.1 (one request per connection).
+pub async fn serve(respond: Responder) -> (u16, Arc<Mutex<Vec<Seen>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head_end, len) = loop {
+                let n = s.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    break (buf.len(), 0);
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..p]).to_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0usize);
+                    break (p, len);
+                }
+            };
+            while buf.len() < head_end + 4 + len {
+                let n = s.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+            let mut lines = head.lines();
+            let line = lines.next().unwrap_or_default().to_owned();
+            let headers = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
+                .collect();
+            let body =
+                String::from_utf8_lossy(buf.get(head_end + 4..).unwrap_or_default()).into_owned();
+            let req = Seen {
+                line,
+                headers,
+                body,
+                at: Instant::now(),
+            };
+            let n = {
+                let mut g = log.lock().unwrap();
+                g.push(req.clone());
+                g.len()
+            };
+            let (status, text) = respond(&req, n);
+            let resp = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                text.len()
+            );
+            s.write_all(resp.as_bytes()).await.unwrap();
+            let _ = s.shutdown().await;
+        }
+    });
+    (port, seen)
+}
+
+/// A SQLite store in `dir`.
+pub async fn store(dir: &std::path::Path) -> Store {
+    Store::open(&format!("sqlite://{}", dir.join("db.sqlite").display()))
+        .await
+        .unwrap()
+}
+
+/// The minimal valid configuration (complainant, work `bbb`), parsed from TOML.
+pub fn toml_cfg() -> TakedownConfig {
+    let c = complainant();
+    let text = format!(
+        "[complainant]\nname = {:?}\norganization = {:?}\nemail = {:?}\naddress = {:?}\n[works.bbb]\ntitle = \"Big Buck Bunny\"\n",
+        c.name, c.organization, c.email, c.address
+    );
+    let cfg: TakedownConfig = toml::from_str(&text).unwrap();
+    cfg.validate().unwrap();
+    cfg
+}
+
+/// A resolver with `cfg`'s overrides and no RDAP server known (empty bootstrap): it never
+/// leaves the machine.
+pub fn offline_resolver(cfg: &TakedownConfig, st: &Store) -> Resolver {
+    Resolver::new(
+        cfg.recipients.clone(),
+        &cfg.rdap,
+        Some(Bootstrap::default()),
+        st.clone(),
+    )
+    .unwrap()
 }

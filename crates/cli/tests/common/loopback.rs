@@ -1,0 +1,223 @@
+//! Loopback servers and checks shared by the takedown and crawl end-to-end tests: the
+//! aiosmtpd SMTP sink (PyPI `aiosmtpd` in a venv created once under the target dir), the
+//! pirate site (Python's http.server), a plain HTTP GET, the received message decoded by
+//! Python's email package, the ACNS attachment checked by xmllint, and a `takedown.toml`
+//! that sends to the sink. Everything listens on 127.0.0.1.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{ok, repo};
+
+/// A child process killed (and reaped) when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The cargo target profile dir of the binary under test (`target/debug`).
+pub fn target_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_leaktrace"))
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The takedown crate's test support script (the SMTP sink and message decoder).
+pub fn smtp_sink_script() -> PathBuf {
+    repo().join("crates/takedown/tests/support/smtp_sink.py")
+}
+
+/// A venv with aiosmtpd under the target dir (created once; pip from PyPI).
+pub fn venv_python() -> PathBuf {
+    let venv = target_dir().join("aiosmtpd-venv");
+    let py = venv.join("bin/python");
+    let ready = Command::new(&py)
+        .args(["-c", "import aiosmtpd"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ready {
+        ok(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+        ok(Command::new(venv.join("bin/pip")).args(["install", "-q", "aiosmtpd==1.4.6"]));
+    }
+    py
+}
+
+/// Spawns `cmd` with a piped stdout and returns it with the first line it prints (a server's
+/// "listening on PORT" line).
+pub fn spawn_first_line(cmd: &mut Command) -> (Proc, String) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (Proc(child), line)
+}
+
+/// Starts the SMTP sink writing into `dir`; returns it and its port.
+pub fn smtp_sink(dir: &Path) -> (Proc, u16) {
+    let (proc, line) = spawn_first_line(
+        Command::new(venv_python())
+            .arg(smtp_sink_script())
+            .arg(dir)
+            .stdin(Stdio::piped()),
+    );
+    let port = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
+    (proc, port)
+}
+
+/// The Message-IDs the sink received, in order (one line each in `received.log`).
+pub fn received(sink: &Path) -> Vec<String> {
+    std::fs::read_to_string(sink.join("received.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A received message decoded by Python's email package.
+pub struct Decoded {
+    /// The header block as text.
+    pub headers: String,
+    /// The plain-text body.
+    pub body: String,
+    /// Directory holding the attachments as `attach-<filename>`.
+    pub dir: PathBuf,
+}
+
+/// Decodes the sink's message `eml` into `out`.
+pub fn decode(eml: &Path, out: &Path) -> Decoded {
+    ok(Command::new(venv_python())
+        .arg(smtp_sink_script())
+        .arg("--extract")
+        .arg(eml)
+        .arg(out));
+    Decoded {
+        headers: std::fs::read_to_string(out.join("headers.txt")).unwrap(),
+        body: std::fs::read_to_string(out.join("body.txt")).unwrap(),
+        dir: out.to_path_buf(),
+    }
+}
+
+/// The ACNS 1.2 schema (`../shared/schemas` beside the repository).
+pub fn acns_xsd() -> PathBuf {
+    let p = repo().join("../shared/schemas/acns/acns-1.2.xsd");
+    if p.is_file() {
+        p
+    } else {
+        PathBuf::from("/work/shared/schemas/acns/acns-1.2.xsd")
+    }
+}
+
+/// Panics unless xmllint validates `xml` against the ACNS 1.2 XSD (no network).
+pub fn assert_acns_valid(xml: &Path) {
+    let out = Command::new("xmllint")
+        .args(["--noout", "--nonet", "--schema"])
+        .arg(acns_xsd())
+        .arg(xml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} is not valid ACNS 1.2: {}",
+        xml.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The loopback pirate site: Python's http.server over `root`.
+pub fn site(root: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let child = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+        .arg(root)
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(10), "site did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Proc(child), port)
+}
+
+/// A plain HTTP/1.0 GET on loopback: status and body.
+pub fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let head_end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..head_end]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, all[head_end + 4..].to_vec())
+}
+
+/// A `takedown.toml` in `mode` (approval, auto, dry-run) sending over plain SMTP to the sink
+/// on `smtp_port`, with fast retries, re-checks every second, and the loopback host's abuse
+/// desk as the `host` recipient.
+pub fn takedown_toml(mode: &str, smtp_port: u16) -> String {
+    format!(
+        r#"mode = "{mode}"
+fp_max = 1e-6
+evidence_dir = "evidence"
+claim_lease_s = 0
+
+[complainant]
+name = "Jane Roe"
+organization = "Example Studios Anti-Piracy"
+principal = "Blender Foundation"
+email = "antipiracy@studio.test"
+address = "1 Example Way, Springfield, US"
+
+[works.bbb]
+title = "Big Buck Bunny"
+description = "Animated short film (2008)"
+authorized_url = "https://studio.test/films/bbb"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+from = "Example Studios Anti-Piracy <antipiracy@studio.test>"
+timeout_s = 10
+
+[retry]
+attempts = 2
+base_ms = 50
+max_ms = 200
+
+[status]
+recheck_interval_s = 1
+grace_s = {{ host = 3600 }}
+
+[[recipient]]
+host = "127.0.0.1"
+level = "host"
+name = "Loopback Hosting"
+email = "abuse@hosting.test"
+"#
+    )
+}
