@@ -11,6 +11,7 @@
 //! | 6 | not found: an unknown title (e.g. `session new --title` of a title never embedded) |
 //! | 7 | no match: `detect`'s suspect decodes but does not match the title's reference (another title, or no overlap in time) |
 //! | 8 | refused state change: e.g. `takedown mark` of a move its current state does not allow (a closed notice reopened) |
+//! | 9 | nothing to score: `detect` on a title with no registered session (the report is printed; its verdict is "no accusation") |
 
 use leaktrace_embed::EmbedError;
 use leaktrace_media::MediaError;
@@ -27,6 +28,7 @@ pub enum Code {
     NotFound = 6,
     NoMatch = 7,
     Conflict = 8,
+    NoSessions = 9,
 }
 
 impl From<Code> for std::process::ExitCode {

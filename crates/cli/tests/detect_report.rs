@@ -115,11 +115,13 @@ fn detect_report_hls_plot_and_bad_input() {
         .count();
     assert_eq!(positions, 10);
 
-    // Empty store: the title is known but has no session yet. A verdict, exit 0, stated.
+    // Empty store: the title is known but has no session yet. The report is printed, with the
+    // reason stated, and the exit code (9) says there was nothing to score.
     let nobody = session_playlist(dir, "nobody", &bits(dir, "nobody", positions));
     let out = detect(dir, &[nobody.to_str().unwrap(), "--title", "bbb", "--json"]);
-    assert!(
-        out.status.success(),
+    assert_eq!(
+        out.status.code(),
+        Some(9),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -132,11 +134,15 @@ fn detect_report_hls_plot_and_bad_input() {
         v["reason"]
     );
     assert!(violations(&v).is_empty(), "{:?}", violations(&v));
-    let text = ok(bin()
+    let out = bin()
         .current_dir(dir)
         .arg("detect")
         .arg(&nobody)
-        .args(["--title", "bbb"]));
+        .args(["--title", "bbb"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(9));
+    let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("no accusation") && text.contains("no session"),
         "{text}"

@@ -13,8 +13,9 @@
 //! taken as the whole picture from the title start, or from `--blind-start`; it needs more of
 //! the copy, see `leaktrace_detect::blind`), and the report says `"mode": "blind"`.
 //!
-//! Exit codes: 0 report produced (also for "no accusation", a verdict, and for a title with no
-//! registered session); 2 bad option or reference of another title;
+//! Exit codes: 0 report produced (also for "no accusation", a verdict); 9 report produced but
+//! there was nothing to score (the title has no registered session); 2 bad option or reference
+//! of another title;
 //! 3 bad input (not a video, truncated, unreadable reference); 7 no match (the suspect decodes but
 //! does not match the title's reference: another title, or no overlap in time);
 //! 4 the plot cannot be written; 5 configuration or key; 6 unknown title; 1 anything else
@@ -203,5 +204,9 @@ pub fn run(config: Option<&Path>, a: &DetectArgs) -> Result<Code> {
             println!("{:<13}{}", "plot", p.display());
         }
     }
-    Ok(Code::Success)
+    Ok(if report.sessions == 0 {
+        Code::NoSessions
+    } else {
+        Code::Success
+    })
 }
