@@ -101,6 +101,10 @@ pub enum Mode {
     Quick,
     /// Up to an hour: the whole film at 720p, every attack.
     Full,
+    /// Collusion on real video: the whole film at 360p with 1-s positions (596 of them, the
+    /// most the corpus gives), the served stream, collusion of 2, 3 and 4, the innocent
+    /// sources; no single-pirate attack, no VMAF.
+    Collusion,
 }
 
 impl Mode {
@@ -110,6 +114,7 @@ impl Mode {
             Mode::Smoke => "smoke",
             Mode::Quick => "quick",
             Mode::Full => "full",
+            Mode::Collusion => "collusion",
         }
     }
 }
@@ -156,6 +161,10 @@ pub struct Config {
     pub colluders: Vec<usize>,
     /// Only the smoke subset of attacks.
     pub smoke_attacks: bool,
+    /// Run the single-pirate attack table (the served stream is always run).
+    pub single_attacks: bool,
+    /// Position (segment) duration of the package, milliseconds.
+    pub segment_ms: u64,
     /// ffmpeg with `libvmaf` (`None`: VMAF not measured).
     pub vmaf_ffmpeg: Option<PathBuf>,
     /// Concurrent ffmpeg attack jobs (1 or 2).
@@ -198,6 +207,8 @@ impl Config {
             innocents_per_source: 10_000,
             colluders: vec![2, 3, 4],
             smoke_attacks: false,
+            single_attacks: true,
+            segment_ms: 2000,
             vmaf_ffmpeg: None,
             jobs: 2,
             mark_step: 4,
@@ -229,6 +240,17 @@ impl Config {
                 colluders: vec![2],
                 smoke_attacks: true,
                 mark_step: 24,
+                ..base
+            },
+            Mode::Collusion => Config {
+                clip: Clip {
+                    file: "bbb.mp4".into(),
+                    start_s: 0.0,
+                    duration_s: 596.0,
+                },
+                segment_ms: 1000,
+                single_attacks: false,
+                mark_step: 48,
                 ..base
             },
             Mode::Full => Config {
@@ -561,6 +583,8 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
     let mut pcfg = PipelineConfig::new(title.clone());
     pcfg.ladder = Some(format!("{}p", cfg.height));
     pcfg.preset = Some(cfg.preset.clone());
+    pcfg.segment = leaktrace_core::SegmentDuration::from_millis(cfg.segment_ms)
+        .map_err(|e| ForensicError::Config(e.to_string()))?;
     let pkg_dir = work.join("pkg");
     let summary = leaktrace_embed::embed_file(&mezz, &pkg_dir, &key, &pcfg, &mut |_| {})?;
     let rend = summary
@@ -663,7 +687,9 @@ fn build_jobs(
         fps,
         duration_s: cfg.clip.duration_s,
     };
-    let attacks = if cfg.smoke_attacks {
+    let attacks = if !cfg.single_attacks {
+        Vec::new()
+    } else if cfg.smoke_attacks {
         attack::smoke_table(src)
     } else {
         attack::table(src)

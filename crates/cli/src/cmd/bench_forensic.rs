@@ -15,8 +15,12 @@ pub struct BenchForensicArgs {
     #[arg(long, conflicts_with_all = ["full", "smoke"])]
     pub quick: bool,
     /// Up to an hour: the whole film at 720p, every attack.
-    #[arg(long, conflicts_with = "smoke")]
+    #[arg(long, conflicts_with_all = ["smoke", "collusion"])]
     pub full: bool,
+    /// Collusion on real video: the whole film at 360p with 1-s positions (596), collusion of
+    /// 2, 3 and 4 sessions, the innocent sources; no single-pirate attack, no VMAF.
+    #[arg(long, conflicts_with_all = ["smoke", "quick"])]
+    pub collusion: bool,
     /// CI-sized: an 80 s excerpt, two attacks, one collusion, no VMAF, FP 1e-2 among 100.
     #[arg(long)]
     pub smoke: bool,
@@ -81,6 +85,8 @@ fn git_commit() -> String {
 pub fn run(a: &BenchForensicArgs) -> Result<Code> {
     let mode = if a.full {
         Mode::Full
+    } else if a.collusion {
+        Mode::Collusion
     } else if a.smoke {
         Mode::Smoke
     } else {
@@ -98,7 +104,7 @@ pub fn run(a: &BenchForensicArgs) -> Result<Code> {
     let mut cfg = Config::for_mode(mode, corpus, a.out.clone());
     cfg.work = a.keep.clone();
     cfg.jobs = usize::from(a.jobs);
-    cfg.vmaf_ffmpeg = if a.no_vmaf || mode == Mode::Smoke {
+    cfg.vmaf_ffmpeg = if a.no_vmaf || matches!(mode, Mode::Smoke | Mode::Collusion) {
         None
     } else {
         vmaf_ffmpeg()
