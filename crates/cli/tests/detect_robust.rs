@@ -94,6 +94,16 @@ fn detect_with(dir: &Path, suspect: &Path, extra: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Every position's z.
+fn z_values(v: &Value) -> Vec<f64> {
+    v["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["z"].as_f64().unwrap())
+        .collect()
+}
+
 /// (right, wrong, erased, min |z| of the decided) against the served bits.
 fn tally(v: &Value, bits: &str) -> (usize, usize, usize, f64) {
     let (mut right, mut wrong, mut erased, mut min_z) = (0, 0, 0, f64::INFINITY);
@@ -286,12 +296,7 @@ fn detect_survives_attacks_on_real_content() {
         args.push(clean.to_str().unwrap());
         ffmpeg(&args);
         let v = detect(&dir, &clean);
-        let zs: Vec<f64> = v["positions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["z"].as_f64().unwrap())
-            .collect();
+        let zs = z_values(&v);
         let n = zs.len() as f64;
         let mean = zs.iter().sum::<f64>() / n;
         let sd = (zs.iter().map(|z| (z - mean).powi(2)).sum::<f64>() / n).sqrt();
@@ -308,12 +313,7 @@ fn detect_survives_attacks_on_real_content() {
         // The blind fallback (no reference) on the same unmarked copy: z stays N(0, 1).
         let v = detect_with(&dir, &clean, &["--blind"]);
         assert_eq!(v["registration"]["mode"], "blind");
-        let zs: Vec<f64> = v["positions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["z"].as_f64().unwrap())
-            .collect();
+        let zs = z_values(&v);
         let max = zs.iter().fold(0f64, |m, z| m.max(z.abs()));
         eprintln!(
             "unmarked, blind: {} positions, max|z| {max:.1}; accused {}",

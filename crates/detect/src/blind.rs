@@ -24,7 +24,9 @@ use crate::frames::{SuspectFrames, WORK_WIDTH};
 use crate::register::photometric::Photometric;
 use crate::register::spatial::{self, Geometry, Image};
 use crate::register::temporal::{TimeMap, TimePiece};
-use crate::{Correlator, DecideOptions, Decisions, DetectError, Registration};
+use crate::{
+    Correlator, DecideOptions, Decisions, DetectError, Registration, accumulate, visible_points,
+};
 use leaktrace_core::{DerivedKey, Position, SegmentDuration};
 
 /// Radius of the whitening box in blind mode (working-grid pixels; a pattern cell is 4).
@@ -93,14 +95,7 @@ pub fn decide_blind(
         if sums.len() <= p {
             sums.resize(p + 1, (0, Vec::new()));
         }
-        let (count, acc) = &mut sums[p];
-        if acc.is_empty() {
-            acc.resize(img.len(), 0.0);
-        }
-        *count += 1;
-        acc.iter_mut()
-            .zip(img)
-            .for_each(|(a, &v)| *a += f64::from(v));
+        accumulate(&mut sums[p], img);
         used += 1;
     })?;
     let observed: Vec<(usize, u32, Vec<f32>)> = sums
@@ -131,15 +126,7 @@ pub fn decide_blind(
     let (cw, ch) = (content[2] - content[0], content[3] - content[1]);
     let rw = WORK_WIDTH;
     let rh = ((rw as f64 * ch / cw.max(1.0)).round() as usize).clamp(8, 4 * rw);
-    let mut points = Vec::with_capacity(rw * rh);
-    for y in 0..rh {
-        for x in 0..rw {
-            let (u, v) = geometry.map((x as f64 + 0.5) / rw as f64, (y as f64 + 0.5) / rh as f64);
-            if geometry.inside(u, v, 1.0) {
-                points.push((y * rw + x, u, v));
-            }
-        }
-    }
+    let points = visible_points(&geometry, rw, rh);
     if points.len() < 64 {
         return Err(DetectError::NoOverlap {
             offset: 0,

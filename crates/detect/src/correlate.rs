@@ -126,28 +126,6 @@ fn box_sum(src: &[f64], w: usize, h: usize, r: usize) -> Vec<f64> {
     out
 }
 
-/// Pearson correlation.
-pub fn ncc(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len().min(b.len());
-    if n == 0 {
-        return 0.0;
-    }
-    let ma = a.iter().sum::<f64>() / n as f64;
-    let mb = b.iter().sum::<f64>() / n as f64;
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        let (x, y) = (x - ma, y - mb);
-        sab += x * y;
-        saa += x * x;
-        sbb += y * y;
-    }
-    if saa <= 0.0 || sbb <= 0.0 {
-        0.0
-    } else {
-        sab / (saa * sbb).sqrt()
-    }
-}
-
 /// Weighted Pearson correlation (all weights 1: Pearson).
 pub fn weighted_ncc(a: &[f64], b: &[f64], w: &[f64]) -> f64 {
     let sw: f64 = w.iter().sum();
@@ -183,6 +161,5 @@ mod tests {
         assert!(
             (weighted_ncc(&[1.0, 2.0, 3.0, 4.0], &[2.0, 4.0, 6.0, 8.0], &w) - 1.0).abs() < 1e-12
         );
-        assert!((ncc(&[1.0, 2.0, 3.0, 4.0], &[-2.0, -4.0, -6.0, -8.0]) + 1.0).abs() < 1e-12);
     }
 }

@@ -77,7 +77,7 @@ pub mod score;
 
 use frames::SuspectFrames;
 use leaktrace_core::{DerivedKey, GRID_COLS, GRID_ROWS, Pattern, Position, SegmentDuration};
-use leaktrace_embed::reference::{Reference, THUMB};
+use leaktrace_embed::reference::{Reference, THUMB, normalised_correlation};
 use register::photometric::Photometric;
 use register::spatial::{self, Geometry, Image, Pair};
 use register::temporal::{self, TimeMap};
@@ -288,14 +288,8 @@ pub fn decide(
             boundary += 1;
             return;
         }
-        if let Some((count, acc)) = sums.get_mut(p) {
-            if acc.is_empty() {
-                acc.resize(img.len(), 0.0);
-            }
-            *count += 1;
-            acc.iter_mut()
-                .zip(img)
-                .for_each(|(a, &v)| *a += f64::from(v));
+        if let Some(slot) = sums.get_mut(p) {
+            accumulate(slot, img);
             used += 1;
         }
     })?;
@@ -342,15 +336,7 @@ pub fn decide(
     let (geometry, photometric) = spatial::register(&pairs, (ww, wh));
 
     // Which reference pixels are visible, and where they land.
-    let mut points = Vec::new();
-    for y in 0..rh {
-        for x in 0..rw {
-            let (u, v) = geometry.map((x as f64 + 0.5) / rw as f64, (y as f64 + 0.5) / rh as f64);
-            if geometry.inside(u, v, 1.0) {
-                points.push((y * rw + x, u, v));
-            }
-        }
-    }
+    let points = visible_points(&geometry, rw, rh);
     if points.len() < 64 {
         return Err(DetectError::NoOverlap { offset, min_frames });
     }
@@ -412,6 +398,33 @@ pub fn decide(
             frames_unmapped: unmapped,
         },
     })
+}
+
+/// Adds a working image into a position's running (frame count, per-pixel sum).
+fn accumulate(slot: &mut (u32, Vec<f64>), img: &[f32]) {
+    let (count, acc) = slot;
+    if acc.is_empty() {
+        acc.resize(img.len(), 0.0);
+    }
+    *count += 1;
+    acc.iter_mut()
+        .zip(img)
+        .for_each(|(a, &v)| *a += f64::from(v));
+}
+
+/// The pixels of a `w × h` pattern grid that `geometry` places inside the suspect picture:
+/// (index `y × w + x`, suspect working-grid coordinates).
+fn visible_points(geometry: &Geometry, w: usize, h: usize) -> Vec<(usize, f64, f64)> {
+    let mut points = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            let (u, v) = geometry.map((x as f64 + 0.5) / w as f64, (y as f64 + 0.5) / h as f64);
+            if geometry.inside(u, v, 1.0) {
+                points.push((y * w + x, u, v));
+            }
+        }
+    }
+    points
 }
 
 /// Checks the ranges of `opts`.
@@ -487,7 +500,7 @@ impl<'a> Correlator<'a> {
                 .zip(amp)
                 .map(|(&(i, ..), a)| f64::from(field[i]) * a)
                 .collect();
-            correlate::ncc(&d, &self.grid.highpass(&e, self.radius))
+            normalised_correlation(&d, &self.grid.highpass(&e, self.radius))
         };
         let c = corr(self.pattern_key);
         let null: Vec<f64> = self.decoys.iter().map(&corr).collect();
