@@ -89,8 +89,11 @@ start() {
             --auth-local=trust --auth-host=scram-sha-256 --data-checksums >&2
     fi
     log "starting on 127.0.0.1:$PORT (log: $LOG)"
+    # Dynamic shared memory (parallel query) in files under the data directory, not /dev/shm:
+    # containers often give /dev/shm 64 MB, and a parallel scan of a large sort then fails
+    # with "could not resize shared memory segment".
     as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
-        -o "-k $SOCK -c listen_addresses=127.0.0.1 -p $PORT -c fsync=on -c max_connections=200" \
+        -o "-k $SOCK -c listen_addresses=127.0.0.1 -p $PORT -c fsync=on -c max_connections=200 -c dynamic_shared_memory_type=mmap" \
         start >&2
     if ! psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$ROLE'" | grep -q 1; then
         psql_admin -c "CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD'"
