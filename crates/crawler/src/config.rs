@@ -102,9 +102,14 @@ pub struct Politeness {
     /// Largest Crawl-delay honoured, milliseconds.
     #[serde(default = "d_max_delay")]
     pub max_crawl_delay_ms: u64,
-    /// User-Agent header and robots.txt product token.
+    /// User-Agent header; its leading name (`a-zA-Z_-`) is the robots.txt product token.
     #[serde(default = "d_agent")]
     pub user_agent: String,
+    /// How long a robots.txt is kept, seconds (1 to 86 400; RFC 9309 says at most 24 h).
+    /// An unreachable one (5xx, network error: everything disallowed) is retried after at
+    /// most 300 s.
+    #[serde(default = "d_robots_cache")]
+    pub robots_cache_secs: u64,
 }
 
 impl Default for Politeness {
@@ -114,6 +119,7 @@ impl Default for Politeness {
             min_delay_ms: d_delay(),
             max_crawl_delay_ms: d_max_delay(),
             user_agent: d_agent(),
+            robots_cache_secs: d_robots_cache(),
         }
     }
 }
@@ -256,6 +262,9 @@ fn d_max_delay() -> u64 {
 fn d_agent() -> String {
     concat!("leaktrace-crawler/", env!("CARGO_PKG_VERSION")).to_owned()
 }
+fn d_robots_cache() -> u64 {
+    86_400
+}
 fn d_depth() -> u32 {
     5
 }
@@ -332,6 +341,12 @@ impl Config {
             return bad(format!(
                 "schedule.interval_secs {} out of range (60 to 604800)",
                 self.schedule.interval_secs
+            ));
+        }
+        if !(1..=86_400).contains(&self.politeness.robots_cache_secs) {
+            return bad(format!(
+                "politeness.robots_cache_secs {} out of range (1 to 86400)",
+                self.politeness.robots_cache_secs
             ));
         }
         if !(1..=256).contains(&self.fetch.concurrency) {
