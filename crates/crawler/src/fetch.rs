@@ -110,6 +110,8 @@ pub struct Meta {
     pub final_url: Url,
     /// Every URL requested, first to last.
     pub chain: Vec<String>,
+    /// The HTTP status of each request in `chain` (redirects, then the final 2xx).
+    pub statuses: Vec<u16>,
     /// The server address of the last hop.
     pub remote_ip: Option<IpAddr>,
     /// Content-Type, if any.
@@ -336,6 +338,7 @@ impl Fetcher {
         let max = self.cfg.limits.max_redirects;
         let timeout = Duration::from_secs(self.cfg.limits.request_timeout_secs);
         let mut chain: Vec<String> = Vec::new();
+        let mut statuses: Vec<u16> = Vec::new();
         let mut cur = url.clone();
         loop {
             if !matches!(cur.scheme(), "http" | "https") {
@@ -367,6 +370,7 @@ impl Fetcher {
                     err
                 })?;
             let status = resp.status();
+            statuses.push(status.as_u16());
             if status.is_redirection() {
                 let loc = resp
                     .headers()
@@ -408,6 +412,7 @@ impl Fetcher {
                     url: url.clone(),
                     final_url: resp.url().clone(),
                     chain,
+                    statuses,
                     remote_ip: resp.remote_addr().map(|a| a.ip()),
                     content_type,
                 },

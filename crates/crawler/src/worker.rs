@@ -530,6 +530,7 @@ fn finding_record(
         media_url: job.url.clone(),
         page_url: job.referrer.clone(),
         redirect_chain: cap.meta.chain.clone(),
+        redirect_statuses: cap.meta.statuses.clone(),
         resolved_ip: cap.meta.remote_ip.map(|i| i.to_string()),
         kind: cap.kind.to_owned(),
         file_name,

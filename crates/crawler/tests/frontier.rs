@@ -197,6 +197,7 @@ async fn retries_and_findings(store: &Store) {
             "http://x.test/v.mp4".into(),
             "http://cdn.x.test/\"v\".mp4".into(),
         ],
+        redirect_statuses: vec![302, 200],
         resolved_ip: Some("192.0.2.7".into()),
         kind: "direct".into(),
         file_name: "v.mp4".into(),

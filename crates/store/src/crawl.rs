@@ -243,6 +243,9 @@ pub struct NewFinding {
     pub page_url: Option<String>,
     /// Every URL requested for the media, first to last (redirect hops), as JSON array text.
     pub redirect_chain: Vec<String>,
+    /// The HTTP status of each request in `redirect_chain`, in the same order (redirects,
+    /// then the final 2xx); empty for findings stored before schema v4.
+    pub redirect_statuses: Vec<u16>,
     /// The server address the final hop connected to.
     pub resolved_ip: Option<String>,
     /// `direct` (one file) or `hls` (a playlist and its segments).
@@ -402,8 +405,9 @@ const COUNTS: &str = "SELECT state, COUNT(*) FROM crawl_jobs GROUP BY state";
 const FINDING_COLS_INSERT: &str = "INSERT INTO findings (finding_id, media_url, page_url, \
      redirect_chain, resolved_ip, kind, file_name, content_type, byte_len, blake3, sha256, \
      capture_path, title_id, title_score, verdict, accused, report, capture_started_at, \
-     capture_finished_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-     $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (media_url, sha256) DO NOTHING";
+     capture_finished_at, created_at, redirect_statuses) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+     $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+     ON CONFLICT (media_url, sha256) DO NOTHING";
 
 macro_rules! finding_select {
     ($tail:literal) => {
@@ -411,7 +415,7 @@ macro_rules! finding_select {
             "SELECT finding_id, media_url, page_url, redirect_chain, resolved_ip, kind, \
              file_name, content_type, byte_len, blake3, sha256, capture_path, title_id, \
              title_score, verdict, accused, report, capture_started_at, capture_finished_at, \
-             created_at FROM findings ",
+             created_at, redirect_statuses FROM findings ",
             $tail
         )
     };
@@ -438,6 +442,7 @@ struct FindingRow {
     capture_started_at: i64,
     capture_finished_at: i64,
     created_at: i64,
+    redirect_statuses: String,
 }
 
 impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for FindingRow
@@ -469,6 +474,7 @@ where
             capture_started_at: row.try_get("capture_started_at")?,
             capture_finished_at: row.try_get("capture_finished_at")?,
             created_at: row.try_get("created_at")?,
+            redirect_statuses: row.try_get("redirect_statuses")?,
         })
     }
 }
@@ -483,6 +489,7 @@ impl TryFrom<FindingRow> for Finding {
                 media_url: r.media_url,
                 page_url: r.page_url,
                 redirect_chain: chain,
+                redirect_statuses: parse_statuses(&r.redirect_statuses)?,
                 resolved_ip: r.resolved_ip,
                 kind: r.kind,
                 file_name: r.file_name,
@@ -506,6 +513,29 @@ impl TryFrom<FindingRow> for Finding {
             created_at: r.created_at,
         })
     }
+}
+
+/// Statuses are stored as a JSON array of integers.
+fn encode_statuses(statuses: &[u16]) -> String {
+    let list: Vec<String> = statuses.iter().map(u16::to_string).collect();
+    format!("[{}]", list.join(","))
+}
+
+fn parse_statuses(s: &str) -> Result<Vec<u16>, StoreError> {
+    let bad = || StoreError::Corrupt {
+        detail: format!("redirect_statuses is not a JSON array of integers: {s:.80}"),
+    };
+    let inner = s
+        .trim()
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .ok_or_else(bad)?;
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse::<u16>().map_err(|_| bad()))
+        .collect()
 }
 
 /// The redirect chain is stored as a JSON array of strings; encoded and decoded
@@ -919,6 +949,7 @@ impl Store {
             .bind(f.capture_started_at)
             .bind(f.capture_finished_at)
             .bind(now)
+            .bind(encode_statuses(&f.redirect_statuses))
             .execute(pool)
             .await?
             .rows_affected());
@@ -1011,6 +1042,16 @@ mod tests {
         assert_eq!(parse_chain(&encode_chain(&c)).unwrap(), c);
         assert_eq!(parse_chain("[]").unwrap(), Vec::<String>::new());
         assert!(parse_chain("{").is_err());
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for v in [vec![], vec![200], vec![301, 302, 307, 200]] {
+            assert_eq!(parse_statuses(&encode_statuses(&v)).unwrap(), v);
+        }
+        assert_eq!(parse_statuses(" [ 301 , 200 ] ").unwrap(), [301, 200]);
+        assert!(parse_statuses("[70000]").is_err());
+        assert!(parse_statuses("301").is_err());
     }
 
     #[test]

@@ -71,8 +71,8 @@ pub(crate) const SQLITE: Dialect = Dialect {
         },
         EmbeddedMigration {
             version: 4,
-            description: "crawl_claim_index",
-            sql: include_str!("../migrations/sqlite/0004_crawl_claim_index.sql"),
+            description: "crawl_claims_redirects",
+            sql: include_str!("../migrations/sqlite/0004_crawl_claims_redirects.sql"),
         },
     ],
     migrations_table_exists: "SELECT EXISTS (SELECT 1 FROM sqlite_master \
@@ -131,8 +131,8 @@ pub(crate) const POSTGRES: Dialect = Dialect {
         },
         EmbeddedMigration {
             version: 4,
-            description: "crawl_claim_index",
-            sql: include_str!("../migrations/postgres/0004_crawl_claim_index.sql"),
+            description: "crawl_claims_redirects",
+            sql: include_str!("../migrations/postgres/0004_crawl_claims_redirects.sql"),
         },
     ],
     migrations_table_exists: "SELECT to_regclass('_sqlx_migrations') IS NOT NULL",

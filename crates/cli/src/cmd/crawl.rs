@@ -239,6 +239,7 @@ fn finding_json(f: &Finding) -> serde_json::Value {
         "media_url": r.media_url,
         "page_url": r.page_url,
         "redirect_chain": r.redirect_chain,
+        "redirect_statuses": r.redirect_statuses,
         "resolved_ip": r.resolved_ip,
         "kind": r.kind,
         "file_name": r.file_name,
