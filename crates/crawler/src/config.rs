@@ -71,20 +71,61 @@ pub struct CatalogueTitle {
     pub reference: Option<PathBuf>,
 }
 
-/// `crawl --schedule`: an interval between run starts.
+/// `crawl --schedule`: a cron expression, else an interval between run starts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
-    /// Seconds between the starts of two runs (60 to 604 800).
+    /// Seconds between the starts of two runs (60 to 604 800); the first run starts at once.
+    /// Ignored when `cron` is set.
     #[serde(default = "d_interval")]
     pub interval_secs: u64,
+    /// A cron expression in UTC with 5 fields (minute, hour, day of month, month, day of
+    /// week; names, ranges, steps, lists, `L`, `#`, `W`) or a nickname (`@hourly`,
+    /// `@daily`, `@weekly`, `@monthly`, `@yearly`): runs start at the times it matches
+    /// (a start that falls while a run is still going is skipped).
+    #[serde(default)]
+    pub cron: Option<String>,
 }
 
 impl Default for Schedule {
     fn default() -> Self {
         Schedule {
             interval_secs: d_interval(),
+            cron: None,
         }
+    }
+}
+
+fn parse_cron(expr: &str) -> Result<croner::Cron, CrawlError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(expr)
+        .map_err(|e| {
+            CrawlError::Config(format!(
+                "schedule.cron `{expr}`: {e} (expected 5 fields, minute hour day-of-month \
+                 month day-of-week, e.g. \"0 */6 * * *\", or @hourly/@daily/@weekly/@monthly)"
+            ))
+        })
+}
+
+impl Schedule {
+    /// When the next run starts (UTC unix seconds), given that the previous one started at
+    /// `started` and it is now `now`: the first cron match after `now`, or `started +
+    /// interval_secs`.
+    pub fn next_start(&self, started: i64, now: i64) -> Result<i64, CrawlError> {
+        let Some(expr) = &self.cron else {
+            let step = i64::try_from(self.interval_secs).unwrap_or(i64::MAX);
+            return Ok(started.saturating_add(step));
+        };
+        let cron = parse_cron(expr)?;
+        let t = chrono::DateTime::<chrono::Utc>::from_timestamp(now, 0)
+            .ok_or_else(|| CrawlError::Config(format!("time {now} out of range")))?;
+        let next = cron
+            .find_next_occurrence(&t, false)
+            .map_err(|e| CrawlError::Config(format!("schedule.cron `{expr}`: {e}")))?;
+        Ok(next.timestamp())
     }
 }
 
@@ -102,9 +143,14 @@ pub struct Politeness {
     /// Largest Crawl-delay honoured, milliseconds.
     #[serde(default = "d_max_delay")]
     pub max_crawl_delay_ms: u64,
-    /// User-Agent header and robots.txt product token.
+    /// User-Agent header; its leading name (`a-zA-Z_-`) is the robots.txt product token.
     #[serde(default = "d_agent")]
     pub user_agent: String,
+    /// How long a robots.txt is kept, seconds (1 to 86 400; RFC 9309 says at most 24 h).
+    /// An unreachable one (5xx, network error: everything disallowed) is retried after at
+    /// most 300 s.
+    #[serde(default = "d_robots_cache")]
+    pub robots_cache_secs: u64,
 }
 
 impl Default for Politeness {
@@ -114,6 +160,7 @@ impl Default for Politeness {
             min_delay_ms: d_delay(),
             max_crawl_delay_ms: d_max_delay(),
             user_agent: d_agent(),
+            robots_cache_secs: d_robots_cache(),
         }
     }
 }
@@ -256,6 +303,9 @@ fn d_max_delay() -> u64 {
 fn d_agent() -> String {
     concat!("leaktrace-crawler/", env!("CARGO_PKG_VERSION")).to_owned()
 }
+fn d_robots_cache() -> u64 {
+    86_400
+}
 fn d_depth() -> u32 {
     5
 }
@@ -334,6 +384,15 @@ impl Config {
                 self.schedule.interval_secs
             ));
         }
+        if let Some(expr) = &self.schedule.cron {
+            parse_cron(expr)?;
+        }
+        if !(1..=86_400).contains(&self.politeness.robots_cache_secs) {
+            return bad(format!(
+                "politeness.robots_cache_secs {} out of range (1 to 86400)",
+                self.politeness.robots_cache_secs
+            ));
+        }
         if !(1..=256).contains(&self.fetch.concurrency) {
             return bad(format!(
                 "fetch.concurrency {} out of range (1 to 256)",
@@ -391,5 +450,73 @@ impl Config {
             url::Url::parse(s).map_err(|e| CrawlError::Config(format!("source `{s}`: {e}")))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
+        chrono::NaiveDate::from_ymd_opt(y, mo, d)
+            .unwrap()
+            .and_hms_opt(h, mi, s)
+            .unwrap()
+            .and_utc()
+            .timestamp()
+    }
+
+    fn cron(expr: &str) -> Schedule {
+        Schedule {
+            interval_secs: 3600,
+            cron: Some(expr.to_owned()),
+        }
+    }
+
+    #[test]
+    fn cron_next_start_is_the_next_match_in_utc() {
+        // Saturday 2026-11-21 19:50:30 UTC.
+        let now = at(2026, 11, 21, 19, 50, 30);
+        let next = |e: &str| cron(e).next_start(0, now).unwrap();
+        assert_eq!(next("0 */6 * * *"), at(2026, 11, 22, 0, 0, 0));
+        assert_eq!(next("*/15 * * * *"), at(2026, 11, 21, 20, 0, 0));
+        assert_eq!(next("30 2 * * MON"), at(2026, 11, 23, 2, 30, 0));
+        assert_eq!(next("0 3 1 * *"), at(2026, 12, 1, 3, 0, 0));
+        assert_eq!(next("@daily"), at(2026, 11, 22, 0, 0, 0));
+        assert_eq!(next("@hourly"), at(2026, 11, 21, 20, 0, 0));
+        // A start exactly on a match is not repeated: the next one is strictly later.
+        let on = at(2026, 11, 22, 0, 0, 0);
+        assert_eq!(
+            cron("0 0 * * *").next_start(0, on).unwrap(),
+            at(2026, 11, 23, 0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn interval_next_start_counts_from_the_previous_start() {
+        let s = Schedule {
+            interval_secs: 600,
+            cron: None,
+        };
+        assert_eq!(s.next_start(1000, 1300).unwrap(), 1600);
+        // An overrunning run: the next start is already due.
+        assert_eq!(s.next_start(1000, 5000).unwrap(), 1600);
+    }
+
+    #[test]
+    fn bad_cron_expressions_are_refused_with_the_expected_form() {
+        for bad in [
+            "61 * * * *",
+            "* * * *",
+            "0 0 * * * *",
+            "0 0 32 * *",
+            "every day",
+            "",
+        ] {
+            let toml = format!("[schedule]\ncron = \"{bad}\"\n");
+            let e = Config::from_toml(&toml).unwrap_err().to_string();
+            assert!(e.contains("expected 5 fields"), "{bad}: {e}");
+        }
+        assert!(Config::from_toml("[schedule]\ncron = \"0 4 * * SUN\"\n").is_ok());
     }
 }

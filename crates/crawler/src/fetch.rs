@@ -7,10 +7,13 @@
 //!   off (`Policy::none`): the fetcher follows `Location` itself so that each hop
 //!   gets the SSRF check, the robots.txt check, pacing, the hop limit and loop
 //!   detection, and the whole chain is recorded for the finding.
-//! - **robots.txt** (RFC 9309, parsed by `texting_robots`): fetched once per
-//!   origin and cached; 2xx → rules (first 500 KiB), 4xx → everything allowed,
-//!   5xx or unreachable → everything disallowed. `Crawl-delay` raises the
-//!   host's pacing (up to `max_crawl_delay_ms`).
+//! - **robots.txt** (RFC 9309, parsed by `texting_robots`, groups matched on the
+//!   User-Agent's product token): fetched once per origin and kept
+//!   `robots_cache_secs` (at most 5 min when unreachable); redirects followed (up
+//!   to `max_redirects`); 2xx → rules (first 500 KiB), 4xx except 429 →
+//!   everything allowed, 429, 5xx, too many redirects or unreachable →
+//!   everything disallowed. `Crawl-delay` raises the host's pacing (up to
+//!   `max_crawl_delay_ms`).
 //! - **Pacing**: one request per host per `min_delay_ms` (or the Crawl-delay);
 //!   429 and 503 set the host's next slot after `Retry-After` (seconds or an
 //!   HTTP date), other failures double the host's delay (never faster on
@@ -107,6 +110,8 @@ pub struct Meta {
     pub final_url: Url,
     /// Every URL requested, first to last.
     pub chain: Vec<String>,
+    /// The HTTP status of each request in `chain` (redirects, then the final 2xx).
+    pub statuses: Vec<u16>,
     /// The server address of the last hop.
     pub remote_ip: Option<IpAddr>,
     /// Content-Type, if any.
@@ -138,6 +143,9 @@ enum RobotsRule {
     Rules(Box<texting_robots::Robot>),
 }
 
+/// A host's robots.txt, loaded once by the first request that needs it, with when.
+type RobotsCell = Arc<OnceCell<(Instant, Arc<RobotsRule>)>>;
+
 #[derive(Default)]
 struct HostPace {
     next_at: Option<Instant>,
@@ -149,7 +157,7 @@ struct HostPace {
 pub struct Fetcher {
     client: reqwest::Client,
     cfg: Arc<Config>,
-    robots: Mutex<HashMap<String, Arc<OnceCell<Arc<RobotsRule>>>>>,
+    robots: Mutex<HashMap<String, RobotsCell>>,
     pace: Mutex<HashMap<String, HostPace>>,
 }
 
@@ -160,6 +168,16 @@ fn host_key(u: &Url) -> String {
         u.host_str().unwrap_or(""),
         u.port_or_known_default().unwrap_or(0)
     )
+}
+
+/// The robots.txt product token of a User-Agent (RFC 9309 2.2.1: the leading run of
+/// `a-zA-Z_-`): `leaktrace-crawler` for `leaktrace-crawler/0.1 (+https://…)`. Groups are
+/// matched against it case-insensitively; the full header would never match a group.
+pub fn product_token(user_agent: &str) -> &str {
+    let end = user_agent
+        .find(|c: char| !(c.is_ascii_alphabetic() || c == '_' || c == '-'))
+        .unwrap_or(user_agent.len());
+    &user_agent[..end]
 }
 
 /// Parses `Retry-After` (delta seconds, or an HTTP date is treated as 60 s).
@@ -239,11 +257,28 @@ impl Fetcher {
     }
 
     async fn robots_for(&self, u: &Url) -> Arc<RobotsRule> {
+        let keep = Duration::from_secs(self.cfg.politeness.robots_cache_secs);
         let cell = {
             let mut map = self.robots.lock().unwrap_or_else(|e| e.into_inner());
-            map.entry(host_key(u)).or_default().clone()
+            let cell = map.entry(host_key(u)).or_default();
+            if let Some((at, rule)) = cell.get() {
+                let ttl = match **rule {
+                    RobotsRule::AllowAll | RobotsRule::Rules(_) => keep,
+                    // Unreachable: retried sooner, the host may be back.
+                    RobotsRule::DisallowAll | RobotsRule::Refused(_) => {
+                        keep.min(Duration::from_secs(300))
+                    }
+                };
+                if at.elapsed() >= ttl {
+                    *cell = RobotsCell::default();
+                }
+            }
+            cell.clone()
         };
-        cell.get_or_init(|| self.load_robots(u)).await.clone()
+        cell.get_or_init(|| async { (Instant::now(), self.load_robots(u).await) })
+            .await
+            .1
+            .clone()
     }
 
     async fn load_robots(&self, u: &Url) -> Arc<RobotsRule> {
@@ -253,7 +288,8 @@ impl Fetcher {
         let rule = match Box::pin(self.open_hops(&robots_url, false)).await {
             Ok(o) => match self.read_capped(o.response, 500 * 1024).await {
                 Ok(b) => {
-                    match texting_robots::Robot::new(&self.cfg.politeness.user_agent, &b.bytes) {
+                    let token = product_token(&self.cfg.politeness.user_agent);
+                    match texting_robots::Robot::new(token, &b.bytes) {
                         Ok(r) => RobotsRule::Rules(Box::new(r)),
                         Err(_) => RobotsRule::AllowAll,
                     }
@@ -302,6 +338,7 @@ impl Fetcher {
         let max = self.cfg.limits.max_redirects;
         let timeout = Duration::from_secs(self.cfg.limits.request_timeout_secs);
         let mut chain: Vec<String> = Vec::new();
+        let mut statuses: Vec<u16> = Vec::new();
         let mut cur = url.clone();
         loop {
             if !matches!(cur.scheme(), "http" | "https") {
@@ -333,6 +370,7 @@ impl Fetcher {
                     err
                 })?;
             let status = resp.status();
+            statuses.push(status.as_u16());
             if status.is_redirection() {
                 let loc = resp
                     .headers()
@@ -374,6 +412,7 @@ impl Fetcher {
                     url: url.clone(),
                     final_url: resp.url().clone(),
                     chain,
+                    statuses,
                     remote_ip: resp.remote_addr().map(|a| a.ip()),
                     content_type,
                 },

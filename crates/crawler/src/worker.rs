@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use leaktrace_store::{Job, JobKind, NewFinding, NewJob, RetryPolicy, Store};
+use leaktrace_store::{Job, JobDone, JobKind, NewFinding, NewJob, RetryPolicy, Store};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use url::Url;
@@ -34,8 +34,26 @@ pub struct RunStats {
 }
 
 enum Outcome {
-    Done(Option<String>, u64),
+    Done(Finished),
     Failed(FetchErrorKind, String, Option<Duration>),
+}
+
+/// A job processed: what to record with its completion (in one transaction).
+#[derive(Default)]
+struct Finished {
+    note: Option<String>,
+    findings: u64,
+    found: Vec<NewJob>,
+    skipped: Vec<(NewJob, String)>,
+}
+
+impl Finished {
+    fn note(note: impl Into<String>) -> Outcome {
+        Outcome::Done(Finished {
+            note: Some(note.into()),
+            ..Finished::default()
+        })
+    }
 }
 
 enum FetchErrorKind {
@@ -134,18 +152,21 @@ impl Crawler {
         let conc = self.cfg.fetch.concurrency;
         loop {
             let stopping = *stop.borrow();
-            if !stopping && set.len() < conc {
+            // Claims come in batches: refill once half the slots are free (one claim
+            // transaction per batch, not per job).
+            if !stopping && set.len() <= conc / 2 {
                 let want = u32::try_from(conc - set.len()).unwrap_or(1);
                 let jobs = self
                     .store
-                    .claim_jobs(&self.owner, want, self.cfg.fetch.lease_secs)
+                    .claim_jobs(
+                        &self.owner,
+                        want,
+                        self.cfg.fetch.lease_secs,
+                        self.cfg.fetch.max_attempts,
+                    )
                     .await?;
                 for job in jobs {
-                    let me = self.clone();
-                    set.spawn(async move {
-                        let out = me.process(&job).await?;
-                        Ok((out, job))
-                    });
+                    self.spawn_job(&mut set, job);
                 }
             }
             if set.is_empty() {
@@ -158,17 +179,18 @@ impl Crawler {
                         // Nothing leased anywhere and our claim found nothing due.
                         let again = self
                             .store
-                            .claim_jobs(&self.owner, 1, self.cfg.fetch.lease_secs)
+                            .claim_jobs(
+                                &self.owner,
+                                1,
+                                self.cfg.fetch.lease_secs,
+                                self.cfg.fetch.max_attempts,
+                            )
                             .await?;
                         if again.is_empty() {
                             break;
                         }
                         for job in again {
-                            let me = self.clone();
-                            set.spawn(async move {
-                                let out = me.process(&job).await?;
-                                Ok((out, job))
-                            });
+                            self.spawn_job(&mut set, job);
                         }
                         continue;
                     }
@@ -179,7 +201,7 @@ impl Crawler {
                 }
                 continue;
             }
-            let joined = if set.len() >= conc || stopping {
+            let joined = if set.len() > conc / 2 || stopping {
                 set.join_next().await
             } else {
                 // Poll for more work now and then while jobs run.
@@ -188,52 +210,84 @@ impl Crawler {
                     _ = tokio::time::sleep(self.poll) => None,
                 }
             };
-            let Some(joined) = joined else { continue };
-            let (outcome, job) = match joined {
-                Ok(r) => r?,
-                Err(e) => return Err(CrawlError::Detect(format!("worker task failed: {e}"))),
-            };
-            self.record(&job, outcome, &policy, &mut stats).await?;
+            let Some(first) = joined else { continue };
+            // Every job finished by now is recorded with this one: one transaction for
+            // all completions (group commit), failures one by one.
+            let mut finished = Vec::new();
+            let mut next = Some(first);
+            while let Some(joined) = next {
+                let (outcome, job) = match joined {
+                    Ok(r) => r?,
+                    Err(e) => return Err(CrawlError::Detect(format!("worker task failed: {e}"))),
+                };
+                match outcome {
+                    Outcome::Done(f) => finished.push((job, f)),
+                    Outcome::Failed(kind, msg, ra) => {
+                        self.record_failure(&job, kind, &msg, ra, &policy, &mut stats)
+                            .await?;
+                    }
+                }
+                next = set.try_join_next();
+            }
+            if !finished.is_empty() {
+                let batch: Vec<JobDone> = finished
+                    .iter_mut()
+                    .map(|(job, f)| JobDone {
+                        url: job.url.clone(),
+                        note: f.note.take(),
+                        found: std::mem::take(&mut f.found),
+                        skipped: std::mem::take(&mut f.skipped),
+                        generation: job.generation,
+                    })
+                    .collect();
+                let held = self.store.finish_jobs(&self.owner, &batch).await?;
+                for ((_, f), held) in finished.iter().zip(held) {
+                    stats.findings += f.findings;
+                    if held {
+                        stats.done += 1;
+                    } else {
+                        stats.lost_leases += 1;
+                    }
+                }
+            }
         }
         Ok(stats)
     }
 
-    async fn record(
+    fn spawn_job(
+        self: &Arc<Self>,
+        set: &mut JoinSet<Result<(Outcome, Job), CrawlError>>,
+        job: Job,
+    ) {
+        let me = self.clone();
+        set.spawn(async move {
+            let out = me.process(&job).await?;
+            Ok((out, job))
+        });
+    }
+
+    async fn record_failure(
         &self,
         job: &Job,
-        outcome: Outcome,
+        kind: FetchErrorKind,
+        msg: &str,
+        retry_after: Option<Duration>,
         policy: &RetryPolicy,
         stats: &mut RunStats,
     ) -> Result<(), CrawlError> {
-        match outcome {
-            Outcome::Done(note, findings) => {
-                stats.findings += findings;
-                if self
-                    .store
-                    .complete_job(&job.url, &self.owner, note.as_deref())
-                    .await?
-                {
-                    stats.done += 1;
-                } else {
-                    stats.lost_leases += 1;
-                }
-            }
-            Outcome::Failed(kind, msg, retry_after) => {
-                tracing::info!(url = %job.url, error = %msg, "job failed");
-                let p = match kind {
-                    FetchErrorKind::Retry => *policy,
-                    FetchErrorKind::Fatal => RetryPolicy {
-                        max_attempts: 1,
-                        ..*policy
-                    },
-                };
-                let at = retry_after.map(|d| now_unix() + i64::try_from(d.as_secs()).unwrap_or(0));
-                match self.store.fail_job(job, &self.owner, &msg, &p, at).await? {
-                    Some(leaktrace_store::JobState::Dead) => stats.dead += 1,
-                    Some(_) => stats.retried += 1,
-                    None => stats.lost_leases += 1,
-                }
-            }
+        tracing::info!(url = %job.url, error = %msg, "job failed");
+        let p = match kind {
+            FetchErrorKind::Retry => *policy,
+            FetchErrorKind::Fatal => RetryPolicy {
+                max_attempts: 1,
+                ..*policy
+            },
+        };
+        let at = retry_after.map(|d| now_unix() + i64::try_from(d.as_secs()).unwrap_or(0));
+        match self.store.fail_job(job, &self.owner, msg, &p, at).await? {
+            Some(leaktrace_store::JobState::Dead) => stats.dead += 1,
+            Some(_) => stats.retried += 1,
+            None => stats.lost_leases += 1,
         }
         Ok(())
     }
@@ -241,7 +295,7 @@ impl Crawler {
     fn failed(e: CrawlError) -> Result<Outcome, CrawlError> {
         match e {
             CrawlError::Fetch(FetchError::Robots(u)) => {
-                Ok(Outcome::Done(Some(format!("robots.txt disallows {u}")), 0))
+                Ok(Finished::note(format!("robots.txt disallows {u}")))
             }
             CrawlError::Fetch(f) => {
                 let ra = match &f {
@@ -274,7 +328,7 @@ impl Crawler {
         let r = match job.kind {
             JobKind::Page => self.process_page(job, &url).await,
             JobKind::Media | JobKind::Playlist => self.process_media(job, &url).await,
-            JobKind::Magnet => Ok(Outcome::Done(Some("magnet: recorded only".into()), 0)),
+            JobKind::Magnet => Ok(Finished::note("magnet: recorded only")),
         };
         match r {
             Ok(o) => Ok(o),
@@ -309,25 +363,23 @@ impl Crawler {
             .or_else(|| job.title_hint.clone());
         let here = meta.final_url.host_str().unwrap_or("").to_owned();
         let mut jobs = Vec::new();
-        let mut skipped = 0u32;
+        let mut skipped: Vec<(NewJob, String)> = Vec::new();
         for l in links {
             let raw = match Url::parse(&l.url) {
                 Ok(u) => u,
                 Err(_) => continue,
             };
             if l.kind == LinkKind::Magnet {
-                self.store
-                    .record_skipped(
-                        &NewJob {
-                            url: l.url.clone(),
-                            kind: JobKind::Magnet,
-                            depth: job.depth + 1,
-                            referrer: Some(job.url.clone()),
-                            title_hint: page_hint.clone(),
-                        },
-                        "magnet link: recorded, not fetched",
-                    )
-                    .await?;
+                skipped.push((
+                    NewJob {
+                        url: l.url.clone(),
+                        kind: JobKind::Magnet,
+                        depth: job.depth + 1,
+                        referrer: Some(job.url.clone()),
+                        title_hint: page_hint.clone(),
+                    },
+                    "magnet link: recorded, not fetched".to_owned(),
+                ));
                 continue;
             }
             let Ok(c) = canonicalize(&raw) else { continue };
@@ -367,33 +419,34 @@ impl Crawler {
                 trap_check(&c, depth, lim).err()
             };
             if let Some(reason) = refuse {
-                skipped += 1;
-                self.store.record_skipped(&nj, &reason).await?;
+                skipped.push((nj, reason));
                 continue;
             }
             jobs.push(nj);
         }
-        let n = self.store.enqueue_jobs(&jobs, job.generation).await?;
-        Ok(Outcome::Done(
-            Some(format!(
-                "{} links queued, {skipped} skipped{}",
-                n,
+        Ok(Outcome::Done(Finished {
+            note: Some(format!(
+                "{} links found, {} skipped{}",
+                jobs.len(),
+                skipped.len(),
                 if body.truncated {
                     ", page truncated"
                 } else {
                     ""
                 }
             )),
-            0,
-        ))
+            findings: 0,
+            found: jobs,
+            skipped,
+        }))
     }
 
     async fn process_media(&self, job: &Job, url: &Url) -> Result<Outcome, CrawlError> {
         if self.store.finding_exists_for_url(&job.url).await? {
-            return Ok(Outcome::Done(Some("already captured".into()), 0));
+            return Ok(Finished::note("already captured"));
         }
         let Some(title) = job.title_hint.clone() else {
-            return Ok(Outcome::Done(Some("no catalogue title".into()), 0));
+            return Ok(Finished::note("no catalogue title"));
         };
         let cap = if job.kind == JobKind::Playlist {
             capture_hls(&self.fetcher, url).await?
@@ -401,13 +454,10 @@ impl Crawler {
             capture_direct(&self.fetcher, url).await?
         };
         let Some(analyzer) = self.analyzer.clone() else {
-            return Ok(Outcome::Done(
-                Some(format!(
-                    "captured {} bytes sha256 {} (no analyzer)",
-                    cap.byte_len, cap.sha256
-                )),
-                0,
-            ));
+            return Ok(Finished::note(format!(
+                "captured {} bytes sha256 {} (no analyzer)",
+                cap.byte_len, cap.sha256
+            )));
         };
         let (verdict, accused, report) = match self.store.finding_by_sha256(&cap.sha256).await? {
             Some(prev) => (prev.record.verdict, prev.record.accused, prev.record.report),
@@ -439,10 +489,11 @@ impl Crawler {
         .map_or(self.cfg.fetch.title_threshold, |m| m.score);
         let f = finding_record(job, &cap, title, score, verdict, accused, report);
         let new = self.store.insert_finding(&f).await?;
-        Ok(Outcome::Done(
-            Some(format!("finding {} ({})", f.finding_id, f.verdict)),
-            u64::from(new),
-        ))
+        Ok(Outcome::Done(Finished {
+            note: Some(format!("finding {} ({})", f.finding_id, f.verdict)),
+            findings: u64::from(new),
+            ..Finished::default()
+        }))
     }
 }
 
@@ -479,6 +530,7 @@ fn finding_record(
         media_url: job.url.clone(),
         page_url: job.referrer.clone(),
         redirect_chain: cap.meta.chain.clone(),
+        redirect_statuses: cap.meta.statuses.clone(),
         resolved_ip: cap.meta.remote_ip.map(|i| i.to_string()),
         kind: cap.kind.to_owned(),
         file_name,

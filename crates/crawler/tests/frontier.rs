@@ -1,6 +1,7 @@
 //! The frontier in the store: several workers share 1000 URLs on PostgreSQL (skipped with a
 //! notice when `LEAKTRACE_TEST_PG_URL` is unset), each processed exactly once, including the
-//! jobs a crashed worker held; plus retries, dead-letter and findings idempotency on SQLite.
+//! jobs a crashed worker held; plus retries, dead-letter (after failures, and after a crash loop
+//! of expiring leases) and findings idempotency, on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -65,7 +66,7 @@ async fn four_workers_thousand_urls_exactly_once_despite_a_crash() {
     assert_eq!(store.enqueue_jobs(&jobs, 1).await.unwrap(), 1000);
     // A worker that claims 40 jobs and dies (kill -9 from the store's point of view: leases
     // held, nothing completed). Its leases run out after 2 s.
-    let crashed = store.claim_jobs("crashed-worker", 40, 2).await.unwrap();
+    let crashed = store.claim_jobs("crashed-worker", 40, 2, 5).await.unwrap();
     assert_eq!(crashed.len(), 40);
 
     let cfg = Arc::new(
@@ -154,8 +155,14 @@ async fn retries_and_findings(store: &Store) {
         base_secs: 0,
         max_secs: 0,
     };
-    let j = store.claim_jobs("w", 10, 60).await.unwrap().remove(0);
-    assert!(store.claim_jobs("other", 10, 60).await.unwrap().is_empty());
+    let j = store.claim_jobs("w", 10, 60, 2).await.unwrap().remove(0);
+    assert!(
+        store
+            .claim_jobs("other", 10, 60, 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         store
             .fail_job(&j, "w", "boom", &policy, None)
@@ -163,7 +170,7 @@ async fn retries_and_findings(store: &Store) {
             .unwrap(),
         Some(JobState::Queued)
     );
-    let j = store.claim_jobs("w", 10, 60).await.unwrap().remove(0);
+    let j = store.claim_jobs("w", 10, 60, 2).await.unwrap().remove(0);
     assert_eq!(j.attempts, 2);
     assert_eq!(
         store
@@ -172,7 +179,7 @@ async fn retries_and_findings(store: &Store) {
             .unwrap(),
         Some(JobState::Dead)
     );
-    assert!(store.claim_jobs("w", 10, 60).await.unwrap().is_empty());
+    assert!(store.claim_jobs("w", 10, 60, 2).await.unwrap().is_empty());
     assert_eq!(
         store.jobs_in_state(JobState::Dead, 10).await.unwrap()[0]
             .last_error
@@ -190,6 +197,7 @@ async fn retries_and_findings(store: &Store) {
             "http://x.test/v.mp4".into(),
             "http://cdn.x.test/\"v\".mp4".into(),
         ],
+        redirect_statuses: vec![302, 200],
         resolved_ip: Some("192.0.2.7".into()),
         kind: "direct".into(),
         file_name: "v.mp4".into(),
@@ -230,6 +238,106 @@ async fn retries_and_findings(store: &Store) {
             .unwrap()
             .is_some()
     );
+}
+
+/// Waits until the wall clock (whole unix seconds, the store's resolution) moves past `t`.
+async fn after_second(t: i64) {
+    while now_secs() <= t {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A URL whose worker dies every time (crash loop: claimed, lease runs out, never completed
+/// nor failed) is dead-lettered after `max_attempts` claims instead of being claimed forever;
+/// other rows are unaffected. Leases of 0 s run out at the next second (~2 s in all).
+async fn crash_loop_dead_letters(store: &Store) {
+    let mk = |u: &str| NewJob {
+        url: u.into(),
+        kind: JobKind::Page,
+        depth: 0,
+        referrer: None,
+        title_hint: None,
+    };
+    store
+        .enqueue_jobs(&[mk("http://x.test/crash")], 1)
+        .await
+        .unwrap();
+    for attempt in 1..=2 {
+        let got = store.claim_jobs("crasher", 10, 0, 2).await.unwrap();
+        assert_eq!(got.len(), 1, "attempt {attempt}");
+        assert_eq!(got[0].attempts, attempt);
+        // The worker "dies": no complete_job, no fail_job. The lease runs out.
+        after_second(got[0].lease_until.unwrap()).await;
+    }
+    // A job queued meanwhile is still claimed; the crash-looping one is not.
+    store
+        .enqueue_jobs(&[mk("http://x.test/fine")], 1)
+        .await
+        .unwrap();
+    let got = store.claim_jobs("healthy", 10, 60, 2).await.unwrap();
+    assert_eq!(
+        got.iter().map(|j| j.url.as_str()).collect::<Vec<_>>(),
+        ["http://x.test/fine"]
+    );
+    let dead = store.get_job("http://x.test/crash").await.unwrap().unwrap();
+    assert_eq!(dead.state, JobState::Dead, "{dead:?}");
+    assert_eq!(dead.attempts, 2);
+    assert_eq!(dead.lease_owner, None);
+    assert!(
+        dead.last_error
+            .as_deref()
+            .unwrap()
+            .contains("lease expired"),
+        "{dead:?}"
+    );
+    // The dead worker cannot complete it afterwards, and a later claim does not revive it.
+    assert!(
+        !store
+            .complete_job("http://x.test/crash", "crasher", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_jobs("healthy", 10, 60, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.job_counts().await.unwrap().dead, 1);
+    // The limit is validated.
+    assert!(store.claim_jobs("w", 1, 60, 0).await.is_err());
+    assert!(store.claim_jobs("w", 1, 60, 101).await.is_err());
+}
+
+#[tokio::test]
+async fn crash_loop_dead_letters_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("s.sqlite").display()
+    ))
+    .await
+    .unwrap();
+    crash_loop_dead_letters(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn crash_loop_dead_letters_postgres() {
+    let Some((store, admin, name)) = pg_store("crash_loop").await else {
+        return;
+    };
+    crash_loop_dead_letters(&store).await;
+    store.close().await;
+    drop_pg(&admin, &name).await;
 }
 
 #[tokio::test]

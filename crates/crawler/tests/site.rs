@@ -298,3 +298,44 @@ async fn hostile_pirate_site() {
     assert_eq!(site.hits("/dl/Big.Buck.Bunny.2008.720p.mp4"), 1);
     store.close().await;
 }
+
+#[tokio::test]
+async fn redirect_chain_records_each_hop_and_its_status() {
+    let site = serve(Arc::new(|pq: &str| match pq {
+        "/robots.txt" => status(404),
+        "/v.mp4" => Response::builder()
+            .status(301)
+            .header("location", "/cdn/v.mp4")
+            .body(full(""))
+            .unwrap(),
+        "/cdn/v.mp4" => Response::builder()
+            .status(307)
+            .header("location", "/edge/v.mp4?t=1")
+            .body(full(""))
+            .unwrap(),
+        "/edge/v.mp4?t=1" => Response::builder()
+            .header("content-type", "video/mp4")
+            .body(full("mp4"))
+            .unwrap(),
+        _ => status(404),
+    }))
+    .await;
+    let cfg = Config::from_toml("[politeness]\nmin_delay_ms = 0\n[fetch]\nallow_loopback = true\n")
+        .unwrap();
+    let f = leaktrace_crawler::fetch::Fetcher::new(Arc::new(cfg), lookup(&[])).unwrap();
+    let b = site.base("127.0.0.1");
+    let o = f
+        .open(&url::Url::parse(&format!("{b}/v.mp4")).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        o.meta.chain,
+        [
+            format!("{b}/v.mp4"),
+            format!("{b}/cdn/v.mp4"),
+            format!("{b}/edge/v.mp4?t=1")
+        ]
+    );
+    assert_eq!(o.meta.statuses, [301, 307, 200]);
+    assert_eq!(o.meta.final_url.path(), "/edge/v.mp4");
+}

@@ -161,6 +161,22 @@ pub struct Job {
     pub updated_at: i64,
 }
 
+/// A processed job to complete with [`Store::finish_jobs`]: what it found goes into the
+/// frontier in the same transaction as its completion.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JobDone {
+    /// The job's URL (leased by the caller).
+    pub url: String,
+    /// A note kept in `last_error` (what was done).
+    pub note: Option<String>,
+    /// URLs found, queued as by [`Store::enqueue_jobs`] (in `generation`).
+    pub found: Vec<NewJob>,
+    /// URLs found but never to be fetched, with the reason, as by [`Store::record_skipped`].
+    pub skipped: Vec<(NewJob, String)>,
+    /// The crawl run the found URLs belong to.
+    pub generation: i64,
+}
+
 /// Rows per state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JobCounts {
@@ -227,6 +243,9 @@ pub struct NewFinding {
     pub page_url: Option<String>,
     /// Every URL requested for the media, first to last (redirect hops), as JSON array text.
     pub redirect_chain: Vec<String>,
+    /// The HTTP status of each request in `redirect_chain`, in the same order (redirects,
+    /// then the final 2xx); empty for findings stored before schema v4.
+    pub redirect_statuses: Vec<u16>,
     /// The server address the final hop connected to.
     pub resolved_ip: Option<String>,
     /// `direct` (one file) or `hls` (a playlist and its segments).
@@ -345,18 +364,29 @@ const RECORD_SKIPPED: &str = "INSERT INTO crawl_jobs (url, kind, depth, referrer
 const CLAIM_SQLITE: &str = concat!(
     "UPDATE crawl_jobs SET state = 'leased', lease_owner = $1, lease_until = $2, \
      attempts = attempts + 1, updated_at = $3 WHERE url IN (SELECT url FROM crawl_jobs \
-     WHERE (state = 'queued' AND not_before <= $3) OR (state = 'leased' AND lease_until < $3) \
-     ORDER BY depth, not_before LIMIT $4)",
+     WHERE state = 'queued' AND not_before <= $3 ORDER BY depth, not_before LIMIT $4)",
     job_returning!()
 );
 
 const CLAIM_POSTGRES: &str = concat!(
     "UPDATE crawl_jobs SET state = 'leased', lease_owner = $1, lease_until = $2, \
      attempts = attempts + 1, updated_at = $3 WHERE url IN (SELECT url FROM crawl_jobs \
-     WHERE (state = 'queued' AND not_before <= $3) OR (state = 'leased' AND lease_until < $3) \
-     ORDER BY depth, not_before LIMIT $4 FOR UPDATE SKIP LOCKED)",
+     WHERE state = 'queued' AND not_before <= $3 ORDER BY depth, not_before LIMIT $4 \
+     FOR UPDATE SKIP LOCKED)",
     job_returning!()
 );
+
+/// Rows whose lease ran out (the worker died or overran `lease_secs`) go back to the
+/// queue, due at once; those claimed `max_attempts` times go to the dead-letter state
+/// instead (a crash loop must not go on forever).
+const SWEEP_EXPIRED: &str = "UPDATE crawl_jobs SET \
+     state = CASE WHEN attempts >= $1 THEN 'dead' ELSE 'queued' END, \
+     last_error = CASE WHEN attempts >= $1 THEN $2 ELSE last_error END, \
+     lease_owner = NULL, lease_until = NULL, updated_at = $3 \
+     WHERE state = 'leased' AND lease_until < $3";
+
+const EXPIRED_DEAD_NOTE: &str =
+    "lease expired on the last allowed attempt (the worker died or overran lease_secs each time)";
 
 const COMPLETE: &str = "UPDATE crawl_jobs SET state = 'done', lease_owner = NULL, \
      lease_until = NULL, last_error = $1, updated_at = $2 \
@@ -375,8 +405,9 @@ const COUNTS: &str = "SELECT state, COUNT(*) FROM crawl_jobs GROUP BY state";
 const FINDING_COLS_INSERT: &str = "INSERT INTO findings (finding_id, media_url, page_url, \
      redirect_chain, resolved_ip, kind, file_name, content_type, byte_len, blake3, sha256, \
      capture_path, title_id, title_score, verdict, accused, report, capture_started_at, \
-     capture_finished_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-     $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (media_url, sha256) DO NOTHING";
+     capture_finished_at, created_at, redirect_statuses) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+     $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+     ON CONFLICT (media_url, sha256) DO NOTHING";
 
 macro_rules! finding_select {
     ($tail:literal) => {
@@ -384,7 +415,7 @@ macro_rules! finding_select {
             "SELECT finding_id, media_url, page_url, redirect_chain, resolved_ip, kind, \
              file_name, content_type, byte_len, blake3, sha256, capture_path, title_id, \
              title_score, verdict, accused, report, capture_started_at, capture_finished_at, \
-             created_at FROM findings ",
+             created_at, redirect_statuses FROM findings ",
             $tail
         )
     };
@@ -411,6 +442,7 @@ struct FindingRow {
     capture_started_at: i64,
     capture_finished_at: i64,
     created_at: i64,
+    redirect_statuses: String,
 }
 
 impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for FindingRow
@@ -442,6 +474,7 @@ where
             capture_started_at: row.try_get("capture_started_at")?,
             capture_finished_at: row.try_get("capture_finished_at")?,
             created_at: row.try_get("created_at")?,
+            redirect_statuses: row.try_get("redirect_statuses")?,
         })
     }
 }
@@ -456,6 +489,7 @@ impl TryFrom<FindingRow> for Finding {
                 media_url: r.media_url,
                 page_url: r.page_url,
                 redirect_chain: chain,
+                redirect_statuses: parse_statuses(&r.redirect_statuses)?,
                 resolved_ip: r.resolved_ip,
                 kind: r.kind,
                 file_name: r.file_name,
@@ -479,6 +513,29 @@ impl TryFrom<FindingRow> for Finding {
             created_at: r.created_at,
         })
     }
+}
+
+/// Statuses are stored as a JSON array of integers.
+fn encode_statuses(statuses: &[u16]) -> String {
+    let list: Vec<String> = statuses.iter().map(u16::to_string).collect();
+    format!("[{}]", list.join(","))
+}
+
+fn parse_statuses(s: &str) -> Result<Vec<u16>, StoreError> {
+    let bad = || StoreError::Corrupt {
+        detail: format!("redirect_statuses is not a JSON array of integers: {s:.80}"),
+    };
+    let inner = s
+        .trim()
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .ok_or_else(bad)?;
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse::<u16>().map_err(|_| bad()))
+        .collect()
 }
 
 /// The redirect chain is stored as a JSON array of strings; encoded and decoded
@@ -624,16 +681,25 @@ impl Store {
 
     /// Claims up to `n` due rows for `owner` for `lease_secs` seconds (queued
     /// rows whose `not_before` has passed, and leased rows whose lease ran out),
-    /// shallowest first. Each claim counts as an attempt.
+    /// shallowest first. Each claim counts as an attempt, including a claim whose
+    /// worker died: a row whose lease ran out after `max_attempts` claims is not
+    /// claimed again but dead-lettered (see [`Store::sweep_expired_leases`]), so a
+    /// URL that crashes every worker that takes it cannot crash-loop the crawl.
+    /// `max_attempts` is 1 to 100 (as [`RetryPolicy::max_attempts`]).
     pub async fn claim_jobs(
         &self,
         owner: &str,
         n: u32,
         lease_secs: u32,
+        max_attempts: u32,
     ) -> Result<Vec<Job>, StoreError> {
         if owner.is_empty() {
             return Err(StoreError::invalid("owner", "must not be empty"));
         }
+        if !(1..=100).contains(&max_attempts) {
+            return Err(StoreError::invalid("max_attempts", "must be 1 to 100"));
+        }
+        self.sweep_expired_leases(max_attempts).await?;
         let now = now_unix();
         let rows: Vec<JobRow> = on_pool!(self, |pool, pg| {
             sqlx::query_as(if pg { CLAIM_POSTGRES } else { CLAIM_SQLITE })
@@ -650,6 +716,84 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         jobs.sort_by(|a, b| a.depth.cmp(&b.depth).then(a.url.cmp(&b.url)));
         Ok(jobs)
+    }
+
+    /// Ends every lease that ran out (its worker died, or overran `lease_secs`): the row
+    /// is queued again, due at once, or, if it has been claimed `max_attempts` times or
+    /// more, dead-lettered. [`Store::claim_jobs`] calls it first; returns the rows changed.
+    pub async fn sweep_expired_leases(&self, max_attempts: u32) -> Result<u64, StoreError> {
+        let now = now_unix();
+        let n = on_pool!(self, |pool, _pg| sqlx::query(SWEEP_EXPIRED)
+            .bind(i64::from(max_attempts))
+            .bind(EXPIRED_DEAD_NOTE)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n)
+    }
+
+    /// Completes several leased jobs of `owner` in one transaction (one commit, one
+    /// disk sync, however many jobs): for each, its found URLs are queued, its skipped
+    /// URLs recorded, and its row marked done if `owner` still holds the lease. The
+    /// found URLs are queued even when the lease was lost (queueing is idempotent).
+    /// Returns, per job in order, whether it was completed by this call.
+    pub async fn finish_jobs(
+        &self,
+        owner: &str,
+        jobs: &[JobDone],
+    ) -> Result<Vec<bool>, StoreError> {
+        for j in jobs {
+            if j.url.is_empty()
+                || j.found.iter().any(|f| f.url.is_empty())
+                || j.skipped.iter().any(|(f, _)| f.url.is_empty())
+            {
+                return Err(StoreError::invalid("url", "must not be empty"));
+            }
+        }
+        let now = now_unix();
+        let mut out = Vec::with_capacity(jobs.len());
+        on_pool!(self, |pool, _pg| {
+            let mut tx = pool.begin().await?;
+            for j in jobs {
+                for f in &j.found {
+                    sqlx::query(ENQUEUE)
+                        .bind(&f.url)
+                        .bind(f.kind.as_str())
+                        .bind(i64::from(f.depth))
+                        .bind(&f.referrer)
+                        .bind(&f.title_hint)
+                        .bind(now)
+                        .bind(j.generation)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (f, reason) in &j.skipped {
+                    sqlx::query(RECORD_SKIPPED)
+                        .bind(&f.url)
+                        .bind(f.kind.as_str())
+                        .bind(i64::from(f.depth))
+                        .bind(&f.referrer)
+                        .bind(&f.title_hint)
+                        .bind(now)
+                        .bind(reason)
+                        .bind(0i64)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let n = sqlx::query(COMPLETE)
+                    .bind(&j.note)
+                    .bind(now)
+                    .bind(&j.url)
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                out.push(n > 0);
+            }
+            tx.commit().await?;
+        });
+        Ok(out)
     }
 
     /// Marks a leased row done (with an optional note). Returns `false`, and
@@ -805,6 +949,7 @@ impl Store {
             .bind(f.capture_started_at)
             .bind(f.capture_finished_at)
             .bind(now)
+            .bind(encode_statuses(&f.redirect_statuses))
             .execute(pool)
             .await?
             .rows_affected());
@@ -897,6 +1042,16 @@ mod tests {
         assert_eq!(parse_chain(&encode_chain(&c)).unwrap(), c);
         assert_eq!(parse_chain("[]").unwrap(), Vec::<String>::new());
         assert!(parse_chain("{").is_err());
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for v in [vec![], vec![200], vec![301, 302, 307, 200]] {
+            assert_eq!(parse_statuses(&encode_statuses(&v)).unwrap(), v);
+        }
+        assert_eq!(parse_statuses(" [ 301 , 200 ] ").unwrap(), [301, 200]);
+        assert!(parse_statuses("[70000]").is_err());
+        assert!(parse_statuses("301").is_err());
     }
 
     #[test]

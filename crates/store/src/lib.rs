@@ -96,7 +96,9 @@ mod sql;
 mod store;
 mod takedown;
 
-pub use crawl::{Finding, Job, JobCounts, JobKind, JobState, NewFinding, NewJob, RetryPolicy};
+pub use crawl::{
+    Finding, Job, JobCounts, JobDone, JobKind, JobState, NewFinding, NewJob, RetryPolicy,
+};
 pub use error::{ACCEPTED_URLS, StoreError};
 pub use location::redact_url;
 pub use model::{NewSession, NewTitle, Session, Title};
@@ -104,4 +106,4 @@ pub use store::{Backend, Store, StoreOptions};
 pub use takedown::{NewNotice, NoticeRecord, OutboxClaim};
 
 /// Schema version this build migrates to.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;

@@ -69,6 +69,11 @@ pub(crate) const SQLITE: Dialect = Dialect {
             description: "takedown",
             sql: include_str!("../migrations/sqlite/0003_takedown.sql"),
         },
+        EmbeddedMigration {
+            version: 4,
+            description: "crawl_claims_redirects",
+            sql: include_str!("../migrations/sqlite/0004_crawl_claims_redirects.sql"),
+        },
     ],
     migrations_table_exists: "SELECT EXISTS (SELECT 1 FROM sqlite_master \
          WHERE type = 'table' AND name = '_sqlx_migrations')",
@@ -123,6 +128,11 @@ pub(crate) const POSTGRES: Dialect = Dialect {
             version: 3,
             description: "takedown",
             sql: include_str!("../migrations/postgres/0003_takedown.sql"),
+        },
+        EmbeddedMigration {
+            version: 4,
+            description: "crawl_claims_redirects",
+            sql: include_str!("../migrations/postgres/0004_crawl_claims_redirects.sql"),
         },
     ],
     migrations_table_exists: "SELECT to_regclass('_sqlx_migrations') IS NOT NULL",

@@ -28,7 +28,8 @@ pub struct CrawlArgs {
     /// One run: queue the sources, crawl until nothing is left, exit.
     #[arg(long, conflicts_with = "schedule")]
     pub once: bool,
-    /// Run every `schedule.interval_secs` until SIGTERM/SIGINT (finishes in-flight jobs).
+    /// Run at each `schedule.cron` match (UTC), else every `schedule.interval_secs`, until
+    /// SIGTERM/SIGINT (finishes in-flight jobs).
     #[arg(long)]
     pub schedule: bool,
     /// Print the run's counts as JSON.
@@ -174,13 +175,26 @@ pub fn crawl(config: Option<&Path>, a: &CrawlArgs) -> Result<Code> {
     }
     let loaded = Loaded::find(config)?;
     let cfg = load_crawler(&loaded, &a.crawler)?;
-    let interval = Duration::from_secs(cfg.schedule.interval_secs);
+    let schedule = cfg.schedule.clone();
     runtime()?.block_on(async {
         let (c, store) = crawler(&loaded, cfg).await?;
         let mut stop = stop_on_signals()?;
+        // --once and an interval start at once; a cron schedule at its first match.
+        let now = now_ms() / 1000;
+        let mut next_at = match &schedule.cron {
+            Some(_) if a.schedule => schedule.next_start(now, now)?,
+            _ => now,
+        };
         loop {
-            let started = tokio::time::Instant::now();
-            let generation = leaktrace_crawler_now();
+            let wait_ms = next_at.saturating_mul(1000) - now_ms();
+            if wait_ms > 0 {
+                tracing::info!(next_at, "next crawl run");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(wait_ms.unsigned_abs())) => {}
+                    _ = stop.changed() => break,
+                }
+            }
+            let generation = now_ms() / 1000;
             let queued = c.seed(generation).await?;
             tracing::info!(generation, queued, "crawl run started");
             let stats = c.run(stop.clone(), true).await?;
@@ -188,20 +202,18 @@ pub fn crawl(config: Option<&Path>, a: &CrawlArgs) -> Result<Code> {
             if a.once || *stop.borrow() {
                 break;
             }
-            tokio::select! {
-                _ = tokio::time::sleep_until(started + interval) => {}
-                _ = stop.changed() => break,
-            }
+            next_at = schedule.next_start(generation, now_ms() / 1000)?;
         }
         store.close().await;
         Ok(Code::Success)
     })
 }
 
-fn leaktrace_crawler_now() -> i64 {
+/// UTC unix milliseconds.
+fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Runs `leaktrace worker`.
@@ -227,6 +239,7 @@ fn finding_json(f: &Finding) -> serde_json::Value {
         "media_url": r.media_url,
         "page_url": r.page_url,
         "redirect_chain": r.redirect_chain,
+        "redirect_statuses": r.redirect_statuses,
         "resolved_ip": r.resolved_ip,
         "kind": r.kind,
         "file_name": r.file_name,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
@@ -34,10 +35,11 @@ pub fn stream(chunk: Bytes, chunks: Option<u64>) -> Body {
 
 pub type Handler = dyn Fn(&str) -> Response<Body> + Send + Sync;
 
-/// A running site; counts requests per path (with query).
+/// A running site; counts requests per path (with query) and logs when each arrived.
 pub struct Site {
     pub addr: SocketAddr,
     pub hits: Arc<Mutex<HashMap<String, u32>>>,
+    pub log: Arc<Mutex<Vec<(String, Instant)>>>,
 }
 
 impl Site {
@@ -53,6 +55,16 @@ impl Site {
             .map(|(_, v)| *v)
             .sum()
     }
+    /// Arrival times of the requests whose path (with query) satisfies `f`, in order.
+    pub fn times(&self, f: impl Fn(&str) -> bool) -> Vec<Instant> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| f(p))
+            .map(|(_, t)| *t)
+            .collect()
+    }
     pub fn base(&self, host: &str) -> String {
         format!("http://{host}:{}", self.addr.port())
     }
@@ -62,7 +74,9 @@ pub async fn serve(handler: Arc<Handler>) -> Site {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let log: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
     let h2 = hits.clone();
+    let l2 = log.clone();
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -70,6 +84,7 @@ pub async fn serve(handler: Arc<Handler>) -> Site {
             };
             let handler = handler.clone();
             let hits = h2.clone();
+            let log = l2.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                     let pq = req
@@ -77,6 +92,7 @@ pub async fn serve(handler: Arc<Handler>) -> Site {
                         .path_and_query()
                         .map(|p| p.as_str().to_owned())
                         .unwrap_or_default();
+                    log.lock().unwrap().push((pq.clone(), Instant::now()));
                     *hits.lock().unwrap().entry(pq.clone()).or_default() += 1;
                     let r = handler(&pq);
                     async move { Ok::<_, Infallible>(r) }
@@ -87,7 +103,7 @@ pub async fn serve(handler: Arc<Handler>) -> Site {
             });
         }
     });
-    Site { addr, hits }
+    Site { addr, hits, log }
 }
 
 pub fn html(body: &str) -> Response<Body> {
