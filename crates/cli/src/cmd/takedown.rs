@@ -600,9 +600,9 @@ pub fn run_evidence(cmd: &EvidenceCommand) -> Result<Code> {
 /// crawler, and, when detect ran, its `leaktrace.detect.v1` report (verdict, accused sessions
 /// and their false-accusation probabilities) for the positive-match gate.
 ///
-/// The crawler keeps the URLs of the request chain but not each redirect's status code:
-/// hops before the last are recorded as redirects (status 302 is not claimed; 0 stands for
-/// "redirect, code not recorded"), the last hop with 200 (the capture succeeded).
+/// Each hop of the request chain carries the HTTP status the crawler recorded for it. Findings
+/// stored before schema v4 have no statuses: their hops before the last get 0 ("redirect, code
+/// not recorded"; no code is claimed) and the last 200 (the capture succeeded).
 pub fn finding_evidence(
     f: &leaktrace_store::Finding,
     cfg: &TakedownConfig,
@@ -636,7 +636,11 @@ pub fn finding_evidence(
         .enumerate()
         .map(|(i, url)| leaktrace_takedown::Hop {
             url,
-            status: if i == last { 200 } else { 0 },
+            status: r
+                .redirect_statuses
+                .get(i)
+                .copied()
+                .unwrap_or(if i == last { 200 } else { 0 }),
             ip: (i == last).then_some(resolved_ip),
             at: r.capture_started_at,
             headers: r
