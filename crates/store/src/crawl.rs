@@ -517,88 +517,26 @@ impl TryFrom<FindingRow> for Finding {
 
 /// Statuses are stored as a JSON array of integers.
 fn encode_statuses(statuses: &[u16]) -> String {
-    let list: Vec<String> = statuses.iter().map(u16::to_string).collect();
-    format!("[{}]", list.join(","))
+    serde_json::to_string(statuses).unwrap_or_else(|_| "[]".to_owned())
 }
 
 fn parse_statuses(s: &str) -> Result<Vec<u16>, StoreError> {
-    let bad = || StoreError::Corrupt {
-        detail: format!("redirect_statuses is not a JSON array of integers: {s:.80}"),
-    };
-    let inner = s
-        .trim()
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .ok_or_else(bad)?;
-    inner
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(|t| t.parse::<u16>().map_err(|_| bad()))
-        .collect()
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt {
+        detail: format!(
+            "redirect_statuses is not a JSON array of integers 0 to 65535 ({e}): {s:.80}"
+        ),
+    })
 }
 
-/// The redirect chain is stored as a JSON array of strings; encoded and decoded
-/// here by hand to keep the store free of a JSON dependency.
+/// The redirect chain is stored as a JSON array of strings.
 fn encode_chain(chain: &[String]) -> String {
-    let mut out = String::from("[");
-    for (i, u) in chain.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        for c in u.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-    }
-    out.push(']');
-    out
+    serde_json::to_string(chain).unwrap_or_else(|_| "[]".to_owned())
 }
 
 fn parse_chain(s: &str) -> Result<Vec<String>, StoreError> {
-    let bad = || StoreError::Corrupt {
-        detail: format!("redirect_chain is not a JSON array of strings: {s:.80}"),
-    };
-    let inner = s
-        .trim()
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .ok_or_else(bad)?;
-    let mut out = Vec::new();
-    let mut chars = inner.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
-            chars.next();
-        }
-        match chars.next() {
-            None => break,
-            Some('"') => {}
-            Some(_) => return Err(bad()),
-        }
-        let mut cur = String::new();
-        loop {
-            match chars.next().ok_or_else(bad)? {
-                '"' => break,
-                '\\' => match chars.next().ok_or_else(bad)? {
-                    'u' => {
-                        let hex: String = chars.by_ref().take(4).collect();
-                        let v = u32::from_str_radix(&hex, 16).map_err(|_| bad())?;
-                        cur.push(char::from_u32(v).ok_or_else(bad)?);
-                    }
-                    c => cur.push(c),
-                },
-                c => cur.push(c),
-            }
-        }
-        out.push(cur);
-    }
-    Ok(out)
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt {
+        detail: format!("redirect_chain is not a JSON array of strings ({e}): {s:.80}"),
+    })
 }
 
 macro_rules! on_pool {
