@@ -6,7 +6,7 @@
 //!   pirate site (Python's http.server) on a player page; another session's stream, assembled
 //!   from its codeword as the edge would serve it, offered as a direct MP4 download;
 //!   listing pages with pagination, a magnet link, an unrelated page, and a robots.txt that
-//!   forbids a section holding a third session's copy;
+//!   forbids a section holding a third session's copy, and a 40-level archive (a crawl trap);
 //! - `leaktrace crawl --once` (DetectAnalyzer = detect's `investigate`): both findings accuse
 //!   the right session and no other at ≤ 1e-6; the forbidden copy is never fetched; a second
 //!   run adds no finding;
@@ -24,7 +24,7 @@
 
 mod common;
 use common::loopback::{
-    Decoded, Proc, assert_acns_valid, decode, http_get, received, site, smtp_sink,
+    Decoded, Proc, assert_acns_valid, decode, http_get, received, requested, site, smtp_sink,
     spawn_first_line, takedown_toml,
 };
 use common::*;
@@ -192,6 +192,7 @@ fn crawl_detect_takedown_end_to_end() {
         "index.html",
         r#"<html><head><title>FreeMovies - page 1</title></head><body>
         <a href="/about.html">About us</a> <a href="/private/index.html">VIP</a>
+        <a href="/archive/index.html">Archive</a>
         <a href="/list/page2.html" rel="next">Next</a></body></html>"#,
     );
     write(
@@ -228,6 +229,19 @@ fn crawl_detect_takedown_end_to_end() {
         r#"<html><head><title>Big Buck Bunny (2008) VIP</title></head><body>
         <a href="/private/Big.Buck.Bunny.2008.mp4">VIP copy</a></body></html>"#,
     );
+    // A crawl trap: an archive whose every page links one level deeper, 40 levels.
+    for level in 0..40 {
+        let here = format!("archive/{}index.html", "more/".repeat(level));
+        write(
+            &root,
+            &here,
+            format!(
+                r#"<html><head><title>Archive {level}</title></head><body>
+                <a href="/archive/{}index.html">Older</a></body></html>"#,
+                "more/".repeat(level + 1)
+            ),
+        );
+    }
     write(
         &root,
         "watch/cooking.html",
@@ -301,6 +315,20 @@ fp = 1e-6
             .iter()
             .any(|f| f["media_url"].as_str().unwrap().contains("/private/")),
         "robots.txt-forbidden copy captured"
+    );
+    // What the site saw: robots.txt first, nothing under /private/, the trap left early.
+    let seen = requested(&root);
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some("/robots.txt"),
+        "{seen:?}"
+    );
+    assert!(!seen.iter().any(|p| p.starts_with("/private/")), "{seen:?}");
+    let trap = seen.iter().filter(|p| p.starts_with("/archive/")).count();
+    eprintln!("trap pages fetched: {trap} of 40");
+    assert!(
+        (1..=8).contains(&trap),
+        "trap fetched {trap} times: {seen:?}"
     );
 
     // A second run adds nothing.

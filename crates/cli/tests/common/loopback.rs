@@ -145,14 +145,25 @@ pub fn free_port() -> u16 {
 }
 
 /// The loopback pirate site: Python's http.server over `root`.
+///
+/// Its access log (one line per request, Python's format: `... "GET /path HTTP/1.1" 200 -`)
+/// goes to `site-access.log` beside `root`; [`requested`] reads it.
 pub fn site(root: &Path) -> (Proc, u16) {
     let port = free_port();
+    let log = std::fs::File::create(access_log(root)).unwrap();
     let child = Command::new("python3")
-        .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+        .args([
+            "-u",
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
         .arg(root)
         .arg(port.to_string())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let t = Instant::now();
@@ -161,6 +172,23 @@ pub fn site(root: &Path) -> (Proc, u16) {
         std::thread::sleep(Duration::from_millis(50));
     }
     (Proc(child), port)
+}
+
+fn access_log(root: &Path) -> PathBuf {
+    root.parent().unwrap().join("site-access.log")
+}
+
+/// The paths the [`site`] over `root` has been asked for so far, in order.
+pub fn requested(root: &Path) -> Vec<String> {
+    std::fs::read_to_string(access_log(root))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let req = l.split('"').nth(1)?;
+            let mut it = req.split_whitespace();
+            (it.next()? == "GET").then(|| it.next().map(str::to_owned))?
+        })
+        .collect()
 }
 
 /// A plain HTTP/1.0 GET on loopback: status and body.
