@@ -317,15 +317,17 @@ async fn crash_loop_dead_letters(store: &Store) {
     assert!(store.claim_jobs("w", 1, 60, 101).await.is_err());
 }
 
+/// A store on a new SQLite file; keep the directory alive as long as the store.
+async fn sqlite_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("s.sqlite").display());
+    let store = Store::open(&url).await.unwrap();
+    (dir, store)
+}
+
 #[tokio::test]
 async fn crash_loop_dead_letters_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("s.sqlite").display()
-    ))
-    .await
-    .unwrap();
+    let (_dir, store) = sqlite_store().await;
     crash_loop_dead_letters(&store).await;
     store.close().await;
 }
@@ -342,13 +344,7 @@ async fn crash_loop_dead_letters_postgres() {
 
 #[tokio::test]
 async fn retries_dead_letter_and_findings_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("s.sqlite").display()
-    ))
-    .await
-    .unwrap();
+    let (_dir, store) = sqlite_store().await;
     retries_and_findings(&store).await;
     store.close().await;
 }
