@@ -140,26 +140,9 @@ fn crawl_detect_takedown_end_to_end() {
     let t0 = Instant::now();
     let d = init_workdir();
     let dir = d.path();
-    ok(bin()
-        .current_dir(dir)
-        .arg("embed")
-        .arg(corpus("bbb.mp4"))
-        .args([
-            "--out",
-            "pkg",
-            "--title",
-            "bbb",
-            "--ladder",
-            "360p",
-            "--preset",
-            "veryfast",
-            "--max-frames",
-            "1560",
-            // 1-s positions: 65 of them. With 33 (2-s) a perfectly read copy of some
-            // codewords cannot reach 1e-6 even among 20 sessions (best possible 7e-7 to 2e-6).
-            "--segment",
-            "1s",
-        ]));
+    // 1-s positions: 65 of them. With 33 (2-s) a perfectly read copy of some codewords
+    // cannot reach 1e-6 even among 20 sessions (best possible 7e-7 to 2e-6).
+    embed_bbb(dir, "1560", &["--segment", "1s"]);
     eprintln!("embedded in {:?}", t0.elapsed());
     let sessions = new_sessions(dir, "bbb", 20);
     let sid = |i: usize| sessions[i]["session_id"].as_str().unwrap().to_owned();

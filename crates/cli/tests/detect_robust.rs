@@ -28,22 +28,7 @@ fn setup(dir: &Path) -> Vec<String> {
         return s.lines().map(str::to_owned).collect();
     }
     ok(bin().arg("init").arg(dir));
-    ok(bin()
-        .current_dir(dir)
-        .arg("embed")
-        .arg(corpus("bbb.mp4"))
-        .args([
-            "--out",
-            "pkg",
-            "--title",
-            "bbb",
-            "--ladder",
-            "360p",
-            "--preset",
-            "veryfast",
-            "--max-frames",
-            FRAMES,
-        ]));
+    embed_bbb(dir, FRAMES, &[]);
     let sessions = issue_sessions(dir, "bbb", 50);
     std::fs::write(&sessions_file, sessions.join("\n")).unwrap();
     sessions
@@ -325,8 +310,9 @@ fn detect_survives_attacks_on_real_content() {
 
     // The blind fallback on the pirate's copy converted to 30 fps (x264 CRF 23): no reference,
     // so the host picture is the noise and decisions are soft (|z| ≈ 2), but the likelihood
-    // accuser uses every position. Measured: 50 of 50 signs right, the pirate alone at 4.4e-10
-    // (the codeword's floor over 50 sessions, as with the reference).
+    // accuser uses every position. Measured over four runs: 50, 48, 47 of 50 signs right (one
+    // run not logged); the pirate first each time, accused alone at 4.4e-10, 2.2e-7 and
+    // 7.9e-7, once not accused.
     let fps30 = dir.join("24-to-30fps.mp4");
     if fps30.exists() {
         let v = detect_with(&dir, &fps30, &["--blind"]);
@@ -352,10 +338,10 @@ fn detect_survives_attacks_on_real_content() {
             "{acc:?}"
         );
         assert_eq!(v["top"][0]["session_id"], pirate.as_str());
+        // Blind positions are soft (|z| ≈ 2): 50 of them accuse the pirate at 1e-6 in some runs
+        // (4.4e-10, 2.2e-7, 7.9e-7 measured) and not in others, whatever the codeword's floor, so only
+        // the ranking and the absence of a wrong accusation are required here.
         assert!(signs >= 40, "{signs} signs right");
-        if floor <= 1e-6 {
-            assert_eq!(acc.len(), 1, "{v}");
-        }
     }
     eprintln!("total {:.0} s", t0.elapsed().as_secs_f64());
     assert!(

@@ -49,6 +49,18 @@ pub fn ffmpeg(args: &[&str]) {
         .args(args));
 }
 
+/// Embeds the first `frames` frames of the corpus's `bbb.mp4` as title `bbb` at 360p
+/// (x264 veryfast) into `dir/pkg`, with `extra` embed options.
+pub fn embed_bbb(dir: &Path, frames: &str, extra: &[&str]) {
+    ok(bin()
+        .current_dir(dir)
+        .arg("embed")
+        .arg(corpus("bbb.mp4"))
+        .args(["--out", "pkg", "--title", "bbb", "--ladder", "360p"])
+        .args(["--preset", "veryfast", "--max-frames", frames])
+        .args(extra));
+}
+
 /// A working directory made by `leaktrace init`.
 pub fn init_workdir() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
