@@ -89,13 +89,17 @@ fn z_values(v: &Value) -> Vec<f64> {
         .collect()
 }
 
-/// (right, wrong, erased, min |z| of the decided) against the served bits.
+/// |z| from which a decision counts as confident here: a confident wrong sign is a
+/// registration fault (the accuser itself uses every position, weighed by its strength).
+const CONFIDENT_Z: f64 = 3.0;
+
+/// (right, wrong, not confident, min |z| of the confident) against the served bits.
 fn tally(v: &Value, bits: &str) -> (usize, usize, usize, f64) {
     let (mut right, mut wrong, mut erased, mut min_z) = (0, 0, 0, f64::INFINITY);
     for pos in v["positions"].as_array().unwrap() {
         let p = pos["position"].as_u64().unwrap() as usize;
         let z = pos["z"].as_f64().unwrap();
-        if pos["erased"].as_bool().unwrap() {
+        if pos["erased"].as_bool().unwrap() || z.abs() < CONFIDENT_Z {
             erased += 1;
             continue;
         }

@@ -79,6 +79,74 @@ fn main() {
     }
 
     println!(
+        "\n## Lone pirate, positions of unequal strength: one μ̂ against the empirical channel (median of {trials})"
+    );
+    println!(
+        "Strong positions μ = 20 (an untouched stretch), weak ones at the given μ (a heavily \
+         attacked stretch), interleaved in blocks of 8."
+    );
+    println!(
+        "| weak μ | weak share | likelihood, one μ̂ | likelihood, one μ̂, erase |z| < 3 | likelihood, empirical channel |"
+    );
+    println!("|---|---|---|---|---|");
+    for (weak, share) in [(0.5, 0.5), (1.0, 0.5), (1.0, 0.8), (2.0, 0.8)] {
+        let mut cols: Vec<Vec<usize>> = vec![Vec::new(); 3];
+        for t in 0..trials {
+            let pirate = sim::sessions(&format!("mixed{t}"), 1);
+            let copy = book.bits(&pirate[0], 0..3000);
+            let mut r = Rng(5000 + t as u64);
+            let strong = sim::channel(&copy, 20.0, 0.0, &mut r);
+            let faint = sim::channel(&copy, weak, 0.0, &mut r);
+            let d: Vec<_> = strong
+                .into_iter()
+                .zip(faint)
+                .enumerate()
+                .map(|(i, (s, f))| {
+                    if (i / 8) % 10 < (share * 10.0) as usize {
+                        f
+                    } else {
+                        s
+                    }
+                })
+                .collect();
+            let one = leaktrace_detect::accuse::estimate_snr(d.iter().map(|p| p.z));
+            let fixed = AccuseOptions {
+                weighting: Weighting::Likelihood {
+                    snr: Some(one),
+                    mix: 0.5,
+                },
+                include_erased: true,
+            };
+            let erased: Vec<_> = d
+                .iter()
+                .map(|p| leaktrace_detect::PositionDecision {
+                    erased: p.z.abs() < 3.0,
+                    ..p.clone()
+                })
+                .collect();
+            let fixed_erase = AccuseOptions {
+                include_erased: false,
+                ..fixed
+            };
+            for (k, (dd, opts)) in [(&d, fixed), (&erased, fixed_erase), (&d, lik(0.5))]
+                .into_iter()
+                .enumerate()
+            {
+                cols[k].push(
+                    sim::positions_needed(&book, dd, &pirate, FP, REGISTRY, &opts, 20)
+                        .unwrap_or(usize::MAX),
+                );
+            }
+        }
+        println!(
+            "| {weak} | {share} | {} | {} | {} |",
+            fmt(sim::median(cols[0].clone())),
+            fmt(sim::median(cols[1].clone())),
+            fmt(sim::median(cols[2].clone()))
+        );
+    }
+
+    println!(
         "\n## Coalitions: positions needed to accuse at least one member (median of {trials}), fp {FP} among {REGISTRY}"
     );
     println!(

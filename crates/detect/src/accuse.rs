@@ -85,7 +85,8 @@ pub enum Weighting {
     /// Tardos fingerprinting codes", IEEE TIFS 7(4), 2012. Terms are still two-valued per
     /// position, so the calibration is the same.
     Likelihood {
-        /// As for [`Weighting::Soft`].
+        /// A fixed `μ` for every position; `None` (the default) estimates the channel from the
+        /// decisions, with a strength per position ([`EmpiricalChannel`]).
         snr: Option<f64>,
         /// Probability that a position's symbol is not the accused session's own (clamped to
         /// [`MIX_RANGE`]).
@@ -200,6 +201,54 @@ pub fn estimate_snr(z: impl Iterator<Item = f64>) -> f64 {
         .max(0.0)
         .sqrt()
         .clamp(SNR_RANGE.0, SNR_RANGE.1)
+}
+
+/// The decision channel estimated from the decisions themselves: a marked position's `z` is
+/// `N(±μ_p, 1)` with the strength `μ_p` varying from position to position, distributed like
+/// the observed strengths `m_k = √max(z_k² − 1, 0)` (a nonparametric empirical-Bayes prior).
+/// The half log-likelihood ratio of A against B at `z` is then
+/// `h(z) = ½ ln(Σ_k e^{z m_k − m_k²/2} / Σ_k e^{−z m_k − m_k²/2})`: odd and increasing in `z`,
+/// equal to `μz` when every position has the same strength `μ`, and moderate for a weak
+/// position among strong ones (where a single `μ` would call it certain).
+#[derive(Clone, Debug)]
+pub struct EmpiricalChannel {
+    /// Strengths (at most [`EmpiricalChannel::SUPPORT`] quantiles of the observed ones).
+    m: Vec<f64>,
+}
+
+impl EmpiricalChannel {
+    /// Largest number of support points kept (quantiles of the observed strengths).
+    pub const SUPPORT: usize = 256;
+
+    /// Estimates the channel from the decision values.
+    pub fn new(z: impl Iterator<Item = f64>) -> Self {
+        let mut m: Vec<f64> = z
+            .filter(|v| v.is_finite())
+            .map(|v| (v * v - 1.0).max(0.0).sqrt().min(SNR_RANGE.1))
+            .collect();
+        m.sort_by(f64::total_cmp);
+        if m.len() > Self::SUPPORT {
+            let n = m.len();
+            m = (0..Self::SUPPORT)
+                .map(|i| m[(2 * i + 1) * n / (2 * Self::SUPPORT)])
+                .collect();
+        }
+        Self { m }
+    }
+
+    /// `h(z)`, the half log-likelihood ratio of A against B.
+    pub fn half_llr(&self, z: f64) -> f64 {
+        if self.m.is_empty() || !z.is_finite() {
+            return 0.0;
+        }
+        let lse = |sign: f64| {
+            self.m
+                .iter()
+                .map(|&m| sign * z * m - m * m / 2.0)
+                .fold(f64::NEG_INFINITY, log_add)
+        };
+        0.5 * (lse(1.0) - lse(-1.0))
+    }
 }
 
 /// `ln(e^x + e^y)` without overflow.
@@ -328,6 +377,15 @@ impl<'a> Accuser<'a> {
             }),
             _ => None,
         };
+        // With an estimated μ the likelihood uses the empirical channel: positions differ in
+        // strength (a cut, a dark scene, a heavy re-encode of part of the copy), and one μ
+        // would make weak positions look as reliable as strong ones.
+        let channel = match opts.weighting {
+            Weighting::Likelihood { snr, .. } if !snr.is_some_and(|m| m.is_finite() && m > 0.0) => {
+                Some(EmpiricalChannel::new(usable.iter().map(|d| d.z)))
+            }
+            _ => None,
+        };
         // Merge repeated positions (their terms share one bit, so they are one term).
         let mut entries: Vec<(u32, f64, f64)> = Vec::with_capacity(usable.len());
         for d in usable {
@@ -349,6 +407,10 @@ impl<'a> Accuser<'a> {
                 codebook.bias(p)
             };
             let (sa, sb) = match (mix, snr) {
+                (Some(eps), Some(_)) if channel.is_some() => {
+                    let h = channel.as_ref().map_or(0.0, |c| c.half_llr(z));
+                    likelihood_terms(q, h, eps)
+                }
                 (Some(eps), Some(mu)) => likelihood_terms(q, mu * z, eps),
                 _ => (
                     w * leaktrace_core::codeword::score_contribution(q, observed, Variant::A),
@@ -571,6 +633,35 @@ mod tests {
     use super::*;
     use crate::PositionDecision;
     use leaktrace_core::TardosParams;
+
+    #[test]
+    fn empirical_channel_matches_one_strength_and_tempers_weak_positions() {
+        // Every position of strength 2 (z = ±√5 keeps √(z² − 1) = 2): h(z) = 2z.
+        let one = EmpiricalChannel::new([5f64.sqrt(), -(5f64.sqrt())].into_iter().cycle().take(50));
+        for z in [-3.0, -0.5, 0.2, 1.0, 4.0] {
+            assert!((one.half_llr(z) - 2.0 * z).abs() < 1e-9, "{z}");
+        }
+        // Mostly strong positions (|z| ≈ 20) and a few weak ones: a weak z = 1 is not
+        // called certain (a single μ̂ ≈ 18 would give h = 18).
+        let zs: Vec<f64> = (0..90)
+            .map(|i| if i % 2 == 0 { 20.0 } else { -20.0 })
+            .chain([1.2, -0.8, 1.5, 0.9, -1.1, 1.4, 0.7, -1.3, 1.0, 1.6])
+            .collect();
+        let mixed = EmpiricalChannel::new(zs.iter().copied());
+        let h = mixed.half_llr(1.0);
+        assert!(h > 0.0 && h < 2.0, "h(1) = {h}");
+        assert!(mixed.half_llr(20.0) > 100.0);
+        // Odd and increasing.
+        let mut last = f64::NEG_INFINITY;
+        for i in -40..=40 {
+            let z = f64::from(i) * 0.5;
+            let h = mixed.half_llr(z);
+            assert!((h + mixed.half_llr(-z)).abs() < 1e-9 && h > last, "{z}");
+            last = h;
+        }
+        // Pure noise: weak everywhere.
+        assert_eq!(EmpiricalChannel::new(std::iter::empty()).half_llr(3.0), 0.0);
+    }
 
     fn decisions(n: u32, z: f64) -> Vec<PositionDecision> {
         (0..n)

@@ -171,6 +171,11 @@ pub struct Config {
     pub jobs: usize,
     /// Every how many frames the mark-only PSNR is measured.
     pub mark_step: usize,
+    /// Mark strength relative to the default mask (0.1 to 4.0), as `leaktrace embed --strength`.
+    pub strength: f32,
+    /// Run only the leaks with these names (empty: all). For investigating one attack; the
+    /// report then holds only those rows.
+    pub only: Vec<String>,
     /// The command line, for the report.
     pub command: String,
     /// The git commit, for the report.
@@ -212,6 +217,8 @@ impl Config {
             vmaf_ffmpeg: None,
             jobs: 2,
             mark_step: 4,
+            only: Vec::new(),
+            strength: 1.0,
             command: String::new(),
             commit: String::new(),
         };
@@ -545,6 +552,12 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
             cfg.jobs
         )));
     }
+    if !(0.1..=4.0).contains(&cfg.strength) {
+        return Err(ForensicError::Config(format!(
+            "strength {} out of range (expected 0.1 to 4.0)",
+            cfg.strength
+        )));
+    }
     if cfg.sessions < 4 {
         return Err(ForensicError::Config(format!(
             "{} sessions requested (expected at least 4)",
@@ -583,6 +596,7 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
     let mut pcfg = PipelineConfig::new(title.clone());
     pcfg.ladder = Some(format!("{}p", cfg.height));
     pcfg.preset = Some(cfg.preset.clone());
+    pcfg.mask = pcfg.mask.scaled(cfg.strength);
     pcfg.segment = leaktrace_core::SegmentDuration::from_millis(cfg.segment_ms)
         .map_err(|e| ForensicError::Config(e.to_string()))?;
     let pkg_dir = work.join("pkg");
@@ -619,7 +633,7 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
         .map(|b| format!("{b:02x}"))
         .collect();
 
-    let jobs = build_jobs(
+    let mut jobs = build_jobs(
         cfg,
         &pkg,
         &book,
@@ -629,6 +643,22 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
         fps,
         &nonce,
     )?;
+    if !cfg.only.is_empty() {
+        let names: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
+        if let Some(unknown) = cfg.only.iter().find(|n| !names.contains(n)) {
+            return Err(ForensicError::Config(format!(
+                "no leak named {unknown:?} in this mode (expected one of: {})",
+                names.join(", ")
+            )));
+        }
+        jobs.retain(|j| cfg.only.contains(&j.name));
+    }
+    if cfg.work.is_some() {
+        // A kept run can be re-examined offline (decisions.json in each job directory); the
+        // key is a throw-away bench key, written so the package can be read again.
+        let f = work.join("key.hex");
+        std::fs::write(&f, key.to_hex()).map_err(io(&f))?;
+    }
     progress(Event::Jobs(jobs.len()));
     let pattern_key = key.pattern_key(&title);
     let outcomes = run_jobs(cfg, &jobs, &pkg, &work, &reference, &pattern_key, progress);
@@ -876,7 +906,15 @@ fn run_jobs(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    let out = run_job(job, i, pkg, work, reference, pattern_key);
+                    let out = run_job(
+                        job,
+                        i,
+                        pkg,
+                        work,
+                        cfg.work.is_some(),
+                        reference,
+                        pattern_key,
+                    );
                     if let Ok(mut r) = results.lock() {
                         r[i] = Some(out);
                     }
@@ -905,10 +943,11 @@ fn run_job(
     i: usize,
     pkg: &Package,
     work: &Path,
+    keep: bool,
     reference: &Reference,
     pattern_key: &leaktrace_core::DerivedKey,
 ) -> Outcome {
-    let dir = work.join(format!("job{i:02}"));
+    let dir = work.join(format!("job{i:02}-{}", job.name));
     let mut command = String::new();
     let mut ffmpeg_s = 0.0;
     let mut decide_s = 0.0;
@@ -956,9 +995,32 @@ fn run_job(
         let d = decide(&suspect, reference, pattern_key, &opts)
             .map_err(|e| ForensicError::Config(e.to_string()));
         decide_s = t.elapsed().as_secs_f64();
+        if let (true, Ok(d)) = (keep, &d) {
+            // The leak's variant per position: A, B, or - where the leak has no single one.
+            let truth: String = job
+                .truth
+                .iter()
+                .map(|t| match t {
+                    Some(Variant::A) => 'A',
+                    Some(Variant::B) => 'B',
+                    None => '-',
+                })
+                .collect();
+            let f = dir.join("truth.txt");
+            std::fs::write(&f, truth).map_err(io(&f))?;
+            let guilty: Vec<&str> = job.guilty.iter().map(SessionId::as_str).collect();
+            let f = dir.join("guilty.txt");
+            std::fs::write(&f, guilty.join("\n")).map_err(io(&f))?;
+            let f = dir.join("decisions.json");
+            let json = serde_json::to_vec_pretty(d)
+                .map_err(|e| ForensicError::Config(format!("decisions as JSON: {e}")))?;
+            std::fs::write(&f, json).map_err(io(&f))?;
+        }
         d
     })();
-    let _ = std::fs::remove_dir_all(&dir);
+    if !keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Outcome {
         command,
         ffmpeg_s,

@@ -320,7 +320,7 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(md, "## Setup\n");
     let _ = writeln!(
         md,
-        "- title: `{}` from {:.0} s for {:.0} s, cut to a lossless mezzanine (x264 QP 0) at {}p; package {}x{} @ {:.3} fps, {} positions of {:.0} s, x264 `{}` (CRF default), embed wall time {:.1} s",
+        "- title: `{}` from {:.0} s for {:.0} s, cut to a lossless mezzanine (x264 QP 0) at {}p; package {}x{} @ {:.3} fps, {} positions of {:.0} s, x264 `{}` (CRF default), mark strength {} × the default mask, embed wall time {:.1} s",
         c.clip.file,
         c.clip.start_s,
         c.clip.duration_s,
@@ -331,6 +331,7 @@ pub fn markdown(r: &Report) -> String {
         p.positions,
         p.segment_s,
         c.preset,
+        c.strength,
         p.embed_s
     );
     let _ = writeln!(
@@ -340,7 +341,7 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         md,
-        "- accusation: the detector's default score, log-likelihood with a coalition mixture (`leaktrace_detect::accuse::Accuser`), accused when the union bound over **{} registered sessions** is ≤ **{:e}**; detect defaults (offset search ± 60 s, erasure |z| < 3)",
+        "- accusation: the detector's default score, log-likelihood with a coalition mixture (`leaktrace_detect::accuse::Accuser`), accused when the union bound over **{} registered sessions** is ≤ **{:e}**; detect defaults (offset search ± 60 s, no erasure: every position is weighed by the empirical channel of its copy, so \"correct / decided\" is the sign accuracy)",
         c.op.registry, c.op.fp
     );
     let _ = writeln!(

@@ -33,6 +33,20 @@ pub struct BenchForensicArgs {
     /// Concurrent ffmpeg attack jobs (1 or 2).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
     pub jobs: u8,
+    /// Run only these leaks (comma-separated names as in the report, e.g. `camcord,unmarked`);
+    /// for investigating an attack. With `--keep`, each job's files and decisions.json stay.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub only: Vec<String>,
+    /// Package height instead of the mode's (360 to 2160); at 1080p and above the CRF 40/45
+    /// attacks run at 1080p.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(360..=2160))]
+    pub height: Option<u32>,
+    /// Position (segment) duration in milliseconds instead of the mode's (1000 to 6000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1000..=6000))]
+    pub segment_ms: Option<u64>,
+    /// Mark strength relative to the default mask (0.1 to 4.0), as `leaktrace embed --strength`.
+    #[arg(long, default_value_t = 1.0)]
+    pub strength: f32,
     /// Do not measure VMAF.
     #[arg(long)]
     pub no_vmaf: bool,
@@ -103,6 +117,14 @@ pub fn run(a: &BenchForensicArgs) -> Result<Code> {
     }
     let mut cfg = Config::for_mode(mode, corpus, a.out.clone());
     cfg.work = a.keep.clone();
+    cfg.only = a.only.clone();
+    cfg.strength = a.strength;
+    if let Some(h) = a.height {
+        cfg.height = h;
+    }
+    if let Some(ms) = a.segment_ms {
+        cfg.segment_ms = ms;
+    }
     cfg.jobs = usize::from(a.jobs);
     cfg.vmaf_ffmpeg = if a.no_vmaf || matches!(mode, Mode::Smoke | Mode::Collusion) {
         None

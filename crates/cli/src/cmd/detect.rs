@@ -57,7 +57,8 @@ pub struct DetectArgs {
     /// Search the start offset within ± this many seconds (0 to 3600; 0 = assume aligned).
     #[arg(long, default_value_t = 60.0)]
     pub max_offset: f64,
-    /// Positions with |z| below this are erasures (0 to 10; default 3, 0 in blind mode).
+    /// Positions with |z| below this are erasures (0 to 10; default 0: every position counts,
+    /// weighed by its strength).
     #[arg(long)]
     pub erasure_z: Option<f64>,
     /// Best-scoring sessions listed besides the accused (0 to 1000).

@@ -6,14 +6,23 @@
 //! positions, with one round of outlier rejection (3σ: pixels whose content differs, e.g. a
 //! mis-timed position); if the cubic is not increasing over the observed range, the affine fit
 //! is used instead. Its derivative is the local gain the mark went through.
+//!
+//! A camera adds a spatial gain on top: vignetting, darker towards the corners. It is modelled
+//! as a radial field `V(r) = 1 + v1 r² + v2 r⁴` about the centre of the suspect's picture
+//! (`r` in half-diagonals, as the lens distortion in [`super::spatial::Geometry`]), so the
+//! suspect luma expected at a pixel is `V(r) · f(reference)`. The field's two coefficients
+//! are estimated with the geometry ([`super::spatial`]); a screen capture or a transcode has
+//! `v1 = v2 = 0`.
 
 use serde::Serialize;
 
-/// `suspect = 255 · Σ c_k (reference / 255)^k`, k = 0..3.
+/// `suspect = V(r) · 255 · Σ c_k (reference / 255)^k`, k = 0..3, `V(r) = 1 + v1 r² + v2 r⁴`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Photometric {
     /// Polynomial coefficients, constant first.
     pub coeffs: [f64; 4],
+    /// The spatial gain (vignetting) `[v1, v2]`.
+    pub vignette: [f64; 2],
     /// RMS residual of the fit (grey levels).
     pub rms: f64,
 }
@@ -22,12 +31,18 @@ impl Default for Photometric {
     fn default() -> Self {
         Self {
             coeffs: [0.0, 1.0, 0.0, 0.0],
+            vignette: [0.0, 0.0],
             rms: f64::NAN,
         }
     }
 }
 
 impl Photometric {
+    /// The spatial gain `V` at squared radius `r2` (half-diagonals²), clamped to at least 0.05.
+    pub fn field(&self, r2: f64) -> f64 {
+        (1.0 + self.vignette[0] * r2 + self.vignette[1] * r2 * r2).max(0.05)
+    }
+
     /// The suspect luma expected for reference luma `r` (8-bit scale).
     pub fn apply(&self, r: f64) -> f64 {
         let x = r / 255.0;
@@ -56,6 +71,7 @@ impl Photometric {
             let mut f = Self {
                 coeffs: cubic,
                 rms: 0.0,
+                ..Self::default()
             };
             if !f.monotone(pairs, &keep) {
                 let Some(lin) = solve(pairs, &keep, 2) else {
