@@ -631,6 +631,30 @@ mod tests {
             .collect()
     }
 
+    /// Reference and suspect images paired by position.
+    fn pairs_of<'a>(
+        refs: &'a [Vec<f32>],
+        (rw, rh): (usize, usize),
+        sus: &'a [Vec<f32>],
+        (sw, sh): (usize, usize),
+    ) -> Vec<Pair<'a>> {
+        refs.iter()
+            .zip(sus)
+            .map(|(r, s)| Pair {
+                reference: Image {
+                    data: r,
+                    w: rw,
+                    h: rh,
+                },
+                suspect: Image {
+                    data: s,
+                    w: sw,
+                    h: sh,
+                },
+            })
+            .collect()
+    }
+
     #[test]
     fn recovers_a_crop_and_rescale_with_letterbox() {
         let (rw, rh) = (256usize, 144usize);
@@ -659,22 +683,7 @@ mod tests {
                     .collect()
             })
             .collect();
-        let pairs: Vec<Pair<'_>> = refs
-            .iter()
-            .zip(&sus)
-            .map(|(r, s)| Pair {
-                reference: Image {
-                    data: r,
-                    w: rw,
-                    h: rh,
-                },
-                suspect: Image {
-                    data: s,
-                    w: sw,
-                    h: sh,
-                },
-            })
-            .collect();
+        let pairs = pairs_of(&refs, (rw, rh), &sus, (sw, sh));
         let (g, photo) = register(&pairs, (sw, sh));
         assert_eq!(g.content, [0.0, 20.0, 256.0, 164.0]);
         // Reference centre → suspect centre; reference (0.1, 0.1) → picture corner.
@@ -725,22 +734,7 @@ mod tests {
                     .collect()
             })
             .collect();
-        let pairs: Vec<Pair<'_>> = refs
-            .iter()
-            .zip(&sus)
-            .map(|(r, s)| Pair {
-                reference: Image {
-                    data: r,
-                    w: rw,
-                    h: rh,
-                },
-                suspect: Image {
-                    data: s,
-                    w: sw,
-                    h: sh,
-                },
-            })
-            .collect();
+        let pairs = pairs_of(&refs, (rw, rh), &sus, (sw, sh));
         let (g, photo) = register(&pairs, (sw, sh));
         // Every mapped reference point must show that reference point, corners included.
         let mut worst = 0f64;
