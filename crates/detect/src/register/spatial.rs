@@ -631,6 +631,26 @@ mod tests {
             .collect()
     }
 
+    /// One suspect image per reference: pixel `(x, y)` of the `sw × sh` suspect is
+    /// `pixel(reference, x, y)`.
+    fn suspects(
+        refs: &[Vec<f32>],
+        (rw, rh): (usize, usize),
+        (sw, sh): (usize, usize),
+        pixel: impl Fn(&Image<'_>, usize, usize) -> f32,
+    ) -> Vec<Vec<f32>> {
+        refs.iter()
+            .map(|r| {
+                let img = Image {
+                    data: r,
+                    w: rw,
+                    h: rh,
+                };
+                (0..sw * sh).map(|i| pixel(&img, i % sw, i / sw)).collect()
+            })
+            .collect()
+    }
+
     /// Reference and suspect images paired by position.
     fn pairs_of<'a>(
         refs: &'a [Vec<f32>],
@@ -662,27 +682,14 @@ mod tests {
         // with 20-pixel bars top and bottom (working grid 256 × 184).
         let (sw, sh) = (256usize, 184usize);
         let refs: Vec<Vec<f32>> = (0..6).map(|s| texture(rw, rh, s)).collect();
-        let sus: Vec<Vec<f32>> = refs
-            .iter()
-            .map(|r| {
-                let img = Image {
-                    data: r,
-                    w: rw,
-                    h: rh,
-                };
-                (0..sw * sh)
-                    .map(|i| {
-                        let (x, y) = (i % sw, i / sw);
-                        if !(20..164).contains(&y) {
-                            return 16.0;
-                        }
-                        let u = 0.1 * rw as f64 + (x as f64 + 0.5) * 0.8;
-                        let v = 0.1 * rh as f64 + ((y - 20) as f64 + 0.5) * 0.8;
-                        img.sample(u, v) * 0.9 + 20.0
-                    })
-                    .collect()
-            })
-            .collect();
+        let sus = suspects(&refs, (rw, rh), (sw, sh), |img, x, y| {
+            if !(20..164).contains(&y) {
+                return 16.0;
+            }
+            let u = 0.1 * rw as f64 + (x as f64 + 0.5) * 0.8;
+            let v = 0.1 * rh as f64 + ((y - 20) as f64 + 0.5) * 0.8;
+            img.sample(u, v) * 0.9 + 20.0
+        });
         let pairs = pairs_of(&refs, (rw, rh), &sus, (sw, sh));
         let (g, photo) = register(&pairs, (sw, sh));
         assert_eq!(g.content, [0.0, 20.0, 256.0, 164.0]);
@@ -716,24 +723,12 @@ mod tests {
             (cx + (u - cx) * f, cy + (v - cy) * f)
         };
         let refs: Vec<Vec<f32>> = (0..8).map(|s| texture(rw, rh, s)).collect();
-        let sus: Vec<Vec<f32>> = refs
-            .iter()
-            .map(|r| {
-                let img = Image {
-                    data: r,
-                    w: rw,
-                    h: rh,
-                };
-                (0..sw * sh)
-                    .map(|i| {
-                        let (u, v) = ((i % sw) as f64 + 0.5, (i / sw) as f64 + 0.5);
-                        let (x, y) = source(u, v);
-                        let r2 = ((u - cx).powi(2) + (v - cy).powi(2)) / half_diag2;
-                        img.sample(x, y) * 0.9 * (1.0 - 0.35 * r2) as f32 + 10.0
-                    })
-                    .collect()
-            })
-            .collect();
+        let sus = suspects(&refs, (rw, rh), (sw, sh), |img, x, y| {
+            let (u, v) = (x as f64 + 0.5, y as f64 + 0.5);
+            let (sx, sy) = source(u, v);
+            let r2 = ((u - cx).powi(2) + (v - cy).powi(2)) / half_diag2;
+            img.sample(sx, sy) * 0.9 * (1.0 - 0.35 * r2) as f32 + 10.0
+        });
         let pairs = pairs_of(&refs, (rw, rh), &sus, (sw, sh));
         let (g, photo) = register(&pairs, (sw, sh));
         // Every mapped reference point must show that reference point, corners included.
