@@ -406,13 +406,14 @@ impl<'a> Accuser<'a> {
             } else {
                 codebook.bias(p)
             };
-            let (sa, sb) = match (mix, snr) {
-                (Some(eps), Some(_)) if channel.is_some() => {
-                    let h = channel.as_ref().map_or(0.0, |c| c.half_llr(z));
+            let (sa, sb) = match mix {
+                Some(eps) => {
+                    let h = channel
+                        .as_ref()
+                        .map_or_else(|| snr.unwrap_or(0.0) * z, |c| c.half_llr(z));
                     likelihood_terms(q, h, eps)
                 }
-                (Some(eps), Some(mu)) => likelihood_terms(q, mu * z, eps),
-                _ => (
+                None => (
                     w * leaktrace_core::codeword::score_contribution(q, observed, Variant::A),
                     w * leaktrace_core::codeword::score_contribution(q, observed, Variant::B),
                 ),

@@ -60,6 +60,10 @@ impl Default for MaskParams {
     }
 }
 
+/// The strengths an operator may ask for, relative to the default mask
+/// (`leaktrace embed --strength`, [`MaskParams::scaled`]).
+pub const STRENGTH_RANGE: std::ops::RangeInclusive<f32> = 0.1..=4.0;
+
 impl MaskParams {
     /// The same mask with every amplitude multiplied by `factor`.
     pub fn scaled(self, factor: f32) -> Self {

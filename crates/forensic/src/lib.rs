@@ -552,10 +552,13 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
             cfg.jobs
         )));
     }
-    if !(0.1..=4.0).contains(&cfg.strength) {
+    let range = leaktrace_embed::mask::STRENGTH_RANGE;
+    if !range.contains(&cfg.strength) {
         return Err(ForensicError::Config(format!(
-            "strength {} out of range (expected 0.1 to 4.0)",
-            cfg.strength
+            "strength {} out of range (expected {} to {})",
+            cfg.strength,
+            range.start(),
+            range.end()
         )));
     }
     if cfg.sessions < 4 {
@@ -1000,11 +1003,7 @@ fn run_job(
             let truth: String = job
                 .truth
                 .iter()
-                .map(|t| match t {
-                    Some(Variant::A) => 'A',
-                    Some(Variant::B) => 'B',
-                    None => '-',
-                })
+                .map(|t| t.map_or_else(|| "-".to_owned(), |v| v.to_string()))
                 .collect();
             let f = dir.join("truth.txt");
             std::fs::write(&f, truth).map_err(io(&f))?;

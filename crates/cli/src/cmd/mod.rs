@@ -88,10 +88,13 @@ pub fn pipeline_config(o: &EncodeOpts) -> Result<PipelineConfig> {
     cfg.ladder = o.ladder.clone();
     cfg.threads = o.threads;
     cfg.max_frames = o.max_frames;
-    if !(0.1..=4.0).contains(&o.strength) {
+    let range = leaktrace_embed::mask::STRENGTH_RANGE;
+    if !range.contains(&o.strength) {
         return Err(UsageError(format!(
-            "strength {} out of range (expected 0.1 to 4.0)",
-            o.strength
+            "strength {} out of range (expected {} to {})",
+            o.strength,
+            range.start(),
+            range.end()
         ))
         .into());
     }
