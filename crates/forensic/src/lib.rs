@@ -161,6 +161,10 @@ pub struct Config {
     pub colluders: Vec<usize>,
     /// Only the smoke subset of attacks.
     pub smoke_attacks: bool,
+    /// Pirates per single-pirate attack (1 to `sessions`): each attack is run on this many
+    /// sessions' streams and its row pools them (decision accuracy over all their positions,
+    /// innocents over all their leaks, segments to accuse as the median and range over pirates).
+    pub pirates: usize,
     /// Run the single-pirate attack table (the served stream is always run).
     pub single_attacks: bool,
     /// Position (segment) duration of the package, milliseconds.
@@ -212,6 +216,7 @@ impl Config {
             innocents_per_source: 10_000,
             colluders: vec![2, 3, 4],
             smoke_attacks: false,
+            pirates: 1,
             single_attacks: true,
             segment_ms: 2000,
             vmaf_ffmpeg: None,
@@ -326,10 +331,15 @@ pub struct LeakResult {
     pub observed: usize,
     /// Erasures among them.
     pub erased: usize,
-    /// Per-position accuracy (positions where the leak carries one variant).
+    /// Per-position accuracy (positions where the leak carries one variant), pooled over the
+    /// pirates of the row.
     pub accuracy: Option<Accuracy>,
-    /// Capture-length sweep (guilty sessions).
+    /// Capture-length sweep (guilty sessions); with several pirates, the median pirate's (the
+    /// lower middle one by segments to accuse).
     pub sweep: Option<Sweep>,
+    /// Segments to accuse for each pirate of the row (`None`: not within the capture), in the
+    /// order they were run; one entry for a single pirate, none when nobody is guilty.
+    pub per_pirate: Vec<Option<usize>>,
     /// Sessions that did not make the leak, scored against it.
     pub innocents: Innocents,
     /// Why the leak could not be decided, if it could not.
@@ -404,7 +414,10 @@ enum Input {
 }
 
 struct Job {
+    /// Unique job name (its work directory).
     name: String,
+    /// The report row it belongs to (several pirates of one attack share a row).
+    row: String,
     group: Group,
     description: String,
     input: Input,
@@ -561,6 +574,12 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
             range.end()
         )));
     }
+    if cfg.pirates == 0 || cfg.pirates > cfg.sessions {
+        return Err(ForensicError::Config(format!(
+            "{} pirates per attack requested (expected 1 to the {} sessions)",
+            cfg.pirates, cfg.sessions
+        )));
+    }
     if cfg.sessions < 4 {
         return Err(ForensicError::Config(format!(
             "{} sessions requested (expected at least 4)",
@@ -647,14 +666,15 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
         &nonce,
     )?;
     if !cfg.only.is_empty() {
-        let names: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
+        let mut names: Vec<String> = jobs.iter().map(|j| j.row.clone()).collect();
+        names.dedup();
         if let Some(unknown) = cfg.only.iter().find(|n| !names.contains(n)) {
             return Err(ForensicError::Config(format!(
                 "no leak named {unknown:?} in this mode (expected one of: {})",
                 names.join(", ")
             )));
         }
-        jobs.retain(|j| cfg.only.contains(&j.name));
+        jobs.retain(|j| cfg.only.contains(&j.row));
     }
     if cfg.work.is_some() {
         // A kept run can be re-examined offline (decisions.json in each job directory); the
@@ -668,10 +688,14 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
 
     let mut report_rows: (Vec<LeakResult>, Vec<LeakResult>, Vec<LeakResult>) = Default::default();
     let mut total = Innocents::default();
-    for (job, out) in jobs.iter().zip(outcomes) {
-        let row = evaluate(cfg, job, out, &book, &sessions, &nonce);
+    let evaluated: Vec<LeakResult> = jobs
+        .iter()
+        .zip(outcomes)
+        .map(|(job, out)| evaluate(cfg, job, out, &book, &sessions, &nonce))
+        .collect();
+    for row in pool(evaluated) {
         total.merge(&row.innocents);
-        match job.group {
+        match row.group {
             Group::Attack => report_rows.0.push(row),
             Group::Collusion => report_rows.1.push(row),
             Group::Innocent => report_rows.2.push(row),
@@ -734,6 +758,7 @@ fn build_jobs(
     let p0 = sessions[0].clone();
     jobs.push(Job {
         name: "none".into(),
+        row: "none".into(),
         group: Group::Attack,
         description: "no attack: the stream exactly as the edge serves it".into(),
         input: Input::Stream(word(&p0)),
@@ -742,18 +767,28 @@ fn build_jobs(
         truth: some(&word(&p0)),
         guilty: vec![p0],
     });
+    let pirates = cfg.pirates.clamp(1, sessions.len());
     for (i, a) in attacks.into_iter().enumerate() {
-        let p = sessions[(i + 1) % sessions.len()].clone();
-        jobs.push(Job {
-            name: a.name.clone(),
-            group: Group::Attack,
-            description: a.description.clone(),
-            input: Input::Stream(word(&p)),
-            target: a.target,
-            attack: Some(a),
-            truth: some(&word(&p)),
-            guilty: vec![p],
-        });
+        for k in 0..pirates {
+            // Consecutive sessions (distinct within an attack, as pirates ≤ sessions).
+            let p = sessions[(1 + i * pirates + k) % sessions.len()].clone();
+            let name = if k == 0 {
+                a.name.clone()
+            } else {
+                format!("{}.p{}", a.name, k + 1)
+            };
+            jobs.push(Job {
+                name,
+                row: a.name.clone(),
+                group: Group::Attack,
+                description: a.description.clone(),
+                input: Input::Stream(word(&p)),
+                target: a.target,
+                attack: Some(a.clone()),
+                truth: some(&word(&p)),
+                guilty: vec![p],
+            });
+        }
     }
     // Collusion: colluders drawn from the end of the session list.
     for &c in &cfg.colluders {
@@ -824,6 +859,7 @@ fn build_jobs(
     };
     jobs.push(Job {
         name: "unmarked".into(),
+        row: "unmarked".into(),
         group: Group::Innocent,
         description: "unmarked copy: the plain encode of the same excerpt, re-encoded x264 CRF 23"
             .into(),
@@ -835,6 +871,7 @@ fn build_jobs(
     });
     jobs.push(Job {
         name: "other-title".into(),
+        row: "other-title".into(),
         group: Group::Innocent,
         description: format!(
             "another title: {} (unmarked), re-encoded x264 CRF 23",
@@ -858,6 +895,7 @@ fn build_jobs(
         .collect();
     jobs.push(Job {
         name: "random-codeword".into(),
+        row: "random-codeword".into(),
         group: Group::Innocent,
         description:
             "marked stream with a random (fair-coin) A/B sequence that is no session's codeword"
@@ -882,6 +920,7 @@ fn collusion_job(
     let target = Target::None;
     Job {
         name: format!("c{c}-{name}"),
+        row: format!("c{c}-{name}"),
         group: Group::Collusion,
         description,
         input,
@@ -1037,7 +1076,7 @@ fn evaluate(
     nonce: &str,
 ) -> LeakResult {
     let mut row = LeakResult {
-        name: job.name.clone(),
+        name: job.row.clone(),
         group: job.group,
         description: job.description.clone(),
         command: out.command,
@@ -1051,6 +1090,7 @@ fn evaluate(
         erased: 0,
         accuracy: None,
         sweep: None,
+        per_pirate: Vec::new(),
         innocents: Innocents::default(),
         error: None,
     };
@@ -1069,7 +1109,9 @@ fn evaluate(
         row.accuracy = Some(stats::accuracy(&d.positions, &job.truth));
     }
     if !job.guilty.is_empty() {
-        row.sweep = Some(stats::sweep(&d.positions, book, cfg.op, &job.guilty));
+        let s = stats::sweep(&d.positions, book, cfg.op, &job.guilty);
+        row.per_pirate = vec![s.needed];
+        row.sweep = Some(s);
     }
     let n = if job.group == Group::Innocent {
         cfg.innocents_per_source
@@ -1092,6 +1134,55 @@ fn evaluate(
     }
     row.innocents = inn;
     row
+}
+
+/// Pools adjacent rows of the same name (the pirates of one attack) into one row: counts and
+/// times add up, the accuracy and the innocent trials pool, and the sweep shown is the median
+/// pirate's. A failed pirate makes the row report the failure.
+fn pool(rows: Vec<LeakResult>) -> Vec<LeakResult> {
+    let mut out: Vec<LeakResult> = Vec::new();
+    let mut sweeps: Vec<Vec<Sweep>> = Vec::new();
+    for r in rows {
+        match out.last_mut() {
+            Some(last) if last.name == r.name => {
+                last.ffmpeg_s += r.ffmpeg_s;
+                last.decide_s += r.decide_s;
+                last.frames += r.frames;
+                last.observed += r.observed;
+                last.erased += r.erased;
+                last.accuracy = match (last.accuracy, r.accuracy) {
+                    (Some(mut a), Some(b)) => {
+                        a.add(&b);
+                        Some(a)
+                    }
+                    (a, b) => a.or(b),
+                };
+                let th = last.innocents.threshold_normalised;
+                last.innocents.merge(&r.innocents);
+                last.innocents.threshold_normalised = th;
+                if last.error.is_none() {
+                    last.error = r
+                        .error
+                        .map(|e| format!("pirate {}: {e}", last.per_pirate.len() + 1));
+                }
+                last.per_pirate.extend(r.per_pirate);
+                if let (Some(v), Some(s)) = (sweeps.last_mut(), r.sweep) {
+                    v.push(s);
+                }
+            }
+            _ => {
+                sweeps.push(r.sweep.iter().cloned().collect());
+                out.push(r);
+            }
+        }
+    }
+    for (row, mut s) in out.iter_mut().zip(sweeps) {
+        if s.len() > 1 {
+            s.sort_by_key(|x| x.needed.unwrap_or(usize::MAX));
+            row.sweep = Some(s.swap_remove((s.len() - 1) / 2));
+        }
+    }
+    out
 }
 
 #[allow(clippy::too_many_arguments)]

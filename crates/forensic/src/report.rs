@@ -134,16 +134,20 @@ pub fn targets(r: &Report) -> Vec<TargetRow> {
         rows.push(TargetRow {
             what: format!("correct decisions per position, {}", a.description),
             target: "≥ 99.9 %".into(),
-            measured: acc.map_or_else(
-                || fail(a),
-                |x| {
-                    format!(
-                        "{} of {} positions",
-                        pct(x),
-                        a.accuracy.map_or(0, |x| x.observed)
-                    )
-                },
-            ),
+            measured: match a.accuracy {
+                Some(x) => format!(
+                    "{} of {} positions{}; wrong-decision rate ≤ {} at 95 % confidence",
+                    pct(x.strict()),
+                    x.observed,
+                    if a.per_pirate.len() > 1 {
+                        format!(" ({} pirates)", a.per_pirate.len())
+                    } else {
+                        String::new()
+                    },
+                    pct(x.error_upper_bound(0.95))
+                ),
+                None => fail(a),
+            },
             met: acc.map(|x| x >= 0.999),
         });
     }
@@ -151,6 +155,7 @@ pub fn targets(r: &Report) -> Vec<TargetRow> {
         if let Some(budget) = a.target.segments() {
             rows.push(segments_row(
                 a,
+                r.package.segment_s,
                 &format!(
                     "segments to accuse at FP ≤ {:e} among {} sessions: {}",
                     r.config.op.fp, r.config.op.registry, a.description
@@ -218,14 +223,43 @@ fn fail(a: &LeakResult) -> String {
     format!("not decided: {}", a.error.clone().unwrap_or_default())
 }
 
-fn segments_row(a: &LeakResult, what: &str, budget: usize) -> TargetRow {
+/// `" (median of 8 pirates; 38–60, 7 of 8 within the capture)"`, empty for one pirate.
+fn pirate_spread(a: &LeakResult) -> String {
+    let n = a.per_pirate.len();
+    if n < 2 {
+        return String::new();
+    }
+    let hit: Vec<usize> = a.per_pirate.iter().flatten().copied().collect();
+    let (lo, hi) = (
+        hit.iter().min().copied().unwrap_or(0),
+        hit.iter().max().copied().unwrap_or(0),
+    );
+    if hit.len() == n {
+        format!(" (median of {n} pirates; {lo}–{hi})")
+    } else {
+        format!(
+            " (median of {n} pirates; {lo}–{hi}, {} of {n} within the capture)",
+            hit.len()
+        )
+    }
+}
+
+fn segments_row(a: &LeakResult, segment_s: f64, what: &str, budget: usize) -> TargetRow {
     match &a.sweep {
         Some(s) => TargetRow {
             what: what.into(),
             target: format!("≤ {budget}"),
             measured: match s.needed {
-                Some(k) => format!("{k} segments ({:.0} s)", k as f64 * 2.0),
-                None => format!("not accused within the capture of {} segments", s.capture),
+                Some(k) => format!(
+                    "{k} segments ({:.0} s){}",
+                    k as f64 * segment_s,
+                    pirate_spread(a)
+                ),
+                None => format!(
+                    "not accused within the capture of {} segments{}",
+                    s.capture,
+                    pirate_spread(a)
+                ),
             },
             met: match s.needed {
                 Some(k) => Some(k <= budget),
@@ -275,7 +309,7 @@ fn leak_table(md: &mut String, rows: &[LeakResult], fp: f64) {
         };
         let (needed, stable, p) = match &a.sweep {
             Some(s) => (
-                seg(s.needed, s.capture),
+                format!("{}{}", seg(s.needed, s.capture), pirate_spread(a)),
                 seg(s.needed_stable, s.capture),
                 format!(
                     "1e{:.1}{}",
@@ -368,7 +402,15 @@ pub fn markdown(r: &Report) -> String {
         );
     }
 
-    let _ = writeln!(md, "\n## Attacks (one pirate each)\n");
+    if c.pirates > 1 {
+        let _ = writeln!(
+            md,
+            "\n## Attacks ({} pirates each, pooled)\n\nEach attack ran on {} pirates' streams. Positions, accuracy and innocents add up over them; \"segments to accuse\", \"stable from\" and \"guilty p\" are the median pirate's, with the range in brackets.\n",
+            c.pirates, c.pirates
+        );
+    } else {
+        let _ = writeln!(md, "\n## Attacks (one pirate each)\n");
+    }
     let _ = writeln!(
         md,
         "![segments needed per attack](forensic-{}-segments.png)\n",

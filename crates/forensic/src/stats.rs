@@ -28,6 +28,62 @@ impl Accuracy {
     pub fn decided(&self) -> f64 {
         ratio(self.correct, self.correct + self.wrong)
     }
+    /// Adds another leak's counts (pooling pirates of one attack).
+    pub fn add(&mut self, o: &Accuracy) {
+        self.observed += o.observed;
+        self.erased += o.erased;
+        self.correct += o.correct;
+        self.wrong += o.wrong;
+    }
+    /// One-sided upper confidence bound on the rate of wrong decisions (`wrong` among
+    /// `observed`, erasures counted as wrong) at `confidence`, by the exact binomial
+    /// (Clopper–Pearson) bound: the largest `p` with `P(X ≤ wrong | observed, p) ≥ 1 − confidence`.
+    /// With no wrong decision it is `1 − (1 − confidence)^(1/n)`, about `3/n` at 95 %.
+    pub fn error_upper_bound(&self, confidence: f64) -> f64 {
+        binomial_upper(self.wrong + self.erased, self.observed, confidence)
+    }
+}
+
+/// `ln P(X ≤ k)` for `X ~ Binomial(n, p)`, summed in log space.
+fn ln_binomial_cdf(k: usize, n: usize, p: f64) -> f64 {
+    if p <= 0.0 {
+        return 0.0;
+    }
+    if p >= 1.0 {
+        return if k >= n { 0.0 } else { f64::NEG_INFINITY };
+    }
+    let (lp, lq) = (p.ln(), (1.0 - p).ln());
+    // ln C(n, i) by recurrence from ln C(n, 0) = 0.
+    let mut ln_c = 0.0f64;
+    let mut terms = Vec::with_capacity(k.min(n) + 1);
+    for i in 0..=k.min(n) {
+        if i > 0 {
+            ln_c += ((n - i + 1) as f64).ln() - (i as f64).ln();
+        }
+        terms.push(ln_c + i as f64 * lp + (n - i) as f64 * lq);
+    }
+    let m = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    m + terms.iter().map(|t| (t - m).exp()).sum::<f64>().ln()
+}
+
+/// Clopper–Pearson one-sided upper bound on a binomial rate (see
+/// [`Accuracy::error_upper_bound`]); 1 when `n` is 0.
+pub fn binomial_upper(k: usize, n: usize, confidence: f64) -> f64 {
+    if n == 0 || k >= n {
+        return 1.0;
+    }
+    let target = (1.0 - confidence).ln();
+    // P(X ≤ k) falls as p rises: bisect for the p where it reaches 1 − confidence.
+    let (mut lo, mut hi) = (k as f64 / n as f64, 1.0f64);
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if ln_binomial_cdf(k, n, mid) > target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
@@ -208,6 +264,28 @@ mod tests {
             z,
             erased: z.abs() < 3.0,
         }
+    }
+
+    #[test]
+    fn binomial_upper_bound_matches_known_values() {
+        // No failures: 1 − 0.05^(1/n), the "rule of three" (≈ 3/n).
+        let b = binomial_upper(0, 3000, 0.95);
+        assert!((b - (1.0 - 0.05f64.powf(1.0 / 3000.0))).abs() < 1e-9, "{b}");
+        assert!((b - 0.000998).abs() < 2e-6, "{b}");
+        // One failure in 100: the exact one-sided 95 % bound is 0.04656.
+        let b = binomial_upper(1, 100, 0.95);
+        assert!((b - 0.04656).abs() < 5e-5, "{b}");
+        // Five in 20: 0.4556 (exact, one-sided 95 %).
+        let b = binomial_upper(5, 20, 0.95);
+        assert!((b - 0.4556).abs() < 5e-4, "{b}");
+        assert_eq!(binomial_upper(0, 0, 0.95), 1.0);
+        let a = Accuracy {
+            observed: 1000,
+            erased: 1,
+            correct: 998,
+            wrong: 1,
+        };
+        assert!(a.error_upper_bound(0.95) > binomial_upper(1, 1000, 0.95));
     }
 
     #[test]

@@ -47,6 +47,11 @@ pub struct BenchForensicArgs {
     /// Mark strength relative to the default mask (0.1 to 4.0), as `leaktrace embed --strength`.
     #[arg(long, default_value_t = 1.0)]
     pub strength: f32,
+    /// Pirates per single-pirate attack (1 to 40): each attack runs on this many sessions'
+    /// streams and its row pools them (accuracy over all their positions; segments to accuse
+    /// as the median and range). Use it to measure a decision rate over thousands of positions.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=40))]
+    pub pirates: u16,
     /// Do not measure VMAF.
     #[arg(long)]
     pub no_vmaf: bool,
@@ -119,6 +124,7 @@ pub fn run(a: &BenchForensicArgs) -> Result<Code> {
     cfg.work = a.keep.clone();
     cfg.only = a.only.clone();
     cfg.strength = a.strength;
+    cfg.pirates = usize::from(a.pirates);
     if let Some(h) = a.height {
         cfg.height = h;
     }
