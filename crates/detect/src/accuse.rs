@@ -182,6 +182,9 @@ pub struct Accuser<'a> {
     fp: f64,
     sessions: u64,
     snr: Option<f64>,
+    /// The estimated channel, when the likelihood uses one.
+    channel: Option<EmpiricalChannel>,
+    weighting: Weighting,
     threshold: Option<f64>,
     /// The tilt `ln λ` at which the threshold's bound equals `fp/n` (Chernoff mode).
     tilt: Option<f64>,
@@ -248,6 +251,15 @@ impl EmpiricalChannel {
                 .fold(f64::NEG_INFINITY, log_add)
         };
         0.5 * (lse(1.0) - lse(-1.0))
+    }
+
+    /// The strength at quantile `q` (0 to 1) of the estimated distribution; 0 when empty.
+    pub fn strength_quantile(&self, q: f64) -> f64 {
+        if self.m.is_empty() {
+            return 0.0;
+        }
+        let i = (q.clamp(0.0, 1.0) * (self.m.len() - 1) as f64).round() as usize;
+        self.m[i.min(self.m.len() - 1)]
     }
 }
 
@@ -462,6 +474,8 @@ impl<'a> Accuser<'a> {
             fp: if fp > 0.0 && fp <= 1.0 { fp } else { 1e-6 },
             sessions: sessions.max(1),
             snr,
+            channel,
+            weighting: opts.weighting,
             threshold: None,
             tilt: None,
         };
@@ -474,9 +488,46 @@ impl<'a> Accuser<'a> {
         self.entries.len()
     }
 
-    /// The `μ` of the soft weights (`None` for hard decisions).
+    /// The `μ` of the soft weights (`None` for hard decisions). With the default likelihood
+    /// score this single estimate is not what weighs the positions: see [`Accuser::channel`].
     pub fn snr(&self) -> Option<f64> {
         self.snr
+    }
+
+    /// The empirical channel that weighs the positions (the default likelihood score with an
+    /// estimated strength), `None` for the other scores.
+    pub fn channel(&self) -> Option<&EmpiricalChannel> {
+        self.channel.as_ref()
+    }
+
+    /// The score in one phrase, for reports.
+    pub fn describe(&self) -> String {
+        match self.weighting {
+            Weighting::Hard => "symmetric Tardos score of the hard decisions".to_owned(),
+            Weighting::Soft { .. } => format!(
+                "symmetric Tardos score weighted by tanh(mu |z|), mu = {:.2}",
+                self.snr.unwrap_or(0.0)
+            ),
+            Weighting::Likelihood { mix, .. } => {
+                let eps = if mix.is_finite() {
+                    mix.clamp(MIX_RANGE.0, MIX_RANGE.1)
+                } else {
+                    0.5
+                };
+                match &self.channel {
+                    Some(_) => format!(
+                        "log-likelihood score, each position weighed by the copy's empirical \
+                         channel (z ~ N(+-m, 1), m distributed as the observed strengths), \
+                         coalition mixture {eps}"
+                    ),
+                    None => format!(
+                        "log-likelihood score with one channel strength mu = {:.2}, coalition \
+                         mixture {eps}",
+                        self.snr.unwrap_or(0.0)
+                    ),
+                }
+            }
+        }
     }
 
     /// `(position, score if A, score if B)` of every used position.
@@ -660,6 +711,18 @@ mod tests {
             assert!((h + mixed.half_llr(-z)).abs() < 1e-9 && h > last, "{z}");
             last = h;
         }
+        // Its percentiles: the weak tenth (m = 0 for |z| ≤ 1, small otherwise) and the strong.
+        assert!(
+            mixed.strength_quantile(0.05) < 1.5,
+            "{}",
+            mixed.strength_quantile(0.05)
+        );
+        let median = mixed.strength_quantile(0.5);
+        assert!((median - 399f64.sqrt()).abs() < 1e-9, "{median}");
+        assert_eq!(
+            EmpiricalChannel::new(std::iter::empty()).strength_quantile(0.5),
+            0.0
+        );
         // Pure noise: weak everywhere.
         assert_eq!(EmpiricalChannel::new(std::iter::empty()).half_llr(3.0), 0.0);
     }
@@ -675,6 +738,36 @@ mod tests {
                 erased: false,
             })
             .collect()
+    }
+
+    #[test]
+    fn the_report_names_the_score_that_weighed_the_positions() {
+        let book = Codebook::new(&[1; 32], &[2; 32], TardosParams::default());
+        let ds = decisions(40, 3.0);
+        let acc = Accuser::new(&ds, &book, 1e-6, 1000);
+        let ch = acc.channel().map(|c| c.strength_quantile(0.5));
+        assert!(ch.is_some_and(|m| (m - 8f64.sqrt()).abs() < 1e-9), "{ch:?}");
+        assert!(
+            acc.describe().contains("empirical channel"),
+            "{}",
+            acc.describe()
+        );
+        let hard = Accuser::with_options(
+            &ds,
+            &book,
+            1e-6,
+            1000,
+            &AccuseOptions {
+                weighting: Weighting::Hard,
+                include_erased: false,
+            },
+        );
+        assert!(hard.channel().is_none());
+        assert!(
+            hard.describe().starts_with("symmetric"),
+            "{}",
+            hard.describe()
+        );
     }
 
     #[test]

@@ -25,7 +25,8 @@
 use crate::accuse::Accuser;
 use crate::blind::{BlindOptions, decide_blind};
 use crate::report::{
-    Calibration, PositionReport, RegistrationReport, Report, SCHEMA, Scored, Verdict,
+    Calibration, ChannelSummary, PositionReport, RegistrationReport, Report, SCHEMA, Scored,
+    Verdict,
 };
 use crate::{DecideOptions, DetectError, decide};
 use leaktrace_core::{MasterKey, SegmentDuration, SessionId, TitleId, Variant};
@@ -387,10 +388,12 @@ pub async fn investigate(
             details,
         },
         calibration: Calibration {
-            method: "per-position z = correlation / RMS of decoy-pattern correlations; symmetric \
-                     Tardos score; innocent tail exact (<= 20 positions) or Chernoff bound; union \
-                     bound over the registry"
-                .to_owned(),
+            method: format!(
+                "per-position z = correlation / RMS of decoy-pattern correlations; {}; innocent \
+                 tail exact (<= {} positions) or Chernoff bound; union bound over the registry",
+                accuser.describe(),
+                crate::accuse::EXACT_LIMIT
+            ),
             exact: accuser.is_exact(),
             positions_observed: decisions.positions.len(),
             positions_used: used,
@@ -403,6 +406,11 @@ pub async fn investigate(
             innocent_sigma: accuser.innocent_sigma(),
             threshold: accuser.threshold(),
             best_possible: accuser.best_possible(),
+            channel: accuser.channel().map(|c| ChannelSummary {
+                strength_p10: c.strength_quantile(0.1),
+                strength_median: c.strength_quantile(0.5),
+                strength_p90: c.strength_quantile(0.9),
+            }),
         },
         accused,
         top,

@@ -460,6 +460,7 @@ mod tests {
                 innocent_sigma: 1.4,
                 threshold: Some(2.0),
                 best_possible: 1e-3,
+                channel: None,
             },
             accused: vec![],
             top: vec![scored(1, 1.5), scored(2, -0.5)],

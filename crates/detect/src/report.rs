@@ -95,6 +95,22 @@ pub struct Calibration {
     pub threshold: Option<f64>,
     /// Smallest false-accusation probability these positions allow.
     pub best_possible: f64,
+    /// The channel strengths that weighed the positions (the default likelihood score);
+    /// absent for the other scores and in reports written before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<ChannelSummary>,
+}
+
+/// Percentiles of the per-position mark strength `m` (a marked position's `z` is `N(±m, 1)`)
+/// estimated from the copy.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelSummary {
+    /// 10th percentile: the weak positions.
+    pub strength_p10: f64,
+    /// Median.
+    pub strength_median: f64,
+    /// 90th percentile: the strong positions.
+    pub strength_p90: f64,
 }
 
 /// The decision at one position.
@@ -197,6 +213,15 @@ impl Report {
                 if c.exact { "exact" } else { "Chernoff bound" }
             ),
         );
+        if let Some(ch) = &c.channel {
+            line(
+                "channel",
+                format!(
+                    "mark strength per position (z ~ N(+-m, 1)): m {:.2} / {:.2} / {:.2} at the 10th / 50th / 90th percentile",
+                    ch.strength_p10, ch.strength_median, ch.strength_p90
+                ),
+            );
+        }
         let r = &self.registration;
         line(
             "registration",

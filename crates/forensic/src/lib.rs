@@ -1232,3 +1232,75 @@ fn measure_quality(
         mark_only,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, correct: usize, wrong: usize, needed: Option<usize>) -> LeakResult {
+        LeakResult {
+            name: name.into(),
+            group: Group::Attack,
+            description: String::new(),
+            command: String::new(),
+            target: Target::Decisions,
+            colluders: 1,
+            ffmpeg_s: 1.0,
+            decide_s: 2.0,
+            offset: 0,
+            frames: 100,
+            observed: correct + wrong,
+            erased: 0,
+            accuracy: Some(Accuracy {
+                observed: correct + wrong,
+                erased: 0,
+                correct,
+                wrong,
+            }),
+            sweep: Some(Sweep {
+                needed,
+                needed_stable: needed,
+                capture: correct + wrong,
+                log10_probability: -7.0,
+                accused_guilty: usize::from(needed.is_some()),
+            }),
+            per_pirate: vec![needed],
+            innocents: Innocents {
+                trials: 10,
+                ..Innocents::default()
+            },
+            error: None,
+        }
+    }
+
+    #[test]
+    fn pirates_of_one_attack_pool_into_one_row() {
+        let rows = vec![
+            row("crf40", 190, 2, Some(60)),
+            row("crf40", 192, 0, None),
+            row("crf40", 191, 1, Some(40)),
+            row("camcord", 150, 42, Some(70)),
+        ];
+        let out = pool(rows);
+        assert_eq!(out.len(), 2);
+        let a = &out[0];
+        assert_eq!(a.observed, 576);
+        assert_eq!(a.accuracy.map(|x| (x.correct, x.wrong)), Some((573, 3)));
+        assert_eq!(a.innocents.trials, 30);
+        assert_eq!(a.per_pirate, vec![Some(60), None, Some(40)]);
+        // Sorted 40, 60, not reached: the median pirate needed 60.
+        assert_eq!(a.sweep.as_ref().and_then(|s| s.needed), Some(60));
+        assert!((a.ffmpeg_s - 3.0).abs() < 1e-9);
+        assert_eq!(out[1].per_pirate, vec![Some(70)]);
+        assert!(out.iter().all(|r| r.error.is_none()));
+
+        let mut failed = row("crf40", 0, 0, None);
+        failed.error = Some("ffmpeg failed".into());
+        failed.accuracy = None;
+        failed.sweep = None;
+        failed.per_pirate.clear();
+        let out = pool(vec![row("crf40", 192, 0, Some(50)), failed]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].error.as_deref(), Some("pirate 2: ffmpeg failed"));
+    }
+}

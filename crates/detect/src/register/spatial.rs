@@ -226,8 +226,14 @@ fn ncc(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Mean NCC over pairs of the reference sampled on a `step` grid against the suspect under
-/// `g`; `None` when under 40 % of the points fall in the picture.
-fn score(pairs: &[(Image<'_>, Image<'_>)], g: &Geometry, step: usize) -> Option<f64> {
+/// `g`, the suspect divided by the vignetting field of `photo`; `None` when under 40 % of the
+/// points fall in the picture.
+fn score(
+    pairs: &[(Image<'_>, Image<'_>)],
+    g: &Geometry,
+    photo: &Photometric,
+    step: usize,
+) -> Option<f64> {
     let (rw, rh) = (pairs[0].0.w, pairs[0].0.h);
     let mut pts = Vec::new();
     let mut total = 0usize;
@@ -251,7 +257,7 @@ fn score(pairs: &[(Image<'_>, Image<'_>)], g: &Geometry, step: usize) -> Option<
             .collect();
         let b: Vec<f64> = pts
             .iter()
-            .map(|&(_, _, u, v)| f64::from(s.sample(u, v)))
+            .map(|&(_, _, u, v)| f64::from(s.sample(u, v)) / photo.field(g.radius2(u, v)))
             .collect();
         sum += ncc(&a, &b);
     }
@@ -289,6 +295,8 @@ pub fn register(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, Photo
         .iter()
         .map(|p| (reduce(&p.reference, F), reduce(&p.suspect, F)))
         .collect();
+    // The coarse search knows no vignetting yet.
+    let flat = Photometric::default();
     let small: Vec<(Image<'_>, Image<'_>)> = reduced
         .iter()
         .map(|(r, s)| {
@@ -345,7 +353,7 @@ pub fn register(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, Photo
         for iy in -ny..=ny {
             for ix in -nx..=nx {
                 let g = candidate(m, ix as f64 * step, iy as f64 * step);
-                if let Some(s) = score(&small, &scaled(&g, F as f64), 2)
+                if let Some(s) = score(&small, &scaled(&g, F as f64), &flat, 2)
                     && s > best.0
                 {
                     best = (s, g);
@@ -375,7 +383,7 @@ pub fn register(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, Photo
                 c.h[4] *= dm;
                 c.h[2] = ox - c.h[0] / 2.0 + dx;
                 c.h[5] = oy - c.h[4] / 2.0 + dy;
-                if let Some(s) = score(&small, &scaled(&c, F as f64), 2)
+                if let Some(s) = score(&small, &scaled(&c, F as f64), &flat, 2)
                     && s > best.0 + 1e-6
                 {
                     best = (s, c.clone());
@@ -429,7 +437,7 @@ pub fn register(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, Photo
         .iter()
         .map(|p| (p.reference.clone(), p.suspect.clone()))
         .collect();
-    g.score = score(&full, &g, 2).unwrap_or(f64::NAN);
+    g.score = score(&full, &g, &photo, 2).unwrap_or(f64::NAN);
     g.visible = visible_fraction(&g, pairs[0].reference.w, pairs[0].reference.h);
     (g, photo)
 }
@@ -750,6 +758,13 @@ mod tests {
             g.radial[0] > 0.03 && (photo.vignette[0] + 0.35).abs() < 0.1,
             "{g:?} {photo:?}"
         );
+        // The registration score reads the copy through the fitted vignetting.
+        let views: Vec<_> = pairs
+            .iter()
+            .map(|p| (p.reference.clone(), p.suspect.clone()))
+            .collect();
+        let unlit = score(&views, &g, &Photometric::default(), 2).unwrap();
+        assert!(g.score > 0.99 && g.score > unlit, "{} vs {unlit}", g.score);
         // Without the radial term, the corners are off by more than a pattern cell's half.
         let flat = Geometry {
             radial: [0.0, 0.0],
