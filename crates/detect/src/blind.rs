@@ -45,6 +45,11 @@ pub const BLIND_ERASURE_Z: f64 = 0.0;
 /// Highest position the blind fallback will consider (about 100 hours at 1-s segments).
 const MAX_POSITIONS: u64 = 360_000;
 
+/// The boundary margin (frames) the blind fallback is run with by `investigate`: without a
+/// reference the positions' timing is only the given start, so the frames nearest a boundary
+/// are the likeliest to belong to the neighbour ([`DecideOptions::boundary_frames`]).
+pub const BOUNDARY_FRAMES: f64 = 1.0;
+
 /// What the blind fallback needs to know about the title.
 #[derive(Clone, Copy, Debug)]
 pub struct BlindOptions {

@@ -241,6 +241,7 @@ pub async fn investigate(
             };
             let decide_opts = DecideOptions {
                 erasure_z: opts.blind_erasure_z,
+                boundary_frames: crate::blind::BOUNDARY_FRAMES,
                 ..opts.decide.clone()
             };
             blocking(|| decide_blind(suspect, &pattern_key, &blind, &decide_opts))?

@@ -3,12 +3,14 @@
 //!
 //! ```sh
 //! leaktrace bench forensic --quick --only camcord --keep /tmp/fq --out /tmp/fq/out --no-vmaf
-//! cargo run --release -p leaktrace-forensic --example redecide -- /tmp/fq /tmp/fq/job01-camcord [ERASURE_Z]
+//! cargo run --release -p leaktrace-forensic --example redecide -- /tmp/fq /tmp/fq/job01-camcord \
+//!     [ERASURE_Z [BOUNDARY_FRAMES [OUT.json]]]
 //! ```
 //!
 //! Prints the registration, the sign accuracy against the leak's variants, the |z|
 //! distribution, and the segments needed to accuse at 10⁻⁶ among 10⁶ with the given erasure
-//! threshold (default 3) and with none.
+//! threshold (default: detect's, none) and with none. `BOUNDARY_FRAMES` overrides detect's
+//! margin around position boundaries; `OUT.json` receives the decisions.
 
 use leaktrace_core::{KeyVersion, MasterKey, SessionId, TitleId, Variant};
 use leaktrace_detect::{DecideOptions, PositionDecision, decide};
@@ -20,9 +22,15 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(work), Some(job)) = (args.get(1), args.get(2)) else {
-        return Err("usage: redecide WORK_DIR JOB_DIR [ERASURE_Z]".into());
+        return Err(
+            "usage: redecide WORK_DIR JOB_DIR [ERASURE_Z [BOUNDARY_FRAMES [OUT.json]]]".into(),
+        );
     };
-    let erasure_z: f64 = args.get(3).map_or(Ok(3.0), |s| s.parse())?;
+    let defaults = DecideOptions::default();
+    let erasure_z: f64 = args.get(3).map_or(Ok(defaults.erasure_z), |s| s.parse())?;
+    let boundary_frames: f64 = args
+        .get(4)
+        .map_or(Ok(defaults.boundary_frames), |s| s.parse())?;
     let (work, job) = (PathBuf::from(work), PathBuf::from(job));
     let key = MasterKey::from_hex(
         std::fs::read_to_string(work.join("key.hex"))?.trim(),
@@ -53,10 +61,14 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let opts = DecideOptions {
         erasure_z,
-        ..DecideOptions::default()
+        boundary_frames,
+        ..defaults
     };
     let t = std::time::Instant::now();
     let d = decide(&suspect, &reference, &key.pattern_key(&title), &opts)?;
+    if let Some(out) = args.get(5) {
+        std::fs::write(out, serde_json::to_vec_pretty(&d)?)?;
+    }
     println!(
         "decide {:.1} s; offset {}, registration MAD {:.2}, score {:.3}, visible {:.3}",
         t.elapsed().as_secs_f64(),
