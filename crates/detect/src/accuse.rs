@@ -185,6 +185,8 @@ pub struct Accuser<'a> {
     /// The estimated channel, when the likelihood uses one.
     channel: Option<EmpiricalChannel>,
     weighting: Weighting,
+    /// The coalition mixing probability in use (likelihood score), clamped.
+    mix: Option<f64>,
     threshold: Option<f64>,
     /// The tilt `ln λ` at which the threshold's bound equals `fp/n` (Chernoff mode).
     tilt: Option<f64>,
@@ -476,6 +478,7 @@ impl<'a> Accuser<'a> {
             snr,
             channel,
             weighting: opts.weighting,
+            mix,
             threshold: None,
             tilt: None,
         };
@@ -508,12 +511,8 @@ impl<'a> Accuser<'a> {
                 "symmetric Tardos score weighted by tanh(mu |z|), mu = {:.2}",
                 self.snr.unwrap_or(0.0)
             ),
-            Weighting::Likelihood { mix, .. } => {
-                let eps = if mix.is_finite() {
-                    mix.clamp(MIX_RANGE.0, MIX_RANGE.1)
-                } else {
-                    0.5
-                };
+            Weighting::Likelihood { .. } => {
+                let eps = self.mix.unwrap_or(0.5);
                 match &self.channel {
                     Some(_) => format!(
                         "log-likelihood score, each position weighed by the copy's empirical \

@@ -1140,11 +1140,12 @@ fn evaluate(
 /// times add up, the accuracy and the innocent trials pool, and the sweep shown is the median
 /// pirate's. A failed pirate makes the row report the failure.
 fn pool(rows: Vec<LeakResult>) -> Vec<LeakResult> {
-    let mut out: Vec<LeakResult> = Vec::new();
-    let mut sweeps: Vec<Vec<Sweep>> = Vec::new();
-    for r in rows {
+    // Each pooled row with its pirates' sweeps.
+    let mut out: Vec<(LeakResult, Vec<Sweep>)> = Vec::new();
+    for mut r in rows {
+        let sweep = r.sweep.take();
         match out.last_mut() {
-            Some(last) if last.name == r.name => {
+            Some((last, sweeps)) if last.name == r.name => {
                 last.ffmpeg_s += r.ffmpeg_s;
                 last.decide_s += r.decide_s;
                 last.frames += r.frames;
@@ -1166,23 +1167,20 @@ fn pool(rows: Vec<LeakResult>) -> Vec<LeakResult> {
                         .map(|e| format!("pirate {}: {e}", last.per_pirate.len() + 1));
                 }
                 last.per_pirate.extend(r.per_pirate);
-                if let (Some(v), Some(s)) = (sweeps.last_mut(), r.sweep) {
-                    v.push(s);
-                }
+                sweeps.extend(sweep);
             }
-            _ => {
-                sweeps.push(r.sweep.iter().cloned().collect());
-                out.push(r);
-            }
+            _ => out.push((r, sweep.into_iter().collect())),
         }
     }
-    for (row, mut s) in out.iter_mut().zip(sweeps) {
-        if s.len() > 1 {
-            s.sort_by_key(|x| x.needed.unwrap_or(usize::MAX));
-            row.sweep = Some(s.swap_remove((s.len() - 1) / 2));
-        }
-    }
-    out
+    out.into_iter()
+        .map(|(mut row, mut sweeps)| {
+            sweeps.sort_by_key(|x| x.needed.unwrap_or(usize::MAX));
+            if !sweeps.is_empty() {
+                row.sweep = Some(sweeps.swap_remove((sweeps.len() - 1) / 2));
+            }
+            row
+        })
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
