@@ -57,18 +57,17 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut suspect = Decoder::open(&job.join(file))?;
     let mut plain = Decoder::open(&plain)?;
     let grid = Grid::new(w, h, (0..w * h).collect());
-    let mut patterns: Vec<Vec<f64>> = Vec::new();
-    let mut pattern = |p: usize| -> Vec<f64> {
-        while patterns.len() <= p {
-            let field = Pattern::new(&pattern_key, Position::new(patterns.len() as u32))
+    // Every position's pattern, whitened, up to the one after the last: rendered once.
+    let patterns: Vec<Vec<f64>> = (0..=truth.len())
+        .map(|p| {
+            let field: Vec<f64> = Pattern::new(&pattern_key, Position::new(p as u32))
                 .render(w, h)
                 .into_iter()
                 .map(f64::from)
-                .collect::<Vec<f64>>();
-            patterns.push(grid.highpass(&field, HIGHPASS_RADIUS));
-        }
-        patterns[p].clone()
-    };
+                .collect();
+            grid.highpass(&field, HIGHPASS_RADIUS)
+        })
+        .collect();
     // [switch?][k] → (sums of own, p-1, p-2, p+1; count)
     let mut acc = vec![vec![([0.0f64; 4], 0usize); per_position]; 2];
     let mut i = 0usize;
@@ -94,8 +93,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             .enumerate()
         {
             let sign = q.and_then(|q| truth.get(q)).copied().unwrap_or(0);
-            if let (Some(q), true) = (q, sign != 0) {
-                slot.0[j] += normalised_correlation(&d, &pattern(q)) * f64::from(sign);
+            if let (Some(pattern), true) = (q.and_then(|q| patterns.get(q)), sign != 0) {
+                slot.0[j] += normalised_correlation(&d, pattern) * f64::from(sign);
             }
         }
         slot.1 += 1;
