@@ -1,7 +1,7 @@
 //! The report: Markdown tables, the target checklist, provenance, PNG plots and JSON.
 
 use crate::attack::Target;
-use crate::stats::ALPHAS;
+use crate::stats::{ALPHAS, CONSISTENCY_LEVEL, binomial_at_least, consistent_with_at_most};
 use crate::{ForensicError, LeakResult, Report};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -221,14 +221,52 @@ pub fn targets(r: &Report) -> Vec<TargetRow> {
             met,
         });
     }
-    let t = &r.innocents_total;
-    rows.push(TargetRow {
-        what: "false accusations among innocent trials".into(),
-        target: "0 in ≥ 10⁴".into(),
-        measured: format!("{} in {}", t.accused, t.trials),
-        met: Some(t.accused == 0 && t.trials >= 10_000),
-    });
+    rows.push(false_accusation_row(r));
     rows
+}
+
+/// Per-session accusation probability the union bound allows at the operating point: every
+/// innocent trial is a test at this level.
+fn per_session_level(r: &Report) -> f64 {
+    r.config.op.fp / r.config.op.registry.max(1) as f64
+}
+
+/// Above this expected number of false accusations over the trials (the stated bound times the
+/// trials), "0 in ≥ 10⁴" is no longer what a correct bound predicts, so the target cannot be
+/// judged at this operating point.
+const JUDGEABLE_EXPECTATION: f64 = 1e-2;
+
+fn false_accusation_row(r: &Report) -> TargetRow {
+    let t = &r.innocents_total;
+    let level = per_session_level(r);
+    let expected = level * t.trials as f64;
+    let consistent = consistent_with_at_most(t.accused, t.trials, level, CONSISTENCY_LEVEL);
+    let what = "false accusations among innocent trials".to_owned();
+    let target = "0 in ≥ 10⁴".to_owned();
+    if expected <= JUDGEABLE_EXPECTATION {
+        return TargetRow {
+            what,
+            target,
+            measured: format!("{} in {}", t.accused, t.trials),
+            met: Some(t.accused == 0 && t.trials >= 10_000),
+        };
+    }
+    TargetRow {
+        what,
+        target,
+        measured: format!(
+            "{} in {}; at this run's operating point ({:e} per session) the stated bound itself allows {expected:.2} expected, so a correct bound does not promise 0; the count is {} with the bound (one-sided binomial test at {CONSISTENCY_LEVEL:e})",
+            t.accused,
+            t.trials,
+            level,
+            if consistent {
+                "consistent"
+            } else {
+                "**not consistent**"
+            }
+        ),
+        met: None,
+    }
 }
 
 fn fail(a: &LeakResult) -> String {
@@ -448,23 +486,44 @@ pub fn markdown(r: &Report) -> String {
         "\nAll innocent trials: **{} false accusations in {}** (highest innocent score {:.2} σ).\n",
         t.accused, t.trials, t.max_normalised
     );
+    let level = per_session_level(r);
     let _ = writeln!(
         md,
-        "Calibration of the stated probability: for each α the fraction of innocent trials whose per-session tail probability `P(innocent ≥ score)` (the figure the union bound multiplies) is ≤ α must itself be ≤ α.\n"
+        "Each innocent trial is a test at the per-session level the union bound allows ({level:e} = {:e} / {}), so a correct bound predicts at most {:.2e} false accusations here; the count is {} with that (one-sided binomial test: `P(X ≥ count)` ≥ {CONSISTENCY_LEVEL:e}).\n",
+        c.op.fp,
+        c.op.registry,
+        level * t.trials as f64,
+        if consistent_with_at_most(t.accused, t.trials, level, CONSISTENCY_LEVEL) {
+            "consistent"
+        } else {
+            "**not consistent**"
+        }
     );
     let _ = writeln!(
         md,
-        "| α | innocents with tail ≤ α | empirical rate | holds |"
+        "Calibration of the stated probability: for each α the fraction of innocent trials whose per-session tail probability `P(innocent ≥ score)` (the figure the union bound multiplies) is ≤ α must not exceed α by more than chance: \"holds\" when `P(X ≥ count)` under a rate of exactly α is ≥ {CONSISTENCY_LEVEL:e}.\n"
     );
-    let _ = writeln!(md, "|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| α | innocents with tail ≤ α | empirical rate | P(X ≥ count) at rate α | holds |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
     for (i, a) in ALPHAS.iter().enumerate() {
-        let rate = t.below_alpha[i] as f64 / (t.trials.max(1)) as f64;
+        let k = t.below_alpha[i];
+        let rate = k as f64 / (t.trials.max(1)) as f64;
+        let tail = usize::try_from(k)
+            .ok()
+            .zip(usize::try_from(t.trials).ok())
+            .map_or(0.0, |(k, n)| binomial_at_least(k, n, *a));
         let _ = writeln!(
             md,
-            "| {a:e} | {} / {} | {rate:.2e} | {} |",
-            t.below_alpha[i],
+            "| {a:e} | {k} / {} | {rate:.2e} | {tail:.2e} | {} |",
             t.trials,
-            if rate <= *a { "yes" } else { "**no**" }
+            if tail >= CONSISTENCY_LEVEL {
+                "yes"
+            } else {
+                "**no**"
+            }
         );
     }
 

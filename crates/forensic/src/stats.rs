@@ -86,6 +86,59 @@ pub fn binomial_upper(k: usize, n: usize, confidence: f64) -> f64 {
     hi
 }
 
+/// `P(X ≥ k)` for `X ~ Binomial(n, p)`: how surprising `k` or more events are when each of `n`
+/// independent trials has probability `p` (1 when `k` is 0).
+pub fn binomial_at_least(k: usize, n: usize, p: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n {
+        return 0.0;
+    }
+    if p <= 0.0 {
+        return 0.0;
+    }
+    if p >= 1.0 {
+        return 1.0;
+    }
+    if (k as f64) <= n as f64 * p {
+        // Below the mean the tail is large: 1 − P(X ≤ k − 1) loses nothing.
+        return (-(ln_binomial_cdf(k - 1, n, p).exp_m1())).clamp(0.0, 1.0);
+    }
+    // Above the mean sum the tail itself in log space (a tiny tail would vanish in 1 − cdf).
+    // The terms fall geometrically past the mean; stop once they no longer count.
+    let (lp, lq) = (p.ln(), (1.0 - p).ln());
+    let ln_c: f64 = (0..k)
+        .map(|i| ((n - i) as f64).ln() - ((i + 1) as f64).ln())
+        .sum();
+    let first = ln_c + k as f64 * lp + (n - k) as f64 * lq;
+    let (mut term, mut sum) = (0.0f64, 1.0f64);
+    for i in k + 1..=n {
+        term += ((n - i + 1) as f64).ln() - (i as f64).ln() + lp - lq;
+        let t = term.exp();
+        sum += t;
+        if t < 1e-17 * sum {
+            break;
+        }
+    }
+    (first + sum.ln()).exp().clamp(0.0, 1.0)
+}
+
+/// Significance below which a count of innocent events is taken as evidence that the stated
+/// probability is too small (a one-sided binomial test): a correctly stated bound fails this
+/// check at most once in a thousand runs.
+pub const CONSISTENCY_LEVEL: f64 = 1e-3;
+
+/// Whether `k` events in `n` trials are consistent with a per-trial probability of at most `p`:
+/// `P(X ≥ k | n, p) ≥ level`. Comparing the empirical rate `k / n` with `p` directly would fail
+/// half the runs of an exactly calibrated bound, and any run with one event when `n·p` < 1.
+pub fn consistent_with_at_most(k: u64, n: u64, p: f64, level: f64) -> bool {
+    match (usize::try_from(k), usize::try_from(n)) {
+        (Ok(k), Ok(n)) => binomial_at_least(k, n, p) >= level,
+        _ => false,
+    }
+}
+
 fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
@@ -286,6 +339,70 @@ mod tests {
             wrong: 1,
         };
         assert!(a.error_upper_bound(0.95) > binomial_upper(1, 1000, 0.95));
+    }
+
+    #[test]
+    fn binomial_tail_matches_known_values() {
+        assert_eq!(binomial_at_least(0, 10, 0.3), 1.0);
+        assert_eq!(binomial_at_least(11, 10, 0.3), 0.0);
+        // P(X ≥ 1) = 1 − (1 − p)^n.
+        let t = binomial_at_least(1, 8024, 1e-4);
+        assert!(
+            (t - (1.0 - (1.0f64 - 1e-4).powi(8024))).abs() < 1e-12,
+            "{t}"
+        );
+        // P(X ≥ 3 | 10, 0.5) = 1 − (1 + 10 + 45) / 1024.
+        let t = binomial_at_least(3, 10, 0.5);
+        assert!((t - (1.0 - 56.0 / 1024.0)).abs() < 1e-12, "{t}");
+        // Both branches (below and above the mean) against direct summation.
+        let (n, p) = (40usize, 0.3f64);
+        let pmf = |i: usize| {
+            let c: f64 = (0..i).map(|j| (n - j) as f64 / (j + 1) as f64).product();
+            c * p.powi(i as i32) * (1.0 - p).powi((n - i) as i32)
+        };
+        for k in 0..=n {
+            let direct: f64 = (k..=n).map(pmf).sum();
+            let t = binomial_at_least(k, n, p);
+            assert!((t - direct).abs() < 1e-12, "k {k}: {t} vs {direct}");
+        }
+        // A tiny tail keeps its precision: P(X = 10 | 10, 0.01) = 1e-20.
+        let t = binomial_at_least(10, 10, 0.01);
+        assert!((t / 1e-20 - 1.0).abs() < 1e-6, "{t}");
+    }
+
+    #[test]
+    fn consistency_accepts_chance_and_rejects_excess() {
+        // One false accusation in 8024 trials at a per-trial bound of 1e-4 (0.8 expected) is
+        // chance; the empirical rate 1.2e-4 exceeding 1e-4 is no evidence against the bound.
+        assert!(consistent_with_at_most(1, 8024, 1e-4, CONSISTENCY_LEVEL));
+        // Twenty would be: the bound is too small.
+        assert!(!consistent_with_at_most(20, 8024, 1e-4, CONSISTENCY_LEVEL));
+        // At the brief's operating point (1e-12 per session) a single accusation is not chance.
+        assert!(!consistent_with_at_most(
+            1,
+            122_300,
+            1e-12,
+            CONSISTENCY_LEVEL
+        ));
+        assert!(consistent_with_at_most(
+            0,
+            122_300,
+            1e-12,
+            CONSISTENCY_LEVEL
+        ));
+        // A calibration count slightly above α·n is consistent, twice α·n is not.
+        assert!(consistent_with_at_most(
+            110,
+            10_000,
+            1e-2,
+            CONSISTENCY_LEVEL
+        ));
+        assert!(!consistent_with_at_most(
+            200,
+            10_000,
+            1e-2,
+            CONSISTENCY_LEVEL
+        ));
     }
 
     #[test]

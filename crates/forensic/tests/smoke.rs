@@ -1,10 +1,12 @@
-//! The smoke variant of the forensic suite on the real corpus (CI): a 100 s excerpt of the film
+//! The smoke variant of the forensic suite on the real corpus (CI): an 80 s excerpt of the film
 //! at 360p, embedded, sessions issued into a SQLite store, the served stream, two attacks, one
 //! collusion and three innocent sources through ffmpeg and detect. Asserts that the report and
 //! plots are written and that the pipeline's figures are sane: the unattacked stream is decoded
-//! correctly and accuses the right session at 10⁻⁶ among 10⁶, and no innocent is accused.
+//! correctly and accuses the right session, and innocents are accused no more often than the
+//! stated probability allows.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use leaktrace_forensic::stats::{ALPHAS, consistent_with_at_most};
 use leaktrace_forensic::{Config, Mode, run};
 use std::path::PathBuf;
 
@@ -58,9 +60,27 @@ fn smoke_suite_runs_end_to_end() {
     {
         assert!(r.error.is_none(), "{}: {:?}", r.name, r.error);
     }
-    // No innocent accused, over many trials.
-    assert!(report.innocents_total.trials >= 5000);
-    assert_eq!(report.innocents_total.accused, 0);
+    // Innocents, over many trials. The smoke's operating point (1e-2 among 100, so 1e-4 per
+    // session) lets a correct bound accuse about 0.8 of 8000 innocents, so the check is that
+    // the false accusations and the calibration counts are what the stated probabilities allow
+    // (a one-sided binomial test at 1e-6: a correct bound fails it once in a million runs, one
+    // stated ten times too small fails nearly always), not a bare zero.
+    let inn = &report.innocents_total;
+    assert!(inn.trials >= 5000);
+    let level = cfg.op.fp / cfg.op.registry as f64;
+    assert!(
+        consistent_with_at_most(inn.accused, inn.trials, level, 1e-6),
+        "{} false accusations in {} at {level:e} per session",
+        inn.accused,
+        inn.trials
+    );
+    for (k, a) in inn.below_alpha.iter().zip(ALPHAS) {
+        assert!(
+            consistent_with_at_most(*k, inn.trials, a, 1e-6),
+            "{k} of {} innocents with tail ≤ {a:e}",
+            inn.trials
+        );
+    }
     // Invisibility figures are real measurements.
     let inv = &report.invisibility;
     assert!(inv.a_vs_plain.frames > 0 && inv.a_vs_plain.psnr_y_mean > 30.0);
