@@ -190,16 +190,15 @@ fn detect_end_to_end_360p() {
         .collect();
     eprintln!("unmarked copy z: {zs:?}; top {}", v["top"][0]);
     assert_eq!(v["verdict"], "no accusation");
-    let loose = bin()
-        .current_dir(dir)
-        .arg("detect")
-        .arg(dir.join("clean.mp4"))
-        .args(["--title", "bbb", "--reference", "pkg/reference", "--json"])
-        .args(["--fp", "0.1"])
-        .output()
-        .unwrap();
-    let loose: Value = serde_json::from_slice(&loose.stdout).unwrap();
-    assert!(loose["accused"].as_array().unwrap().is_empty(), "{loose}");
+    // Its per-position z are the decoy-calibrated noise, N(0, 1): no position shows a mark.
+    // (A bare "nobody accused" at a loose `--fp` would be wrong in up to that fraction of runs
+    // by the bound's own statement; the calibration itself is tested over 10⁴ innocents in
+    // `leaktrace-detect`'s accuse_sim and the forensic smoke test.) |z| ≥ 5 by chance in one of
+    // 10 positions: about 6e-6.
+    for pos in v["positions"].as_array().unwrap() {
+        let z = pos["z"].as_f64().unwrap();
+        assert!(z.abs() < 5.0, "unmarked copy, position {}: z {z}", pos["position"]);
+    }
 
     // Human summary.
     let text = ok(bin()
