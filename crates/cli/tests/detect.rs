@@ -197,7 +197,11 @@ fn detect_end_to_end_360p() {
     // 10 positions: about 6e-6.
     for pos in v["positions"].as_array().unwrap() {
         let z = pos["z"].as_f64().unwrap();
-        assert!(z.abs() < 5.0, "unmarked copy, position {}: z {z}", pos["position"]);
+        assert!(
+            z.abs() < 5.0,
+            "unmarked copy, position {}: z {z}",
+            pos["position"]
+        );
     }
 
     // Human summary.
