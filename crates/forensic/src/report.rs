@@ -225,10 +225,13 @@ pub fn targets(r: &Report) -> Vec<TargetRow> {
     rows
 }
 
-/// Per-session accusation probability the union bound allows at the operating point: every
-/// innocent trial is a test at this level.
-fn per_session_level(r: &Report) -> f64 {
-    r.config.op.fp / r.config.op.registry.max(1) as f64
+/// How a count of innocent events compares with the probability stated for it.
+fn consistency(consistent: bool) -> &'static str {
+    if consistent {
+        "consistent"
+    } else {
+        "**not consistent**"
+    }
 }
 
 /// Above this expected number of false accusations over the trials (the stated bound times the
@@ -238,7 +241,7 @@ const JUDGEABLE_EXPECTATION: f64 = 1e-2;
 
 fn false_accusation_row(r: &Report) -> TargetRow {
     let t = &r.innocents_total;
-    let level = per_session_level(r);
+    let level = r.config.op.per_session();
     let expected = level * t.trials as f64;
     let consistent = consistent_with_at_most(t.accused, t.trials, level, CONSISTENCY_LEVEL);
     let what = "false accusations among innocent trials".to_owned();
@@ -259,11 +262,7 @@ fn false_accusation_row(r: &Report) -> TargetRow {
             t.accused,
             t.trials,
             level,
-            if consistent {
-                "consistent"
-            } else {
-                "**not consistent**"
-            }
+            consistency(consistent)
         ),
         // More accusations than the stated bound explains is a failure at any operating point.
         met: if consistent { None } else { Some(false) },
@@ -487,18 +486,19 @@ pub fn markdown(r: &Report) -> String {
         "\nAll innocent trials: **{} false accusations in {}** (highest innocent score {:.2} σ).\n",
         t.accused, t.trials, t.max_normalised
     );
-    let level = per_session_level(r);
+    let level = r.config.op.per_session();
     let _ = writeln!(
         md,
         "Each innocent trial is a test at the per-session level the union bound allows ({level:e} = {:e} / {}), so a correct bound predicts at most {:.2e} false accusations here; the count is {} with that (one-sided binomial test: `P(X ≥ count)` ≥ {CONSISTENCY_LEVEL:e}).\n",
         c.op.fp,
         c.op.registry,
         level * t.trials as f64,
-        if consistent_with_at_most(t.accused, t.trials, level, CONSISTENCY_LEVEL) {
-            "consistent"
-        } else {
-            "**not consistent**"
-        }
+        consistency(consistent_with_at_most(
+            t.accused,
+            t.trials,
+            level,
+            CONSISTENCY_LEVEL
+        ))
     );
     let _ = writeln!(
         md,
@@ -512,10 +512,7 @@ pub fn markdown(r: &Report) -> String {
     for (i, a) in ALPHAS.iter().enumerate() {
         let k = t.below_alpha[i];
         let rate = k as f64 / (t.trials.max(1)) as f64;
-        let tail = usize::try_from(k)
-            .ok()
-            .zip(usize::try_from(t.trials).ok())
-            .map_or(0.0, |(k, n)| binomial_at_least(k, n, *a));
+        let tail = binomial_at_least(k, t.trials, *a);
         let _ = writeln!(
             md,
             "| {a:e} | {k} / {} | {rate:.2e} | {tail:.2e} | {} |",

@@ -44,26 +44,44 @@ impl Accuracy {
     }
 }
 
+/// `ln P(X = i)` for `X ~ Binomial(n, p)`, `0 < p < 1`, for `i = from, from + 1, …, n`: the
+/// first term from `ln C(n, from)`, the rest by the ratio of successive terms.
+fn ln_binomial_pmfs(from: u64, n: u64, p: f64) -> impl Iterator<Item = f64> {
+    let (lp, lq) = (p.ln(), (1.0 - p).ln());
+    let ln_c: f64 = (0..from)
+        .map(|i| ((n - i) as f64).ln() - ((i + 1) as f64).ln())
+        .sum();
+    let first = ln_c + from as f64 * lp + (n - from) as f64 * lq;
+    (from..=n).scan(first, move |ln, i| {
+        if i > from {
+            *ln += ((n - i + 1) as f64).ln() - (i as f64).ln() + lp - lq;
+        }
+        Some(*ln)
+    })
+}
+
+/// `ln Σ exp(t)` over log terms, without overflow.
+fn ln_sum_exp(terms: &[f64]) -> f64 {
+    let m = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if m == f64::NEG_INFINITY {
+        return m;
+    }
+    m + terms.iter().map(|t| (t - m).exp()).sum::<f64>().ln()
+}
+
 /// `ln P(X ≤ k)` for `X ~ Binomial(n, p)`, summed in log space.
-fn ln_binomial_cdf(k: usize, n: usize, p: f64) -> f64 {
+fn ln_binomial_cdf(k: u64, n: u64, p: f64) -> f64 {
     if p <= 0.0 {
         return 0.0;
     }
     if p >= 1.0 {
         return if k >= n { 0.0 } else { f64::NEG_INFINITY };
     }
-    let (lp, lq) = (p.ln(), (1.0 - p).ln());
-    // ln C(n, i) by recurrence from ln C(n, 0) = 0.
-    let mut ln_c = 0.0f64;
-    let mut terms = Vec::with_capacity(k.min(n) + 1);
-    for i in 0..=k.min(n) {
-        if i > 0 {
-            ln_c += ((n - i + 1) as f64).ln() - (i as f64).ln();
-        }
-        terms.push(ln_c + i as f64 * lp + (n - i) as f64 * lq);
-    }
-    let m = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    m + terms.iter().map(|t| (t - m).exp()).sum::<f64>().ln()
+    let terms: Vec<f64> = (0..=k.min(n))
+        .zip(ln_binomial_pmfs(0, n, p))
+        .map(|(_, t)| t)
+        .collect();
+    ln_sum_exp(&terms)
 }
 
 /// Clopper–Pearson one-sided upper bound on a binomial rate (see
@@ -77,7 +95,7 @@ pub fn binomial_upper(k: usize, n: usize, confidence: f64) -> f64 {
     let (mut lo, mut hi) = (k as f64 / n as f64, 1.0f64);
     for _ in 0..100 {
         let mid = 0.5 * (lo + hi);
-        if ln_binomial_cdf(k, n, mid) > target {
+        if ln_binomial_cdf(k as u64, n as u64, mid) > target {
             lo = mid;
         } else {
             hi = mid;
@@ -88,14 +106,11 @@ pub fn binomial_upper(k: usize, n: usize, confidence: f64) -> f64 {
 
 /// `P(X ≥ k)` for `X ~ Binomial(n, p)`: how surprising `k` or more events are when each of `n`
 /// independent trials has probability `p` (1 when `k` is 0).
-pub fn binomial_at_least(k: usize, n: usize, p: f64) -> f64 {
+pub fn binomial_at_least(k: u64, n: u64, p: f64) -> f64 {
     if k == 0 {
         return 1.0;
     }
-    if k > n {
-        return 0.0;
-    }
-    if p <= 0.0 {
+    if k > n || p <= 0.0 {
         return 0.0;
     }
     if p >= 1.0 {
@@ -105,23 +120,16 @@ pub fn binomial_at_least(k: usize, n: usize, p: f64) -> f64 {
         // Below the mean the tail is large: 1 − P(X ≤ k − 1) loses nothing.
         return (-(ln_binomial_cdf(k - 1, n, p).exp_m1())).clamp(0.0, 1.0);
     }
-    // Above the mean sum the tail itself in log space (a tiny tail would vanish in 1 − cdf).
-    // The terms fall geometrically past the mean; stop once they no longer count.
-    let (lp, lq) = (p.ln(), (1.0 - p).ln());
-    let ln_c: f64 = (0..k)
-        .map(|i| ((n - i) as f64).ln() - ((i + 1) as f64).ln())
-        .sum();
-    let first = ln_c + k as f64 * lp + (n - k) as f64 * lq;
-    let (mut term, mut sum) = (0.0f64, 1.0f64);
-    for i in k + 1..=n {
-        term += ((n - i + 1) as f64).ln() - (i as f64).ln() + lp - lq;
-        let t = term.exp();
-        sum += t;
-        if t < 1e-17 * sum {
+    // Above the mean sum the tail itself (a tiny tail would vanish in 1 − cdf). Its terms fall
+    // geometrically; stop once they no longer count.
+    let mut terms = Vec::new();
+    for t in ln_binomial_pmfs(k, n, p) {
+        if terms.first().is_some_and(|&first: &f64| t < first - 40.0) {
             break;
         }
+        terms.push(t);
     }
-    (first + sum.ln()).exp().clamp(0.0, 1.0)
+    ln_sum_exp(&terms).exp().clamp(0.0, 1.0)
 }
 
 /// Significance below which a count of innocent events is taken as evidence that the stated
@@ -133,10 +141,7 @@ pub const CONSISTENCY_LEVEL: f64 = 1e-3;
 /// `P(X ≥ k | n, p) ≥ level`. Comparing the empirical rate `k / n` with `p` directly would fail
 /// half the runs of an exactly calibrated bound, and any run with one event when `n·p` < 1.
 pub fn consistent_with_at_most(k: u64, n: u64, p: f64, level: f64) -> bool {
-    match (usize::try_from(k), usize::try_from(n)) {
-        (Ok(k), Ok(n)) => binomial_at_least(k, n, p) >= level,
-        _ => false,
-    }
+    binomial_at_least(k, n, p) >= level
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
@@ -169,6 +174,14 @@ pub struct Operating {
     pub fp: f64,
     /// Registered sessions the union bound covers.
     pub registry: u64,
+}
+
+impl Operating {
+    /// The per-session accusation probability the union bound allows (`fp / registry`): every
+    /// innocent trial is a test at this level.
+    pub fn per_session(&self) -> f64 {
+        self.fp / self.registry.max(1) as f64
+    }
 }
 
 /// Result of sweeping the capture length.
@@ -362,7 +375,7 @@ mod tests {
         };
         for k in 0..=n {
             let direct: f64 = (k..=n).map(pmf).sum();
-            let t = binomial_at_least(k, n, p);
+            let t = binomial_at_least(k as u64, n as u64, p);
             assert!((t - direct).abs() < 1e-12, "k {k}: {t} vs {direct}");
         }
         // A tiny tail keeps its precision: P(X = 10 | 10, 0.01) = 1e-20.

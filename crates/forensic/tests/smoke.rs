@@ -67,7 +67,7 @@ fn smoke_suite_runs_end_to_end() {
     // stated ten times too small fails nearly always), not a bare zero.
     let inn = &report.innocents_total;
     assert!(inn.trials >= 5000);
-    let level = cfg.op.fp / cfg.op.registry as f64;
+    let level = cfg.op.per_session();
     assert!(
         consistent_with_at_most(inn.accused, inn.trials, level, 1e-6),
         "{} false accusations in {} at {level:e} per session",
