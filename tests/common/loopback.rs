@@ -109,14 +109,9 @@ pub fn decode(eml: &Path, out: &Path) -> Decoded {
     }
 }
 
-/// The ACNS 1.2 schema (`../shared/schemas` beside the repository).
+/// The ACNS 1.2 schema, vendored in `tests/schemas/acns` (see `tests/schemas/README.md`).
 pub fn acns_xsd() -> PathBuf {
-    let p = repo().join("../shared/schemas/acns/acns-1.2.xsd");
-    if p.is_file() {
-        p
-    } else {
-        PathBuf::from("/work/shared/schemas/acns/acns-1.2.xsd")
-    }
+    repo().join("tests/schemas/acns/acns-1.2.xsd")
 }
 
 /// Panics unless xmllint validates `xml` against the ACNS 1.2 XSD (no network).

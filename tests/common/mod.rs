@@ -1,4 +1,5 @@
-//! Helpers shared by the CLI integration tests.
+//! Helpers shared by the end-to-end tests: the `leaktrace` binary, the corpus, ffmpeg, and
+//! working directories made by `leaktrace init`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod loopback;
@@ -13,7 +14,7 @@ pub fn bin() -> Command {
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A corpus file (`$LEAKTRACE_CORPUS`, else `<repo>/corpus/cache`); panics with instructions

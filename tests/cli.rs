@@ -155,7 +155,7 @@ fn check_external_validators(pkg: &Path) {
         String::from_utf8_lossy(&hls.stdout),
         String::from_utf8_lossy(&hls.stderr)
     );
-    let schema = repo().join("../shared/schemas/dash/DASH-MPD.xsd");
+    let schema = repo().join("tests/schemas/dash/DASH-MPD.xsd");
     let mpd = Command::new("xmllint")
         .args(["--noout", "--nonet", "--schema"])
         .arg(&schema)
