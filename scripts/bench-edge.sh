@@ -41,7 +41,7 @@ done
 [[ -f "$CLIP" ]] || { echo "missing $CLIP (run corpus/fetch.sh or set LEAKTRACE_CORPUS)" >&2; exit 2; }
 
 if [[ $BUILD == 1 ]]; then
-    (cd "$ROOT" && cargo build --release -q -p leaktrace-cli)
+    (cd "$ROOT" && cargo build --release -q -p leaktrace)
 fi
 LT="${CARGO_TARGET_DIR:-$ROOT/target}/release/leaktrace"
 [[ -x "$LT" ]] || { echo "missing $LT (build without --no-build)" >&2; exit 2; }

@@ -17,6 +17,8 @@
 #
 # Usage: bash scripts/demo.sh [WORKDIR]   (default: ./demo; replaced if it exists)
 #        LEAKTRACE_DEMO_SECONDS=N   length of the excerpt embedded (default 150; 60..596)
+#        LEAKTRACE_DEMO_BIN=PATH    run this leaktrace binary instead of building one (the
+#                                   end-to-end test tests/demo.rs runs the demo this way)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
@@ -38,9 +40,14 @@ bash corpus/fetch.sh --no-derived
 if [ ! -d tools/node_modules/hls-parser ]; then
     (cd tools && npm ci --no-audit --no-fund)
 fi
-log "build (release)"
-cargo build --release --locked -p leaktrace
-LT="$REPO/target/release/leaktrace"
+if [ -n "${LEAKTRACE_DEMO_BIN:-}" ]; then
+    LT="$LEAKTRACE_DEMO_BIN"
+    [ -x "$LT" ] || { echo "LEAKTRACE_DEMO_BIN=$LT is not an executable" >&2; exit 2; }
+else
+    log "build (release)"
+    cargo build --release --locked -p leaktrace
+    LT="$REPO/target/release/leaktrace"
+fi
 FILM="$REPO/corpus/cache/bbb.mp4"
 t_start=$(date +%s)
 

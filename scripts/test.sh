@@ -3,7 +3,9 @@
 #
 # Installs what is missing (Debian packages incl. PostgreSQL, the npm validators), fetches and
 # checks the test corpus, starts a throwaway PostgreSQL on loopback so the store tests run on
-# both backends, then runs rustfmt, clippy (as the test build's compiler) and every test of the workspace.
+# both backends, then checks that no tracked file reaches outside the repository, and runs
+# rustfmt, rustdoc (warnings denied), clippy (as the test build's compiler) and every test of
+# the workspace: unit, crate integration and the end-to-end tests in tests/ (tests/README.md).
 #
 # Usage: bash scripts/test.sh
 set -euo pipefail
@@ -32,8 +34,14 @@ LEAKTRACE_TEST_PG_URL="$(bash scripts/pg-test-server.sh start)"
 export LEAKTRACE_REQUIRE_PG=1
 trap 'bash scripts/pg-test-server.sh stop >/dev/null 2>&1 || true' EXIT
 
+log "nothing outside the repository"
+bash scripts/check-paths.sh
+
 log "rustfmt"
 cargo fmt --all -- --check
+
+log "rustdoc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 # Clippy runs as the compiler of the workspace's own crates (scripts/clippy-rustc.sh), so the
 # lints (-D warnings) and the test build are one compile instead of two (`cargo clippy` would

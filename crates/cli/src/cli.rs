@@ -151,7 +151,7 @@ pub struct BenchEncodeArgs {
     /// per-pair ratios.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub repeat: u32,
-    /// Keep the outputs (plain/<rendition>.mp4 and the ab/ package) in this directory.
+    /// Keep the outputs (plain/RENDITION.mp4 and the ab/ package) in this directory.
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
     /// Print JSON.

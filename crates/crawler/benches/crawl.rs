@@ -1,4 +1,4 @@
-//! Crawler benches of issue 6, measured in one run each and printed (no criterion: the
+//! Crawler benches, measured in one run each and printed (no criterion: the
 //! figures are a rate over thousands of pages and the process's peak RSS, which a
 //! fresh process per measurement keeps clean).
 //!

@@ -192,7 +192,7 @@ pub struct Accuser<'a> {
     tilt: Option<f64>,
 }
 
-/// Estimated `μ` from the decisions: `√(mean(z²) − 1)`, clamped to [`SNR_RANGE`].
+/// Estimated `μ` from the decisions: `√(mean(z²) − 1)`, clamped to `[0.05, 50]` (`SNR_RANGE`).
 pub fn estimate_snr(z: impl Iterator<Item = f64>) -> f64 {
     let (mut n, mut sum) = (0usize, 0.0f64);
     for v in z.filter(|v| v.is_finite()) {

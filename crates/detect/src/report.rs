@@ -242,7 +242,14 @@ impl Report {
             ) {
                 continue;
             }
-            line("", format!("{k}: {}", compact(v)));
+            match (k.as_str(), registration_lines(v)) {
+                ("registration", Some(lines)) => {
+                    for (label, text) in lines {
+                        line(label, text);
+                    }
+                }
+                _ => line("", format!("{k}: {}", compact(v))),
+            }
         }
         for t in &self.top {
             line(
@@ -267,6 +274,83 @@ pub fn format_probability(p: f64) -> String {
     } else {
         format!("{p:.1e}")
     }
+}
+
+/// The detector's registration record (`details.registration`: time map, geometry,
+/// photometry, frame counts) as labelled lines for people; `None` when it does not have that
+/// shape (the JSON is then printed as it is).
+fn registration_lines(v: &serde_json::Value) -> Option<Vec<(&'static str, String)>> {
+    let num = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+    let pair = |v: &serde_json::Value, k: &str| -> Option<(f64, f64)> {
+        let a = v.get(k)?.as_array()?;
+        Some((a.first()?.as_f64()?, a.get(1)?.as_f64()?))
+    };
+    let mut out = Vec::new();
+    let pieces = v.get("time")?.get("pieces")?.as_array()?;
+    for (i, p) in pieces.iter().enumerate() {
+        out.push((
+            if i == 0 { "time" } else { "" },
+            format!(
+                "suspect {:.1}-{:.1} s = reference x {:.4} {:+.2} s ({} windows, correlation {:.3})",
+                num(p, "suspect_start")?,
+                num(p, "suspect_end")?,
+                num(p, "rate")?,
+                num(p, "offset")?,
+                p.get("windows")?.as_u64()?,
+                num(p, "score")?,
+            ),
+        ));
+    }
+    if pieces.is_empty() {
+        out.push((
+            "time",
+            "no piece of the suspect maps to the reference".to_owned(),
+        ));
+    }
+    let (w, h) = pair(v, "suspect_size")?;
+    let g = v.get("geometry")?;
+    let (k1, k2) = pair(g, "radial")?;
+    out.push((
+        "geometry",
+        format!(
+            "suspect {w}x{h} at {:.3} fps; {:.1} % of the reference picture visible; fit \
+             correlation {:.3}{}",
+            num(v, "suspect_fps")?,
+            100.0 * num(g, "visible")?,
+            num(g, "score")?,
+            if k1 == 0.0 && k2 == 0.0 {
+                String::new()
+            } else {
+                format!("; lens k1 {k1:+.2e} k2 {k2:+.2e}")
+            }
+        ),
+    ));
+    let ph = v.get("photometric")?;
+    let c = ph.get("coeffs")?.as_array()?;
+    let coeff = |i: usize| c.get(i).and_then(serde_json::Value::as_f64);
+    out.push((
+        "photometric",
+        format!(
+            "luma = {:+.3} {:+.3} y {:+.3} y^2 {:+.3} y^3 (y = reference / 255); residual {} \
+             grey levels",
+            coeff(0)?,
+            coeff(1)?,
+            coeff(2)?,
+            coeff(3)?,
+            num(ph, "rms").map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}")),
+        ),
+    ));
+    let count = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+    out.push((
+        "frames",
+        format!(
+            "{} used, {} at position boundaries, {} outside the reference",
+            count("frames_used")?,
+            count("frames_at_boundaries")?,
+            count("frames_unmapped")?,
+        ),
+    ));
+    Some(out)
 }
 
 /// One-line JSON with floats shortened to 4 significant digits.
@@ -297,6 +381,34 @@ mod tests {
             "\"no accusation\""
         );
         assert_eq!(Verdict::Accused.as_str(), "accused");
+    }
+
+    #[test]
+    fn registration_reads_as_labelled_lines() {
+        let v = serde_json::json!({
+            "frames_at_boundaries": 0, "frames_unmapped": 12, "frames_used": 3600,
+            "geometry": {"content": [0.0, 0.0, 256.0, 144.0], "h": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+                         "radial": [0.0, 0.0], "score": 0.998, "visible": 0.8252,
+                         "working_size": [256, 144]},
+            "photometric": {"coeffs": [-0.0003, 1.037, -0.092, 0.056], "rms": 1.613,
+                            "vignette": [0.0, 0.0]},
+            "suspect_fps": 24.0, "suspect_size": [640, 360],
+            "time": {"pieces": [{"offset": 0.5, "rate": 1.0, "score": 0.9953,
+                                 "suspect_end": 150.0, "suspect_start": 0.0, "windows": 28}]}
+        });
+        let lines = registration_lines(&v).unwrap_or_default();
+        let text: Vec<String> = lines.iter().map(|(l, t)| format!("{l}: {t}")).collect();
+        assert_eq!(
+            text,
+            [
+                "time: suspect 0.0-150.0 s = reference x 1.0000 +0.50 s (28 windows, correlation 0.995)",
+                "geometry: suspect 640x360 at 24.000 fps; 82.5 % of the reference picture visible; fit correlation 0.998",
+                "photometric: luma = -0.000 +1.037 y -0.092 y^2 +0.056 y^3 (y = reference / 255); residual 1.61 grey levels",
+                "frames: 3600 used, 0 at position boundaries, 12 outside the reference",
+            ]
+        );
+        // Another shape falls back to the JSON.
+        assert!(registration_lines(&serde_json::json!({"time": 3})).is_none());
     }
 
     #[test]

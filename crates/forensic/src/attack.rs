@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::ForensicError;
 
-/// What an attack stands for in the brief's targets.
+/// What an attack stands for in the product targets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Target {
     /// "identify within ≤ 64 segments after the 720p re-encode".
@@ -18,7 +18,7 @@ pub enum Target {
     /// "≥ 99.9 % correct decisions at 1080p CRF 40": only for packages of 1080p and above (a
     /// smaller package's CRF 40 is reported, not judged against it).
     Decisions,
-    /// Measured and reported, no target in the brief.
+    /// Measured and reported, no target.
     None,
 }
 
@@ -84,7 +84,7 @@ fn attack(name: &str, description: &str, filters: &str, encoder: Vec<String>, t:
     }
 }
 
-/// The full attack table for a package of `src` (the brief's list, issue 5).
+/// The full attack table for a package of `src`.
 pub fn table(src: Source) -> Vec<Attack> {
     let h = src.height;
     // CRF 40/45 at 1080p where the package has it, else at the package height.
@@ -192,7 +192,7 @@ pub fn table(src: Source) -> Vec<Attack> {
         ),
         attack(
             "fps30",
-            "frame-rate conversion to 30 fps (frames duplicated; the brief's 25→30 case)",
+            "frame-rate conversion to 30 fps (frames duplicated; the 25→30 fps case)",
             "fps=30",
             default_encoder(),
             Target::Heavy,

@@ -280,6 +280,46 @@ impl Config {
             },
         }
     }
+
+    /// The settings as the report records them: the corpus, output, work and VMAF ffmpeg paths
+    /// and the command line as given, except that an absolute path under the current directory
+    /// is written relative to it. Nothing is canonicalised, so a report names no machine's
+    /// directory layout that the command line did not.
+    pub fn as_recorded(&self) -> Config {
+        let cwd = std::env::current_dir().ok();
+        let rel = |p: &Path| relative_to(p, cwd.as_deref());
+        Config {
+            corpus: rel(&self.corpus),
+            out: rel(&self.out),
+            work: self.work.as_deref().map(rel),
+            vmaf_ffmpeg: self.vmaf_ffmpeg.as_deref().map(rel),
+            command: self
+                .command
+                .split(' ')
+                .map(|arg| match arg.split_once('=') {
+                    Some((opt, v)) if opt.starts_with("--") => {
+                        format!("{opt}={}", rel(Path::new(v)).display())
+                    }
+                    _ => rel(Path::new(arg)).display().to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            ..self.clone()
+        }
+    }
+}
+
+/// `p` relative to `cwd` when `p` is absolute and lies under it (`.` for `cwd` itself), else
+/// `p` as given.
+fn relative_to(p: &Path, cwd: Option<&Path>) -> PathBuf {
+    match cwd
+        .filter(|_| p.is_absolute())
+        .and_then(|c| p.strip_prefix(c).ok())
+    {
+        Some(r) if r.as_os_str().is_empty() => PathBuf::from("."),
+        Some(r) => r.to_path_buf(),
+        None => p.to_path_buf(),
+    }
 }
 
 /// Progress events.
@@ -706,8 +746,10 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
     progress(Event::Stage("invisibility".into()));
     let invisibility = measure_quality(cfg, &pkg, &work, &mezz, &plain_file, &key, &title, &pcfg)?;
 
+    let config = cfg.as_recorded();
+    let machine = report::machine(config.vmaf_ffmpeg.as_deref());
     let report = Report {
-        config: cfg.clone(),
+        config,
         package: PackageInfo {
             size: (rend.width, rend.height),
             fps,
@@ -717,7 +759,7 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
             sessions: sessions.len(),
         },
         corpus_sha256,
-        machine: report::machine(cfg.vmaf_ffmpeg.as_deref()),
+        machine,
         attacks: report_rows.0,
         collusion: report_rows.1,
         innocent_sources: report_rows.2,
@@ -1300,5 +1342,34 @@ mod tests {
         let out = pool(vec![row("crf40", 192, 0, Some(50)), failed]);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].error.as_deref(), Some("pirate 2: ffmpeg failed"));
+    }
+
+    #[test]
+    fn recorded_paths_are_relative_under_the_current_directory_and_as_given_elsewhere() {
+        let cwd = Some(Path::new("/srv/repo"));
+        let rel = |p: &str| relative_to(Path::new(p), cwd);
+        assert_eq!(rel("/srv/repo/corpus/cache"), PathBuf::from("corpus/cache"));
+        assert_eq!(rel("/srv/repo"), PathBuf::from("."));
+        assert_eq!(rel("/srv/repository/x"), PathBuf::from("/srv/repository/x"));
+        assert_eq!(rel("/tmp/out"), PathBuf::from("/tmp/out"));
+        assert_eq!(rel("docs/bench"), PathBuf::from("docs/bench"));
+        assert_eq!(rel("../corpus"), PathBuf::from("../corpus"));
+        assert_eq!(relative_to(Path::new("/a/b"), None), PathBuf::from("/a/b"));
+
+        let here = std::env::current_dir().unwrap();
+        let mut cfg = Config::for_mode(Mode::Quick, here.join("corpus/cache"), "docs/bench".into());
+        cfg.work = Some(PathBuf::from("/nonexistent/work"));
+        cfg.command = format!(
+            "leaktrace bench forensic --quick --keep=/nonexistent/work --out {}",
+            here.join("out").display()
+        );
+        let r = cfg.as_recorded();
+        assert_eq!(r.corpus, PathBuf::from("corpus/cache"));
+        assert_eq!(r.out, PathBuf::from("docs/bench"));
+        assert_eq!(r.work, Some(PathBuf::from("/nonexistent/work")));
+        assert_eq!(
+            r.command,
+            "leaktrace bench forensic --quick --keep=/nonexistent/work --out out"
+        );
     }
 }

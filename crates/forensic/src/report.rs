@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// One brief target, as measured.
+/// One product target, as measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct TargetRow {
     /// What.
@@ -83,7 +83,7 @@ fn pct(x: f64) -> String {
     format!("{:.2} %", 100.0 * x)
 }
 
-/// The brief's targets, each with the measured figure.
+/// The product targets, each with the measured figure.
 pub fn targets(r: &Report) -> Vec<TargetRow> {
     let mut rows = Vec::new();
     let inv = &r.invisibility;
@@ -438,7 +438,7 @@ pub fn markdown(r: &Report) -> String {
         c.innocents_per_leak, c.innocents_per_source, p.sessions
     );
 
-    let _ = writeln!(md, "## Targets (BRIEF.md)\n");
+    let _ = writeln!(md, "## Targets\n");
     let _ = writeln!(md, "| target | wanted | measured | status |");
     let _ = writeln!(md, "|---|---|---|---|");
     for t in targets(r) {

@@ -390,7 +390,7 @@ mod tests {
         assert!(consistent_with_at_most(1, 8024, 1e-4, CONSISTENCY_LEVEL));
         // Twenty would be: the bound is too small.
         assert!(!consistent_with_at_most(20, 8024, 1e-4, CONSISTENCY_LEVEL));
-        // At the brief's operating point (1e-12 per session) a single accusation is not chance.
+        // At the targets' operating point (1e-12 per session) a single accusation is not chance.
         assert!(!consistent_with_at_most(
             1,
             122_300,

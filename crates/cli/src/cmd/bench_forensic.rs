@@ -24,7 +24,7 @@ pub struct BenchForensicArgs {
     /// CI-sized: an 80 s excerpt, two attacks, one collusion, no VMAF, FP 1e-2 among 100.
     #[arg(long)]
     pub smoke: bool,
-    /// Output directory for forensic-<mode>.md/.json and the plots.
+    /// Output directory for forensic-MODE.md and .json and the plots.
     #[arg(long, default_value = "docs/bench")]
     pub out: PathBuf,
     /// Keep the work files (package, store, leaks) in this directory.

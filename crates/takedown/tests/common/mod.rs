@@ -18,13 +18,10 @@ pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The ACNS 1.2 schema (with its imports beside it, for offline validation).
+/// The ACNS 1.2 schema vendored in the repository, `tests/schemas/acns/acns-1.2.xsd` (with its
+/// imports beside it, for offline validation; see `tests/schemas/README.md`).
 pub fn acns_xsd() -> PathBuf {
-    let p = crate_dir().join("../../../shared/schemas/acns/acns-1.2.xsd");
-    if p.is_file() {
-        return p;
-    }
-    PathBuf::from("/work/shared/schemas/acns/acns-1.2.xsd")
+    crate_dir().join("../../tests/schemas/acns/acns-1.2.xsd")
 }
 
 /// A finding on a documentation address (192.0.2.0/24) with a redirect and an accusation.
