@@ -604,7 +604,7 @@ pub fn markdown(r: &Report) -> String {
     md
 }
 
-/// Files written by [`write`].
+/// Files written by [`write()`].
 #[derive(Clone, Debug)]
 pub struct Written {
     /// The Markdown report.
