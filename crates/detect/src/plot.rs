@@ -171,8 +171,15 @@ fn draw_margins<DB: DrawingBackend>(
         * 1.12;
     let c = &report.calibration;
     let caption = format!(
-        "Decision margin z per position: {} observed, {} used, {} erased (|z| < {})",
-        c.positions_observed, c.positions_used, c.positions_erased, ez
+        "Decision margin z per position: {} observed, {} used, {} erased{}",
+        c.positions_observed,
+        c.positions_used,
+        c.positions_erased,
+        if ez > 0.0 {
+            format!(" (|z| < {ez})")
+        } else {
+            String::new()
+        }
     );
     let mut chart = ChartBuilder::on(area)
         .caption(caption, (FONT_FAMILY, 17))
@@ -191,14 +198,16 @@ fn draw_margins<DB: DrawingBackend>(
         .axis_desc_style((FONT_FAMILY, 14))
         .draw()
         .map_err(e)?;
-    chart
-        .draw_series([Rectangle::new(
-            [(0.0, -ez), (x_end, ez)],
-            BAND_COLOUR.filled(),
-        )])
-        .map_err(e)?
-        .label(format!("erasure band |z| < {ez}"))
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], BAND_COLOUR.filled()));
+    if ez > 0.0 {
+        chart
+            .draw_series([Rectangle::new(
+                [(0.0, -ez), (x_end, ez)],
+                BAND_COLOUR.filled(),
+            )])
+            .map_err(e)?
+            .label(format!("erasure band |z| < {ez}"))
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], BAND_COLOUR.filled()));
+    }
     chart
         .draw_series(LineSeries::new([(0.0, 0.0), (x_end, 0.0)], BLACK))
         .map_err(e)?;

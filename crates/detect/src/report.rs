@@ -197,8 +197,11 @@ impl Report {
         line(
             "positions",
             format!(
-                "{} observed, {} used, {} erased (|z| < {})",
-                c.positions_observed, c.positions_used, c.positions_erased, c.erasure_z
+                "{} observed, {} used, {} erased {}",
+                c.positions_observed,
+                c.positions_used,
+                c.positions_erased,
+                erasure_rule(c.erasure_z)
             ),
         );
         line(
@@ -264,6 +267,16 @@ impl Report {
             );
         }
         s
+    }
+}
+
+/// How positions are erased, for people: `(|z| < 3)`, or that none is when the threshold is 0
+/// (every position is then weighed by its margin).
+pub fn erasure_rule(erasure_z: f64) -> String {
+    if erasure_z > 0.0 {
+        format!("(|z| < {erasure_z})")
+    } else {
+        "(no erasure threshold: every position weighs by its margin)".to_owned()
     }
 }
 
