@@ -42,8 +42,10 @@ pub fn canonicalize(url: &Url) -> Result<Url, String> {
     u.set_fragment(None);
     // `;jsessionid=…` path parameters.
     let path = u.path().to_owned();
-    if let Some(i) = path.to_ascii_lowercase().find(";jsessionid=") {
-        u.set_path(&path[..i]);
+    if let Some(i) = path.to_ascii_lowercase().find(";jsessionid=")
+        && let Some(kept) = path.get(..i)
+    {
+        u.set_path(kept);
     }
     if u.query().is_some() {
         let mut pairs: Vec<(String, String)> = u

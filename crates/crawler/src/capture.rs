@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use crate::CrawlError;
-use crate::fetch::{FetchError, Fetcher, Meta};
+use crate::fetch::{FetchError, Fetcher, Meta, Opened};
 
 /// A finished capture.
 #[derive(Debug, Clone)]
@@ -172,28 +172,128 @@ fn ext_of(u: &Url, fallback: &str) -> String {
         .unwrap_or_else(|| fallback.to_owned())
 }
 
+/// What a response holds, by its Content-Type and its first bytes, whatever its URL looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// HTML, a feed, or anything else that is not media: read as a page.
+    Page,
+    /// A media file (MP4/MOV, Matroska/WebM, MPEG-TS, or a `video/*` Content-Type).
+    Direct,
+    /// An HLS playlist.
+    Hls,
+}
+
+/// How much of a body [`sniff`] needs: three MPEG-TS packets' sync bytes (offsets 0, 188, 376).
+pub(crate) const SNIFF_BYTES: usize = 377;
+
+/// Tells media from pages: signatures first (`#EXTM3U`; an ISO BMFF `ftyp` box at offset 4;
+/// the EBML magic `1A 45 DF A3` of Matroska and WebM; AVI, FLV, ASF/WMV and MPEG program
+/// stream headers), then the Content-Type (HLS types,
+/// `video/*`), then MPEG-TS sync bytes (`0x47` at 0, 188 and, when that much arrived, 376) unless
+/// the Content-Type says HTML or XML.
+pub(crate) fn sniff(content_type: Option<&str>, head: &[u8]) -> Answer {
+    let ct = content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let text = text.trim_ascii_start();
+    if text.starts_with(b"#EXTM3U") {
+        return Answer::Hls;
+    }
+    let signature = head.get(4..8) == Some(b"ftyp".as_slice())
+        || head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3])
+        || head.starts_with(b"RIFF") && head.get(8..12) == Some(b"AVI ".as_slice())
+        || head.starts_with(b"FLV\x01")
+        || head.starts_with(&[0x30, 0x26, 0xB2, 0x75, 0x8E, 0x66, 0xCF, 0x11])
+        || head.starts_with(&[0x00, 0x00, 0x01, 0xBA]);
+    if signature {
+        return Answer::Direct;
+    }
+    if matches!(
+        ct.as_str(),
+        "application/vnd.apple.mpegurl"
+            | "application/x-mpegurl"
+            | "audio/mpegurl"
+            | "audio/x-mpegurl"
+    ) {
+        return Answer::Hls;
+    }
+    if ct.starts_with("video/") {
+        return Answer::Direct;
+    }
+    let markup = ct.contains("html") || ct.contains("xml");
+    let ts = head.first() == Some(&0x47)
+        && head.get(188) == Some(&0x47)
+        && head.get(376).is_none_or(|b| *b == 0x47);
+    if ts && !markup {
+        return Answer::Direct;
+    }
+    Answer::Page
+}
+
 /// Captures a direct media file.
 pub async fn capture_direct(f: &Fetcher, url: &Url) -> Result<Capture, CrawlError> {
-    let lim = &f.config().limits;
     let started_at = now_unix();
-    let deadline = Instant::now() + Duration::from_secs(lim.max_capture_secs);
-    let dir = f.config().fetch.capture_dir.clone();
+    let deadline = Instant::now() + Duration::from_secs(f.config().limits.max_capture_secs);
     let o = f.open(url).await?;
+    direct_from(f, url, o, Vec::new(), false, started_at, deadline).await
+}
+
+/// Captures a direct media file from a response already open whose first bytes `head` were
+/// read (`ended`: the body ended there), so the file is downloaded once.
+pub(crate) async fn capture_opened(
+    f: &Fetcher,
+    url: &Url,
+    o: Opened,
+    head: Vec<u8>,
+    ended: bool,
+) -> Result<Capture, CrawlError> {
+    let started_at = now_unix();
+    let deadline = Instant::now() + Duration::from_secs(f.config().limits.max_capture_secs);
+    direct_from(f, url, o, head, ended, started_at, deadline).await
+}
+
+async fn direct_from(
+    f: &Fetcher,
+    url: &Url,
+    o: Opened,
+    head: Vec<u8>,
+    ended: bool,
+    started_at: i64,
+    deadline: Instant,
+) -> Result<Capture, CrawlError> {
+    let lim = &f.config().limits;
+    let dir = f.config().fetch.capture_dir.clone();
+    let Opened { meta, response } = o;
     let mut sink = Sink::new(&dir, lim.max_media_bytes, deadline).await?;
-    let complete = match sink.pour(o.response).await {
+    let poured: Result<bool, CrawlError> = async {
+        if !sink.write(&head).await? {
+            return Ok(false);
+        }
+        if ended {
+            return Ok(true);
+        }
+        sink.pour(response).await
+    }
+    .await;
+    let complete = match poured {
         Ok(c) => c,
         Err(e) => {
             sink.abort().await;
             return Err(e);
         }
     };
-    let ext = ext_of(&o.meta.final_url, "bin");
+    let ext = ext_of(&meta.final_url, "bin");
     let (path, byte_len, blake3, sha256) = sink.finish(&dir, &ext).await?;
     if !complete {
         tracing::warn!(url = %url, bytes = byte_len, "capture cut at a bound");
     }
     Ok(Capture {
-        meta: o.meta,
+        meta,
         kind: "direct",
         path,
         byte_len,
@@ -208,13 +308,35 @@ pub async fn capture_direct(f: &Fetcher, url: &Url) -> Result<Capture, CrawlErro
 
 /// Captures an HLS stream (multivariant or media playlist).
 pub async fn capture_hls(f: &Fetcher, url: &Url) -> Result<Capture, CrawlError> {
-    let lim = &f.config().limits;
     let started_at = now_unix();
-    let deadline = Instant::now() + Duration::from_secs(lim.max_capture_secs);
-    let dir = f.config().fetch.capture_dir.clone();
+    let deadline = Instant::now() + Duration::from_secs(f.config().limits.max_capture_secs);
     let (first_meta, body) = f.get_page(url).await?;
+    hls_from(f, url, first_meta, body.bytes, started_at, deadline).await
+}
+
+/// Captures an HLS stream whose first playlist (`first_meta`, `text`) was already fetched.
+pub(crate) async fn capture_hls_fetched(
+    f: &Fetcher,
+    url: &Url,
+    first_meta: Meta,
+    text: Vec<u8>,
+) -> Result<Capture, CrawlError> {
+    let started_at = now_unix();
+    let deadline = Instant::now() + Duration::from_secs(f.config().limits.max_capture_secs);
+    hls_from(f, url, first_meta, text, started_at, deadline).await
+}
+
+async fn hls_from(
+    f: &Fetcher,
+    url: &Url,
+    first_meta: Meta,
+    mut text: Vec<u8>,
+    started_at: i64,
+    deadline: Instant,
+) -> Result<Capture, CrawlError> {
+    let lim = &f.config().limits;
+    let dir = f.config().fetch.capture_dir.clone();
     let mut media_url = first_meta.final_url.clone();
-    let mut text = body.bytes;
     let mut parsed = m3u8_rs::parse_playlist_res(&text)
         .map_err(|_| CrawlError::Playlist(format!("{url}: not an HLS playlist")))?;
     if let m3u8_rs::Playlist::MasterPlaylist(m) = &parsed {
@@ -325,4 +447,54 @@ pub async fn capture_hls(f: &Fetcher, url: &Url) -> Result<Capture, CrawlError> 
         started_at,
         finished_at: now_unix(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_is_told_by_signature_and_content_type_not_by_url() {
+        let mp4 = b"\0\0\0\x18ftypisom\0\0\0\0isomavc1";
+        let mkv = [0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81];
+        let mut ts = vec![0u8; 188 * 3];
+        for p in 0..3 {
+            ts[p * 188] = 0x47;
+        }
+        let html = b"<!DOCTYPE html><html><head><title>x</title></head></html>";
+        // Signatures win over a generic or wrong Content-Type.
+        assert_eq!(sniff(Some("application/octet-stream"), mp4), Answer::Direct);
+        assert_eq!(sniff(Some("text/html"), mp4), Answer::Direct);
+        assert_eq!(sniff(None, &mkv), Answer::Direct);
+        assert_eq!(sniff(None, b"RIFF\x10\0\0\0AVI LIST"), Answer::Direct);
+        assert_eq!(sniff(None, b"FLV\x01\x05\0\0\0\x09"), Answer::Direct);
+        assert_eq!(sniff(None, b"RIFF\x10\0\0\0WAVEfmt "), Answer::Page);
+        assert_eq!(sniff(None, &ts), Answer::Direct);
+        assert_eq!(sniff(Some("application/octet-stream"), &ts), Answer::Direct);
+        assert_eq!(
+            sniff(Some("text/plain"), b"#EXTM3U\n#EXT-X-VERSION:3\n"),
+            Answer::Hls
+        );
+        assert_eq!(sniff(None, b"\xEF\xBB\xBF\r\n#EXTM3U\n"), Answer::Hls);
+        // Content-Type alone.
+        assert_eq!(sniff(Some("Video/MP4; codecs=avc1"), b""), Answer::Direct);
+        assert_eq!(
+            sniff(Some("application/vnd.apple.mpegurl"), b""),
+            Answer::Hls
+        );
+        // Pages stay pages.
+        assert_eq!(sniff(Some("text/html; charset=utf-8"), html), Answer::Page);
+        assert_eq!(sniff(None, html), Answer::Page);
+        assert_eq!(
+            sniff(Some("application/xml"), b"<?xml version=\"1.0\"?>"),
+            Answer::Page
+        );
+        assert_eq!(sniff(None, b""), Answer::Page);
+        // MPEG-TS sync bytes need the packet spacing, and lose to an HTML Content-Type.
+        assert_eq!(sniff(None, b"G not a transport stream"), Answer::Page);
+        let mut broken = ts.clone();
+        broken[376] = b'x';
+        assert_eq!(sniff(None, &broken), Answer::Page);
+        assert_eq!(sniff(Some("text/html"), &ts), Answer::Page);
+    }
 }

@@ -205,6 +205,19 @@ pub struct Limits {
     /// Most links taken from one page.
     #[serde(default = "d_links")]
     pub max_links_per_page: usize,
+    /// Crawl budget: most pages followed along one pagination chain ("Next", `rel=next`, which
+    /// add no depth), counted from the first page of the chain (0 to 10 000; 0: pagination
+    /// is not followed). Endless listings, calendars and archives stop here.
+    #[serde(default = "d_pagination")]
+    pub max_pagination: u32,
+    /// Crawl budget: most pages queued per host (name and port) in one crawl run, by one
+    /// worker (at least 1). Seeds are not counted.
+    #[serde(default = "d_pages_per_host")]
+    pub max_pages_per_host: u64,
+    /// Crawl budget: most pages queued in one crawl run, all hosts together, by one worker
+    /// (at least 1). Seeds are not counted.
+    #[serde(default = "d_pages_per_run")]
+    pub max_pages_per_run: u64,
 }
 
 impl Default for Limits {
@@ -222,6 +235,9 @@ impl Default for Limits {
             request_timeout_secs: d_request_secs(),
             max_redirects: d_redirects(),
             max_links_per_page: d_links(),
+            max_pagination: d_pagination(),
+            max_pages_per_host: d_pages_per_host(),
+            max_pages_per_run: d_pages_per_run(),
         }
     }
 }
@@ -342,6 +358,15 @@ fn d_redirects() -> u32 {
 fn d_links() -> usize {
     2000
 }
+fn d_pagination() -> u32 {
+    50
+}
+fn d_pages_per_host() -> u64 {
+    5000
+}
+fn d_pages_per_run() -> u64 {
+    20_000
+}
 fn d_concurrency() -> usize {
     8
 }
@@ -435,6 +460,18 @@ impl Config {
                 self.limits.max_redirects
             ));
         }
+        if self.limits.max_pagination > 10_000 {
+            return bad(format!(
+                "limits.max_pagination {} out of range (0 to 10000)",
+                self.limits.max_pagination
+            ));
+        }
+        if self.limits.max_pages_per_host == 0 {
+            return bad("limits.max_pages_per_host 0 out of range (at least 1)".into());
+        }
+        if self.limits.max_pages_per_run == 0 {
+            return bad("limits.max_pages_per_run 0 out of range (at least 1)".into());
+        }
         for t in &self.catalogue {
             if t.title_id.is_empty() || t.names.is_empty() {
                 return bad("catalogue entries need a title_id and at least one name".into());
@@ -501,6 +538,39 @@ mod tests {
         assert_eq!(s.next_start(1000, 1300).unwrap(), 1600);
         // An overrunning run: the next start is already due.
         assert_eq!(s.next_start(1000, 5000).unwrap(), 1600);
+    }
+
+    #[test]
+    fn crawl_budgets_have_defaults_and_ranges() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.limits.max_pagination, 50);
+        assert_eq!(c.limits.max_pages_per_host, 5000);
+        assert_eq!(c.limits.max_pages_per_run, 20_000);
+        let c = Config::from_toml(
+            "[limits]\nmax_pagination = 0\nmax_pages_per_host = 1\nmax_pages_per_run = 3\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.limits.max_pagination,
+                c.limits.max_pages_per_host,
+                c.limits.max_pages_per_run
+            ),
+            (0, 1, 3)
+        );
+        for (bad, field) in [
+            ("max_pagination = 10001", "max_pagination"),
+            ("max_pages_per_host = 0", "max_pages_per_host"),
+            ("max_pages_per_run = 0", "max_pages_per_run"),
+        ] {
+            let e = Config::from_toml(&format!("[limits]\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(field) && e.contains("out of range"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -119,7 +119,12 @@ pub fn extract_html(html: &str, base: &Url, max_links: usize) -> PageInfo {
         if raw.is_empty() {
             return;
         }
-        if raw.len() > 7 && raw[..7].eq_ignore_ascii_case("magnet:") {
+        // `get`, not `[..7]`: byte 7 may fall inside a multi-byte character.
+        if raw.len() > 7
+            && raw
+                .get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
+        {
             if seen.insert(raw.to_owned()) {
                 info.links.push(Link {
                     url: raw.to_owned(),
@@ -205,15 +210,32 @@ pub fn extract_html(html: &str, base: &Url, max_links: usize) -> PageInfo {
     info
 }
 
+/// The value of an attribute whose text (after `name=`) starts `h`: quoted with `"` or `'`
+/// (up to the closing quote, or the end of the tag), else up to the first whitespace. `None`
+/// for an empty value. Works on characters, never on byte offsets (values are arbitrary UTF-8).
+fn attr_value(h: &str) -> Option<&str> {
+    let v = match h.chars().next()? {
+        q @ ('"' | '\'') => {
+            let inner = h.strip_prefix(q)?;
+            inner.split(q).next().unwrap_or(inner)
+        }
+        _ => h.split(char::is_whitespace).next().unwrap_or(h),
+    };
+    let v = v.trim();
+    (!v.is_empty()).then_some(v)
+}
+
 /// Extracts `<loc>` (sitemaps) and `<link>` (RSS text, Atom `href`) URLs from an XML feed.
 pub fn extract_feed(xml: &str, base: &Url, max_links: usize) -> Vec<Link> {
     let mut out = Vec::new();
     let mut rest = xml;
+    // Only `split_once` on ASCII delimiters: no byte offset ever lands inside a character.
     while out.len() < max_links {
-        let Some(i) = rest.find('<') else { break };
-        rest = &rest[i + 1..];
-        let tag_end = rest.find('>').unwrap_or(rest.len());
-        let tag = &rest[..tag_end];
+        let Some((_, after)) = rest.split_once('<') else {
+            break;
+        };
+        rest = after;
+        let (tag, body) = rest.split_once('>').unwrap_or((rest, ""));
         let name = tag
             .split(|c: char| c.is_whitespace() || c == '/')
             .next()
@@ -221,22 +243,18 @@ pub fn extract_feed(xml: &str, base: &Url, max_links: usize) -> Vec<Link> {
         let lname = name.rsplit(':').next().unwrap_or(name).to_ascii_lowercase();
         let mut found: Option<String> = None;
         if lname == "loc" || (lname == "link" && !tag.contains("href")) {
-            let body = &rest[tag_end.min(rest.len())..];
-            let body = body.strip_prefix('>').unwrap_or(body);
-            if let Some(end) = body.find('<') {
-                found = Some(body[..end].trim().to_owned());
-            }
+            let text = match body.trim_start().strip_prefix("<![CDATA[") {
+                Some(cdata) => cdata.split_once("]]>").map(|(t, _)| t),
+                None => body.split_once('<').map(|(t, _)| t),
+            };
+            found = text.map(|t| t.trim().to_owned());
         } else if lname == "link"
             && let Some(h) = tag.split("href=").nth(1)
         {
-            let q = h.chars().next().unwrap_or('"');
-            found = h[1..].split(q).next().map(str::to_owned);
+            found = attr_value(h).map(str::to_owned);
         }
-        if let Some(f) = found {
-            let f = f
-                .trim_start_matches("<![CDATA[")
-                .trim_end_matches("]]>")
-                .replace("&amp;", "&");
+        if let Some(f) = found.filter(|f| !f.is_empty()) {
+            let f = f.replace("&amp;", "&");
             if let Ok(u) = base.join(&f)
                 && matches!(u.scheme(), "http" | "https")
             {
@@ -290,6 +308,82 @@ mod tests {
         assert!(has("http://pirate.test/live/stream.m3u8", LinkKind::Hls));
         let limited = extract_html(html, &base, 2);
         assert_eq!(limited.links.len(), 2);
+    }
+
+    /// Attribute values are arbitrary UTF-8: a value whose 7th byte falls inside a character,
+    /// a one-character value, an empty or blank value, none of them may panic.
+    #[test]
+    fn multibyte_and_empty_attributes() {
+        let base = Url::parse("http://pirate.test/movies/").unwrap();
+        let html = r#"<html><head><title>电影</title><link rel="next" href=""></head><body>
+            <a href="/a电影">film</a> <a href="磁力链接">links</a> <a href="">empty</a>
+            <a href="  ">blank</a> <a href="電">one</a> <a href="é">accent</a>
+            <video src=""></video> <iframe src="/嵌入/播放器"></iframe>
+            <a href="MAGNET:?xt=urn:btih:abc&dn=电影">magnet</a>
+            <script>var f = "/视频/电影.mp4"; var g = "é"; var h = "";</script></body></html>"#;
+        let info = extract_html(html, &base, 100);
+        let abs = |s: &str| Url::parse(s).unwrap().to_string();
+        let has = |u: &str, k: LinkKind| info.links.iter().any(|l| l.url == u && l.kind == k);
+        assert!(
+            has(&abs("http://pirate.test/a电影"), LinkKind::Page),
+            "{:?}",
+            info.links
+        );
+        assert!(has(
+            &abs("http://pirate.test/movies/磁力链接"),
+            LinkKind::Page
+        ));
+        assert!(has(&abs("http://pirate.test/movies/電"), LinkKind::Page));
+        assert!(has(&abs("http://pirate.test/movies/é"), LinkKind::Page));
+        assert!(has(&abs("http://pirate.test/嵌入/播放器"), LinkKind::Embed));
+        assert!(has("MAGNET:?xt=urn:btih:abc&dn=电影", LinkKind::Magnet));
+        assert!(has(
+            &abs("http://pirate.test/视频/电影.mp4"),
+            LinkKind::Media
+        ));
+        // Empty and blank values are no links (not the page itself).
+        assert!(
+            !info.links.iter().any(|l| l.url == base.as_str()),
+            "{:?}",
+            info.links
+        );
+        assert_eq!(info.links.len(), 7, "{:?}", info.links);
+        assert!(info.heading.contains("电影"));
+        // Every prefix of a multi-byte value, cut anywhere: no panic, whatever comes out.
+        let value = "/a电影磁力链接é";
+        for (i, _) in value.char_indices() {
+            let page = format!(
+                r#"<a href="{}">x</a><a href="{}">y</a>"#,
+                &value[..i],
+                &value[i..]
+            );
+            let _ = extract_html(&page, &base, 10);
+        }
+    }
+
+    #[test]
+    fn feeds_with_multibyte_empty_and_unquoted_values() {
+        let base = Url::parse("http://x.test/sitemap.xml").unwrap();
+        let xml = r#"<feed><link href=></link><link href=电影/><link href="/b电"/>
+            <link href='/c'/><link href=""/><link href="/><loc>/d電影</loc>
+            <loc><![CDATA[http://x.test/e?a=1&b=2]]></loc><loc></loc><loc>   </loc>
+            <link>é</link><link href=é"#;
+        let l = extract_feed(xml, &base, 10);
+        let urls: Vec<&str> = l.iter().map(|l| l.url.as_str()).collect();
+        let abs = |s: &str| Url::parse(s).unwrap().to_string();
+        assert_eq!(
+            urls,
+            [
+                abs("http://x.test/电影/"),
+                abs("http://x.test/b电"),
+                abs("http://x.test/c"),
+                abs("http://x.test/"),
+                abs("http://x.test/d電影"),
+                abs("http://x.test/e?a=1&b=2"),
+                abs("http://x.test/é"),
+                abs("http://x.test/é"),
+            ]
+        );
     }
 
     #[test]

@@ -27,7 +27,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use tokio::sync::OnceCell;
 use url::Url;
@@ -174,10 +173,10 @@ fn host_key(u: &Url) -> String {
 /// `a-zA-Z_-`): `leaktrace-crawler` for `leaktrace-crawler/0.1 (+https://…)`. Groups are
 /// matched against it case-insensitively; the full header would never match a group.
 pub fn product_token(user_agent: &str) -> &str {
-    let end = user_agent
-        .find(|c: char| !(c.is_ascii_alphabetic() || c == '_' || c == '-'))
-        .unwrap_or(user_agent.len());
-    &user_agent[..end]
+    user_agent
+        .split(|c: char| !(c.is_ascii_alphabetic() || c == '_' || c == '-'))
+        .next()
+        .unwrap_or("")
 }
 
 /// Parses `Retry-After` (delta seconds, or an HTTP date is treated as 60 s).
@@ -425,24 +424,82 @@ impl Fetcher {
     /// the request timeout. A body over the cap is cut (`truncated`), not an error;
     /// a body still arriving at the deadline is an error.
     pub async fn read_capped(&self, resp: reqwest::Response, cap: u64) -> Result<Body, FetchError> {
+        let mut resp = resp;
+        let deadline = self.body_deadline();
+        self.read_rest(&mut resp, Vec::new(), false, cap, deadline)
+            .await
+    }
+
+    /// When a body whose reading starts now must have arrived: `request_timeout_secs` from now.
+    pub(crate) fn body_deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + Duration::from_secs(self.cfg.limits.request_timeout_secs)
+    }
+
+    async fn next_chunk(
+        &self,
+        resp: &mut reqwest::Response,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<bytes::Bytes>, FetchError> {
         let timeout = Duration::from_secs(self.cfg.limits.request_timeout_secs);
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut out: Vec<u8> = Vec::new();
-        let mut stream = resp.bytes_stream();
+        tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .map_err(|_| FetchError::Timeout(timeout))?
+            .map_err(|e| transport(&e))
+    }
+
+    /// Reads the start of a body (to tell what it is): whole chunks until `head` holds at
+    /// least `want` bytes or the body ended; returns whether it ended. Nothing read is
+    /// dropped, so the response can be read on (or captured) from where this stopped.
+    pub(crate) async fn read_head(
+        &self,
+        resp: &mut reqwest::Response,
+        head: &mut Vec<u8>,
+        want: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<bool, FetchError> {
+        while head.len() < want {
+            match self.next_chunk(resp, deadline).await? {
+                None => return Ok(true),
+                Some(chunk) => head.extend_from_slice(&chunk),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Reads the rest of a body whose first bytes are `head` (`ended`: nothing more comes),
+    /// keeping at most `cap` bytes in all, by `deadline`.
+    pub(crate) async fn read_rest(
+        &self,
+        resp: &mut reqwest::Response,
+        head: Vec<u8>,
+        ended: bool,
+        cap: u64,
+        deadline: tokio::time::Instant,
+    ) -> Result<Body, FetchError> {
         let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+        let mut out = head;
+        if out.len() > cap {
+            out.truncate(cap);
+            return Ok(Body {
+                bytes: out,
+                truncated: true,
+            });
+        }
+        if ended {
+            return Ok(Body {
+                bytes: out,
+                truncated: false,
+            });
+        }
         loop {
-            let next = tokio::time::timeout_at(deadline, stream.next())
-                .await
-                .map_err(|_| FetchError::Timeout(timeout))?;
-            match next {
+            match self.next_chunk(resp, deadline).await? {
                 None => {
                     return Ok(Body {
                         bytes: out,
                         truncated: false,
                     });
                 }
-                Some(Err(e)) => return Err(transport(&e)),
-                Some(Ok(chunk)) => {
+                Some(chunk) => {
                     let room = cap - out.len();
                     if chunk.len() > room {
                         out.extend_from_slice(&chunk[..room]);

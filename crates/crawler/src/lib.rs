@@ -16,8 +16,14 @@
 //!   decompression.
 //! - [`extract`]: links, `<video>`/`<source>`, HLS/DASH manifests, iframes,
 //!   magnets (recorded, never fetched), pagination; [`title`]: catalogue matching.
+//! - Crawl budgets (`[limits]`): depth, pages along one pagination chain, pages
+//!   per host and per run, so a run ends on any site; what a budget leaves out is
+//!   recorded as skipped with the budget as the reason.
 //! - [`capture`]: direct files and HLS streams, bounded, BLAKE3 + SHA-256,
-//!   stored once per hash; [`analyze::Analyzer`]: detection.
+//!   stored once per hash; [`analyze::Analyzer`]: detection. A link is media if
+//!   the answer at the end of its redirect chain is (Content-Type, first bytes),
+//!   whatever its URL looks like.
+//! - A job that panics is recorded as dead with the panic message; the run goes on.
 //!
 //! # Example
 //!
@@ -44,6 +50,7 @@
 //! ```
 
 pub mod analyze;
+mod budget;
 pub mod canon;
 pub mod capture;
 pub mod config;

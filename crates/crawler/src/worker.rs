@@ -1,20 +1,26 @@
 //! The crawl loop: claim jobs from the store, process them, record outcomes.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use leaktrace_store::{Job, JobDone, JobKind, NewFinding, NewJob, RetryPolicy, Store};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{Id, JoinError, JoinSet};
 use url::Url;
 
 use crate::CrawlError;
 use crate::analyze::Analyzer;
+use crate::budget::Budgets;
 use crate::canon::{canonicalize, trap_check};
-use crate::capture::{Capture, capture_direct, capture_hls, now_unix};
+use crate::capture::{
+    Answer, Capture, SNIFF_BYTES, capture_direct, capture_hls, capture_hls_fetched, capture_opened,
+    now_unix, sniff,
+};
 use crate::config::Config;
 use crate::extract::{LinkKind, extract_feed, extract_html};
-use crate::fetch::{FetchError, Fetcher};
+use crate::fetch::{FetchError, Fetcher, Opened};
 use crate::net::Lookup;
 use crate::title::best_match;
 
@@ -45,6 +51,7 @@ struct Finished {
     findings: u64,
     found: Vec<NewJob>,
     skipped: Vec<(NewJob, String)>,
+    deferred: Vec<(NewJob, String)>,
 }
 
 impl Finished {
@@ -61,6 +68,86 @@ enum FetchErrorKind {
     Fatal,
 }
 
+type JobResult = Result<Outcome, CrawlError>;
+
+/// The jobs in flight, each in its own task. A task that panics costs its job, not the run:
+/// the panic is caught at the task boundary (its `JoinError`) and the job comes back as a
+/// permanent failure with the panic message, recorded as dead like any other.
+#[derive(Default)]
+struct Tasks {
+    set: JoinSet<JobResult>,
+    jobs: HashMap<Id, Job>,
+}
+
+fn panic_text(e: JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned()),
+        Err(e) => e.to_string(),
+    }
+}
+
+impl Tasks {
+    fn spawn<F>(&mut self, job: Job, task: F)
+    where
+        F: Future<Output = JobResult> + Send + 'static,
+    {
+        let h = self.set.spawn(task);
+        self.jobs.insert(h.id(), job);
+    }
+
+    fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// The next job to finish and its result (cancel safe).
+    async fn join_next(&mut self) -> Option<(Job, JobResult)> {
+        loop {
+            let r = self.set.join_next_with_id().await?;
+            if let Some(done) = self.settle(r) {
+                return Some(done);
+            }
+        }
+    }
+
+    /// A job that has finished already, if any.
+    fn try_join_next(&mut self) -> Option<(Job, JobResult)> {
+        loop {
+            let r = self.set.try_join_next_with_id()?;
+            if let Some(done) = self.settle(r) {
+                return Some(done);
+            }
+        }
+    }
+
+    fn settle(&mut self, r: Result<(Id, JobResult), JoinError>) -> Option<(Job, JobResult)> {
+        match r {
+            Ok((id, out)) => Some((self.jobs.remove(&id)?, out)),
+            Err(e) => {
+                let job = self.jobs.remove(&e.id())?;
+                let why = if e.is_panic() {
+                    format!("panicked while processing: {}", panic_text(e))
+                } else {
+                    format!("processing task ended: {e}")
+                };
+                tracing::error!(
+                    url = %job.url,
+                    error = %why,
+                    "job task failed: the job is recorded as dead, the run goes on"
+                );
+                Some((job, Ok(Outcome::Failed(FetchErrorKind::Fatal, why, None))))
+            }
+        }
+    }
+}
+
 /// A crawler worker: shares the frontier in the store with any number of others.
 pub struct Crawler {
     store: Store,
@@ -69,6 +156,7 @@ pub struct Crawler {
     analyzer: Option<Arc<dyn Analyzer>>,
     owner: String,
     poll: Duration,
+    budgets: Budgets,
 }
 
 impl Crawler {
@@ -89,6 +177,7 @@ impl Crawler {
             analyzer,
             owner,
             poll: Duration::from_millis(500),
+            budgets: Budgets::default(),
         }))
     }
 
@@ -143,7 +232,7 @@ impl Crawler {
         until_idle: bool,
     ) -> Result<RunStats, CrawlError> {
         let mut stats = RunStats::default();
-        let mut set: JoinSet<Result<(Outcome, Job), CrawlError>> = JoinSet::new();
+        let mut set = Tasks::default();
         let policy = RetryPolicy {
             max_attempts: self.cfg.fetch.max_attempts,
             base_secs: self.cfg.fetch.backoff_secs,
@@ -215,12 +304,9 @@ impl Crawler {
             // all completions (group commit), failures one by one.
             let mut finished = Vec::new();
             let mut next = Some(first);
-            while let Some(joined) = next {
-                let (outcome, job) = match joined {
-                    Ok(r) => r?,
-                    Err(e) => return Err(CrawlError::Detect(format!("worker task failed: {e}"))),
-                };
-                match outcome {
+            while let Some((job, out)) = next {
+                // Only a store failure ends the run; a job's own failures are recorded.
+                match out? {
                     Outcome::Done(f) => finished.push((job, f)),
                     Outcome::Failed(kind, msg, ra) => {
                         self.record_failure(&job, kind, &msg, ra, &policy, &mut stats)
@@ -237,6 +323,7 @@ impl Crawler {
                         note: f.note.take(),
                         found: std::mem::take(&mut f.found),
                         skipped: std::mem::take(&mut f.skipped),
+                        deferred: std::mem::take(&mut f.deferred),
                         generation: job.generation,
                     })
                     .collect();
@@ -254,16 +341,10 @@ impl Crawler {
         Ok(stats)
     }
 
-    fn spawn_job(
-        self: &Arc<Self>,
-        set: &mut JoinSet<Result<(Outcome, Job), CrawlError>>,
-        job: Job,
-    ) {
+    fn spawn_job(self: &Arc<Self>, set: &mut Tasks, job: Job) {
         let me = self.clone();
-        set.spawn(async move {
-            let out = me.process(&job).await?;
-            Ok((out, job))
-        });
+        let j = job.clone();
+        set.spawn(job, async move { me.process(&j).await });
     }
 
     async fn record_failure(
@@ -310,7 +391,13 @@ impl Crawler {
                 Ok(Outcome::Failed(kind, f.to_string(), ra))
             }
             CrawlError::Playlist(m) => Ok(Outcome::Failed(FetchErrorKind::Fatal, m, None)),
-            other => Err(other),
+            // The store is the run's own failure: it ends the run.
+            e @ CrawlError::Store(_) => Err(e),
+            // Writing a capture may work later (disk space); the rest will not.
+            e @ CrawlError::Io(..) => {
+                Ok(Outcome::Failed(FetchErrorKind::Retry, e.to_string(), None))
+            }
+            e => Ok(Outcome::Failed(FetchErrorKind::Fatal, e.to_string(), None)),
         }
     }
 
@@ -336,10 +423,28 @@ impl Crawler {
         }
     }
 
+    /// A page job: what it is is decided by the answer at the end of its redirect chain (its
+    /// Content-Type and first bytes), not by its URL. A page's links are extracted; media is
+    /// captured from the response already open (downloaded once).
     async fn process_page(&self, job: &Job, url: &Url) -> Result<Outcome, CrawlError> {
-        let (meta, body) = self.fetcher.get_page(url).await?;
-        let text = String::from_utf8_lossy(&body.bytes);
+        let mut o = self.fetcher.open(url).await?;
+        let deadline = self.fetcher.body_deadline();
+        let mut head = Vec::new();
+        let ended = self
+            .fetcher
+            .read_head(&mut o.response, &mut head, SNIFF_BYTES, deadline)
+            .await?;
+        let answer = sniff(o.meta.content_type.as_deref(), &head);
+        if answer != Answer::Page {
+            return self.page_answered_media(job, o, head, ended, answer).await;
+        }
         let lim = &self.cfg.limits;
+        let body = self
+            .fetcher
+            .read_rest(&mut o.response, head, ended, lim.max_page_bytes, deadline)
+            .await?;
+        let meta = o.meta;
+        let text = String::from_utf8_lossy(&body.bytes);
         let ct = meta
             .content_type
             .as_deref()
@@ -361,9 +466,21 @@ impl Crawler {
         let page_hint = page_match
             .map(|m| m.title_id)
             .or_else(|| job.title_hint.clone());
+        // Where a "next" link of this page stands in its pagination chain (asked only when
+        // there is one).
+        let next_position = if links.iter().any(|l| l.kind == LinkKind::NextPage) {
+            let run = self
+                .store
+                .pagination_run(&job.url, lim.max_pagination)
+                .await?;
+            run.saturating_add(1)
+        } else {
+            0
+        };
         let here = meta.final_url.host_str().unwrap_or("").to_owned();
         let mut jobs = Vec::new();
         let mut skipped: Vec<(NewJob, String)> = Vec::new();
+        let mut deferred: Vec<(NewJob, String)> = Vec::new();
         for l in links {
             let raw = match Url::parse(&l.url) {
                 Ok(u) => u,
@@ -422,13 +539,36 @@ impl Crawler {
                 skipped.push((nj, reason));
                 continue;
             }
+            if kind == JobKind::Page {
+                let budget = if l.kind == LinkKind::NextPage && next_position > lim.max_pagination {
+                    tracing::info!(
+                        budget = "max_pagination",
+                        limit = lim.max_pagination,
+                        url = %c,
+                        page = %job.url,
+                        "crawl budget reached: pagination chain not followed further"
+                    );
+                    Err(format!(
+                        "crawl budget max_pagination ({}) reached: page {next_position} of a \
+                         pagination chain, not queued in this run",
+                        lim.max_pagination
+                    ))
+                } else {
+                    self.budgets.admit(job.generation, &c, lim)
+                };
+                if let Err(reason) = budget {
+                    deferred.push((nj, reason));
+                    continue;
+                }
+            }
             jobs.push(nj);
         }
         Ok(Outcome::Done(Finished {
             note: Some(format!(
-                "{} links found, {} skipped{}",
+                "{} links found, {} skipped, {} over a crawl budget{}",
                 jobs.len(),
                 skipped.len(),
+                deferred.len(),
                 if body.truncated {
                     ", page truncated"
                 } else {
@@ -438,7 +578,63 @@ impl Crawler {
             findings: 0,
             found: jobs,
             skipped,
+            deferred,
         }))
+    }
+
+    /// A page job whose answer is media (a link that does not look like media, redirected to
+    /// a file or a playlist): captured like a media job from the open response `o`, whose
+    /// first bytes `head` were read (`ended`: the body ended there).
+    async fn page_answered_media(
+        &self,
+        job: &Job,
+        mut o: Opened,
+        head: Vec<u8>,
+        ended: bool,
+        answer: Answer,
+    ) -> Result<Outcome, CrawlError> {
+        let what = if answer == Answer::Hls {
+            "an HLS playlist"
+        } else {
+            "a media file"
+        };
+        let ct = o.meta.content_type.clone().unwrap_or_default();
+        let threshold = self.cfg.fetch.title_threshold;
+        let title = job.title_hint.clone().or_else(|| {
+            let words = o.meta.final_url.path().replace(['/', '-', '_', '.'], " ");
+            best_match(&self.cfg.catalogue, &words)
+                .filter(|m| m.score >= threshold)
+                .map(|m| m.title_id)
+        });
+        let Some(title) = title else {
+            return Ok(Finished::note(format!(
+                "answered with {what} ({ct}), no catalogue title matched: not captured"
+            )));
+        };
+        if self.store.finding_exists_for_url(&job.url).await? {
+            return Ok(Finished::note(format!(
+                "answered with {what}: already captured"
+            )));
+        }
+        tracing::info!(
+            url = %job.url,
+            final_url = %o.meta.final_url,
+            content_type = %ct,
+            "link answered with {what}: capturing it"
+        );
+        let url = o.meta.url.clone();
+        let cap = if answer == Answer::Hls {
+            let deadline = self.fetcher.body_deadline();
+            let cap = self.cfg.limits.max_page_bytes;
+            let body = self
+                .fetcher
+                .read_rest(&mut o.response, head, ended, cap, deadline)
+                .await?;
+            capture_hls_fetched(&self.fetcher, &url, o.meta, body.bytes).await?
+        } else {
+            capture_opened(&self.fetcher, &url, o, head, ended).await?
+        };
+        self.record_capture(job, cap, title).await
     }
 
     async fn process_media(&self, job: &Job, url: &Url) -> Result<Outcome, CrawlError> {
@@ -453,6 +649,16 @@ impl Crawler {
         } else {
             capture_direct(&self.fetcher, url).await?
         };
+        self.record_capture(job, cap, title).await
+    }
+
+    /// Analyses a capture (or reuses the analysis of the same bytes) and stores the finding.
+    async fn record_capture(
+        &self,
+        job: &Job,
+        cap: Capture,
+        title: String,
+    ) -> Result<Outcome, CrawlError> {
         let Some(analyzer) = self.analyzer.clone() else {
             return Ok(Finished::note(format!(
                 "captured {} bytes sha256 {} (no analyzer)",
@@ -464,9 +670,14 @@ impl Crawler {
             None => {
                 let path = cap.path.clone();
                 let t = title.clone();
-                let r = tokio::task::spawn_blocking(move || analyzer.analyze(&path, &t))
-                    .await
-                    .map_err(|e| CrawlError::Detect(format!("analysis task: {e}")))?;
+                let r = match tokio::task::spawn_blocking(move || analyzer.analyze(&path, &t)).await
+                {
+                    Ok(r) => r,
+                    // A panic in detection is this job's panic: the job task's boundary
+                    // catches it and records the job as dead; the run goes on.
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) => return Err(CrawlError::Detect(format!("analysis task: {e}"))),
+                };
                 match r {
                     Ok(a) => (
                         a.verdict,
@@ -546,5 +757,65 @@ fn finding_record(
         report,
         capture_started_at: cap.started_at,
         capture_finished_at: cap.finished_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leaktrace_store::JobState;
+
+    fn job(url: &str) -> Job {
+        Job {
+            url: url.to_owned(),
+            kind: JobKind::Page,
+            depth: 0,
+            referrer: None,
+            title_hint: None,
+            state: JobState::Leased,
+            attempts: 1,
+            not_before: 0,
+            lease_owner: Some("w".into()),
+            lease_until: None,
+            last_error: None,
+            generation: 1,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    async fn explode() -> JobResult {
+        panic!("index 7 is not a char boundary")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_comes_back_as_a_permanent_failure_of_that_job() {
+        let mut t = Tasks::default();
+        t.spawn(job("http://x.test/bad"), explode());
+        t.spawn(job("http://x.test/good"), async {
+            Ok(Finished::note("fine"))
+        });
+        let mut seen = Vec::new();
+        while let Some((j, out)) = t.join_next().await {
+            match out {
+                Ok(Outcome::Failed(FetchErrorKind::Fatal, msg, None)) => {
+                    assert_eq!(j.url, "http://x.test/bad");
+                    assert_eq!(
+                        msg,
+                        "panicked while processing: index 7 is not a char boundary"
+                    );
+                    seen.push("failed");
+                }
+                Ok(Outcome::Done(f)) => {
+                    assert_eq!(j.url, "http://x.test/good");
+                    assert_eq!(f.note.as_deref(), Some("fine"));
+                    seen.push("done");
+                }
+                _ => panic!("unexpected outcome for {}", j.url),
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, ["done", "failed"]);
+        assert!(t.is_empty() && t.jobs.is_empty());
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use leaktrace_crawler::config::Config;
 use leaktrace_crawler::worker::Crawler;
-use leaktrace_store::{JobKind, JobState, NewFinding, NewJob, RetryPolicy, Store};
+use leaktrace_store::{JobDone, JobKind, JobState, NewFinding, NewJob, RetryPolicy, Store};
 use sqlx::{AssertSqlSafe, Connection};
 
 async fn pg_store(test: &str) -> Option<(Store, String, String)> {
@@ -315,6 +315,145 @@ async fn crash_loop_dead_letters(store: &Store) {
     // The limit is validated.
     assert!(store.claim_jobs("w", 1, 60, 0).await.is_err());
     assert!(store.claim_jobs("w", 1, 60, 101).await.is_err());
+}
+
+/// The frontier's side of the crawl budgets: how far along a pagination chain a row is (from
+/// referrers and depths), and rows deferred by a budget, which a later run queues again while
+/// other skipped rows stay skipped.
+async fn pagination_and_deferred_rows(store: &Store) {
+    let nj = |u: &str, depth: u32, referrer: Option<&str>| NewJob {
+        url: u.into(),
+        kind: JobKind::Page,
+        depth,
+        referrer: referrer.map(str::to_owned),
+        title_hint: None,
+    };
+    store
+        .enqueue_jobs(&[nj("http://x.test/list", 0, None)], 1)
+        .await
+        .unwrap();
+    // Each page of the listing finds the next one (same depth) and an article (depth + 1).
+    let mut prev = "http://x.test/list".to_owned();
+    for i in 1..=4 {
+        let job = store.claim_jobs("w", 1, 60, 5).await.unwrap().remove(0);
+        assert_eq!(job.url, prev);
+        let next = format!("http://x.test/list?page={i}");
+        let done = JobDone {
+            url: job.url.clone(),
+            note: None,
+            found: vec![
+                nj(&next, 0, Some(&job.url)),
+                nj(&format!("http://x.test/article/{i}"), 1, Some(&job.url)),
+            ],
+            skipped: vec![],
+            deferred: vec![],
+            generation: 1,
+        };
+        assert_eq!(store.finish_jobs("w", &[done]).await.unwrap(), [true]);
+        prev = next;
+    }
+    assert_eq!(
+        store
+            .pagination_run("http://x.test/list", 50)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .pagination_run("http://x.test/list?page=1", 50)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .pagination_run("http://x.test/list?page=4", 50)
+            .await
+            .unwrap(),
+        4
+    );
+    // At most `limit` hops are walked.
+    assert_eq!(
+        store
+            .pagination_run("http://x.test/list?page=4", 2)
+            .await
+            .unwrap(),
+        2
+    );
+    // A link that adds depth starts no chain; an unknown URL is at 0.
+    assert_eq!(
+        store
+            .pagination_run("http://x.test/article/3", 50)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .pagination_run("http://x.test/nope", 50)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // One page deferred by a budget in run 1, one skipped for good.
+    let job = store.claim_jobs("w", 1, 60, 5).await.unwrap().remove(0);
+    let done = JobDone {
+        url: job.url.clone(),
+        note: None,
+        found: vec![],
+        skipped: vec![(nj("http://x.test/trap", 9, Some(&job.url)), "depth".into())],
+        deferred: vec![(
+            nj("http://x.test/later", 1, Some(&job.url)),
+            "crawl budget max_pages_per_host (1) reached".into(),
+        )],
+        generation: 1,
+    };
+    assert_eq!(store.finish_jobs("w", &[done]).await.unwrap(), [true]);
+    let later = store.get_job("http://x.test/later").await.unwrap().unwrap();
+    assert_eq!((later.state, later.generation), (JobState::Skipped, 1));
+    let trap = store.get_job("http://x.test/trap").await.unwrap().unwrap();
+    assert_eq!((trap.state, trap.generation), (JobState::Skipped, 0));
+    // The same run does not queue the deferred row again; a later run does; the other
+    // skipped row stays skipped.
+    let again = [
+        nj("http://x.test/later", 1, None),
+        nj("http://x.test/trap", 1, None),
+    ];
+    assert_eq!(store.enqueue_jobs(&again, 1).await.unwrap(), 0);
+    assert_eq!(store.enqueue_jobs(&again, 2).await.unwrap(), 1);
+    let later = store.get_job("http://x.test/later").await.unwrap().unwrap();
+    assert_eq!(
+        (later.state, later.generation, later.last_error),
+        (JobState::Queued, 2, None)
+    );
+    assert_eq!(
+        store
+            .get_job("http://x.test/trap")
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        JobState::Skipped
+    );
+}
+
+#[tokio::test]
+async fn pagination_and_deferred_rows_sqlite() {
+    let (_dir, store) = sqlite_store().await;
+    pagination_and_deferred_rows(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn pagination_and_deferred_rows_postgres() {
+    let Some((store, admin, name)) = pg_store("pagination").await else {
+        return;
+    };
+    pagination_and_deferred_rows(&store).await;
+    store.close().await;
+    drop_pg(&admin, &name).await;
 }
 
 /// A store on a new SQLite file; keep the directory alive as long as the store.

@@ -15,6 +15,10 @@
 //! second time. A worker killed with `kill -9` loses nothing: its leases run
 //! out and the rows are claimed again.
 //!
+//! `skipped` rows are recorded but not fetched. Most are final (magnets, trap
+//! limits); pages that a crawl run's budget left out are recorded with that run's
+//! generation ([`JobDone::deferred`]) and queued again by a later run that finds them.
+//!
 //! # Findings
 //!
 //! [`Store::insert_finding`] is idempotent on `(media_url, sha256)`: the same
@@ -78,7 +82,8 @@ pub enum JobState {
     Done,
     /// Failed `max_attempts` times: the dead-letter state, never retried automatically.
     Dead,
-    /// Recorded, never fetched (magnet, refused by robots.txt or a trap limit).
+    /// Recorded, not fetched: a magnet or a URL a trap limit refuses (never fetched), or a
+    /// page a crawl budget left out of its run (a later run may queue it).
     Skipped,
 }
 
@@ -153,7 +158,8 @@ pub struct Job {
     pub lease_until: Option<i64>,
     /// The last failure, or why the row was skipped.
     pub last_error: Option<String>,
-    /// The crawl run that last queued the row.
+    /// The crawl run that last queued the row (a row deferred by a crawl budget: the run
+    /// that deferred it; other skipped rows: 0).
     pub generation: i64,
     /// First seen (UTC unix seconds).
     pub created_at: i64,
@@ -173,6 +179,10 @@ pub struct JobDone {
     pub found: Vec<NewJob>,
     /// URLs found but never to be fetched, with the reason, as by [`Store::record_skipped`].
     pub skipped: Vec<(NewJob, String)>,
+    /// URLs found but not fetched in this run because a crawl budget ran out, with the
+    /// reason: recorded as `skipped` like [`JobDone::skipped`], but as part of `generation`,
+    /// so a later run that finds them again queues them (see [`Store::enqueue_jobs`]).
+    pub deferred: Vec<(NewJob, String)>,
     /// The crawl run the found URLs belong to.
     pub generation: i64,
 }
@@ -348,14 +358,25 @@ macro_rules! job_returning {
     };
 }
 
-/// Insert a row, or re-queue a finished page or media row of an older run.
+/// Insert a row, or re-queue a page row of an older run that is done or was deferred by a
+/// crawl budget (skipped rows of generation > 0; other skipped rows have generation 0).
 const ENQUEUE: &str = "INSERT INTO crawl_jobs (url, kind, depth, referrer, title_hint, state, \
      attempts, not_before, generation, created_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $6, $6) \
      ON CONFLICT (url) DO UPDATE SET state = 'queued', attempts = 0, not_before = excluded.not_before, \
      generation = excluded.generation, updated_at = excluded.updated_at, last_error = NULL \
-     WHERE crawl_jobs.state = 'done' AND crawl_jobs.generation < excluded.generation \
-     AND crawl_jobs.kind = 'page'";
+     WHERE (crawl_jobs.state = 'done' OR (crawl_jobs.state = 'skipped' AND crawl_jobs.generation > 0)) \
+     AND crawl_jobs.generation < excluded.generation AND crawl_jobs.kind = 'page'";
+
+/// The run of pagination hops ending at a row: its ancestors along `referrer` as long as
+/// each has the same depth as its child (pagination links add no depth, every other link
+/// adds one), at most `$2` hops.
+const PAGINATION_RUN: &str = "WITH RECURSIVE chain(url, referrer, depth, n) AS (\
+     SELECT url, referrer, depth, 0 FROM crawl_jobs WHERE url = $1 \
+     UNION ALL \
+     SELECT p.url, p.referrer, p.depth, c.n + 1 FROM crawl_jobs p \
+     JOIN chain c ON p.url = c.referrer WHERE p.depth = c.depth AND c.n < $2) \
+     SELECT CAST(COALESCE(MAX(n), 0) AS BIGINT) FROM chain";
 
 const RECORD_SKIPPED: &str = "INSERT INTO crawl_jobs (url, kind, depth, referrer, title_hint, \
      state, attempts, not_before, last_error, generation, created_at, updated_at) \
@@ -563,9 +584,10 @@ fn to_i64(v: u64, field: &'static str) -> Result<i64, StoreError> {
 impl Store {
     /// Adds URLs to the frontier in one transaction, all due now, as part of
     /// crawl run `generation`. A URL already present is left alone, except a
-    /// `done` page of an older generation, which is queued again (a re-crawl
-    /// re-reads pages; media already captured are not fetched again).
-    /// Returns how many rows were inserted or re-queued.
+    /// page of an older generation that is `done` or was deferred by a crawl budget
+    /// ([`JobDone::deferred`]), which is queued again (a re-crawl re-reads pages, and
+    /// reaches what an earlier run's budget left out; media already captured are not
+    /// fetched again). Returns how many rows were inserted or re-queued.
     pub async fn enqueue_jobs(&self, jobs: &[NewJob], generation: i64) -> Result<u64, StoreError> {
         for j in jobs {
             if j.url.is_empty() {
@@ -671,6 +693,21 @@ impl Store {
         Ok(n)
     }
 
+    /// How many pagination links in a row lead to the row of `url`, at most `limit`: 0 for a
+    /// row reached otherwise (a seed, a link that adds depth), 1 for the first "next" page of
+    /// a listing, and so on. Derived from the rows' referrers and depths (a pagination link
+    /// is the one kind of link that adds no depth), in one query; 0 for an unknown URL.
+    pub async fn pagination_run(&self, url: &str, limit: u32) -> Result<u32, StoreError> {
+        let n: i64 = on_pool!(self, |pool, _pg| sqlx::query_scalar(PAGINATION_RUN)
+            .bind(url)
+            .bind(i64::from(limit))
+            .fetch_one(pool)
+            .await?);
+        u32::try_from(n).map_err(|_| StoreError::Corrupt {
+            detail: format!("pagination run {n} out of range"),
+        })
+    }
+
     /// Completes several leased jobs of `owner` in one transaction (one commit, one
     /// disk sync, however many jobs): for each, its found URLs are queued, its skipped
     /// URLs recorded, and its row marked done if `owner` still holds the lease. The
@@ -684,7 +721,10 @@ impl Store {
         for j in jobs {
             if j.url.is_empty()
                 || j.found.iter().any(|f| f.url.is_empty())
-                || j.skipped.iter().any(|(f, _)| f.url.is_empty())
+                || j.skipped
+                    .iter()
+                    .chain(&j.deferred)
+                    .any(|(f, _)| f.url.is_empty())
             {
                 return Err(StoreError::invalid("url", "must not be empty"));
             }
@@ -706,7 +746,9 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                for (f, reason) in &j.skipped {
+                let skipped = j.skipped.iter().map(|s| (s, 0i64));
+                let deferred = j.deferred.iter().map(|s| (s, j.generation));
+                for ((f, reason), generation) in skipped.chain(deferred) {
                     sqlx::query(RECORD_SKIPPED)
                         .bind(&f.url)
                         .bind(f.kind.as_str())
@@ -715,7 +757,7 @@ impl Store {
                         .bind(&f.title_hint)
                         .bind(now)
                         .bind(reason)
-                        .bind(0i64)
+                        .bind(generation)
                         .execute(&mut *tx)
                         .await?;
                 }
