@@ -21,8 +21,16 @@
 //!   integers and lengths, definite lengths only, map keys sorted by their encoded bytes. The whole
 //!   token is encoded the same way, so a given (claims, key) always yields the same string
 //!   (ES256 signatures are deterministic too: RFC 6979 nonces).
-//! * On output the COSE object is wrapped in the CWT tag 61 (RFC 8392 §6). On input the tag 61 is
-//!   optional, and so is the COSE tag (17 or 18); when present it must match the verifier.
+//! * The COSE object is wrapped in the CWT tag 61 (RFC 8392 §6), its unprotected header is an
+//!   empty map.
+//! * Input must be exactly what [`encode`] writes: tag 61 around the COSE tag (17 or 18, which
+//!   must match the verifier), an empty unprotected header, and deterministic CBOR throughout,
+//!   in the envelope, the protected header and the claims (shortest-form integers, lengths and
+//!   tags, definite lengths, map keys sorted by their encoding, no duplicates). A token in any
+//!   other encoding is refused with [`TokenError::NonCanonical`], even when its MAC or
+//!   signature verifies: a token has one spelling, so a cache keyed by token text holds one
+//!   entry per token. (An ES256 signature `(r, s)` also verifies as `(r, n - s)`, so an ES256
+//!   token has two spellings; that cannot grow further.)
 //! * The `alg` header must be in the protected header and must match the verifier's algorithm;
 //!   a protected `crit` header is rejected (no critical extensions are understood).
 //! * Input is bounded: at most [`MAX_TOKEN_LEN`] characters (a direct-mode token with a full
@@ -30,13 +38,15 @@
 //!
 //! # Validation
 //!
-//! [`decode_and_verify`] checks, in order: the size limit, base64url, the CBOR/COSE structure, the
-//! algorithm, the MAC or signature, then the claims: `exp` and `iat` present, `exp + leeway > now`,
+//! [`decode_and_verify`] checks, in order: the size limit, base64url, the CBOR/COSE structure and
+//! its canonical form, the algorithm, the canonical form of the protected header, the MAC or
+//! signature, then the claims: `exp` and `iat` present, `exp + leeway > now`,
 //! `iat ≤ now + leeway` (and `nbf ≤ now + leeway` if an `nbf` claim is present), `wmver == 1`,
 //! `wmvnd` present, `0 < wmpatlen ≤ 65 535`, and exactly one of direct (`wmpattern`) or indirect
 //! (`wmid` + `wmopid`) mode. The leeway is [`DEFAULT_LEEWAY_SECS`] (60 s, as Akamai's reference
 //! EdgeWorkers module defaults to). Unknown claims are ignored; duplicate claim keys are rejected.
-//! Nothing is trusted before the MAC or signature has been verified.
+//! Last, the claims must be deterministic CBOR. Nothing is trusted before the MAC or signature
+//! has been verified.
 //!
 //! # Direct-mode bit addressing
 //!
@@ -145,6 +155,11 @@ pub enum TokenError {
     /// The protected header lists critical extensions, which are not supported.
     #[error("token has critical header parameters, none are supported")]
     CriticalHeader,
+    /// The token is not in the one encoding the issuer writes (see the module documentation):
+    /// a missing tag, a non-empty unprotected header, or CBOR that is not deterministic
+    /// (longer integer or length forms than needed, indefinite lengths, unsorted map keys).
+    #[error("token is not canonically encoded: {0}")]
+    NonCanonical(&'static str),
     /// The MAC or signature does not verify.
     #[error("MAC or signature does not verify")]
     BadSignature,
@@ -439,6 +454,49 @@ fn cbor_from_slice(bytes: &[u8]) -> Result<Value, TokenError> {
     }
 }
 
+/// Whether every map in `value` has its keys in strictly ascending order of their encodings
+/// (RFC 8949 §4.2.1), which also excludes duplicate keys. The depth is bounded by the decoder's
+/// recursion limit.
+fn maps_sorted(value: &Value) -> Result<bool, TokenError> {
+    Ok(match value {
+        Value::Map(entries) => {
+            let mut previous: Option<Vec<u8>> = None;
+            for (k, v) in entries {
+                let key = cbor_to_vec(k)?;
+                if previous.as_ref().is_some_and(|p| *p >= key)
+                    || !maps_sorted(k)?
+                    || !maps_sorted(v)?
+                {
+                    return Ok(false);
+                }
+                previous = Some(key);
+            }
+            true
+        }
+        Value::Array(items) => {
+            for item in items {
+                if !maps_sorted(item)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        Value::Tag(_, inner) => maps_sorted(inner)?,
+        _ => true,
+    })
+}
+
+/// Checks that `bytes` are `value` in core deterministic encoding: re-encoding the decoded
+/// value (every integer, length and tag in its shortest form, definite lengths) gives the same
+/// bytes, and every map is sorted.
+fn check_deterministic(value: &Value, bytes: &[u8], what: &'static str) -> Result<(), TokenError> {
+    if cbor_to_vec(value)? == bytes && maps_sorted(value)? {
+        Ok(())
+    } else {
+        Err(TokenError::NonCanonical(what))
+    }
+}
+
 fn uint(v: u64) -> Value {
     Value::Integer(v.into())
 }
@@ -570,16 +628,31 @@ pub fn encode(claims: &WmToken, signer: &Signer) -> Result<String, TokenError> {
 // Decoding
 // ---------------------------------------------------------------------------------------------
 
-/// Unwraps the optional CWT tag and the optional COSE tag, which must match `alg`.
-fn unwrap_tags(mut value: Value, alg: Algorithm) -> Result<Value, TokenError> {
-    if let Value::Tag(CWT_TAG, inner) = value {
-        value = *inner;
-    }
-    match value {
-        Value::Tag(tag, inner) if tag == alg.cose_tag() => Ok(*inner),
+/// Unwraps the CWT tag and the COSE tag, which must match `alg`.
+fn unwrap_tags(value: Value, alg: Algorithm) -> Result<Value, TokenError> {
+    let inner = match value {
+        Value::Tag(CWT_TAG, inner) => *inner,
+        Value::Tag(tag, _) if tag != COSE_MAC0_TAG && tag != COSE_SIGN1_TAG => {
+            return Err(TokenError::UnexpectedTag(tag));
+        }
+        _ => return Err(TokenError::NonCanonical("the CWT tag 61 is missing")),
+    };
+    match inner {
+        Value::Tag(tag, cose) if tag == alg.cose_tag() => Ok(*cose),
         Value::Tag(tag, _) => Err(TokenError::UnexpectedTag(tag)),
-        other => Ok(other),
+        _ => Err(TokenError::NonCanonical("the COSE tag is missing")),
     }
+}
+
+/// Checks that a protected header is deterministic CBOR (it is authenticated, so only its
+/// issuer could have written it otherwise).
+fn check_protected_bytes(header: &coset::ProtectedHeader) -> Result<(), TokenError> {
+    let bytes = header.original_data.as_deref().unwrap_or_default();
+    check_deterministic(
+        &cbor_from_slice(bytes)?,
+        bytes,
+        "the protected header is not deterministic CBOR",
+    )
 }
 
 fn check_protected_header(header: &coset::Header, alg: Algorithm) -> Result<(), TokenError> {
@@ -606,10 +679,24 @@ fn check_protected_header(header: &coset::Header, alg: Algorithm) -> Result<(), 
 /// Verifies the COSE structure and returns the authenticated claims payload.
 fn verify_cose(bytes: &[u8], verifier: &Verifier) -> Result<Vec<u8>, TokenError> {
     let alg = verifier.algorithm();
-    let value = unwrap_tags(cbor_from_slice(bytes)?, alg)?;
-    if !matches!(&value, Value::Array(a) if a.len() == 4) {
+    let value = cbor_from_slice(bytes)?;
+    // The envelope (tags, array, byte strings, unprotected map) is not authenticated: only its
+    // one deterministic form is accepted.
+    check_deterministic(&value, bytes, "the envelope is not deterministic CBOR")?;
+    let value = unwrap_tags(value, alg)?;
+    let Value::Array(items) = &value else {
         return Err(TokenError::Malformed(
             "COSE object must be a 4-element array",
+        ));
+    };
+    if items.len() != 4 {
+        return Err(TokenError::Malformed(
+            "COSE object must be a 4-element array",
+        ));
+    }
+    if matches!(items.get(1), Some(Value::Map(m)) if !m.is_empty()) {
+        return Err(TokenError::NonCanonical(
+            "the unprotected header must be empty",
         ));
     }
     match &verifier.0 {
@@ -617,6 +704,7 @@ fn verify_cose(bytes: &[u8], verifier: &Verifier) -> Result<Vec<u8>, TokenError>
             let mac0 = CoseMac0::from_cbor_value(value)
                 .map_err(|_| TokenError::Malformed("invalid COSE_Mac0"))?;
             check_protected_header(&mac0.protected.header, alg)?;
+            check_protected_bytes(&mac0.protected)?;
             mac0.verify_payload_tag(
                 &[],
                 || TokenError::Malformed("detached payload"),
@@ -634,6 +722,7 @@ fn verify_cose(bytes: &[u8], verifier: &Verifier) -> Result<Vec<u8>, TokenError>
             let sign1 = CoseSign1::from_cbor_value(value)
                 .map_err(|_| TokenError::Malformed("invalid COSE_Sign1"))?;
             check_protected_header(&sign1.protected.header, alg)?;
+            check_protected_bytes(&sign1.protected)?;
             if sign1.payload.is_none() {
                 return Err(TokenError::Malformed("detached payload"));
             }
@@ -805,7 +894,7 @@ fn build_token(c: RawClaims, now: u64) -> Result<WmToken, TokenError> {
 }
 
 /// Decodes a base64url WM token, verifies its MAC or signature and validates its claims at time
-/// `now` (seconds since the Unix epoch).
+/// `now` (seconds since the Unix epoch). Only the encoding [`encode`] writes is accepted.
 ///
 /// # Errors
 /// Any [`TokenError`] variant except `Signing`; see the module documentation for the checks.
@@ -824,8 +913,17 @@ pub fn decode_and_verify(
     let bytes = URL_SAFE_NO_PAD
         .decode(token.as_bytes())
         .map_err(|_| TokenError::Base64)?;
+    if URL_SAFE_NO_PAD.encode(&bytes) != token {
+        return Err(TokenError::NonCanonical("base64url with stray bits"));
+    }
     let payload = verify_cose(&bytes, verifier)?;
-    build_token(parse_claims(&payload)?, now)
+    let claims = build_token(parse_claims(&payload)?, now)?;
+    check_deterministic(
+        &cbor_from_slice(&payload)?,
+        &payload,
+        "claims are not deterministic CBOR",
+    )?;
+    Ok(claims)
 }
 
 #[cfg(test)]

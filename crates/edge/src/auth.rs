@@ -1,7 +1,7 @@
 //! Token checks: signature, expiry, operator, key version, and the session's title (store).
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::mem::size_of;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use leaktrace_core::TitleId;
@@ -12,12 +12,12 @@ use leaktrace_core::token::{
 };
 use leaktrace_store::Store;
 
+use crate::cache::ByteCache;
+
 /// How long a session looked up in the store is remembered.
 const SESSION_TTL: Duration = Duration::from_secs(300);
 /// How long "no such session" is remembered.
 const SESSION_NEGATIVE_TTL: Duration = Duration::from_secs(5);
-/// Most cached sessions / verified tokens before the cache is emptied.
-const MAX_CACHED: usize = 200_000;
 
 /// Why a request's token was refused (all answered 403; the reason is only logged).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,33 +55,65 @@ struct SessionFacts {
     key_version: u32,
 }
 
-/// Verifies tokens and checks their sessions, with caches.
+/// A cached session lookup: the facts (`None`: not in the store) and when they were read.
+type SessionEntry = (Option<SessionFacts>, Instant);
+
+/// Bytes a verified token's claims own (they are charged to the token cache with its key).
+fn claims_bytes(c: &WmToken) -> usize {
+    let mode = match &c.mode {
+        Mode::Indirect { wmid, .. } => wmid.as_str().len(),
+        Mode::Direct { pattern, .. } => pattern.len(),
+    };
+    // The claims live in an `Arc`: two counts, then the struct.
+    2 * size_of::<usize>()
+        + size_of::<WmToken>()
+        + c.iss.as_ref().map_or(0, String::len)
+        + c.cti.as_ref().map_or(0, Vec::len)
+        + mode
+}
+
+/// Verifies tokens and checks their sessions, with caches bounded by bytes.
 #[derive(Debug)]
 pub struct Auth {
     verifiers: Vec<Verifier>,
     wmopid: u64,
     key_version: u32,
     store: Store,
-    sessions: RwLock<HashMap<SessionId, (Option<SessionFacts>, Instant)>>,
-    tokens: RwLock<HashMap<String, Arc<WmToken>>>,
+    sessions: ByteCache<str, SessionEntry>,
+    tokens: ByteCache<str, Arc<WmToken>>,
 }
 
 impl Auth {
     /// Checks tokens with `verifiers` (tried in order), for operator `wmopid` and key version
-    /// `key_version`, looking sessions up in `store`.
-    pub fn new(verifiers: Vec<Verifier>, wmopid: u64, key_version: u32, store: Store) -> Self {
+    /// `key_version`, looking sessions up in `store`; caches at most `token_cache_bytes` of
+    /// verified tokens and `session_cache_bytes` of sessions.
+    pub fn new(
+        verifiers: Vec<Verifier>,
+        wmopid: u64,
+        key_version: u32,
+        store: Store,
+        token_cache_bytes: u64,
+        session_cache_bytes: u64,
+    ) -> Self {
         Self {
             verifiers,
             wmopid,
             key_version,
             store,
-            sessions: RwLock::default(),
-            tokens: RwLock::default(),
+            sessions: ByteCache::new(session_cache_bytes),
+            tokens: ByteCache::new(token_cache_bytes),
         }
     }
 
+    /// Bytes of the token and session caches.
+    pub(crate) fn usage(&self) -> (u64, u64) {
+        (self.tokens.bytes(), self.sessions.bytes())
+    }
+
     fn verify(&self, token: &str, now: u64) -> Result<Arc<WmToken>, Deny> {
-        if let Some(claims) = self.tokens.read().ok().and_then(|m| m.get(token).cloned()) {
+        // Only the issuer's encoding of a token verifies (see `leaktrace_core::token`), so one
+        // token is one key here: re-encodings cannot multiply the entries.
+        if let Some(claims) = self.tokens.get(token) {
             // Verified before: only time can have changed.
             if claims.exp.saturating_add(DEFAULT_LEEWAY_SECS) <= now {
                 return Err(Deny::Token(TokenError::Expired {
@@ -96,12 +128,8 @@ impl Auth {
             match decode_and_verify(token, v, now) {
                 Ok(claims) => {
                     let claims = Arc::new(claims);
-                    if let Ok(mut m) = self.tokens.write() {
-                        if m.len() >= MAX_CACHED {
-                            m.clear();
-                        }
-                        m.insert(token.to_owned(), claims.clone());
-                    }
+                    self.tokens
+                        .insert(Arc::from(token), claims.clone(), claims_bytes(&claims));
                     return Ok(claims);
                 }
                 Err(
@@ -116,7 +144,7 @@ impl Auth {
     }
 
     async fn session(&self, sid: &SessionId) -> Result<Option<SessionFacts>, Deny> {
-        if let Some((facts, at)) = self.sessions.read().ok().and_then(|m| m.get(sid).cloned()) {
+        if let Some((facts, at)) = self.sessions.get(sid.as_str()) {
             let ttl = if facts.is_some() {
                 SESSION_TTL
             } else {
@@ -134,12 +162,12 @@ impl Auth {
             title: s.title_id,
             key_version: s.key_version,
         });
-        if let Ok(mut m) = self.sessions.write() {
-            if m.len() >= MAX_CACHED {
-                m.clear();
-            }
-            m.insert(sid.clone(), (facts.clone(), Instant::now()));
-        }
+        let owned = facts.as_ref().map_or(0, |f| f.title.len());
+        self.sessions.insert(
+            Arc::from(sid.as_str()),
+            (facts.clone(), Instant::now()),
+            owned,
+        );
         Ok(facts)
     }
 

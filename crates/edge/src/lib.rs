@@ -75,10 +75,39 @@
 //!
 //! ## Caches
 //!
-//! Files up to 32 MiB are kept in memory (512 MiB in total by default) with their ETag and are
-//! re-checked against the disk (size, mtime) every 30 s; larger files are streamed. Title
-//! directories, resolutions (sidecar positions) and verified tokens are cached; sessions for
-//! 5 minutes (absent ones for 5 s). Each cache is bounded and simply emptied when full.
+//! Every cache is bounded by bytes: each entry is charged its key, what its value owns and a
+//! fixed bookkeeping cost, and an insert that would pass the bound first evicts entries with a
+//! CLOCK (second-chance) sweep. New entries start unmarked, so a flood of keys nobody asks for
+//! again (random missing names, one-off tokens) evicts its own entries first, while entries in
+//! use survive; no client can make a cache hold more than its bound.
+//!
+//! - Files up to 32 MiB (and at most half the file cache) are kept in memory with their ETag,
+//!   [`EdgeConfig::file_cache_bytes`] in all (512 MiB by default), and re-checked against the
+//!   disk (size, mtime) every 30 s; larger files are streamed.
+//! - [`EdgeConfig::lookup_cache_bytes`] (128 MiB by default) is shared out: verified tokens 3/8,
+//!   sessions 1/4 (kept 5 minutes, absent ones 5 s), resolutions of paths to files 1/4 (absent
+//!   ones kept 5 s), title directories 1/16, codebooks 1/16.
+//!
+//! A token verifies only in the issuer's encoding ([`leaktrace_core::token`]), so one token is
+//! one cache key. [`Edge::cache_usage`] reports the bytes held.
+//!
+//! ## Limits
+//!
+//! Each connection runs under deadlines and caps, all in [`EdgeConfig`]:
+//!
+//! | setting | default | effect |
+//! |---|---|---|
+//! | `max_connections` | 16 384 | more connections are answered 503 and closed at once |
+//! | `max_connections_per_ip` | 256 | the same per client address (IPv6: per /64) |
+//! | `header_timeout` | 10 s | from the accept, or a request's first byte, to the end of its headers |
+//! | `idle_timeout` | 20 s | from the end of a response to the next request's first byte |
+//! | `write_timeout` | 20 s | once the client stops taking bytes, it must take all that is queued (a whole cached file, or a chunk of a streamed one), or at least 1 MiB of it, within this time |
+//! | `max_requests_per_connection` | 1 000 | the last response says `Connection: close`; requests pipelined beyond it are dropped |
+//!
+//! A missed deadline closes the connection. Request heads are bounded too: the path at
+//! [`path::MAX_PATH_LEN`] bytes, at most 64 headers, and at most about 33 KiB buffered per
+//! connection (pipelined requests included). With the defaults, slow or idle clients from one
+//! address hold at most 256 connections, each for at most 20 s without progress.
 //!
 //! ## Example
 //!
@@ -97,6 +126,8 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod cache;
+mod conn;
 pub mod egress;
 mod package;
 pub mod path;
@@ -105,13 +136,14 @@ mod server;
 pub mod vectors;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use leaktrace_core::MasterKey;
 use leaktrace_core::session::DEFAULT_WMOPID;
 use leaktrace_core::token::Verifier;
 
 pub use auth::Deny;
-pub use server::{Body, CACHE_ERROR, CACHE_MANIFEST, CACHE_MEDIA, Edge};
+pub use server::{Body, CACHE_ERROR, CACHE_MANIFEST, CACHE_MEDIA, CacheUsage, Edge};
 
 /// Errors of the edge.
 #[derive(Debug, thiserror::Error)]
@@ -152,8 +184,27 @@ pub struct EdgeConfig {
     pub file_cache_bytes: u64,
     /// Largest file kept in memory (default 32 MiB); larger ones are streamed.
     pub max_cached_file: u64,
-    /// Most simultaneous connections (default 16 384); more wait to be accepted.
+    /// Most simultaneous connections (default 16 384); more are answered 503 and closed.
     pub max_connections: usize,
+    /// Most simultaneous connections from one client address, IPv6 addresses counted by their
+    /// /64 prefix (default 256); more are answered 503 and closed. Behind a proxy every
+    /// connection comes from the proxy: raise it to `max_connections` there.
+    pub max_connections_per_ip: usize,
+    /// Time for a request's line and headers to arrive, from the accept or from the request's
+    /// first byte (default 10 s).
+    pub header_timeout: Duration,
+    /// Time a keep-alive connection may wait for the next request (default 20 s).
+    pub idle_timeout: Duration,
+    /// Time a response may wait for the client: once the socket stops taking bytes, everything
+    /// queued (a whole cached file, or one chunk of a streamed one) or at least 1 MiB of it must
+    /// be taken within this time, else the connection is closed (default 20 s).
+    pub write_timeout: Duration,
+    /// Most requests answered on one connection, pipelined or not (default 1 000); the last
+    /// response closes the connection.
+    pub max_requests_per_connection: usize,
+    /// Bytes for the token, session, resolution, title and codebook caches together (default
+    /// 128 MiB; see "Caches" in the crate documentation).
+    pub lookup_cache_bytes: u64,
 }
 
 impl EdgeConfig {
@@ -169,6 +220,12 @@ impl EdgeConfig {
             file_cache_bytes: 512 << 20,
             max_cached_file: 32 << 20,
             max_connections: 16_384,
+            max_connections_per_ip: 256,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(20),
+            write_timeout: Duration::from_secs(20),
+            max_requests_per_connection: 1_000,
+            lookup_cache_bytes: 128 << 20,
         }
     }
 }

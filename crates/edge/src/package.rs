@@ -1,9 +1,8 @@
 //! Title packages on disk: finding a title's directory, resolving a viewer's resource to the
 //! origin files (A, B or plain), and the in-memory file cache.
 
-use std::collections::HashMap;
+use std::mem::size_of;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,6 +10,7 @@ use bytes::Bytes;
 use leaktrace_core::wmpaceinfo::{SIDECAR_DIR, Sidecar};
 use leaktrace_core::{TitleId, Variant};
 
+use crate::cache::ByteCache;
 use crate::path::Resource;
 use crate::{EdgeError, egress};
 use std::io::{Read, Seek};
@@ -23,8 +23,6 @@ const MAX_SIDECAR_BYTES: u64 = 1 << 20;
 const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 /// How often a cached file is checked against the disk (size and mtime).
 const REVALIDATE: Duration = Duration::from_secs(30);
-/// Most entries in the resolution and title caches before they are emptied.
-const MAX_ENTRIES: usize = 1 << 20;
 
 /// Where a viewer's resource comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,18 +79,52 @@ pub struct FileEntry {
     checked: RwLock<Instant>,
 }
 
+impl FileEntry {
+    /// Bytes this entry owns (the struct in its `Arc`, the content, path, ETag and patches).
+    fn owned_bytes(&self) -> usize {
+        2 * size_of::<usize>()
+            + size_of::<Self>()
+            + self.bytes.as_ref().map_or(0, Bytes::len)
+            + self.path.as_os_str().len()
+            + self.etag.len()
+            + self.patches.len() * size_of::<egress::Patch>()
+    }
+}
+
+impl Resolved {
+    /// Bytes the paths or message of a resolution own.
+    fn owned_bytes(&self) -> usize {
+        match self {
+            Self::Watermarked { a, b, .. } => a.as_os_str().len() + b.as_os_str().len(),
+            Self::Plain(p) => p.as_os_str().len(),
+            Self::Missing => 0,
+            Self::Broken(why) => why.len(),
+        }
+    }
+}
+
 /// A cached title directory (`None`: absent) and when it was looked up.
 type TitleDirEntry = (Option<Arc<PathBuf>>, Instant);
 
-/// Packages under a root directory, with their caches.
+/// How much the caches of [`Packages`] may hold, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheBounds {
+    /// File contents and metadata.
+    pub files: u64,
+    /// Title directories.
+    pub titles: u64,
+    /// Resolutions (present and absent).
+    pub resolutions: u64,
+}
+
+/// Packages under a root directory, with their caches (each bounded by bytes).
 #[derive(Debug)]
 pub struct Packages {
     root: PathBuf,
     single: Option<String>,
-    titles: RwLock<HashMap<String, TitleDirEntry>>,
-    resolved: RwLock<HashMap<String, (Resolved, Instant)>>,
-    files: RwLock<HashMap<PathBuf, Arc<FileEntry>>>,
-    file_bytes: AtomicU64,
+    titles: ByteCache<str, TitleDirEntry>,
+    resolved: ByteCache<str, (Resolved, Instant)>,
+    files: ByteCache<Path, Arc<FileEntry>>,
     cache_bytes: u64,
     max_cached_file: u64,
 }
@@ -111,10 +143,11 @@ fn read_title_json(dir: &Path) -> Option<String> {
 
 impl Packages {
     /// Opens `root`: a package (it has `title.json`) or a directory of packages named by title.
+    /// Files up to `max_cached_file` bytes (and at most half the file cache) are kept in memory.
     ///
     /// # Errors
     /// [`EdgeError::Root`] if `root` is not a readable directory.
-    pub fn open(root: &Path, cache_bytes: u64, max_cached_file: u64) -> Result<Self, EdgeError> {
+    pub fn open(root: &Path, bounds: CacheBounds, max_cached_file: u64) -> Result<Self, EdgeError> {
         let root = root
             .canonicalize()
             .ok()
@@ -124,13 +157,21 @@ impl Packages {
         Ok(Self {
             root,
             single,
-            titles: RwLock::default(),
-            resolved: RwLock::default(),
-            files: RwLock::default(),
-            file_bytes: AtomicU64::new(0),
-            cache_bytes,
+            titles: ByteCache::new(bounds.titles),
+            resolved: ByteCache::new(bounds.resolutions),
+            files: ByteCache::new(bounds.files),
+            cache_bytes: bounds.files,
             max_cached_file,
         })
+    }
+
+    /// Bytes of the title, resolution and file caches.
+    pub(crate) fn usage(&self) -> (u64, u64, u64) {
+        (
+            self.titles.bytes(),
+            self.resolved.bytes(),
+            self.files.bytes(),
+        )
     }
 
     /// The canonical root.
@@ -148,9 +189,8 @@ impl Packages {
         if let Some(single) = &self.single {
             return Some((single == title.as_str()).then(|| Arc::new(self.root.clone())));
         }
-        let map = self.titles.read().ok()?;
-        let (dir, at) = map.get(title.as_str())?;
-        (dir.is_some() || at.elapsed() < NEGATIVE_TTL).then(|| dir.clone())
+        let (dir, at) = self.titles.get(title.as_str())?;
+        (dir.is_some() || at.elapsed() < NEGATIVE_TTL).then_some(dir)
     }
 
     /// The package directory of `title`, if there is one (blocking I/O on a cache miss): the root
@@ -167,12 +207,14 @@ impl Packages {
             .filter(|d| d.starts_with(&self.root) && d.is_dir())
             .filter(|d| read_title_json(d).as_deref() == Some(title.as_str()))
             .map(Arc::new);
-        if let Ok(mut map) = self.titles.write() {
-            if map.len() >= MAX_ENTRIES {
-                map.clear();
-            }
-            map.insert(title.as_str().to_owned(), (dir.clone(), Instant::now()));
-        }
+        let owned = dir.as_ref().map_or(0, |d| {
+            2 * size_of::<usize>() + size_of::<PathBuf>() + d.as_os_str().len()
+        });
+        self.titles.insert(
+            Arc::from(title.as_str()),
+            (dir.clone(), Instant::now()),
+            owned,
+        );
         dir
     }
 
@@ -226,43 +268,36 @@ impl Packages {
             return r;
         }
         let resolved = resolve_uncached(dir, resource);
-        if let Ok(mut map) = self.resolved.write() {
-            if map.len() >= MAX_ENTRIES {
-                map.clear();
-            }
-            map.insert(
-                resolution_key(title, resource),
-                (resolved.clone(), Instant::now()),
-            );
-        }
+        self.resolved.insert(
+            Arc::from(resolution_key(title, resource)),
+            (resolved.clone(), Instant::now()),
+            resolved.owned_bytes(),
+        );
         resolved
     }
 
     /// A cached resolution, if one is fresh (no I/O).
     pub fn cached_resolution(&self, title: &TitleId, resource: &Resource) -> Option<Resolved> {
-        let map = self.resolved.read().ok()?;
-        let (r, at) = map.get(&resolution_key(title, resource))?;
-        (*r != Resolved::Missing || at.elapsed() < NEGATIVE_TTL).then(|| r.clone())
+        let (r, at) = self.resolved.get(&resolution_key(title, resource))?;
+        (r != Resolved::Missing || at.elapsed() < NEGATIVE_TTL).then_some(r)
     }
 
     /// A cached file, if it was checked against the disk recently (no I/O).
     pub fn cached_file(&self, path: &Path) -> Option<Arc<FileEntry>> {
-        let map = self.files.read().ok()?;
-        let entry = map.get(path)?;
+        let entry = self.files.get(path)?;
         let fresh = entry
             .checked
             .read()
             .map(|t| t.elapsed() < REVALIDATE)
             .unwrap_or(false);
-        fresh.then(|| entry.clone())
+        fresh.then_some(entry)
     }
 
     /// Loads a file for serving (blocking I/O; cached), or `None` if it does not exist, is not a
     /// regular file, or lies outside the root once symbolic links are resolved. A cached entry
     /// older than 30 s is checked against the file's size and mtime first.
     pub fn file(&self, path: &Path) -> Option<Arc<FileEntry>> {
-        let cached = self.files.read().ok().and_then(|m| m.get(path).cloned());
-        if let Some(entry) = cached {
+        if let Some(entry) = self.files.get(path) {
             let meta = std::fs::metadata(&entry.path).ok();
             if meta.is_some_and(|m| m.len() == entry.len && m.modified().ok() == entry.mtime) {
                 if let Ok(mut t) = entry.checked.write() {
@@ -272,23 +307,8 @@ impl Packages {
             }
         }
         let entry = Arc::new(self.load(path)?);
-        if let Ok(mut map) = self.files.write() {
-            let cost = if entry.bytes.is_some() { entry.len } else { 0 };
-            let total = self.file_bytes.load(Ordering::Relaxed).saturating_add(cost);
-            if total > self.cache_bytes || map.len() >= MAX_ENTRIES {
-                // Simple and bounded: start over when full.
-                map.clear();
-                self.file_bytes.store(0, Ordering::Relaxed);
-            }
-            if let Some(old) = map.insert(path.to_path_buf(), entry.clone())
-                && old.bytes.is_some()
-            {
-                let now = self.file_bytes.load(Ordering::Relaxed);
-                self.file_bytes
-                    .store(now.saturating_sub(old.len), Ordering::Relaxed);
-            }
-            self.file_bytes.fetch_add(cost, Ordering::Relaxed);
-        }
+        self.files
+            .insert(Arc::from(path), entry.clone(), entry.owned_bytes());
         Some(entry)
     }
 
@@ -307,7 +327,7 @@ impl Packages {
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(egress::is_isobmff);
-        let (bytes, hash, patches) = if len <= self.max_cached_file {
+        let (bytes, hash, patches) = if len <= self.max_cached_file && len <= self.cache_bytes / 2 {
             let mut data = std::fs::read(&canonical).ok()?;
             if rewrite {
                 egress::neutralize_wmpi(&mut data);

@@ -1,11 +1,10 @@
 //! The HTTP service: request → checks → variant → response, and the accept loop.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::SeekFrom;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -19,10 +18,11 @@ use leaktrace_core::session::select_variant;
 use leaktrace_core::{Codebook, MasterKey, TitleId};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::auth::{Auth, Deny};
-use crate::package::{FileEntry, Located, Packages};
+use crate::cache::ByteCache;
+use crate::conn::{ConnShared, Deadlines, Guarded, Slots, Tracked};
+use crate::package::{CacheBounds, FileEntry, Located, Packages};
 use crate::path::{self, PathError, Resource};
 use crate::range::{self, RangeRequest};
 use crate::{EdgeConfig, EdgeError};
@@ -41,13 +41,58 @@ const STREAM_CHUNK: usize = 256 * 1024;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// The connection limits of [`Edge::serve`].
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_connections: usize,
+    max_connections_per_ip: usize,
+    max_requests: usize,
+    deadlines: Deadlines,
+}
+
 pub(crate) struct State {
     packages: Arc<Packages>,
     auth: Auth,
     key: MasterKey,
-    books: RwLock<HashMap<TitleId, Codebook>>,
+    books: ByteCache<str, Codebook>,
     cors: Option<HeaderValue>,
-    max_connections: usize,
+    limits: Limits,
+    lookup_limit: u64,
+    file_limit: u64,
+}
+
+/// Bytes held by each of the edge's caches (keys, values and bookkeeping), and their bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct CacheUsage {
+    /// Verified tokens.
+    pub tokens: u64,
+    /// Sessions looked up in the store (present and absent).
+    pub sessions: u64,
+    /// Title directories.
+    pub titles: u64,
+    /// Resolutions of viewer paths to origin files (present and absent).
+    pub resolutions: u64,
+    /// Codebooks of titles.
+    pub codebooks: u64,
+    /// File contents and metadata.
+    pub files: u64,
+    /// Bound of the token, session, title, resolution and codebook caches together.
+    pub lookup_limit: u64,
+    /// Bound of the file cache.
+    pub file_limit: u64,
+}
+
+impl CacheUsage {
+    /// Bytes of the token, session, title, resolution and codebook caches together.
+    #[must_use]
+    pub const fn lookup_total(&self) -> u64 {
+        self.tokens
+            .saturating_add(self.sessions)
+            .saturating_add(self.titles)
+            .saturating_add(self.resolutions)
+            .saturating_add(self.codebooks)
+    }
 }
 
 /// The edge: a TS 104 002 sequencer over a directory of packages. Cheap to clone.
@@ -92,11 +137,27 @@ impl Edge {
     ///
     /// # Errors
     /// [`EdgeError::Root`] if the root is not a directory, [`EdgeError::Config`] for an invalid
-    /// CORS origin.
+    /// CORS origin or a zero timeout.
     pub fn new(config: EdgeConfig, store: leaktrace_store::Store) -> Result<Self, EdgeError> {
+        for (name, t) in [
+            ("header_timeout", config.header_timeout),
+            ("idle_timeout", config.idle_timeout),
+            ("write_timeout", config.write_timeout),
+        ] {
+            if t.is_zero() {
+                return Err(EdgeError::Config(format!("{name} must be positive")));
+            }
+        }
+        // The lookup budget, shared out: tokens 3/8, sessions 1/4, resolutions 1/4, titles and
+        // codebooks 1/16 each.
+        let lookup = config.lookup_cache_bytes;
         let packages = Packages::open(
             &config.root,
-            config.file_cache_bytes,
+            CacheBounds {
+                files: config.file_cache_bytes,
+                titles: lookup / 16,
+                resolutions: lookup / 4,
+            },
             config.max_cached_file,
         )?;
         let cors = match &config.cors_origin {
@@ -110,15 +171,33 @@ impl Edge {
             config.key.token_mac_key().as_bytes(),
         )];
         verifiers.extend(config.extra_verifiers.iter().cloned());
-        let auth = Auth::new(verifiers, config.wmopid, config.key.version().get(), store);
+        let auth = Auth::new(
+            verifiers,
+            config.wmopid,
+            config.key.version().get(),
+            store,
+            lookup / 8 * 3,
+            lookup / 4,
+        );
         Ok(Self {
             state: Arc::new(State {
                 packages: Arc::new(packages),
                 auth,
                 key: config.key,
-                books: RwLock::default(),
+                books: ByteCache::new(lookup / 16),
                 cors,
-                max_connections: config.max_connections.max(1),
+                limits: Limits {
+                    max_connections: config.max_connections.max(1),
+                    max_connections_per_ip: config.max_connections_per_ip.max(1),
+                    max_requests: config.max_requests_per_connection.max(1),
+                    deadlines: Deadlines {
+                        header: config.header_timeout,
+                        idle: config.idle_timeout,
+                        write: config.write_timeout,
+                    },
+                },
+                lookup_limit: lookup,
+                file_limit: config.file_cache_bytes,
             }),
         })
     }
@@ -133,6 +212,24 @@ impl Edge {
     #[must_use]
     pub fn single_title(&self) -> Option<String> {
         self.state.packages.single_title().map(str::to_owned)
+    }
+
+    /// Bytes held by the edge's caches now.
+    #[must_use]
+    pub fn cache_usage(&self) -> CacheUsage {
+        let (tokens, sessions) = self.state.auth.usage();
+        let (titles, resolutions, files) = self.state.packages.usage();
+        let codebooks = self.state.books.bytes();
+        CacheUsage {
+            tokens,
+            sessions,
+            titles,
+            resolutions,
+            codebooks,
+            files,
+            lookup_limit: self.state.lookup_limit,
+            file_limit: self.state.file_limit,
+        }
     }
 
     /// Answers one request (what the server does for each; usable without a socket).
@@ -152,6 +249,10 @@ impl Edge {
     /// Serves HTTP/1.1 on `listener` until `shutdown` completes, then stops accepting, lets
     /// in-flight requests finish (up to 10 s) and returns.
     ///
+    /// Connections beyond the global or per-address cap are answered 503 and closed at once;
+    /// each connection has header, idle and write deadlines and a request budget (see the
+    /// crate documentation, "Limits").
+    ///
     /// # Errors
     /// [`EdgeError::Io`] if the listener fails persistently.
     pub async fn serve(
@@ -160,28 +261,24 @@ impl Edge {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), EdgeError> {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let permits = Arc::new(Semaphore::new(self.state.max_connections));
+        let limits = self.state.limits;
+        let slots = Slots::new(limits.max_connections, limits.max_connections_per_ip);
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(10))
+            // A backstop only: hyper's clock runs from when it waits for a head, idle included;
+            // the connection's own deadlines (`Guarded`) are the tighter ones.
+            .header_read_timeout(limits.deadlines.idle + limits.deadlines.header)
             .max_buf_size(path::MAX_PATH_LEN + 16 * 1024)
             .max_headers(64)
             .keep_alive(true);
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            let permit = tokio::select! {
-                p = permits.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-                () = &mut shutdown => break,
-            };
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 () = &mut shutdown => break,
             };
-            let (stream, _peer) = match accepted {
+            let (stream, peer) = match accepted {
                 Ok(x) => x,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning or exiting.
@@ -190,25 +287,42 @@ impl Edge {
                     continue;
                 }
             };
+            let slot = match slots.take(peer.ip()) {
+                Ok(slot) => slot,
+                Err(full) => {
+                    tracing::debug!(cap = ?full, "connection refused");
+                    crate::conn::refuse(stream);
+                    continue;
+                }
+            };
             let _ = stream.set_nodelay(true);
+            let shared = ConnShared::new();
+            let io = Guarded::new(stream, shared.clone(), limits.deadlines);
             let edge = self.clone();
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let edge = edge.clone();
+                let shared = shared.clone();
                 async move {
-                    if req.body().size_hint().lower() > 0 {
-                        return Ok::<_, Infallible>(plain_error(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            edge.state.cors.as_ref(),
-                        ));
+                    let n = shared.begin_request();
+                    let mut resp = if req.body().size_hint().lower() > 0 {
+                        plain_error(StatusCode::PAYLOAD_TOO_LARGE, edge.state.cors.as_ref())
+                    } else {
+                        edge.handle(&req).await
+                    };
+                    if n >= limits.max_requests {
+                        // The request budget is spent: hyper closes after this response, and
+                        // drops whatever else was pipelined.
+                        resp.headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
                     }
-                    Ok::<_, Infallible>(edge.handle(&req).await)
+                    Ok::<_, Infallible>(resp.map(|body| Tracked::new(body, shared)))
                 }
             });
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let conn = builder.serve_connection(TokioIo::new(io), service);
             let watched = graceful.watch(conn);
             tokio::spawn(async move {
                 let _ = watched.await;
-                drop(permit);
+                drop(slot);
             });
         }
         drop(listener);
@@ -237,16 +351,13 @@ impl Edge {
 }
 
 fn codebook(state: &State, title: &TitleId) -> Codebook {
-    if let Some(b) = state.books.read().ok().and_then(|m| m.get(title).cloned()) {
+    if let Some(b) = state.books.get(title.as_str()) {
         return b;
     }
     let book = state.key.codebook(title);
-    if let Ok(mut m) = state.books.write() {
-        if m.len() > 10_000 {
-            m.clear();
-        }
-        m.insert(title.clone(), book.clone());
-    }
+    state
+        .books
+        .insert(Arc::from(title.as_str()), book.clone(), 0);
     book
 }
 

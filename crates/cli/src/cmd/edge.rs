@@ -26,9 +26,29 @@ pub struct EdgeArgs {
     /// Memory for cached file contents, in MiB.
     #[arg(long, default_value_t = 512)]
     pub cache_mb: u64,
-    /// Most simultaneous connections.
-    #[arg(long, default_value_t = 16_384)]
-    pub max_connections: usize,
+    /// Most simultaneous connections; more are answered 503 and closed.
+    #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Most simultaneous connections from one client address (IPv6: per /64); more are
+    /// answered 503 and closed. Behind a reverse proxy, raise it to --max-connections.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections_per_ip: u64,
+    /// Seconds for a request's line and headers to arrive (1-300).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_timeout: u64,
+    /// Seconds a keep-alive connection may wait for its next request (1-3600).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout: u64,
+    /// Seconds a response may wait for a client that stops reading before the connection is
+    /// closed (1-3600).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub write_timeout: u64,
+    /// Most requests answered on one connection, pipelined or not (1-1000000).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_requests_per_connection: u64,
+    /// Memory for the token, session, title and resolution caches together, in MiB (1-65536).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub lookup_cache_mb: u64,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -43,7 +63,14 @@ pub fn run(config: Option<&Path>, a: &EdgeArgs) -> Result<Code> {
     cfg.wmopid = super::session::policy(&loaded).wmopid;
     cfg.cors_origin = (a.cors_origin != "none").then(|| a.cors_origin.clone());
     cfg.file_cache_bytes = a.cache_mb.saturating_mul(1 << 20);
-    cfg.max_connections = a.max_connections;
+    let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    cfg.max_connections = count(a.max_connections);
+    cfg.max_connections_per_ip = count(a.max_connections_per_ip);
+    cfg.header_timeout = std::time::Duration::from_secs(a.header_timeout);
+    cfg.idle_timeout = std::time::Duration::from_secs(a.idle_timeout);
+    cfg.write_timeout = std::time::Duration::from_secs(a.write_timeout);
+    cfg.max_requests_per_connection = count(a.max_requests_per_connection);
+    cfg.lookup_cache_bytes = a.lookup_cache_mb.saturating_mul(1 << 20);
     if a.threads == Some(0) {
         return Err(UsageError("--threads must be at least 1".into()).into());
     }
