@@ -115,6 +115,12 @@ impl Store {
                 options: conn,
                 in_memory,
             } => {
+                if !in_memory {
+                    create_private(conn.get_filename()).map_err(|source| StoreError::Open {
+                        url_redacted: redact_url(url),
+                        source: sqlx::Error::Io(source),
+                    })?;
+                }
                 let conn = conn
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
@@ -393,4 +399,20 @@ where
 
 fn session_write_error(err: sqlx::Error, s: &NewSession) -> StoreError {
     StoreError::from_write(err, "session", &s.session_id, "title", &s.title_id)
+}
+
+/// Creates the SQLite database file readable and writable by its owner only (0600 on Unix) when
+/// it does not exist yet. The store holds every session's account and the accusations, so it is
+/// not for other users of the machine; SQLite gives its `-wal` and `-shm` files the database
+/// file's mode. An existing file keeps the mode its owner gave it.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
