@@ -84,11 +84,26 @@ pub(crate) fn check_file(path: &Path) -> Result<(), MediaError> {
     Ok(())
 }
 
-/// Opens `path` with FFmpeg, mapping failures to [`MediaError`].
+/// The FFmpeg demuxers a media file may be opened with: self-contained containers and
+/// elementary streams. Left out on purpose are the demuxers that read other files or URLs named
+/// inside the input (DASH, HLS — captured HLS goes through [`crate::decode`]'s own local-only
+/// path —, concat, image sequences, SDP/RTSP, tee), so a hostile file cannot make the detector
+/// or the packager read the operator's own files or reach the network.
+pub(crate) const FILE_DEMUXERS: &str = "mov,matroska,webm,mpegts,mpeg,avi,flv,asf,mxf,ivf,ogg,\
+    nut,yuv4mpegpipe,h264,hevc,m4v,mpegvideo,obu,av1";
+
+/// Only the local file itself: no network protocol, no nested protocol.
+pub(crate) const FILE_PROTOCOLS: &str = "file";
+
+/// Opens `path` with FFmpeg, restricted to [`FILE_DEMUXERS`] and [`FILE_PROTOCOLS`], mapping
+/// failures to [`MediaError`].
 pub(crate) fn open_input(path: &Path) -> Result<ffm::format::context::Input, MediaError> {
     crate::init();
     check_file(path)?;
-    ffm::format::input(path).map_err(|e| match e {
+    let mut opts = ffm::Dictionary::new();
+    opts.set("protocol_whitelist", FILE_PROTOCOLS);
+    opts.set("format_whitelist", FILE_DEMUXERS);
+    ffm::format::input_with_dictionary(&path, opts).map_err(|e| match e {
         ffm::Error::Eof => MediaError::Truncated {
             path: path.into(),
             detail: "ends inside its headers".into(),
