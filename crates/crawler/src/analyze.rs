@@ -70,6 +70,17 @@ impl Analysis {
 pub trait Analyzer: Send + Sync {
     /// Runs detection of `capture` for `title_id`.
     fn analyze(&self, capture: &Path, title_id: &str) -> Result<Analysis, CrawlError>;
+
+    /// What an analysis for `title_id` depends on besides the captured bytes, as text (for
+    /// [`DetectAnalyzer`]: the key version, the title's key version and reference, and the
+    /// detection options). The crawler reuses an earlier analysis only for the same bytes,
+    /// the same title and the same inputs, and records them in the finding's report (key
+    /// `analysis_inputs`). Called on a blocking thread. The default: nothing besides the bytes
+    /// and the title.
+    fn inputs(&self, title_id: &str) -> Result<String, CrawlError> {
+        let _ = title_id;
+        Ok(String::new())
+    }
 }
 
 /// [`Analyzer`] running [`investigate`], the pipeline of `leaktrace detect`:
@@ -116,6 +127,40 @@ impl DetectAnalyzer {
 }
 
 impl Analyzer for DetectAnalyzer {
+    fn inputs(&self, title_id: &str) -> Result<String, CrawlError> {
+        let record = self
+            .handle
+            .block_on(self.store.get_title(title_id))
+            .map_err(CrawlError::Store)?;
+        let reference = self
+            .references
+            .iter()
+            .find(|(t, _)| t == title_id)
+            .map(|(_, p)| p.clone())
+            .or_else(|| {
+                record
+                    .as_ref()
+                    .and_then(|r| r.reference_path.as_deref().map(PathBuf::from))
+            });
+        // The reference as a file: a new index written in place is another input.
+        let file = reference.as_deref().and_then(|p| std::fs::metadata(p).ok());
+        let modified = file
+            .as_ref()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos().to_string());
+        Ok(serde_json::json!({
+            "key_version": self.key.version().get(),
+            "title_key_version": record.as_ref().map(|r| r.key_version),
+            "reference": reference.as_ref().map(|p| p.display().to_string()),
+            "reference_len": file.as_ref().map(std::fs::Metadata::len),
+            "reference_modified": modified,
+            "fp": self.options.fp,
+            "max_offset_s": self.options.decide.max_offset_s,
+        })
+        .to_string())
+    }
+
     fn analyze(&self, capture: &Path, title_id: &str) -> Result<Analysis, CrawlError> {
         let title = TitleId::new(title_id.to_owned())
             .map_err(|e| CrawlError::Detect(format!("title id {title_id:?}: {e}")))?;

@@ -15,9 +15,13 @@
 //!   everything disallowed. `Crawl-delay` raises the host's pacing (up to
 //!   `max_crawl_delay_ms`).
 //! - **Pacing**: one request per host per `min_delay_ms` (or the Crawl-delay);
-//!   429 and 503 set the host's next slot after `Retry-After` (seconds or an
-//!   HTTP date), other failures double the host's delay (never faster on
-//!   errors) until a success resets it.
+//!   429 and 503 hold the host for `Retry-After` (seconds or an HTTP date, at
+//!   most [`MAX_RETRY_AFTER`]), other failures double the host's delay (never
+//!   faster on errors) until a success resets it. A request waits in-process for
+//!   its host's slot only briefly: at most [`MAX_HOLD_WAIT`] of a `Retry-After`
+//!   hold, and at most `max_crawl_delay_ms` (or [`MAX_HOLD_WAIT`] if larger) in
+//!   all; a longer wait fails with [`FetchError::HostBusy`] without reserving a
+//!   slot, and the worker gives the job back to the frontier, due when the host is.
 //! - **Caps**: bodies are read as a stream of decompressed bytes (reqwest
 //!   decodes gzip), so `max_page_bytes` bounds what a gzip bomb expands to; a
 //!   deadline bounds endless responses.
@@ -60,6 +64,10 @@ pub enum FetchError {
         /// The server's Retry-After, if any.
         retry_after: Option<Duration>,
     },
+    /// The host's next request slot (a `Retry-After` hold or its pacing) is further
+    /// away than a request waits in-process; nothing was sent. Try again after the delay.
+    #[error("host busy for {0:?} (Retry-After or pacing): not waited for in-process")]
+    HostBusy(Duration),
     /// Another error status.
     #[error("HTTP {0}")]
     Status(u16),
@@ -75,9 +83,10 @@ impl FetchError {
     /// Whether retrying later may help (network trouble, 5xx, throttling).
     pub fn retryable(&self) -> bool {
         match self {
-            FetchError::Throttled { .. } | FetchError::Timeout(_) | FetchError::Transport(_) => {
-                true
-            }
+            FetchError::Throttled { .. }
+            | FetchError::HostBusy(_)
+            | FetchError::Timeout(_)
+            | FetchError::Transport(_) => true,
             FetchError::Status(s) => *s >= 500,
             _ => false,
         }
@@ -145,9 +154,18 @@ enum RobotsRule {
 /// A host's robots.txt, loaded once by the first request that needs it, with when.
 type RobotsCell = Arc<OnceCell<(Instant, Arc<RobotsRule>)>>;
 
+/// The longest `Retry-After` honoured: a server asking for more is asked again after this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The longest a request waits in-process for a `Retry-After` hold of its host to end; a
+/// longer hold fails the request with [`FetchError::HostBusy`] (the job is rescheduled).
+pub const MAX_HOLD_WAIT: Duration = Duration::from_secs(5);
+
 #[derive(Default)]
 struct HostPace {
     next_at: Option<Instant>,
+    /// Until when the host asked not to be contacted (`Retry-After` of a 429/503).
+    hold_until: Option<Instant>,
     /// Extra delay after failures (doubles, reset on success).
     penalty: Duration,
 }
@@ -179,11 +197,12 @@ pub fn product_token(user_agent: &str) -> &str {
         .unwrap_or("")
 }
 
-/// Parses `Retry-After` (delta seconds, or an HTTP date is treated as 60 s).
+/// Parses `Retry-After` (delta seconds, at most [`MAX_RETRY_AFTER`]; an HTTP date is
+/// treated as 60 s).
 fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = h.get(RETRY_AFTER)?.to_str().ok()?.trim();
     match v.parse::<u64>() {
-        Ok(s) => Some(Duration::from_secs(s.min(86_400))),
+        Ok(s) => Some(Duration::from_secs(s).min(MAX_RETRY_AFTER)),
         Err(_) => Some(Duration::from_secs(60)),
     }
 }
@@ -215,19 +234,29 @@ impl Fetcher {
         &self.cfg
     }
 
-    /// Waits for this host's next slot and reserves the one after.
-    async fn pace(&self, u: &Url, crawl_delay: Option<Duration>) {
+    /// Waits for this host's next slot and reserves the one after. Fails with
+    /// [`FetchError::HostBusy`], reserving nothing, if that slot is further away than a
+    /// request waits in-process (see the module documentation).
+    async fn pace(&self, u: &Url, crawl_delay: Option<Duration>) -> Result<(), FetchError> {
         let base = Duration::from_millis(self.cfg.politeness.min_delay_ms);
         let cap = Duration::from_millis(self.cfg.politeness.max_crawl_delay_ms);
         let delay = crawl_delay.map_or(base, |d| d.min(cap).max(base));
+        let max_wait = cap.max(MAX_HOLD_WAIT);
         let wait = {
             let mut map = self.pace.lock().unwrap_or_else(|e| e.into_inner());
             let p = map.entry(host_key(u)).or_default();
             let now = Instant::now();
-            let at = p.next_at.map_or(now, |t| t.max(now));
+            let held = p.hold_until.filter(|t| *t > now);
+            if let Some(t) = held.filter(|t| *t - now > MAX_HOLD_WAIT) {
+                return Err(FetchError::HostBusy(t - now));
+            }
+            let at = p.next_at.into_iter().chain(held).fold(now, Instant::max);
+            if at - now > max_wait {
+                return Err(FetchError::HostBusy(at - now));
+            }
             let step = delay + p.penalty;
-            if step.is_zero() && p.next_at.is_none() {
-                return;
+            if step.is_zero() && p.next_at.is_none() && held.is_none() {
+                return Ok(());
             }
             p.next_at = Some(at + step);
             at - now
@@ -235,6 +264,7 @@ impl Fetcher {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+        Ok(())
     }
 
     fn penalize(&self, u: &Url, retry_after: Option<Duration>) {
@@ -243,8 +273,8 @@ impl Fetcher {
         let base = Duration::from_millis(self.cfg.politeness.min_delay_ms.max(250));
         p.penalty = (p.penalty * 2).max(base).min(Duration::from_secs(300));
         if let Some(ra) = retry_after {
-            let at = Instant::now() + ra;
-            p.next_at = Some(p.next_at.map_or(at, |t| t.max(at)));
+            let at = Instant::now() + ra.min(MAX_RETRY_AFTER);
+            p.hold_until = Some(p.hold_until.map_or(at, |t| t.max(at)));
         }
     }
 
@@ -255,7 +285,7 @@ impl Fetcher {
         }
     }
 
-    async fn robots_for(&self, u: &Url) -> Arc<RobotsRule> {
+    async fn robots_for(&self, u: &Url) -> Result<Arc<RobotsRule>, FetchError> {
         let keep = Duration::from_secs(self.cfg.politeness.robots_cache_secs);
         let cell = {
             let mut map = self.robots.lock().unwrap_or_else(|e| e.into_inner());
@@ -274,15 +304,17 @@ impl Fetcher {
             }
             cell.clone()
         };
-        cell.get_or_init(|| async { (Instant::now(), self.load_robots(u).await) })
-            .await
-            .1
-            .clone()
+        let loaded = cell
+            .get_or_try_init(|| async { Ok((Instant::now(), self.load_robots(u).await?)) })
+            .await?;
+        Ok(loaded.1.clone())
     }
 
-    async fn load_robots(&self, u: &Url) -> Arc<RobotsRule> {
+    /// Fetches and parses a host's robots.txt. Fails only with [`FetchError::HostBusy`]
+    /// (nothing was asked, so nothing is known or kept).
+    async fn load_robots(&self, u: &Url) -> Result<Arc<RobotsRule>, FetchError> {
         let Ok(robots_url) = u.join("/robots.txt") else {
-            return Arc::new(RobotsRule::AllowAll);
+            return Ok(Arc::new(RobotsRule::AllowAll));
         };
         let rule = match Box::pin(self.open_hops(&robots_url, false)).await {
             Ok(o) => match self.read_capped(o.response, 500 * 1024).await {
@@ -299,22 +331,24 @@ impl Fetcher {
                 RobotsRule::AllowAll
             }
             Err(FetchError::Refused(m)) => RobotsRule::Refused(m),
+            Err(e @ FetchError::HostBusy(_)) => return Err(e),
             Err(e) => {
                 tracing::info!(url = %robots_url, error = %e, "robots.txt unreachable: host disallowed");
                 RobotsRule::DisallowAll
             }
         };
-        Arc::new(rule)
+        Ok(Arc::new(rule))
     }
 
     /// Whether robots.txt allows `u` (always true when `respect_robots` is off),
     /// and the host's Crawl-delay.
-    /// Fails if the host is refused by the SSRF guard.
+    /// Fails if the host is refused by the SSRF guard, or with [`FetchError::HostBusy`] if
+    /// robots.txt is still to be fetched and the host asked to wait.
     pub async fn robots_allows(&self, u: &Url) -> Result<(bool, Option<Duration>), FetchError> {
         if !self.cfg.politeness.respect_robots {
             return Ok((true, None));
         }
-        Ok(match &*self.robots_for(u).await {
+        Ok(match &*self.robots_for(u).await? {
             RobotsRule::Refused(m) => return Err(FetchError::Refused(m.clone())),
             RobotsRule::AllowAll => (true, None),
             RobotsRule::DisallowAll => (false, None),
@@ -357,7 +391,7 @@ impl Fetcher {
             } else {
                 None
             };
-            self.pace(&cur, crawl_delay).await;
+            self.pace(&cur, crawl_delay).await?;
             let resp = tokio::time::timeout(timeout, self.client.get(cur.clone()).send())
                 .await
                 .map_err(|_| FetchError::Timeout(timeout))?

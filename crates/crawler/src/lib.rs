@@ -6,21 +6,22 @@
 //!
 //! - [`config::Config`]: sources (seeds, search templates, sitemaps, feeds),
 //!   the catalogue of protected titles, schedule, politeness and limits (TOML).
-//! - The frontier lives in the store (`crawl_jobs`): leases, retries with
-//!   backoff, a dead-letter state, `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
+//! - The frontier lives in the store (`crawl_jobs`): leases (renewed while a
+//!   job runs), retries with backoff, a dead-letter state, `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
 //!   any number of [`worker::Crawler`]s share one crawl and a killed worker
 //!   loses nothing.
 //! - [`fetch::Fetcher`]: reqwest with rustls, an SSRF guard in the resolver
 //!   ([`net::GuardedResolver`]) and on every redirect hop, robots.txt (RFC 9309),
-//!   Crawl-delay, per-host pacing, 429/Retry-After, byte and time caps after
-//!   decompression.
+//!   Crawl-delay, per-host pacing, 429/Retry-After (a long wait reschedules the
+//!   job instead of holding the worker), byte and time caps after decompression.
 //! - [`extract`]: links, `<video>`/`<source>`, HLS/DASH manifests, iframes,
 //!   magnets (recorded, never fetched), pagination; [`title`]: catalogue matching.
 //! - Crawl budgets (`[limits]`): depth, pages along one pagination chain, pages
 //!   per host and per run, so a run ends on any site; what a budget leaves out is
 //!   recorded as skipped with the budget as the reason.
 //! - [`capture`]: direct files and HLS streams, bounded, BLAKE3 + SHA-256,
-//!   stored once per hash; [`analyze::Analyzer`]: detection. A link is media if
+//!   stored once per hash; [`analyze::Analyzer`]: detection, reused only for the
+//!   same bytes, title and inputs (reference, key version), never when it failed. A link is media if
 //!   the answer at the end of its redirect chain is (Content-Type, first bytes),
 //!   whatever its URL looks like.
 //! - A job that panics is recorded as dead with the panic message; the run goes on.

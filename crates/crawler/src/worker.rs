@@ -20,7 +20,7 @@ use crate::capture::{
 };
 use crate::config::Config;
 use crate::extract::{LinkKind, extract_feed, extract_html};
-use crate::fetch::{FetchError, Fetcher, Opened};
+use crate::fetch::{FetchError, Fetcher, MAX_RETRY_AFTER, Opened};
 use crate::net::Lookup;
 use crate::title::best_match;
 
@@ -37,11 +37,18 @@ pub struct RunStats {
     pub findings: u64,
     /// Jobs whose lease was lost before they finished (another worker took over).
     pub lost_leases: u64,
+    /// Jobs given back to the frontier without counting an attempt, due when their host is
+    /// (it asked to wait longer than a worker waits in-process).
+    pub rescheduled: u64,
 }
 
 enum Outcome {
     Done(Finished),
     Failed(FetchErrorKind, String, Option<Duration>),
+    /// Not attempted: give the job back, due after the delay, without counting the attempt.
+    Reschedule(String, Duration),
+    /// The lease could not be renewed (another worker holds the job now): nothing recorded.
+    LeaseLost,
 }
 
 /// A job processed: what to record with its completion (in one transaction).
@@ -312,6 +319,19 @@ impl Crawler {
                         self.record_failure(&job, kind, &msg, ra, &policy, &mut stats)
                             .await?;
                     }
+                    Outcome::Reschedule(msg, after) => {
+                        let after = after.min(MAX_RETRY_AFTER);
+                        let at = now_unix()
+                            .saturating_add(i64::try_from(after.as_secs()).unwrap_or(0))
+                            .saturating_add(i64::from(after.subsec_nanos() > 0));
+                        tracing::info!(url = %job.url, reason = %msg, due = at, "job rescheduled");
+                        if self.store.release_job(&job.url, &self.owner, at).await? {
+                            stats.rescheduled += 1;
+                        } else {
+                            stats.lost_leases += 1;
+                        }
+                    }
+                    Outcome::LeaseLost => stats.lost_leases += 1,
                 }
                 next = set.try_join_next();
             }
@@ -344,7 +364,39 @@ impl Crawler {
     fn spawn_job(self: &Arc<Self>, set: &mut Tasks, job: Job) {
         let me = self.clone();
         let j = job.clone();
-        set.spawn(job, async move { me.process(&j).await });
+        set.spawn(job, async move { me.process_leased(&j).await });
+    }
+
+    /// Processes a job while renewing its lease every third of `lease_secs`, so a job that
+    /// runs longer than its lease (a long capture, a slow analysis) keeps it. The renewal only
+    /// succeeds while this worker still holds the lease (the guard of completion); if it
+    /// fails, another worker has the job: processing stops and nothing is recorded.
+    async fn process_leased(&self, job: &Job) -> JobResult {
+        let lease = self.cfg.fetch.lease_secs;
+        let every = (Duration::from_secs(u64::from(lease)) / 3).max(Duration::from_millis(100));
+        let work = self.process(job);
+        tokio::pin!(work);
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                r = &mut work => return r,
+                _ = beat.tick() => {
+                    match self.store.renew_lease(&job.url, &self.owner, lease).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(
+                                url = %job.url,
+                                "lease lost while processing: another worker has the job"
+                            );
+                            return Ok(Outcome::LeaseLost);
+                        }
+                        // The store may be back at the next beat; the lease has time left.
+                        Err(e) => tracing::warn!(url = %job.url, error = %e, "lease renewal failed"),
+                    }
+                }
+            }
+        }
     }
 
     async fn record_failure(
@@ -364,7 +416,10 @@ impl Crawler {
                 ..*policy
             },
         };
-        let at = retry_after.map(|d| now_unix() + i64::try_from(d.as_secs()).unwrap_or(0));
+        let at = retry_after.map(|d| {
+            let secs = d.min(MAX_RETRY_AFTER).as_secs();
+            now_unix().saturating_add(i64::try_from(secs).unwrap_or(0))
+        });
         match self.store.fail_job(job, &self.owner, msg, &p, at).await? {
             Some(leaktrace_store::JobState::Dead) => stats.dead += 1,
             Some(_) => stats.retried += 1,
@@ -377,6 +432,9 @@ impl Crawler {
         match e {
             CrawlError::Fetch(FetchError::Robots(u)) => {
                 Ok(Finished::note(format!("robots.txt disallows {u}")))
+            }
+            CrawlError::Fetch(e @ FetchError::HostBusy(after)) => {
+                Ok(Outcome::Reschedule(e.to_string(), after))
             }
             CrawlError::Fetch(f) => {
                 let ra = match &f {
@@ -652,7 +710,10 @@ impl Crawler {
         self.record_capture(job, cap, title).await
     }
 
-    /// Analyses a capture (or reuses the analysis of the same bytes) and stores the finding.
+    /// Analyses a capture, or reuses an earlier analysis of the same bytes for the same title
+    /// with the same inputs ([`Analyzer::inputs`]; a failed analysis is never reused), and
+    /// stores the finding. A failed analysis fails the job, to be retried like a failed fetch;
+    /// on the job's last attempt it is stored as a finding with the verdict `error`.
     async fn record_capture(
         &self,
         job: &Job,
@@ -665,32 +726,20 @@ impl Crawler {
                 cap.byte_len, cap.sha256
             )));
         };
-        let (verdict, accused, report) = match self.store.finding_by_sha256(&cap.sha256).await? {
-            Some(prev) => (prev.record.verdict, prev.record.accused, prev.record.report),
-            None => {
-                let path = cap.path.clone();
-                let t = title.clone();
-                let r = match tokio::task::spawn_blocking(move || analyzer.analyze(&path, &t)).await
-                {
-                    Ok(r) => r,
-                    // A panic in detection is this job's panic: the job task's boundary
-                    // catches it and records the job as dead; the run goes on.
-                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                    Err(e) => return Err(CrawlError::Detect(format!("analysis task: {e}"))),
-                };
-                match r {
-                    Ok(a) => (
-                        a.verdict,
-                        serde_json::to_string(&a.accused).unwrap_or_else(|_| "[]".into()),
-                        a.report.to_string(),
-                    ),
-                    Err(e) => (
-                        "error".to_owned(),
-                        "[]".to_owned(),
-                        serde_json::json!({ "error": e.to_string() }).to_string(),
-                    ),
-                }
+        let (verdict, accused, report) = match self.analyse(&analyzer, &cap, &title).await? {
+            Ok(a) => a,
+            Err(e) if job.attempts < self.cfg.fetch.max_attempts => {
+                return Ok(Outcome::Failed(
+                    FetchErrorKind::Retry,
+                    format!("analysis failed: {e}"),
+                    None,
+                ));
             }
+            Err(e) => (
+                "error".to_owned(),
+                "[]".to_owned(),
+                serde_json::json!({ "error": e.to_string() }).to_string(),
+            ),
         };
         let score = best_match(
             &self.cfg.catalogue,
@@ -705,6 +754,66 @@ impl Crawler {
             findings: u64::from(new),
             ..Finished::default()
         }))
+    }
+}
+
+/// The key under which a finding's report records the inputs its analysis used.
+const INPUTS_KEY: &str = "analysis_inputs";
+
+impl Crawler {
+    /// The analysis of `cap` for `title`: an earlier one of the same bytes, title and inputs
+    /// if the store has one, else a new one. The outer error ends the run (the store
+    /// failed); the inner one is the analysis's own failure.
+    async fn analyse(
+        &self,
+        analyzer: &Arc<dyn Analyzer>,
+        cap: &Capture,
+        title: &str,
+    ) -> Result<Result<(String, String, String), CrawlError>, CrawlError> {
+        let a = analyzer.clone();
+        let t = title.to_owned();
+        let inputs = match blocking(move || a.inputs(&t)).await? {
+            Ok(i) => i,
+            Err(e) => return Ok(Err(e)),
+        };
+        for prev in self.store.findings_for_reuse(&cap.sha256, title).await? {
+            let r = prev.record;
+            let same = serde_json::from_str::<serde_json::Value>(&r.report)
+                .ok()
+                .is_some_and(|v| v.get(INPUTS_KEY).and_then(|i| i.as_str()) == Some(&inputs));
+            if same {
+                return Ok(Ok((r.verdict, r.accused, r.report)));
+            }
+        }
+        let (a, path, t) = (analyzer.clone(), cap.path.clone(), title.to_owned());
+        Ok(match blocking(move || a.analyze(&path, &t)).await? {
+            Ok(a) => {
+                let mut report = a.report;
+                if let Some(o) = report.as_object_mut() {
+                    o.insert(INPUTS_KEY.to_owned(), serde_json::Value::String(inputs));
+                }
+                Ok((
+                    a.verdict,
+                    serde_json::to_string(&a.accused).unwrap_or_else(|_| "[]".into()),
+                    report.to_string(),
+                ))
+            }
+            Err(e) => Err(e),
+        })
+    }
+}
+
+/// Runs `f` on a blocking thread. A panic in it is this job's panic: the job task's boundary
+/// catches it and records the job as dead; the run goes on.
+async fn blocking<T, F>(f: F) -> Result<T, CrawlError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => Ok(r),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(CrawlError::Detect(format!("analysis task: {e}"))),
     }
 }
 

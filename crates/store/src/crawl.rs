@@ -417,6 +417,9 @@ const RETRY: &str = "UPDATE crawl_jobs SET state = $1, lease_owner = NULL, lease
      last_error = $2, not_before = $3, updated_at = $4 \
      WHERE url = $5 AND state = 'leased' AND lease_owner = $6";
 
+const RENEW: &str = "UPDATE crawl_jobs SET lease_until = $1, updated_at = $2 \
+     WHERE url = $3 AND state = 'leased' AND lease_owner = $4";
+
 const RELEASE: &str = "UPDATE crawl_jobs SET state = 'queued', lease_owner = NULL, \
      lease_until = NULL, attempts = attempts - 1, not_before = $1, updated_at = $2 \
      WHERE url = $3 AND state = 'leased' AND lease_owner = $4 AND attempts > 0";
@@ -829,6 +832,27 @@ impl Store {
         Ok((n > 0).then_some(state))
     }
 
+    /// Extends the lease of a row `owner` holds to `lease_secs` from now (a worker renews
+    /// the leases of the jobs it is still processing). Returns `false`, and changes nothing,
+    /// if `owner` no longer holds the lease (it ran out and the row was taken back).
+    pub async fn renew_lease(
+        &self,
+        url: &str,
+        owner: &str,
+        lease_secs: u32,
+    ) -> Result<bool, StoreError> {
+        let now = now_unix();
+        let n = on_pool!(self, |pool, _pg| sqlx::query(RENEW)
+            .bind(now + i64::from(lease_secs))
+            .bind(now)
+            .bind(url)
+            .bind(owner)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n > 0)
+    }
+
     /// Gives a leased row back without counting the attempt (the worker is
     /// shutting down, or the host asked to wait), claimable again at `not_before`.
     /// Returns whether `owner` held the lease.
@@ -974,8 +998,7 @@ impl Store {
         row.map(Finding::try_from).transpose()
     }
 
-    /// Some finding whose captured bytes have this SHA-256 (to reuse its
-    /// analysis when the same file turns up at another location).
+    /// Some finding whose captured bytes have this SHA-256 (the oldest).
     pub async fn finding_by_sha256(&self, sha256: &str) -> Result<Option<Finding>, StoreError> {
         let row: Option<FindingRow> = on_pool!(self, |pool, _pg| sqlx::query_as(finding_select!(
             "WHERE sha256 = $1 ORDER BY created_at, finding_id LIMIT 1"
@@ -984,6 +1007,25 @@ impl Store {
         .fetch_optional(pool)
         .await?);
         row.map(Finding::try_from).transpose()
+    }
+
+    /// Findings whose analysis may serve again for bytes with this SHA-256 analysed for
+    /// `title_id`: those of the same bytes and title whose analysis did not fail (verdict
+    /// other than `error`), newest first, at most 50. The caller checks the analysis inputs.
+    pub async fn findings_for_reuse(
+        &self,
+        sha256: &str,
+        title_id: &str,
+    ) -> Result<Vec<Finding>, StoreError> {
+        let rows: Vec<FindingRow> = on_pool!(self, |pool, _pg| sqlx::query_as(finding_select!(
+            "WHERE sha256 = $1 AND title_id = $2 AND verdict <> 'error' \
+             ORDER BY created_at DESC, finding_id DESC LIMIT 50"
+        ))
+        .bind(sha256)
+        .bind(title_id)
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter().map(Finding::try_from).collect()
     }
 
     /// Whether a finding exists for this media URL.
