@@ -71,7 +71,7 @@ xmllint --noout --nonet --schema "$REPO/tests/schemas/dash/DASH-MPD.xsd" package
 log "five viewers, each streamed through the edge on loopback"
 "$LT" edge --root package --listen 127.0.0.1:0 > edge.out 2> edge.log &
 PIDS+=($!)
-for _ in $(seq 100); do grep -q '^listening' edge.out 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q '^listening' edge.out 2>/dev/null && break; sleep 0.1; done
 EDGE="$(awk '/^listening/ {print $2; exit}' edge.out)"
 [ -n "$EDGE" ] || { cat edge.log >&2; echo "the edge did not start" >&2; exit 1; }
 note "edge: $EDGE"
@@ -143,7 +143,9 @@ HTML
 SITE_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 -m http.server --bind 127.0.0.1 --directory site "$SITE_PORT" > site.log 2>&1 &
 PIDS+=($!)
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$SITE_PORT/" && break; sleep 0.1; done
+for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$SITE_PORT/" && break; sleep 0.1; done
+curl -s -o /dev/null "http://127.0.0.1:$SITE_PORT/" \
+    || { cat site.log >&2; echo "demo: the pirate site did not start" >&2; exit 1; }
 note "pirate site: http://127.0.0.1:$SITE_PORT/"
 cat > crawler.toml <<TOML
 [sources]

@@ -207,6 +207,8 @@ pub fn takedown_toml(mode: &str, smtp_port: u16) -> String {
 fp_max = 1e-6
 evidence_dir = "evidence"
 claim_lease_s = 0
+# The pirate site, the SMTP sink and the abuse desks of these tests are all on 127.0.0.1.
+allow_loopback = true
 
 [complainant]
 name = "Jane Roe"

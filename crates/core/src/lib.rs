@@ -6,6 +6,8 @@
 //! - [`key`]: the operator's [`MasterKey`] and per-purpose key derivation (BLAKE3 `derive_key`,
 //!   one context string per purpose, so nothing is reused across purposes).
 //! - [`id`]: validated identifiers ([`TitleId`]).
+//! - [`net`]: the address policy for outbound connections ([`net::refusal`]: loopback, private,
+//!   link-local, CGNAT, multicast, reserved, and their IPv6-embedded forms are refused).
 //! - [`position`]: [`SegmentDuration`] and [`Position`], `p = floor(t / segment duration)`, so
 //!   every rendition of a ladder shares positions.
 //! - [`variant`]: [`Variant`] A or B.
@@ -35,6 +37,7 @@
 pub mod codeword;
 pub mod id;
 pub mod key;
+pub mod net;
 pub mod pattern;
 pub mod position;
 pub mod session;

@@ -146,6 +146,10 @@ pub struct RecipientOverride {
     /// HTTP endpoint (Cloudflare-format JSON is POSTed there) instead of e-mail.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Environment variable holding this endpoint's bearer token (sent only to `endpoint`,
+    /// only over https, or to loopback with `allow_loopback`).
+    #[serde(default)]
+    pub token_env: Option<String>,
 }
 
 /// `[rdap]`.
@@ -196,9 +200,18 @@ pub struct TakedownConfig {
     /// SMTP relay (needed for e-mail recipients).
     #[serde(default)]
     pub smtp: Option<SmtpConfig>,
-    /// Environment variable holding the bearer token for HTTP endpoints.
+    /// Environment variable holding a bearer token for the HTTP endpoints on
+    /// `http_token_host` (required with it). Sent only over https (or to loopback with
+    /// `allow_loopback`); endpoints on other hosts never get it (give them `token_env`).
     #[serde(default)]
     pub http_token_env: Option<String>,
+    /// The one endpoint host `http_token_env`'s token is for (e.g. `api.cloudflare.com`).
+    #[serde(default)]
+    pub http_token_host: Option<String>,
+    /// Lets re-checks, RDAP look-ups and token-bearing deliveries reach loopback addresses
+    /// (tests, local use; default false).
+    #[serde(default)]
+    pub allow_loopback: bool,
     /// Retries.
     #[serde(default)]
     pub retry: RetryConfig,
@@ -254,13 +267,30 @@ impl TakedownConfig {
         if self.status.recheck_interval_s == 0 {
             return bad("status.recheck_interval_s must be >= 1".into());
         }
-        if let Some(s) = &self.smtp
-            && !(1..=300).contains(&s.timeout_s)
-        {
-            return bad(format!(
-                "smtp.timeout_s = {} out of range 1..=300",
-                s.timeout_s
-            ));
+        if let Some(s) = &self.smtp {
+            if !(1..=300).contains(&s.timeout_s) {
+                return bad(format!(
+                    "smtp.timeout_s = {} out of range 1..=300",
+                    s.timeout_s
+                ));
+            }
+            if s.security == SmtpSecurity::None && !is_loopback_name(&s.host) {
+                return bad(format!(
+                    "smtp.security = \"none\" (plaintext) is allowed only to a loopback relay (localhost, 127.0.0.1, ::1); smtp.host = {:?} needs security = \"starttls\" or \"tls\"",
+                    s.host
+                ));
+            }
+        }
+        match (&self.http_token_env, &self.http_token_host) {
+            (Some(_), None) => {
+                return bad(
+                    "http_token_env needs http_token_host: the one endpoint host the token is for (other endpoints take a per-recipient token_env)".into(),
+                );
+            }
+            (None, Some(_)) => {
+                return bad("http_token_host is set without http_token_env".into());
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -269,4 +299,16 @@ impl TakedownConfig {
     pub fn grace(&self, level: Level) -> Option<u64> {
         self.status.grace_s.get(&level).copied()
     }
+}
+
+/// `localhost` (or a `.localhost` name) or a loopback IP literal (`[::1]` brackets allowed).
+fn is_loopback_name(host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    if h == "localhost" || h.ends_with(".localhost") {
+        return true;
+    }
+    h.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }

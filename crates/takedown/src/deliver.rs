@@ -27,7 +27,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{Mode, SmtpSecurity, TakedownConfig};
 use crate::notice::{Channel, Notice};
-use crate::{TakedownError, render};
+use crate::{TakedownError, net, render};
 
 /// What happened to one notice in a send run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +147,38 @@ pub fn preview(notice: &Notice) -> Result<(String, String), TakedownError> {
             serde_json::to_string_pretty(&render::cloudflare_json(notice))?,
         ),
     })
+}
+
+/// The bearer token for a notice POSTed to `endpoint`, if one is configured for it: the
+/// `token_env` of the `[[recipient]]` with that endpoint, else `http_token_env` when the
+/// endpoint's host is `http_token_host`. Other endpoints get no token (`Ok(None)`).
+///
+/// A token is only sent over https, or over plain http to a loopback endpoint when
+/// `allow_loopback` is set; otherwise, and when its variable is unset, the error says why
+/// (the delivery is refused, not sent without it).
+pub fn token_for(cfg: &TakedownConfig, endpoint: &str) -> Result<Option<String>, String> {
+    let url = url::Url::parse(endpoint).map_err(|e| format!("endpoint {endpoint:?}: {e}"))?;
+    let host = url.host_str().unwrap_or_default().trim_end_matches('.');
+    let per_recipient = cfg
+        .recipients
+        .iter()
+        .find(|o| o.endpoint.as_deref() == Some(endpoint) && o.token_env.is_some())
+        .and_then(|o| o.token_env.clone());
+    let var = per_recipient.or_else(|| match (&cfg.http_token_env, &cfg.http_token_host) {
+        (Some(v), Some(h)) if h.trim_end_matches('.').eq_ignore_ascii_case(host) => Some(v.clone()),
+        _ => None,
+    });
+    let Some(var) = var else { return Ok(None) };
+    let transport_ok = url.scheme() == "https"
+        || (url.scheme() == "http" && cfg.allow_loopback && net::is_loopback_host(&url));
+    if !transport_ok {
+        return Err(format!(
+            "refusing to send the API token to {endpoint}: tokens go over https only (plain http only to loopback, with allow_loopback)"
+        ));
+    }
+    std::env::var(&var)
+        .map(Some)
+        .map_err(|_| format!("${var} (the API token for {host}) is not set"))
 }
 
 /// Backoff before attempt `n` (1-based, n >= 2): `base * 2^(n-2)`, capped.
@@ -307,14 +339,13 @@ impl Deliverer {
                 }
             }
             Channel::Http { endpoint } => {
+                let token = token_for(&self.cfg, endpoint).map_err(Attempt::Permanent)?;
                 let mut req = self
                     .http
                     .post(endpoint)
                     .header("Idempotency-Key", &notice.notice_id)
                     .json(&render::cloudflare_json(notice));
-                if let Some(var) = &self.cfg.http_token_env
-                    && let Ok(tok) = std::env::var(var)
-                {
+                if let Some(tok) = token {
                     req = req.bearer_auth(tok);
                 }
                 match req.send().await {

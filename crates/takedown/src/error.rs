@@ -69,6 +69,14 @@ pub enum TakedownError {
         /// Why not, and what is allowed instead.
         why: String,
     },
+    /// The outbound address policy refused a URL (see [`crate::net`]); nothing was sent.
+    #[error("{url}: refused by the address policy: {reason}")]
+    Refused {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// RDAP lookup failed.
     #[error("rdap {query}: {message}")]
     Rdap {

@@ -85,11 +85,36 @@ pub struct FindingEvidence {
 impl FindingEvidence {
     /// Fills the detector fields from a `leaktrace.detect.v1` report.
     ///
-    /// Fails if the report is not that schema or lacks `verdict` / `accused`.
+    /// The report must be about this finding: its `title` must be the finding's
+    /// [`FindingEvidence::title_id`], and when it names the SHA-256 of the file it examined
+    /// (`suspect_sha256`), that must be the finding's [`FindingEvidence::sha256`]. Fails if
+    /// either differs, if the report is not that schema, or if it lacks `title`, `verdict`
+    /// or `accused`.
     pub fn with_detect_report(mut self, report: serde_json::Value) -> Result<Self, TakedownError> {
         let bad = |what: &str| TakedownError::DetectReport(what.to_owned());
         if report.get("schema").and_then(|s| s.as_str()) != Some("leaktrace.detect.v1") {
             return Err(bad("schema is not \"leaktrace.detect.v1\""));
+        }
+        let title = report
+            .get("title")
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| bad("missing \"title\": cannot tell which work it is about"))?;
+        if title != self.title_id {
+            return Err(bad(&format!(
+                "the report is about title {title:?}, finding {} is title {:?}; not attached",
+                self.finding_id, self.title_id
+            )));
+        }
+        if let Some(digest) = report.get("suspect_sha256") {
+            let digest = digest
+                .as_str()
+                .ok_or_else(|| bad("\"suspect_sha256\" is not a string"))?;
+            if !digest.eq_ignore_ascii_case(&self.sha256) {
+                return Err(bad(&format!(
+                    "the report examined a file with SHA-256 {digest}, finding {} captured {}; not attached",
+                    self.finding_id, self.sha256
+                )));
+            }
         }
         let verdict = report
             .get("verdict")

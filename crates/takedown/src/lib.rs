@@ -14,6 +14,9 @@
 //! - [`deliver`]: SMTP (lettre) and HTTP delivery with retries, backoff, per-recipient rate
 //!   limits and an outbox claim so a notice goes out at most once, even across a crash.
 //! - [`rdap`]: abuse contacts from RDAP via IANA bootstrap data, cached; per-host overrides.
+//! - [`net`]: the outbound address policy re-checks and RDAP look-ups obey (the crawler's:
+//!   no loopback unless `allow_loopback`, no private, link-local, CGNAT, multicast or
+//!   reserved address), checked before connecting and on every redirect hop.
 //! - [`pipeline`]: file a finding, send approved notices, re-check URLs (404/410 closes),
 //!   escalate after grace periods; [`config`]: `takedown.toml`.
 //!
@@ -42,6 +45,7 @@ pub mod deliver;
 mod error;
 pub mod evidence;
 mod finding;
+pub mod net;
 pub mod notice;
 pub mod pipeline;
 pub mod rdap;

@@ -8,6 +8,7 @@ use leaktrace_store::{NewNotice, NoticeRecord, Store};
 
 use crate::config::{Mode, TakedownConfig};
 use crate::deliver::{Deliverer, SendOutcome};
+use crate::net::NetPolicy;
 use crate::notice::{Channel, Level, Notice, Recipient};
 use crate::rdap::Resolver;
 use crate::{FindingEvidence, TakedownError, evidence};
@@ -257,10 +258,20 @@ pub struct Check {
     pub removed: bool,
     /// Seconds from notice sent to removal, when removed.
     pub notice_to_removal_s: Option<i64>,
+    /// Why there was no answer (status 0): the address policy refused the URL (nothing was
+    /// contacted), or the request failed.
+    pub error: Option<String>,
 }
 
 /// Re-checks every open, sent notice whose check is due: GET the URL (no redirects
-/// followed); 404 or 410 closes the notice with the time of removal.
+/// followed, the body is never read: only the status counts); 404 or 410 closes the notice
+/// with the time of removal.
+///
+/// The URL comes from a hostile site, so it obeys the address policy ([`crate::net`]): an
+/// IP literal the policy refuses (loopback unless `allow_loopback`, private, link-local and
+/// cloud metadata, ...) is not contacted, and `client` (from [`recheck_client_with`]) refuses
+/// such addresses when it resolves a host name. A refused check records status 0 and says
+/// why in [`Check::error`].
 pub async fn recheck_due(
     cfg: &TakedownConfig,
     store: &Store,
@@ -270,9 +281,20 @@ pub async fn recheck_due(
     let interval = i64::try_from(cfg.status.recheck_interval_s).unwrap_or(i64::MAX);
     let mut out = Vec::new();
     for rec in store.due_checks(now).await? {
-        let status = match client.get(&rec.url).send().await {
-            Ok(r) => r.status().as_u16(),
-            Err(_) => 0,
+        let checked = url::Url::parse(&rec.url)
+            .map_err(|e| format!("{}: {e}", rec.url))
+            .and_then(|u| {
+                crate::net::check_url(&u, cfg.allow_loopback)
+                    .map(|()| u)
+                    .map_err(|why| format!("{}: refused by the address policy: {why}", rec.url))
+            });
+        let (status, error) = match checked {
+            Err(why) => (0, Some(why)),
+            // The response is dropped unread: no body is downloaded.
+            Ok(u) => match client.get(u).send().await {
+                Ok(r) => (r.status().as_u16(), None),
+                Err(e) => (0, Some(crate::net::error_chain(&e))),
+            },
         };
         let removed = matches!(status, 404 | 410);
         store
@@ -289,19 +311,22 @@ pub async fn recheck_due(
             status,
             removed,
             notice_to_removal_s: removed.then(|| now - rec.sent_at.unwrap_or(now)),
+            error,
         });
     }
     Ok(out)
 }
 
-/// A re-check client: short timeout, no redirects (a redirect away from the file is not a
-/// removal; its status is recorded as is).
+/// A re-check client under the default address policy (no loopback): short timeout, no
+/// redirects (a redirect away from the file is not a removal; its status is recorded as is).
 pub fn recheck_client() -> Result<reqwest::Client, TakedownError> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| TakedownError::Config(format!("http client: {e}")))
+    recheck_client_with(&NetPolicy::default())
+}
+
+/// A re-check client under `policy` (e.g. [`NetPolicy::from_config`] to honour
+/// `allow_loopback`): host names resolve through the guard, no redirects are followed.
+pub fn recheck_client_with(policy: &NetPolicy) -> Result<reqwest::Client, TakedownError> {
+    policy.client(Duration::from_secs(20), reqwest::redirect::Policy::none())
 }
 
 /// Escalates open, sent notices whose level's grace period has passed: a notice with the

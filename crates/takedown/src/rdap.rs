@@ -10,7 +10,33 @@ use serde_json::Value;
 
 use crate::TakedownError;
 use crate::config::{RdapConfig, RecipientOverride};
+use crate::net::{self, NetPolicy};
 use crate::notice::{Channel, Level, Recipient};
+
+/// Largest RDAP answer read (1 MiB); a larger one is refused, not cached.
+pub const RDAP_MAX_BODY: usize = 1 << 20;
+
+/// Redirect hops an RDAP look-up follows (each one checked against the address policy).
+const RDAP_MAX_REDIRECTS: usize = 5;
+
+/// The RDAP client: guarded resolver, and every redirect hop checked before it is followed.
+fn rdap_client(policy: &NetPolicy) -> Result<reqwest::Client, TakedownError> {
+    let allow_loopback = policy.allow_loopback;
+    let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= RDAP_MAX_REDIRECTS {
+            let msg = format!("more than {RDAP_MAX_REDIRECTS} redirects");
+            return attempt.error(msg);
+        }
+        match net::check_url(attempt.url(), allow_loopback) {
+            Ok(()) => attempt.follow(),
+            Err(why) => {
+                let msg = format!("redirect to {}: {why}", attempt.url());
+                attempt.error(msg)
+            }
+        }
+    });
+    policy.client(Duration::from_secs(20), redirect)
+}
 
 /// Bootstrap snapshot compiled in (see `rdap/README.md` in the crate).
 const IPV4_SNAPSHOT: &str = include_str!("../rdap/ipv4.json");
@@ -232,11 +258,13 @@ pub struct Resolver {
     bootstrap: Bootstrap,
     store: Store,
     client: reqwest::Client,
+    allow_loopback: bool,
     ttl: i64,
 }
 
 impl Resolver {
     /// From configuration; `bootstrap` `None` loads `[rdap] bootstrap_dir` or the snapshot.
+    /// Look-ups obey the default address policy (no loopback); see [`Resolver::with_policy`].
     pub fn new(
         overrides: Vec<RecipientOverride>,
         rdap: &RdapConfig,
@@ -248,17 +276,23 @@ impl Resolver {
             (None, Some(dir)) => Bootstrap::from_dir(dir)?,
             (None, None) => Bootstrap::snapshot()?,
         };
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .map_err(|e| TakedownError::Config(format!("http client: {e}")))?;
+        let policy = NetPolicy::default();
         Ok(Resolver {
             overrides,
             bootstrap,
             store,
-            client,
+            client: rdap_client(&policy)?,
+            allow_loopback: policy.allow_loopback,
             ttl: i64::try_from(rdap.cache_ttl_s).unwrap_or(i64::MAX),
         })
+    }
+
+    /// The same resolver with look-ups under `policy` (e.g. [`NetPolicy::from_config`] to
+    /// honour `allow_loopback`).
+    pub fn with_policy(mut self, policy: &NetPolicy) -> Result<Resolver, TakedownError> {
+        self.client = rdap_client(policy)?;
+        self.allow_loopback = policy.allow_loopback;
+        Ok(self)
     }
 
     fn override_for(&self, host: &str, level: Level) -> Option<Recipient> {
@@ -304,17 +338,40 @@ impl Resolver {
             return serde_json::from_str(&hit).map_err(|e| err(e.to_string()));
         }
         let url = format!("{}/{kind}/{query}", base.trim_end_matches('/'));
-        let resp = self
+        let parsed = url::Url::parse(&url).map_err(|e| err(format!("{url}: {e}")))?;
+        net::check_url(&parsed, self.allow_loopback).map_err(|reason| TakedownError::Refused {
+            url: url.clone(),
+            reason,
+        })?;
+        let mut resp = self
             .client
-            .get(&url)
+            .get(parsed)
             .header("accept", "application/rdap+json")
             .send()
             .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(net::error_chain(&e)))?;
         if !resp.status().is_success() {
             return Err(err(format!("{url}: HTTP {}", resp.status())));
         }
-        let text = resp.text().await.map_err(|e| err(e.to_string()))?;
+        let too_big = || {
+            err(format!(
+                "{url}: answer larger than {RDAP_MAX_BODY} bytes refused"
+            ))
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > RDAP_MAX_BODY as u64)
+        {
+            return Err(too_big());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| err(net::error_chain(&e)))? {
+            if body.len() + chunk.len() > RDAP_MAX_BODY {
+                return Err(too_big());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8(body).map_err(|e| err(format!("{url}: {e}")))?;
         let v: Value = serde_json::from_str(&text).map_err(|e| err(format!("{url}: {e}")))?;
         self.store
             .rdap_store(&key, &text, now, now.saturating_add(self.ttl))

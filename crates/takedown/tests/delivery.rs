@@ -11,6 +11,7 @@ use common::*;
 use leaktrace_store::Store;
 use leaktrace_takedown::config::RecipientOverride;
 use leaktrace_takedown::deliver::{Deliverer, SendOutcome, backoff};
+use leaktrace_takedown::net::NetPolicy;
 use leaktrace_takedown::pipeline::Filed;
 use leaktrace_takedown::rdap::{Bootstrap, Resolver, registered_domain};
 use leaktrace_takedown::{Level, Mode, TakedownConfig, pipeline};
@@ -74,8 +75,13 @@ async fn rdap_ip_and_domain_abuse_contacts_with_cache() {
         name: "Site operator".into(),
         email: "dmca@files.example.net".into(),
         endpoint: None,
+        token_env: None,
     }];
-    let r = Resolver::new(overrides, &Default::default(), Some(boot), st.clone()).unwrap();
+    // The RDAP server is on loopback: allowed explicitly.
+    let r = Resolver::new(overrides, &Default::default(), Some(boot), st.clone())
+        .unwrap()
+        .with_policy(&NetPolicy::new(true))
+        .unwrap();
     let ip = "192.0.2.10".parse().unwrap();
 
     let host = r
@@ -234,6 +240,7 @@ async fn http_setup(
         name: "Example CDN".into(),
         email: "abuse@cdn.example".into(),
         endpoint: Some(endpoint),
+        token_env: None,
     }];
     let r = offline_resolver(&cfg, &st);
     let filed = pipeline::file_finding(&cfg, &st, &r, &finding(), Level::Cdn, 1000)

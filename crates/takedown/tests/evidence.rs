@@ -221,3 +221,30 @@ fn archive_is_verified_like_the_directory() {
     fs::write(&junk, b"not a tar archive at all").unwrap();
     assert!(evidence::verify(&junk).is_err());
 }
+
+#[test]
+fn detect_report_of_another_title_or_file_is_refused() {
+    let report: serde_json::Value =
+        serde_json::from_str(include_str!("data/detect-unmarked-20s.json")).unwrap();
+    // Another title.
+    let mut other = report.clone();
+    other["title"] = "sintel".into();
+    let e = finding().with_detect_report(other).unwrap_err().to_string();
+    assert!(e.contains("sintel") && e.contains("bbb"), "{e}");
+    // No title at all: it cannot be matched.
+    let mut untitled = report.clone();
+    untitled.as_object_mut().unwrap().remove("title");
+    assert!(finding().with_detect_report(untitled).is_err());
+    // The digest of another file.
+    let mut other_file = report.clone();
+    other_file["suspect_sha256"] = "00".repeat(32).into();
+    let e = finding()
+        .with_detect_report(other_file)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("SHA-256"), "{e}");
+    // The captured file's own digest (any case): accepted.
+    let mut same = report;
+    same["suspect_sha256"] = finding().sha256.to_uppercase().into();
+    assert!(finding().with_detect_report(same).is_ok());
+}

@@ -11,6 +11,7 @@ use common::*;
 use leaktrace_store::Store;
 use leaktrace_takedown::config::RecipientOverride;
 use leaktrace_takedown::deliver::{Deliverer, SendOutcome};
+use leaktrace_takedown::net::NetPolicy;
 use leaktrace_takedown::pipeline::{self, Disposition};
 use leaktrace_takedown::rdap::Resolver;
 use leaktrace_takedown::{FindingEvidence, Level, Mode, TakedownConfig, TakedownError};
@@ -24,6 +25,7 @@ fn over(level: Level, port: u16) -> RecipientOverride {
         name: format!("Loopback {}", level.as_str()),
         email: format!("abuse-{}@loopback.test", level.as_str()),
         endpoint: Some(format!("http://127.0.0.1:{port}/{}", level.as_str())),
+        token_env: None,
     }
 }
 
@@ -52,6 +54,8 @@ async fn env(port: u16, mode: Mode) -> Env {
     cfg.mode = mode;
     cfg.evidence_dir = d.path().join("evidence");
     cfg.status.recheck_interval_s = 50;
+    // The files and endpoints are on loopback.
+    cfg.allow_loopback = true;
     cfg.status.grace_s = [(Level::Site, 100), (Level::Host, 200), (Level::Cdn, 300)].into();
     // Site, host and registrar known; no CDN.
     cfg.recipients = vec![
@@ -61,12 +65,13 @@ async fn env(port: u16, mode: Mode) -> Env {
     ];
     let res = offline_resolver(&cfg, &st);
     let dl = Deliverer::new(cfg.clone(), st.clone(), "t").unwrap();
+    let client = pipeline::recheck_client_with(&NetPolicy::from_config(&cfg)).unwrap();
     Env {
         cfg,
         st,
         res,
         dl,
-        client: pipeline::recheck_client().unwrap(),
+        client,
         _dir: d,
     }
 }

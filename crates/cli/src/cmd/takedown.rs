@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use leaktrace_store::{NoticeRecord, Store};
 use leaktrace_takedown::deliver::{Deliverer, SendOutcome};
+use leaktrace_takedown::net::NetPolicy;
 use leaktrace_takedown::pipeline::{self, timings};
 use leaktrace_takedown::rdap::Resolver;
 use leaktrace_takedown::{
@@ -255,6 +256,7 @@ fn file(config: Option<&Path>, a: &FileArgs) -> Result<Code> {
             .map_err(|e| UsageError(e.to_string()))?;
     }
     let resolver = Resolver::new(c.cfg.recipients.clone(), &c.cfg.rdap, None, c.store.clone())
+        .and_then(|r| r.with_policy(&NetPolicy::from_config(&c.cfg)))
         .map_err(map_err)?;
     let res = c.rt.block_on(pipeline::file_finding(
         &c.cfg,
@@ -421,11 +423,13 @@ fn send(config: Option<&Path>, c: &CommonArgs) -> Result<Code> {
 fn recheck(config: Option<&Path>, c: &CommonArgs) -> Result<Code> {
     let x = ctx(config, c)?;
     let now = now_unix();
-    let client = pipeline::recheck_client().map_err(map_err)?;
+    let policy = NetPolicy::from_config(&x.cfg);
+    let client = pipeline::recheck_client_with(&policy).map_err(map_err)?;
     let checks =
         x.rt.block_on(pipeline::recheck_due(&x.cfg, &x.store, &client, now))
             .map_err(map_err)?;
     let resolver = Resolver::new(x.cfg.recipients.clone(), &x.cfg.rdap, None, x.store.clone())
+        .and_then(|r| r.with_policy(&policy))
         .map_err(map_err)?;
     let escalated =
         x.rt.block_on(pipeline::escalate_due(&x.cfg, &x.store, &resolver, now))
@@ -433,7 +437,7 @@ fn recheck(config: Option<&Path>, c: &CommonArgs) -> Result<Code> {
     x.rt.block_on(x.store.close());
     let checks_json: Vec<_> = checks
         .iter()
-        .map(|k| json!({ "notice_id": k.notice_id, "status": k.status, "removed": k.removed, "notice_to_removal_s": k.notice_to_removal_s }))
+        .map(|k| json!({ "notice_id": k.notice_id, "status": k.status, "removed": k.removed, "notice_to_removal_s": k.notice_to_removal_s, "error": k.error }))
         .collect();
     let esc_json: Vec<_> = escalated
         .iter()
@@ -446,6 +450,10 @@ fn recheck(config: Option<&Path>, c: &CommonArgs) -> Result<Code> {
         );
     } else {
         for k in &checks {
+            if let Some(err) = &k.error {
+                println!("{} no answer: {err}", k.notice_id);
+                continue;
+            }
             println!(
                 "{} HTTP {} {}",
                 k.notice_id,
