@@ -92,8 +92,11 @@ start() {
     # Dynamic shared memory (parallel query) in files under the data directory, not /dev/shm:
     # containers often give /dev/shm 64 MB, and a parallel scan of a large sort then fails
     # with "could not resize shared memory segment".
+    # No autovacuum: the tests drop each database they made with DROP DATABASE ... WITH (FORCE),
+    # which a non-superuser cannot do while an autovacuum worker (a superuser backend) is in it
+    # ("must be a member of the role whose process is being terminated"), as after a bulk insert.
     as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
-        -o "-k $SOCK -c listen_addresses=127.0.0.1 -p $PORT -c fsync=on -c max_connections=200 -c dynamic_shared_memory_type=mmap" \
+        -o "-k $SOCK -c listen_addresses=127.0.0.1 -p $PORT -c fsync=on -c max_connections=200 -c dynamic_shared_memory_type=mmap -c autovacuum=off" \
         start >&2
     if ! psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$ROLE'" | grep -q 1; then
         psql_admin -c "CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD'"
