@@ -175,21 +175,30 @@ fn sigkill_of_a_worker_process_loses_and_duplicates_nothing_on_postgres() {
             .map(|j| j.url)
             .collect()
     };
-    // Wait until the crawl is under way and the victim holds leases, then SIGKILL it.
-    loop {
+    // Wait until the crawl is under way and the victim holds leases, then SIGKILL it. The
+    // victim is frozen (SIGSTOP) while its leases are read, so it cannot finish them between
+    // the look and the kill; if it holds none at that moment it is thawed and watched again.
+    let signal = |sig: &str, pid: u32| {
+        ok(Command::new("kill").args([sig, &pid.to_string()]));
+    };
+    let orphaned = loop {
         assert!(
             t0.elapsed() < Duration::from_secs(60),
             "the workers made no progress"
         );
         let done = rt.block_on(store.job_counts()).unwrap().done;
-        if done >= 100 && !held_by_victim(&store).is_empty() {
-            break;
+        if done >= 100 {
+            signal("-STOP", victim.0.id());
+            let held = held_by_victim(&store);
+            if !held.is_empty() {
+                break held;
+            }
+            signal("-CONT", victim.0.id());
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
     victim.0.kill().unwrap(); // SIGKILL
     victim.0.wait().unwrap();
-    let orphaned = held_by_victim(&store);
     let at_kill = rt.block_on(store.job_counts()).unwrap();
     eprintln!(
         "killed worker {} holding {} leases; counts then {at_kill:?}",
@@ -237,14 +246,18 @@ fn sigkill_of_a_worker_process_loses_and_duplicates_nothing_on_postgres() {
     for i in 0..URLS {
         let url = format!("http://127.0.0.1:{port}/p/{i}");
         let n = hits.get(&format!("/p/{i}")).copied().unwrap_or(0);
+        let job = rt.block_on(store.get_job(&url)).unwrap().unwrap();
         if orphaned.contains(&url) {
             // Fetched by the victim (perhaps) and again by the worker that took over.
-            assert!((1..=2).contains(&n), "{url} requested {n} times");
-            let job = rt.block_on(store.get_job(&url)).unwrap().unwrap();
-            assert_eq!(job.attempts, 2, "{job:?}");
-        } else {
-            assert_eq!(n, 1, "{url} requested {n} times");
+            assert!(job.attempts >= 2, "{job:?}");
         }
+        // Every request is one claim's: a row is fetched again only after its lease ran out
+        // (the victim's, or on a loaded machine a survivor's claimed batch waiting too long).
+        assert!(
+            (1..=job.attempts).contains(&n),
+            "{url} requested {n} times over {} claims",
+            job.attempts
+        );
     }
     rt.block_on(store.close());
     psql(
