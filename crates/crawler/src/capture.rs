@@ -371,7 +371,12 @@ async fn hls_from(
     let result: Result<(), CrawlError> = async {
         loop {
             for (i, seg) in pl.segments.iter().enumerate() {
-                let seq = pl.media_sequence + i as u64;
+                // A hostile playlist may start near u64::MAX: no sequence number past it.
+                let Some(seq) = pl.media_sequence.checked_add(i as u64) else {
+                    return Err(CrawlError::Playlist(
+                        "EXT-X-MEDIA-SEQUENCE runs past 2^64 - 1".into(),
+                    ));
+                };
                 if seq < next_seq {
                     continue;
                 }
@@ -403,7 +408,7 @@ async fn hls_from(
                     return Ok(());
                 }
                 segments += 1;
-                next_seq = seq + 1;
+                next_seq = seq.saturating_add(1);
             }
             if pl.end_list {
                 return Ok(());

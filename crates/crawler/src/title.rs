@@ -98,6 +98,10 @@ pub fn best_match(catalogue: &[CatalogueTitle], text: &str) -> Option<TitleMatch
             }
         }
         let s = s.min(100);
+        if s == 0 {
+            // The year ruled it out.
+            continue;
+        }
         if best.as_ref().is_none_or(|b| s > b.score) {
             best = Some(TitleMatch {
                 title_id: t.title_id.clone(),

@@ -275,6 +275,19 @@ fn read_moof(
         if per > 0 && (count as usize).saturating_mul(per) > trun.end.saturating_sub(at) {
             return Err(bad("trun sample table past the end of its box"));
         }
+        if per == 0 {
+            // No per-sample fields: every sample has the defaults, no loop over a count the
+            // box does not pay for with bytes.
+            if samples == 0 && count > 0 {
+                first_flags = Some(first.unwrap_or(default_flags));
+            }
+            duration =
+                duration.saturating_add(u64::from(count).saturating_mul(u64::from(default_dur)));
+            samples = samples
+                .checked_add(count)
+                .ok_or_else(|| bad("more samples in one fragment than a u32 counts"))?;
+            continue;
+        }
         for s in 0..count as usize {
             let mut p = at + s * per;
             let d = if flags & 0x100 != 0 {
@@ -295,9 +308,11 @@ fn read_moof(
             if samples == 0 && s == 0 {
                 first_flags = Some(first.or(sf).unwrap_or(default_flags));
             }
-            duration += u64::from(d);
+            duration = duration.saturating_add(u64::from(d));
         }
-        samples += count;
+        samples = samples
+            .checked_add(count)
+            .ok_or_else(|| bad("more samples in one fragment than a u32 counts"))?;
     }
     let sync = first_flags.is_some_and(|f| f & 0x0001_0000 == 0);
     Ok((decode_time, samples, duration, sync))

@@ -1,0 +1,9 @@
+//! Edge request paths and query tokens (`leaktrace_edge::path`).
+#![no_main]
+
+#[allow(dead_code)]
+mod body {
+    include!("../bodies/edge.rs");
+}
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::edge_path(data));
