@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fail when a file of the repository refers to a path outside the repository or to an absolute
 # path of one machine: a clone alone in an empty folder must run, so nothing may point at a
-# sibling directory (`../shared/...`), escape the checkout with `../../../`, or name a home or
+# sibling directory of the checkout, escape the checkout with `../../../`, or name a home or
 # work directory (`/work/`, `/home/<user>/`, `/root/`, `/Users/`, `C:\Users`).
 #
 # Usage: scripts/check-paths.sh [REV]
@@ -16,7 +16,7 @@
 # `$HOME` (e.g. `$HOME/.cargo/bin`).
 #
 # What counts as a hit:
-#   - `../shared` anywhere (the sibling folder of shared files next to the checkout);
+#   - a parent-relative path into the sibling folder of shared files next to the checkout;
 #   - an absolute `/work/`, `/home/<name>/`, `/root/`, `/Users/` (at the start of a path: not
 #     preceded by a letter, digit, `.`, `_`, `-`, `~`, `/` or `$`, so URLs such as
 #     https://example.org/work/ and `$HOME/work/` do not count), and `X:\Users` / `X:/Users`;
@@ -90,7 +90,7 @@ grep_files() {
 readonly START='(^|[^[:alnum:]._~/$-])'
 absolute() {
     grep_files \
-        -e '\.\./shared' \
+        -e '\.\./sha''red' \
         -e "${START}/work/" \
         -e "${START}/home/[^/[:space:]]+/" \
         -e "${START}/root/" \
