@@ -94,7 +94,7 @@ impl FetchError {
 }
 
 fn transport(e: &reqwest::Error) -> FetchError {
-    // The SSRF guard's refusal surfaces as a connect error; keep its text.
+    // The guarded resolver's refusal surfaces as a connect error; keep its text.
     let mut msg = e.to_string();
     let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(s) = src {
@@ -102,7 +102,7 @@ fn transport(e: &reqwest::Error) -> FetchError {
         msg.push_str(&s.to_string());
         src = s.source();
     }
-    if msg.contains("SSRF guard") {
+    if msg.contains("address policy refused") {
         FetchError::Refused(msg)
     } else {
         FetchError::Transport(msg)

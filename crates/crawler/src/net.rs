@@ -7,11 +7,7 @@
 //! time by the fetcher). The address checked is the address connected to, so a
 //! DNS answer that changes between checks (rebinding) cannot slip through.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::net::IpAddr;
 
 pub use leaktrace_core::net::refusal;
 
@@ -39,70 +35,9 @@ pub fn check_literal(url: &url::Url, allow_loopback: bool) -> Result<(), String>
     }
 }
 
-/// Where names are looked up before the guard filters the answers.
-#[derive(Clone)]
-pub enum Lookup {
-    /// The system resolver (`getaddrinfo` via tokio).
-    System,
-    /// A fixed table, name → addresses (tests: no real lookups, nothing leaves the host).
-    Static(Arc<HashMap<String, Vec<IpAddr>>>),
-}
-
-/// A resolver that refuses every non-public address (see [`refusal`]).
-/// If all the addresses a name resolves to are refused, resolution fails and
-/// reqwest never connects.
-#[derive(Clone)]
-pub struct GuardedResolver {
-    lookup: Lookup,
-    allow_loopback: bool,
-}
-
-impl GuardedResolver {
-    /// A guard over `lookup`; `allow_loopback` lets 127.0.0.0/8 and ::1 through (tests, local use).
-    pub fn new(lookup: Lookup, allow_loopback: bool) -> Self {
-        GuardedResolver {
-            lookup,
-            allow_loopback,
-        }
-    }
-}
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let lookup = self.lookup.clone();
-        let allow_loopback = self.allow_loopback;
-        let host = name.as_str().to_ascii_lowercase();
-        Box::pin(async move {
-            let addrs: Vec<IpAddr> = match lookup {
-                Lookup::System => tokio::net::lookup_host((host.as_str(), 0))
-                    .await?
-                    .map(|sa| sa.ip())
-                    .collect(),
-                Lookup::Static(table) => table.get(&host).cloned().unwrap_or_default(),
-            };
-            if addrs.is_empty() {
-                return Err(format!("{host}: no address").into());
-            }
-            let mut refused = Vec::new();
-            let ok: Vec<SocketAddr> = addrs
-                .iter()
-                .filter_map(|ip| match refusal(*ip, allow_loopback) {
-                    None => Some(SocketAddr::new(*ip, 0)),
-                    Some(why) => {
-                        refused.push(format!("{ip} ({why})"));
-                        None
-                    }
-                })
-                .collect();
-            if ok.is_empty() {
-                tracing::warn!(host, refused = ?refused, "SSRF guard refused every address");
-                return Err(format!("{host}: SSRF guard refused {}", refused.join(", ")).into());
-            }
-            let it: Addrs = Box::new(ok.into_iter());
-            Ok(it)
-        })
-    }
-}
+/// The guarded resolver and its look-up table are the takedown crate's: the re-checks, RDAP
+/// look-ups and the crawler share one address policy and one resolver.
+pub use leaktrace_takedown::net::{GuardedResolver, Lookup};
 
 #[cfg(test)]
 mod tests {
