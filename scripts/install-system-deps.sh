@@ -25,6 +25,7 @@ readonly BASE_PACKAGES=(
     libsqlite3-dev
     sqlite3
     libxml2-utils
+    fonts-dejavu-core
     nodejs
     npm
     python3-venv

@@ -10,6 +10,9 @@
 #           (everything else goes to stderr). Starting a running server just
 #           prints the URL again.
 #   url     print the URL
+#   url-tls print a URL that requires TLS and checks the server's certificate
+#           (sslmode=verify-full against the throwaway CA that signed the server's
+#           certificate)
 #   status  exit 0 if running
 #   stop    stop the server and delete its data directory
 #
@@ -34,6 +37,8 @@ ROLE=leaktrace
 PASSWORD=leaktrace-test
 DB=leaktrace_test
 URL="postgres://$ROLE:$PASSWORD@127.0.0.1:$PORT/$DB"
+TLS="$BASE/tls"
+TLS_URL="$URL?sslmode=verify-full&sslrootcert=$TLS/ca.crt"
 
 log() { printf 'pg-test-server: %s\n' "$*" >&2; }
 
@@ -88,6 +93,26 @@ start() {
         as_owner "$PGBIN/initdb" -D "$DATA" -U postgres --encoding=UTF8 --locale=C.UTF-8 \
             --auth-local=trust --auth-host=scram-sha-256 --data-checksums >&2
     fi
+    if [[ ! -f "$TLS/server.crt" ]]; then
+        # A throwaway CA and a server certificate for 127.0.0.1 signed by it, so clients can
+        # test TLS with full verification (sslrootcert = the CA).
+        mkdir -p "$TLS"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+            -subj "/CN=leaktrace test CA" -keyout "$TLS/ca.key" -out "$TLS/ca.crt" 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -subj "/CN=127.0.0.1" -keyout "$TLS/server.key" -out "$TLS/server.csr" 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' \
+            >"$TLS/server.ext"
+        openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" \
+            -CAcreateserial -days 30 -extfile "$TLS/server.ext" -out "$TLS/server.crt" 2>/dev/null
+        rm -f "$TLS/ca.key" "$TLS/server.csr"
+        chmod 600 "$TLS/server.key"
+        chmod 644 "$TLS/server.crt" "$TLS/ca.crt"
+        chmod 755 "$TLS"
+        if [[ "$(id -u)" -eq 0 ]]; then
+            chown postgres: "$TLS/server.key" "$TLS/server.crt"
+        fi
+    fi
     log "starting on 127.0.0.1:$PORT (log: $LOG)"
     # Dynamic shared memory (parallel query) in files under the data directory, not /dev/shm:
     # containers often give /dev/shm 64 MB, and a parallel scan of a large sort then fails
@@ -96,7 +121,7 @@ start() {
     # which a non-superuser cannot do while an autovacuum worker (a superuser backend) is in it
     # ("must be a member of the role whose process is being terminated"), as after a bulk insert.
     as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
-        -o "-k $SOCK -c listen_addresses=127.0.0.1 -p $PORT -c fsync=on -c max_connections=200 -c dynamic_shared_memory_type=mmap -c autovacuum=off" \
+        -o "-k $SOCK -c listen_addresses=127.0.0.1 -p $PORT -c fsync=on -c max_connections=200 -c dynamic_shared_memory_type=mmap -c autovacuum=off -c ssl=on -c ssl_cert_file=$TLS/server.crt -c ssl_key_file=$TLS/server.key" \
         start >&2
     if ! psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$ROLE'" | grep -q 1; then
         psql_admin -c "CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD'"
@@ -121,9 +146,10 @@ case "${1:-}" in
     start) start ;;
     stop) stop ;;
     url) echo "$URL" ;;
+    url-tls) echo "$TLS_URL" ;;
     status) is_running ;;
     *)
-        echo "usage: $0 start|stop|url|status" >&2
+        echo "usage: $0 start|stop|url|url-tls|status" >&2
         exit 2
         ;;
 esac

@@ -31,6 +31,8 @@ export LEAKTRACE_REQUIRE_PLAYER=1
 log "PostgreSQL on loopback"
 export LEAKTRACE_TEST_PG_URL
 LEAKTRACE_TEST_PG_URL="$(bash scripts/pg-test-server.sh start)"
+export LEAKTRACE_TEST_PG_TLS_URL
+LEAKTRACE_TEST_PG_TLS_URL="$(bash scripts/pg-test-server.sh url-tls)"
 export LEAKTRACE_REQUIRE_PG=1
 trap 'bash scripts/pg-test-server.sh stop >/dev/null 2>&1 || true' EXIT
 

@@ -19,6 +19,9 @@ pub struct Cli {
 pub enum Command {
     /// Create a working directory: config, a new 32-byte master key (mode 0600), an empty database.
     Init(InitArgs),
+    /// The keyring: list versions, rotate the master key, export detection key sets.
+    #[command(subcommand)]
+    Key(crate::cmd::key::KeyCommand),
     /// Encode a mezzanine into watermarked A/B variants (TS 104 002 HLS + DASH package).
     Embed(EmbedArgs),
     /// Viewing sessions: issue one (record + token), or write the selector test vectors.

@@ -2,7 +2,7 @@
 
 use crate::exit::ConfigError;
 use anyhow::{Context, Result};
-use leaktrace_core::{KeyVersion, MasterKey};
+use leaktrace_core::{DetectionKeys, KeyVersion, Keyring, MasterKey};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -47,13 +47,27 @@ impl TokenCfg {
     }
 }
 
-/// `[keys]`.
+/// `[keys]`: the current master key, and the retired ones still needed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Keys {
     /// Key file, relative to the config file.
     pub file: PathBuf,
     /// Key version (rotations increment it).
+    pub version: u32,
+    /// Earlier keys (`[[keys.retired]]`), kept while titles marked with them are detected and
+    /// tokens issued under them are still valid. `leaktrace key rotate` appends to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<RetiredKey>,
+}
+
+/// `[[keys.retired]]`: an earlier master key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetiredKey {
+    /// Key file, relative to the config file.
+    pub file: PathBuf,
+    /// Its version.
     pub version: u32,
 }
 
@@ -100,39 +114,65 @@ impl Loaded {
         Ok(Self { config, dir })
     }
 
-    /// Loads the master key, refusing a key file others can read.
+    /// Loads the current master key, refusing a key file others can read.
     pub fn master_key(&self) -> Result<MasterKey> {
-        let text = self.secret_file(&self.config.keys.file)?;
-        let path = self.dir.join(&self.config.keys.file);
-        MasterKey::from_hex(&text, KeyVersion::new(self.config.keys.version))
+        self.key_file(&self.config.keys.file, self.config.keys.version)
+    }
+
+    fn key_file(&self, file: &Path, version: u32) -> Result<MasterKey> {
+        let text = self.secret_file(file)?;
+        let path = self.dir.join(file);
+        MasterKey::from_hex(&text, KeyVersion::new(version))
             .map_err(|e| ConfigError(format!("key file {}: {e}", path.display())).into())
+    }
+
+    /// Loads every master key of the configuration: the current one and the retired ones.
+    pub fn keyring(&self) -> Result<Keyring> {
+        let mut ring = Keyring::new(self.master_key()?);
+        for r in &self.config.keys.retired {
+            ring.add(self.key_file(&r.file, r.version)?)
+                .map_err(|e| ConfigError(format!("[[keys.retired]] {}: {e}", r.file.display())))?;
+        }
+        Ok(ring)
     }
 
     /// Reads a secret file (relative to the config file), refusing one others can read.
     pub fn secret_file(&self, file: &Path) -> Result<String> {
-        let path = self.dir.join(file);
-        let meta = std::fs::metadata(&path)
-            .map_err(|e| ConfigError(format!("cannot read key file {} ({e})", path.display())))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(ConfigError(format!(
-                    "key file {} is accessible to others (mode {mode:o}); run chmod 600 on it",
-                    path.display()
-                ))
-                .into());
-            }
-        }
-        std::fs::read_to_string(&path).map_err(|e| {
-            ConfigError(format!("cannot read key file {} ({e})", path.display())).into()
-        })
+        read_secret(&self.dir.join(file))
     }
 }
 
-/// Writes a new key file with mode 0600, refusing to overwrite an existing one.
-pub fn write_new_key(path: &Path, key: &MasterKey) -> Result<()> {
+/// Reads a secret file, refusing one others can read.
+pub fn read_secret(path: &Path) -> Result<String> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ConfigError(format!("cannot read key file {} ({e})", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ConfigError(format!(
+                "key file {} is accessible to others (mode {mode:o}); run chmod 600 on it",
+                path.display()
+            ))
+            .into());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read key file {} ({e})", path.display())).into())
+}
+
+/// Reads a detection key set (`leaktrace key export`), refusing a file others can read.
+pub fn read_detection_keys(path: &Path) -> Result<DetectionKeys> {
+    let text = read_secret(path)?;
+    DetectionKeys::from_json(&text)
+        .map_err(|e| ConfigError(format!("{}: {e}", path.display())).into())
+}
+
+/// Writes a new secret file with mode 0600, refusing to overwrite an existing one.
+pub fn write_new_secret(path: &Path, text: &str) -> Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -143,14 +183,21 @@ pub fn write_new_key(path: &Path, key: &MasterKey) -> Result<()> {
     let mut f = opts.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             anyhow::Error::new(ConfigError(format!(
-                "{} already exists; refusing to overwrite a master key",
+                "{} already exists; refusing to overwrite it",
                 path.display()
             )))
         } else {
-            anyhow::Error::new(e).context(format!("creating key file {}", path.display()))
+            anyhow::Error::new(e).context(format!("creating {}", path.display()))
         }
     })?;
-    writeln!(f, "{}", key.to_hex()).context("writing the key file")?;
-    f.sync_all().context("syncing the key file")?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))?;
     Ok(())
+}
+
+/// Writes a new key file with mode 0600, refusing to overwrite an existing one.
+pub fn write_new_key(path: &Path, key: &MasterKey) -> Result<()> {
+    write_new_secret(path, &format!("{}\n", key.to_hex()))
 }

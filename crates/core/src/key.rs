@@ -43,6 +43,8 @@ pub enum Purpose {
     Codeword,
     /// The MAC key of HMAC-signed session tokens.
     TokenMac,
+    /// The Ed25519 seed that signs evidence manifests.
+    EvidenceSigning,
 }
 
 impl Purpose {
@@ -53,6 +55,7 @@ impl Purpose {
             Purpose::TardosBias => "leaktrace 2026-11-21 tardos bias v1",
             Purpose::Codeword => "leaktrace 2026-11-21 session codeword v1",
             Purpose::TokenMac => "leaktrace 2026-11-21 token mac v1",
+            Purpose::EvidenceSigning => "leaktrace 2026-12-05 evidence signing ed25519 v1",
         }
     }
 }
@@ -79,6 +82,16 @@ impl DerivedKey {
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
+
+    /// Parses 64 hexadecimal characters (surrounding white space ignored).
+    pub fn from_hex(hex: &str) -> Result<Self, CoreError> {
+        parse_hex32(hex).map(Self)
+    }
+
+    /// The key as 64 lowercase hexadecimal characters.
+    pub fn to_hex(&self) -> String {
+        to_hex32(&self.0)
+    }
 }
 
 impl fmt::Debug for DerivedKey {
@@ -102,22 +115,12 @@ impl MasterKey {
 
     /// Parses 64 hexadecimal characters (surrounding white space ignored).
     pub fn from_hex(hex: &str, version: KeyVersion) -> Result<Self, CoreError> {
-        let hex = hex.trim();
-        if hex.len() != 64 {
-            return Err(CoreError::InvalidKey("wrong length"));
-        }
-        let mut bytes = [0u8; 32];
-        for (i, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
-            let hi = hex_val(pair[0]).ok_or(CoreError::InvalidKey("not hexadecimal"))?;
-            let lo = hex_val(pair[1]).ok_or(CoreError::InvalidKey("not hexadecimal"))?;
-            bytes[i] = (hi << 4) | lo;
-        }
-        Ok(Self::from_bytes(bytes, version))
+        Ok(Self::from_bytes(parse_hex32(hex)?, version))
     }
 
     /// The key as 64 lowercase hexadecimal characters, for writing the key file.
     pub fn to_hex(&self) -> String {
-        self.bytes.iter().map(|b| format!("{b:02x}")).collect()
+        to_hex32(&self.bytes)
     }
 
     /// The key's version.
@@ -154,6 +157,26 @@ impl MasterKey {
         self.derive(Purpose::TokenMac)
     }
 
+    /// The keys detection needs for one title (pattern, biases, codewords) at this key's
+    /// version, without the master key: what a crawler or an analyst's machine holds.
+    pub fn title_keys(&self, title: &TitleId) -> crate::keyring::TitleKeys {
+        crate::keyring::TitleKeys::from_parts(
+            title.clone(),
+            self.version,
+            self.pattern_key(title),
+            self.bias_key(title),
+            self.codeword_key(title),
+        )
+    }
+
+    /// The Ed25519 key that signs evidence manifests: seed `derive(EvidenceSigning)`.
+    pub fn evidence_key(&self) -> crate::keyring::EvidenceKey {
+        crate::keyring::EvidenceKey::from_seed(
+            *self.derive(Purpose::EvidenceSigning).as_bytes(),
+            self.version,
+        )
+    }
+
     /// The Tardos codebook of one title with the default parameters
     /// ([`crate::TardosParams::default`]): bias key [`MasterKey::bias_key`], codeword key
     /// [`MasterKey::codeword_key`]. The edge and the detector must both build it this way.
@@ -175,6 +198,26 @@ impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "MasterKey(<redacted>, version {})", self.version)
     }
+}
+
+/// Parses 64 hexadecimal characters (surrounding white space ignored) into 32 bytes.
+pub(crate) fn parse_hex32(hex: &str) -> Result<[u8; 32], CoreError> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return Err(CoreError::InvalidKey("expected 64 hexadecimal characters"));
+    }
+    let mut bytes = [0u8; 32];
+    for (i, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
+        let hi = hex_val(pair[0]).ok_or(CoreError::InvalidKey("not hexadecimal"))?;
+        let lo = hex_val(pair[1]).ok_or(CoreError::InvalidKey("not hexadecimal"))?;
+        bytes[i] = (hi << 4) | lo;
+    }
+    Ok(bytes)
+}
+
+/// 32 bytes as 64 lowercase hexadecimal characters.
+pub(crate) fn to_hex32(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn hex_val(c: u8) -> Option<u8> {
@@ -208,6 +251,7 @@ mod tests {
             Purpose::TardosBias,
             Purpose::Codeword,
             Purpose::TokenMac,
+            Purpose::EvidenceSigning,
         ];
         let mut all: Vec<[u8; 32]> = p.iter().map(|&x| *k1.derive(x).as_bytes()).collect();
         all.extend(p.iter().map(|&x| *k2.derive(x).as_bytes()));

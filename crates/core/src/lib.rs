@@ -5,6 +5,9 @@
 //!
 //! - [`key`]: the operator's [`MasterKey`] and per-purpose key derivation (BLAKE3 `derive_key`,
 //!   one context string per purpose, so nothing is reused across purposes).
+//! - [`keyring`]: every [`MasterKey`] still in use by version ([`Keyring`]), the per-title keys
+//!   detection needs without the master key ([`TitleKeys`], [`DetectionKeys`]), and the Ed25519
+//!   [`EvidenceKey`] that signs evidence manifests.
 //! - [`id`]: validated identifiers ([`TitleId`]).
 //! - [`net`]: the address policy for outbound connections ([`net::refusal`]: loopback, private,
 //!   link-local, CGNAT, multicast, reserved, and their IPv6-embedded forms are refused).
@@ -37,6 +40,7 @@
 pub mod codeword;
 pub mod id;
 pub mod key;
+pub mod keyring;
 pub mod net;
 pub mod pattern;
 pub mod position;
@@ -48,6 +52,7 @@ pub mod wmpaceinfo;
 pub use codeword::{Codebook, SessionId, TardosParams};
 pub use id::TitleId;
 pub use key::{DerivedKey, KeyVersion, MasterKey, Purpose};
+pub use keyring::{DetectionKeys, EvidenceKey, Keyring, TitleKeySource, TitleKeys};
 pub use pattern::{GRID_COLS, GRID_ROWS, Pattern};
 pub use position::{Position, SegmentDuration};
 pub use variant::Variant;
@@ -63,6 +68,28 @@ pub enum CoreError {
     #[error("invalid segment duration {0} ms (expected 1000 to 6000 ms)")]
     InvalidSegmentDuration(u64),
     /// A key was not 64 hexadecimal characters.
-    #[error("invalid master key: {0} (expected 64 hexadecimal characters, 32 bytes)")]
+    #[error("invalid key: {0} (expected 64 hexadecimal characters, 32 bytes)")]
     InvalidKey(&'static str),
+    /// A key version that the keyring does not hold.
+    #[error("key version {version} is not in the keyring (it holds {held})")]
+    UnknownKeyVersion {
+        /// The version asked for.
+        version: u32,
+        /// The versions held, comma-separated.
+        held: String,
+    },
+    /// Two keys with the same version were given.
+    #[error("key version {0} is given twice")]
+    DuplicateKeyVersion(u32),
+    /// A detection key set without the keys of a title at a version.
+    #[error("no keys for title {title:?} at key version {version} in the detection key set")]
+    MissingTitleKeys {
+        /// The title.
+        title: String,
+        /// Its key version.
+        version: u32,
+    },
+    /// A detection key file that is not one.
+    #[error("not a detection key file: {0}")]
+    KeyFile(String),
 }

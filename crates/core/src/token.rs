@@ -592,8 +592,9 @@ fn sign_payload(payload: Vec<u8>, signer: &Signer) -> Result<String, TokenError>
             .protected(protected)
             .payload(payload)
             .try_create_signature(&[], |data| {
+                // Low-S form: the one spelling the verifier accepts.
                 key.try_sign(data)
-                    .map(|sig: p256::ecdsa::Signature| sig.to_bytes().to_vec())
+                    .map(|sig: p256::ecdsa::Signature| sig.normalize_s().to_bytes().to_vec())
                     .map_err(|_| TokenError::Signing)
             })?
             .build()
@@ -729,6 +730,11 @@ fn verify_cose(bytes: &[u8], verifier: &Verifier) -> Result<Vec<u8>, TokenError>
             sign1.verify_signature(&[], |sig, data| {
                 let sig = p256::ecdsa::Signature::from_slice(sig)
                     .map_err(|_| TokenError::BadSignature)?;
+                // (r, s) and (r, n - s) both verify; only the low-S one is the issuer's
+                // spelling, so a token has one text and one cache entry at the edge.
+                if sig.normalize_s() != sig {
+                    return Err(TokenError::BadSignature);
+                }
                 key.verify(data, &sig).map_err(|_| TokenError::BadSignature)
             })?;
             sign1

@@ -5,12 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
-use leaktrace_core::{MasterKey, TitleId};
+use leaktrace_core::{TitleId, TitleKeySource};
 use leaktrace_detect::DecideOptions;
 use leaktrace_detect::investigate::{InvestigateError, Options, investigate};
 use leaktrace_detect::report::{Report, Verdict};
 use leaktrace_store::Store;
 use serde::Serialize;
+use std::sync::Arc;
 
 use crate::CrawlError;
 
@@ -72,7 +73,7 @@ pub trait Analyzer: Send + Sync {
     fn analyze(&self, capture: &Path, title_id: &str) -> Result<Analysis, CrawlError>;
 
     /// What an analysis for `title_id` depends on besides the captured bytes, as text (for
-    /// [`DetectAnalyzer`]: the key version, the title's key version and reference, and the
+    /// [`DetectAnalyzer`]: the title's key version and reference, and the
     /// detection options). The crawler reuses an earlier analysis only for the same bytes,
     /// the same title and the same inputs, and records them in the finding's report (key
     /// `analysis_inputs`). Called on a blocking thread. The default: nothing besides the bytes
@@ -88,7 +89,7 @@ pub trait Analyzer: Send + Sync {
 /// in the store scored and accused at the configured probability.
 pub struct DetectAnalyzer {
     store: Store,
-    key: MasterKey,
+    keys: Arc<dyn TitleKeySource>,
     options: Options,
     /// Title id → reference directory overrides (else the store's `reference_path`).
     references: Vec<(String, PathBuf)>,
@@ -96,12 +97,13 @@ pub struct DetectAnalyzer {
 }
 
 impl DetectAnalyzer {
-    /// An analyzer over `store` with the operator `key`, accusing at false-accusation
-    /// probability `fp` (1e-12 to 0.1) with registration offsets up to `max_offset_s`;
-    /// must be created inside a tokio runtime.
+    /// An analyzer over `store` with the titles' keys from `keys` (a detection key set:
+    /// the crawler needs no master key), accusing at false-accusation probability `fp` (1e-12
+    /// to 0.1) with registration offsets up to `max_offset_s`; must be created inside a tokio
+    /// runtime.
     pub fn new(
         store: Store,
-        key: MasterKey,
+        keys: Arc<dyn TitleKeySource>,
         fp: f64,
         max_offset_s: f64,
         references: Vec<(String, PathBuf)>,
@@ -118,7 +120,7 @@ impl DetectAnalyzer {
         };
         Ok(DetectAnalyzer {
             store,
-            key,
+            keys,
             options,
             references,
             handle,
@@ -150,7 +152,6 @@ impl Analyzer for DetectAnalyzer {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_nanos().to_string());
         Ok(serde_json::json!({
-            "key_version": self.key.version().get(),
             "title_key_version": record.as_ref().map(|r| r.key_version),
             "reference": reference.as_ref().map(|p| p.display().to_string()),
             "reference_len": file.as_ref().map(std::fs::Metadata::len),
@@ -171,7 +172,7 @@ impl Analyzer for DetectAnalyzer {
             .map(|(_, p)| p.as_path());
         let r = self.handle.block_on(investigate(
             &self.store,
-            &self.key,
+            self.keys.as_ref(),
             capture,
             &title,
             reference,

@@ -293,6 +293,12 @@ pub struct DetectConfig {
     /// Offset search window, seconds (0 to 3600).
     #[serde(default = "d_offset")]
     pub max_offset_s: f64,
+    /// The detection key set (`leaktrace key export`, mode 0600), relative to the directory
+    /// of `leaktrace.toml` (as `fetch.capture_dir`): the per-title keys detection needs, so the crawler never reads the
+    /// master key. Without it the crawler derives the same set from the keyring at start and
+    /// keeps only that.
+    #[serde(default)]
+    pub keys: Option<PathBuf>,
 }
 
 impl Default for DetectConfig {
@@ -300,6 +306,7 @@ impl Default for DetectConfig {
         DetectConfig {
             fp: d_fp(),
             max_offset_s: d_offset(),
+            keys: None,
         }
     }
 }

@@ -445,6 +445,8 @@ mod tests {
             schema: SCHEMA.into(),
             title: "t".into(),
             suspect: "leak.mp4".into(),
+            suspect_sha256: None,
+            key_version: Some(1),
             reference: "ref".into(),
             verdict: Verdict::NoAccusation,
             reason: "test".into(),

@@ -144,6 +144,12 @@ pub struct Report {
     pub title: String,
     /// The suspect as given.
     pub suspect: String,
+    /// SHA-256 (lower-case hex) of the suspect's bytes: binds the report to one capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspect_sha256: Option<String>,
+    /// The key version the title was marked with, whose keys were used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
     /// The reference index used.
     pub reference: String,
     /// The verdict.
@@ -177,6 +183,9 @@ impl Report {
         };
         line("title", self.title.clone());
         line("suspect", self.suspect.clone());
+        if let Some(h) = &self.suspect_sha256 {
+            line("sha-256", h.clone());
+        }
         line(
             "verdict",
             format!("{} ({})", self.verdict.as_str(), self.reason),
@@ -338,6 +347,50 @@ fn registration_lines(v: &serde_json::Value) -> Option<Vec<(&'static str, String
             }
         ),
     ));
+    if let Some(flip) = v.get("flip").and_then(serde_json::Value::as_str)
+        && flip != "none"
+    {
+        out.push((
+            "mirror",
+            format!("the copy is flipped ({flip}); undone before the decisions"),
+        ));
+    }
+    if let Some(x) = v.get("excluded") {
+        let boxes: Vec<String> = x
+            .get("regions")
+            .and_then(serde_json::Value::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(|b| {
+                        let b = b.as_array()?;
+                        let f = |i: usize| b.get(i).and_then(serde_json::Value::as_f64);
+                        Some(format!(
+                            "x {:.0}-{:.0} % y {:.0}-{:.0} %",
+                            100.0 * f(0)?,
+                            100.0 * f(2)?,
+                            100.0 * f(1)?,
+                            100.0 * f(3)?
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push((
+            "overlays",
+            format!(
+                "{:.1} % of the visible picture left out of every decision (not explained by \
+                 the reference: an overlay, or detail the copy lost){}; {:.1} % more per \
+                 position on average",
+                100.0 * num(x, "persistent_fraction")?,
+                if boxes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", boxes.join("; "))
+                },
+                100.0 * num(x, "transient_fraction")?,
+            ),
+        ));
+    }
     let ph = v.get("photometric")?;
     let c = ph.get("coeffs")?.as_array()?;
     let coeff = |i: usize| c.get(i).and_then(serde_json::Value::as_f64);

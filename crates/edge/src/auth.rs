@@ -4,12 +4,12 @@ use std::mem::size_of;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use leaktrace_core::TitleId;
 use leaktrace_core::codeword::SessionId;
 use leaktrace_core::session::session_of;
 use leaktrace_core::token::{
     DEFAULT_LEEWAY_SECS, Mode, TokenError, Verifier, WmToken, decode_and_verify,
 };
+use leaktrace_core::{KeyVersion, TitleId};
 use leaktrace_store::Store;
 
 use crate::cache::ByteCache;
@@ -47,13 +47,20 @@ pub struct Authorized {
     pub claims: Arc<WmToken>,
     /// The session.
     pub session: SessionId,
+    /// The key version the session's title was marked with (its codebook's).
+    pub title_key_version: KeyVersion,
 }
 
 #[derive(Debug, Clone)]
 struct SessionFacts {
     title: String,
     key_version: u32,
+    /// The title's key version; `None` when the title is not in the store.
+    title_key_version: Option<u32>,
 }
+
+/// A verified token and the key version whose HMAC key verified it (`None`: an ES256 key).
+type Verified = (Arc<WmToken>, Option<u32>);
 
 /// A cached session lookup: the facts (`None`: not in the store) and when they were read.
 type SessionEntry = (Option<SessionFacts>, Instant);
@@ -75,22 +82,23 @@ fn claims_bytes(c: &WmToken) -> usize {
 /// Verifies tokens and checks their sessions, with caches bounded by bytes.
 #[derive(Debug)]
 pub struct Auth {
-    verifiers: Vec<Verifier>,
+    verifiers: Vec<(Option<u32>, Verifier)>,
     wmopid: u64,
-    key_version: u32,
+    key_versions: Vec<u32>,
     store: Store,
     sessions: ByteCache<str, SessionEntry>,
-    tokens: ByteCache<str, Arc<WmToken>>,
+    tokens: ByteCache<str, Verified>,
 }
 
 impl Auth {
-    /// Checks tokens with `verifiers` (tried in order), for operator `wmopid` and key version
-    /// `key_version`, looking sessions up in `store`; caches at most `token_cache_bytes` of
-    /// verified tokens and `session_cache_bytes` of sessions.
+    /// Checks tokens with `verifiers` (tried in order; each HMAC verifier with the key version
+    /// it belongs to), for operator `wmopid` and the key versions held (`key_versions`),
+    /// looking sessions up in `store`; caches at most `token_cache_bytes` of verified tokens
+    /// and `session_cache_bytes` of sessions.
     pub fn new(
-        verifiers: Vec<Verifier>,
+        verifiers: Vec<(Option<u32>, Verifier)>,
         wmopid: u64,
-        key_version: u32,
+        key_versions: Vec<u32>,
         store: Store,
         token_cache_bytes: u64,
         session_cache_bytes: u64,
@@ -98,7 +106,7 @@ impl Auth {
         Self {
             verifiers,
             wmopid,
-            key_version,
+            key_versions,
             store,
             sessions: ByteCache::new(session_cache_bytes),
             tokens: ByteCache::new(token_cache_bytes),
@@ -110,27 +118,28 @@ impl Auth {
         (self.tokens.bytes(), self.sessions.bytes())
     }
 
-    fn verify(&self, token: &str, now: u64) -> Result<Arc<WmToken>, Deny> {
+    fn verify(&self, token: &str, now: u64) -> Result<Verified, Deny> {
         // Only the issuer's encoding of a token verifies (see `leaktrace_core::token`), so one
         // token is one key here: re-encodings cannot multiply the entries.
-        if let Some(claims) = self.tokens.get(token) {
+        if let Some(hit) = self.tokens.get(token) {
             // Verified before: only time can have changed.
-            if claims.exp.saturating_add(DEFAULT_LEEWAY_SECS) <= now {
+            if hit.0.exp.saturating_add(DEFAULT_LEEWAY_SECS) <= now {
                 return Err(Deny::Token(TokenError::Expired {
-                    exp: claims.exp,
+                    exp: hit.0.exp,
                     now,
                 }));
             }
-            return Ok(claims);
+            return Ok(hit);
         }
         let mut last = TokenError::BadSignature;
-        for v in &self.verifiers {
+        for (version, v) in &self.verifiers {
             match decode_and_verify(token, v, now) {
                 Ok(claims) => {
                     let claims = Arc::new(claims);
-                    self.tokens
-                        .insert(Arc::from(token), claims.clone(), claims_bytes(&claims));
-                    return Ok(claims);
+                    let bytes = claims_bytes(&claims);
+                    let hit = (claims, *version);
+                    self.tokens.insert(Arc::from(token), hit.clone(), bytes);
+                    return Ok(hit);
                 }
                 Err(
                     e @ (TokenError::AlgorithmMismatch { .. }
@@ -158,10 +167,20 @@ impl Auth {
             tracing::error!(error = %e, "session lookup failed");
             Deny::Store
         })?;
-        let facts = found.map(|s| SessionFacts {
-            title: s.title_id,
-            key_version: s.key_version,
-        });
+        let facts = match found {
+            None => None,
+            Some(s) => {
+                let title = self.store.get_title(&s.title_id).await.map_err(|e| {
+                    tracing::error!(error = %e, "title lookup failed");
+                    Deny::Store
+                })?;
+                Some(SessionFacts {
+                    title: s.title_id,
+                    key_version: s.key_version,
+                    title_key_version: title.map(|t| t.key_version),
+                })
+            }
+        };
         let owned = facts.as_ref().map_or(0, |f| f.title.len());
         self.sessions.insert(
             Arc::from(sid.as_str()),
@@ -182,7 +201,11 @@ impl Auth {
         now: u64,
     ) -> Result<Authorized, Deny> {
         let token = token.ok_or(Deny::Missing)?;
-        let claims = self.verify(token, now)?;
+        let (claims, verified_by) = self.verify(token, now)?;
+        let held = |v: u64| {
+            u32::try_from(v).is_ok_and(|v| self.key_versions.contains(&v))
+                && verified_by.is_none_or(|by| u64::from(by) == v)
+        };
         if let Mode::Indirect {
             wmopid, wmkeyver, ..
         } = &claims.mode
@@ -191,7 +214,7 @@ impl Auth {
                 return Err(Deny::Operator(*wmopid));
             }
             if let Some(kv) = wmkeyver
-                && *kv != u64::from(self.key_version)
+                && !held(*kv)
             {
                 return Err(Deny::KeyVersion(*kv));
             }
@@ -201,12 +224,17 @@ impl Auth {
         if facts.title != title.as_str() {
             return Err(Deny::WrongTitle);
         }
-        if facts.key_version != self.key_version {
+        if !held(u64::from(facts.key_version)) {
             return Err(Deny::KeyVersion(u64::from(facts.key_version)));
+        }
+        let title_version = facts.title_key_version.ok_or(Deny::WrongTitle)?;
+        if !self.key_versions.contains(&title_version) {
+            return Err(Deny::KeyVersion(u64::from(title_version)));
         }
         Ok(Authorized {
             claims,
             session: sid,
+            title_key_version: KeyVersion::new(title_version),
         })
     }
 }

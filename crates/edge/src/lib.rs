@@ -29,11 +29,13 @@
 //!    `%` at all (so no percent-encoded tricks), at most [`path::MAX_PATH_LEN`] bytes: else 400.
 //!    Shapes other than the ones above, and anything under `a/`, `b/`, `WMPaceInfo/`,
 //!    `reference/` or `title.json`: 404.
-//! 3. Token: verified (HMAC-256/256 with `master.derive(TokenMac)`, and any configured ES256
-//!    public keys), `exp`/`iat` checked with 60 s leeway, `wmopid` must be this edge's,
-//!    `wmkeyver` this edge's key version; the session (`wmid`, or `cti` in direct mode) must be in
-//!    the store for the requested title, with this key version. Any failure: 403 (the reason is
-//!    logged at info level, never the token: logs show its first 6 characters).
+//! 3. Token: verified (HMAC-256/256 with `master.derive(TokenMac)` of each key version held,
+//!    and any configured ES256 public keys), `exp`/`iat` checked with 60 s leeway, `wmopid` must
+//!    be this edge's, `wmkeyver` a version held (and, for an HMAC token, the version whose key
+//!    verified it); the session (`wmid`, or `cti` in direct mode) must be in the store for the
+//!    requested title, recorded with that key version, and the title's own key version (the
+//!    codebook's) must be held too. Any failure: 403 (the reason is logged at info level, never
+//!    the token: logs show its first 6 characters).
 //! 4. File: manifests and playlists as they are. A rendition file with a WMPaceInfo sidecar at
 //!    `<rendition>/WMPaceInfo/<file>` is watermarked: position -1 → `a/<file>`, else the session's
 //!    bit ([`leaktrace_core::session::select_variant`]) picks `a/<file>` or `b/<file>`. A file
@@ -138,9 +140,9 @@ pub mod vectors;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use leaktrace_core::MasterKey;
 use leaktrace_core::session::DEFAULT_WMOPID;
 use leaktrace_core::token::Verifier;
+use leaktrace_core::{Keyring, MasterKey};
 
 pub use auth::Deny;
 pub use server::{Body, CACHE_ERROR, CACHE_MANIFEST, CACHE_MEDIA, CacheUsage, Edge};
@@ -171,10 +173,12 @@ pub enum EdgeError {
 pub struct EdgeConfig {
     /// A package directory (it has `title.json`) or a directory of packages named by title id.
     pub root: PathBuf,
-    /// The operator's master key (token MAC and codebooks; see the crate documentation).
-    pub key: MasterKey,
+    /// The operator's master keys by version (token MACs and codebooks; see the crate
+    /// documentation): tokens MAC'd under any version held are accepted, and each title's
+    /// codebook comes from the version it was marked with.
+    pub keys: Keyring,
     /// Further token verifiers, e.g. ES256 public keys ([`Verifier::es256_from_sec1`]); the
-    /// HMAC key derived from `key` is always accepted.
+    /// HMAC keys derived from `keys` are always accepted.
     pub extra_verifiers: Vec<Verifier>,
     /// The operator id tokens must carry in `wmopid` (default 1).
     pub wmopid: u64,
@@ -208,12 +212,13 @@ pub struct EdgeConfig {
 }
 
 impl EdgeConfig {
-    /// The defaults for `root` and `key`.
+    /// The defaults for `root` and `key` (the only key version held; set
+    /// [`EdgeConfig::keys`] to hold more).
     #[must_use]
     pub fn new(root: PathBuf, key: MasterKey) -> Self {
         Self {
             root,
-            key,
+            keys: Keyring::new(key),
             extra_verifiers: Vec::new(),
             wmopid: DEFAULT_WMOPID,
             cors_origin: Some("*".into()),

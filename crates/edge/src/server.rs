@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Body as _, Frame, Incoming};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use leaktrace_core::session::select_variant;
-use leaktrace_core::{Codebook, MasterKey, TitleId};
+use leaktrace_core::{Codebook, KeyVersion, Keyring, TitleId};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::TcpListener;
 
@@ -53,7 +53,7 @@ struct Limits {
 pub(crate) struct State {
     packages: Arc<Packages>,
     auth: Auth,
-    key: MasterKey,
+    keys: Keyring,
     books: ByteCache<str, Codebook>,
     cors: Option<HeaderValue>,
     limits: Limits,
@@ -167,14 +167,24 @@ impl Edge {
                     .map_err(|_| EdgeError::Config(format!("invalid CORS origin {o:?}")))?,
             ),
         };
-        let mut verifiers = vec![leaktrace_core::token::Verifier::hmac_sha256(
-            config.key.token_mac_key().as_bytes(),
-        )];
-        verifiers.extend(config.extra_verifiers.iter().cloned());
+        // One HMAC verifier per key version held (tokens issued before a rotation stay valid
+        // until they expire), newest first; then the configured ES256 keys.
+        let mut verifiers: Vec<(Option<u32>, leaktrace_core::token::Verifier)> = config
+            .keys
+            .keys()
+            .rev()
+            .map(|k| {
+                (
+                    Some(k.version().get()),
+                    leaktrace_core::token::Verifier::hmac_sha256(k.token_mac_key().as_bytes()),
+                )
+            })
+            .collect();
+        verifiers.extend(config.extra_verifiers.iter().cloned().map(|v| (None, v)));
         let auth = Auth::new(
             verifiers,
             config.wmopid,
-            config.key.version().get(),
+            config.keys.versions().map(KeyVersion::get).collect(),
             store,
             lookup / 8 * 3,
             lookup / 4,
@@ -183,7 +193,7 @@ impl Edge {
             state: Arc::new(State {
                 packages: Arc::new(packages),
                 auth,
-                key: config.key,
+                keys: config.keys,
                 books: ByteCache::new(lookup / 16),
                 cors,
                 limits: Limits {
@@ -333,32 +343,32 @@ impl Edge {
         Ok(())
     }
 
-    fn codebook(&self, title: &TitleId) -> Codebook {
-        codebook(&self.state, title)
-    }
-
-    /// The variant file this edge serves `session` at `position` of `title` (for tests and
-    /// tools); `None` = -1.
+    /// The variant file this edge serves `session` at `position` of `title`, marked with key
+    /// version `version` (for tests and tools); `None` = -1. `None` when the edge does not hold
+    /// that key version.
     #[must_use]
     pub fn variant_for(
         &self,
         title: &TitleId,
+        version: KeyVersion,
         claims: &leaktrace_core::token::WmToken,
         position: Option<u32>,
-    ) -> leaktrace_core::Variant {
-        select_variant(&self.codebook(title), claims, position)
+    ) -> Option<leaktrace_core::Variant> {
+        let book = codebook(&self.state, title, version)?;
+        Some(select_variant(&book, claims, position))
     }
 }
 
-fn codebook(state: &State, title: &TitleId) -> Codebook {
-    if let Some(b) = state.books.get(title.as_str()) {
-        return b;
+/// The codebook of `title` marked with key `version` (cached); `None` when the edge does not
+/// hold that version.
+fn codebook(state: &State, title: &TitleId, version: KeyVersion) -> Option<Codebook> {
+    let id = format!("{}\0{}", title.as_str(), version.get());
+    if let Some(b) = state.books.get(id.as_str()) {
+        return Some(b);
     }
-    let book = state.key.codebook(title);
-    state
-        .books
-        .insert(Arc::from(title.as_str()), book.clone(), 0);
-    book
+    let book = state.keys.get(version).ok()?.codebook(title);
+    state.books.insert(Arc::from(id.as_str()), book.clone(), 0);
+    Some(book)
 }
 
 fn base_headers(h: &mut HeaderMap, cors: Option<&HeaderValue>) {
@@ -444,7 +454,10 @@ async fn respond(
         }
     };
     tracing::trace!(session = %authorized.session, path = %path::redact(uri.path()), "authorized");
-    let book = codebook(state, &target.title);
+    let Some(book) = codebook(state, &target.title, authorized.title_key_version) else {
+        // `authorize` only passes sessions of titles whose key version is held.
+        return plain_error(StatusCode::FORBIDDEN, cors);
+    };
     let claims = authorized.claims.clone();
     let choose = move |p: Option<u16>| select_variant(&book, &claims, p.map(u32::from));
     let located = match state

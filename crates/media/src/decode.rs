@@ -1,11 +1,16 @@
 //! Decoding to 4:2:0 planes.
 
-use crate::probe::{bit_depth, check_file, frame_rate, open_input};
-use crate::{MediaError, PixelLayout, Rational, VideoFrame, ff};
+use crate::probe::{bit_depth, check_file, declared_duration, frame_rate, open_input};
+use crate::{LimitKind, Limits, MediaError, Overrun, PixelLayout, Rational, VideoFrame, ff};
 use ffmpeg_next as ffm;
 use std::path::{Path, PathBuf};
 
 /// Decodes the best video stream of a file, frame by frame, in 8-bit or 10-bit 4:2:0.
+///
+/// Every decoder works under [`Limits`]: [`Decoder::open`] under the defaults,
+/// [`Decoder::open_with_limits`] under the caller's. A file that goes over them is refused on
+/// open (declared size, frame count, duration) or stopped at the first frame that does
+/// (real size, frames and duration decoded), with [`MediaError::TooLarge`].
 pub struct Decoder {
     path: PathBuf,
     input: ffm::format::context::Input,
@@ -21,6 +26,10 @@ pub struct Decoder {
     corrupt_packets: u32,
     time_base: Option<(i32, i32)>,
     last_time: Option<f64>,
+    first_time: Option<f64>,
+    limits: Limits,
+    /// The limit error that stopped the decoder; every later call returns it again.
+    stopped: Option<MediaError>,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -28,6 +37,7 @@ impl std::fmt::Debug for Decoder {
         f.debug_struct("Decoder")
             .field("path", &self.path)
             .field("layout", &self.layout)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -38,7 +48,18 @@ impl Decoder {
     /// `path` may be a captured HLS stream: a local `.m3u8` playlist (media or multivariant)
     /// with its segments (fMP4/CMAF or MPEG-TS), read with FFmpeg restricted to local files; a
     /// multivariant playlist is decoded at its highest-bandwidth video rendition.
+    ///
+    /// Works under the default [`Limits`]; see [`Decoder::open_with_limits`].
     pub fn open(path: &Path) -> Result<Self, MediaError> {
+        Self::open_with_limits(path, Limits::default())
+    }
+
+    /// [`Decoder::open`] under `limits`: a stream whose declared picture size, frame count or
+    /// duration goes over them is refused here with [`MediaError::TooLarge`], before any frame
+    /// is decoded; frames decoded later are checked one by one (see [`Decoder::next_frame`]).
+    /// Invalid `limits` are refused with [`MediaError::InvalidLimits`].
+    pub fn open_with_limits(path: &Path, limits: Limits) -> Result<Self, MediaError> {
+        limits.validate()?;
         let input = if is_hls(path) {
             open_hls(path)?
         } else {
@@ -54,18 +75,42 @@ impl Decoder {
             .then(|| (tb.numerator(), tb.denominator()));
         let fr = frame_rate(&stream).ok_or_else(|| MediaError::FrameRate(path.into()))?;
         let declared_frames = u64::try_from(stream.frames()).unwrap_or(0);
-        let mut ctx = ffm::codec::context::Context::from_parameters(stream.parameters())
+        let no_decoder = |e: ffm::Error| MediaError::NotMedia {
+            path: path.into(),
+            reason: format!("no decoder for its video ({e})"),
+        };
+        let ctx = ffm::codec::context::Context::from_parameters(stream.parameters())
             .map_err(ff("reading codec parameters"))?;
         crate::probe::check_is_video(path, input.format().name(), ctx.id())?;
+        // The declared size, read from a plain single-threaded decoder that decodes nothing:
+        // the real one below is opened with FFmpeg's `max_pixels`, which would silently zero a
+        // declared size over it instead of letting us name it.
+        let declared = ctx.decoder().video().map_err(no_decoder)?;
+        limits.check_declared(
+            path,
+            declared.width(),
+            declared.height(),
+            declared_frames,
+            declared_duration(&input, &stream),
+        )?;
+        drop(declared);
+        let mut ctx = ffm::codec::context::Context::from_parameters(stream.parameters())
+            .map_err(ff("reading codec parameters"))?;
         ctx.set_threading(ffm::codec::threading::Config {
             kind: ffm::codec::threading::Type::Frame,
             count: 0,
             ..Default::default()
         });
-        let decoder = ctx.decoder().video().map_err(|e| MediaError::NotMedia {
-            path: path.into(),
-            reason: format!("no decoder for its video ({e})"),
-        })?;
+        let codec = ffm::codec::decoder::find(ctx.id())
+            .ok_or_else(|| no_decoder(ffm::Error::DecoderNotFound))?;
+        let mut options = ffm::Dictionary::new();
+        // FFmpeg refuses to allocate a picture over this (mid-stream size changes included).
+        options.set("max_pixels", &limits.ffmpeg_max_pixels().to_string());
+        let decoder = ctx
+            .decoder()
+            .open_as_with(codec, options)
+            .and_then(|o| o.video())
+            .map_err(no_decoder)?;
         let pix = decoder.format();
         let depth =
             bit_depth(pix).ok_or_else(|| MediaError::UnsupportedPixelFormat(format!("{pix:?}")))?;
@@ -100,7 +145,15 @@ impl Decoder {
             corrupt_packets: 0,
             time_base,
             last_time: None,
+            first_time: None,
+            limits,
+            stopped: None,
         })
+    }
+
+    /// The limits this decoder works under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The layout frames come out in.
@@ -142,33 +195,53 @@ impl Decoder {
     ///
     /// A file that ends well before the frame count its container declares is reported as
     /// [`MediaError::Truncated`], not as a short success.
+    ///
+    /// A frame larger than the decoder's [`Limits`] (size or pixels), or one that would take
+    /// the frames or the duration decoded over them, is not returned: the call fails with
+    /// [`MediaError::TooLarge`], and so does every later call: the decoder has stopped.
     pub fn next_frame(&mut self) -> Result<Option<VideoFrame>, MediaError> {
-        match self.next_decoded()? {
-            Some(decoded) => self.convert(&decoded).map(Some),
-            None => Ok(None),
-        }
+        self.still_running()?;
+        let next = match self.next_decoded() {
+            Ok(Some(decoded)) => self.convert(&decoded).map(Some),
+            other => other.map(|_| None),
+        };
+        self.stop_on_limit(next)
     }
 
     /// The luma of the next frame in presentation order, area-averaged (swscale) to
     /// `width × height` on the 16-bit scale (an 8-bit code value `v` is `v × 256`, a 10-bit one
     /// `v × 64`; no range conversion), `None` at the end. Much cheaper than [`Decoder::next_frame`] followed by a downscale: no
     /// chroma is copied and the averaging runs in swscale's SIMD code.
+    ///
+    /// The decoded frame is held to the decoder's [`Limits`] as in [`Decoder::next_frame`], and
+    /// so is the size asked for (the caller usually derives it from the input's aspect ratio).
     pub fn next_luma(
         &mut self,
         width: usize,
         height: usize,
     ) -> Result<Option<Vec<u16>>, MediaError> {
+        self.still_running()?;
+        let next = self.luma(width, height);
+        self.stop_on_limit(next)
+    }
+
+    fn luma(&mut self, width: usize, height: usize) -> Result<Option<Vec<u16>>, MediaError> {
         let Some(decoded) = self.next_decoded()? else {
             return Ok(None);
         };
-        self.next_index += 1;
-        self.last_time = self.time_of(&decoded);
+        let index = self.admit(&decoded)?;
         let dims = |v: usize| {
             u32::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| {
                 MediaError::InvalidSetting(format!("luma size {v} out of range (1 to 2^32)"))
             })
         };
         let (w, h) = (dims(width)?, dims(height)?);
+        self.limits.check_picture(
+            &self.path,
+            || format!("the luma asked of frame {index}"),
+            w,
+            h,
+        )?;
         let needs_new = match &self.shrinker {
             Some(c) => {
                 c.input().format != decoded.format()
@@ -214,6 +287,66 @@ impl Decoder {
         Ok(Some(luma))
     }
 
+    /// The limit error that stopped the decoder, again.
+    fn still_running(&self) -> Result<(), MediaError> {
+        match self.stopped.as_ref().and_then(copy_limit_error) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Remembers a limit error, so that the decoder stays stopped.
+    fn stop_on_limit<T>(&mut self, next: Result<T, MediaError>) -> Result<T, MediaError> {
+        if let Err(e) = &next {
+            self.stopped = copy_limit_error(e);
+        }
+        next
+    }
+
+    /// Holds a decoded frame to the limits; when it passes, counts it and records its time.
+    /// Returns its index.
+    fn admit(&mut self, f: &ffm::frame::Video) -> Result<u64, MediaError> {
+        let index = self.next_index;
+        self.limits.check_picture(
+            &self.path,
+            || format!("frame {index}"),
+            f.width(),
+            f.height(),
+        )?;
+        if index >= self.limits.max_frames {
+            return Err(MediaError::TooLarge(Box::new(Overrun {
+                path: self.path.clone(),
+                limit: LimitKind::Frames,
+                what: "the decoded frame count".into(),
+                value: format!("at least {}", index.saturating_add(1)),
+                max: self.limits.max_frames.to_string(),
+            })));
+        }
+        let time = self.time_of(f);
+        if let Some(t) = time {
+            self.first_time.get_or_insert(t);
+        }
+        let frame = 1.0 / self.frame_rate.as_f64();
+        let elapsed = match (time, self.first_time) {
+            (Some(t), Some(first)) => t - first,
+            _ => index as f64 * frame,
+        };
+        let decoded = elapsed + frame;
+        // A microsecond of slack: 10 frames at 10 fps fit in 1 s despite rounding.
+        if decoded > self.limits.max_duration_s + 1e-6 {
+            return Err(MediaError::TooLarge(Box::new(Overrun {
+                path: self.path.clone(),
+                limit: LimitKind::Duration,
+                what: "the decoded duration".into(),
+                value: format!("{decoded:.3} s at frame {index}"),
+                max: format!("{:.3} s", self.limits.max_duration_s),
+            })));
+        }
+        self.next_index += 1;
+        self.last_time = time;
+        Ok(index)
+    }
+
     fn time_of(&self, f: &ffm::frame::Video) -> Option<f64> {
         match (f.timestamp(), self.time_base) {
             (Some(ts), Some((n, d))) => Some(ts as f64 * f64::from(n) / f64::from(d)),
@@ -231,7 +364,10 @@ impl Decoder {
                     return Ok(None);
                 }
                 Err(ffm::Error::Other { errno }) if errno == ffm::util::error::EAGAIN => {}
-                Err(e) => return Err(self.corrupt(format!("decoder error: {e}"))),
+                Err(e) => {
+                    self.picture_within_limits()?;
+                    return Err(self.corrupt(format!("decoder error: {e}")));
+                }
             }
             if self.eof_sent {
                 self.check_complete()?;
@@ -246,20 +382,23 @@ impl Decoder {
                     match self.decoder.send_packet(&packet) {
                         Ok(()) => {}
                         Err(ffm::Error::InvalidData) => {
+                            self.picture_within_limits()?;
                             self.corrupt_packets += 1;
                             if self.corrupt_packets > 8 {
                                 return Err(self.corrupt("more than 8 undecodable packets".into()));
                             }
                         }
                         Err(e) => {
+                            self.picture_within_limits()?;
                             return Err(self.corrupt(format!("decoder rejected a packet: {e}")));
                         }
                     }
                 }
                 Err(ffm::Error::Eof) => {
-                    self.decoder
-                        .send_eof()
-                        .map_err(ff("flushing the decoder"))?;
+                    if let Err(e) = self.decoder.send_eof() {
+                        self.picture_within_limits()?;
+                        return Err(ff("flushing the decoder")(e));
+                    }
                     self.eof_sent = true;
                 }
                 Err(ffm::Error::InvalidData) => {
@@ -271,6 +410,19 @@ impl Decoder {
                 Err(e) => return Err(self.corrupt(format!("read error: {e}"))),
             }
         }
+    }
+
+    /// After a decoder failure: when the picture size the decoder last set up is over the
+    /// limits, that is the reason to report (FFmpeg refuses to allocate a picture over
+    /// [`Limits::max_pixels`] plus margin, the pictures before it are lost with it).
+    fn picture_within_limits(&self) -> Result<(), MediaError> {
+        let decoded = self.next_index;
+        self.limits.check_picture(
+            &self.path,
+            || format!("the picture the stream switches to after {decoded} frames"),
+            self.decoder.width(),
+            self.decoder.height(),
+        )
     }
 
     fn corrupt(&self, detail: String) -> MediaError {
@@ -298,9 +450,7 @@ impl Decoder {
     }
 
     fn convert(&mut self, f: &ffm::frame::Video) -> Result<VideoFrame, MediaError> {
-        let index = self.next_index;
-        self.next_index += 1;
-        self.last_time = self.time_of(f);
+        let index = self.admit(f)?;
         let target = self.layout.ff();
         if f.format() == target {
             return Ok(VideoFrame::from_ff(f, self.layout, index));
@@ -334,6 +484,14 @@ impl Decoder {
                 .map_err(ff("converting the pixel format"))?;
         }
         Ok(VideoFrame::from_ff(&out, self.layout, index))
+    }
+}
+
+/// A copy of a [`MediaError::TooLarge`] (`MediaError` is not `Clone`), `None` for any other error.
+fn copy_limit_error(e: &MediaError) -> Option<MediaError> {
+    match e {
+        MediaError::TooLarge(o) => Some(MediaError::TooLarge(o.clone())),
+        _ => None,
     }
 }
 

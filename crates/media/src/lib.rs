@@ -1,10 +1,18 @@
 //! # leaktrace-media
 //!
 //! The only crate that touches FFmpeg (through `ffmpeg-next`, built with just the codec,
-//! format and software-scaling parts). Everything above it works on plain planes.
+//! format and software-scaling parts). Everything above it works on plain planes. Media is read
+//! as hostile input: whitelisted demuxers, the local file protocol only, and [`Limits`] on
+//! what is decoded.
 //!
 //! - [`probe`]: what a file is (codec, size, frame rate, duration, pixel format).
 //! - [`Decoder`]: decode the best video stream into [`VideoFrame`]s in 8-bit or 10-bit 4:2:0.
+//! - [`Limits`]: what a hostile input may make the decoder do (picture width, height and
+//!   pixel count, frame count, duration), checked against what the file declares on open and
+//!   against every decoded frame; going over one is [`MediaError::TooLarge`], naming the limit.
+//!   [`probe`] and [`Decoder::open`] work under [`Limits::default`] (8192x8192, 36 MP, six
+//!   hours, 1 296 000 frames); [`probe_with_limits`] and [`Decoder::open_with_limits`] take
+//!   others.
 //! - [`Scaler`]: resize a frame (Lanczos) for a rendition of a ladder.
 //! - [`Encoder`]: encode H.264 (libx264), HEVC (libx265) or AV1 (SVT-AV1) with codec threads,
 //!   an IDR where the caller asks for one and no other, packet durations set, into a fragmented
@@ -13,13 +21,22 @@
 //!   `styp` and arbitrary boxes (e.g. `wmpi`) before each `moof`, and read the codec string.
 //!
 //! ```no_run
-//! use leaktrace_media::{Decoder, probe};
+//! use leaktrace_media::{Decoder, Limits, probe};
 //! let info = probe("movie.mp4".as_ref())?;
 //! println!("{}x{} at {} fps", info.width, info.height, info.frame_rate.as_f64());
 //! let mut decoder = Decoder::open("movie.mp4".as_ref())?;
 //! while let Some(frame) = decoder.next_frame()? {
 //!     let _luma = frame.y.as_u8();
 //! }
+//! // A suspect copy expected to be at most 1080p and three hours long.
+//! let limits = Limits {
+//!     max_width: 1920,
+//!     max_height: 1080,
+//!     max_duration_s: 3.0 * 3600.0,
+//!     ..Limits::default()
+//! };
+//! let mut suspect = Decoder::open_with_limits("leak.mp4".as_ref(), limits)?;
+//! while let Some(_luma) = suspect.next_luma(256, 144)? {}
 //! # Ok::<(), leaktrace_media::MediaError>(())
 //! ```
 
@@ -27,16 +44,47 @@ pub mod cmaf;
 mod decode;
 mod encode;
 mod frame;
+mod limits;
 mod probe;
 mod scale;
 
 pub use decode::Decoder;
 pub use encode::{Codec, EncodeStats, Encoder, EncoderConfig};
 pub use frame::{PixelLayout, Samples, VideoFrame};
-pub use probe::{MediaInfo, Rational, probe};
+pub use limits::{LimitKind, Limits};
+pub use probe::{MediaInfo, Rational, probe, probe_with_limits};
 pub use scale::Scaler;
 
 use std::path::PathBuf;
+
+/// What went over a [`Limits`] field ([`MediaError::TooLarge`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overrun {
+    /// The file.
+    pub path: PathBuf,
+    /// The limit gone over.
+    pub limit: LimitKind,
+    /// What went over it, e.g. `the declared picture`, `frame 12`, `the decoded frame count`.
+    pub what: String,
+    /// Its value, e.g. `9000x9000`, `1296001`, `21600.040 s`.
+    pub value: String,
+    /// The limit's value, e.g. `8192x8192`, `1296000`, `21600.000 s`.
+    pub max: String,
+}
+
+impl std::fmt::Display for Overrun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} ({}) is larger than the limit {} ({})",
+            self.path.display(),
+            self.what,
+            self.value,
+            self.max,
+            self.limit
+        )
+    }
+}
 
 /// Errors of the media layer.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +140,14 @@ pub enum MediaError {
     /// A fragmented MP4 did not have the expected structure.
     #[error("bad fragmented MP4: {0}")]
     BadMp4(String),
+    /// The input goes over one of the decoding [`Limits`]: a declared or decoded picture too
+    /// large, too many frames, too long. Raise the limit named (with
+    /// [`Decoder::open_with_limits`] or [`probe_with_limits`]) to accept it.
+    #[error("{0}")]
+    TooLarge(Box<Overrun>),
+    /// A field of [`Limits`] is outside its valid range.
+    #[error("invalid decoding limits: {0}")]
+    InvalidLimits(String),
     /// Any other FFmpeg failure, with what was being done.
     #[error("ffmpeg failed while {doing}")]
     Ffmpeg {

@@ -1,6 +1,6 @@
 //! What a media file is.
 
-use crate::{MediaError, ff};
+use crate::{Limits, MediaError, ff};
 use ffmpeg_next as ffm;
 use std::path::{Path, PathBuf};
 
@@ -156,8 +156,37 @@ pub(crate) fn frame_rate(stream: &ffm::format::stream::Stream<'_>) -> Option<Rat
         .find(|r| r.den > 0 && (1.0..=240.0).contains(&r.as_f64()))
 }
 
-/// Probes a file's best video stream.
+/// Duration in seconds the container declares for `stream` (its own duration, else the
+/// file's), 0 when unknown or absurd (negative, not finite, or a time base that is not positive).
+pub(crate) fn declared_duration(
+    input: &ffm::format::context::Input,
+    stream: &ffm::format::stream::Stream<'_>,
+) -> f64 {
+    let tb = stream.time_base();
+    let seconds = if stream.duration() > 0 && tb.numerator() > 0 && tb.denominator() > 0 {
+        stream.duration() as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator())
+    } else if input.duration() > 0 {
+        input.duration() as f64 / f64::from(ffm::ffi::AV_TIME_BASE)
+    } else {
+        0.0
+    };
+    if seconds.is_finite() && seconds > 0.0 {
+        seconds
+    } else {
+        0.0
+    }
+}
+
+/// Probes a file's best video stream, under the default [`Limits`] (see
+/// [`probe_with_limits`]).
 pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
+    probe_with_limits(path, Limits::default())
+}
+
+/// Probes a file's best video stream, refusing with [`MediaError::TooLarge`] a file whose
+/// declared picture size, frame count or duration goes over `limits` (nothing is decoded).
+pub fn probe_with_limits(path: &Path, limits: Limits) -> Result<MediaInfo, MediaError> {
+    limits.validate()?;
     let input = open_input(path)?;
     let stream = input
         .streams()
@@ -171,16 +200,17 @@ pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
         path: path.into(),
         reason: format!("no decoder for its video ({e})"),
     })?;
+    let duration_seconds = declared_duration(&input, &stream);
+    let declared_frames = u64::try_from(stream.frames()).unwrap_or(0);
+    limits.check_declared(
+        path,
+        video.width(),
+        video.height(),
+        declared_frames,
+        duration_seconds,
+    )?;
     let pix = video.format();
     let fr = frame_rate(&stream).ok_or_else(|| MediaError::FrameRate(path.into()))?;
-    let tb = stream.time_base();
-    let duration_seconds = if stream.duration() > 0 {
-        stream.duration() as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator())
-    } else if input.duration() > 0 {
-        input.duration() as f64 / f64::from(ffm::ffi::AV_TIME_BASE)
-    } else {
-        0.0
-    };
     Ok(MediaInfo {
         path: path.into(),
         container: input.format().name().to_string(),
@@ -194,6 +224,6 @@ pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
         bit_depth: bit_depth(pix).unwrap_or(0),
         frame_rate: fr,
         duration_seconds,
-        declared_frames: u64::try_from(stream.frames()).unwrap_or(0),
+        declared_frames,
     })
 }

@@ -48,7 +48,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use leaktrace_core::session::{TokenMode, TokenPolicy, session_claims, session_id_from_random};
 use leaktrace_core::token::{self, Signer, TokenError, WmToken};
-use leaktrace_core::{MasterKey, TitleId};
+use leaktrace_core::{KeyVersion, Keyring, MasterKey, TitleId};
 use leaktrace_store::{NewSession, Session, Store, StoreError};
 
 /// Shortest session lifetime accepted.
@@ -67,6 +67,14 @@ pub enum SessionError {
     /// The title is not in the store (embed it first).
     #[error("unknown title `{0}`: embed it first (`leaktrace embed`) or check the id")]
     UnknownTitle(String),
+    /// The title was marked with a key version the keyring does not hold.
+    #[error("title `{title}`: {source}")]
+    Keys {
+        /// The title.
+        title: String,
+        /// Why its keys are missing.
+        source: leaktrace_core::CoreError,
+    },
     /// The TTL is outside [`MIN_TTL`]..=[`MAX_TTL`].
     #[error("session ttl {secs} s out of range (expected 60 s to 30 days, 2592000 s)")]
     InvalidTtl {
@@ -90,21 +98,33 @@ pub enum SessionError {
     Token(#[from] TokenError),
 }
 
-/// What issues tokens: the master key, the signing key and the token policy.
+/// What issues tokens: the keyring, the signing key and the token policy.
+///
+/// Tokens are MAC'd with the current key (and carry its version); a session's codeword comes
+/// from the keys of the version its title was marked with, so titles marked before a key
+/// rotation keep their codebook.
 #[derive(Debug)]
 pub struct Issuer {
-    key: MasterKey,
+    keys: Keyring,
     signer: Signer,
     policy: TokenPolicy,
 }
 
 impl Issuer {
-    /// HMAC-256/256 with `key.derive(TokenMac)` and the default [`TokenPolicy`].
+    /// HMAC-256/256 with `key.derive(TokenMac)` and the default [`TokenPolicy`]; `key` is the
+    /// only key (titles marked under another version cannot be issued).
     #[must_use]
     pub fn new(key: MasterKey) -> Self {
-        let signer = Signer::hmac_sha256(key.token_mac_key().as_bytes());
+        Self::with_keyring(Keyring::new(key))
+    }
+
+    /// HMAC-256/256 with the current key's token-MAC key, codewords from the key version
+    /// each title was marked with.
+    #[must_use]
+    pub fn with_keyring(keys: Keyring) -> Self {
+        let signer = Signer::hmac_sha256(keys.current().token_mac_key().as_bytes());
         Self {
-            key,
+            keys,
             signer,
             policy: TokenPolicy::default(),
         }
@@ -124,10 +144,16 @@ impl Issuer {
         self
     }
 
-    /// The master key.
+    /// The current master key.
     #[must_use]
     pub fn key(&self) -> &MasterKey {
-        &self.key
+        self.keys.current()
+    }
+
+    /// The keyring.
+    #[must_use]
+    pub fn keyring(&self) -> &Keyring {
+        &self.keys
     }
 
     /// The signing key.
@@ -199,7 +225,15 @@ pub async fn issue_session_at(
     };
     let expires = now.saturating_add(ttl.as_secs());
     let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let key = &issuer.key;
+    let key = issuer.keys.current();
+    let title_key = issuer
+        .keys
+        .get(KeyVersion::new(stored_title.key_version))
+        .map_err(|source| SessionError::Keys {
+            title: title.to_string(),
+            source,
+        })?;
+    let codebook = title_key.codebook(title);
     for _ in 0..ID_ATTEMPTS {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).map_err(|e| SessionError::Random(e.to_string()))?;
@@ -229,7 +263,7 @@ pub async fn issue_session_at(
             expires,
             Some(u64::from(stored_title.segment_duration_ms)),
             mode,
-            &key.codebook(title),
+            &codebook,
             stored_title.position_count,
         )?;
         let token = token::encode(&claims, &issuer.signer)?;

@@ -6,7 +6,9 @@
 //!   or `sqlite:relative/path.sqlite`. The file is created if missing and opened
 //!   with the WAL journal (readers never block the writer), `synchronous = FULL`,
 //!   foreign keys on, and a busy timeout.
-//! - **PostgreSQL** (several workers or hosts): `postgres://user:password@host/db`.
+//! - **PostgreSQL** (several workers or hosts): `postgres://user:password@host/db`. TLS is
+//!   built in (rustls): `?sslmode=verify-full` checks the server against the webpki roots, or
+//!   against a private CA with `&sslrootcert=/path/ca.crt`; `require` encrypts without checking.
 //!
 //! [`Store::open`] connects and applies the embedded migrations (the SQL under
 //! `migrations/sqlite` and `migrations/postgres` is compiled into the crate, so an

@@ -208,8 +208,8 @@ pub struct TakedownConfig {
     /// The one endpoint host `http_token_env`'s token is for (e.g. `api.cloudflare.com`).
     #[serde(default)]
     pub http_token_host: Option<String>,
-    /// Lets re-checks, RDAP look-ups and token-bearing deliveries reach loopback addresses
-    /// (tests, local use; default false).
+    /// Lets re-checks, RDAP look-ups and HTTP notice deliveries (with or without a token)
+    /// reach loopback addresses (tests, local use; default false).
     #[serde(default)]
     pub allow_loopback: bool,
     /// Retries.

@@ -16,6 +16,15 @@
 //! run, and in later runs); any other 4xx (and an SMTP 5xx) is a permanent refusal: no retry,
 //! the notice is `failed` with the status, and only a new approval sends it again. The Message-ID is derived from the
 //! notice id, so even a manual resend is recognisable as the same notice by the receiver.
+//!
+//! HTTP endpoints obey the outbound address policy ([`crate::net`], as re-checks and RDAP
+//! do): an IP-literal or `localhost` endpoint the policy refuses (loopback unless
+//! `allow_loopback`, private, link-local and cloud metadata, CGNAT, ...) is not contacted, and
+//! a host name is resolved through the [`net::GuardedResolver`], so a name resolving only to
+//! refused addresses is not connected to either. Both are permanent failures (the
+//! configuration has to change), and nothing is sent, token or notice. Redirects are not
+//! followed. At most [`HTTP_MAX_BODY`] bytes of an endpoint's answer are read; the rest is
+//! never downloaded.
 
 use std::time::Duration;
 
@@ -26,8 +35,20 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{Mode, SmtpSecurity, TakedownConfig};
+use crate::net::NetPolicy;
 use crate::notice::{Channel, Notice};
 use crate::{TakedownError, net, render};
+
+/// The most of an HTTP endpoint's answer that is read (64 KiB): the response summary keeps
+/// its first 500 characters; anything beyond the cap is never downloaded (the connection is
+/// dropped).
+pub const HTTP_MAX_BODY: usize = 64 * 1024;
+
+/// Characters of an HTTP endpoint's answer kept in the response summary (after the status).
+const SUMMARY_CHARS: usize = 500;
+
+/// Timeout of one HTTP delivery attempt (connection, request and the capped answer).
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What happened to one notice in a send run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +92,8 @@ pub struct Deliverer {
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
     from: Option<Mailbox>,
     http: reqwest::Client,
+    /// The `allow_loopback` of the policy `http` was built with.
+    allow_loopback: bool,
     worker: String,
 }
 
@@ -187,8 +210,31 @@ pub fn backoff(cfg: &crate::config::RetryConfig, attempt: u32) -> Duration {
     Duration::from_millis(cfg.base_ms.saturating_mul(1 << exp).min(cfg.max_ms))
 }
 
+/// Reads at most `cap` bytes of `resp`'s body, then stops (the rest is never read; dropping
+/// the response closes the connection). A body that fails midway gives what arrived.
+async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut body = Vec::with_capacity(
+        resp.content_length()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0)
+            .min(cap),
+    );
+    while body.len() < cap {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = cap.saturating_sub(body.len());
+                body.extend(chunk.iter().take(room));
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body
+}
+
 impl Deliverer {
     /// Builds the transports from the configuration. `worker` names this sender in claims.
+    /// HTTP endpoints obey the address policy of `cfg` ([`NetPolicy::from_config`]: loopback
+    /// only with `allow_loopback`); see [`Deliverer::with_policy`].
     pub fn new(
         cfg: TakedownConfig,
         store: Store,
@@ -228,19 +274,26 @@ impl Deliverer {
                 (Some(builder.build()), Some(from))
             }
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| TakedownError::Config(format!("http client: {e}")))?;
+        let policy = NetPolicy::from_config(&cfg);
+        let http = http_client(&policy)?;
         Ok(Deliverer {
             cfg,
             store,
             smtp,
             from,
             http,
+            allow_loopback: policy.allow_loopback,
             worker: worker.to_owned(),
         })
+    }
+
+    /// The same deliverer with HTTP endpoints under `policy` instead of the configuration's
+    /// (e.g. a [`net::Lookup::Static`] table in tests; keep `allow_loopback` from
+    /// [`NetPolicy::from_config`]). Tokens still follow the configuration ([`token_for`]).
+    pub fn with_policy(mut self, policy: &NetPolicy) -> Result<Deliverer, TakedownError> {
+        self.http = http_client(policy)?;
+        self.allow_loopback = policy.allow_loopback;
+        Ok(self)
     }
 
     /// Sends one stored notice (claim → send with retries → record). See the module docs.
@@ -340,22 +393,38 @@ impl Deliverer {
             }
             Channel::Http { endpoint } => {
                 let token = token_for(&self.cfg, endpoint).map_err(Attempt::Permanent)?;
+                let refused = |reason: String| {
+                    Attempt::Permanent(
+                        TakedownError::Refused {
+                            url: endpoint.clone(),
+                            reason,
+                        }
+                        .to_string(),
+                    )
+                };
+                let url = url::Url::parse(endpoint)
+                    .map_err(|e| Attempt::Permanent(format!("endpoint {endpoint:?}: {e}")))?;
+                net::check_url(&url, self.allow_loopback).map_err(refused)?;
                 let mut req = self
                     .http
-                    .post(endpoint)
+                    .post(url)
                     .header("Idempotency-Key", &notice.notice_id)
                     .json(&render::cloudflare_json(notice));
                 if let Some(tok) = token {
                     req = req.bearer_auth(tok);
                 }
                 match req.send().await {
-                    Ok(r) => {
+                    Ok(mut r) => {
                         let status = r.status();
-                        let body = r.text().await.unwrap_or_default();
+                        let body = read_capped(&mut r, HTTP_MAX_BODY).await;
+                        drop(r);
                         let summary = format!(
                             "{} {}",
                             status.as_u16(),
-                            body.chars().take(500).collect::<String>()
+                            String::from_utf8_lossy(&body)
+                                .chars()
+                                .take(SUMMARY_CHARS)
+                                .collect::<String>()
                         );
                         if status.is_success() {
                             Ok((notice.notice_id.clone(), summary))
@@ -365,11 +434,25 @@ impl Deliverer {
                             Err(Attempt::Permanent(summary))
                         }
                     }
-                    Err(e) => Err(Attempt::Transient(e.to_string())),
+                    Err(e) => match net::policy_refusal(&e) {
+                        // The guarded resolver refused every address of the host name.
+                        Some(why) => Err(refused(format!(
+                            "{} resolves only to refused addresses: {}",
+                            why.host,
+                            why.refused.join(", ")
+                        ))),
+                        None => Err(Attempt::Transient(net::error_chain(&e))),
+                    },
                 }
             }
         }
     }
+}
+
+/// The HTTP delivery client: every connection through the [`net::GuardedResolver`] of
+/// `policy`, no redirects followed.
+fn http_client(policy: &NetPolicy) -> Result<reqwest::Client, TakedownError> {
+    policy.client(HTTP_TIMEOUT, reqwest::redirect::Policy::none())
 }
 
 enum Attempt {

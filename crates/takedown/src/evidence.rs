@@ -6,6 +6,7 @@
 //! ```text
 //! BUNDLE/
 //!   MANIFEST.json           schema leaktrace.evidence.v1: every other file, size, blake3, sha256
+//!   MANIFEST.sig            Ed25519 signature of MANIFEST.json's exact bytes (key version, public key)
 //!   finding.json            the FindingEvidence (URL, resolved IP, UTC times, hashes of the bytes)
 //!   chain.json              request/response chain with redirects, statuses, IPs, UTC times
 //!   detect.json             `leaktrace detect --json` report (when the detector ran)
@@ -19,7 +20,15 @@
 //! (`BUNDLE.tar`, members `BUNDLE/MANIFEST.json` and `BUNDLE/<path>` for every manifest
 //! entry, in manifest order, with fixed owner, mode and time, so the same bundle gives the
 //! same bytes): the form to hand over or archive. [`verify`] takes either form, re-hashes
-//! every file and reports modified, missing and added files.
+//! every file and reports modified, missing and added files, and checks the signature.
+//!
+//! Every seal is signed with the operator's evidence key ([`EvidenceSigner`]: Ed25519, seed
+//! derived from the master key, see `leaktrace_core::EvidenceKey`), so a bundle cannot be
+//! edited and re-hashed by someone without the key: [`Verification::signature`] says whether
+//! the signature holds and by which public key, and [`Verification::is_trusted`] whether that
+//! key is one of the operator's. [`add_notice`] verifies the bundle (files and signature, by a
+//! trusted key) before it adds anything and signs anew, so a tampered bundle is never
+//! re-sealed.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -29,10 +38,83 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
+use leaktrace_core::EvidenceKey;
+use leaktrace_core::keyring::verify_signature;
+
 use crate::{FindingEvidence, Notice, TakedownError, render};
 
 /// Manifest file name.
 pub const MANIFEST: &str = "MANIFEST.json";
+/// Signature file name.
+pub const SIGNATURE: &str = "MANIFEST.sig";
+/// Signature schema id.
+pub const SIGNATURE_SCHEMA: &str = "leaktrace.evidence-signature.v1";
+
+/// `MANIFEST.sig`: an Ed25519 signature of the manifest's exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureFile {
+    /// [`SIGNATURE_SCHEMA`].
+    pub schema: String,
+    /// Always `Ed25519`.
+    pub algorithm: String,
+    /// The master key version the signing key comes from.
+    pub key_version: u32,
+    /// The public key (hex, 32 bytes).
+    pub public_key: String,
+    /// The signature (hex, 64 bytes).
+    pub signature: String,
+}
+
+/// The key that signs seals, and the public keys whose signatures are trusted (the
+/// operator's, every key version held).
+#[derive(Debug, Clone)]
+pub struct EvidenceSigner {
+    key: EvidenceKey,
+    trusted: Vec<[u8; 32]>,
+}
+
+impl EvidenceSigner {
+    /// Signs with `key`; trusts its public key and `also_trusted` (earlier key versions).
+    pub fn new(key: EvidenceKey, also_trusted: impl IntoIterator<Item = [u8; 32]>) -> Self {
+        let mut trusted = vec![key.public_key()];
+        trusted.extend(also_trusted);
+        trusted.sort_unstable();
+        trusted.dedup();
+        Self { key, trusted }
+    }
+
+    /// The signing key.
+    pub fn key(&self) -> &EvidenceKey {
+        &self.key
+    }
+
+    /// The trusted public keys.
+    pub fn trusted(&self) -> &[[u8; 32]] {
+        &self.trusted
+    }
+}
+
+/// What [`verify`] found of the signature.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum SignatureStatus {
+    /// No `MANIFEST.sig`.
+    #[default]
+    Unsigned,
+    /// A signature that does not verify, or a signature file that is not one.
+    Invalid {
+        /// Why.
+        reason: String,
+    },
+    /// The manifest is signed by this key.
+    Valid {
+        /// The master key version named in the signature file.
+        key_version: u32,
+        /// The public key (hex).
+        public_key: String,
+    },
+}
 /// Manifest schema id.
 pub const SCHEMA: &str = "leaktrace.evidence.v1";
 
@@ -105,7 +187,8 @@ fn write(dir: &Path, rel: &str, data: &[u8]) -> Result<(), TakedownError> {
     fs::write(&p, data).map_err(|e| TakedownError::io(&p, e))
 }
 
-/// Every regular file under `dir` (relative, `/`-separated), except the manifest.
+/// Every regular file under `dir` (relative, `/`-separated), except the manifest and its
+/// signature.
 fn list_files(dir: &Path) -> Result<Vec<String>, TakedownError> {
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];
@@ -125,7 +208,7 @@ fn list_files(dir: &Path) -> Result<Vec<String>, TakedownError> {
                     .map(|c| c.as_os_str().to_string_lossy().into_owned())
                     .collect::<Vec<_>>()
                     .join("/");
-                if s != MANIFEST {
+                if s != MANIFEST && s != SIGNATURE {
                     out.push(s);
                 }
             }
@@ -135,9 +218,14 @@ fn list_files(dir: &Path) -> Result<Vec<String>, TakedownError> {
     Ok(out)
 }
 
-/// (Re)writes `MANIFEST.json` over every file in the bundle. Returns its BLAKE3 (hex), the
-/// bundle hash a notice or a log may cite.
-pub fn seal(dir: &Path, finding_id: &str, now: i64) -> Result<String, TakedownError> {
+/// (Re)writes `MANIFEST.json` over every file in the bundle and signs it (`MANIFEST.sig`).
+/// Returns the manifest's BLAKE3 (hex), the bundle hash a notice or a log may cite.
+pub fn seal(
+    dir: &Path,
+    finding_id: &str,
+    now: i64,
+    signer: &EvidenceSigner,
+) -> Result<String, TakedownError> {
     let mut files = Vec::new();
     for rel in list_files(dir)? {
         let (bytes, blake3, sha256) = hash_file(&dir.join(&rel))?;
@@ -155,8 +243,65 @@ pub fn seal(dir: &Path, finding_id: &str, now: i64) -> Result<String, TakedownEr
         files,
     };
     let text = serde_json::to_vec_pretty(&m)?;
+    let sig = SignatureFile {
+        schema: SIGNATURE_SCHEMA.to_owned(),
+        algorithm: "Ed25519".to_owned(),
+        key_version: signer.key.version().get(),
+        public_key: signer.key.public_key_hex(),
+        signature: hex(&signer.key.sign(&text)),
+    };
+    // The signature goes first: a crash between the two writes leaves a signature that does
+    // not match the old manifest (reported as invalid), never a new manifest without one.
+    write(dir, SIGNATURE, &serde_json::to_vec_pretty(&sig)?)?;
     write(dir, MANIFEST, &text)?;
     Ok(blake3::hash(&text).to_hex().to_string())
+}
+
+/// Checks a signature file's text against the manifest's exact bytes.
+fn check_signature(manifest: &[u8], sig: Option<&[u8]>) -> SignatureStatus {
+    let Some(sig) = sig else {
+        return SignatureStatus::Unsigned;
+    };
+    let invalid = |reason: String| SignatureStatus::Invalid { reason };
+    let s: SignatureFile = match serde_json::from_slice(sig) {
+        Ok(s) => s,
+        Err(e) => return invalid(format!("{SIGNATURE} is not a signature file: {e}")),
+    };
+    if s.schema != SIGNATURE_SCHEMA || s.algorithm != "Ed25519" {
+        return invalid(format!(
+            "signature schema {:?} / algorithm {:?}, expected {SIGNATURE_SCHEMA:?} / \"Ed25519\"",
+            s.schema, s.algorithm
+        ));
+    }
+    let (Some(public), Some(signature)) = (unhex::<32>(&s.public_key), unhex::<64>(&s.signature))
+    else {
+        return invalid("public key or signature is not hexadecimal of the right length".into());
+    };
+    if verify_signature(&public, manifest, &signature) {
+        SignatureStatus::Valid {
+            key_version: s.key_version,
+            public_key: s.public_key.to_ascii_lowercase(),
+        }
+    } else {
+        invalid(format!(
+            "the signature does not match {MANIFEST} for public key {}",
+            s.public_key
+        ))
+    }
+}
+
+/// `N` bytes from `2N` hexadecimal characters.
+fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let b = text.as_bytes();
+    if b.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        let s = std::str::from_utf8(pair).ok()?;
+        *o = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// Writes the capture part of a bundle for `finding` into `dir` (created if missing) and
@@ -165,6 +310,7 @@ pub fn write_bundle(
     dir: &Path,
     finding: &FindingEvidence,
     now: i64,
+    signer: &EvidenceSigner,
 ) -> Result<String, TakedownError> {
     fs::create_dir_all(dir).map_err(|e| TakedownError::io(dir, e))?;
     let mut record = finding.clone();
@@ -183,11 +329,28 @@ pub fn write_bundle(
         let ext = plot.extension().and_then(|e| e.to_str()).unwrap_or("bin");
         write(dir, &format!("plot.{ext}"), &data)?;
     }
-    seal(dir, &finding.finding_id, now)
+    seal(dir, &finding.finding_id, now, signer)
 }
 
 /// Adds a notice as sent (letter, ACNS XML, record with the Message-ID) and re-seals.
-pub fn add_notice(dir: &Path, notice: &Notice, now: i64) -> Result<String, TakedownError> {
+///
+/// The bundle is verified first: every file must match the manifest and the manifest must
+/// carry a valid signature by one of `signer`'s trusted keys; otherwise nothing is written
+/// and [`TakedownError::Bundle`] says what was wrong.
+pub fn add_notice(
+    dir: &Path,
+    notice: &Notice,
+    now: i64,
+    signer: &EvidenceSigner,
+) -> Result<String, TakedownError> {
+    let v = verify(dir)?;
+    if !v.is_intact() || !v.is_trusted(signer.trusted()) {
+        return Err(TakedownError::Bundle(format!(
+            "{}: not re-sealed, the bundle changed since it was sealed ({})",
+            dir.display(),
+            v.problems()
+        )));
+    }
     let id = &notice.notice_id;
     write(
         dir,
@@ -208,7 +371,7 @@ pub fn add_notice(dir: &Path, notice: &Notice, now: i64) -> Result<String, Taked
         &format!("notices/{id}.json"),
         &serde_json::to_vec_pretty(&record)?,
     )?;
-    seal(dir, &notice.finding_id, now)
+    seal(dir, &notice.finding_id, now, signer)
 }
 
 /// Result of [`verify`].
@@ -224,12 +387,49 @@ pub struct Verification {
     pub added: Vec<String>,
     /// BLAKE3 of the manifest as found.
     pub manifest_blake3: String,
+    /// The manifest's signature.
+    pub signature: SignatureStatus,
 }
 
 impl Verification {
-    /// True when nothing was modified, removed or added.
+    /// True when nothing was modified, removed or added and the manifest's signature is valid
+    /// (by whichever key; see [`Verification::is_trusted`]).
     pub fn is_intact(&self) -> bool {
-        self.modified.is_empty() && self.missing.is_empty() && self.added.is_empty()
+        self.modified.is_empty()
+            && self.missing.is_empty()
+            && self.added.is_empty()
+            && matches!(self.signature, SignatureStatus::Valid { .. })
+    }
+
+    /// True when the signature is valid and made by one of `trusted` (public keys).
+    pub fn is_trusted(&self, trusted: &[[u8; 32]]) -> bool {
+        match &self.signature {
+            SignatureStatus::Valid { public_key, .. } => {
+                unhex::<32>(public_key).is_some_and(|k| trusted.contains(&k))
+            }
+            _ => false,
+        }
+    }
+
+    /// What is wrong, in one line ("" when intact).
+    pub fn problems(&self) -> String {
+        let mut p = Vec::new();
+        let list = |what: &str, v: &[String]| format!("{what}: {}", v.join(", "));
+        if !self.modified.is_empty() {
+            p.push(list("modified", &self.modified));
+        }
+        if !self.missing.is_empty() {
+            p.push(list("missing", &self.missing));
+        }
+        if !self.added.is_empty() {
+            p.push(list("added", &self.added));
+        }
+        match &self.signature {
+            SignatureStatus::Unsigned => p.push(format!("no {SIGNATURE}")),
+            SignatureStatus::Invalid { reason } => p.push(format!("signature: {reason}")),
+            SignatureStatus::Valid { .. } => {}
+        }
+        p.join("; ")
     }
 }
 
@@ -263,10 +463,11 @@ fn inside(rel: &str) -> bool {
             .any(|c| c == ".." || c == "." || c.is_empty())
 }
 
-/// Compares what was found with the manifest.
-fn compare(m: &Manifest, manifest_text: &[u8], found: &Hashes) -> Verification {
+/// Compares what was found with the manifest, and checks the signature.
+fn compare(m: &Manifest, manifest_text: &[u8], sig: Option<&[u8]>, found: &Hashes) -> Verification {
     let mut v = Verification {
         manifest_blake3: blake3::hash(manifest_text).to_hex().to_string(),
+        signature: check_signature(manifest_text, sig),
         ..Verification::default()
     };
     let listed: BTreeMap<&str, &FileEntry> = m.files.iter().map(|f| (f.path.as_str(), f)).collect();
@@ -302,12 +503,18 @@ pub fn verify(path: &Path) -> Result<Verification, TakedownError> {
     let mpath = path.join(MANIFEST);
     let text = fs::read(&mpath).map_err(|e| TakedownError::io(&mpath, e))?;
     let m = parse_manifest(&text)?;
+    let spath = path.join(SIGNATURE);
+    let sig = match fs::read(&spath) {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(TakedownError::io(&spath, e)),
+    };
     let mut found = Hashes::new();
     for rel in list_files(path)? {
         let h = hash_file(&path.join(&rel))?;
         found.insert(rel, h);
     }
-    Ok(compare(&m, &text, &found))
+    Ok(compare(&m, &text, sig.as_deref(), &found))
 }
 
 /// The archive of the bundle directory `dir`: `dir` with `.tar` appended.
@@ -318,7 +525,8 @@ pub fn archive_path(dir: &Path) -> PathBuf {
 }
 
 /// Packs the sealed bundle at `dir` into [`archive_path`] (written to a temporary name and
-/// renamed, so a reader never sees half an archive): the manifest, then every file it lists,
+/// renamed, so a reader never sees half an archive): the manifest, its signature when there is
+/// one, then every file it lists,
 /// under the bundle's directory name, as regular files with mode 0644, owner 0, and the
 /// manifest's `updated_at` as time. Returns the archive's path.
 pub fn write_archive(dir: &Path) -> Result<PathBuf, TakedownError> {
@@ -356,6 +564,12 @@ pub fn write_archive(dir: &Path) -> Result<PathBuf, TakedownError> {
         tar.append_data(&mut h, format!("{root}/{rel}"), data)
     };
     add(MANIFEST, &text).map_err(|e| TakedownError::io(&tmp, e))?;
+    let spath = dir.join(SIGNATURE);
+    match fs::read(&spath) {
+        Ok(sig) => add(SIGNATURE, &sig).map_err(|e| TakedownError::io(&tmp, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(TakedownError::io(&spath, e)),
+    }
     for f in &m.files {
         let p = dir.join(&f.path);
         let data = fs::read(&p).map_err(|e| TakedownError::io(&p, e))?;
@@ -379,6 +593,7 @@ fn verify_archive(path: &Path) -> Result<Verification, TakedownError> {
     let mut ar = tar::Archive::new(std::io::BufReader::new(file));
     let mut root: Option<String> = None;
     let mut manifest: Option<Vec<u8>> = None;
+    let mut signature: Option<Vec<u8>> = None;
     let mut found = Hashes::new();
     for entry in ar.entries().map_err(|e| bad(e.to_string()))? {
         let entry = entry.map_err(|e| bad(format!("not a readable tar archive: {e}")))?;
@@ -414,7 +629,10 @@ fn verify_archive(path: &Path) -> Result<Verification, TakedownError> {
             Some(_) => {}
             None => root = Some(top.to_owned()),
         }
-        if found.contains_key(rel) || (rel == MANIFEST && manifest.is_some()) {
+        if found.contains_key(rel)
+            || (rel == MANIFEST && manifest.is_some())
+            || (rel == SIGNATURE && signature.is_some())
+        {
             return Err(bad(format!("member {name:?} appears twice")));
         }
         let rel = rel.to_owned();
@@ -425,6 +643,13 @@ fn verify_archive(path: &Path) -> Result<Verification, TakedownError> {
                 .read_to_end(&mut text)
                 .map_err(|e| bad(e.to_string()))?;
             manifest = Some(text);
+        } else if rel == SIGNATURE {
+            let mut text = Vec::new();
+            entry
+                .take(MAX_MANIFEST)
+                .read_to_end(&mut text)
+                .map_err(|e| bad(e.to_string()))?;
+            signature = Some(text);
         } else {
             let h = hash_reader(entry).map_err(|e| bad(e.to_string()))?;
             found.insert(rel, h);
@@ -432,5 +657,5 @@ fn verify_archive(path: &Path) -> Result<Verification, TakedownError> {
     }
     let text = manifest.ok_or_else(|| bad(format!("no {MANIFEST} in the archive")))?;
     let m = parse_manifest(&text)?;
-    Ok(compare(&m, &text, &found))
+    Ok(compare(&m, &text, signature.as_deref(), &found))
 }

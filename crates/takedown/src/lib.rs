@@ -14,7 +14,7 @@
 //! - [`deliver`]: SMTP (lettre) and HTTP delivery with retries, backoff, per-recipient rate
 //!   limits and an outbox claim so a notice goes out at most once, even across a crash.
 //! - [`rdap`]: abuse contacts from RDAP via IANA bootstrap data, cached; per-host overrides.
-//! - [`net`]: the outbound address policy re-checks and RDAP look-ups obey (the crawler's:
+//! - [`net`]: the outbound address policy re-checks, RDAP look-ups and HTTP delivery obey (the crawler's:
 //!   no loopback unless `allow_loopback`, no private, link-local, CGNAT, multicast or
 //!   reserved address), checked before connecting and on every redirect hop.
 //! - [`pipeline`]: file a finding, send approved notices, re-check URLs (404/410 closes),

@@ -1,13 +1,14 @@
 //! The outbound address policy of the takedown side: URL re-checks and RDAP look-ups go to
-//! addresses taken from findings and from RDAP answers, so they obey the same policy as the
-//! crawler ([`leaktrace_core::net::refusal`]): loopback (unless `allow_loopback`), private,
+//! addresses taken from findings and from RDAP answers, and HTTP notices go to configured
+//! endpoints (with a bearer token), so all of them obey the crawler's policy
+//! ([`leaktrace_core::net::refusal`]): loopback (unless `allow_loopback`), private,
 //! link-local and cloud metadata, CGNAT, multicast, reserved and documentation ranges, and
 //! their IPv4-mapped, NAT64 and 6to4 forms are refused.
 //!
 //! IP literals in URLs are checked by [`check_url`] before each request (and on every
-//! redirect hop RDAP follows); host names are checked by [`GuardedResolver`], which filters
-//! the addresses a name resolves to before reqwest connects, so the address checked is the
-//! address connected to.
+//! redirect hop RDAP follows; re-checks and deliveries follow none); host names are checked
+//! by [`GuardedResolver`], which filters the addresses a name resolves to before reqwest
+//! connects, so the address checked is the address connected to.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -139,8 +140,47 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// The guard's answer when every address a host name resolves to is refused: resolution
+/// fails with this error (reqwest reports it as a connect error with this as a cause; find it
+/// with [`policy_refusal`]), and nothing is connected to. Its text is
+/// `HOST: address policy refused ADDR (WHY), ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRefusal {
+    /// The host name looked up.
+    pub host: String,
+    /// Each address refused, with why (`10.0.0.1 (private (RFC 1918))`).
+    pub refused: Vec<String>,
+}
+
+impl std::fmt::Display for PolicyRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: address policy refused {}",
+            self.host,
+            self.refused.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for PolicyRefusal {}
+
+/// The [`GuardedResolver`]'s refusal among `e` and its causes, if the policy refused the
+/// connection (as opposed to a look-up or connection that failed).
+pub fn policy_refusal<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a PolicyRefusal> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(r) = c.downcast_ref::<PolicyRefusal>() {
+            return Some(r);
+        }
+        cur = c.source();
+    }
+    None
+}
+
 /// A resolver that refuses every address [`refusal`] refuses. If every address a name
-/// resolves to is refused, resolution fails and reqwest never connects.
+/// resolves to is refused, resolution fails with a [`PolicyRefusal`] and reqwest never
+/// connects.
 #[derive(Debug, Clone)]
 pub struct GuardedResolver {
     lookup: Lookup,
@@ -185,9 +225,7 @@ impl Resolve for GuardedResolver {
                 })
                 .collect();
             if ok.is_empty() {
-                return Err(
-                    format!("{host}: address policy refused {}", refused.join(", ")).into(),
-                );
+                return Err(PolicyRefusal { host, refused }.into());
             }
             let it: Addrs = Box::new(ok.into_iter());
             Ok(it)

@@ -106,6 +106,25 @@ pub struct Work {
     /// Where the authorised copy is offered.
     #[serde(default)]
     pub authorized_url: Option<String>,
+    /// SHA-256 (hex) of the work's own files as released (e.g. the studio's screener or
+    /// retail file): a capture byte-identical to one of them is a positive match without a
+    /// watermark accusation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub asset_sha256: Vec<String>,
+}
+
+impl Work {
+    /// The catalogue asset a capture with SHA-256 `sha256` is byte-identical to, if any
+    /// (`"sha256:<hex>"`).
+    pub fn catalogue_match(&self, sha256: &str) -> Option<String> {
+        let sha256 = sha256.trim();
+        (sha256.len() == 64
+            && self
+                .asset_sha256
+                .iter()
+                .any(|a| a.trim().eq_ignore_ascii_case(sha256)))
+        .then(|| format!("sha256:{}", sha256.to_ascii_lowercase()))
+    }
 }
 
 /// Escalation level of a recipient: site → host → CDN → registrar.
@@ -362,6 +381,8 @@ impl Notice {
             complainant: complainant.clone(),
             work: Work {
                 title: work_title,
+                // The catalogue's own file hashes are for the gate, not for recipients.
+                asset_sha256: Vec::new(),
                 ..work.clone()
             },
             infringing_urls: vec![finding.url.clone()],

@@ -8,6 +8,7 @@ use leaktrace_store::{NewNotice, NoticeRecord, Store};
 
 use crate::config::{Mode, TakedownConfig};
 use crate::deliver::{Deliverer, SendOutcome};
+use crate::evidence::EvidenceSigner;
 use crate::net::NetPolicy;
 use crate::notice::{Channel, Level, Notice, Recipient};
 use crate::rdap::Resolver;
@@ -69,7 +70,7 @@ fn new_notice(n: &Notice, delivery: &str) -> Result<NewNotice, TakedownError> {
 
 /// Makes the notice for `finding` at `level` (the first rung is normally `site` or `host`):
 /// gate, recipient, validation, evidence bundle (directory and tar archive), stored notice in
-/// the state the mode gives.
+/// the state the mode gives. The bundle is signed by `signer`.
 /// Returns `Ok(None)` when no recipient is known at that level.
 pub async fn file_finding(
     cfg: &TakedownConfig,
@@ -78,6 +79,7 @@ pub async fn file_finding(
     finding: &FindingEvidence,
     level: Level,
     now: i64,
+    signer: &EvidenceSigner,
 ) -> Result<Option<Filed>, TakedownError> {
     // Gate first: no lookups, no files for a finding without a positive match.
     crate::gate(finding, cfg.fp_max)?;
@@ -96,7 +98,7 @@ pub async fn file_finding(
     let notice = Notice::build(finding, &cfg.complainant, &work, recipient, cfg.fp_max, now)?;
     let dir = bundle_dir(cfg, &finding.finding_id);
     if !dir.join(evidence::MANIFEST).exists() {
-        evidence::write_bundle(&dir, finding, now)?;
+        evidence::write_bundle(&dir, finding, now, signer)?;
         evidence::write_archive(&dir)?;
     }
     let delivery = delivery_for(cfg.mode);
@@ -111,7 +113,8 @@ pub async fn file_finding(
 
 /// Sends every open `approved` (and retryable `failed`) notice once. Claims older than the
 /// lease that were never recorded become `in_doubt` first (never resent). Each sent notice is
-/// added to its finding's evidence bundle as sent, and the bundle's archive is rewritten.
+/// added to its finding's evidence bundle as sent (after the bundle is verified, see
+/// [`evidence::add_notice`]) and re-signed by `signer`, and the bundle's archive is rewritten.
 ///
 /// In dry-run mode nothing is contacted and nothing is written: the `dry_run` notices and the
 /// ones that would be sent come back rendered ([`SendOutcome::DryRun`]).
@@ -120,6 +123,7 @@ pub async fn send_approved(
     store: &Store,
     deliverer: &Deliverer,
     now: i64,
+    signer: &EvidenceSigner,
 ) -> Result<Vec<(String, SendOutcome)>, TakedownError> {
     let max_attempts = 3 * i64::from(cfg.retry.attempts);
     let todo = if cfg.mode == Mode::DryRun {
@@ -142,7 +146,7 @@ pub async fn send_approved(
         if let SendOutcome::Sent { .. } = &outcome {
             let notice: Notice = serde_json::from_str(&rec.notice_json)?;
             let dir = bundle_dir(cfg, &rec.finding_id);
-            evidence::add_notice(&dir, &notice, now)?;
+            evidence::add_notice(&dir, &notice, now, signer)?;
             evidence::write_archive(&dir)?;
         }
         out.push((rec.notice_id, outcome));

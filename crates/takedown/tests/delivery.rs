@@ -167,7 +167,9 @@ async fn http_delivery_retries_then_sends_once() {
     let path = "/client/v4/accounts/acct/abuse-reports/abuse_dmca";
     let (_d, cfg, st, dl, filed) = http_setup(port, path, Mode::Auto).await;
     assert_eq!(filed.delivery, "approved");
-    let out = pipeline::send_approved(&cfg, &st, &dl, 1001).await.unwrap();
+    let out = pipeline::send_approved(&cfg, &st, &dl, 1001, &signer())
+        .await
+        .unwrap();
     assert_eq!(out.len(), 1);
     match &out[0].1 {
         SendOutcome::Sent {
@@ -199,7 +201,7 @@ async fn http_delivery_retries_then_sends_once() {
     }
     // Second run: nothing; the evidence bundle holds the notice as sent.
     assert!(
-        pipeline::send_approved(&cfg, &st, &dl, 1002)
+        pipeline::send_approved(&cfg, &st, &dl, 1002, &signer())
             .await
             .unwrap()
             .is_empty()
@@ -234,6 +236,7 @@ async fn http_setup(
     cfg.evidence_dir = dir.join("evidence");
     cfg.retry.attempts = 3;
     cfg.retry.base_ms = 40;
+    cfg.allow_loopback = true; // the endpoint is a loopback server
     cfg.recipients = vec![RecipientOverride {
         host: "*".into(),
         level: Level::Cdn,
@@ -243,7 +246,7 @@ async fn http_setup(
         token_env: None,
     }];
     let r = offline_resolver(&cfg, &st);
-    let filed = pipeline::file_finding(&cfg, &st, &r, &finding(), Level::Cdn, 1000)
+    let filed = pipeline::file_finding(&cfg, &st, &r, &finding(), Level::Cdn, 1000, &signer())
         .await
         .unwrap()
         .unwrap();
@@ -253,7 +256,9 @@ async fn http_setup(
 
 /// The failure (error, retryable) of the one notice a send run at `now` handles.
 async fn failure(cfg: &TakedownConfig, st: &Store, dl: &Deliverer, now: i64) -> (String, bool) {
-    let out = pipeline::send_approved(cfg, st, dl, now).await.unwrap();
+    let out = pipeline::send_approved(cfg, st, dl, now, &signer())
+        .await
+        .unwrap();
     match &out[..] {
         [(_, SendOutcome::Failed { error, retryable })] => (error.clone(), *retryable),
         other => panic!("expected one failure, got {other:?}"),
@@ -289,7 +294,7 @@ async fn http_permanent_4xx_is_not_retried() {
         // Later runs leave it alone: nothing sent, nothing asked.
         for t in [1002, 90_000] {
             assert!(
-                pipeline::send_approved(&cfg, &st, &dl, t)
+                pipeline::send_approved(&cfg, &st, &dl, t, &signer())
                     .await
                     .unwrap()
                     .is_empty()
@@ -318,7 +323,9 @@ async fn http_429_and_5xx_are_retried_with_backoff() {
     }))
     .await;
     let (_d, cfg, st, dl, filed) = http_setup(port, "/abuse", Mode::Auto).await;
-    let out = pipeline::send_approved(&cfg, &st, &dl, 1001).await.unwrap();
+    let out = pipeline::send_approved(&cfg, &st, &dl, 1001, &signer())
+        .await
+        .unwrap();
     assert!(
         matches!(out[0].1, SendOutcome::Sent { attempts: 3, .. }),
         "{out:?}"
@@ -359,7 +366,9 @@ async fn dry_run_renders_and_contacts_nobody() {
     let (_d, cfg, st, dl, filed) = http_setup(port, "/abuse", Mode::DryRun).await;
     assert_eq!(filed.delivery, "dry_run");
     for t in [1001, 1002] {
-        let out = pipeline::send_approved(&cfg, &st, &dl, t).await.unwrap();
+        let out = pipeline::send_approved(&cfg, &st, &dl, t, &signer())
+            .await
+            .unwrap();
         match &out[..] {
             [(id, SendOutcome::DryRun { to, rendered })] => {
                 assert_eq!(id, &filed.notice_id);
@@ -377,7 +386,9 @@ async fn dry_run_renders_and_contacts_nobody() {
             .await
             .unwrap()
     );
-    let out = pipeline::send_approved(&cfg, &st, &dl, 1004).await.unwrap();
+    let out = pipeline::send_approved(&cfg, &st, &dl, 1004, &signer())
+        .await
+        .unwrap();
     assert!(matches!(out[0].1, SendOutcome::DryRun { .. }), "{out:?}");
     assert!(
         seen.lock().unwrap().is_empty(),
@@ -395,7 +406,7 @@ async fn dry_run_renders_and_contacts_nobody() {
     let mut live = cfg.clone();
     live.mode = Mode::Auto;
     let dl = Deliverer::new(live.clone(), st.clone(), "t").unwrap();
-    let out = pipeline::send_approved(&live, &st, &dl, 1005)
+    let out = pipeline::send_approved(&live, &st, &dl, 1005, &signer())
         .await
         .unwrap();
     assert!(matches!(out[0].1, SendOutcome::Sent { .. }), "{out:?}");

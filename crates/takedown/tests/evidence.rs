@@ -1,7 +1,9 @@
 //! Evidence bundles: written, sealed, verified; a flipped byte, a missing file and an added
 //! file are each reported as tampering. The tar archive of a bundle: deterministic, read and
 //! written back by GNU tar (a tool no one here wrote), verified like the directory, tampering
-//! inside a repacked archive reported, links and garbage refused.
+//! inside a repacked archive reported, links and garbage refused. Signatures: a bundle
+//! re-hashed after an edit, re-signed by another key, or stripped of its signature is not
+//! intact or not trusted, and a notice is never added to such a bundle.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -31,9 +33,9 @@ fn bundle() -> (tempfile::TempDir, std::path::PathBuf, FindingEvidence) {
     f.accused = finding().accused;
     f.plot_path = Some(plot);
     let dir = d.path().join("bundle");
-    evidence::write_bundle(&dir, &f, NOW).unwrap();
+    evidence::write_bundle(&dir, &f, NOW, &signer()).unwrap();
     let n = Notice::build(&f, &complainant(), &work(), recipient(), 1e-6, NOW).unwrap();
-    evidence::add_notice(&dir, &n, NOW + 5).unwrap();
+    evidence::add_notice(&dir, &n, NOW + 5, &signer()).unwrap();
     (d, dir, f)
 }
 
@@ -125,6 +127,98 @@ fn manifest_path_escaping_the_bundle_is_refused() {
 }
 
 #[test]
+fn manifest_is_signed_by_the_operator_key() {
+    let (_d, dir, _) = bundle();
+    let v = evidence::verify(&dir).unwrap();
+    let op = signer();
+    assert!(v.is_trusted(op.trusted()), "{v:?}");
+    match &v.signature {
+        evidence::SignatureStatus::Valid {
+            key_version,
+            public_key,
+        } => {
+            assert_eq!(*key_version, 1);
+            assert_eq!(public_key, &op.key().public_key_hex());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Not trusted by anyone else's key list.
+    let other = leaktrace_core::MasterKey::from_bytes([7; 32], leaktrace_core::KeyVersion::new(1));
+    assert!(!v.is_trusted(&[other.evidence_key().public_key()]));
+}
+
+/// Rewrites a bundle's manifest over its files as they are now, the way a forger without the
+/// key would (hashes recomputed), signed by `by` or left with the old signature.
+fn rehash(dir: &Path, by: Option<&evidence::EvidenceSigner>) {
+    match by {
+        Some(s) => {
+            evidence::seal(dir, "F-1", NOW + 9, s).unwrap();
+        }
+        None => {
+            let sig = fs::read(dir.join(evidence::SIGNATURE)).unwrap();
+            evidence::seal(dir, "F-1", NOW + 9, &signer()).unwrap();
+            // Keep the manifest the forger wrote, with the signature of the old one.
+            let mp = dir.join(evidence::MANIFEST);
+            let mut m: evidence::Manifest =
+                serde_json::from_slice(&fs::read(&mp).unwrap()).unwrap();
+            m.updated_at += 1;
+            fs::write(&mp, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+            fs::write(dir.join(evidence::SIGNATURE), sig).unwrap();
+        }
+    }
+}
+
+#[test]
+fn rehashed_manifest_without_the_key_is_caught() {
+    let (_d, dir, f) = bundle();
+    fs::write(dir.join("detect.json"), b"{\"verdict\": \"accused\"}").unwrap();
+    rehash(&dir, None);
+    let v = evidence::verify(&dir).unwrap();
+    assert!(v.modified.is_empty() && v.added.is_empty(), "{v:?}");
+    assert!(!v.is_intact(), "{v:?}");
+    assert!(
+        matches!(&v.signature, evidence::SignatureStatus::Invalid { .. }),
+        "{v:?}"
+    );
+    // No notice is added to it, and nothing is written.
+    let before = fs::read(dir.join(evidence::MANIFEST)).unwrap();
+    let n = Notice::build(&f, &complainant(), &work(), recipient(), 1e-6, NOW).unwrap();
+    let e = evidence::add_notice(&dir, &n, NOW + 20, &signer()).unwrap_err();
+    assert!(e.to_string().contains("not re-sealed"), "{e}");
+    assert_eq!(fs::read(dir.join(evidence::MANIFEST)).unwrap(), before);
+
+    // Re-signed by another key: valid, intact, but not trusted, and refused for notices.
+    let forger = evidence::EvidenceSigner::new(
+        leaktrace_core::MasterKey::from_bytes([9; 32], leaktrace_core::KeyVersion::new(1))
+            .evidence_key(),
+        [],
+    );
+    rehash(&dir, Some(&forger));
+    let v = evidence::verify(&dir).unwrap();
+    assert!(v.is_intact() && !v.is_trusted(signer().trusted()), "{v:?}");
+    assert!(evidence::add_notice(&dir, &n, NOW + 20, &signer()).is_err());
+
+    // Stripped of its signature: not intact.
+    fs::remove_file(dir.join(evidence::SIGNATURE)).unwrap();
+    let v = evidence::verify(&dir).unwrap();
+    assert_eq!(v.signature, evidence::SignatureStatus::Unsigned);
+    assert!(!v.is_intact());
+    assert!(v.problems().contains("no MANIFEST.sig"), "{}", v.problems());
+}
+
+#[test]
+fn tampered_file_blocks_adding_a_notice() {
+    let (_d, dir, f) = bundle();
+    let p = dir.join("chain.json");
+    let mut b = fs::read(&p).unwrap();
+    b[3] ^= 0x20;
+    fs::write(&p, b).unwrap();
+    let n = Notice::build(&f, &complainant(), &work(), recipient(), 1e-6, NOW).unwrap();
+    let e = evidence::add_notice(&dir, &n, NOW + 20, &signer()).unwrap_err();
+    assert!(e.to_string().contains("modified: chain.json"), "{e}");
+}
+
+#[test]
 fn real_no_accusation_report_passes_no_gate() {
     let report: serde_json::Value =
         serde_json::from_str(include_str!("data/detect-unmarked-20s.json")).unwrap();
@@ -178,7 +272,8 @@ fn archive_is_verified_like_the_directory() {
         .map(str::to_owned)
         .collect();
     assert_eq!(listed[0], "bundle/MANIFEST.json");
-    assert_eq!(listed.len(), 1 + v.intact.len(), "{listed:?}");
+    assert_eq!(listed[1], "bundle/MANIFEST.sig");
+    assert_eq!(listed.len(), 2 + v.intact.len(), "{listed:?}");
     assert_eq!(
         listed
             .iter()

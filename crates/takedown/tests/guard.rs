@@ -41,12 +41,14 @@ async fn sent_finding(
     let mut f = finding();
     f.url = url.into();
     let r = offline_resolver(&cfg, &st);
-    pipeline::file_finding(&cfg, &st, &r, &f, Level::Host, 1000)
+    pipeline::file_finding(&cfg, &st, &r, &f, Level::Host, 1000, &signer())
         .await
         .unwrap()
         .unwrap();
     let dl = Deliverer::new(cfg.clone(), st.clone(), "t").unwrap();
-    let out = pipeline::send_approved(&cfg, &st, &dl, 1001).await.unwrap();
+    let out = pipeline::send_approved(&cfg, &st, &dl, 1001, &signer())
+        .await
+        .unwrap();
     assert!(
         matches!(out[..], [(_, SendOutcome::Sent { .. })]),
         "{out:?}"
@@ -220,12 +222,14 @@ async fn send_one(
     }];
     cfg_edit(&mut cfg, &endpoint);
     let r = offline_resolver(&cfg, &st);
-    pipeline::file_finding(&cfg, &st, &r, &finding(), Level::Cdn, 1000)
+    pipeline::file_finding(&cfg, &st, &r, &finding(), Level::Cdn, 1000, &signer())
         .await
         .unwrap()
         .unwrap();
     let dl = Deliverer::new(cfg.clone(), st.clone(), "t").unwrap();
-    let mut out = pipeline::send_approved(&cfg, &st, &dl, 1001).await.unwrap();
+    let mut out = pipeline::send_approved(&cfg, &st, &dl, 1001, &signer())
+        .await
+        .unwrap();
     st.close().await;
     let seen = seen.lock().unwrap().clone();
     (out.remove(0).1, seen)

@@ -46,6 +46,30 @@ fn gate_requires_a_positive_match() {
 }
 
 #[test]
+fn catalogue_match_is_computed_from_the_work_asset_hashes() {
+    let f = finding();
+    let mut w = work();
+    assert_eq!(w.catalogue_match(&f.sha256), None);
+    w.asset_sha256 = vec![
+        "00".repeat(32),
+        format!(" {} ", f.sha256.to_ascii_uppercase()),
+    ];
+    let m = w.catalogue_match(&f.sha256).unwrap();
+    assert_eq!(m, format!("sha256:{}", f.sha256));
+    assert_eq!(w.catalogue_match(""), None);
+    assert_eq!(w.catalogue_match(&f.sha256[..63]), None);
+    // That match alone passes the gate; the hashes never reach a notice.
+    let mut g = f.clone();
+    g.verdict = None;
+    g.accused.clear();
+    g.catalogue_hash_match = Some(m);
+    assert!(gate(&g, 1e-6).is_ok());
+    let n = Notice::build(&g, &complainant(), &w, recipient(), 1e-6, NOW).unwrap();
+    assert!(n.work.asset_sha256.is_empty());
+    assert!(!serde_json::to_string(&n).unwrap().contains("asset_sha256"));
+}
+
+#[test]
 fn incomplete_notice_is_refused_naming_the_element() {
     let n = notice();
     n.validate().unwrap();

@@ -78,7 +78,7 @@ async fn env(port: u16, mode: Mode) -> Env {
 
 impl Env {
     async fn send(&self, now: i64) -> Vec<String> {
-        pipeline::send_approved(&self.cfg, &self.st, &self.dl, now)
+        pipeline::send_approved(&self.cfg, &self.st, &self.dl, now, &signer())
             .await
             .unwrap()
             .into_iter()
@@ -121,7 +121,7 @@ async fn escalation_ladder_until_removal() {
     .await;
     let e = env(port, Mode::Auto).await;
     let f = loopback_finding(port, "F-ladder");
-    let site = pipeline::file_finding(&e.cfg, &e.st, &e.res, &f, Level::Site, 1000)
+    let site = pipeline::file_finding(&e.cfg, &e.st, &e.res, &f, Level::Site, 1000, &signer())
         .await
         .unwrap()
         .unwrap()
@@ -206,7 +206,7 @@ async fn closed_or_answered_notices_do_not_escalate_and_approval_mode_waits() {
     for fid in ["F-closed", "F-counter", "F-open"] {
         let f = loopback_finding(port, fid);
         ids.push(
-            pipeline::file_finding(&e.cfg, &e.st, &e.res, &f, Level::Site, 1000)
+            pipeline::file_finding(&e.cfg, &e.st, &e.res, &f, Level::Site, 1000, &signer())
                 .await
                 .unwrap()
                 .unwrap()
@@ -242,7 +242,7 @@ async fn mark_allows_and_refuses_moves() {
     let (port, seen) = serve(Arc::new(|_: &Seen, _| (200, "{}".into()))).await;
     let e = env(port, Mode::Approval).await;
     let f = loopback_finding(port, "F-mark");
-    let id = pipeline::file_finding(&e.cfg, &e.st, &e.res, &f, Level::Site, 1000)
+    let id = pipeline::file_finding(&e.cfg, &e.st, &e.res, &f, Level::Site, 1000, &signer())
         .await
         .unwrap()
         .unwrap()
@@ -297,7 +297,7 @@ async fn mark_allows_and_refuses_moves() {
 
     // Closing a notice before it is sent withdraws it: approval and sending no longer apply.
     let f = loopback_finding(port, "F-withdrawn");
-    let w = pipeline::file_finding(&e.cfg, &e.st, &e.res, &f, Level::Site, 2000)
+    let w = pipeline::file_finding(&e.cfg, &e.st, &e.res, &f, Level::Site, 2000, &signer())
         .await
         .unwrap()
         .unwrap()

@@ -10,6 +10,7 @@ use crate::config::Loaded;
 use crate::exit::{Code, NotFoundError, UsageError};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use leaktrace_core::{DetectionKeys, KeyVersion, TitleId};
 use leaktrace_crawler::analyze::{Analyzer, DetectAnalyzer};
 use leaktrace_crawler::config::Config;
 use leaktrace_crawler::net::Lookup;
@@ -113,7 +114,7 @@ fn owner() -> String {
 async fn crawler(loaded: &Loaded, cfg: Config) -> Result<(Arc<Crawler>, Store)> {
     let url = super::store::resolved_url(loaded)?;
     let store = Store::open(&url).await.context("opening the store")?;
-    let key = loaded.master_key()?;
+    let keys = detection_keys(loaded, &cfg, &store).await?;
     let refs = cfg
         .catalogue
         .iter()
@@ -125,7 +126,7 @@ async fn crawler(loaded: &Loaded, cfg: Config) -> Result<(Arc<Crawler>, Store)> 
         .collect();
     let analyzer: Arc<dyn Analyzer> = Arc::new(DetectAnalyzer::new(
         store.clone(),
-        key,
+        Arc::new(keys),
         cfg.detect.fp,
         cfg.detect.max_offset_s,
         refs,
@@ -138,6 +139,39 @@ async fn crawler(loaded: &Loaded, cfg: Config) -> Result<(Arc<Crawler>, Store)> 
         owner(),
     )?;
     Ok((c, store))
+}
+
+/// The keys the crawler's detection uses: the set `[detect] keys` names, or else the set of
+/// every stored title derived from the keyring, which is then dropped: no master key stays in
+/// the process that parses hostile pages and media.
+async fn detection_keys(loaded: &Loaded, cfg: &Config, store: &Store) -> Result<DetectionKeys> {
+    if let Some(file) = &cfg.detect.keys {
+        let keys = crate::config::read_detection_keys(&loaded.dir.join(file))?;
+        tracing::info!(titles = keys.len(), "detection keys loaded");
+        return Ok(keys);
+    }
+    let ring = loaded.keyring()?;
+    let held: Vec<KeyVersion> = ring.versions().collect();
+    let titles = store.list_titles().await.context("listing titles")?;
+    let mut wanted = Vec::new();
+    for t in titles {
+        let version = KeyVersion::new(t.key_version);
+        match TitleId::new(t.title_id.clone()) {
+            Ok(id) if held.contains(&version) => wanted.push((id, version)),
+            Ok(_) => tracing::warn!(
+                title = %t.title_id,
+                key_version = t.key_version,
+                "title marked with a key version the keyring does not hold: not detectable"
+            ),
+            Err(e) => tracing::warn!(title = %t.title_id, error = %e, "skipping title"),
+        }
+    }
+    let keys = ring.detection_keys(wanted)?;
+    tracing::info!(
+        titles = keys.len(),
+        "detection keys derived from the keyring; set [detect] keys in the crawler config to keep the master key off this machine"
+    );
+    Ok(keys)
 }
 
 /// A stop flag raised by SIGTERM or SIGINT.

@@ -26,7 +26,7 @@ use crate::exit::{Code, UsageError};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use leaktrace_core::TitleId;
+use leaktrace_core::{TitleId, TitleKeySource};
 use leaktrace_detect::investigate::{InvestigateError, Options, Progress, investigate};
 use leaktrace_detect::{DecideOptions, DetectError, plot};
 use leaktrace_store::Store;
@@ -40,6 +40,10 @@ pub struct DetectArgs {
     /// Title id.
     #[arg(long)]
     pub title: String,
+    /// A detection key set (`leaktrace key export`, mode 0600) instead of the configured
+    /// keyring: detect on a machine that does not hold the master key.
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<PathBuf>,
     /// The reference index directory written at embed time (PKG/reference); default: the
     /// location recorded for the title in the store.
     #[arg(long)]
@@ -136,7 +140,10 @@ pub fn run(config: Option<&Path>, a: &DetectArgs) -> Result<Code> {
         return Err(UsageError(format!("--plot {} must end in .png", p.display())).into());
     }
     let loaded = Loaded::find(config)?;
-    let key = loaded.master_key()?;
+    let keys: Box<dyn TitleKeySource> = match &a.keys {
+        Some(file) => Box::new(crate::config::read_detection_keys(file)?),
+        None => Box::new(loaded.keyring()?),
+    };
     let url = super::store::resolved_url(&loaded)?;
     let opts = Options {
         fp: a.fp,
@@ -163,7 +170,7 @@ pub fn run(config: Option<&Path>, a: &DetectArgs) -> Result<Code> {
         let store = Store::open(&url).await.context("opening the store")?;
         let r = investigate(
             &store,
-            &key,
+            keys.as_ref(),
             &a.suspect,
             &title,
             a.reference.as_deref(),

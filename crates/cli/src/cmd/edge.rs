@@ -57,8 +57,9 @@ pub struct EdgeArgs {
 /// Runs the edge until SIGTERM or ctrl-c.
 pub fn run(config: Option<&Path>, a: &EdgeArgs) -> Result<Code> {
     let loaded = Loaded::find(config)?;
-    let key = loaded.master_key()?;
-    let mut cfg = EdgeConfig::new(a.root.clone(), key);
+    let keys = loaded.keyring()?;
+    let mut cfg = EdgeConfig::new(a.root.clone(), keys.current().clone());
+    cfg.keys = keys;
     cfg.extra_verifiers = super::session::es256_verifiers(&loaded)?;
     cfg.wmopid = super::session::policy(&loaded).wmopid;
     cfg.cors_origin = (a.cors_origin != "none").then(|| a.cors_origin.clone());

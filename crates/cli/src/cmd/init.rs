@@ -31,6 +31,7 @@ pub fn run(a: &InitArgs) -> Result<Code> {
         keys: Keys {
             file: KEY_NAME.into(),
             version: 1,
+            retired: Vec::new(),
         },
         store: Store {
             url: format!("sqlite://{DB_NAME}"),

@@ -8,6 +8,7 @@ pub mod detect;
 pub mod edge;
 mod embed;
 mod init;
+pub mod key;
 pub mod session;
 pub mod store;
 pub mod takedown;
@@ -23,6 +24,7 @@ use leaktrace_media::Codec;
 pub fn run(cli: Cli) -> Result<Code> {
     match cli.command {
         Command::Init(a) => init::run(&a),
+        Command::Key(c) => key::run(cli.config.as_deref(), &c),
         Command::Embed(a) => embed::run(cli.config.as_deref(), &a),
         Command::Bench(BenchCommand::Encode(a)) => bench::encode(&a),
         Command::Bench(BenchCommand::Flicker(a)) => bench::flicker(&a),
@@ -32,7 +34,7 @@ pub fn run(cli: Cli) -> Result<Code> {
         Command::Edge(a) => edge::run(cli.config.as_deref(), &a),
         Command::Detect(a) => detect::run(cli.config.as_deref(), &a),
         Command::Takedown(c) => takedown::run(cli.config.as_deref(), &c),
-        Command::Evidence(c) => takedown::run_evidence(&c),
+        Command::Evidence(c) => takedown::run_evidence(cli.config.as_deref(), &c),
         Command::Crawl(a) => crawl::crawl(cli.config.as_deref(), &a),
         Command::Worker(a) => crawl::worker(cli.config.as_deref(), &a),
         Command::Findings(c) => crawl::findings(cli.config.as_deref(), &c),

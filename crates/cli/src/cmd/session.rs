@@ -189,8 +189,7 @@ fn new(config: Option<&Path>, a: &SessionNewArgs) -> Result<Code> {
     let title = TitleId::new(a.title.clone()).map_err(|e| UsageError(e.to_string()))?;
     let ttl = parse_ttl(&a.ttl)?;
     let loaded = Loaded::find(config)?;
-    let key = loaded.master_key()?;
-    let mut issuer = Issuer::new(key).with_policy(policy(&loaded));
+    let mut issuer = Issuer::with_keyring(loaded.keyring()?).with_policy(policy(&loaded));
     if let Some(signer) = es256_signer(&loaded)? {
         issuer = issuer.with_signer(signer);
     }

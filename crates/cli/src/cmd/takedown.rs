@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use leaktrace_store::{NoticeRecord, Store};
 use leaktrace_takedown::deliver::{Deliverer, SendOutcome};
+use leaktrace_takedown::evidence::{EvidenceSigner, SignatureStatus};
 use leaktrace_takedown::net::NetPolicy;
 use leaktrace_takedown::pipeline::{self, timings};
 use leaktrace_takedown::rdap::Resolver;
@@ -119,6 +120,10 @@ pub struct ShowArgs {
 pub struct VerifyArgs {
     /// Bundle directory, or its tar archive (`<bundle>.tar`, written beside it).
     pub bundle: PathBuf,
+    /// A trusted evidence public key (64 hex characters, from `leaktrace key list`);
+    /// repeatable. Default: the keys of the configured keyring, when there is one.
+    #[arg(long = "public-key", value_name = "HEX")]
+    pub public_keys: Vec<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -178,6 +183,22 @@ struct Ctx {
     cfg: TakedownConfig,
     store: Store,
     rt: tokio::runtime::Runtime,
+    loaded: Loaded,
+}
+
+impl Ctx {
+    /// The evidence signer: the current key's evidence key, trusting every version held.
+    fn signer(&self) -> Result<EvidenceSigner> {
+        signer(&self.loaded.keyring()?)
+    }
+}
+
+/// Signs with the current key's evidence key; trusts the evidence keys of every version held.
+fn signer(ring: &leaktrace_core::Keyring) -> Result<EvidenceSigner> {
+    Ok(EvidenceSigner::new(
+        ring.current().evidence_key(),
+        ring.keys().map(|k| k.evidence_key().public_key()),
+    ))
 }
 
 fn ctx(config: Option<&Path>, c: &CommonArgs) -> Result<Ctx> {
@@ -185,7 +206,12 @@ fn ctx(config: Option<&Path>, c: &CommonArgs) -> Result<Ctx> {
     let url = crate::cmd::store::resolved_url(&loaded)?;
     let rt = runtime()?;
     let store = rt.block_on(Store::open(&url))?;
-    Ok(Ctx { cfg, store, rt })
+    Ok(Ctx {
+        cfg,
+        store,
+        rt,
+        loaded,
+    })
 }
 
 fn record_json(r: &NoticeRecord) -> serde_json::Value {
@@ -258,6 +284,7 @@ fn file(config: Option<&Path>, a: &FileArgs) -> Result<Code> {
     let resolver = Resolver::new(c.cfg.recipients.clone(), &c.cfg.rdap, None, c.store.clone())
         .and_then(|r| r.with_policy(&NetPolicy::from_config(&c.cfg)))
         .map_err(map_err)?;
+    let signer = c.signer()?;
     let res = c.rt.block_on(pipeline::file_finding(
         &c.cfg,
         &c.store,
@@ -265,6 +292,7 @@ fn file(config: Option<&Path>, a: &FileArgs) -> Result<Code> {
         &finding,
         level,
         now_unix(),
+        &signer,
     ));
     c.rt.block_on(c.store.close());
     let out = match res {
@@ -370,9 +398,16 @@ fn send(config: Option<&Path>, c: &CommonArgs) -> Result<Code> {
     let x = ctx(config, c)?;
     let worker = format!("{}:{}", std::process::id(), now_unix());
     let d = Deliverer::new(x.cfg.clone(), x.store.clone(), &worker).map_err(map_err)?;
+    let signer = x.signer()?;
     let results =
-        x.rt.block_on(pipeline::send_approved(&x.cfg, &x.store, &d, now_unix()))
-            .map_err(map_err)?;
+        x.rt.block_on(pipeline::send_approved(
+            &x.cfg,
+            &x.store,
+            &d,
+            now_unix(),
+            &signer,
+        ))
+        .map_err(map_err)?;
     x.rt.block_on(x.store.close());
     let mut failed = false;
     let rows: Vec<_> = results
@@ -572,36 +607,86 @@ fn show(config: Option<&Path>, a: &ShowArgs) -> Result<Code> {
 }
 
 /// Runs `leaktrace evidence ...`.
-pub fn run_evidence(cmd: &EvidenceCommand) -> Result<Code> {
+///
+/// The bundle is intact when every file matches the manifest and the manifest's signature is
+/// valid; the signing key must then be a trusted one: `--public-key`, or else every evidence
+/// key of the configured keyring. With neither, the signature is checked but its key is not
+/// (reported, not a failure).
+pub fn run_evidence(config: Option<&Path>, cmd: &EvidenceCommand) -> Result<Code> {
     let EvidenceCommand::Verify(a) = cmd;
     let v = evidence::verify(&a.bundle).map_err(|e| UsageError(e.to_string()))?;
+    let mut trusted = Vec::new();
+    for k in &a.public_keys {
+        trusted.push(
+            leaktrace_core::keyring::parse_public_key(k)
+                .map_err(|e| UsageError(format!("--public-key {k:?}: {e}")))?,
+        );
+    }
+    if trusted.is_empty()
+        && let Ok(ring) = Loaded::find(config).and_then(|l| l.keyring())
+    {
+        trusted.extend(ring.keys().map(|k| k.evidence_key().public_key()));
+    }
+    let trust = if trusted.is_empty() {
+        None
+    } else {
+        Some(v.is_trusted(&trusted))
+    };
+    let ok = v.is_intact() && trust != Some(false);
     if a.json {
         let mut j = serde_json::to_value(&v)?;
         j["intact_bundle"] = json!(v.is_intact());
+        j["trusted_key"] = json!(trust);
+        j["verified"] = json!(ok);
         println!("{}", serde_json::to_string_pretty(&j)?);
-    } else if v.is_intact() {
-        println!(
-            "intact: {} files match the manifest (manifest BLAKE3 {})",
-            v.intact.len(),
-            v.manifest_blake3
-        );
     } else {
-        println!("TAMPERED");
-        for p in &v.modified {
-            println!("  modified {p}");
+        if v.is_intact() {
+            println!(
+                "intact: {} files match the manifest (manifest BLAKE3 {})",
+                v.intact.len(),
+                v.manifest_blake3
+            );
+        } else {
+            println!("TAMPERED");
+            for p in &v.modified {
+                println!("  modified {p}");
+            }
+            for p in &v.missing {
+                println!("  missing  {p}");
+            }
+            for p in &v.added {
+                println!("  added    {p}");
+            }
         }
-        for p in &v.missing {
-            println!("  missing  {p}");
-        }
-        for p in &v.added {
-            println!("  added    {p}");
+        match (&v.signature, trust) {
+            (
+                SignatureStatus::Valid {
+                    key_version,
+                    public_key,
+                },
+                Some(true),
+            ) => println!(
+                "signed by the operator's evidence key, version {key_version} ({public_key})"
+            ),
+            (SignatureStatus::Valid { public_key, .. }, Some(false)) => {
+                println!("  signature  valid, but by {public_key}, which is not a trusted key")
+            }
+            (
+                SignatureStatus::Valid {
+                    key_version,
+                    public_key,
+                },
+                None,
+            ) => println!(
+                "signed by {public_key} (key version {key_version}); not checked against a trusted key: pass --public-key or run where leaktrace.toml is"
+            ),
+            (SignatureStatus::Unsigned, _) => {
+                println!("  signature  missing ({})", evidence::SIGNATURE)
+            }
+            (SignatureStatus::Invalid { reason }, _) => println!("  signature  invalid: {reason}"),
         }
     }
-    Ok(if v.is_intact() {
-        Code::Success
-    } else {
-        Code::Input
-    })
+    Ok(if ok { Code::Success } else { Code::Input })
 }
 
 /// The takedown projection of a crawler finding: the capture facts as recorded by the
@@ -664,6 +749,10 @@ pub fn finding_evidence(
         names.push(w.title.clone());
     }
     names.push(title_id.clone());
+    let catalogue_hash_match = cfg
+        .works
+        .get(&title_id)
+        .and_then(|w| w.catalogue_match(&r.sha256));
     let ev = FindingEvidence {
         finding_id: r.finding_id.clone(),
         url: r.media_url.clone(),
@@ -677,7 +766,7 @@ pub fn finding_evidence(
         sha256: r.sha256.clone(),
         title_id,
         catalogue_names: names,
-        catalogue_hash_match: None,
+        catalogue_hash_match,
         verdict: None,
         detect_fp: None,
         accused: Vec::new(),

@@ -292,9 +292,10 @@ fn golden_es256() {
 
 // Cross-checked outside Rust: Python `cbor2` decodes both and re-encodes them canonically to the
 // same bytes, the standard library's `hmac` verifies the MAC over ["MAC0", h'A10105', h'', claims],
-// and `cryptography` verifies the ES256 signature over ["Signature1", h'A10126', h'', claims].
+// and `cryptography` verifies the ES256 signature over ["Signature1", h'A10126', h'', claims]
+// (the low-S form, the one the verifier accepts).
 const GOLDEN_HMAC: &str = "2D3RhEOhAQWgWE-rAWlsZWFrdHJhY2UEGmVT_xAGGmVT8QAHRAECAwQZASwBGQEtGCoZAS4Z__8ZAS-CGepgGScQGQExbHNlc3Npb24tMDAwMRkBMgcZATMBWCD-oo_hALdpyxQqTblaJgh14lyzYwbIMxn9pCly_vrj0A";
-const GOLDEN_ES256: &str = "2D3ShEOhASagWE-rAWlsZWFrdHJhY2UEGmVT_xAGGmVT8QAHRAECAwQZASwBGQEtGCoZAS4Z__8ZAS-CGepgGScQGQExbHNlc3Npb24tMDAwMRkBMgcZATMBWECLBR8n9rLTkVxnBztaR853L9ulRV8Q91n_4j5UAuMzTJW97tdQ_b6CL5OiL63Ifn2k1yeBwboSSf5S9yV5b22Q";
+const GOLDEN_ES256: &str = "2D3ShEOhASagWE-rAWlsZWFrdHJhY2UEGmVT_xAGGmVT8QAHRAECAwQZASwBGQEtGCoZAS4Z__8ZAS-CGepgGScQGQExbHNlc3Npb24tMDAwMRkBMgcZATMBWECLBR8n9rLTkVxnBztaR853L9ulRV8Q91n_4j5UAuMzTGpCESevAkF-0Gxd0FI3gYIYD9Mr5V2MOvVm052C87fB";
 
 #[test]
 fn wire_layout() {
@@ -480,7 +481,7 @@ fn authenticate(tag: u64, protected: &[u8], payload: &[u8]) -> Vec<u8> {
     } else {
         let key = p256::ecdsa::SigningKey::from_slice(&ES256_SECRET).unwrap();
         let sig: p256::ecdsa::Signature = key.try_sign(&structure).unwrap();
-        sig.to_bytes().to_vec()
+        sig.normalize_s().to_bytes().to_vec()
     }
 }
 
@@ -1337,4 +1338,38 @@ fn debug_redacts_keys() {
     assert!(!s.contains("90"), "{s}"); // 0x5a = 90
     let s = format!("{:?}", es256());
     assert!(s.contains("redacted"), "{s}");
+}
+
+/// `(r, s)` and `(r, n - s)` are both valid ECDSA signatures of the same data: only the
+/// issuer's low-S spelling verifies, so one ES256 token has exactly one text.
+#[test]
+fn es256_high_s_spelling_is_refused() {
+    let signer = es256();
+    let public = signer.verifier();
+    let t = encode(&indirect(), &signer).unwrap();
+    let (tag, protected, payload, sig) = token_parts(&t);
+    let low = p256::ecdsa::Signature::from_slice(&sig).unwrap();
+    assert_eq!(low.normalize_s(), low, "the issuer signs low-S");
+    let (r, s) = low.split_scalars();
+    let high = p256::ecdsa::Signature::from_scalars(r.to_bytes(), (-*s).to_bytes()).unwrap();
+    assert_ne!(high, low);
+    // The high-S twin is a mathematically valid signature...
+    use p256::ecdsa::signature::Verifier as _;
+    let sk = p256::ecdsa::SigningKey::from_slice(&ES256_SECRET).unwrap();
+    let data = coset::sig_structure_data(
+        coset::SignatureContext::CoseSign1,
+        coset::ProtectedHeader::from_cbor_bstr(Value::Bytes(protected.clone())).unwrap(),
+        None,
+        &[],
+        &payload,
+    );
+    assert!(sk.verifying_key().verify(&data, &high).is_ok());
+    // ...but not a spelling the token verifier takes.
+    let twin = Framing::canonical(tag, &protected, &payload, &high.to_bytes()).token();
+    assert_ne!(twin, t);
+    assert_eq!(
+        decode_and_verify(&twin, &public, NOW),
+        Err(TokenError::BadSignature)
+    );
+    assert_eq!(decode_and_verify(&t, &public, NOW).unwrap(), indirect());
 }

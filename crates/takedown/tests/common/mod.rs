@@ -88,6 +88,7 @@ pub fn work() -> Work {
         title: "Big Buck Bunny".into(),
         description: "Animated short film, 2008, 10 min".into(),
         authorized_url: Some("https://studio.example/films/bbb".into()),
+        asset_sha256: Vec::new(),
     }
 }
 
@@ -229,4 +230,10 @@ pub fn offline_resolver(cfg: &TakedownConfig, st: &Store) -> Resolver {
         st.clone(),
     )
     .unwrap()
+}
+
+/// The evidence signer of the tests (a fixed master key).
+pub fn signer() -> leaktrace_takedown::evidence::EvidenceSigner {
+    let key = leaktrace_core::MasterKey::from_bytes([0x42; 32], leaktrace_core::KeyVersion::new(1));
+    leaktrace_takedown::evidence::EvidenceSigner::new(key.evidence_key(), [])
 }
