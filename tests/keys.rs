@@ -99,12 +99,7 @@ fn mode(p: &Path) -> u32 {
 fn rotation_keeps_old_titles_and_tokens_working() {
     let d = init_workdir();
     let dir = d.path();
-    ok(bin()
-        .current_dir(dir)
-        .arg("embed")
-        .arg(corpus("trailer_bbb_20s.mp4"))
-        .args(["--out", "pkg", "--title", "bbb", "--ladder", "360p"])
-        .args(["--preset", "veryfast"]));
+    embed_clip(dir, &corpus("trailer_bbb_20s.mp4"), "bbb");
     let old = new_sessions(dir, "bbb", 20);
 
     let rotated: Value = serde_json::from_str(&ok(bin()

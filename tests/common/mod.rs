@@ -62,6 +62,16 @@ pub fn embed_bbb(dir: &Path, frames: &str, extra: &[&str]) {
         .args(extra));
 }
 
+/// Embeds `clip` as title `title` at 360p (x264 veryfast) into `dir/pkg`.
+pub fn embed_clip(dir: &Path, clip: &Path, title: &str) {
+    ok(bin()
+        .current_dir(dir)
+        .arg("embed")
+        .arg(clip)
+        .args(["--out", "pkg", "--title", title, "--ladder", "360p"])
+        .args(["--preset", "veryfast"]));
+}
+
 /// A working directory made by `leaktrace init`.
 pub fn init_workdir() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
@@ -100,10 +110,15 @@ pub fn new_sessions(dir: &Path, title: &str, n: usize) -> Vec<serde_json::Value>
 /// edge serves it, into `dir/session.mp4`, over every position the package has; returns the
 /// variants as "A"/"B".
 pub fn assemble(dir: &Path, session: &str) -> String {
+    assemble_title(dir, "bbb", session)
+}
+
+/// [`assemble`] for title `title` (package `dir/pkg`, rendition 360p).
+pub fn assemble_title(dir: &Path, title: &str, session: &str) -> String {
     use leaktrace_core::{KeyVersion, MasterKey, SessionId, TitleId, Variant};
     let key_hex = std::fs::read_to_string(dir.join("master.key")).unwrap();
     let key = MasterKey::from_hex(key_hex.trim(), KeyVersion::new(1)).unwrap();
-    let book = key.codebook(&TitleId::new("bbb").unwrap());
+    let book = key.codebook(&TitleId::new(title).unwrap());
     let sid = SessionId::new(session.to_owned()).unwrap();
     let rend = dir.join("pkg/360p");
     let mut stream = std::fs::read(rend.join("a/init.mp4")).unwrap();

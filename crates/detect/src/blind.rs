@@ -141,6 +141,7 @@ pub fn decide_blind(
 
     let correlator = Correlator::new(pattern_key, rw, rh, &points, BLIND_HIGHPASS_RADIUS);
     let amp = vec![1.0; points.len()];
+    let keep = vec![false; points.len()];
     let positions = observed
         .iter()
         .map(|(p, count, mean)| {
@@ -153,7 +154,14 @@ pub fn decide_blind(
                 .iter()
                 .map(|&(_, u, v)| f64::from(img.sample(u, v)))
                 .collect();
-            correlator.decide(Position::new(*p as u32), *count, &d, &amp, opts.erasure_z)
+            correlator.decide(
+                Position::new(*p as u32),
+                *count,
+                &d,
+                &amp,
+                &keep,
+                opts.erasure_z,
+            )
         })
         .collect();
     let last = times.last().copied().unwrap_or(0.0);
@@ -180,6 +188,8 @@ pub fn decide_blind(
             frames_used: used,
             frames_at_boundaries: boundary,
             frames_unmapped: unmapped,
+            flip: crate::overlay::Flip::None,
+            excluded: crate::overlay::Excluded::default(),
         },
     })
 }

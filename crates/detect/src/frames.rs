@@ -4,7 +4,7 @@
 //! from the suspect's own aspect ratio: the suspect's geometry is kept, registration maps the
 //! reference onto it later). What the later stages need is kept: per frame its presentation
 //! time (seconds, from the container timestamps, relative to the first frame), its global mean
-//! luma (temporal registration), and the working image itself, spilled to an anonymous
+//! luma and the mean luma of its centre (temporal registration), and the working image itself, spilled to an anonymous
 //! temporary file as 16-bit fixed point (`value × 64`, the reference index's precision) so
 //! memory stays bounded whatever the length of the suspect.
 
@@ -30,10 +30,17 @@ pub struct SuspectFrames {
     pub times: Vec<f64>,
     /// Global mean luma of each frame (8-bit scale).
     pub means: Vec<f32>,
+    /// Mean luma of the picture's centre ([`CENTRE`]) of each frame: the temporal signature
+    /// that edge overlays (tickers, subtitles, logos) do not reach.
+    pub central: Vec<f32>,
     /// Nominal frame rate of the stream.
     pub fps: f64,
     store: Store,
 }
+
+/// The central region `[x0, y0, x1, y1]` (fractions of the picture) of the overlay-free
+/// temporal signature: on the reference's 16×9 thumbnails, columns 2 to 13 and rows 1 to 6.
+pub const CENTRE: [f64; 4] = [2.0 / 16.0, 1.0 / 9.0, 14.0 / 16.0, 7.0 / 9.0];
 
 /// Working images: in memory up to [`MEMORY_BUDGET`] bytes, then spilled to a temporary file.
 #[derive(Debug)]
@@ -71,7 +78,15 @@ impl SuspectFrames {
         let wh = (((ww * h) as f64 / w as f64 / 2.0).round() as usize * 2).max(2);
         let mut mem: Vec<u16> = Vec::new();
         let mut spill: Option<BufWriter<std::fs::File>> = None;
-        let (mut times, mut means) = (Vec::new(), Vec::new());
+        let (mut times, mut means, mut central) = (Vec::new(), Vec::new(), Vec::new());
+        let (cx0, cy0) = (
+            (CENTRE[0] * ww as f64).round() as usize,
+            (CENTRE[1] * wh as f64).round() as usize,
+        );
+        let (cx1, cy1) = (
+            ((CENTRE[2] * ww as f64).round() as usize).clamp(cx0 + 1, ww),
+            ((CENTRE[3] * wh as f64).round() as usize).clamp(cy0 + 1, wh),
+        );
         let mut first: Option<f64> = None;
         while let Some(raw) = dec.next_luma(ww, wh).map_err(media(path))? {
             let t = match (dec.last_time(), times.last()) {
@@ -90,6 +105,12 @@ impl SuspectFrames {
             times.push(t);
             let sum: u64 = raw.iter().map(|&v| u64::from(v)).sum();
             means.push((sum as f64 / raw.len() as f64 / SCALE) as f32);
+            let csum: u64 = (cy0..cy1)
+                .flat_map(|y| raw.get(y * ww + cx0..y * ww + cx1).unwrap_or(&[]))
+                .map(|&v| u64::from(v))
+                .sum();
+            let cn = ((cx1 - cx0) * (cy1 - cy0)).max(1);
+            central.push((csum as f64 / cn as f64 / SCALE) as f32);
             if spill.is_none() && (mem.len() + raw.len()) * 2 > MEMORY_BUDGET {
                 let mut w = BufWriter::with_capacity(1 << 20, tempfile::tempfile().map_err(io)?);
                 write_samples(&mut w, &mem)?;
@@ -113,6 +134,7 @@ impl SuspectFrames {
             source_size: (w, h),
             times,
             means,
+            central,
             fps,
             store,
         })

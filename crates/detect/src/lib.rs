@@ -74,6 +74,7 @@ pub mod blind;
 pub mod correlate;
 pub mod frames;
 pub mod investigate;
+pub mod overlay;
 pub mod plot;
 pub mod register;
 pub mod report;
@@ -93,6 +94,12 @@ pub const DECOYS: usize = 24;
 
 /// Positions used (at most) to estimate the geometry.
 const REGISTRATION_POSITIONS: usize = 24;
+/// A geometry whose match score (NCC of the registered means) is below this may be of a
+/// flipped copy: the flips are registered too.
+const MIRROR_TRY_BELOW: f64 = 0.8;
+/// A flip is kept when its score reaches [`MIRROR_TRY_BELOW`] and beats the unflipped one by
+/// this much.
+const MIRROR_MARGIN: f64 = 0.1;
 
 /// Errors of detection.
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +205,10 @@ pub struct Registration {
     pub frames_at_boundaries: u64,
     /// Frames that map to no reference time (outside every piece or past the reference).
     pub frames_unmapped: u64,
+    /// The flip undone before the decisions (a mirrored copy).
+    pub flip: overlay::Flip,
+    /// What the decisions left out: overlays the copy added.
+    pub excluded: overlay::Excluded,
 }
 
 /// All decisions of a suspect.
@@ -260,13 +271,52 @@ pub fn decide(
         .chunks_exact(tl)
         .map(|t| t.iter().map(|&v| f32::from(v)).sum::<f32>() / tl as f32)
         .collect();
-    let time = temporal::register(
+    let full = temporal::register(
         &frames.times,
         &frames.means,
         &ref_means,
         fps,
         opts.max_offset_s,
     );
+    // The same on the picture's centre, which edge overlays do not reach: a ticker scrolling
+    // over a static scene moves the whole-picture mean more than the title does. The map that
+    // explains more of the suspect, better, in fewer pieces, is kept.
+    let (tw, th) = THUMB;
+    let (c0, r0) = (
+        (frames::CENTRE[0] * tw as f64).round() as usize,
+        (frames::CENTRE[1] * th as f64).round() as usize,
+    );
+    let (c1, r1) = (
+        (frames::CENTRE[2] * tw as f64).round() as usize,
+        (frames::CENTRE[3] * th as f64).round() as usize,
+    );
+    let ref_central: Vec<f32> = reference
+        .thumbnails()
+        .chunks_exact(tl)
+        .map(|t| {
+            let (mut sum, mut n) = (0.0f32, 0.0f32);
+            for r in r0..r1 {
+                for c in c0..c1 {
+                    sum += f32::from(t[r * tw + c]);
+                    n += 1.0;
+                }
+            }
+            sum / n.max(1.0)
+        })
+        .collect();
+    let centre = temporal::register(
+        &frames.times,
+        &frames.central,
+        &ref_central,
+        fps,
+        opts.max_offset_s,
+    );
+    let span = frames.times.last().copied().unwrap_or(0.0) + 1.0 / fps;
+    let time = if temporal_quality(&centre, span) > temporal_quality(&full, span) {
+        centre
+    } else {
+        full
+    };
     let offset = time
         .pieces
         .first()
@@ -344,46 +394,158 @@ pub fn decide(
             },
         })
         .collect();
-    let (geometry, photometric) = spatial::register(&pairs, (ww, wh));
+    let (mut geometry, mut photometric) = spatial::register(&pairs, (ww, wh));
+    // A poor match may be a mirrored copy: register the flipped means too, keep the best.
+    let mut flip = overlay::Flip::None;
+    if geometry.score.is_nan() || geometry.score < MIRROR_TRY_BELOW {
+        for f in overlay::Flip::FLIPS {
+            let flipped: Vec<Vec<f32>> = pick
+                .iter()
+                .map(|&i| f.apply(&observed[i].2, ww, wh))
+                .collect();
+            let fpairs: Vec<Pair<'_>> = pick
+                .iter()
+                .zip(&flipped)
+                .map(|(&i, s)| Pair {
+                    reference: Image {
+                        data: &observed[i].3,
+                        w: rw,
+                        h: rh,
+                    },
+                    suspect: Image {
+                        data: s,
+                        w: ww,
+                        h: wh,
+                    },
+                })
+                .collect();
+            let (g, ph) = spatial::register(&fpairs, (ww, wh));
+            // Only a flip that registers well is one: on footage that is not the title,
+            // some flip scores a little better by chance.
+            let better = g.score > geometry.score + MIRROR_MARGIN || !geometry.score.is_finite();
+            if g.score >= MIRROR_TRY_BELOW && better {
+                (geometry, photometric, flip) = (g, ph, f);
+            }
+        }
+    }
+    drop(pairs);
+    if flip != overlay::Flip::None {
+        for o in &mut observed {
+            o.2 = flip.apply(&o.2, ww, wh);
+        }
+    }
 
     // Which reference pixels are visible, and where they land.
-    let points = visible_points(&geometry, rw, rh);
+    let visible = visible_points(&geometry, rw, rh);
+    if visible.len() < 64 {
+        return Err(DetectError::NoOverlap { offset, min_frames });
+    }
+    // The vignetting gain at each visible point.
+    let field_of = |pts: &[(usize, f64, f64)]| -> Vec<f64> {
+        pts.iter()
+            .map(|&(_, u, v)| photometric.field(geometry.radius2(u, v)))
+            .collect()
+    };
+    // The registration residual of one observed position at `pts`: suspect minus the mapped
+    // reference, smooth leftovers regressed out; with the mapped reference (the model).
+    let residual = |pts: &[(usize, f64, f64)],
+                    field: &[f64],
+                    mean: &[f32],
+                    ref_mean: &[f32]|
+     -> (Vec<f64>, Vec<f64>) {
+        let img = Image {
+            data: mean,
+            w: ww,
+            h: wh,
+        };
+        let model: Vec<f64> = pts
+            .iter()
+            .zip(field)
+            .map(|(&(i, ..), v)| v * photometric.apply(f64::from(ref_mean[i])))
+            .collect();
+        let d: Vec<f64> = pts
+            .iter()
+            .zip(&model)
+            .map(|(&(_, u, v), m)| f64::from(img.sample(u, v)) - m)
+            .collect();
+        (d, model)
+    };
+    // Overlays: pixels whose residual stands out at most registration positions.
+    let vfield = field_of(&visible);
+    let sampled: Vec<Vec<f64>> = pick
+        .iter()
+        .map(|&i| {
+            let (mut d, model) = residual(&visible, &vfield, &observed[i].2, &observed[i].3);
+            regress_out(&mut d, &model);
+            d
+        })
+        .collect();
+    let mut grid_mask = vec![false; rw * rh];
+    for (&(i, ..), &m) in visible.iter().zip(&overlay::persistent_mask(&sampled)) {
+        grid_mask[i] = m;
+    }
+    let grid_mask = overlay::dilate(&grid_mask, rw, rh);
+    let points: Vec<(usize, f64, f64)> = visible
+        .iter()
+        .copied()
+        .filter(|&(i, ..)| !grid_mask[i])
+        .collect();
     if points.len() < 64 {
         return Err(DetectError::NoOverlap { offset, min_frames });
     }
+    let mut excluded = overlay::Excluded {
+        persistent_fraction: 1.0 - points.len() as f64 / visible.len() as f64,
+        ..overlay::Excluded::default()
+    };
+    let visible_mask: Vec<bool> = {
+        let mut m = vec![false; rw * rh];
+        for &(i, ..) in &visible {
+            m[i] = grid_mask[i];
+        }
+        m
+    };
+    excluded.regions = overlay::regions(&visible_mask, rw, rh, 4)
+        .into_iter()
+        .map(|[x0, y0, x1, y1]| {
+            let corner =
+                |x: usize, y: usize| geometry.map(x as f64 / rw as f64, y as f64 / rh as f64);
+            let (a, b) = (corner(x0, y0), corner(x1, y1));
+            let (c, d) = (corner(x1, y0), corner(x0, y1));
+            let xs = [a.0, b.0, c.0, d.0];
+            let ys = [a.1, b.1, c.1, d.1];
+            let lo = |v: [f64; 4]| v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = |v: [f64; 4]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            [
+                (lo(xs) / ww as f64).clamp(0.0, 1.0),
+                (lo(ys) / wh as f64).clamp(0.0, 1.0),
+                (hi(xs) / ww as f64).clamp(0.0, 1.0),
+                (hi(ys) / wh as f64).clamp(0.0, 1.0),
+            ]
+        })
+        .collect();
 
     let correlator = Correlator::new(pattern_key, rw, rh, &points, correlate::HIGHPASS_RADIUS);
-    // The vignetting gain at each visible point.
-    let field: Vec<f64> = points
-        .iter()
-        .map(|&(_, u, v)| photometric.field(geometry.radius2(u, v)))
-        .collect();
+    let field = field_of(&points);
     // Residual per observed position.
     let (mut mad_sum, mut mad_n) = (0.0f64, 0usize);
+    let mut transient = 0.0f64;
     let mut positions = Vec::new();
     for (p, count, mean, ref_mean) in &observed {
         let pos = Position::new(*p as u32);
         let Some(stats) = reference.position(pos) else {
             continue;
         };
-        let img = Image {
-            data: mean,
-            w: ww,
-            h: wh,
-        };
-        let model: Vec<f64> = points
-            .iter()
-            .zip(&field)
-            .map(|(&(i, ..), v)| v * photometric.apply(f64::from(ref_mean[i])))
-            .collect();
-        let mut d: Vec<f64> = points
-            .iter()
-            .zip(&model)
-            .map(|(&(_, u, v), m)| f64::from(img.sample(u, v)) - m)
-            .collect();
-        mad_sum += d.iter().map(|v| v.abs()).sum::<f64>();
-        mad_n += d.len();
+        // The match measure is over every visible pixel, overlays included: leaving out what
+        // the reference does not explain would make any footage look like the title.
+        let (all, _) = residual(&visible, &vfield, mean, ref_mean);
+        mad_sum += all.iter().map(|v| v.abs()).sum::<f64>();
+        mad_n += all.len();
+        let (mut d, model) = residual(&points, &field, mean, ref_mean);
         regress_out(&mut d, &model);
+        // What stands out at this position only (subtitles) is left out of its decision.
+        let cut = overlay::TRANSIENT_K * overlay::robust_sigma(&d).max(1e-3);
+        let skip: Vec<bool> = d.iter().map(|v| v.abs() > cut).collect();
+        transient += skip.iter().filter(|&&b| b).count() as f64 / skip.len().max(1) as f64;
         // The expected mark's amplitude per visible pixel: the embed-time mask amplitude of the
         // pixel's pattern cell times the photometric gain.
         let amp: Vec<f64> = points
@@ -395,11 +557,12 @@ pub fn decide(
                 f64::from(stats.amplitude[cell]) * v * photometric.gain(f64::from(ref_mean[i]))
             })
             .collect();
-        positions.push(correlator.decide(pos, *count, &d, &amp, opts.erasure_z));
+        positions.push(correlator.decide(pos, *count, &d, &amp, &skip, opts.erasure_z));
     }
     if positions.is_empty() {
         return Err(DetectError::NoOverlap { offset, min_frames });
     }
+    excluded.transient_fraction = transient / positions.len() as f64;
     Ok(Decisions {
         offset,
         registration_mad: mad_sum / mad_n.max(1) as f64,
@@ -414,8 +577,25 @@ pub fn decide(
             frames_used: used,
             frames_at_boundaries: boundary,
             frames_unmapped: unmapped,
+            flip,
+            excluded,
         },
     })
+}
+
+/// How well a time map explains a suspect of `span` seconds: the mean of its pieces' scores
+/// weighted by the time they cover (uncovered time counts 0), less 0.01 per extra piece.
+fn temporal_quality(map: &TimeMap, span: f64) -> f64 {
+    if span <= 0.0 || map.pieces.is_empty() {
+        return f64::NEG_INFINITY;
+    }
+    let covered: f64 = map
+        .pieces
+        .iter()
+        .map(|p| (p.suspect_end - p.suspect_start).max(0.0) * p.score)
+        .filter(|v| v.is_finite())
+        .sum();
+    covered / span - 0.01 * (map.pieces.len() - 1) as f64
 }
 
 /// Adds a working image into a position's running (frame count, per-pixel sum).
@@ -499,16 +679,30 @@ impl<'a> Correlator<'a> {
     }
 
     /// The decision at `pos` from the (unwhitened) residual `d` and the expected mark
-    /// amplitude `amp`, both one value per visible point.
+    /// amplitude `amp`, both one value per visible point, leaving out the points `skip` marks
+    /// (their residual is taken as 0 before whitening, and they count for nothing after).
     fn decide(
         &self,
         pos: Position,
         frames: u32,
         d: &[f64],
         amp: &[f64],
+        skip: &[bool],
         erasure_z: f64,
     ) -> PositionDecision {
-        let d = self.grid.highpass(d, self.radius);
+        let cleaned: Vec<f64> = d
+            .iter()
+            .zip(skip)
+            .map(|(&v, &s)| if s { 0.0 } else { v })
+            .collect();
+        let mut d = self.grid.highpass(&cleaned, self.radius);
+        let any_skip = skip.iter().any(|&s| s);
+        if any_skip {
+            d.iter_mut()
+                .zip(skip)
+                .filter(|(_, s)| **s)
+                .for_each(|(v, _)| *v = 0.0);
+        }
         let (w, h) = self.size;
         let corr = |key: &DerivedKey| -> f64 {
             let field = Pattern::new(key, pos).render(w, h);
@@ -518,7 +712,14 @@ impl<'a> Correlator<'a> {
                 .zip(amp)
                 .map(|(&(i, ..), a)| f64::from(field[i]) * a)
                 .collect();
-            normalised_correlation(&d, &self.grid.highpass(&e, self.radius))
+            let mut e = self.grid.highpass(&e, self.radius);
+            if any_skip {
+                e.iter_mut()
+                    .zip(skip)
+                    .filter(|(_, s)| **s)
+                    .for_each(|(v, _)| *v = 0.0);
+            }
+            normalised_correlation(&d, &e)
         };
         let c = corr(self.pattern_key);
         let null: Vec<f64> = self.decoys.iter().map(&corr).collect();

@@ -4,7 +4,10 @@
 //! 1. the per-position decision margin `z` over reference time: A above zero, B below, the
 //!    erasure band `|z| < erasure_z` shaded; erased positions hollow, positions where the
 //!    decision disagrees with the best-scoring session's codeword crossed;
-//! 2. the best-scoring sessions' scores against the accusation threshold (accused in red).
+//! 2. the best-scoring sessions' scores against the accusation threshold (accused in red);
+//! 3. with a [`Still`] of the copy (`write_png_with_still`): that frame, with the regions the
+//!    decisions left out (overlays: `registration.details.registration.excluded.regions`)
+//!    outlined in red.
 //!
 //! Text uses DejaVu Sans, embedded in the crate (`assets/`, Bitstream Vera license, see
 //! `assets/DejaVuSans-LICENSE.txt`) and registered with plotters by [`register_font`] under
@@ -83,8 +86,62 @@ fn check_size((w, h): (u32, u32)) -> Result<(), PlotError> {
     }
 }
 
+/// A frame of the copy, in grey, for the third panel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Still {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Luma, row-major, 8 bits.
+    pub luma: Vec<u8>,
+}
+
+/// Width of a [`Still`] taken from a suspect.
+pub const STILL_WIDTH: usize = 320;
+
+impl Still {
+    /// The frame of `suspect` at about `at_s` seconds (the last one when it is shorter),
+    /// scaled to [`STILL_WIDTH`] columns.
+    pub fn from_suspect(suspect: &Path, at_s: f64) -> Result<Still, crate::DetectError> {
+        let media = |source| crate::DetectError::Media {
+            path: suspect.to_path_buf(),
+            source,
+        };
+        let mut dec = leaktrace_media::Decoder::open(suspect).map_err(media)?;
+        let (w, h) = dec.size();
+        let width = STILL_WIDTH;
+        let height = (((width * h) as f64 / w.max(1) as f64 / 2.0).round() as usize * 2).max(2);
+        let mut last = None;
+        while let Some(raw) = dec.next_luma(width, height).map_err(media)? {
+            let t = dec.last_time();
+            last = Some(raw);
+            if t.is_none_or(|t| t >= at_s) {
+                break;
+            }
+        }
+        let raw = last.ok_or(crate::DetectError::Empty)?;
+        Ok(Still {
+            width,
+            height,
+            // `next_luma` gives 8-bit values × 256.
+            luma: raw.iter().map(|&v| (v >> 8) as u8).collect(),
+        })
+    }
+}
+
 /// Draws the report and writes it as a PNG file (`path` must end in `.png`).
 pub fn write_png(report: &Report, path: &Path, size: (u32, u32)) -> Result<(), PlotError> {
+    write_png_with_still(report, None, path, size)
+}
+
+/// Like [`write_png`], with a third panel: `still` with the regions left out outlined.
+pub fn write_png_with_still(
+    report: &Report,
+    still: Option<&Still>,
+    path: &Path,
+    size: (u32, u32),
+) -> Result<(), PlotError> {
     let name = path.display().to_string();
     if !path
         .extension()
@@ -95,7 +152,7 @@ pub fn write_png(report: &Report, path: &Path, size: (u32, u32)) -> Result<(), P
     check_size(size)?;
     register_font()?;
     let root = BitMapBackend::new(path, size).into_drawing_area();
-    draw_report(report, &root).map_err(draw_err(&name))?;
+    draw_report_with_still(report, still, &root).map_err(draw_err(&name))?;
     root.present().map_err(|e| draw_err(&name)(e.to_string()))
 }
 
@@ -124,6 +181,15 @@ pub fn draw_report<DB: DrawingBackend>(
     report: &Report,
     area: &DrawingArea<DB, Shift>,
 ) -> Result<(), String> {
+    draw_report_with_still(report, None, area)
+}
+
+/// [`draw_report`], with the third panel when `still` is given.
+pub fn draw_report_with_still<DB: DrawingBackend>(
+    report: &Report,
+    still: Option<&Still>,
+    area: &DrawingArea<DB, Shift>,
+) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     area.fill(&WHITE).map_err(e)?;
     let heading = match report.accused.first() {
@@ -145,7 +211,82 @@ pub fn draw_report<DB: DrawingBackend>(
         .map_err(e)?;
     let (top, bottom) = area.split_vertically(area.relative_to_height(0.55));
     draw_margins(report, &top)?;
-    draw_scores(report, &bottom)
+    match still {
+        None => draw_scores(report, &bottom),
+        Some(still) => {
+            let (left, right) = bottom.split_horizontally(bottom.relative_to_width(0.6));
+            draw_scores(report, &left)?;
+            draw_still(report, still, &right)
+        }
+    }
+}
+
+/// The boxes `[x0, y0, x1, y1]` (fractions of the suspect picture) the decisions left out.
+fn excluded_regions(report: &Report) -> Vec<[f64; 4]> {
+    report
+        .registration
+        .details
+        .get("registration")
+        .and_then(|r| r.pointer("/excluded/regions"))
+        .and_then(serde_json::Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(|b| {
+                    let b = b.as_array()?;
+                    let f = |i: usize| b.get(i).and_then(serde_json::Value::as_f64);
+                    Some([f(0)?, f(1)?, f(2)?, f(3)?])
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Panel 3: a frame of the copy with the regions left out outlined.
+fn draw_still<DB: DrawingBackend>(
+    report: &Report,
+    still: &Still,
+    area: &DrawingArea<DB, Shift>,
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let regions = excluded_regions(report);
+    let caption = if regions.is_empty() {
+        "A frame of the copy: nothing left out".to_owned()
+    } else {
+        format!("A frame of the copy: {} region(s) left out", regions.len())
+    };
+    let area = area.titled(&caption, (FONT_FAMILY, 15)).map_err(e)?;
+    let (aw, ah) = area.dim_in_pixel();
+    let (sw, sh) = (still.width.max(1), still.height.max(1));
+    if still.luma.len() != sw * sh || aw < 8 || ah < 8 {
+        return Ok(());
+    }
+    // Fit the frame into the panel, keeping its aspect ratio.
+    let k = (f64::from(aw - 8) / sw as f64).min(f64::from(ah - 8) / sh as f64);
+    let (dw, dh) = ((sw as f64 * k) as i32, (sh as f64 * k) as i32);
+    let (ox, oy) = ((aw as i32 - dw) / 2, (ah as i32 - dh) / 2);
+    for y in 0..dh {
+        let sy = ((f64::from(y) / k) as usize).min(sh - 1);
+        for x in 0..dw {
+            let sx = ((f64::from(x) / k) as usize).min(sw - 1);
+            let v = still.luma[sy * sw + sx];
+            area.draw_pixel((ox + x, oy + y), &RGBColor(v, v, v))
+                .map_err(e)?;
+        }
+    }
+    for [x0, y0, x1, y1] in regions {
+        let p = |fx: f64, fy: f64| {
+            (
+                ox + (fx.clamp(0.0, 1.0) * f64::from(dw)) as i32,
+                oy + (fy.clamp(0.0, 1.0) * f64::from(dh)) as i32,
+            )
+        };
+        area.draw(&Rectangle::new(
+            [p(x0, y0), p(x1, y1)],
+            ShapeStyle::from(&WRONG_COLOUR).stroke_width(2),
+        ))
+        .map_err(e)?;
+    }
+    Ok(())
 }
 
 /// Panel 1: per-position z over time.
@@ -513,6 +654,50 @@ mod tests {
             .filter(|p| p.iter().all(|&v| v < 100))
             .count();
         assert!(dark > 50, "no heading text ({dark} dark pixels)");
+    }
+
+    #[test]
+    fn still_panel_outlines_the_regions_left_out() {
+        let mut r = report();
+        r.registration.details.insert(
+            "registration".into(),
+            serde_json::json!({"excluded": {"regions": [[0.75, 0.05, 0.95, 0.2]]}}),
+        );
+        let still = Still {
+            width: 64,
+            height: 36,
+            luma: vec![128; 64 * 36],
+        };
+        let (w, h) = (800, 600);
+        let render = |still: Option<&Still>| {
+            register_font().unwrap();
+            let mut buf = vec![0u8; 3 * w * h];
+            {
+                let root =
+                    BitMapBackend::with_buffer(&mut buf, (w as u32, h as u32)).into_drawing_area();
+                draw_report_with_still(&r, still, &root).unwrap();
+                root.present().unwrap();
+            }
+            buf
+        };
+        let count =
+            |rgb: &[u8], c: (u8, u8, u8)| rgb.chunks(3).filter(|p| (p[0], p[1], p[2]) == c).count();
+        let with = render(Some(&still));
+        let without = render(None);
+        // The frame is drawn (its grey), and the region outlined in red in the frame's
+        // upper right: more red than the plot without the panel.
+        assert!(count(&with, (128, 128, 128)) > count(&without, (128, 128, 128)) + 10_000);
+        let red = |rgb: &[u8]| {
+            rgb.chunks(3)
+                .enumerate()
+                .filter(|(i, p)| {
+                    (p[0], p[1], p[2]) == (WRONG_COLOUR.0, WRONG_COLOUR.1, WRONG_COLOUR.2)
+                        && i % w > w * 3 / 4
+                        && i / w > h / 2
+                })
+                .count()
+        };
+        assert!(red(&with) > red(&without) + 100, "no outline");
     }
 
     #[test]

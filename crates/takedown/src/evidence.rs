@@ -636,20 +636,17 @@ fn verify_archive(path: &Path) -> Result<Verification, TakedownError> {
             return Err(bad(format!("member {name:?} appears twice")));
         }
         let rel = rel.to_owned();
-        if rel == MANIFEST {
+        if rel == MANIFEST || rel == SIGNATURE {
             let mut text = Vec::new();
             entry
                 .take(MAX_MANIFEST)
                 .read_to_end(&mut text)
                 .map_err(|e| bad(e.to_string()))?;
-            manifest = Some(text);
-        } else if rel == SIGNATURE {
-            let mut text = Vec::new();
-            entry
-                .take(MAX_MANIFEST)
-                .read_to_end(&mut text)
-                .map_err(|e| bad(e.to_string()))?;
-            signature = Some(text);
+            if rel == MANIFEST {
+                manifest = Some(text);
+            } else {
+                signature = Some(text);
+            }
         } else {
             let h = hash_reader(entry).map_err(|e| bad(e.to_string()))?;
             found.insert(rel, h);

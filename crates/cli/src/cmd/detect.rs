@@ -205,7 +205,19 @@ pub fn run(config: Option<&Path>, a: &DetectArgs) -> Result<Code> {
         print!("{}", report.summary());
     }
     if let Some(p) = &a.plot {
-        if let Err(e) = plot::write_png(&report, p, plot::SIZE) {
+        // A frame a third into the copy, to show what the decisions left out.
+        let third = report.registration.suspect_frames as f64
+            / report
+                .registration
+                .details
+                .get("registration")
+                .and_then(|r| r.get("suspect_fps"))
+                .and_then(serde_json::Value::as_f64)
+                .filter(|f| *f > 0.0)
+                .unwrap_or(25.0)
+            / 3.0;
+        let still = plot::Still::from_suspect(&a.suspect, third).ok();
+        if let Err(e) = plot::write_png_with_still(&report, still.as_ref(), p, plot::SIZE) {
             return Ok(fail(&e, Code::Output));
         }
         if !a.json {

@@ -8,9 +8,10 @@
 //!    across positions) at the borders are black bars (letterbox, pillarbox, padding); the rest
 //!    is the picture. The first guess maps the whole reference onto that rectangle (any
 //!    downscale and aspect change).
-//! 2. **Coarse search.** Isotropic scale (0.8 to 1.5 × the first guess, 3 % steps, for crops
-//!    rescaled back up) and translation, on 4×-reduced images, maximising the mean normalised
-//!    correlation over the positions.
+//! 2. **Coarse search.** Isotropic scale (0.6 to 1.5 × the first guess, 3 % steps: a
+//!    picture-in-picture window down to 60 % of the picture, crops rescaled back up) and
+//!    translation, on 4×-reduced images, maximising the mean normalised correlation over the
+//!    positions.
 //! 3. **Refinement.** Gauss–Newton on a homography (affine first, then the two perspective
 //!    terms, then two radial lens-distortion terms with the two terms of a vignetting field),
 //!    minimising `Σ (S_p(W(x)) − g_p·V(x)·f(R_p(x)) − o_p)²` with a gain and offset per
@@ -344,7 +345,7 @@ pub fn register(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, Photo
         g
     };
     let mut best = (f64::NEG_INFINITY, first.clone());
-    let mut m = 0.8f64;
+    let mut m = 0.6f64;
     while m <= 1.5 {
         let rx = ((m - 1.0).abs() / 2.0 + 0.04) * cw;
         let ry = ((m - 1.0).abs() / 2.0 + 0.04) * ch;
@@ -478,9 +479,30 @@ fn fit_photometric(
     }
 }
 
+/// Tukey's biweight tuning constant, in robust standard deviations (95 % efficiency on
+/// Gaussian residuals).
+const TUKEY_C: f64 = 4.685;
+
+/// Tukey's biweight: (IRLS weight, loss) of residual `r` at cut-off `c`. Residuals beyond `c`
+/// get weight 0 and a constant loss, so pixels the copy did not take from the title (a logo,
+/// burned-in subtitles, a ticker) stop pulling the fit once they stand out.
+fn tukey(r: f64, c: f64) -> (f64, f64) {
+    let u = r / c;
+    if u.abs() >= 1.0 {
+        (0.0, c * c / 6.0)
+    } else {
+        let t = 1.0 - u * u;
+        (t * t, c * c / 6.0 * (1.0 - t * t * t))
+    }
+}
+
 /// One damped Gauss–Newton step on the first `params` parameters (the eight of the
 /// homography, then the two radial distortion terms, then the two vignetting terms of
 /// `photo`); false when it did not improve the residual.
+///
+/// The step is iteratively reweighted (Tukey's biweight on the residual, scale from the
+/// residuals' median absolute deviation at the start of the step and held for its trials): a
+/// robust M-estimate, so a region the pirate added cannot bend the geometry to explain it.
 fn gauss_newton(
     views: &[(Image<'_>, Image<'_>)],
     g: &mut Geometry,
@@ -490,8 +512,9 @@ fn gauss_newton(
     let (rw, rh) = (views[0].0.w, views[0].0.h);
     let residual = |g: &Geometry,
                     photo: &Photometric,
+                    scale: Option<f64>,
                     acc: Option<(&mut Vec<Vec<f64>>, &mut Vec<f64>)>|
-     -> f64 {
+     -> (f64, f64) {
         let mut pts = Vec::new();
         for y in (0..rh).step_by(2) {
             for x in (0..rw).step_by(2) {
@@ -503,11 +526,14 @@ fn gauss_newton(
             }
         }
         if pts.len() < 64 {
-            return f64::INFINITY;
+            return (f64::INFINITY, 0.0);
         }
         let mut acc = acc;
         let mut sse = 0.0;
         let n = pts.len() as f64;
+        // Per view: (base, model, obs, mo, gain, mm) and the residuals.
+        let mut fitted = Vec::with_capacity(views.len());
+        let mut all_res = Vec::with_capacity(views.len() * pts.len());
         for (r, s) in views {
             // Per-position gain and offset against V·f(R).
             let base: Vec<f64> = pts
@@ -531,14 +557,40 @@ fn gauss_newton(
                 .map(|(m, o)| (m - mm) * (o - mo))
                 .sum();
             let gain = if smm > 0.0 { smo / smm } else { 1.0 };
+            all_res.extend(
+                obs.iter()
+                    .zip(&model)
+                    .map(|(o, m)| o - (mo + gain * (m - mm))),
+            );
+            fitted.push((base, model, obs, mo, gain, mm));
+        }
+        // The robust scale: 1.4826 × the median absolute residual (floored so a perfect fit
+        // does not divide by zero).
+        let scale = scale.unwrap_or_else(|| {
+            let mut a: Vec<f64> = all_res.iter().map(|r| r.abs()).collect();
+            let mid = a.len() / 2;
+            let med = if a.is_empty() {
+                0.0
+            } else {
+                *a.select_nth_unstable_by(mid, f64::total_cmp).1
+            };
+            (1.4826 * med).max(0.05)
+        });
+        let cut = TUKEY_C * scale;
+        for ((_, s), (base, model, obs, mo, gain, mm)) in views.iter().zip(&fitted) {
+            let (base, model, obs) = (base.as_slice(), model.as_slice(), obs.as_slice());
+            let (mo, gain, mm) = (*mo, *gain, *mm);
             // Means of the vignetting derivatives (the per-position offset absorbs them).
-            let (m2, m4) = pts.iter().zip(&base).fold((0.0, 0.0), |(a, b), (p, f)| {
+            let (m2, m4) = pts.iter().zip(base).fold((0.0, 0.0), |(a, b), (p, f)| {
                 (a + f * p.6 / n, b + f * p.6 * p.6 / n)
             });
             for (k, &(_, _, xn, yn, u, v, rv2)) in pts.iter().enumerate() {
                 let res = obs[k] - (mo + gain * (model[k] - mm));
-                sse += res * res;
-                if let Some((jtj, jtr)) = acc.as_mut() {
+                let (weight, loss) = tukey(res, cut);
+                sse += loss;
+                if weight > 0.0
+                    && let Some((jtj, jtr)) = acc.as_mut()
+                {
                     let gu = f64::from(s.sample(u + 0.5, v) - s.sample(u - 0.5, v));
                     let gv = f64::from(s.sample(u, v + 0.5) - s.sample(u, v - 0.5));
                     let d = g.h[6] * xn + g.h[7] * yn + 1.0;
@@ -565,18 +617,18 @@ fn gauss_newton(
                     ];
                     for a in 0..params {
                         for b in 0..params {
-                            jtj[a][b] += j[a] * j[b];
+                            jtj[a][b] += weight * j[a] * j[b];
                         }
-                        jtr[a] += j[a] * res;
+                        jtr[a] += weight * j[a] * res;
                     }
                 }
             }
         }
-        sse
+        (sse, scale)
     };
     let mut jtj = vec![vec![0.0; params]; params];
     let mut jtr = vec![0.0; params];
-    let before = residual(g, photo, Some((&mut jtj, &mut jtr)));
+    let (before, scale) = residual(g, photo, None, Some((&mut jtj, &mut jtr)));
     if !before.is_finite() {
         return false;
     }
@@ -610,7 +662,7 @@ fn gauss_newton(
         {
             *p += d;
         }
-        let after = residual(&c, &q, None);
+        let (after, _) = residual(&c, &q, Some(scale), None);
         if after < before {
             let gain = (before - after) / before;
             *g = c;
