@@ -26,7 +26,7 @@ pub const PERSISTENT_SHARE: f64 = 0.5;
 /// Per position: residual beyond this many robust standard deviations is excluded there.
 pub const TRANSIENT_K: f64 = 5.0;
 /// At most this many excluded regions are reported.
-const MAX_REGIONS: usize = 8;
+pub const MAX_REGIONS: usize = 8;
 
 /// A flip of the picture.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

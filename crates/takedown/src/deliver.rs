@@ -76,6 +76,13 @@ pub enum SendOutcome {
         /// Whether a later send run retries it.
         retryable: bool,
     },
+    /// Not sent: the finding's evidence bundle does not verify (a file changed, missing or
+    /// added, or no valid signature by a trusted key). Nothing was contacted or recorded; the
+    /// notice stays as it was until the bundle is repaired.
+    EvidenceRefused {
+        /// What is wrong with the bundle.
+        reason: String,
+    },
     /// Dry-run mode: rendered as it would go out, nothing contacted, nothing recorded.
     DryRun {
         /// Recipient address or endpoint.

@@ -332,6 +332,43 @@ pub fn write_bundle(
     seal(dir, &finding.finding_id, now, signer)
 }
 
+/// Why the bundle at `dir` cannot be built on (a notice sent or added): `None` when every file
+/// matches its manifest and the manifest carries a valid signature by one of `signer`'s
+/// trusted keys.
+pub fn refusal(dir: &Path, signer: &EvidenceSigner) -> Option<String> {
+    match verify(dir) {
+        Err(e) => Some(e.to_string()),
+        Ok(v) if !v.is_intact() => Some(v.problems()),
+        Ok(v) if !v.is_trusted(signer.trusted()) => {
+            Some("signed by a key that is not one of the operator's".to_owned())
+        }
+        Ok(_) => None,
+    }
+}
+
+/// Signs a bundle sealed before manifests were signed: its files must match the manifest and
+/// it must carry no signature. The manifest is rewritten (same files, `now` as its time) and
+/// signed; returns its BLAKE3.
+pub fn sign_unsigned(
+    dir: &Path,
+    now: i64,
+    signer: &EvidenceSigner,
+) -> Result<String, TakedownError> {
+    let v = verify(dir)?;
+    let files_ok = v.modified.is_empty() && v.missing.is_empty() && v.added.is_empty();
+    if !files_ok || v.signature != SignatureStatus::Unsigned {
+        return Err(TakedownError::Bundle(format!(
+            "{}: only an unsigned bundle whose files match its manifest is signed ({})",
+            dir.display(),
+            v.problems()
+        )));
+    }
+    let text =
+        fs::read(dir.join(MANIFEST)).map_err(|e| TakedownError::io(dir.join(MANIFEST), e))?;
+    let m = parse_manifest(&text)?;
+    seal(dir, &m.finding_id, now, signer)
+}
+
 /// Adds a notice as sent (letter, ACNS XML, record with the Message-ID) and re-seals.
 ///
 /// The bundle is verified first: every file must match the manifest and the manifest must
@@ -343,12 +380,10 @@ pub fn add_notice(
     now: i64,
     signer: &EvidenceSigner,
 ) -> Result<String, TakedownError> {
-    let v = verify(dir)?;
-    if !v.is_intact() || !v.is_trusted(signer.trusted()) {
+    if let Some(why) = refusal(dir, signer) {
         return Err(TakedownError::Bundle(format!(
-            "{}: not re-sealed, the bundle changed since it was sealed ({})",
-            dir.display(),
-            v.problems()
+            "{}: not re-sealed, the bundle changed since it was sealed ({why})",
+            dir.display()
         )));
     }
     let id = &notice.notice_id;

@@ -111,7 +111,8 @@ pub async fn file_finding(
     }))
 }
 
-/// Sends every open `approved` (and retryable `failed`) notice once. Claims older than the
+/// Sends every open `approved` (and retryable `failed`) notice once, if its finding's evidence
+/// bundle verifies ([`SendOutcome::EvidenceRefused`] otherwise). Claims older than the
 /// lease that were never recorded become `in_doubt` first (never resent). Each sent notice is
 /// added to its finding's evidence bundle as sent (after the bundle is verified, see
 /// [`evidence::add_notice`]) and re-signed by `signer`, and the bundle's archive is rewritten.
@@ -142,6 +143,14 @@ pub async fn send_approved(
     };
     let mut out = Vec::new();
     for rec in todo {
+        // A notice cites its evidence: it goes out only while the bundle verifies, so the
+        // bundle can take the notice as sent afterwards.
+        if cfg.mode != Mode::DryRun
+            && let Some(reason) = evidence::refusal(&bundle_dir(cfg, &rec.finding_id), signer)
+        {
+            out.push((rec.notice_id, SendOutcome::EvidenceRefused { reason }));
+            continue;
+        }
         let outcome = deliverer.send(&rec, now).await?;
         if let SendOutcome::Sent { .. } = &outcome {
             let notice: Notice = serde_json::from_str(&rec.notice_json)?;

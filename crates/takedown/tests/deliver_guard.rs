@@ -322,3 +322,33 @@ async fn endpoint_answer_is_read_only_up_to_the_cap() {
     assert!(took < Duration::from_secs(10), "send took {took:?}");
     st.close().await;
 }
+
+/// A notice whose evidence bundle no longer verifies is not sent (nothing contacted, nothing
+/// recorded), and goes out once the bundle is restored.
+#[tokio::test]
+async fn a_notice_is_sent_only_while_its_evidence_verifies() {
+    let (port, seen) = serve(Arc::new(|_: &Seen, _| (200, r#"{"success":true}"#.into()))).await;
+    let endpoint = format!("http://127.0.0.1:{port}/abuse");
+    let (_d, cfg, st) = filed(&endpoint, |c| c.allow_loopback = true).await;
+    let dl = Deliverer::new(cfg.clone(), st.clone(), "t").unwrap();
+    let chain = pipeline::bundle_dir(&cfg, &finding().finding_id).join("chain.json");
+    let good = std::fs::read(&chain).unwrap();
+    std::fs::write(&chain, b"[]").unwrap();
+    let (out, _) = send_one(&cfg, &st, &dl).await;
+    match &out {
+        SendOutcome::EvidenceRefused { reason } => {
+            assert!(reason.contains("modified: chain.json"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(seen.lock().unwrap().is_empty(), "endpoint contacted");
+    let id = finding_notice(&st).await;
+    let rec = st.get_notice(&id).await.unwrap().unwrap();
+    assert_eq!((rec.delivery.as_str(), rec.sent_at), ("approved", None));
+
+    std::fs::write(&chain, good).unwrap();
+    let (out, _) = send_one(&cfg, &st, &dl).await;
+    assert!(matches!(out, SendOutcome::Sent { .. }), "{out:?}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    st.close().await;
+}

@@ -343,3 +343,22 @@ fn detect_report_of_another_title_or_file_is_refused() {
     same["suspect_sha256"] = finding().sha256.to_uppercase().into();
     assert!(finding().with_detect_report(same).is_ok());
 }
+
+#[test]
+fn a_bundle_sealed_before_signing_can_be_signed_once_checked() {
+    let (_d, dir, _) = bundle();
+    fs::remove_file(dir.join(evidence::SIGNATURE)).unwrap();
+    assert!(!evidence::verify(&dir).unwrap().is_intact());
+    // A changed file is never signed over.
+    let p = dir.join("finding.json");
+    let good = fs::read(&p).unwrap();
+    fs::write(&p, b"{}").unwrap();
+    let e = evidence::sign_unsigned(&dir, NOW + 30, &signer()).unwrap_err();
+    assert!(e.to_string().contains("modified: finding.json"), "{e}");
+    fs::write(&p, good).unwrap();
+    evidence::sign_unsigned(&dir, NOW + 30, &signer()).unwrap();
+    let v = evidence::verify(&dir).unwrap();
+    assert!(v.is_intact() && v.is_trusted(signer().trusted()), "{v:?}");
+    // A signed bundle is not signed again.
+    assert!(evidence::sign_unsigned(&dir, NOW + 40, &signer()).is_err());
+}

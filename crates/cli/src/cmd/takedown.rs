@@ -46,9 +46,19 @@ pub enum TakedownCommand {
 /// `leaktrace evidence ...`.
 #[derive(Debug, Subcommand)]
 pub enum EvidenceCommand {
-    /// Re-hash an evidence bundle (directory or .tar archive) against its manifest: intact
-    /// (exit 0) or tampered (exit 3).
+    /// Re-hash an evidence bundle (directory or .tar archive) against its manifest and check
+    /// its signature: intact (exit 0) or tampered (exit 3).
     Verify(VerifyArgs),
+    /// Sign a bundle sealed before manifests were signed (its files must match its manifest),
+    /// with the current key's evidence key; rewrites its archive.
+    Sign(SignArgs),
+}
+
+/// `evidence sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Bundle directory.
+    pub bundle: PathBuf,
 }
 
 /// Options shared by the takedown subcommands.
@@ -425,6 +435,10 @@ fn send(config: Option<&Path>, c: &CommonArgs) -> Result<Code> {
             SendOutcome::DryRun { to, rendered } => {
                 json!({ "notice_id": id, "outcome": "dry_run", "to": to, "rendered": rendered })
             }
+            SendOutcome::EvidenceRefused { reason } => {
+                failed = true;
+                json!({ "notice_id": id, "outcome": "evidence_refused", "error": reason, "retryable": false })
+            }
         })
         .collect();
     if c.json {
@@ -613,7 +627,21 @@ fn show(config: Option<&Path>, a: &ShowArgs) -> Result<Code> {
 /// key of the configured keyring. With neither, the signature is checked but its key is not
 /// (reported, not a failure).
 pub fn run_evidence(config: Option<&Path>, cmd: &EvidenceCommand) -> Result<Code> {
-    let EvidenceCommand::Verify(a) = cmd;
+    let a = match cmd {
+        EvidenceCommand::Verify(a) => a,
+        EvidenceCommand::Sign(a) => {
+            let ring = Loaded::find(config)?.keyring()?;
+            let hash = evidence::sign_unsigned(&a.bundle, now_unix(), &signer(&ring)?)
+                .map_err(|e| UsageError(e.to_string()))?;
+            evidence::write_archive(&a.bundle).map_err(|e| UsageError(e.to_string()))?;
+            println!(
+                "signed {} with evidence key version {} (manifest BLAKE3 {hash})",
+                a.bundle.display(),
+                ring.current().version()
+            );
+            return Ok(Code::Success);
+        }
+    };
     let v = evidence::verify(&a.bundle).map_err(|e| UsageError(e.to_string()))?;
     let mut trusted = Vec::new();
     for k in &a.public_keys {
