@@ -36,9 +36,12 @@ LOG="$BASE/server.log"
 ROLE=leaktrace
 PASSWORD=leaktrace-test
 DB=leaktrace_test
-URL="postgres://$ROLE:$PASSWORD@127.0.0.1:$PORT/$DB"
+# The plain URL asks for no TLS (the server offers it; the store tests are about SQL, and
+# `sslmode=prefer` would make every one of them a TLS test); the TLS URL requires it.
+BASE_URL="postgres://$ROLE:$PASSWORD@127.0.0.1:$PORT/$DB"
+URL="$BASE_URL?sslmode=disable"
 TLS="$BASE/tls"
-TLS_URL="$URL?sslmode=verify-full&sslrootcert=$TLS/ca.crt"
+TLS_URL="$BASE_URL?sslmode=verify-full&sslrootcert=$TLS/ca.crt"
 
 log() { printf 'pg-test-server: %s\n' "$*" >&2; }
 
