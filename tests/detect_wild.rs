@@ -4,8 +4,9 @@
 //! sessions; one session's stream as the edge serves it is the pirate's.
 //!
 //! For each copy the detector must register it (no "does not match"), give the pirate the top
-//! score, keep a median decision margin a clean copy would not be ashamed of, and say what it
-//! did: the flip it undid, the share of the picture it left out and where. The same on camera
+//! score, keep a median decision margin |z| of at least 3 and at most 1 wrong sign in 20, and say what it
+//! did: the flip it undid, the share of the picture it left out and where. Also: played faster
+//! or slower (with a logo too), and picture-in-picture. The same on camera
 //! footage (`vtest.avi`) with a small logo box alone, a ticker and a mirror.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test code: a panic is a failure report
 
@@ -58,8 +59,16 @@ fn attacks() -> Vec<(&'static str, String)> {
         ),
         ("mirror", "hflip".to_owned()),
         ("upside-down", "vflip".to_owned()),
-        // Played 6 % faster, the way uploads dodge content matching.
+        // Played 6 % faster, or 8 % slower, the way uploads dodge content matching.
         ("faster", "setpts=PTS/1.06".to_owned()),
+        ("slower", "setpts=PTS*1.08".to_owned()),
+        (
+            // Faster and with the site's logo.
+            "faster-logo",
+            "setpts=PTS/1.05,drawbox=x=iw*0.80:y=ih*0.05:w=iw*0.15:h=ih*0.10:\
+             color=0x202020@1:t=fill"
+                .to_owned(),
+        ),
         (
             // Picture-in-picture: the film as a window of 65 % of the width (42 % of the
             // picture) over another moving picture.
