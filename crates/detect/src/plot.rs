@@ -227,17 +227,7 @@ fn excluded_regions(report: &Report) -> Vec<[f64; 4]> {
         .registration
         .details
         .get("registration")
-        .and_then(|r| r.pointer("/excluded/regions"))
-        .and_then(serde_json::Value::as_array)
-        .map(|r| {
-            r.iter()
-                .filter_map(|b| {
-                    let b = b.as_array()?;
-                    let f = |i: usize| b.get(i).and_then(serde_json::Value::as_f64);
-                    Some([f(0)?, f(1)?, f(2)?, f(3)?])
-                })
-                .collect()
-        })
+        .map(crate::report::excluded_regions)
         .unwrap_or_default()
 }
 

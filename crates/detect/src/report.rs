@@ -356,25 +356,18 @@ fn registration_lines(v: &serde_json::Value) -> Option<Vec<(&'static str, String
         ));
     }
     if let Some(x) = v.get("excluded") {
-        let boxes: Vec<String> = x
-            .get("regions")
-            .and_then(serde_json::Value::as_array)
-            .map(|r| {
-                r.iter()
-                    .filter_map(|b| {
-                        let b = b.as_array()?;
-                        let f = |i: usize| b.get(i).and_then(serde_json::Value::as_f64);
-                        Some(format!(
-                            "x {:.0}-{:.0} % y {:.0}-{:.0} %",
-                            100.0 * f(0)?,
-                            100.0 * f(2)?,
-                            100.0 * f(1)?,
-                            100.0 * f(3)?
-                        ))
-                    })
-                    .collect()
+        let boxes: Vec<String> = excluded_regions(v)
+            .iter()
+            .map(|b| {
+                format!(
+                    "x {:.0}-{:.0} % y {:.0}-{:.0} %",
+                    100.0 * b[0],
+                    100.0 * b[2],
+                    100.0 * b[1],
+                    100.0 * b[3]
+                )
             })
-            .unwrap_or_default();
+            .collect();
         out.push((
             "overlays",
             format!(
@@ -417,6 +410,24 @@ fn registration_lines(v: &serde_json::Value) -> Option<Vec<(&'static str, String
         ),
     ));
     Some(out)
+}
+
+/// The boxes `[x0, y0, x1, y1]` (fractions of the suspect picture) the decisions left out,
+/// from the detector's registration record (`details.registration`).
+pub(crate) fn excluded_regions(registration: &serde_json::Value) -> Vec<[f64; 4]> {
+    registration
+        .pointer("/excluded/regions")
+        .and_then(serde_json::Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(|b| {
+                    let b = b.as_array()?;
+                    let f = |i: usize| b.get(i).and_then(serde_json::Value::as_f64);
+                    Some([f(0)?, f(1)?, f(2)?, f(3)?])
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// One-line JSON with floats shortened to 4 significant digits.
