@@ -841,9 +841,22 @@ impl Store {
         owner: &str,
         lease_secs: u32,
     ) -> Result<bool, StoreError> {
+        let until = now_unix() + i64::from(lease_secs);
+        self.update_held(RENEW, until, url, owner).await
+    }
+
+    /// Runs `sql` (binding a time, now, the URL and the owner) on a row `owner` leases;
+    /// whether it held the lease.
+    async fn update_held(
+        &self,
+        sql: &'static str,
+        at: i64,
+        url: &str,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
         let now = now_unix();
-        let n = on_pool!(self, |pool, _pg| sqlx::query(RENEW)
-            .bind(now + i64::from(lease_secs))
+        let n = on_pool!(self, |pool, _pg| sqlx::query(sql)
+            .bind(at)
             .bind(now)
             .bind(url)
             .bind(owner)
@@ -862,16 +875,7 @@ impl Store {
         owner: &str,
         not_before: i64,
     ) -> Result<bool, StoreError> {
-        let now = now_unix();
-        let n = on_pool!(self, |pool, _pg| sqlx::query(RELEASE)
-            .bind(not_before)
-            .bind(now)
-            .bind(url)
-            .bind(owner)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(n > 0)
+        self.update_held(RELEASE, not_before, url, owner).await
     }
 
     /// The frontier row of a URL.

@@ -158,15 +158,10 @@ async fn rdap_base_on_a_private_address_is_refused() {
     st.close().await;
 }
 
-#[tokio::test]
-async fn rdap_answer_over_the_cap_is_refused() {
-    let big = format!(
-        "{{\"objectClassName\": \"ip network\", \"name\": \"{}\"}}",
-        "x".repeat(RDAP_MAX_BODY)
-    );
-    let (port, _seen) = serve(Arc::new(move |_: &Seen, _| (200, big.clone()))).await;
-    let d = tempfile::tempdir().unwrap();
-    let st = store(d.path()).await;
+/// An RDAP look-up of 192.0.2.10 at the loopback server on `port` (loopback allowed), with a
+/// store in `dir`, which must fail; the store and the error.
+async fn failed_rdap_lookup(dir: &std::path::Path, port: u16) -> (leaktrace_store::Store, String) {
+    let st = store(dir).await;
     let r = Resolver::new(
         vec![],
         &Default::default(),
@@ -186,6 +181,18 @@ async fn rdap_answer_over_the_cap_is_refused() {
         .await
         .unwrap_err()
         .to_string();
+    (st, e)
+}
+
+#[tokio::test]
+async fn rdap_answer_over_the_cap_is_refused() {
+    let big = format!(
+        "{{\"objectClassName\": \"ip network\", \"name\": \"{}\"}}",
+        "x".repeat(RDAP_MAX_BODY)
+    );
+    let (port, _seen) = serve(Arc::new(move |_: &Seen, _| (200, big.clone()))).await;
+    let d = tempfile::tempdir().unwrap();
+    let (st, e) = failed_rdap_lookup(d.path(), port).await;
     assert!(e.contains("larger than"), "{e}");
     // Nothing was cached.
     assert!(
@@ -357,26 +364,7 @@ async fn rdap_redirect_to_a_private_address_is_not_followed() {
         }
     });
     let d = tempfile::tempdir().unwrap();
-    let st = store(d.path()).await;
-    let r = Resolver::new(
-        vec![],
-        &Default::default(),
-        Some(Bootstrap::default()),
-        st.clone(),
-    )
-    .unwrap()
-    .with_policy(&NetPolicy::new(true))
-    .unwrap();
-    let e = r
-        .lookup(
-            &format!("http://127.0.0.1:{port}/rdap/"),
-            "ip",
-            "192.0.2.10",
-            1000,
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+    let (st, e) = failed_rdap_lookup(d.path(), port).await;
     assert!(e.contains("10.0.0.1") && e.contains("private"), "{e}");
     st.close().await;
 }
