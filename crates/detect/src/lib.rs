@@ -525,7 +525,15 @@ pub fn decide(
         .collect();
 
     let correlator = Correlator::new(pattern_key, rw, rh, &points, correlate::HIGHPASS_RADIUS);
-    let field = field_of(&points);
+    // Which visible points the decisions keep (`points` is `visible` with these only).
+    let kept: Vec<bool> = visible.iter().map(|&(i, ..)| !grid_mask[i]).collect();
+    let keep = |v: &[f64]| -> Vec<f64> {
+        v.iter()
+            .zip(&kept)
+            .filter_map(|(x, &k)| k.then_some(*x))
+            .collect()
+    };
+    let field = keep(&vfield);
     // Residual per observed position.
     let (mut mad_sum, mut mad_n) = (0.0f64, 0usize);
     let mut transient = 0.0f64;
@@ -537,10 +545,10 @@ pub fn decide(
         };
         // The match measure is over every visible pixel, overlays included: leaving out what
         // the reference does not explain would make any footage look like the title.
-        let (all, _) = residual(&visible, &vfield, mean, ref_mean);
+        let (all, all_model) = residual(&visible, &vfield, mean, ref_mean);
         mad_sum += all.iter().map(|v| v.abs()).sum::<f64>();
         mad_n += all.len();
-        let (mut d, model) = residual(&points, &field, mean, ref_mean);
+        let (mut d, model) = (keep(&all), keep(&all_model));
         regress_out(&mut d, &model);
         // What stands out at this position only (subtitles) is left out of its decision.
         let cut = overlay::TRANSIENT_K * overlay::robust_sigma(&d).max(1e-3);
