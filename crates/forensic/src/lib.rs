@@ -105,6 +105,10 @@ pub enum Mode {
     /// most the corpus gives), the served stream, collusion of 2, 3 and 4, the innocent
     /// sources; no single-pirate attack, no VMAF.
     Collusion,
+    /// Copies the way pirates publish them ([`attack::wild_table`]): logos, subtitles, a
+    /// ticker, a player's chrome, mirror, picture-in-picture, a speed change, alone and with a
+    /// 720p re-encode or a camcorder; innocent copies carry the same overlays.
+    Wild,
 }
 
 impl Mode {
@@ -115,6 +119,7 @@ impl Mode {
             Mode::Quick => "quick",
             Mode::Full => "full",
             Mode::Collusion => "collusion",
+            Mode::Wild => "wild",
         }
     }
 }
@@ -159,14 +164,12 @@ pub struct Config {
     pub innocents_per_source: usize,
     /// Collusion sizes.
     pub colluders: Vec<usize>,
-    /// Only the smoke subset of attacks.
-    pub smoke_attacks: bool,
+    /// Which single-pirate attacks to run.
+    pub attacks: AttackSet,
     /// Pirates per single-pirate attack (1 to `sessions`): each attack is run on this many
     /// sessions' streams and its row pools them (decision accuracy over all their positions,
     /// innocents over all their leaks, segments to accuse as the median and range over pirates).
     pub pirates: usize,
-    /// Run the single-pirate attack table (the served stream is always run).
-    pub single_attacks: bool,
     /// Position (segment) duration of the package, milliseconds.
     pub segment_ms: u64,
     /// ffmpeg with `libvmaf` (`None`: VMAF not measured).
@@ -215,9 +218,8 @@ impl Config {
             innocents_per_leak: 1000,
             innocents_per_source: 10_000,
             colluders: vec![2, 3, 4],
-            smoke_attacks: false,
+            attacks: AttackSet::Standard,
             pirates: 1,
-            single_attacks: true,
             segment_ms: 2000,
             vmaf_ffmpeg: None,
             jobs: 2,
@@ -250,7 +252,7 @@ impl Config {
                 innocents_per_leak: 500,
                 innocents_per_source: 2000,
                 colluders: vec![2],
-                smoke_attacks: true,
+                attacks: AttackSet::Smoke,
                 mark_step: 24,
                 ..base
             },
@@ -261,7 +263,7 @@ impl Config {
                     duration_s: 596.0,
                 },
                 segment_ms: 1000,
-                single_attacks: false,
+                attacks: AttackSet::None,
                 mark_step: 48,
                 ..base
             },
@@ -278,6 +280,28 @@ impl Config {
                 mark_step: 2,
                 ..base
             },
+            // The quick excerpt (96 positions of 2 s: a capture of exactly the 96-segment
+            // budget); collusion has its own mode.
+            Mode::Wild => Config {
+                colluders: Vec::new(),
+                attacks: AttackSet::Wild,
+                mark_step: 24,
+                ..base
+            },
+        }
+    }
+
+    /// The file stem of the report: `forensic-<mode>`, and `-<clip>` (the clip's file stem)
+    /// when the clip is not the mode's own.
+    pub fn report_stem(&self) -> String {
+        let own = Config::for_mode(self.mode, PathBuf::new(), PathBuf::new()).clip;
+        if own.file == self.clip.file {
+            format!("forensic-{}", self.mode.name())
+        } else {
+            let clip = Path::new(&self.clip.file)
+                .file_stem()
+                .map_or_else(|| "clip".into(), |s| s.to_string_lossy().into_owned());
+            format!("forensic-{}-{clip}", self.mode.name())
         }
     }
 
@@ -320,6 +344,19 @@ fn relative_to(p: &Path, cwd: Option<&Path>) -> PathBuf {
         Some(r) => r.to_path_buf(),
         None => p.to_path_buf(),
     }
+}
+
+/// Which single-pirate attacks a run makes (the served stream is always run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum AttackSet {
+    /// None: collusion and innocents only.
+    None,
+    /// The CI-sized subset of [`attack::table`].
+    Smoke,
+    /// [`attack::table`].
+    Standard,
+    /// [`attack::wild_table`], and innocent copies that carry its overlays.
+    Wild,
 }
 
 /// Progress events.
@@ -695,14 +732,27 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
         .map(|b| format!("{b:02x}"))
         .collect();
 
+    // Drawn text (logos, subtitles, tickers) uses the detector's embedded font, written
+    // beside the work files so ffmpeg's drawtext can read it.
+    let font = work.join("DejaVuSans.ttf");
+    std::fs::write(&font, leaktrace_detect::plot::FONT_TTF).map_err(io(&font))?;
+    let src = Source {
+        height: cfg.height,
+        fps,
+        // The package's own length: a clip shorter than the mode's duration is used whole.
+        duration_s: cfg
+            .clip
+            .duration_s
+            .min(f64::from(pkg.positions) * summary.segment_ms as f64 / 1000.0),
+    };
     let mut jobs = build_jobs(
         cfg,
         &pkg,
         &book,
         &sessions,
-        &plain_file,
-        &other,
-        fps,
+        (&plain_file, &other),
+        src,
+        &font,
         &nonce,
     )?;
     if !cfg.only.is_empty() {
@@ -776,22 +826,16 @@ fn build_jobs(
     pkg: &Package,
     book: &Codebook,
     sessions: &[SessionId],
-    plain: &Path,
-    other: &Path,
-    fps: f64,
+    (plain, other): (&Path, &Path),
+    src: Source,
+    font: &Path,
     nonce: &str,
 ) -> Result<Vec<Job>, ForensicError> {
-    let src = Source {
-        height: cfg.height,
-        fps,
-        duration_s: cfg.clip.duration_s,
-    };
-    let attacks = if !cfg.single_attacks {
-        Vec::new()
-    } else if cfg.smoke_attacks {
-        attack::smoke_table(src)
-    } else {
-        attack::table(src)
+    let attacks = match cfg.attacks {
+        AttackSet::None => Vec::new(),
+        AttackSet::Smoke => attack::smoke_table(src),
+        AttackSet::Standard => attack::table(src),
+        AttackSet::Wild => attack::wild_table(src, font),
     };
     let word = |s: &SessionId| pkg.codeword(book, s);
     let some = |w: &[Variant]| w.iter().copied().map(Some).collect::<Vec<_>>();
@@ -853,8 +897,17 @@ fn build_jobs(
                 Variant::B
             }
         };
+        let pick_key = blake3::derive_key("leaktrace forensic random pick v1", nonce.as_bytes());
+        let pick = |p: usize| {
+            let h = blake3::keyed_hash(&pick_key, &(p as u64).to_le_bytes());
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&h.as_bytes()[..8]);
+            (u64::from_le_bytes(b) % c as u64) as usize
+        };
         let inter = stream::interleave(&words);
         let maj = stream::majority(&words, coin);
+        let min = stream::minority(&words, coin);
+        let picked = stream::random_pick(&words, pick);
         let strategies: Vec<(&str, String, Input, Vec<Option<Variant>>)> = vec![
             (
                 "interleave",
@@ -871,15 +924,31 @@ fn build_jobs(
                 some(&maj),
             ),
             (
+                "minority",
+                format!(
+                    "per-position minority of {c} sessions (where they differ, the variant fewer hold; ties: a fair coin), served bytes"
+                ),
+                Input::Stream(min.clone()),
+                some(&min),
+            ),
+            (
+                "random-pick",
+                format!(
+                    "each position from a colluder drawn at random (a fair {c}-sided die per position), served bytes"
+                ),
+                Input::Stream(picked.clone()),
+                some(&picked),
+            ),
+            (
                 "average",
                 format!(
-                    "frame averaging of {c} sessions' decoded streams (ffmpeg mix), x264 CRF 23"
+                    "frame averaging of {c} sessions' decoded streams (ffmpeg mix), then a re-encode, x264 CRF 23"
                 ),
                 Input::Average(words.clone()),
                 mixed.clone(),
             ),
         ];
-        if cfg.smoke_attacks {
+        if cfg.attacks == AttackSet::Smoke {
             let (n, d, i, t) = strategies
                 .into_iter()
                 .next()
@@ -925,6 +994,31 @@ fn build_jobs(
         guilty: vec![],
         truth: vec![],
     });
+    if cfg.attacks == AttackSet::Wild {
+        // Innocent copies that carry the same overlays as the pirates' (what a site adds to
+        // everything it republishes).
+        let overlaid = attack::overlaid_innocent(font);
+        for (name, what, file) in [
+            (
+                "unmarked+overlays",
+                "the plain encode of the same excerpt",
+                plain,
+            ),
+            ("other-title+overlays", "another title (unmarked)", other),
+        ] {
+            jobs.push(Job {
+                name: name.into(),
+                row: name.into(),
+                group: Group::Innocent,
+                description: format!("{what}, with {}", overlaid.description),
+                input: Input::File(file.to_path_buf()),
+                attack: Some(overlaid.clone()),
+                target: Target::None,
+                guilty: vec![],
+                truth: vec![],
+            });
+        }
+    }
     let coin_key = blake3::derive_key("leaktrace forensic random codeword v1", nonce.as_bytes());
     let random: Vec<Variant> = (0..pkg.positions)
         .map(|p| {

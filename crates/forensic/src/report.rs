@@ -130,7 +130,7 @@ pub fn targets(r: &Report) -> Vec<TargetRow> {
         },
     });
     let judged = r.attacks.iter().any(|a| a.target == Target::Decisions);
-    if !judged && r.config.single_attacks {
+    if !judged && r.config.attacks == crate::AttackSet::Standard {
         rows.push(TargetRow {
             what: "correct decisions per position, x264 medium CRF 40 at 1080p".into(),
             target: "≥ 99.9 %".into(),
@@ -170,7 +170,15 @@ pub fn targets(r: &Report) -> Vec<TargetRow> {
                 r.package.segment_s,
                 &format!(
                     "segments to accuse at FP ≤ {:e} among {} sessions: {}",
-                    r.config.op.fp, r.config.op.registry, a.description
+                    r.config.op.fp,
+                    r.config.op.registry,
+                    // The wild set's descriptions are long: its rows name the attack (the
+                    // attack table below states each one in full).
+                    if r.config.attacks == crate::AttackSet::Wild {
+                        &a.name
+                    } else {
+                        &a.description
+                    }
                 ),
                 budget,
             ));
@@ -215,7 +223,10 @@ pub fn targets(r: &Report) -> Vec<TargetRow> {
             ),
         };
         rows.push(TargetRow {
-            what: format!("collusion c = {c}: segments to catch ≥ 1 colluder (interleave, majority, averaging)"),
+            what: format!(
+                "collusion c = {c}: segments to catch ≥ 1 colluder, worst of {} strategies",
+                rs.len()
+            ),
             target: format!("≤ {budget}"),
             measured,
             met,
@@ -615,14 +626,15 @@ pub struct Written {
     pub plots: Vec<PathBuf>,
 }
 
-/// Writes `forensic-<mode>.md`, `.json` and the PNG plots into the output directory.
+/// Writes `forensic-<mode>.md` (`forensic-<mode>-<clip>.md` for another clip than the mode's),
+/// `.json` and the PNG plots into the output directory.
 pub fn write(r: &Report) -> Result<Written, ForensicError> {
     let out = &r.config.out;
     std::fs::create_dir_all(out).map_err(|source| ForensicError::Io {
         path: out.clone(),
         source,
     })?;
-    let stem = format!("forensic-{}", r.config.mode.name());
+    let stem = r.config.report_stem();
     let plots = vec![
         out.join(format!("{stem}-segments.png")),
         out.join(format!("{stem}-innocents.png")),

@@ -310,14 +310,38 @@ pub fn innocents(
     out
 }
 
-/// `n` session ids that were never registered (keyed by `nonce` so runs differ).
+/// `n` session ids that were never registered (keyed by `nonce` so runs differ). Characters
+/// of `tag` that a session id cannot hold (such as the `+` of a combined attack's name) become
+/// `~`, so every id is valid and every trial is made.
 pub fn unregistered(nonce: &str, tag: &str, n: usize) -> impl Iterator<Item = SessionId> + use<> {
-    let (nonce, tag) = (nonce.to_owned(), tag.to_owned());
+    let tag: String = tag
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '~'
+            }
+        })
+        .collect();
+    let nonce = nonce.to_owned();
     (0..n).filter_map(move |i| SessionId::new(format!("u-{nonce}-{tag}-{i}")).ok())
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unregistered_ids_exist_for_every_leak_name() {
+        for tag in [
+            "logo-tl",
+            "logo+subtitles+ticker+720p",
+            "c2 average",
+            "pip/left",
+        ] {
+            assert_eq!(unregistered("ab12", tag, 25).count(), 25, "{tag}");
+        }
+    }
+
     use super::*;
     use leaktrace_core::TardosParams;
 

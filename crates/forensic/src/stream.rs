@@ -71,18 +71,45 @@ pub fn interleave(words: &[Vec<Variant>]) -> Vec<Variant> {
 /// Per-position majority of the colluders' variants; a tie takes the variant of
 /// `tie_break(p)` (a fair coin per position).
 pub fn majority(words: &[Vec<Variant>], tie_break: impl Fn(usize) -> Variant) -> Vec<Variant> {
+    vote(words, tie_break, false)
+}
+
+/// Per-position minority: the variant fewer colluders hold wherever they differ (the coalition
+/// hides its majority); where all agree they can only pass the one variant they have. A tie
+/// takes `tie_break(p)`.
+pub fn minority(words: &[Vec<Variant>], tie_break: impl Fn(usize) -> Variant) -> Vec<Variant> {
+    vote(words, tie_break, true)
+}
+
+fn vote(
+    words: &[Vec<Variant>],
+    tie_break: impl Fn(usize) -> Variant,
+    minority: bool,
+) -> Vec<Variant> {
     let n = words.iter().map(Vec::len).min().unwrap_or(0);
     (0..n)
         .map(|p| {
             let a = words.iter().filter(|w| w[p] == Variant::A).count();
             let b = words.len() - a;
-            match a.cmp(&b) {
-                std::cmp::Ordering::Greater => Variant::A,
-                std::cmp::Ordering::Less => Variant::B,
-                std::cmp::Ordering::Equal => tie_break(p),
+            if a == 0 || b == 0 {
+                return words[0][p];
+            }
+            match (a.cmp(&b), minority) {
+                (std::cmp::Ordering::Equal, _) => tie_break(p),
+                (std::cmp::Ordering::Greater, false) | (std::cmp::Ordering::Less, true) => {
+                    Variant::A
+                }
+                _ => Variant::B,
             }
         })
         .collect()
+}
+
+/// Random pick: position `p` comes from colluder `pick(p) mod c`, drawn independently per
+/// position (a fair die), so no colluder's share is predictable.
+pub fn random_pick(words: &[Vec<Variant>], pick: impl Fn(usize) -> usize) -> Vec<Variant> {
+    let n = words.iter().map(Vec::len).min().unwrap_or(0);
+    (0..n).map(|p| words[pick(p) % words.len()][p]).collect()
 }
 
 #[cfg(test)]
@@ -97,5 +124,20 @@ mod tests {
         assert_eq!(majority(&w, |_| A), vec![B, A, B, B]);
         let two = vec![vec![A, B], vec![B, B]];
         assert_eq!(majority(&two, |_| A), vec![A, B]);
+    }
+
+    #[test]
+    fn minority_passes_agreement_and_hides_the_majority() {
+        let w = vec![vec![A, A, B, B], vec![B, A, A, B], vec![B, B, B, A]];
+        assert_eq!(minority(&w, |_| A), vec![A, B, A, A]);
+        let two = vec![vec![A, B], vec![B, B]];
+        assert_eq!(minority(&two, |_| B), vec![B, B]);
+        assert_eq!(minority(&two, |_| A), vec![A, B]);
+    }
+
+    #[test]
+    fn random_pick_takes_the_drawn_colluder() {
+        let w = vec![vec![A, A, A, A], vec![B, B, B, B], vec![A, B, A, B]];
+        assert_eq!(random_pick(&w, |p| [1, 0, 2, 4][p]), vec![B, A, A, B]);
     }
 }
