@@ -1,6 +1,6 @@
 //! Accusation figures from synthetic decisions (Gaussian channel `z = ±μ + N(0,1)`):
 //! positions needed for a lone pirate (soft against hard), for coalitions of 2, 3 and 4
-//! (interleaving and majority), and the empirical false-accusation rate against the stated one.
+//! (interleaving, majority and minority vote), and the empirical false-accusation rate against the stated one.
 //!
 //! ```sh
 //! cargo run --release -p leaktrace-detect --example accuse_sim -- [trials] [innocents] [cutoff]
@@ -154,7 +154,7 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|");
     for c in [2usize, 3, 4] {
-        for attack in [Attack::Interleave, Attack::Majority] {
+        for attack in [Attack::Interleave, Attack::Majority, Attack::Minority] {
             let mut cols: Vec<Vec<usize>> = vec![Vec::new(); 5];
             for t in 0..trials {
                 let members = sim::sessions(&format!("c{c}-{t}"), c);

@@ -81,6 +81,22 @@ pub enum EmbedError {
     /// Inputs of one call disagree (frame, mask and pattern sizes).
     #[error("inconsistent inputs: {0}")]
     Mismatch(&'static str),
+    /// The mezzanine's frames do not come at its declared constant rate.
+    #[error(
+        "{path}: variable frame rate: frame {frame} is at {at:.3} s, expected {expected:.3} s at the declared {fps:.3} fps; leaktrace marks constant-frame-rate mezzanines (convert it first, e.g. ffmpeg -i IN -vf fps={fps:.3} OUT)"
+    )]
+    VariableFrameRate {
+        /// The mezzanine.
+        path: String,
+        /// Index of the frame out of step.
+        frame: u64,
+        /// Its presentation time from the first frame, seconds.
+        at: f64,
+        /// Where the declared rate puts it.
+        expected: f64,
+        /// The declared rate.
+        fps: f64,
+    },
     /// Reading or decoding the input, or encoding, failed.
     #[error(transparent)]
     Media(#[from] leaktrace_media::MediaError),

@@ -353,12 +353,16 @@ fn run(
         total_frames: total,
     });
     let mut frames_per_position: Vec<u32> = Vec::new();
+    let mut first_time: Option<f64> = None;
     let mut mark_time = 0f64;
     let mut index: u64 = 0;
     while cfg.max_frames.is_none_or(|m| index < m) {
         let Some(frame) = decoder.next_frame()? else {
             break;
         };
+        // Positions are counted in frames of the declared rate: a picture that comes later
+        // (a sparse or variable-rate file) would put every frame after it in the wrong one.
+        constant_rate(decoder, index, &mut first_time)?;
         let position = cfg
             .segment
             .position_at(index as i64 * i64::from(fr.den), i64::from(fr.num));
@@ -619,11 +623,15 @@ pub fn encode_plain(
         files.push(path);
     }
     let mut index = 0u64;
+    let mut first_time: Option<f64> = None;
     let mut last_position = None;
     while cfg.max_frames.is_none_or(|m| index < m) {
         let Some(frame) = decoder.next_frame()? else {
             break;
         };
+        // Positions are counted in frames of the declared rate: a picture that comes later
+        // (a sparse or variable-rate file) would put every frame after it in the wrong one.
+        constant_rate(&decoder, index, &mut first_time)?;
         let position = cfg
             .segment
             .position_at(index as i64 * i64::from(fr.den), i64::from(fr.num));
@@ -646,4 +654,31 @@ pub fn encode_plain(
         files,
         elapsed_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Checks that the frame `decoder` returned last, the `index`-th, comes at the declared
+/// constant rate (within 1.5 frame intervals); `first_time` keeps the first frame's time.
+fn constant_rate(
+    decoder: &Decoder,
+    index: u64,
+    first_time: &mut Option<f64>,
+) -> Result<(), EmbedError> {
+    let fps = decoder.frame_rate().as_f64();
+    let now = decoder.last_time();
+    if first_time.is_none() {
+        *first_time = now;
+    }
+    if let (Some(t), Some(first)) = (now, *first_time) {
+        let (at, expected) = (t - first, index as f64 / fps);
+        if (at - expected).abs() > 1.5 / fps {
+            return Err(EmbedError::VariableFrameRate {
+                path: decoder.path().display().to_string(),
+                frame: index,
+                at,
+                expected,
+                fps,
+            });
+        }
+    }
+    Ok(())
 }

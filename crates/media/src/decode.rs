@@ -21,6 +21,8 @@ pub struct Decoder {
     shrinker: Option<ffm::software::scaling::Context>,
     frame_rate: Rational,
     declared_frames: u64,
+    /// Duration the container declares, seconds (0: unknown).
+    declared_duration: f64,
     next_index: u64,
     eof_sent: bool,
     corrupt_packets: u32,
@@ -86,12 +88,13 @@ impl Decoder {
         // the real one below is opened with FFmpeg's `max_pixels`, which would silently zero a
         // declared size over it instead of letting us name it.
         let declared = ctx.decoder().video().map_err(no_decoder)?;
+        let duration = declared_duration(&input, &stream);
         limits.check_declared(
             path,
             declared.width(),
             declared.height(),
             declared_frames,
-            declared_duration(&input, &stream),
+            duration,
         )?;
         drop(declared);
         let mut ctx = ffm::codec::context::Context::from_parameters(stream.parameters())
@@ -140,6 +143,7 @@ impl Decoder {
             shrinker: None,
             frame_rate: fr,
             declared_frames,
+            declared_duration: duration,
             next_index: 0,
             eof_sent: false,
             corrupt_packets: 0,
@@ -439,8 +443,15 @@ impl Decoder {
             return Err(self.corrupt("no decodable frame".into()));
         }
         // Containers may declare a frame or two more than decode (edit lists); a real
-        // truncation loses many.
-        if want > 0 && got + 2 < want && (got as f64) < 0.98 * want as f64 {
+        // truncation loses many. A sparse stream (AVI "drop" chunks: a picture that repeats is
+        // not coded again) declares one frame per interval and decodes fewer: it is whole when
+        // its frames reach the declared duration.
+        let span = match (self.first_time, self.last_time) {
+            (Some(first), Some(last)) => last - first + 1.0 / self.frame_rate.as_f64(),
+            _ => 0.0,
+        };
+        let reaches_the_end = self.declared_duration > 0.0 && span >= 0.95 * self.declared_duration;
+        if want > 0 && got + 2 < want && (got as f64) < 0.98 * want as f64 && !reaches_the_end {
             return Err(MediaError::Truncated {
                 path: self.path.clone(),
                 detail: format!("decoded {got} frames but the container declares {want}"),

@@ -226,14 +226,52 @@ fn ncc(a: &[f64], b: &[f64]) -> f64 {
     leaktrace_embed::reference::normalised_correlation(a, b)
 }
 
+/// Share of the sampled points the coarse search keeps for its score: the ones whose residual
+/// after a straight-line grey-level fit is smallest. What a pirate drew over the picture (a
+/// ticker band, subtitles, a logo: up to a fifth of it) is then left out of the comparison
+/// between candidates, where it would otherwise favour a geometry that smears it over
+/// self-similar content (foliage, a backlit sky) rather than the one that aligns the rest.
+const COARSE_KEEP: f64 = 0.8;
+
+/// NCC of `a` and `b` over the `keep` share of points with the smallest residual of the
+/// least-squares line `b ≈ α·a + β` (all of them when `keep` ≥ 1).
+fn trimmed_ncc(a: &[f64], b: &[f64], keep: f64) -> f64 {
+    let n = a.len();
+    let k = ((n as f64 * keep).ceil() as usize).min(n);
+    if k >= n || k < 8 {
+        return ncc(a, b);
+    }
+    let (ma, mb) = (
+        a.iter().sum::<f64>() / n as f64,
+        b.iter().sum::<f64>() / n as f64,
+    );
+    let (mut sab, mut saa) = (0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+    }
+    let alpha = if saa > 0.0 { sab / saa } else { 0.0 };
+    let mut r: Vec<(f64, usize)> = a
+        .iter()
+        .zip(b)
+        .enumerate()
+        .map(|(i, (x, y))| ((y - mb - alpha * (x - ma)).abs(), i))
+        .collect();
+    r.select_nth_unstable_by(k - 1, |p, q| p.0.total_cmp(&q.0));
+    let (ka, kb): (Vec<f64>, Vec<f64>) = r[..k].iter().map(|&(_, i)| (a[i], b[i])).unzip();
+    ncc(&ka, &kb)
+}
+
 /// Mean NCC over pairs of the reference sampled on a `step` grid against the suspect under
-/// `g`, the suspect divided by the vignetting field of `photo`; `None` when under 40 % of the
-/// points fall in the picture.
+/// `g`, the suspect divided by the vignetting field of `photo`, each pair over the `keep`
+/// share of best-fitting points ([`trimmed_ncc`]); `None` when under 40 % of the points fall
+/// in the picture.
 fn score(
     pairs: &[(Image<'_>, Image<'_>)],
     g: &Geometry,
     photo: &Photometric,
     step: usize,
+    keep: f64,
 ) -> Option<f64> {
     let (rw, rh) = (pairs[0].0.w, pairs[0].0.h);
     let mut pts = Vec::new();
@@ -260,7 +298,7 @@ fn score(
             .iter()
             .map(|&(_, _, u, v)| f64::from(s.sample(u, v)) / photo.field(g.radius2(u, v)))
             .collect();
-        sum += ncc(&a, &b);
+        sum += trimmed_ncc(&a, &b, keep);
     }
     Some(sum / pairs.len() as f64)
 }
@@ -354,7 +392,7 @@ pub fn register(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, Photo
         for iy in -ny..=ny {
             for ix in -nx..=nx {
                 let g = candidate(m, ix as f64 * step, iy as f64 * step);
-                if let Some(s) = score(&small, &scaled(&g, F as f64), &flat, 2)
+                if let Some(s) = score(&small, &scaled(&g, F as f64), &flat, 2, COARSE_KEEP)
                     && s > best.0
                 {
                     best = (s, g);
@@ -384,7 +422,7 @@ pub fn register(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, Photo
                 c.h[4] *= dm;
                 c.h[2] = ox - c.h[0] / 2.0 + dx;
                 c.h[5] = oy - c.h[4] / 2.0 + dy;
-                if let Some(s) = score(&small, &scaled(&c, F as f64), &flat, 2)
+                if let Some(s) = score(&small, &scaled(&c, F as f64), &flat, 2, COARSE_KEEP)
                     && s > best.0 + 1e-6
                 {
                     best = (s, c.clone());
@@ -438,7 +476,7 @@ pub fn register(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, Photo
         .iter()
         .map(|p| (p.reference.clone(), p.suspect.clone()))
         .collect();
-    g.score = score(&full, &g, &photo, 2).unwrap_or(f64::NAN);
+    g.score = score(&full, &g, &photo, 2, 1.0).unwrap_or(f64::NAN);
     g.visible = visible_fraction(&g, pairs[0].reference.w, pairs[0].reference.h);
     (g, photo)
 }
@@ -815,7 +853,7 @@ mod tests {
             .iter()
             .map(|p| (p.reference.clone(), p.suspect.clone()))
             .collect();
-        let unlit = score(&views, &g, &Photometric::default(), 2).unwrap();
+        let unlit = score(&views, &g, &Photometric::default(), 2, 1.0).unwrap();
         assert!(g.score > 0.99 && g.score > unlit, "{} vs {unlit}", g.score);
         // Without the radial term, the corners are off by more than a pattern cell's half.
         let flat = Geometry {

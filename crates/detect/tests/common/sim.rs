@@ -51,6 +51,8 @@ pub enum Attack {
     Interleave,
     /// The variant most members have (ties at random).
     Majority,
+    /// Where members differ, the variant fewer of them have (ties at random).
+    Minority,
 }
 
 /// The variants in the forged copy at positions `0..len`.
@@ -65,13 +67,26 @@ pub fn forge(
     (0..len as usize)
         .map(|p| match attack {
             Attack::Interleave => bits[rng.below(bits.len())][p],
-            Attack::Majority => {
+            Attack::Majority | Attack::Minority => {
                 let b = bits.iter().filter(|v| v[p] == Variant::B).count();
                 let a = bits.len() - b;
-                if b > a || (a == b && rng.next_u64() & 1 == 1) {
-                    Variant::B
+                let (more, fewer) = if b > a {
+                    (Variant::B, Variant::A)
                 } else {
-                    Variant::A
+                    (Variant::A, Variant::B)
+                };
+                if a == 0 || b == 0 {
+                    bits[0][p]
+                } else if a == b {
+                    if rng.next_u64() & 1 == 1 {
+                        Variant::B
+                    } else {
+                        Variant::A
+                    }
+                } else if matches!(attack, Attack::Majority) {
+                    more
+                } else {
+                    fewer
                 }
             }
         })
