@@ -290,7 +290,15 @@ pub async fn investigate(
                 // A registration whose means correlate this well is the title whatever the
                 // grey-level difference (an overlay, a static camera whose unrelated frames
                 // differ little); otherwise the difference must be small.
-                let correlated = fit.is_finite() && fit >= MATCH_SCORE;
+                // So is one whose means correlate this well over the pixels the decisions
+                // keep, when what was left out is a small part of the picture (stacked
+                // overlays on footage whose unrelated frames differ little).
+                let excluded = &decisions.registration.excluded;
+                let kept_fit = excluded.kept_score;
+                let correlated = (fit.is_finite() && fit >= MATCH_SCORE)
+                    || (kept_fit.is_finite()
+                        && kept_fit >= MATCH_SCORE
+                        && excluded.persistent_fraction <= MATCH_MAX_EXCLUDED);
                 let uncorrelated = !(fit.is_finite() && fit >= MATCH_MIN_SCORE);
                 if uncorrelated
                     || (unrelated > 0.0
@@ -506,6 +514,11 @@ pub const MATCH_RATIO: f64 = 0.5;
 /// re-encodes included, register at 0.93 to 0.99 on the test footage; other footage registered
 /// against a title reaches 0.14 to 0.41.
 pub const MATCH_SCORE: f64 = 0.8;
+
+/// The most of the visible picture that may be left out of the decisions for the correlation
+/// over the rest to count as [`MATCH_SCORE`]'s: a logo, a ticker and subtitles together leave
+/// out 5 to 17 % on the test footage.
+pub const MATCH_MAX_EXCLUDED: f64 = 0.25;
 
 /// Below this registration correlation a copy never matches, whatever its grey-level
 /// difference: the robust fit can make footage that is not the title differ little from it

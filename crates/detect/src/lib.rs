@@ -536,6 +536,7 @@ pub fn decide(
     let field = keep(&vfield);
     // Residual per observed position.
     let (mut mad_sum, mut mad_n) = (0.0f64, 0usize);
+    let mut kept_score_sum = 0.0f64;
     let mut transient = 0.0f64;
     let mut positions = Vec::new();
     for (p, count, mean, ref_mean) in &observed {
@@ -548,6 +549,13 @@ pub fn decide(
         let (all, all_model) = residual(&visible, &vfield, mean, ref_mean);
         mad_sum += all.iter().map(|v| v.abs()).sum::<f64>();
         mad_n += all.len();
+        let (kept_model, kept_suspect): (Vec<f64>, Vec<f64>) = all_model
+            .iter()
+            .zip(&all)
+            .zip(&kept)
+            .filter_map(|((m, d), &k)| k.then_some((*m, m + d)))
+            .unzip();
+        kept_score_sum += normalised_correlation(&kept_model, &kept_suspect);
         let (mut d, model) = (keep(&all), keep(&all_model));
         regress_out(&mut d, &model);
         // What stands out at this position only (subtitles) is left out of its decision.
@@ -571,6 +579,7 @@ pub fn decide(
         return Err(DetectError::NoOverlap { offset, min_frames });
     }
     excluded.transient_fraction = transient / positions.len() as f64;
+    excluded.kept_score = kept_score_sum / positions.len() as f64;
     Ok(Decisions {
         offset,
         registration_mad: mad_sum / mad_n.max(1) as f64,

@@ -90,6 +90,10 @@ pub struct Excluded {
     /// The largest regions left out of every decision, as boxes `[x0, y0, x1, y1]` in the
     /// suspect picture (0 to 1 of its width and height), largest first.
     pub regions: Vec<[f64; 4]>,
+    /// The registration's correlation with the reference over the pixels the decisions keep
+    /// (mean over the observed positions); the geometry's own score is over every visible
+    /// pixel, what the pirate added included.
+    pub kept_score: f64,
 }
 
 /// `1.4826 × median |v|`: a robust standard deviation of residuals centred on 0.
