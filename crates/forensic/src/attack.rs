@@ -102,9 +102,7 @@ pub fn table(src: Source) -> Vec<Attack> {
             "reencode-720p-1.5M",
             "re-encode at 720p, x264 1.5 Mbit/s (scaled from the package height)",
             "scale=-2:720",
-            x264(&[
-                "-preset", "veryfast", "-b:v", "1500k", "-maxrate", "1500k", "-bufsize", "3000k",
-            ]),
+            reencode_720p(),
             Target::Light,
         ),
         attack(
