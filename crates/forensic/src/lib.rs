@@ -10,9 +10,12 @@
 //! 2. issues sessions into a real SQLite store ([`leaktrace_session::issue_session`]) and
 //!    renders each pirate's stream from its codeword, byte for byte what the edge serves
 //!    ([`stream::Package::render`]);
-//! 3. runs every attack of [`attack::table`] through the ffmpeg CLI (at most two at a time),
-//!    plus collusion (segment interleaving, per-position majority, frame averaging for
-//!    c = 2, 3, 4) and innocent sources (unmarked copies, another title, a random codeword);
+//! 3. runs every attack of [`attack::table`] (or of [`attack::wild_table`], the copies pirate
+//!    sites publish, in [`Mode::Wild`]) through the ffmpeg CLI (at most two at a time), plus
+//!    collusion (segment interleaving, per-position majority and minority vote, a random pick
+//!    per position, frame averaging then a re-encode, for c = 2, 3, 4) and innocent sources
+//!    (unmarked copies, another title, a random codeword; in the wild mode also copies that
+//!    carry the pirates' overlays);
 //! 4. decodes each leak once with [`leaktrace_detect::decide`] and then, without re-running
 //!    ffmpeg, sweeps the capture length to find the segments needed for an accusation at the
 //!    requested probability over the registry ([`stats::sweep`]), and scores many sessions
