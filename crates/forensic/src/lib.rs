@@ -891,21 +891,9 @@ fn build_jobs(
             words.iter().all(|w| w[p] == v).then_some(v)
         };
         let mixed: Vec<Option<Variant>> = (0..pkg.positions as usize).map(single).collect();
-        let coin_key = blake3::derive_key("leaktrace forensic majority tie v1", nonce.as_bytes());
-        let coin = |p: usize| {
-            let h = blake3::keyed_hash(&coin_key, &(p as u64).to_le_bytes());
-            if h.as_bytes()[0] & 1 == 0 {
-                Variant::A
-            } else {
-                Variant::B
-            }
-        };
-        let pick_key = blake3::derive_key("leaktrace forensic random pick v1", nonce.as_bytes());
+        let coin = |p: usize| fair_coin("leaktrace forensic majority tie v1", nonce, p as u64);
         let pick = |p: usize| {
-            let h = blake3::keyed_hash(&pick_key, &(p as u64).to_le_bytes());
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&h.as_bytes()[..8]);
-            (u64::from_le_bytes(b) % c as u64) as usize
+            (draw("leaktrace forensic random pick v1", nonce, p as u64) % c as u64) as usize
         };
         let inter = stream::interleave(&words);
         let maj = stream::majority(&words, coin);
@@ -1022,15 +1010,8 @@ fn build_jobs(
             });
         }
     }
-    let coin_key = blake3::derive_key("leaktrace forensic random codeword v1", nonce.as_bytes());
     let random: Vec<Variant> = (0..pkg.positions)
-        .map(|p| {
-            if blake3::keyed_hash(&coin_key, &p.to_le_bytes()).as_bytes()[0] & 1 == 0 {
-                Variant::A
-            } else {
-                Variant::B
-            }
-        })
+        .map(|p| fair_coin("leaktrace forensic random codeword v1", nonce, u64::from(p)))
         .collect();
     jobs.push(Job {
         name: "random-codeword".into(),
@@ -1046,6 +1027,25 @@ fn build_jobs(
         guilty: vec![],
     });
     Ok(jobs)
+}
+
+/// A keyed draw for position `p`: 64 bits of BLAKE3 keyed by `context` and the run's `nonce`
+/// (the same position gives the same draw within a run, another one in the next run).
+fn draw(context: &str, nonce: &str, p: u64) -> u64 {
+    let key = blake3::derive_key(context, nonce.as_bytes());
+    let h = blake3::keyed_hash(&key, &p.to_le_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.as_bytes()[..8]);
+    u64::from_le_bytes(b)
+}
+
+/// A fair coin for position `p` ([`draw`]'s lowest bit).
+fn fair_coin(context: &str, nonce: &str, p: u64) -> Variant {
+    if draw(context, nonce, p) & 1 == 0 {
+        Variant::A
+    } else {
+        Variant::B
+    }
 }
 
 fn collusion_job(
