@@ -115,12 +115,11 @@ fn detect_end_to_end_360p() {
     // The pirate has the highest score. With 10 positions an innocent whose codeword agrees on
     // all of them ties with it (probability Π q' per session, a few percent here), so ties are
     // allowed; the per-position check above is the strong one.
+    assert_best_scored(&v, pirate, "re-encoded leak");
     let top = v["top"].as_array().unwrap();
-    let best_score = top[0]["score"].as_f64().unwrap();
     assert!(
-        top.iter().any(|t| t["session_id"] == pirate.as_str()
-            && t["account"] == "acct-17"
-            && t["score"].as_f64().unwrap() >= best_score - 1e-9),
+        top.iter()
+            .any(|t| t["session_id"] == pirate.as_str() && t["account"] == "acct-17"),
         "{top:?}"
     );
     // 10 positions cannot reach 1e-6 over 50 sessions: stated, not faked.

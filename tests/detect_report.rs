@@ -216,13 +216,12 @@ fn detect_report_hls_plot_and_bad_input() {
         "{}",
         v["reference"]
     );
+    assert_best_scored(&v, pirate, "the pirate's rendition");
     let top = v["top"].as_array().unwrap();
-    let best = top[0]["score"].as_f64().unwrap();
     assert!(
-        top.iter().any(|t| t["session_id"] == pirate.as_str()
-            && t["account"] == "acct-7"
-            && t["score"].as_f64().unwrap() >= best - 1e-9),
-        "the pirate's rendition was not the one decoded: {top:?}"
+        top.iter()
+            .any(|t| t["session_id"] == pirate.as_str() && t["account"] == "acct-7"),
+        "{top:?}"
     );
     let served = v["positions"].as_array().unwrap();
     assert_eq!(served.len(), positions);

@@ -165,11 +165,8 @@ fn rotation_keeps_old_titles_and_tokens_working() {
     for (who, s) in [("old", old_pirate), ("new", new_pirate)] {
         let r = detect(dir, &dir.join(format!("{who}-leak.mp4")), &[]);
         assert_eq!(r["key_version"], 1, "{who}");
-        assert_eq!(
-            r["top"][0]["session_id"], s["session_id"],
-            "{who}: top {}",
-            r["top"][0]
-        );
+        // Ten positions among 40 sessions: another codeword may agree on all of them.
+        assert_best_scored(&r, s["session_id"].as_str().unwrap(), who);
         let sha = r["suspect_sha256"].as_str().unwrap();
         assert_eq!(sha.len(), 64);
     }
@@ -209,7 +206,11 @@ fn rotation_keeps_old_titles_and_tokens_working() {
         &dir.join("old-leak.mp4"),
         &["--keys", set.to_str().unwrap()],
     );
-    assert_eq!(r["top"][0]["session_id"], old_pirate["session_id"]);
+    assert_best_scored(
+        &r,
+        old_pirate["session_id"].as_str().unwrap(),
+        "old, key set",
+    );
     // Refusing another export over the existing file.
     std::fs::set_permissions(
         dir.join("master.key"),

@@ -134,3 +134,23 @@ pub fn assemble_title(dir: &Path, title: &str, session: &str) -> String {
     std::fs::write(dir.join("session.mp4"), &stream).unwrap();
     bits
 }
+
+/// Asserts that `session` has the best score of the `detect --json` report `report` (its
+/// `top` list must hold every session). A short copy can leave sessions whose codewords agree
+/// on every observed position: they tie, and no detector can order them, so a tie at the top
+/// counts.
+pub fn assert_best_scored(report: &serde_json::Value, session: &str, what: &str) {
+    let top = report["top"].as_array().expect("a top list");
+    let score = |s: &serde_json::Value| s["score"].as_f64().unwrap_or(f64::NAN);
+    let best = top.first().map(score).unwrap_or(f64::NAN);
+    let found = top
+        .iter()
+        .find(|s| s["session_id"] == session)
+        .unwrap_or_else(|| panic!("{what}: {session} is not in the top list"));
+    assert!(
+        score(found) >= best - 1e-9,
+        "{what}: {session} scores {}, the best {best} ({})",
+        score(found),
+        top[0]
+    );
+}
