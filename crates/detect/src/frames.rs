@@ -150,6 +150,31 @@ impl SuspectFrames {
         self.times.is_empty()
     }
 
+    /// Mean luma of each frame over the working-grid rectangle `[x0, y0, x1, y1]` (edges): the
+    /// temporal signature of a picture-in-picture window. `None` when the rectangle is empty
+    /// or leaves the grid.
+    pub fn window_means(&mut self, rect: [usize; 4]) -> Result<Option<Vec<f32>>, DetectError> {
+        let [x0, y0, x1, y1] = rect;
+        let (ww, wh) = self.size;
+        if x1 <= x0 || y1 <= y0 || x1 > ww || y1 > wh {
+            return Ok(None);
+        }
+        let n = ((x1 - x0) * (y1 - y0)) as f64;
+        let mut out = Vec::with_capacity(self.times.len());
+        self.for_each(|_, img| {
+            let sum: f64 = (y0..y1)
+                .map(|y| {
+                    img[y * ww + x0..y * ww + x1]
+                        .iter()
+                        .map(|&v| f64::from(v))
+                        .sum::<f64>()
+                })
+                .sum();
+            out.push((sum / n) as f32);
+        })?;
+        Ok(Some(out))
+    }
+
     /// Calls `f(frame_index, working_image)` for every frame, in order.
     pub fn for_each(&mut self, mut f: impl FnMut(usize, &[f32])) -> Result<(), DetectError> {
         let n = self.size.0 * self.size.1;

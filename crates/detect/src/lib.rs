@@ -100,6 +100,12 @@ const MIRROR_TRY_BELOW: f64 = 0.8;
 /// A flip is kept when its score reaches [`MIRROR_TRY_BELOW`] and beats the unflipped one by
 /// this much.
 const MIRROR_MARGIN: f64 = 0.1;
+/// A geometry that fills at most this share of the suspect's picture is a window
+/// (picture-in-picture), whose time is registered again on the window alone.
+const WINDOW_AT_MOST: f64 = 0.5;
+/// The window's time map replaces the whole picture's when its quality
+/// ([`temporal_quality`]) is higher by this much.
+const WINDOW_TIME_MARGIN: f64 = 0.02;
 
 /// Errors of detection.
 #[derive(Debug, thiserror::Error)]
@@ -312,123 +318,67 @@ pub fn decide(
         opts.max_offset_s,
     );
     let span = frames.times.last().copied().unwrap_or(0.0) + 1.0 / fps;
-    let time = if temporal_quality(&centre, span) > temporal_quality(&full, span) {
+    let mut time = if temporal_quality(&centre, span) > temporal_quality(&full, span) {
         centre
     } else {
         full
     };
-    let offset = time
-        .pieces
-        .first()
-        .map_or(0, |p| (p.offset * fps).round() as i64);
-
-    // Per-position sums of the working images.
     let npos = meta.positions as usize;
     let ref_frames = meta.frames as i64;
-    let position_of = |k: i64| seg.position_at(k * i64::from(den), i64::from(num)).get() as usize;
-    let (ww, wh) = frames.size;
-    let mut sums: Vec<(u32, Vec<f64>)> = vec![(0, Vec::new()); npos];
-    let (mut used, mut boundary, mut unmapped) = (0u64, 0u64, 0u64);
-    let times = frames.times.clone();
-    let margin = opts.boundary_frames;
-    frames.for_each(|i, img| {
-        let Some(rt) = time.map(times[i]) else {
-            unmapped += 1;
-            return;
-        };
-        let u = rt * fps;
-        let k = u.round() as i64;
-        if k < 0 || k >= ref_frames {
-            unmapped += 1;
-            return;
-        }
-        let p = position_of(k);
-        let lo = position_of(((u - margin).round() as i64).clamp(0, ref_frames - 1));
-        let hi = position_of(((u + margin).round() as i64).clamp(0, ref_frames - 1));
-        if lo != p || hi != p {
-            boundary += 1;
-            return;
-        }
-        if let Some(slot) = sums.get_mut(p) {
-            accumulate(slot, img);
-            used += 1;
-        }
-    })?;
-
-    // Mean images of the observed positions, with the reference statistics.
-    let mut observed: Vec<(usize, u32, Vec<f32>, Vec<f32>)> = Vec::new();
-    for (p, (count, acc)) in sums.into_iter().enumerate() {
-        if count < min_frames {
-            continue;
-        }
-        let Some(stats) = reference.position(Position::new(p as u32)) else {
-            continue;
-        };
-        let mean: Vec<f32> = acc.iter().map(|&v| (v / f64::from(count)) as f32).collect();
-        observed.push((p, count, mean, stats.mean_luma));
-    }
-    if observed.is_empty() {
-        return Err(DetectError::NoOverlap { offset, min_frames });
-    }
-
-    // Spatial and photometric registration, jointly over (up to) 24 spread positions.
-    let pick: Vec<usize> = if observed.len() <= REGISTRATION_POSITIONS {
-        (0..observed.len()).collect()
-    } else {
-        (0..REGISTRATION_POSITIONS)
-            .map(|i| i * observed.len() / REGISTRATION_POSITIONS)
-            .collect()
+    let timing = Timing {
+        fps,
+        den: i64::from(den),
+        num: i64::from(num),
+        seg,
+        ref_frames,
+        npos,
+        margin: opts.boundary_frames,
     };
-    let pairs: Vec<Pair<'_>> = pick
-        .iter()
-        .map(|&i| Pair {
-            reference: Image {
-                data: &observed[i].3,
-                w: rw,
-                h: rh,
-            },
-            suspect: Image {
-                data: &observed[i].2,
-                w: ww,
-                h: wh,
-            },
-        })
-        .collect();
-    let (mut geometry, mut photometric) = spatial::register(&pairs, (ww, wh));
-    // A poor match may be a mirrored copy: register the flipped means too, keep the best.
-    let mut flip = overlay::Flip::None;
-    if geometry.score.is_nan() || geometry.score < MIRROR_TRY_BELOW {
-        for f in overlay::Flip::FLIPS {
-            let flipped: Vec<Vec<f32>> = pick
-                .iter()
-                .map(|&i| f.apply(&observed[i].2, ww, wh))
-                .collect();
-            let fpairs: Vec<Pair<'_>> = pick
-                .iter()
-                .zip(&flipped)
-                .map(|(&i, s)| Pair {
-                    reference: Image {
-                        data: &observed[i].3,
-                        w: rw,
-                        h: rh,
-                    },
-                    suspect: Image {
-                        data: s,
-                        w: ww,
-                        h: wh,
-                    },
-                })
-                .collect();
-            let (g, ph) = spatial::register(&fpairs, (ww, wh));
-            // Only a flip that registers well is one: on footage that is not the title,
-            // some flip scores a little better by chance.
-            let better = g.score > geometry.score + MIRROR_MARGIN || !geometry.score.is_finite();
-            if g.score >= MIRROR_TRY_BELOW && better {
-                (geometry, photometric, flip) = (g, ph, f);
+    let mut mapped = timing.accumulate(&mut frames, &time)?;
+    let mut observed = observe(reference, mapped.sums, min_frames);
+    let offset_of = |time: &TimeMap| {
+        time.pieces
+            .first()
+            .map_or(0, |p| (p.offset * fps).round() as i64)
+    };
+    if observed.is_empty() {
+        return Err(DetectError::NoOverlap {
+            offset: offset_of(&time),
+            min_frames,
+        });
+    }
+    let mut pick = spread(observed.len());
+    let (mut geometry, mut photometric, mut flip) =
+        register_space(&observed, &pick, (rw, rh), frames.size);
+
+    // A picture-in-picture window: the whole picture's signature mixes the film with what
+    // surrounds it, so time is registered again on the window alone, and kept (with the
+    // positions and the geometry it gives) when it explains the copy better.
+    if let Some(window) = window_of(&geometry, flip, frames.size)
+        && let Some(signature) = frames.window_means(window)?
+    {
+        let windowed = temporal::register(
+            &frames.times,
+            &signature,
+            &ref_means,
+            fps,
+            opts.max_offset_s,
+        );
+        if temporal_quality(&windowed, span) > temporal_quality(&time, span) + WINDOW_TIME_MARGIN {
+            let again = timing.accumulate(&mut frames, &windowed)?;
+            let seen = observe(reference, again.sums, min_frames);
+            if !seen.is_empty() {
+                let p = spread(seen.len());
+                (geometry, photometric, flip) = register_space(&seen, &p, (rw, rh), frames.size);
+                (time, mapped.used, mapped.boundary, mapped.unmapped) =
+                    (windowed, again.used, again.boundary, again.unmapped);
+                (observed, pick) = (seen, p);
             }
         }
     }
-    drop(pairs);
+    let offset = offset_of(&time);
+    let (ww, wh) = frames.size;
+    let (used, boundary, unmapped) = (mapped.used, mapped.boundary, mapped.unmapped);
     if flip != overlay::Flip::None {
         for o in &mut observed {
             o.2 = flip.apply(&o.2, ww, wh);
@@ -598,6 +548,182 @@ pub fn decide(
             excluded,
         },
     })
+}
+
+/// One observed position: (position, frames, suspect mean image, reference mean luma).
+type Observed = (usize, u32, Vec<f32>, Vec<f32>);
+
+/// What places a suspect frame at a reference position.
+struct Timing {
+    fps: f64,
+    num: i64,
+    den: i64,
+    seg: SegmentDuration,
+    ref_frames: i64,
+    npos: usize,
+    margin: f64,
+}
+
+/// Per-position sums of the working images under one time map, with the frame counts.
+struct Mapped {
+    sums: Vec<(u32, Vec<f64>)>,
+    used: u64,
+    boundary: u64,
+    unmapped: u64,
+}
+
+impl Timing {
+    /// Adds every suspect frame that `time` places inside a reference position (farther than
+    /// the boundary margin from its edges) to that position's sum.
+    fn accumulate(
+        &self,
+        frames: &mut SuspectFrames,
+        time: &TimeMap,
+    ) -> Result<Mapped, DetectError> {
+        let position_of = |k: i64| self.seg.position_at(k * self.den, self.num).get() as usize;
+        let last = self.ref_frames - 1;
+        let mut out = Mapped {
+            sums: vec![(0, Vec::new()); self.npos],
+            used: 0,
+            boundary: 0,
+            unmapped: 0,
+        };
+        let times = frames.times.clone();
+        frames.for_each(|i, img| {
+            let Some(rt) = time.map(times[i]) else {
+                out.unmapped += 1;
+                return;
+            };
+            let u = rt * self.fps;
+            let k = u.round() as i64;
+            if k < 0 || k > last {
+                out.unmapped += 1;
+                return;
+            }
+            let p = position_of(k);
+            let lo = position_of(((u - self.margin).round() as i64).clamp(0, last));
+            let hi = position_of(((u + self.margin).round() as i64).clamp(0, last));
+            if lo != p || hi != p {
+                out.boundary += 1;
+                return;
+            }
+            if let Some(slot) = out.sums.get_mut(p) {
+                accumulate(slot, img);
+                out.used += 1;
+            }
+        })?;
+        Ok(out)
+    }
+}
+
+/// Mean images of the positions seen in at least `min_frames` frames, with the reference
+/// statistics.
+fn observe(reference: &Reference, sums: Vec<(u32, Vec<f64>)>, min_frames: u32) -> Vec<Observed> {
+    let mut observed = Vec::new();
+    for (p, (count, acc)) in sums.into_iter().enumerate() {
+        if count < min_frames {
+            continue;
+        }
+        let Some(stats) = reference.position(Position::new(p as u32)) else {
+            continue;
+        };
+        let mean: Vec<f32> = acc.iter().map(|&v| (v / f64::from(count)) as f32).collect();
+        observed.push((p, count, mean, stats.mean_luma));
+    }
+    observed
+}
+
+/// Indices of (up to) [`REGISTRATION_POSITIONS`] positions spread over `n` observed ones.
+fn spread(n: usize) -> Vec<usize> {
+    if n <= REGISTRATION_POSITIONS {
+        (0..n).collect()
+    } else {
+        (0..REGISTRATION_POSITIONS)
+            .map(|i| i * n / REGISTRATION_POSITIONS)
+            .collect()
+    }
+}
+
+/// Spatial and photometric registration, jointly over the `pick`ed observed positions; a
+/// poor match is tried flipped too (a mirrored copy), and the best kept.
+fn register_space(
+    observed: &[Observed],
+    pick: &[usize],
+    (rw, rh): (usize, usize),
+    (ww, wh): (usize, usize),
+) -> (Geometry, Photometric, overlay::Flip) {
+    let build = |suspects: Vec<&[f32]>| -> (Geometry, Photometric) {
+        let pairs: Vec<Pair<'_>> = pick
+            .iter()
+            .zip(suspects)
+            .map(|(&i, s)| Pair {
+                reference: Image {
+                    data: &observed[i].3,
+                    w: rw,
+                    h: rh,
+                },
+                suspect: Image {
+                    data: s,
+                    w: ww,
+                    h: wh,
+                },
+            })
+            .collect();
+        spatial::register(&pairs, (ww, wh))
+    };
+    let (mut geometry, mut photometric) =
+        build(pick.iter().map(|&i| observed[i].2.as_slice()).collect());
+    let mut flip = overlay::Flip::None;
+    if geometry.score.is_nan() || geometry.score < MIRROR_TRY_BELOW {
+        for f in overlay::Flip::FLIPS {
+            let flipped: Vec<Vec<f32>> = pick
+                .iter()
+                .map(|&i| f.apply(&observed[i].2, ww, wh))
+                .collect();
+            let (g, ph) = build(flipped.iter().map(Vec::as_slice).collect());
+            // Only a flip that registers well is one: on footage that is not the title,
+            // some flip scores a little better by chance.
+            let better = g.score > geometry.score + MIRROR_MARGIN || !geometry.score.is_finite();
+            if g.score >= MIRROR_TRY_BELOW && better {
+                (geometry, photometric, flip) = (g, ph, f);
+            }
+        }
+    }
+    (geometry, photometric, flip)
+}
+
+/// The working-grid rectangle `[x0, y0, x1, y1]` (of the decoded, unflipped frames) that
+/// `geometry` fills with the reference, slightly inset, when it is a window: under
+/// [`WINDOW_AT_MOST`] of the suspect's picture.
+fn window_of(
+    geometry: &Geometry,
+    flip: overlay::Flip,
+    (ww, wh): (usize, usize),
+) -> Option<[usize; 4]> {
+    let corners = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)].map(|(x, y)| geometry.map(x, y));
+    let lo = |f: fn(&(f64, f64)) -> f64| corners.iter().map(f).fold(f64::INFINITY, f64::min);
+    let hi = |f: fn(&(f64, f64)) -> f64| corners.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
+    let (x0, x1) = (lo(|c| c.0).max(0.0), hi(|c| c.0).min(ww as f64));
+    let (y0, y1) = (lo(|c| c.1).max(0.0), hi(|c| c.1).min(wh as f64));
+    let c = &geometry.content;
+    let picture = ((c[2] - c[0]) * (c[3] - c[1])).max(1.0);
+    if x1 <= x0 || y1 <= y0 || (x1 - x0) * (y1 - y0) > WINDOW_AT_MOST * picture {
+        return None;
+    }
+    // Inset by 5 % of the window: its edge may be a border or blend into what surrounds it.
+    let (ix, iy) = ((x1 - x0) * 0.05, (y1 - y0) * 0.05);
+    let (mut a, b) = (
+        [(x0 + ix).ceil() as usize, (y0 + iy).ceil() as usize],
+        [(x1 - ix).floor() as usize, (y1 - iy).floor() as usize],
+    );
+    let mut z = b;
+    if matches!(flip, overlay::Flip::Horizontal | overlay::Flip::Both) {
+        (a[0], z[0]) = (ww.saturating_sub(b[0]), ww.saturating_sub(a[0]));
+    }
+    if matches!(flip, overlay::Flip::Vertical | overlay::Flip::Both) {
+        (a[1], z[1]) = (wh.saturating_sub(b[1]), wh.saturating_sub(a[1]));
+    }
+    (z[0] > a[0] + 1 && z[1] > a[1] + 1).then_some([a[0], a[1], z[0], z[1]])
 }
 
 /// How well a time map explains a suspect of `span` seconds: the mean of its pieces' scores

@@ -423,6 +423,14 @@ pub fn wild_table(src: Source, font: &Path) -> Vec<Attack> {
             ),
         ),
         overlay(
+            "pip-small",
+            "picture-in-picture: the film at 40 % of the width (16 % of the area) at 56 %/50 % over moving colour gradients (ffmpeg gradients)",
+            format!(
+                "gradients=s=1280x720:r={fps}:speed=0.02[bg0];[bg0][in]scale2ref[bg][fg];\
+                 [fg]scale=trunc(iw*0.40/2)*2:-2[win];[bg][win]overlay=x=W*0.56:y=H*0.50:shortest=1"
+            ),
+        ),
+        overlay(
             "speed-1.05",
             "played 5 % faster (timestamps / 1.05, frames dropped to keep the rate)",
             format!("setpts=PTS/1.05,fps={fps}"),

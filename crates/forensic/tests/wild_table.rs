@@ -101,6 +101,7 @@ fn every_wild_attack_runs_and_changes_the_picture() {
         "mirror",
         "pip-right",
         "pip-left",
+        "pip-small",
         "speed-1.05",
         "mirror+720p",
         "camcord+subtitles",

@@ -1,9 +1,10 @@
 //! Registration of a suspect against the reference index: time ([`temporal`]), geometry
-//! ([`spatial`]) and luma ([`photometric`]).
+//! ([`spatial`], with the picture-in-picture search of [`window`]) and luma ([`photometric`]).
 
 pub mod photometric;
 pub mod spatial;
 pub mod temporal;
+pub mod window;
 
 /// Solves the augmented system `m = [A | b]` (n rows of n + 1) by Gaussian elimination with
 /// partial pivoting; `None` when singular.

@@ -11,7 +11,9 @@
 //! 2. **Coarse search.** Isotropic scale (0.6 to 1.5 × the first guess, 3 % steps: a
 //!    picture-in-picture window down to 60 % of the picture, crops rescaled back up) and
 //!    translation, on 4×-reduced images, maximising the mean normalised correlation over the
-//!    positions.
+//!    positions (each over its best-fitting 80 % of points). Smaller windows, from 35 % of
+//!    the width, anywhere in the frame, are proposed by an FFT correlation search
+//!    ([`super::window`]) and scored the same way.
 //! 3. **Refinement.** Gauss–Newton on a homography (affine first, then the two perspective
 //!    terms, then two radial lens-distortion terms with the two terms of a vignetting field),
 //!    minimising `Σ (S_p(W(x)) − g_p·V(x)·f(R_p(x)) − o_p)²` with a gain and offset per
@@ -24,6 +26,7 @@
 
 use super::linsolve;
 use super::photometric::Photometric;
+use super::window;
 use serde::Serialize;
 
 /// A homography from normalised reference coordinates `(X, Y) ∈ [0, 1]²` (pixel centres at
@@ -303,6 +306,14 @@ fn score(
     Some(sum / pairs.len() as f64)
 }
 
+/// The smallest isotropic scale of the coarse grid search (its translations reach every
+/// placement of a window this size or larger).
+const GRID_MIN_SCALE: f64 = 0.6;
+/// The smallest picture-in-picture window searched, as a share of the picture's width.
+const PIP_MIN_WIDTH: f64 = 0.35;
+/// Placements the FFT search proposes per window width.
+const PIP_CANDIDATES: usize = 3;
+
 /// A reduced image: samples, width, height.
 type Reduced = (Vec<f32>, usize, usize);
 
@@ -383,7 +394,7 @@ pub fn register(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, Photo
         g
     };
     let mut best = (f64::NEG_INFINITY, first.clone());
-    let mut m = 0.6f64;
+    let mut m = GRID_MIN_SCALE;
     while m <= 1.5 {
         let rx = ((m - 1.0).abs() / 2.0 + 0.04) * cw;
         let ry = ((m - 1.0).abs() / 2.0 + 0.04) * ch;
@@ -400,6 +411,26 @@ pub fn register(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, Photo
             }
         }
         m *= 1.03;
+    }
+    // A picture-in-picture window smaller than the grid's smallest scale, anywhere in the
+    // frame: FFT correlation proposes placements per width ([`super::window`]), scored like
+    // the grid's candidates. The window keeps the title's aspect.
+    let (rw, rh) = (pairs[0].reference.w as f64, pairs[0].reference.h as f64);
+    let mut widths = Vec::new();
+    let mut m = PIP_MIN_WIDTH;
+    while m < GRID_MIN_SCALE {
+        widths.push(m * cw / F as f64);
+        m *= 1.03;
+    }
+    for w in window::search(&small, &widths, rh / rw, PIP_CANDIDATES) {
+        let f = F as f64;
+        let mut g = first.clone();
+        g.h = [w.w * f, 0.0, w.x * f, 0.0, w.h * f, w.y * f, 0.0, 0.0];
+        if let Some(s) = score(&small, &scaled(&g, f), &flat, 2, COARSE_KEEP)
+            && s > best.0
+        {
+            best = (s, g);
+        }
     }
     let mut g = best.1;
     // Local refinement of the coarse optimum in working pixels.
