@@ -81,6 +81,41 @@ impl Fft2 {
     }
 }
 
+/// The circular cross-correlation `c(ox, oy) = Σ t(x, y) · s(x + ox, y + oy)` of the
+/// `tw × th` `template` with the image whose spectrum is `spectrum` (`fft.w × fft.h`),
+/// row-major over the image grid; a placement that keeps the template inside the image does
+/// not wrap around.
+fn correlate(
+    fft: &Fft2,
+    spectrum: &[Complex<f64>],
+    template: &[f64],
+    tw: usize,
+    th: usize,
+) -> Vec<f64> {
+    let w = fft.w;
+    let mut t = vec![Complex::default(); w * fft.h];
+    for y in 0..th.min(fft.h) {
+        for x in 0..tw.min(w) {
+            t[y * w + x] = Complex::new(template[y * tw + x], 0.0);
+        }
+    }
+    fft.process(&mut t, false);
+    // Correlation theorem: corr(s, t) = IFFT(S · conj(T)).
+    for (c, s) in t.iter_mut().zip(spectrum) {
+        *c = s * c.conj();
+    }
+    fft.process(&mut t, true);
+    let scale = t.len() as f64;
+    t.iter().map(|c| c.re / scale).collect()
+}
+
+/// The spectrum of a real `w × h` image.
+fn spectrum(fft: &Fft2, data: &[f64]) -> Vec<Complex<f64>> {
+    let mut s: Vec<Complex<f64>> = data.iter().map(|&v| Complex::new(v, 0.0)).collect();
+    fft.process(&mut s, false);
+    s
+}
+
 /// Summed-area table with a zero first row and column: `(w + 1) × (h + 1)`.
 fn integral(data: &[f64], w: usize, h: usize) -> Vec<f64> {
     let mut t = vec![0.0; (w + 1) * (h + 1)];
@@ -115,20 +150,7 @@ fn ncc_map(
     energy: f64,
 ) -> Vec<f64> {
     let (w, h) = (fft.w, fft.h);
-    let mut t = vec![Complex::default(); w * h];
-    for y in 0..th {
-        for x in 0..tw {
-            t[y * w + x] = Complex::new(template[y * tw + x], 0.0);
-        }
-    }
-    fft.process(&mut t, false);
-    // Correlation theorem: corr(s, t) = IFFT(S · conj(T)); no placement that keeps the
-    // window inside the picture wraps around.
-    for (c, s) in t.iter_mut().zip(spectrum) {
-        *c = s * c.conj();
-    }
-    fft.process(&mut t, true);
-    let scale = (w * h) as f64;
+    let t = correlate(fft, spectrum, template, tw, th);
     let n = (tw * th) as f64;
     let (nx, ny) = (w - tw + 1, h - th + 1);
     let mut out = vec![0.0; nx * ny];
@@ -140,7 +162,7 @@ fn ncc_map(
             let den = (var * energy).sqrt();
             // A flat placement (bars, a still background) carries no evidence.
             out[oy * nx + ox] = if den > 1e-6 * n {
-                t[oy * w + ox].re / scale / den
+                t[oy * w + ox] / den
             } else {
                 0.0
             };
@@ -192,10 +214,11 @@ pub fn search(
         .map(|(_, s)| {
             let data: Vec<f64> = s.data.iter().map(|&v| f64::from(v)).collect();
             let squares: Vec<f64> = data.iter().map(|v| v * v).collect();
-            let mut spectrum: Vec<Complex<f64>> =
-                data.iter().map(|&v| Complex::new(v, 0.0)).collect();
-            fft.process(&mut spectrum, false);
-            (spectrum, integral(&data, w, h), integral(&squares, w, h))
+            (
+                spectrum(&fft, &data),
+                integral(&data, w, h),
+                integral(&squares, w, h),
+            )
         })
         .collect();
     let mut out = Vec::new();
