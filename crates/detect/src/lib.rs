@@ -349,7 +349,7 @@ pub fn decide(
     }
     let mut pick = spread(observed.len());
     let (mut geometry, mut photometric, mut flip) =
-        register_space(&observed, &pick, (rw, rh), frames.size);
+        register_space(&observed, &pick, (rw, rh), frames.size, None);
 
     // A picture-in-picture window: the whole picture's signature mixes the film with what
     // surrounds it, so time is registered again on the window alone, and kept (with the
@@ -369,7 +369,8 @@ pub fn decide(
             let seen = observe(reference, again.sums, min_frames);
             if !seen.is_empty() {
                 let p = spread(seen.len());
-                (geometry, photometric, flip) = register_space(&seen, &p, (rw, rh), frames.size);
+                (geometry, photometric, flip) =
+                    register_space(&seen, &p, (rw, rh), frames.size, Some(flip));
                 (time, mapped.used, mapped.boundary, mapped.unmapped) =
                     (windowed, again.used, again.boundary, again.unmapped);
                 (observed, pick) = (seen, p);
@@ -645,12 +646,14 @@ fn spread(n: usize) -> Vec<usize> {
 }
 
 /// Spatial and photometric registration, jointly over the `pick`ed observed positions; a
-/// poor match is tried flipped too (a mirrored copy), and the best kept.
+/// poor match is tried flipped too (a mirrored copy), and the best kept. With `known`, the
+/// flip found by an earlier registration of the same copy is the one registered.
 fn register_space(
     observed: &[Observed],
     pick: &[usize],
     (rw, rh): (usize, usize),
     (ww, wh): (usize, usize),
+    known: Option<overlay::Flip>,
 ) -> (Geometry, Photometric, overlay::Flip) {
     let build = |suspects: Vec<&[f32]>| -> (Geometry, Photometric) {
         let pairs: Vec<Pair<'_>> = pick
@@ -671,6 +674,14 @@ fn register_space(
             .collect();
         spatial::register(&pairs, (ww, wh))
     };
+    if let Some(f) = known {
+        let flipped: Vec<Vec<f32>> = pick
+            .iter()
+            .map(|&i| f.apply(&observed[i].2, ww, wh))
+            .collect();
+        let (g, ph) = build(flipped.iter().map(Vec::as_slice).collect());
+        return (g, ph, f);
+    }
     let (mut geometry, mut photometric) =
         build(pick.iter().map(|&i| observed[i].2.as_slice()).collect());
     let mut flip = overlay::Flip::None;
