@@ -645,6 +645,32 @@ fn spread(n: usize) -> Vec<usize> {
     }
 }
 
+/// The (reference, suspect) mean pairs of the `pick`ed observed positions, the suspect means
+/// taken from `suspects` (one per pick).
+fn pairs<'b>(
+    observed: &'b [Observed],
+    pick: &[usize],
+    suspects: &[&'b [f32]],
+    (rw, rh): (usize, usize),
+    (ww, wh): (usize, usize),
+) -> Vec<Pair<'b>> {
+    pick.iter()
+        .zip(suspects)
+        .map(|(&i, &s)| Pair {
+            reference: Image {
+                data: &observed[i].3,
+                w: rw,
+                h: rh,
+            },
+            suspect: Image {
+                data: s,
+                w: ww,
+                h: wh,
+            },
+        })
+        .collect()
+}
+
 /// Spatial and photometric registration, jointly over the `pick`ed observed positions; a
 /// poor match is tried flipped too (a mirrored copy), and the best kept. With `known`, the
 /// flip found by an earlier registration of the same copy is the one registered.
@@ -655,43 +681,35 @@ fn register_space(
     (ww, wh): (usize, usize),
     known: Option<overlay::Flip>,
 ) -> (Geometry, Photometric, overlay::Flip) {
-    let build = |suspects: Vec<&[f32]>| -> (Geometry, Photometric) {
-        let pairs: Vec<Pair<'_>> = pick
-            .iter()
-            .zip(suspects)
-            .map(|(&i, s)| Pair {
-                reference: Image {
-                    data: &observed[i].3,
-                    w: rw,
-                    h: rh,
-                },
-                suspect: Image {
-                    data: s,
-                    w: ww,
-                    h: wh,
-                },
-            })
-            .collect();
-        spatial::register(&pairs, (ww, wh))
+    let flipped = |f: overlay::Flip| -> Vec<Vec<f32>> {
+        pick.iter()
+            .map(|&i| f.apply(&observed[i].2, ww, wh))
+            .collect()
     };
     if let Some(f) = known {
-        let flipped: Vec<Vec<f32>> = pick
-            .iter()
-            .map(|&i| f.apply(&observed[i].2, ww, wh))
-            .collect();
-        let (g, ph) = build(flipped.iter().map(Vec::as_slice).collect());
+        let means = flipped(f);
+        let views: Vec<&[f32]> = means.iter().map(Vec::as_slice).collect();
+        let (g, ph) =
+            spatial::register(&pairs(observed, pick, &views, (rw, rh), (ww, wh)), (ww, wh));
         return (g, ph, f);
     }
-    let (mut geometry, mut photometric) =
-        build(pick.iter().map(|&i| observed[i].2.as_slice()).collect());
+    let views: Vec<&[f32]> = pick.iter().map(|&i| observed[i].2.as_slice()).collect();
+    let own = pairs(observed, pick, &views, (rw, rh), (ww, wh));
+    let (start, coarse_score) = spatial::coarse(&own, (ww, wh));
+    let (mut geometry, mut photometric) = spatial::refine(&own, start);
     let mut flip = overlay::Flip::None;
     if geometry.score.is_nan() || geometry.score < MIRROR_TRY_BELOW {
         for f in overlay::Flip::FLIPS {
-            let flipped: Vec<Vec<f32>> = pick
-                .iter()
-                .map(|&i| f.apply(&observed[i].2, ww, wh))
-                .collect();
-            let (g, ph) = build(flipped.iter().map(Vec::as_slice).collect());
+            let means = flipped(f);
+            let views: Vec<&[f32]> = means.iter().map(Vec::as_slice).collect();
+            let fpairs = pairs(observed, pick, &views, (rw, rh), (ww, wh));
+            // A flip is fitted only when its coarse placement beats the copy's own: a
+            // mirrored copy's does by far, a window's or a poor copy's flips do not.
+            let (fstart, fscore) = spatial::coarse(&fpairs, (ww, wh));
+            if fscore <= coarse_score {
+                continue;
+            }
+            let (g, ph) = spatial::refine(&fpairs, fstart);
             // Only a flip that registers well is one: on footage that is not the title,
             // some flip scores a little better by chance.
             let better = g.score > geometry.score + MIRROR_MARGIN || !geometry.score.is_finite();

@@ -328,12 +328,21 @@ fn reduce(img: &Image<'_>, f: usize) -> Reduced {
 
 /// Estimates the geometry (and refines the photometric map) from per-position mean pairs.
 pub fn register(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, Photometric) {
+    let (g, _) = coarse(pairs, working);
+    refine(pairs, g)
+}
+
+/// The coarse search alone (steps 1 and 2): the best isotropic placement and its score (the
+/// mean over positions of the trimmed normalised correlation on 4×-reduced images; −∞ when
+/// nothing could be scored). Cheap next to [`refine`], so candidates such as the flips of a
+/// copy can be compared on it before one is fitted.
+pub fn coarse(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, f64) {
     let (sw, sh) = working;
     let suspects: Vec<&[f32]> = pairs.iter().map(|p| p.suspect.data).collect();
     let content = content_rect(&suspects, sw, sh);
     let first = Geometry::fill(content, working);
     if pairs.is_empty() {
-        return (first, Photometric::default());
+        return (first, f64::NEG_INFINITY);
     }
 
     // Coarse search on 4×-reduced images of (at most) 8 spread positions.
@@ -464,6 +473,15 @@ pub fn register(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, Photo
         }
     }
 
+    (g, best.0)
+}
+
+/// Step 3: the Gauss–Newton refinement of a coarse placement `g` (see [`coarse`]) with the
+/// photometric map, and the final score and visible share.
+pub fn refine(pairs: &[Pair<'_>], mut g: Geometry) -> (Geometry, Photometric) {
+    if pairs.is_empty() {
+        return (g, Photometric::default());
+    }
     // Gauss–Newton refinement with the photometric map.
     let blurred: Vec<(Vec<f32>, Vec<f32>)> = pairs
         .iter()
