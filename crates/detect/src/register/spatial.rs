@@ -762,10 +762,11 @@ fn gauss_newton(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn texture(w: usize, h: usize, seed: u32) -> Vec<f32> {
+    /// A textured test picture: waves of several frequencies and directions, shifted by `seed`.
+    pub(crate) fn texture(w: usize, h: usize, seed: u32) -> Vec<f32> {
         (0..w * h)
             .map(|i| {
                 let (x, y) = ((i % w) as f32, (i / w) as f32);
