@@ -23,8 +23,10 @@
 //!    homography (affine, then perspective, then a camcorder's radial lens distortion and
 //!    vignetting) aligns the reference per-position means onto the suspect's per-position
 //!    *mean* images, jointly over up to 24 positions (the transform is constant, so only
-//!    means are warped, never frames). Reference pixels outside the suspect's picture are
-//!    masked out.
+//!    means are warped, never frames). A picture-in-picture window from 35 % of the width is
+//!    found anywhere in the frame by FFT correlation ([`register::window`]), and its time is
+//!    then registered again on the window alone; a poor match is tried mirrored and flipped.
+//!    Reference pixels outside the suspect's picture are masked out.
 //! 4. **Photometric registration** ([`register::photometric`]): a monotone cubic from
 //!    reference luma to suspect luma (brightness, contrast, gamma), fitted on the registered
 //!    means; it maps the reference mean before subtraction and its derivative scales the
