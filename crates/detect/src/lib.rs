@@ -96,11 +96,10 @@ pub const DECOYS: usize = 24;
 
 /// Positions used (at most) to estimate the geometry.
 const REGISTRATION_POSITIONS: usize = 24;
-/// A geometry whose match score (NCC of the registered means) is below this may be of a
-/// flipped copy: the flips are registered too.
+/// A copy whose coarse placement, or whose fitted geometry, matches below this (NCC of the
+/// registered means) may be flipped: the flips are placed too. A flip's fit must reach it.
 const MIRROR_TRY_BELOW: f64 = 0.8;
-/// A flip is kept when its score reaches [`MIRROR_TRY_BELOW`] and beats the unflipped one by
-/// this much.
+/// A flip is fitted only when its coarse placement beats the copy's own by this much.
 const MIRROR_MARGIN: f64 = 0.1;
 /// A geometry that fills at most this share of the suspect's picture is a window
 /// (picture-in-picture), whose time is registered again on the window alone.
