@@ -680,37 +680,37 @@ fn register_space(
     (rw, rh): (usize, usize),
     (ww, wh): (usize, usize),
 ) -> (Geometry, Photometric, overlay::Flip) {
-    let flipped = |f: overlay::Flip| -> Vec<Vec<f32>> {
-        pick.iter()
-            .map(|&i| f.apply(&observed[i].2, ww, wh))
-            .collect()
-    };
     let views: Vec<&[f32]> = pick.iter().map(|&i| observed[i].2.as_slice()).collect();
     let own = pairs(observed, pick, &views, (rw, rh), (ww, wh));
     let (start, coarse_score) = spatial::coarse(&own, (ww, wh));
+    // The copy's own fit, made at most once.
+    let mut fitted = None;
     if coarse_score >= MIRROR_TRY_BELOW {
         let (g, ph) = spatial::refine(&own, start.clone());
         if g.score >= MIRROR_TRY_BELOW {
             return (g, ph, overlay::Flip::None);
         }
+        fitted = Some((g, ph));
     }
-    // A poor coarse match: the flips are compared on their coarse placements first (cheap),
-    // and the one that beats the copy's own by the margin is fitted before anything else. A
-    // mirrored copy then costs one fit more than a plain one, not four.
-    let mut flips: Vec<(f64, overlay::Flip, Geometry)> = overlay::Flip::FLIPS
+    // A poor match: the flips are compared on their coarse placements first (cheap), and the
+    // one that beats the copy's own by the margin is fitted before anything else. A mirrored
+    // copy then costs one fit more than a plain one, not four.
+    let mut flips: Vec<(f64, overlay::Flip, Geometry, Vec<Vec<f32>>)> = overlay::Flip::FLIPS
         .into_iter()
         .map(|f| {
-            let means = flipped(f);
+            let means: Vec<Vec<f32>> = pick
+                .iter()
+                .map(|&i| f.apply(&observed[i].2, ww, wh))
+                .collect();
             let views: Vec<&[f32]> = means.iter().map(Vec::as_slice).collect();
             let (g, score) =
                 spatial::coarse(&pairs(observed, pick, &views, (rw, rh), (ww, wh)), (ww, wh));
-            (score, f, g)
+            (score, f, g, means)
         })
         .filter(|(score, ..)| *score > coarse_score + MIRROR_MARGIN)
         .collect();
     flips.sort_by(|a, b| b.0.total_cmp(&a.0));
-    for (_, f, fstart) in flips {
-        let means = flipped(f);
+    for (_, f, fstart, means) in flips {
         let views: Vec<&[f32]> = means.iter().map(Vec::as_slice).collect();
         let (g, ph) = spatial::refine(&pairs(observed, pick, &views, (rw, rh), (ww, wh)), fstart);
         // Only a flip that registers well is one: on footage that is not the title, some flip
@@ -719,7 +719,7 @@ fn register_space(
             return (g, ph, f);
         }
     }
-    let (g, ph) = spatial::refine(&own, start);
+    let (g, ph) = fitted.unwrap_or_else(|| spatial::refine(&own, start));
     (g, ph, overlay::Flip::None)
 }
 
