@@ -1,6 +1,7 @@
 //! Accusation figures from synthetic decisions (Gaussian channel `z = ±μ + N(0,1)`):
 //! positions needed for a lone pirate (soft against hard), for coalitions of 2, 3 and 4
-//! (interleaving, majority and minority vote), and the empirical false-accusation rate against the stated one.
+//! (interleaving, majority and minority vote; each score alone and detect's default of two
+//! scores), and the empirical false-accusation rate against the stated one.
 //!
 //! ```sh
 //! cargo run --release -p leaktrace-detect --example accuse_sim -- [trials] [innocents] [cutoff]
@@ -27,14 +28,22 @@ fn main() {
     let soft = AccuseOptions {
         weighting: Weighting::Soft { snr: None },
         include_erased: true,
+        second: None,
     };
     let hard = |_e: f64| AccuseOptions {
         weighting: Weighting::Hard,
         include_erased: false,
+        second: None,
     };
     let lik = |mix: f64| AccuseOptions {
         weighting: Weighting::Likelihood { snr: None, mix },
         include_erased: true,
+        second: None,
+    };
+    // detect's default: the likelihood score and the minority-vote score, half the budget each.
+    let both = AccuseOptions {
+        include_erased: true,
+        ..AccuseOptions::default()
     };
     let mut rng = Rng(1);
 
@@ -42,21 +51,22 @@ fn main() {
         "## Lone pirate: positions needed at fp {FP} among {REGISTRY} sessions (median of {trials})"
     );
     println!(
-        "| μ | wrong decisions | soft (all positions) | hard, no erasure | hard, erase |z|<1 | hard, erase |z|<2 | likelihood mix 0.1 | likelihood mix 0.5 |"
+        "| μ | wrong decisions | soft (all positions) | hard, no erasure | hard, erase |z|<1 | hard, erase |z|<2 | likelihood mix 0.1 | likelihood mix 0.5 | detect's default (two scores) |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for mu in [0.75, 1.0, 1.5, 2.0, 3.0, 4.0] {
-        let mut cols: Vec<Vec<usize>> = vec![Vec::new(); 6];
+        let mut cols: Vec<Vec<usize>> = vec![Vec::new(); 7];
         for t in 0..trials {
             let pirate = sim::sessions(&format!("pirate{t}"), 1);
             let copy = book.bits(&pirate[0], 0..6000);
-            for (k, erase) in [0.0, 0.0, 1.0, 2.0, 0.0, 0.0].into_iter().enumerate() {
+            for (k, erase) in [0.0, 0.0, 1.0, 2.0, 0.0, 0.0, 0.0].into_iter().enumerate() {
                 let mut r = Rng(1000 + t as u64);
                 let d = sim::channel(&copy, mu, erase, &mut r);
                 let opts = match k {
                     0 => soft,
                     4 => lik(0.1),
                     5 => lik(0.5),
+                    6 => both,
                     _ => hard(erase),
                 };
                 cols[k].push(
@@ -67,14 +77,15 @@ fn main() {
         }
         let wrong = 1.0 - 0.5 * (1.0 + libm_erf(mu / std::f64::consts::SQRT_2));
         println!(
-            "| {mu} | {:.1} % | {} | {} | {} | {} | {} | {} |",
+            "| {mu} | {:.1} % | {} | {} | {} | {} | {} | {} | {} |",
             100.0 * wrong,
             fmt(sim::median(cols[0].clone())),
             fmt(sim::median(cols[1].clone())),
             fmt(sim::median(cols[2].clone())),
             fmt(sim::median(cols[3].clone())),
             fmt(sim::median(cols[4].clone())),
-            fmt(sim::median(cols[5].clone()))
+            fmt(sim::median(cols[5].clone())),
+            fmt(sim::median(cols[6].clone()))
         );
     }
 
@@ -116,6 +127,7 @@ fn main() {
                     mix: 0.5,
                 },
                 include_erased: true,
+                second: None,
             };
             let erased: Vec<_> = d
                 .iter()
@@ -150,12 +162,12 @@ fn main() {
         "\n## Coalitions: positions needed to accuse at least one member (median of {trials}), fp {FP} among {REGISTRY}"
     );
     println!(
-        "| c | attack | μ = ∞ (perfect decisions), hard | μ = 3, soft | μ = 2, soft | μ = 3, likelihood mix 0.5 | μ = 3, likelihood mix 1 − 1/c |"
+        "| c | attack | μ = ∞ (perfect decisions), hard | μ = 3, soft | μ = 2, soft | μ = 3, likelihood mix 0.5 | μ = 3, likelihood mix 1 − 1/c | μ = 3, detect's default (likelihood mix 0.5 and minority vote) | μ = 2, detect's default |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for c in [2usize, 3, 4] {
         for attack in [Attack::Interleave, Attack::Majority, Attack::Minority] {
-            let mut cols: Vec<Vec<usize>> = vec![Vec::new(); 5];
+            let mut cols: Vec<Vec<usize>> = vec![Vec::new(); 7];
             for t in 0..trials {
                 let members = sim::sessions(&format!("c{c}-{t}"), c);
                 let copy = sim::forge(&book, &members, 12_000, attack, &mut rng);
@@ -165,6 +177,8 @@ fn main() {
                     (2.0, soft),
                     (3.0, lik(0.5)),
                     (3.0, lik(1.0 - 1.0 / c as f64)),
+                    (3.0, both),
+                    (2.0, both),
                 ];
                 for (k, (mu, opts)) in cases.into_iter().enumerate() {
                     let d = sim::channel(&copy, mu, 0.0, &mut rng);
@@ -175,12 +189,14 @@ fn main() {
                 }
             }
             println!(
-                "| {c} | {attack:?} | {} | {} | {} | {} | {} |",
+                "| {c} | {attack:?} | {} | {} | {} | {} | {} | {} | {} |",
                 fmt(sim::median(cols[0].clone())),
                 fmt(sim::median(cols[1].clone())),
                 fmt(sim::median(cols[2].clone())),
                 fmt(sim::median(cols[3].clone())),
-                fmt(sim::median(cols[4].clone()))
+                fmt(sim::median(cols[4].clone())),
+                fmt(sim::median(cols[5].clone())),
+                fmt(sim::median(cols[6].clone()))
             );
         }
     }
@@ -202,6 +218,8 @@ fn main() {
         (200, soft, "soft, Chernoff"),
         (200, hard(0.0), "hard, Chernoff"),
         (200, lik(0.5), "likelihood mix 0.5, Chernoff"),
+        (16, both, "detect's default (two scores), exact"),
+        (200, both, "detect's default (two scores), Chernoff"),
         (3000, soft, "soft, Chernoff"),
     ] {
         let pirate = sim::sessions("calib-pirate", 1);

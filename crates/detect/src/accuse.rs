@@ -17,7 +17,20 @@
 //!   the unknown true symbol `y` (uniform prior).
 //! - [`Weighting::Hard`]: the classical symmetric score on hard decisions (`w = 1`).
 //!
+//! - [`Weighting::Blend`]: the same likelihood ratio against a blend of collusion
+//!   [`Strategy`] laws (interleaving, majority or minority vote by `c` members).
+//!
 //! `μ` is given or estimated from the decisions (`μ̂² = mean(z²) − 1`).
+//!
+//! By default ([`AccuseOptions::default`]) two scores are kept: the likelihood score with
+//! `mix = 0.5`, and a [`Weighting::Blend`] of minority vote by three and by four
+//! ([`MINORITY_VOTE`]). Minority vote is the strategy that spreads a coalition's evidence
+//! thinnest under the first: where members differ the copy carries the variant fewer of them
+//! hold, so a member's bit is outvoted wherever it is the common one, and what is left is the
+//! rare variant, which the second score weighs. Each score has its own threshold at half the
+//! false-accusation budget; the second is mapped linearly onto the first's scale so that the
+//! two thresholds coincide, and a session's score is the larger of the two. Its innocent tail
+//! is bounded by the sum of the two tails, so the calibration below holds for the pair.
 //!
 //! Measured on synthetic decisions (`examples/accuse_sim.rs`, fp `10⁻⁶` among `10⁶` sessions):
 //! a lone pirate needs 75 positions with perfect decisions under every score (the bias
@@ -92,6 +105,134 @@ pub enum Weighting {
         /// [`MIX_RANGE`]).
         mix: f64,
     },
+    /// The same log-likelihood ratio against a blend of collusion strategies: the copy's
+    /// symbol follows each [`Strategy`] of the set with equal probability (the blend's symbol
+    /// law is the mean of theirs). Matched to a set, not to one guessed strategy.
+    Blend {
+        /// As for [`Weighting::Likelihood`].
+        snr: Option<f64>,
+        /// The strategies blended (an empty set falls back to interleaving with `mix = 0.5`).
+        strategies: &'static [Strategy],
+    },
+}
+
+/// A collusion strategy: how a coalition of `members` sessions chooses the copy's variant at
+/// a position from theirs (the marking assumption: where they all agree, that variant).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Strategy {
+    /// The copy's symbol is the session's own with probability `1 − mix`, else drawn like any
+    /// session's: segment interleaving by `1/(1 − mix)` members.
+    Interleave {
+        /// Probability that the symbol is not the session's own.
+        mix: f64,
+    },
+    /// Where the members differ, the variant more of them have (ties at random).
+    Majority {
+        /// Coalition size (2 to 16).
+        members: u8,
+    },
+    /// Where the members differ, the variant fewer of them have (ties at random).
+    Minority {
+        /// Coalition size (2 to 16).
+        members: u8,
+    },
+}
+
+impl Strategy {
+    /// The strategy in a few words, for reports.
+    pub fn describe(&self) -> String {
+        match *self {
+            Self::Interleave { mix } => format!("interleaving (mixture {mix})"),
+            Self::Majority { members } => format!("majority vote of {members}"),
+            Self::Minority { members } => format!("minority vote of {members}"),
+        }
+    }
+
+    /// `(P(y = B | x = A), P(y = B | x = B), P(y = B | innocent))` at a position with bias `q`:
+    /// the law of the copy's symbol `y` given the candidate session's bit `x` when it is a
+    /// member, and when it is not (its bit independent of the copy).
+    pub fn symbol_law(&self, q: f64) -> (f64, f64, f64) {
+        let q = q.clamp(0.0, 1.0);
+        match *self {
+            Self::Interleave { mix } => {
+                let e = mix.clamp(0.0, 1.0);
+                (e * q, 1.0 - e + e * q, q)
+            }
+            Self::Majority { members } | Self::Minority { members } => {
+                let c = usize::from(members.clamp(2, 16));
+                let minority = matches!(self, Self::Minority { .. });
+                // P(y = B) when k of the c members hold B.
+                let vote = |k: usize| -> f64 {
+                    if k == 0 {
+                        0.0
+                    } else if k == c {
+                        1.0
+                    } else if 2 * k == c {
+                        0.5
+                    } else if (2 * k < c) == minority {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                };
+                let binom = |n: usize, k: usize| -> f64 {
+                    let mut b = 1.0f64;
+                    for i in 0..k {
+                        b = b * (n - i) as f64 / (i + 1) as f64;
+                    }
+                    b * q.powi(k as i32) * (1.0 - q).powi((n - k) as i32)
+                };
+                let (mut if_a, mut if_b, mut innocent) = (0.0, 0.0, 0.0);
+                for j in 0..c {
+                    let w = binom(c - 1, j);
+                    if_a += w * vote(j);
+                    if_b += w * vote(j + 1);
+                }
+                for k in 0..=c {
+                    innocent += binom(c, k) * vote(k);
+                }
+                (if_a, if_b, innocent)
+            }
+        }
+    }
+}
+
+/// The strategies of the default second score ([`AccuseOptions::default`]): minority vote by
+/// three and by four members, blended. Where members differ the copy carries the variant fewer
+/// of them hold, so each member's bit is outvoted wherever it is the common one; what is left
+/// is the rare variant, which a member holds far more often than an innocent.
+pub const MINORITY_VOTE: &[Strategy] = &[
+    Strategy::Minority { members: 3 },
+    Strategy::Minority { members: 4 },
+];
+
+/// The likelihood-ratio terms `(score if A, score if B)` for a symbol law
+/// `(P(y = B | x = A), P(y = B | x = B), P(y = B | innocent))` and half log-likelihood ratio
+/// `h = μz` of the observation.
+pub fn law_terms(law: (f64, f64, f64), h: f64) -> (f64, f64) {
+    let (fa, fb) = if h >= 0.0 {
+        (1.0, (-2.0 * h).exp())
+    } else {
+        ((2.0 * h).exp(), 1.0)
+    };
+    let mixed = |pb: f64| (1.0 - pb) * fa + pb * fb;
+    let innocent = mixed(law.2);
+    (
+        (mixed(law.0) / innocent).ln(),
+        (mixed(law.1) / innocent).ln(),
+    )
+}
+
+/// The blended symbol law of `strategies` at bias `q` (the mean of their laws).
+pub fn blend_law(strategies: &[Strategy], q: f64) -> (f64, f64, f64) {
+    if strategies.is_empty() {
+        return Strategy::Interleave { mix: 0.5 }.symbol_law(q);
+    }
+    let n = strategies.len() as f64;
+    strategies.iter().fold((0.0, 0.0, 0.0), |acc, s| {
+        let l = s.symbol_law(q);
+        (acc.0 + l.0 / n, acc.1 + l.1 / n, acc.2 + l.2 / n)
+    })
 }
 
 /// Range of the coalition mixing probability of [`Weighting::Likelihood`].
@@ -121,13 +262,20 @@ pub struct AccuseOptions {
     /// Also use positions flagged as erasures (with their small soft weight). Off by default:
     /// the decision step's erasure flag is respected.
     pub include_erased: bool,
+    /// A second score over the same positions. Each score gets half the false-accusation
+    /// budget (its own threshold at `fp/2`), and a session is accused when either clears its
+    /// threshold: the union bound still holds, at the cost of `ln 2` in each threshold.
+    pub second: Option<Weighting>,
 }
 
 impl Default for AccuseOptions {
-    /// [`Weighting::Likelihood`] with `mix = 0.5` and estimated `μ`, erasures respected: in the
-    /// simulations (`examples/accuse_sim.rs`) it needs as few or fewer positions than the
-    /// symmetric scores for a lone pirate at every SNR, and 1.3–2.2× fewer for coalitions of
-    /// 2–4 (interleaving and majority).
+    /// [`Weighting::Likelihood`] with `mix = 0.5` and estimated `μ`, erasures respected, with a
+    /// second score [`Weighting::Blend`] matched to minority vote by three and four
+    /// ([`MINORITY_VOTE`]). In the simulations (`examples/accuse_sim.rs`) the first needs as
+    /// few or fewer positions than the symmetric scores for a lone pirate at every SNR and
+    /// 1.3–2.2× fewer for coalitions of 2–4 (interleaving and majority); minority vote, which
+    /// spreads a coalition's evidence thinnest against it (≈ 1100 positions at c = 3, ≈ 3700 at
+    /// c = 4), is met by the second (≈ 750 and ≈ 900).
     fn default() -> Self {
         Self {
             weighting: Weighting::Likelihood {
@@ -135,6 +283,10 @@ impl Default for AccuseOptions {
                 mix: 0.5,
             },
             include_erased: false,
+            second: Some(Weighting::Blend {
+                snr: None,
+                strategies: MINORITY_VOTE,
+            }),
         }
     }
 }
@@ -166,30 +318,51 @@ pub struct AccuseScan {
     pub scored: usize,
 }
 
-/// Precomputed per-position tables and the innocent score distribution.
+/// One score over the used positions: its terms, the innocent distribution and its threshold.
 #[derive(Debug)]
-pub struct Accuser<'a> {
-    codebook: &'a Codebook,
-    /// (position, score if the session has A, score if B) of each used position.
-    entries: Vec<(u32, f64, f64)>,
-    table: ScoreTable,
+struct Lane {
+    weighting: Weighting,
+    /// (position, score if the session has A, score if B, bias threshold) of each used position.
+    entries: Vec<(u32, f64, f64, u16)>,
     /// (score if A, P(innocent has A), score if B, P(innocent has B)) per used position.
     terms: Vec<(f64, f64, f64, f64)>,
     /// The same with log-probabilities, for the bound.
     log_terms: Vec<(f64, f64, f64, f64)>,
     /// Innocent scores sorted descending with cumulative probability (exact mode).
     exact: Option<Vec<(f64, f64)>>,
-    fp: f64,
-    sessions: u64,
     snr: Option<f64>,
     /// The estimated channel, when the likelihood uses one.
     channel: Option<EmpiricalChannel>,
-    weighting: Weighting,
-    /// The coalition mixing probability in use (likelihood score), clamped.
-    mix: Option<f64>,
+    /// The collusion strategies the likelihood score is matched to (clamped).
+    coalition: Option<Vec<Strategy>>,
+    /// The lane's share of the false-accusation budget, per session: `fp / (lanes · n)`.
+    budget: f64,
     threshold: Option<f64>,
-    /// The tilt `ln λ` at which the threshold's bound equals `fp/n` (Chernoff mode).
+    /// The tilt `ln λ` at which the threshold's bound equals the budget (Chernoff mode).
     tilt: Option<f64>,
+    /// Map onto the common scale, `scale·s + offset` (the first lane: identity).
+    scale: f64,
+    offset: f64,
+    /// Whether the lane takes part in the combined score (it has a threshold, or it is the
+    /// first lane).
+    active: bool,
+}
+
+/// Precomputed per-position tables and the innocent score distribution.
+///
+/// With [`AccuseOptions::second`] a session's score is the larger of the two scores, the
+/// second mapped onto the first's scale so that both thresholds coincide; the reported tail
+/// probability is the sum of the two scores' tails (union bound).
+#[derive(Debug)]
+pub struct Accuser<'a> {
+    codebook: &'a Codebook,
+    lanes: Vec<Lane>,
+    /// (position, score if A, score if B) of the first score, each used position.
+    entries: Vec<(u32, f64, f64)>,
+    table: ScoreTable,
+    fp: f64,
+    sessions: u64,
+    threshold: Option<f64>,
 }
 
 /// Estimated `μ` from the decisions: `√(mean(z²) − 1)`, clamped to `[0.05, 50]` (`SNR_RANGE`).
@@ -347,10 +520,262 @@ fn log_tilted_bound_ln(terms: &[(f64, f64, f64, f64)], l: f64) -> f64 {
     k + factor.min(1.0).ln()
 }
 
+impl Lane {
+    /// Builds the lane's terms from the usable decisions.
+    fn build(
+        usable: &[&crate::PositionDecision],
+        codebook: &Codebook,
+        weighting: Weighting,
+        budget: f64,
+    ) -> Self {
+        let snr = match weighting {
+            Weighting::Hard => None,
+            Weighting::Soft { snr: Some(m) }
+            | Weighting::Likelihood { snr: Some(m), .. }
+            | Weighting::Blend { snr: Some(m), .. }
+                if m.is_finite() && m > 0.0 =>
+            {
+                Some(m)
+            }
+            Weighting::Soft { .. } | Weighting::Likelihood { .. } | Weighting::Blend { .. } => {
+                Some(estimate_snr(usable.iter().map(|d| d.z)))
+            }
+        };
+        let coalition: Option<Vec<Strategy>> = match weighting {
+            Weighting::Likelihood { mix, .. } => Some(vec![Strategy::Interleave {
+                mix: if mix.is_finite() {
+                    mix.clamp(MIX_RANGE.0, MIX_RANGE.1)
+                } else {
+                    0.5
+                },
+            }]),
+            Weighting::Blend { strategies, .. } => Some(if strategies.is_empty() {
+                vec![Strategy::Interleave { mix: 0.5 }]
+            } else {
+                strategies.to_vec()
+            }),
+            _ => None,
+        };
+        // With an estimated μ the likelihood uses the empirical channel: positions differ in
+        // strength (a cut, a dark scene, a heavy re-encode of part of the copy), and one μ
+        // would make weak positions look as reliable as strong ones.
+        let channel = match weighting {
+            Weighting::Likelihood { snr, .. } | Weighting::Blend { snr, .. }
+                if !snr.is_some_and(|m| m.is_finite() && m > 0.0) =>
+            {
+                Some(EmpiricalChannel::new(usable.iter().map(|d| d.z)))
+            }
+            _ => None,
+        };
+        // Merge repeated positions (their terms share one bit, so they are one term).
+        let mut weighted: Vec<(u32, f64, f64)> = Vec::with_capacity(usable.len());
+        for d in usable {
+            let w = snr.map_or(1.0, |m| (m * d.z.abs()).tanh());
+            if w.is_nan() || w <= 0.0 {
+                continue;
+            }
+            weighted.push((d.position, w, d.z));
+        }
+        weighted.sort_by_key(|e| e.0);
+        let mut entries: Vec<(u32, f64, f64, u16)> = Vec::with_capacity(weighted.len());
+        let mut terms: Vec<(f64, f64, f64, f64)> = Vec::with_capacity(weighted.len());
+        for (p, w, z) in weighted {
+            let observed = if z > 0.0 { Variant::A } else { Variant::B };
+            let same = entries.last().is_some_and(|m| m.0 == p);
+            let q = if same {
+                terms.last().map_or(0.5, |t| t.3)
+            } else {
+                codebook.bias(p)
+            };
+            let (sa, sb) = match &coalition {
+                Some(set) => {
+                    let h = channel
+                        .as_ref()
+                        .map_or_else(|| snr.unwrap_or(0.0) * z, |c| c.half_llr(z));
+                    law_terms(blend_law(set, q), h)
+                }
+                None => (
+                    w * leaktrace_core::codeword::score_contribution(q, observed, Variant::A),
+                    w * leaktrace_core::codeword::score_contribution(q, observed, Variant::B),
+                ),
+            };
+            match (entries.last_mut(), terms.last_mut()) {
+                (Some(m), Some(t)) if same => {
+                    m.1 += sa;
+                    m.2 += sb;
+                    t.0 += sa;
+                    t.2 += sb;
+                }
+                _ => {
+                    entries.push((p, sa, sb, leaktrace_core::codeword::threshold_of_bias(q)));
+                    terms.push((sa, 1.0 - q, sb, q));
+                }
+            }
+        }
+        let exact = (terms.len() <= EXACT_LIMIT).then(|| {
+            let mut dist = vec![(0.0f64, 1.0f64)];
+            for &(sa, pa, sb, pb) in &terms {
+                dist = dist
+                    .iter()
+                    .flat_map(|&(s, pr)| [(s + sa, pr * pa), (s + sb, pr * pb)])
+                    .collect();
+            }
+            dist.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let mut cum = 0.0;
+            for d in &mut dist {
+                cum += d.1;
+                d.1 = cum;
+            }
+            dist
+        });
+        let mut lane = Self {
+            weighting,
+            entries,
+            log_terms: terms
+                .iter()
+                .map(|&(a, pa, b, pb)| (a, pa.ln(), b, pb.ln()))
+                .collect(),
+            terms,
+            exact,
+            snr,
+            channel,
+            coalition,
+            budget,
+            threshold: None,
+            tilt: None,
+            scale: 1.0,
+            offset: 0.0,
+            active: true,
+        };
+        (lane.threshold, lane.tilt) = lane.compute_threshold();
+        lane
+    }
+
+    /// The score in one phrase.
+    fn describe(&self) -> String {
+        match self.weighting {
+            Weighting::Hard => "symmetric Tardos score of the hard decisions".to_owned(),
+            Weighting::Soft { .. } => format!(
+                "symmetric Tardos score weighted by tanh(mu |z|), mu = {:.2}",
+                self.snr.unwrap_or(0.0)
+            ),
+            Weighting::Likelihood { .. } | Weighting::Blend { .. } => {
+                let set = self
+                    .coalition
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(Strategy::describe)
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                match &self.channel {
+                    Some(_) => format!(
+                        "log-likelihood score, each position weighed by the copy's empirical \
+                         channel (z ~ N(+-m, 1), m distributed as the observed strengths), \
+                         collusion model: {set}"
+                    ),
+                    None => format!(
+                        "log-likelihood score with one channel strength mu = {:.2}, collusion \
+                         model: {set}",
+                        self.snr.unwrap_or(0.0)
+                    ),
+                }
+            }
+        }
+    }
+
+    fn sigma(&self) -> f64 {
+        self.terms
+            .iter()
+            .map(|&(a, pa, b, pb)| pa * a * a + pb * b * b)
+            .sum::<f64>()
+            .sqrt()
+    }
+
+    /// `ln E[e^{λS}]` of the innocent score (with the refinement factor).
+    fn cumulant(&self, l: f64) -> f64 {
+        log_tilted_bound_ln(&self.log_terms, l)
+    }
+
+    fn max_score(&self) -> f64 {
+        self.terms.iter().map(|t| t.0.max(t.2)).sum()
+    }
+
+    /// Chernoff bound `min_λ≥0 E[e^{λS}] e^{−λs}` on `P(innocent score ≥ s)` (rigorous; tends
+    /// to the exact `Π P(match)` at the largest achievable score).
+    fn chernoff(&self, score: f64) -> f64 {
+        if score > self.max_score() + 1e-9 {
+            return 0.0;
+        }
+        // No shortcut for scores at or below zero: a likelihood score's innocent mean is
+        // negative (minus a divergence), so its threshold can be too; the bound is valid for
+        // every s and tends to 1 as λ → 0.
+        // f(λ) = log E[e^{λS}] − λ s (+ the refinement) is minimised over ln λ; any λ is valid.
+        let f = |u: f64| {
+            let l = u.exp();
+            self.cumulant(l) - l * score
+        };
+        let u = golden(f, (1e-6f64).ln(), (1e4f64).ln(), 48);
+        // Any λ gives a valid bound: also try the threshold's, so a score at the threshold is
+        // reported at most at the requested probability.
+        let best = self.tilt.map_or(f(u), |t| f(u).min(f(t)));
+        best.min(0.0).exp()
+    }
+
+    /// `P(an innocent session's lane score ≥ score)`.
+    fn tail(&self, score: f64) -> f64 {
+        if self.terms.is_empty() {
+            return if score <= 0.0 { 1.0 } else { 0.0 };
+        }
+        match &self.exact {
+            Some(dist) => {
+                // dist is sorted by descending score with cumulative probabilities.
+                let k = dist.partition_point(|d| d.0 >= score - 1e-9);
+                if k == 0 { 0.0 } else { dist[k - 1].1.min(1.0) }
+            }
+            None => self.chernoff(score),
+        }
+    }
+
+    /// The lane score behind a combined score `s` (the inverse of the map).
+    fn unmap(&self, s: f64) -> f64 {
+        (s - self.offset) / self.scale
+    }
+
+    fn compute_threshold(&self) -> (Option<f64>, Option<f64>) {
+        if self.terms.is_empty() {
+            return (None, None);
+        }
+        match &self.exact {
+            Some(dist) => (
+                dist.iter()
+                    .rev()
+                    .map(|d| d.0)
+                    .find(|&s| self.tail(s) <= self.budget),
+                None,
+            ),
+            None => {
+                // Bound at s with tilt λ: exp(K(λ) + ln r(λ) − λs) ≤ budget
+                //   ⇔  s ≥ (K(λ) + ln r(λ) + ln(1/budget))/λ.
+                let c = (1.0 / self.budget).ln().max(0.0);
+                let h = |u: f64| {
+                    let l = u.exp();
+                    (self.cumulant(l) + c) / l
+                };
+                let u = golden(h, (1e-6f64).ln(), (1e4f64).ln(), 48);
+                let t = h(u);
+                // Above the largest achievable score nobody can be accused.
+                let ok = t.is_finite() && t <= self.max_score() + 1e-9;
+                (ok.then_some(t), ok.then_some(u))
+            }
+        }
+    }
+}
+
 impl<'a> Accuser<'a> {
-    /// Builds the tables from the decisions with the default options (likelihood score, erasures
-    /// skipped) for a registry of `sessions` sessions and a requested false-accusation
-    /// probability `fp` (clamped to `(0, 1]`).
+    /// Builds the tables from the decisions with the default options (likelihood score and
+    /// the minority-vote score, erasures skipped) for a registry of `sessions` sessions and a
+    /// requested false-accusation probability `fp` (clamped to `(0, 1]`).
     pub fn new(
         decisions: &[crate::PositionDecision],
         codebook: &'a Codebook,
@@ -372,118 +797,77 @@ impl<'a> Accuser<'a> {
             .iter()
             .filter(|d| (opts.include_erased || !d.erased) && d.z.is_finite() && d.z != 0.0)
             .collect();
-        let snr = match opts.weighting {
-            Weighting::Hard => None,
-            Weighting::Soft { snr: Some(m) } | Weighting::Likelihood { snr: Some(m), .. }
-                if m.is_finite() && m > 0.0 =>
-            {
-                Some(m)
-            }
-            Weighting::Soft { .. } | Weighting::Likelihood { .. } => {
-                Some(estimate_snr(usable.iter().map(|d| d.z)))
-            }
-        };
-        let mix = match opts.weighting {
-            Weighting::Likelihood { mix, .. } => Some(if mix.is_finite() {
-                mix.clamp(MIX_RANGE.0, MIX_RANGE.1)
-            } else {
-                0.5
-            }),
-            _ => None,
-        };
-        // With an estimated μ the likelihood uses the empirical channel: positions differ in
-        // strength (a cut, a dark scene, a heavy re-encode of part of the copy), and one μ
-        // would make weak positions look as reliable as strong ones.
-        let channel = match opts.weighting {
-            Weighting::Likelihood { snr, .. } if !snr.is_some_and(|m| m.is_finite() && m > 0.0) => {
-                Some(EmpiricalChannel::new(usable.iter().map(|d| d.z)))
-            }
-            _ => None,
-        };
-        // Merge repeated positions (their terms share one bit, so they are one term).
-        let mut entries: Vec<(u32, f64, f64)> = Vec::with_capacity(usable.len());
-        for d in usable {
-            let w = snr.map_or(1.0, |m| (m * d.z.abs()).tanh());
-            if w.is_nan() || w <= 0.0 {
+        let fp = if fp > 0.0 && fp <= 1.0 { fp } else { 1e-6 };
+        let sessions = sessions.max(1);
+        let weightings: Vec<Weighting> =
+            std::iter::once(opts.weighting).chain(opts.second).collect();
+        let budget = fp / (weightings.len() as f64 * sessions as f64);
+        let mut lanes: Vec<Lane> = weightings
+            .into_iter()
+            .map(|w| Lane::build(&usable, codebook, w, budget))
+            .collect();
+        // Map every further lane onto the first one's scale so that the thresholds coincide
+        // (their innocent spreads equal). A lane that cannot reach its threshold takes no part
+        // in the combined score: it could never accuse, and on the common scale it would.
+        let sigma0 = lanes.first().map_or(1.0, Lane::sigma).max(1e-12);
+        let threshold = lanes.first().and_then(|l| l.threshold).or_else(|| {
+            lanes
+                .iter()
+                .skip(1)
+                .find_map(|l| l.threshold.map(|t| t * sigma0 / l.sigma().max(1e-12)))
+        });
+        for (i, l) in lanes.iter_mut().enumerate() {
+            if i == 0 {
+                l.active = l.threshold.is_some() || threshold.is_none();
                 continue;
             }
-            entries.push((d.position, w, d.z));
-        }
-        entries.sort_by_key(|e| e.0);
-        let mut merged: Vec<(u32, f64, f64, u16)> = Vec::with_capacity(entries.len());
-        let mut terms: Vec<(f64, f64, f64, f64)> = Vec::with_capacity(entries.len());
-        for (p, w, z) in entries {
-            let observed = if z > 0.0 { Variant::A } else { Variant::B };
-            let same = merged.last().is_some_and(|m| m.0 == p);
-            let q = if same {
-                terms.last().map_or(0.5, |t| t.3)
-            } else {
-                codebook.bias(p)
-            };
-            let (sa, sb) = match mix {
-                Some(eps) => {
-                    let h = channel
-                        .as_ref()
-                        .map_or_else(|| snr.unwrap_or(0.0) * z, |c| c.half_llr(z));
-                    likelihood_terms(q, h, eps)
-                }
-                None => (
-                    w * leaktrace_core::codeword::score_contribution(q, observed, Variant::A),
-                    w * leaktrace_core::codeword::score_contribution(q, observed, Variant::B),
-                ),
-            };
-            match (merged.last_mut(), terms.last_mut()) {
-                (Some(m), Some(t)) if same => {
-                    m.1 += sa;
-                    m.2 += sb;
-                    t.0 += sa;
-                    t.2 += sb;
-                }
-                _ => {
-                    merged.push((p, sa, sb, leaktrace_core::codeword::threshold_of_bias(q)));
-                    terms.push((sa, 1.0 - q, sb, q));
-                }
+            l.scale = sigma0 / l.sigma().max(1e-12);
+            match (l.threshold, threshold) {
+                (Some(t), Some(common)) => l.offset = common - l.scale * t,
+                _ => l.active = false,
             }
         }
-        let table = ScoreTable::with_thresholds(&merged);
-        let entries: Vec<(u32, f64, f64)> = merged.iter().map(|m| (m.0, m.1, m.2)).collect();
-        let exact = (terms.len() <= EXACT_LIMIT).then(|| {
-            let mut dist = vec![(0.0f64, 1.0f64)];
-            for &(sa, pa, sb, pb) in &terms {
-                dist = dist
-                    .iter()
-                    .flat_map(|&(s, pr)| [(s + sa, pr * pa), (s + sb, pr * pb)])
-                    .collect();
-            }
-            dist.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let mut cum = 0.0;
-            for d in &mut dist {
-                cum += d.1;
-                d.1 = cum;
-            }
-            dist
-        });
-        let mut acc = Self {
+        // The positions of every lane (the same ones unless a weight vanished).
+        let mut union: std::collections::BTreeMap<u32, u16> = std::collections::BTreeMap::new();
+        for l in lanes.iter().filter(|l| l.active) {
+            union.extend(l.entries.iter().map(|e| (e.0, e.3)));
+        }
+        let positions: Vec<(u32, u16)> = union.into_iter().collect();
+        let table_lanes: Vec<crate::score::Lane> = lanes
+            .iter()
+            .filter(|l| l.active)
+            .map(|l| {
+                let mut terms = vec![(0.0, 0.0); positions.len()];
+                for e in &l.entries {
+                    if let Ok(i) = positions.binary_search_by_key(&e.0, |p| p.0) {
+                        terms[i] = (e.1, e.2);
+                    }
+                }
+                crate::score::Lane {
+                    terms,
+                    scale: l.scale,
+                    offset: l.offset,
+                }
+            })
+            .collect();
+        let table = ScoreTable::with_lanes(&positions, &table_lanes);
+        let entries = lanes
+            .first()
+            .map(|l| l.entries.iter().map(|e| (e.0, e.1, e.2)).collect())
+            .unwrap_or_default();
+        Self {
             codebook,
+            lanes,
             entries,
             table,
-            log_terms: terms
-                .iter()
-                .map(|&(a, pa, b, pb)| (a, pa.ln(), b, pb.ln()))
-                .collect(),
-            terms,
-            exact,
-            fp: if fp > 0.0 && fp <= 1.0 { fp } else { 1e-6 },
-            sessions: sessions.max(1),
-            snr,
-            channel,
-            weighting: opts.weighting,
-            mix,
-            threshold: None,
-            tilt: None,
-        };
-        (acc.threshold, acc.tilt) = acc.compute_threshold();
-        acc
+            fp,
+            sessions,
+            threshold,
+        }
+    }
+
+    fn active(&self) -> impl Iterator<Item = &Lane> {
+        self.lanes.iter().filter(|l| l.active)
     }
 
     /// Positions used (non-zero weight).
@@ -491,91 +875,58 @@ impl<'a> Accuser<'a> {
         self.entries.len()
     }
 
-    /// The `μ` of the soft weights (`None` for hard decisions). With the default likelihood
-    /// score this single estimate is not what weighs the positions: see [`Accuser::channel`].
+    /// The `μ` of the soft weights of the first score (`None` for hard decisions). With the
+    /// default likelihood score this single estimate is not what weighs the positions: see
+    /// [`Accuser::channel`].
     pub fn snr(&self) -> Option<f64> {
-        self.snr
+        self.lanes.first().and_then(|l| l.snr)
     }
 
     /// The empirical channel that weighs the positions (the default likelihood score with an
     /// estimated strength), `None` for the other scores.
     pub fn channel(&self) -> Option<&EmpiricalChannel> {
-        self.channel.as_ref()
+        self.lanes.first().and_then(|l| l.channel.as_ref())
     }
 
     /// The score in one phrase, for reports.
     pub fn describe(&self) -> String {
-        match self.weighting {
-            Weighting::Hard => "symmetric Tardos score of the hard decisions".to_owned(),
-            Weighting::Soft { .. } => format!(
-                "symmetric Tardos score weighted by tanh(mu |z|), mu = {:.2}",
-                self.snr.unwrap_or(0.0)
-            ),
-            Weighting::Likelihood { .. } => {
-                let eps = self.mix.unwrap_or(0.5);
-                match &self.channel {
-                    Some(_) => format!(
-                        "log-likelihood score, each position weighed by the copy's empirical \
-                         channel (z ~ N(+-m, 1), m distributed as the observed strengths), \
-                         coalition mixture {eps}"
-                    ),
-                    None => format!(
-                        "log-likelihood score with one channel strength mu = {:.2}, coalition \
-                         mixture {eps}",
-                        self.snr.unwrap_or(0.0)
-                    ),
-                }
+        match self.lanes.as_slice() {
+            [one] => one.describe(),
+            lanes => {
+                let parts: Vec<String> = lanes
+                    .iter()
+                    .map(|l| {
+                        let mut d = l.describe();
+                        if !l.active {
+                            d.push_str(" (cannot reach its threshold here)");
+                        }
+                        d
+                    })
+                    .collect();
+                format!(
+                    "the larger of {} scores, each with its share of the false-accusation \
+                     probability: {}",
+                    lanes.len(),
+                    parts.join("; ")
+                )
             }
         }
     }
 
-    /// `(position, score if A, score if B)` of every used position.
+    /// `(position, score if A, score if B)` of every used position, for the first score.
     pub fn entries(&self) -> &[(u32, f64, f64)] {
         &self.entries
     }
 
-    /// Standard deviation of an innocent score (`√Σ w²`; `√L` for hard decisions).
+    /// Standard deviation of an innocent score (`√Σ w²`; `√L` for hard decisions); the
+    /// further scores are mapped onto this spread.
     pub fn innocent_sigma(&self) -> f64 {
-        self.terms
-            .iter()
-            .map(|&(a, pa, b, pb)| pa * a * a + pb * b * b)
-            .sum::<f64>()
-            .sqrt()
+        self.lanes.first().map_or(0.0, Lane::sigma)
     }
 
-    /// `ln E[e^{λS}]` of the innocent score.
-    fn cumulant(&self, l: f64) -> f64 {
-        log_tilted_bound_ln(&self.log_terms, l)
-    }
-
-    fn max_score(&self) -> f64 {
-        self.terms.iter().map(|t| t.0.max(t.2)).sum()
-    }
-
-    /// Chernoff bound `min_λ≥0 E[e^{λS}] e^{−λs}` on `P(innocent score ≥ s)` (rigorous; tends
-    /// to the exact `Π P(match)` at the largest achievable score).
-    fn chernoff(&self, score: f64) -> f64 {
-        if score > self.max_score() + 1e-9 {
-            return 0.0;
-        }
-        if score <= 0.0 {
-            return 1.0;
-        }
-        // f(λ) = log E[e^{λS}] − λ s (+ the refinement) is minimised over ln λ; any λ is valid.
-        let f = |u: f64| {
-            let l = u.exp();
-            self.cumulant(l) - l * score
-        };
-        let u = golden(f, (1e-6f64).ln(), (1e4f64).ln(), 48);
-        // Any λ gives a valid bound: also try the threshold's, so a score at the threshold is
-        // reported at most at the requested probability.
-        let best = self.tilt.map_or(f(u), |t| f(u).min(f(t)));
-        best.min(0.0).exp()
-    }
-
-    /// True when the tail probability is exact (enumerated), false for the Chernoff bound.
+    /// True when every tail probability is exact (enumerated), false for the Chernoff bound.
     pub fn is_exact(&self) -> bool {
-        self.exact.is_some()
+        self.lanes.iter().all(|l| l.exact.is_some())
     }
 
     /// The score of one session.
@@ -614,16 +965,13 @@ impl<'a> Accuser<'a> {
         }
     }
 
-    /// `P(an innocent session scores ≥ score)`.
+    /// `P(an innocent session scores ≥ score)`: with several scores, the sum of their tails at
+    /// the scores behind `score` (a union bound).
     pub fn innocent_tail(&self, score: f64) -> f64 {
-        match &self.exact {
-            Some(dist) => {
-                // dist is sorted by descending score with cumulative probabilities.
-                let k = dist.partition_point(|d| d.0 >= score - 1e-9);
-                if k == 0 { 0.0 } else { dist[k - 1].1.min(1.0) }
-            }
-            None => self.chernoff(score),
-        }
+        self.active()
+            .map(|l| l.tail(l.unmap(score)))
+            .sum::<f64>()
+            .min(1.0)
     }
 
     /// False-accusation probability over the registry: `min(1, n · P(innocent ≥ score))`.
@@ -637,14 +985,16 @@ impl<'a> Accuser<'a> {
         self.threshold.is_some_and(|t| score >= t - 1e-9)
     }
 
-    fn clears(&self, score: f64) -> bool {
-        !self.terms.is_empty() && self.probability(score) <= self.fp
-    }
-
     /// The smallest probability any session could reach with these positions (the floor set by
-    /// the number of positions), `n · P(innocent matches every used position)` in exact mode.
+    /// the number of positions), `n · P(innocent matches every used position)` in exact mode,
+    /// with each score's share of the budget counted.
     pub fn best_possible(&self) -> f64 {
-        self.probability(self.max_score())
+        let k = self.lanes.len() as f64;
+        self.lanes
+            .iter()
+            .filter(|l| !l.terms.is_empty())
+            .map(|l| k * self.sessions as f64 * l.tail(l.max_score()))
+            .fold(1.0f64, f64::min)
     }
 
     /// The score threshold (smallest score that is accused), `None` when unreachable.
@@ -652,30 +1002,9 @@ impl<'a> Accuser<'a> {
         self.threshold
     }
 
-    fn compute_threshold(&self) -> (Option<f64>, Option<f64>) {
-        if self.terms.is_empty() {
-            return (None, None);
-        }
-        match &self.exact {
-            Some(dist) => (
-                dist.iter().rev().map(|d| d.0).find(|&s| self.clears(s)),
-                None,
-            ),
-            None => {
-                // Bound at s with tilt λ: exp(K(λ) + ln r(λ) − λs) ≤ fp/n
-                //   ⇔  s ≥ (K(λ) + ln r(λ) + ln(n/fp))/λ.
-                let c = (self.sessions as f64 / self.fp).ln().max(0.0);
-                let h = |u: f64| {
-                    let l = u.exp();
-                    (self.cumulant(l) + c) / l
-                };
-                let u = golden(h, (1e-6f64).ln(), (1e4f64).ln(), 48);
-                let t = h(u);
-                // Above the largest achievable score nobody can be accused.
-                let ok = t.is_finite() && t <= self.max_score() + 1e-9;
-                (ok.then_some(t), ok.then_some(u))
-            }
-        }
+    /// The requested false-accusation probability.
+    pub fn fp(&self) -> f64 {
+        self.fp
     }
 }
 
@@ -759,6 +1088,7 @@ mod tests {
             &AccuseOptions {
                 weighting: Weighting::Hard,
                 include_erased: false,
+                second: None,
             },
         );
         assert!(hard.channel().is_none());
@@ -877,6 +1207,117 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn symbol_laws_are_laws_of_total_probability() {
+        // Whatever the strategy, an innocent's view of the copy is the member's averaged over
+        // the member's bit: P(y = B) = q·P(B | B) + (1 − q)·P(B | A).
+        let strategies = [
+            Strategy::Interleave { mix: 0.5 },
+            Strategy::Interleave { mix: 0.9 },
+            Strategy::Majority { members: 3 },
+            Strategy::Majority { members: 4 },
+            Strategy::Minority { members: 2 },
+            Strategy::Minority { members: 3 },
+            Strategy::Minority { members: 4 },
+            Strategy::Minority { members: 7 },
+        ];
+        for s in strategies {
+            for q in [0.1, 0.27, 0.5, 0.8, 0.9] {
+                let (a, b, i) = s.symbol_law(q);
+                assert!(
+                    (0.0..=1.0).contains(&a) && (0.0..=1.0).contains(&b),
+                    "{s:?}"
+                );
+                assert!((q * b + (1.0 - q) * a - i).abs() < 1e-12, "{s:?} q = {q}");
+            }
+        }
+        // Minority vote by three in closed form.
+        let q = 0.2;
+        let (a, b, i) = Strategy::Minority { members: 3 }.symbol_law(q);
+        assert!((a - 2.0 * q * (1.0 - q)).abs() < 1e-12);
+        assert!((b - (q * q + (1.0 - q) * (1.0 - q))).abs() < 1e-12);
+        assert!((i - (q.powi(3) + 3.0 * q * (1.0 - q) * (1.0 - q))).abs() < 1e-12);
+        // Interleaving's law gives the mixture terms.
+        for (q, h, eps) in [(0.3, 1.2, 0.5), (0.1, -0.4, 0.2), (0.7, 3.0, 0.9)] {
+            let (x, y) = likelihood_terms(q, h, eps);
+            let (u, v) = law_terms(Strategy::Interleave { mix: eps }.symbol_law(q), h);
+            assert!((x - u).abs() < 1e-12 && (y - v).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn two_scores_share_the_budget_and_one_threshold() {
+        let book = Codebook::new(&[3; 32], &[4; 32], TardosParams::default());
+        let pirate = SessionId::new("p").unwrap();
+        let d: Vec<PositionDecision> = (0..300)
+            .map(|p| PositionDecision {
+                position: p,
+                frames: 48,
+                correlation: 0.1,
+                sigma0: 0.01,
+                z: if book.bit(&pirate, p) == Variant::A {
+                    2.0
+                } else {
+                    -2.0
+                },
+                erased: false,
+            })
+            .collect();
+        let one = Accuser::with_options(
+            &d,
+            &book,
+            1e-6,
+            1000,
+            &AccuseOptions {
+                second: None,
+                ..AccuseOptions::default()
+            },
+        );
+        let two = Accuser::new(&d, &book, 1e-6, 1000);
+        assert!(
+            two.describe().contains("larger of 2 scores"),
+            "{}",
+            two.describe()
+        );
+        let (t1, t2) = (one.threshold().unwrap(), two.threshold().unwrap());
+        // Half the budget: a higher bar for the first score.
+        assert!(t2 > t1, "{t2} vs {t1}");
+        // At the common threshold the union of both tails is within the budget.
+        assert!(
+            two.probability(t2) <= 1e-6 * (1.0 + 1e-9),
+            "{}",
+            two.probability(t2)
+        );
+        // The combined score is at least the first score.
+        let s = SessionId::new("someone").unwrap();
+        assert!(two.score(&s) >= one.score(&s) - 1e-9);
+        assert!(two.accuses(two.score(&pirate)));
+        // The table agrees with each lane's own per-bit sum.
+        let ids: Vec<SessionId> = (0..40)
+            .map(|i| SessionId::new(format!("x{i}")).unwrap())
+            .collect();
+        for (id, sc) in ids.iter().zip(two.score_batch(&ids)) {
+            let lanes: Vec<f64> = two
+                .lanes
+                .iter()
+                .filter(|l| l.active)
+                .map(|l| {
+                    let raw: f64 = l
+                        .entries
+                        .iter()
+                        .map(|e| match book.bit(id, e.0) {
+                            Variant::A => e.1,
+                            Variant::B => e.2,
+                        })
+                        .sum();
+                    l.scale * raw + l.offset
+                })
+                .collect();
+            let want = lanes.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            assert!((sc - want).abs() < 1e-9, "{sc} vs {want}");
         }
     }
 

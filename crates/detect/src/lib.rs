@@ -43,9 +43,10 @@
 //!    default). On an unmarked
 //!    re-encode of the title z stays near N(0, 1) (measured on 100 s of Big Buck Bunny at
 //!    360p, 8 pattern keys × 50 positions: mean 0.02, sd 1.04, max |z| 2.8, none ≥ 3).
-//! 6. **Accusation** ([`accuse::Accuser`]): a likelihood score over the positions, each
-//!    weighed by the empirical channel (how strong positions of this copy are), with a
-//!    calibrated false-accusation probability over the registry.
+//! 6. **Accusation** ([`accuse::Accuser`]): likelihood scores over the positions, each
+//!    position weighed by the empirical channel (how strong positions of this copy are), one
+//!    score matched to interleaving and one to minority vote, with a calibrated
+//!    false-accusation probability over the registry.
 //!
 //! Not handled: rotation beyond what a homography absorbs from the scale search's start
 //! (the coarse search is over scale and translation only), flips, and a suspect whose mean-luma

@@ -36,13 +36,31 @@ struct Run {
 }
 
 /// Per-position score table of one suspect, ready to score any number of sessions.
+///
+/// A table may hold several scores ("lanes") over the same positions, each mapped onto a
+/// common scale by `scale·s + offset`; a session's score is then the largest mapped lane score
+/// ([`ScoreTable::with_lanes`]). The codeword stream is read once for all lanes.
 #[derive(Clone, Debug)]
 pub struct ScoreTable {
     runs: Vec<Run>,
     thresholds: Vec<u16>,
+    /// `δ` of every lane, lane after lane: `delta[l·span + i]`.
     delta: Vec<f64>,
-    base: f64,
+    /// `(base, scale, offset)` of every lane.
+    lanes: Vec<(f64, f64, f64)>,
     longest: usize,
+}
+
+/// One lane of a [`ScoreTable`]: `(score if A, score if B)` per position of the table and the
+/// map `scale·s + offset` onto the common scale.
+#[derive(Clone, Debug)]
+pub struct Lane {
+    /// `(score if A, score if B)`, aligned with the table's positions.
+    pub terms: Vec<(f64, f64)>,
+    /// Factor of the map onto the common scale (positive).
+    pub scale: f64,
+    /// Offset of the map onto the common scale.
+    pub offset: f64,
 }
 
 /// A session index (into the scanned slice) with its score.
@@ -83,24 +101,50 @@ impl ScoreTable {
     /// Like [`ScoreTable::new`] with the bias thresholds already computed:
     /// `(position, score if A, score if B, Codebook::bias_threshold(position))`.
     pub fn with_thresholds(entries: &[(u32, f64, f64, u16)]) -> Self {
-        let mut sorted: Vec<(u32, f64, f64, u16)> = entries.to_vec();
-        sorted.sort_by_key(|e| e.0);
-        let mut merged: Vec<(u32, f64, f64, u16)> = Vec::with_capacity(sorted.len());
-        for e in sorted {
+        let positions: Vec<(u32, u16)> = entries.iter().map(|e| (e.0, e.3)).collect();
+        let lane = Lane {
+            terms: entries.iter().map(|e| (e.1, e.2)).collect(),
+            scale: 1.0,
+            offset: 0.0,
+        };
+        Self::with_lanes(&positions, &[lane])
+    }
+
+    /// A table of several lanes over `positions` (`(position, bias threshold)`, any order; a
+    /// position given twice has its terms added in every lane). Each lane's terms are aligned
+    /// with `positions`; a session's score is `max_l (scale_l·s_l + offset_l)`. No lane gives
+    /// an empty table (score 0).
+    pub fn with_lanes(positions: &[(u32, u16)], lanes: &[Lane]) -> Self {
+        let n = lanes.len().max(1);
+        let mut order: Vec<usize> = (0..positions.len()).collect();
+        order.sort_by_key(|&i| positions[i].0);
+        // (position, threshold, terms of every lane) merged by position.
+        type Merged = (u32, u16, Vec<(f64, f64)>);
+        let mut merged: Vec<Merged> = Vec::with_capacity(order.len());
+        for i in order {
+            let (p, threshold) = positions[i];
+            let terms = lanes
+                .iter()
+                .map(|l| l.terms.get(i).copied().unwrap_or((0.0, 0.0)));
             match merged.last_mut() {
-                Some(last) if last.0 == e.0 => {
-                    last.1 += e.1;
-                    last.2 += e.2;
+                Some(last) if last.0 == p => {
+                    for (t, (a, b)) in last.2.iter_mut().zip(terms) {
+                        t.0 += a;
+                        t.1 += b;
+                    }
                 }
-                _ => merged.push(e),
+                _ => merged.push((p, threshold, terms.collect())),
             }
         }
         let mut runs: Vec<Run> = Vec::new();
         let mut thresholds = Vec::new();
-        let mut delta = Vec::new();
-        let mut base = 0.0;
-        for &(p, sa, sb, threshold) in &merged {
-            base += sa;
+        let mut deltas: Vec<Vec<f64>> = vec![Vec::new(); n];
+        let mut bases = vec![0.0f64; lanes.len()];
+        for (p, threshold, terms) in &merged {
+            let p = *p;
+            for (b, t) in bases.iter_mut().zip(terms) {
+                *b += t.0;
+            }
             let extend = runs.last().is_some_and(|r| {
                 let end = u64::from(r.start) + r.len as u64;
                 u64::from(p) <= end + u64::from(RUN_GAP)
@@ -111,7 +155,9 @@ impl ScoreTable {
                     let end = r.start as usize + r.len;
                     let gap = p as usize - end;
                     thresholds.extend(std::iter::repeat_n(0u16, gap));
-                    delta.extend(std::iter::repeat_n(0.0f64, gap));
+                    for d in &mut deltas {
+                        d.extend(std::iter::repeat_n(0.0f64, gap));
+                    }
                     r.len += gap + 1;
                 }
             } else {
@@ -121,15 +167,27 @@ impl ScoreTable {
                     len: 1,
                 });
             }
-            thresholds.push(threshold);
-            delta.push(sb - sa);
+            thresholds.push(*threshold);
+            for (l, d) in deltas.iter_mut().enumerate() {
+                d.push(terms.get(l).map_or(0.0, |t| t.1 - t.0));
+            }
         }
+        let delta: Vec<f64> = deltas.concat();
         let longest = runs.iter().map(|r| r.len).max().unwrap_or(0);
+        let lanes = if lanes.is_empty() {
+            vec![(0.0, 1.0, 0.0)]
+        } else {
+            lanes
+                .iter()
+                .zip(bases)
+                .map(|(l, b)| (b, l.scale, l.offset))
+                .collect()
+        };
         Self {
             runs,
             thresholds,
             delta,
-            base,
+            lanes,
             longest,
         }
     }
@@ -160,32 +218,40 @@ impl ScoreTable {
         if scratch.len() < self.longest {
             scratch.resize(self.longest, 0);
         }
-        let mut acc = [0.0f64; 4];
-        for r in &self.runs {
-            let words = &mut scratch[..r.len];
-            codebook.session_words(session, r.start, words);
-            let th = &self.thresholds[r.offset..r.offset + r.len];
-            let de = &self.delta[r.offset..r.offset + r.len];
-            let mut w4 = words.chunks_exact(4);
-            let mut t4 = th.chunks_exact(4);
-            let mut d4 = de.chunks_exact(4);
-            for ((w, t), d) in (&mut w4).zip(&mut t4).zip(&mut d4) {
-                for k in 0..4 {
-                    let mask = u64::from(w[k] < t[k]).wrapping_neg();
-                    acc[k] += f64::from_bits(d[k].to_bits() & mask);
+        let span = self.thresholds.len();
+        let mut sums: [f64; 4] = [0.0; 4];
+        let lanes = self.lanes.len();
+        if lanes <= sums.len() {
+            // The codeword stream is read once per run; each lane then sums its own δ.
+            for r in &self.runs {
+                let words = &mut scratch[..r.len];
+                codebook.session_words(session, r.start, words);
+                let th = &self.thresholds[r.offset..r.offset + r.len];
+                for (l, sum) in sums.iter_mut().enumerate().take(lanes) {
+                    let from = l * span + r.offset;
+                    *sum += masked_sum(words, th, &self.delta[from..from + r.len]);
                 }
             }
-            for ((w, t), d) in w4
-                .remainder()
+            self.lanes
                 .iter()
-                .zip(t4.remainder())
-                .zip(d4.remainder())
-            {
-                let mask = u64::from(w < t).wrapping_neg();
-                acc[0] += f64::from_bits(d.to_bits() & mask);
+                .zip(sums)
+                .map(|(&(base, scale, offset), sum)| scale * (base + sum) + offset)
+                .fold(f64::NEG_INFINITY, f64::max)
+        } else {
+            let mut best = f64::NEG_INFINITY;
+            for (l, &(base, scale, offset)) in self.lanes.iter().enumerate() {
+                let mut sum = base;
+                for r in &self.runs {
+                    let words = &mut scratch[..r.len];
+                    codebook.session_words(session, r.start, words);
+                    let th = &self.thresholds[r.offset..r.offset + r.len];
+                    let from = l * span + r.offset;
+                    sum += masked_sum(words, th, &self.delta[from..from + r.len]);
+                }
+                best = best.max(scale * sum + offset);
             }
+            best
         }
-        self.base + ((acc[0] + acc[1]) + (acc[2] + acc[3]))
     }
 
     /// Scores of all `sessions`, in order, on all cores.
@@ -257,6 +323,31 @@ impl ScoreTable {
         all.top.truncate(top);
         all
     }
+}
+
+/// `Σ δ_i` over the positions whose codeword word is below the bias threshold (bit B), four
+/// independent accumulators so the adds vectorise.
+fn masked_sum(words: &[u16], thresholds: &[u16], delta: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let mut w4 = words.chunks_exact(4);
+    let mut t4 = thresholds.chunks_exact(4);
+    let mut d4 = delta.chunks_exact(4);
+    for ((w, t), d) in (&mut w4).zip(&mut t4).zip(&mut d4) {
+        for k in 0..4 {
+            let mask = u64::from(w[k] < t[k]).wrapping_neg();
+            acc[k] += f64::from_bits(d[k].to_bits() & mask);
+        }
+    }
+    for ((w, t), d) in w4
+        .remainder()
+        .iter()
+        .zip(t4.remainder())
+        .zip(d4.remainder())
+    {
+        let mask = u64::from(w < t).wrapping_neg();
+        acc[0] += f64::from_bits(d.to_bits() & mask);
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
 /// Worker threads: the available parallelism (at least 1).

@@ -1,7 +1,8 @@
 //! Accusation on synthetic decisions from a Gaussian channel `z = ±μ + N(0, 1)` (wrong
 //! decisions and weak positions included): soft weighting needs fewer positions than hard
 //! decisions, the stated false-accusation probability holds empirically over 10⁴ innocent
-//! sessions, and coalitions of 2 and 3 have a member accused and no innocent.
+//! sessions, coalitions of 2 and 3 have a member accused and no innocent, and minority vote
+//! by 3 and 4 is caught by the default second score.
 //! Figures for the full sweep: `cargo run --release -p leaktrace-detect --example accuse_sim`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -14,10 +15,12 @@ use leaktrace_detect::accuse::{AccuseOptions, Accuser, Weighting};
 const SOFT: AccuseOptions = AccuseOptions {
     weighting: Weighting::Soft { snr: None },
     include_erased: true,
+    second: None,
 };
 const HARD: AccuseOptions = AccuseOptions {
     weighting: Weighting::Hard,
     include_erased: false,
+    second: None,
 };
 
 #[test]
@@ -54,6 +57,7 @@ fn likelihood_score_needs_fewer_positions_than_soft_symmetric_at_low_snr() {
             mix: 0.5,
         },
         include_erased: true,
+        second: None,
     };
     let (mut soft, mut likelihood) = (Vec::new(), Vec::new());
     for t in 0..3 {
@@ -80,6 +84,7 @@ fn stated_probability_holds_over_ten_thousand_innocents() {
     // hard and likelihood scores.
     for (len, opts) in [
         (14u32, SOFT),
+        (14, AccuseOptions::default()),
         (150, SOFT),
         (150, HARD),
         (150, AccuseOptions::default()),
@@ -136,6 +141,50 @@ fn coalitions_of_two_and_three_have_a_member_accused_and_no_innocent() {
             );
             assert!(scan.accused.windows(2).all(|w| w[0].score >= w[1].score));
             assert!(scan.accused.iter().all(|a| a.probability <= 1e-6));
+        }
+    }
+}
+
+#[test]
+fn minority_vote_is_caught_by_the_second_score() {
+    // Minority vote leaves each member barely closer to the copy than an innocent under the
+    // interleaving model (about 1100 positions at c = 3 and 3900 at c = 4 in
+    // examples/accuse_sim.rs); the minority-vote score of the default options needs about
+    // 750 and 900.
+    let book = sim::book(15);
+    let innocents = sim::sessions("onlooker", 1000);
+    let mut rng = Rng(21);
+    let first_only = AccuseOptions {
+        second: None,
+        ..AccuseOptions::default()
+    };
+    for (c, len) in [(3usize, 1200u32), (4, 1400)] {
+        let members = sim::sessions(&format!("minority{c}"), c);
+        let copy = sim::forge(&book, &members, len, Attack::Minority, &mut rng);
+        let d = sim::channel(&copy, 3.0, 0.0, &mut rng);
+        let mut all = innocents.clone();
+        all.extend(members.iter().cloned());
+        let both = Accuser::with_options(&d, &book, 1e-6, 1_000_000, &AccuseOptions::default());
+        let scan = both.accuse_all(&all, 5);
+        assert!(
+            !scan.accused.is_empty() && scan.accused.iter().all(|a| a.index >= innocents.len()),
+            "c = {c}, {len} positions: accused {:?}, top {:?}",
+            scan.accused,
+            scan.top
+        );
+        assert!(
+            scan.accused.iter().all(|a| a.probability <= 1e-6),
+            "{:?} threshold {:?} -> p {}",
+            scan.accused,
+            both.threshold(),
+            both.probability(both.threshold().unwrap())
+        );
+        if c == 4 {
+            let one = Accuser::with_options(&d, &book, 1e-6, 1_000_000, &first_only);
+            assert!(
+                one.accuse_all(&all, 0).accused.is_empty(),
+                "the interleaving score alone was expected to fall short at c = 4"
+            );
         }
     }
 }
