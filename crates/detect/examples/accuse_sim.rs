@@ -40,7 +40,7 @@ fn main() {
         include_erased: true,
         second: None,
     };
-    // detect's default: the likelihood score and the minority-vote score, half the budget each.
+    // detect's default: the likelihood score (90 % of the budget) and the minority-vote score (10 %).
     let both = AccuseOptions {
         include_erased: true,
         ..AccuseOptions::default()

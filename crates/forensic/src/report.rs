@@ -436,7 +436,7 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         md,
-        "- accusation: the detector's default scores, log-likelihood under interleaving (mixture 0.5) and under minority vote, the larger of the two with half the budget each (`leaktrace_detect::accuse::Accuser`), accused when the union bound over **{} registered sessions** is ≤ **{:e}**; detect defaults (offset search ± 60 s, no erasure: every position is weighed by the empirical channel of its copy, so \"correct / decided\" is the sign accuracy)",
+        "- accusation: the detector's default scores, log-likelihood under interleaving (mixture 0.5) and under minority vote, the larger of the two, with 90 % and 10 % of the budget (`leaktrace_detect::accuse::Accuser`), accused when the union bound over **{} registered sessions** is ≤ **{:e}**; detect defaults (offset search ± 60 s, no erasure: every position is weighed by the empirical channel of its copy, so \"correct / decided\" is the sign accuracy)",
         c.op.registry, c.op.fp
     );
     let _ = writeln!(

@@ -306,6 +306,50 @@ fn score(
     Some(sum / pairs.len() as f64)
 }
 
+/// The index and score of the best-scoring candidate (the first of equal scores; `None` when
+/// none has a score), the candidates scored on all cores.
+fn best_of<T: Sync>(cands: &[T], eval: impl Fn(&T) -> Option<f64> + Sync) -> Option<(usize, f64)> {
+    const BLOCK: usize = 16;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(cands.len().div_ceil(BLOCK))
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let better = |a: Option<(usize, f64)>, b: Option<(usize, f64)>| match (a, b) {
+        (Some(x), Some(y)) => Some(if y.1 > x.1 || (y.1 == x.1 && y.0 < x.0) {
+            y
+        } else {
+            x
+        }),
+        (x, None) => x,
+        (None, y) => y,
+    };
+    let work = || {
+        let mut best: Option<(usize, f64)> = None;
+        loop {
+            let from = next.fetch_add(BLOCK, std::sync::atomic::Ordering::Relaxed);
+            if from >= cands.len() {
+                return best;
+            }
+            for (i, c) in cands.iter().enumerate().skip(from).take(BLOCK) {
+                if let Some(s) = eval(c).filter(|s| *s > f64::NEG_INFINITY) {
+                    best = better(best, Some((i, s)));
+                }
+            }
+        }
+    };
+    if threads == 1 {
+        return work();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().ok().flatten())
+            .fold(None, better)
+    })
+}
+
 /// The smallest isotropic scale of the coarse grid search (its translations reach every
 /// placement of a window this size or larger).
 const GRID_MIN_SCALE: f64 = 0.6;
@@ -402,7 +446,7 @@ pub fn coarse(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, f64) {
         ];
         g
     };
-    let mut best = (f64::NEG_INFINITY, first.clone());
+    let mut grid = Vec::new();
     let mut m = GRID_MIN_SCALE;
     while m <= 1.5 {
         let rx = ((m - 1.0).abs() / 2.0 + 0.04) * cw;
@@ -411,16 +455,19 @@ pub fn coarse(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, f64) {
         let (nx, ny) = ((rx / step).ceil() as i64, (ry / step).ceil() as i64);
         for iy in -ny..=ny {
             for ix in -nx..=nx {
-                let g = candidate(m, ix as f64 * step, iy as f64 * step);
-                if let Some(s) = score(&small, &scaled(&g, F as f64), &flat, 2, COARSE_KEEP)
-                    && s > best.0
-                {
-                    best = (s, g);
-                }
+                grid.push(candidate(m, ix as f64 * step, iy as f64 * step));
             }
         }
         m *= 1.03;
     }
+    // The grid's candidates are independent: scored on all cores, the best kept (the first
+    // of equal scores, as a sequential scan would).
+    let mut best = match best_of(&grid, |g| {
+        score(&small, &scaled(g, F as f64), &flat, 2, COARSE_KEEP)
+    }) {
+        Some((i, s)) => (s, grid[i].clone()),
+        None => (f64::NEG_INFINITY, first.clone()),
+    };
     // A picture-in-picture window smaller than the grid's smallest scale, anywhere in the
     // frame: FFT correlation proposes placements per width ([`super::window`]), scored like
     // the grid's candidates. The window keeps the title's aspect.
