@@ -412,6 +412,52 @@ mod tests {
     }
 
     #[test]
+    fn lanes_score_the_largest_mapped_sum() {
+        let b = book();
+        let positions: Vec<(u32, u16)> = (0..400u32)
+            .filter(|p| p % 9 != 4)
+            .chain([900, 901, 3])
+            .map(|p| (p, b.bias_threshold(p)))
+            .collect();
+        let lane = |k: usize, scale: f64, offset: f64| Lane {
+            terms: positions
+                .iter()
+                .map(|&(p, _)| {
+                    let v = ((p as usize * (k + 3)) % 11) as f64 - 5.0;
+                    (v * 0.3, -v * 0.2 + k as f64 * 0.1)
+                })
+                .collect(),
+            scale,
+            offset,
+        };
+        let ids: Vec<SessionId> = (0..30)
+            .map(|i| SessionId::new(format!("l{i}")).unwrap())
+            .collect();
+        // One lane, two (the detector's case), and more than the fast path holds.
+        for n in [1usize, 2, 5] {
+            let lanes: Vec<Lane> = (0..n)
+                .map(|k| lane(k, 1.0 + k as f64 * 0.7, k as f64 * 1.5 - 2.0))
+                .collect();
+            let t = ScoreTable::with_lanes(&positions, &lanes);
+            for id in &ids {
+                let want = lanes
+                    .iter()
+                    .map(|l| {
+                        let entries: Vec<(u32, f64, f64)> = positions
+                            .iter()
+                            .zip(&l.terms)
+                            .map(|(&(p, _), &(a, bb))| (p, a, bb))
+                            .collect();
+                        l.scale * naive(&b, &entries, id) + l.offset
+                    })
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let got = t.score(&b, id);
+                assert!((got - want).abs() < 1e-9, "{n} lanes: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
     fn empty_table_scores_zero() {
         let b = book();
         let t = ScoreTable::new(&b, &[]);
