@@ -190,6 +190,23 @@ fn check_external_validators(pkg: &Path) {
 fn h264_package_is_valid_for_every_external_checker() {
     let ws = init_workdir();
     let pkg = ws.path().join("pkg");
+    // One SubRip and one WebVTT track; the SubRip file is named for its language (`:en`).
+    let en = ws.path().join("en.srt");
+    std::fs::write(
+        &en,
+        "1\n00:00:00,500 --> 00:00:02,500\nHello <i>there</i>\n\n2\n00:00:04,000 --> 00:00:05,000\nBye\n",
+    )
+    .unwrap();
+    let fr = ws.path().join("fr.vtt");
+    std::fs::write(
+        &fr,
+        "WEBVTT\n\n00:00.500 --> 00:02.500 line:0\nBonjour\n\n00:04.000 --> 00:05.000\nAu revoir\n",
+    )
+    .unwrap();
+    let (en, fr) = (
+        format!("{}:en", en.display()),
+        format!("{}:fr", fr.display()),
+    );
     let out = embed(
         ws.path(),
         &corpus("trailer_bbb_20s.mp4"),
@@ -201,6 +218,10 @@ fn h264_package_is_valid_for_every_external_checker() {
             "veryfast",
             "--max-frames",
             "150",
+            "--subtitles",
+            &en,
+            "--subtitles",
+            &fr,
             "--json",
         ],
     );
@@ -213,6 +234,26 @@ fn h264_package_is_valid_for_every_external_checker() {
     assert_eq!(summary["positions"], 4); // 150 frames at 24 fps = 6.25 s
     assert_eq!(check_rendition(&pkg.join("360p")), 4);
     assert_eq!(check_rendition(&pkg.join("240p")), 4);
+    // Subtitles: a WebVTT segment per position, the whole track, both in the manifests.
+    assert_eq!(
+        summary["text_renditions"],
+        serde_json::json!(["text-en", "text-fr"])
+    );
+    for (dir, cue) in [("text-en", "Hello"), ("text-fr", "Bonjour")] {
+        let segs: Vec<String> = (0..4)
+            .map(|p| {
+                std::fs::read_to_string(pkg.join(dir).join(format!("seg_{p:05}.vtt"))).unwrap()
+            })
+            .collect();
+        assert!(segs.iter().all(|s| s.starts_with("WEBVTT")));
+        assert!(segs[0].contains(cue) && segs[1].contains(cue) && !segs[3].contains(cue));
+        let whole = std::fs::read_to_string(pkg.join(dir).join("subtitles.vtt")).unwrap();
+        assert!(whole.contains("00:00:00.500 --> 00:00:02.500"), "{whole}");
+    }
+    let master = std::fs::read_to_string(pkg.join("master.m3u8")).unwrap();
+    assert!(master.contains("TYPE=SUBTITLES") && master.contains("LANGUAGE=\"fr\""));
+    let mpd = std::fs::read_to_string(pkg.join("manifest.mpd")).unwrap();
+    assert!(mpd.contains("<BaseURL>text-en/subtitles.vtt</BaseURL>"));
     check_external_validators(&pkg);
     // The store knows the title now.
     let db = ws.path().join("leaktrace.db");
@@ -394,6 +435,18 @@ fn bad_input_gives_one_line_a_distinct_exit_code_and_no_output() {
         2,
         "does not upscale",
     );
+    // Subtitles are checked before anything is encoded.
+    std::fs::write(
+        w.join("bad.srt"),
+        "1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n00:00:05,000 -> 00:00:06,000\nbad\n",
+    )
+    .unwrap();
+    let bad = format!("{}:en", w.join("bad.srt").display());
+    assert_clean_failure(w, &clip, &out, &["--subtitles", &bad], 3, "line 6");
+    let missing = format!("{}:en", w.join("none.srt").display());
+    assert_clean_failure(w, &clip, &out, &["--subtitles", &missing], 3, "cannot read");
+    let tag = format!("{}:en-", w.join("bad.srt").display());
+    assert_clean_failure(w, &clip, &out, &["--subtitles", &tag], 3, "BCP 47");
     // Output that cannot be written: its parent is a regular file.
     std::fs::write(w.join("blocker"), b"x").unwrap();
     assert_clean_failure(w, &clip, &w.join("blocker/out"), &[], 4, "blocker");

@@ -95,7 +95,8 @@ pub fn classify(err: &anyhow::Error) -> Code {
                 EmbedError::OutputNotEmpty(_) | EmbedError::Io { .. } => Code::Output,
                 EmbedError::FrameSize { .. }
                 | EmbedError::UnsupportedBitDepth(_)
-                | EmbedError::TooManyPositions(_) => Code::Input,
+                | EmbedError::TooManyPositions(_)
+                | EmbedError::Subtitles { .. } => Code::Input,
                 _ => Code::Internal,
             };
         }

@@ -1,6 +1,8 @@
 //! A real player: hls.js in headless Chromium plays a session's stream through the edge, and
 //! every segment it received is byte-identical to the `a/` or `b/` file the session's codeword
 //! names (in their egress form: the in-band `wmpi` box neutralised, see `leaktrace_edge::egress`).
+//! The package's subtitle rendition is listed, its WebVTT segments come through the edge as
+//! they are, and each cue reaches the video element's text track once.
 //!
 //! Needs Debian's `chromium` (`scripts/install-system-deps.sh chromium`) and hls.js
 //! (`npm ci --prefix crates/edge/tests/player`); skipped with a notice when either is missing,
@@ -105,6 +107,7 @@ function finish(reason) {
     const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : null;
     if (q) { out.totalFrames = q.totalVideoFrames; out.droppedFrames = q.droppedVideoFrames; }
     out.videoError = v.error ? v.error.code : null;
+    out.cues = Array.from(v.textTracks).map(t => ({ lang: t.language, mode: t.mode, cues: t.cues ? Array.from(t.cues).map(c => c.text) : null }));
     fetch(REPORT, { method: "POST", mode: "no-cors", body: JSON.stringify(out) });
   });
 }
@@ -118,8 +121,8 @@ try {
     load(context, config, callbacks) {
       const onSuccess = callbacks.onSuccess;
       callbacks.onSuccess = (response, stats, ctx, details) => {
-        if (response.data instanceof ArrayBuffer) {
-          const copy = response.data.slice(0);
+        if (response.data instanceof ArrayBuffer || (typeof response.data === "string" && ctx.url.endsWith(".vtt"))) {
+          const copy = typeof response.data === "string" ? new TextEncoder().encode(response.data).buffer : response.data.slice(0);
           const rec = { url: ctx.url, len: copy.byteLength };
           out.frags.push(rec);
           pending.push(crypto.subtle.digest("SHA-256", copy).then(h => { rec.sha256 = hex(h); }));
@@ -135,7 +138,12 @@ try {
       message: d.error ? String(d.error.message || d.error) : (d.err ? String(d.err) : null) });
     if (d.fatal) finish("fatal");
   });
+  hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, (e, d) => {
+    out.subtitleTracks = d.subtitleTracks.map(t => t.lang);
+  });
   hls.on(Hls.Events.MANIFEST_PARSED, () => {
+    // Subtitles are off by default (DEFAULT=NO): turn the track on as a viewer would.
+    setTimeout(() => { hls.subtitleDisplay = true; hls.subtitleTrack = 0; }, 0);
     v.playbackRate = 4;
     v.play().catch(err => out.errors.push({ type: "play", details: String(err), fatal: false }));
   });
@@ -222,6 +230,7 @@ fn hls_js_in_headless_chromium_receives_the_sessions_codeword() {
 
     let mut positions = std::collections::BTreeSet::new();
     let mut inits = 0;
+    let mut texts = 0;
     for frag in r["frags"].as_array().unwrap() {
         let url = frag["url"].as_str().unwrap();
         let hash = frag["sha256"].as_str().unwrap();
@@ -231,6 +240,12 @@ fn hls_js_in_headless_chromium_receives_the_sessions_codeword() {
             .1;
         let (rendition, file) = rest.split_once('/').unwrap();
         let dir = f.pkg.join(rendition);
+        if rendition.starts_with("text-") {
+            // Subtitles are the same for every viewer: the plain file.
+            assert_eq!(hash, sha256_hex(&std::fs::read(dir.join(file)).unwrap()));
+            texts += 1;
+            continue;
+        }
         if file == "init.mp4" {
             assert_eq!(hash, sha256_hex(&egress_file(&dir.join("a/init.mp4"))));
             inits += 1;
@@ -253,6 +268,25 @@ fn hls_js_in_headless_chromium_receives_the_sessions_codeword() {
         positions.insert(p);
     }
     assert!(inits >= 1, "no init segment seen");
+    // The subtitle rendition: listed, its WebVTT segments fetched through the edge, and its
+    // cues in the video element's text track.
+    assert_eq!(r["subtitleTracks"], serde_json::json!(["en"]), "{report}");
+    assert!(texts >= 1, "no WebVTT segment fetched: {report}");
+    let cues: Vec<String> = r["cues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["lang"] == "en")
+        .flat_map(|t| t["cues"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c.as_str().map(str::to_owned))
+        .collect();
+    for want in ["First <i>line</i>", "Across a boundary", "Third"] {
+        assert_eq!(
+            cues.iter().filter(|c| *c == want).count(),
+            1,
+            "cue {want:?} once in the text track: {cues:?}"
+        );
+    }
     assert_eq!(
         positions.len() as u32,
         POSITIONS,

@@ -43,11 +43,13 @@ pub mod mask;
 pub mod pipeline;
 pub mod plane;
 pub mod reference;
+pub mod subtitles;
 
 pub use mark::{KernelSample, RenderedPattern, Scratch};
 pub use mask::{Mask, MaskParams};
 pub use pipeline::{
-    EmbedSummary, PipelineConfig, PlainSummary, ProgressEvent, embed_file, encode_plain,
+    EmbedSummary, PipelineConfig, PlainSummary, ProgressEvent, SubtitleInput, embed_file,
+    encode_plain,
 };
 pub use plane::{LumaPlane, Sample};
 pub use reference::Reference;
@@ -131,6 +133,14 @@ pub enum EmbedError {
     /// Serialising JSON or a manifest failed.
     #[error("could not serialise output: {0}")]
     Serialize(String),
+    /// A subtitle file is malformed, too large, or its language tag invalid.
+    #[error("subtitles {}: {reason}", path.display())]
+    Subtitles {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong (with its line where there is one).
+        reason: String,
+    },
 }
 
 /// A presentation time as an exact rational: `pts × num / den` seconds.

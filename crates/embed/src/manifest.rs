@@ -29,6 +29,28 @@ pub struct RenditionManifest {
     pub durations: Vec<u64>,
 }
 
+/// What the manifests need to know about one text (subtitle) rendition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TextManifest {
+    /// Directory, e.g. `text-en`.
+    pub name: String,
+    /// BCP 47 language tag.
+    pub language: String,
+    /// Segment durations in the video track's timescale, in position order.
+    pub durations: Vec<u64>,
+}
+
+/// Name of the WebVTT segment of `position`.
+pub fn text_segment_name(position: u32) -> String {
+    format!("seg_{position:05}.vtt")
+}
+
+/// Name of a text rendition's whole-track WebVTT file (the DASH side-loaded form).
+pub const TEXT_WHOLE: &str = "subtitles.vtt";
+
+/// The `GROUP-ID` of the subtitle renditions in the multivariant playlist.
+pub const SUBTITLE_GROUP: &str = "subs";
+
 /// Name of segment `position`.
 pub fn segment_name(position: u32) -> String {
     format!("seg_{position:05}.m4s")
@@ -80,8 +102,45 @@ pub fn hls_media(r: &RenditionManifest, timescale: u32) -> Result<String, EmbedE
     String::from_utf8(out).map_err(|e| EmbedError::Serialize(e.to_string()))
 }
 
-/// The multivariant playlist.
-pub fn hls_master(rs: &[RenditionManifest], frame_rate: f64) -> Result<String, EmbedError> {
+/// The media playlist of one text rendition: one WebVTT segment per position.
+pub fn hls_text_media(t: &TextManifest, timescale: u32) -> Result<String, EmbedError> {
+    let secs: Vec<f64> = t
+        .durations
+        .iter()
+        .map(|&d| d as f64 / f64::from(timescale))
+        .collect();
+    let target = secs.iter().fold(0f64, |m, &s| m.max(s)).ceil().max(1.0) as u64;
+    let segments = secs
+        .iter()
+        .enumerate()
+        .map(|(p, &s)| m3u8_rs::MediaSegment {
+            uri: text_segment_name(p as u32),
+            duration: s as f32,
+            ..Default::default()
+        })
+        .collect();
+    let pl = m3u8_rs::MediaPlaylist {
+        version: Some(7),
+        target_duration: target,
+        media_sequence: 0,
+        segments,
+        end_list: true,
+        playlist_type: Some(m3u8_rs::MediaPlaylistType::Vod),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    pl.write_to(&mut out)
+        .map_err(|e| EmbedError::Serialize(e.to_string()))?;
+    String::from_utf8(out).map_err(|e| EmbedError::Serialize(e.to_string()))
+}
+
+/// The multivariant playlist, with the text renditions as `EXT-X-MEDIA TYPE=SUBTITLES` of one
+/// group that every video variant names.
+pub fn hls_master(
+    rs: &[RenditionManifest],
+    texts: &[TextManifest],
+    frame_rate: f64,
+) -> Result<String, EmbedError> {
     let variants = rs
         .iter()
         .map(|r| m3u8_rs::VariantStream {
@@ -94,12 +153,26 @@ pub fn hls_master(rs: &[RenditionManifest], frame_rate: f64) -> Result<String, E
                 height: r.height as u64,
             }),
             frame_rate: Some((frame_rate * 1000.0).round() / 1000.0),
+            subtitles: (!texts.is_empty()).then(|| SUBTITLE_GROUP.to_owned()),
+            ..Default::default()
+        })
+        .collect();
+    let alternatives = texts
+        .iter()
+        .map(|t| m3u8_rs::AlternativeMedia {
+            media_type: m3u8_rs::AlternativeMediaType::Subtitles,
+            uri: Some(format!("{}/{MEDIA_PLAYLIST}", t.name)),
+            group_id: SUBTITLE_GROUP.to_owned(),
+            language: Some(t.language.clone()),
+            name: t.language.clone(),
+            autoselect: true,
             ..Default::default()
         })
         .collect();
     let pl = m3u8_rs::MasterPlaylist {
         version: Some(7),
         variants,
+        alternatives,
         independent_segments: true,
         ..Default::default()
     };
@@ -117,6 +190,7 @@ fn iso_duration(seconds: f64) -> String {
 /// The DASH MPD (static, CMAF/live profile, `SegmentTemplate` with `SegmentTimeline`).
 pub fn dash_mpd(
     rs: &[RenditionManifest],
+    texts: &[TextManifest],
     timescale: u32,
     frame_rate: (i32, i32),
 ) -> Result<String, EmbedError> {
@@ -223,6 +297,32 @@ pub fn dash_mpd(
                             }
                             Ok(())
                         })?;
+                    // Text: the whole track side-loaded as one WebVTT file per language.
+                    for (k, t) in texts.iter().enumerate() {
+                        let id = (k + 1).to_string();
+                        let url = format!("{}/{TEXT_WHOLE}", t.name);
+                        w.create_element("AdaptationSet")
+                            .with_attribute(("id", id.as_str()))
+                            .with_attribute(("contentType", "text"))
+                            .with_attribute(("mimeType", "text/vtt"))
+                            .with_attribute(("lang", t.language.as_str()))
+                            .write_inner_content(|w| {
+                                w.create_element("Role")
+                                    .with_attribute(("schemeIdUri", "urn:mpeg:dash:role:2011"))
+                                    .with_attribute(("value", "subtitle"))
+                                    .write_empty()?;
+                                w.create_element("Representation")
+                                    .with_attribute(("id", t.name.as_str()))
+                                    .with_attribute(("bandwidth", "256"))
+                                    .write_inner_content(|w| {
+                                        w.create_element("BaseURL").write_text_content(
+                                            quick_xml::events::BytesText::new(&url),
+                                        )?;
+                                        Ok(())
+                                    })?;
+                                Ok(())
+                            })?;
+                    }
                     Ok(())
                 })?;
             Ok(())
@@ -271,15 +371,47 @@ mod tests {
         for leak in ["a/", "b/", "WATERMARK", "WMPACE"] {
             assert!(!m.contains(leak), "{leak} in {m}");
         }
-        let master = hls_master(&[r()], 24.0).unwrap();
+        let master = hls_master(&[r()], &[], 24.0).unwrap();
+        assert!(!master.contains("SUBTITLES"));
         assert!(master.contains("720p/playlist.m3u8"));
         assert!(master.contains("CODECS=\"avc1.64001f\""));
     }
 
     #[test]
+    fn subtitles_are_a_group_every_variant_names() {
+        let t = TextManifest {
+            name: "text-pt-BR".into(),
+            language: "pt-BR".into(),
+            durations: r().durations,
+        };
+        let master = hls_master(&[r()], std::slice::from_ref(&t), 24.0).unwrap();
+        assert!(
+            master.contains(
+                "#EXT-X-MEDIA:TYPE=SUBTITLES,URI=\"text-pt-BR/playlist.m3u8\",GROUP-ID=\"subs\",LANGUAGE=\"pt-BR\",NAME=\"pt-BR\""
+            ),
+            "{master}"
+        );
+        assert!(master.contains("SUBTITLES=\"subs\""), "{master}");
+        let media = hls_text_media(&t, 90000).unwrap();
+        assert!(
+            media.contains("seg_00003.vtt") && !media.contains("EXT-X-MAP"),
+            "{media}"
+        );
+        let mpd = dash_mpd(&[r()], &[t], 90000, (24, 1)).unwrap();
+        assert!(
+            mpd.contains(r#"contentType="text" mimeType="text/vtt" lang="pt-BR""#),
+            "{mpd}"
+        );
+        assert!(
+            mpd.contains("<BaseURL>text-pt-BR/subtitles.vtt</BaseURL>"),
+            "{mpd}"
+        );
+    }
+
+    #[test]
     fn mpd_timeline_run_lengths() {
         assert_eq!(timeline(&[5, 5, 5, 2]), vec![(0, 5, 2), (15, 2, 0)]);
-        let mpd = dash_mpd(&[r()], 90000, (24, 1)).unwrap();
+        let mpd = dash_mpd(&[r()], &[], 90000, (24, 1)).unwrap();
         assert!(mpd.contains(r#"<S t="0" d="180000" r="2"/>"#), "{mpd}");
         assert!(mpd.contains("mediaPresentationDuration=\"PT7.000S\""));
         assert!(!mpd.contains("watermarking"));

@@ -53,6 +53,116 @@ pub struct PipelineConfig {
     pub mask: MaskParams,
     /// Stop after this many frames (tests and benches), `None` for the whole input.
     pub max_frames: Option<u64>,
+    /// Subtitle files that become WebVTT renditions (the same for every viewer).
+    pub subtitles: Vec<SubtitleInput>,
+}
+
+/// A subtitle file given to the packager and its language.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubtitleInput {
+    /// A SubRip (`.srt`) or WebVTT (`.vtt`) file.
+    pub path: PathBuf,
+    /// BCP 47 language tag (`und` when unknown).
+    pub language: String,
+}
+
+/// A parsed subtitle track, ready to be written.
+struct TextTrack {
+    language: String,
+    cues: Vec<crate::subtitles::Cue>,
+}
+
+/// Reads and checks every subtitle file before any encoding starts (a bad file costs nothing).
+fn load_subtitles(inputs: &[SubtitleInput]) -> Result<Vec<TextTrack>, EmbedError> {
+    let limits = crate::subtitles::SubtitleLimits::default();
+    let mut tracks: Vec<TextTrack> = Vec::with_capacity(inputs.len());
+    for s in inputs {
+        let fail = |reason: String| EmbedError::Subtitles {
+            path: s.path.clone(),
+            reason,
+        };
+        if !crate::subtitles::valid_language(&s.language) {
+            return Err(fail(format!(
+                "language tag {:?} is not a BCP 47 tag (2 to 35 letters, digits and '-', e.g. en, pt-BR)",
+                s.language
+            )));
+        }
+        if tracks
+            .iter()
+            .any(|t| t.language.eq_ignore_ascii_case(&s.language))
+        {
+            return Err(fail(format!(
+                "a second track in {:?} (give each track its own tag, e.g. en-US and en-GB)",
+                s.language
+            )));
+        }
+        let name = s.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let format = crate::subtitles::SubtitleFormat::of_name(name)
+            .ok_or_else(|| fail("expected a .srt or .vtt file".into()))?;
+        let len = std::fs::metadata(&s.path)
+            .map_err(|e| fail(format!("cannot read: {e}")))?
+            .len();
+        if len > limits.max_bytes {
+            return Err(fail(format!(
+                "{len} bytes (at most {} bytes)",
+                limits.max_bytes
+            )));
+        }
+        let bytes = std::fs::read(&s.path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            fail(format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        let cues =
+            crate::subtitles::parse(&text, format, &limits).map_err(|e| fail(e.to_string()))?;
+        tracks.push(TextTrack {
+            language: s.language.clone(),
+            cues,
+        });
+    }
+    Ok(tracks)
+}
+
+/// Writes the text renditions (`text-<language>/`: per-position segments, their playlist and
+/// the whole track) and returns what the manifests need.
+fn write_texts(
+    staging: &Path,
+    texts: &[TextTrack],
+    durations: &[u64],
+    timescale: u32,
+) -> Result<Vec<manifest::TextManifest>, EmbedError> {
+    let mut bounds = Vec::with_capacity(durations.len());
+    let mut t = 0u64;
+    for &d in durations {
+        let ms = |v: u64| v.saturating_mul(1000) / u64::from(timescale.max(1));
+        bounds.push((ms(t), ms(t + d)));
+        t += d;
+    }
+    let mut out = Vec::with_capacity(texts.len());
+    for track in texts {
+        let m = manifest::TextManifest {
+            name: format!("text-{}", track.language),
+            language: track.language.clone(),
+            durations: durations.to_vec(),
+        };
+        let dir = staging.join(&m.name);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        for (p, seg) in crate::subtitles::segments(&track.cues, &bounds)
+            .iter()
+            .enumerate()
+        {
+            let path = dir.join(manifest::text_segment_name(p as u32));
+            std::fs::write(&path, seg).map_err(io(&path))?;
+        }
+        let whole = dir.join(manifest::TEXT_WHOLE);
+        std::fs::write(&whole, crate::subtitles::webvtt(&track.cues)).map_err(io(&whole))?;
+        let pl = dir.join(manifest::MEDIA_PLAYLIST);
+        std::fs::write(&pl, manifest::hls_text_media(&m, timescale)?).map_err(io(&pl))?;
+        out.push(m);
+    }
+    Ok(out)
 }
 
 impl PipelineConfig {
@@ -68,6 +178,7 @@ impl PipelineConfig {
             threads: 0,
             mask: MaskParams::default(),
             max_frames: None,
+            subtitles: Vec::new(),
         }
     }
 
@@ -182,6 +293,9 @@ pub struct EmbedSummary {
     pub mark_seconds: f64,
     /// Track timescale of the segments.
     pub timescale: u32,
+    /// Text renditions written (their directories, `text-<language>`), none without subtitles.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub text_renditions: Vec<String>,
 }
 
 struct RenditionJob {
@@ -202,15 +316,16 @@ pub fn embed_file(
     progress: &mut dyn FnMut(ProgressEvent),
 ) -> Result<EmbedSummary, EmbedError> {
     let started = Instant::now();
+    let texts = load_subtitles(&cfg.subtitles)?;
     let (mut decoder, ladder) = cfg.open_source(input)?;
     let staging = prepare_output(output)?;
     let result = run(
         &mut decoder,
         &ladder,
-        &staging,
-        output,
+        (&staging, output),
         key,
         cfg,
+        &texts,
         progress,
         started,
     );
@@ -296,10 +411,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EmbedError + '_ {
 fn run(
     decoder: &mut Decoder,
     ladder: &Ladder,
-    staging: &Path,
-    output: &Path,
+    (staging, output): (&Path, &Path),
     key: &MasterKey,
     cfg: &PipelineConfig,
+    texts: &[TextTrack],
     progress: &mut dyn FnMut(ProgressEvent),
     started: Instant,
 ) -> Result<EmbedSummary, EmbedError> {
@@ -527,12 +642,20 @@ fn run(
         manifests.push(m);
     }
     progress(ProgressEvent::Stage("writing manifests"));
+    let text_manifests = match manifests.first() {
+        Some(m) if !texts.is_empty() => write_texts(staging, texts, &m.durations, timescale)?,
+        _ => Vec::new(),
+    };
     let master = staging.join(manifest::MASTER_PLAYLIST);
-    std::fs::write(&master, manifest::hls_master(&manifests, fr.as_f64())?).map_err(io(&master))?;
+    std::fs::write(
+        &master,
+        manifest::hls_master(&manifests, &text_manifests, fr.as_f64())?,
+    )
+    .map_err(io(&master))?;
     let mpd = staging.join(manifest::MPD_NAME);
     std::fs::write(
         &mpd,
-        manifest::dash_mpd(&manifests, timescale, (fr.num, fr.den))?,
+        manifest::dash_mpd(&manifests, &text_manifests, timescale, (fr.num, fr.den))?,
     )
     .map_err(io(&mpd))?;
     progress(ProgressEvent::Stage("writing the reference index"));
@@ -557,6 +680,7 @@ fn run(
         elapsed_seconds: started.elapsed().as_secs_f64(),
         mark_seconds: mark_time,
         timescale,
+        text_renditions: text_manifests.iter().map(|t| t.name.clone()).collect(),
     };
     let title_json = staging.join("title.json");
     let json =

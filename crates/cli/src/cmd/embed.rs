@@ -5,7 +5,7 @@ use crate::config::Loaded;
 use crate::exit::Code;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use leaktrace_embed::{ProgressEvent, embed_file};
+use leaktrace_embed::{ProgressEvent, SubtitleInput, embed_file};
 use std::path::Path;
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
@@ -37,7 +37,8 @@ pub fn on_progress(pb: &ProgressBar) -> impl FnMut(ProgressEvent) + '_ {
 }
 
 pub fn run(config: Option<&Path>, a: &EmbedArgs) -> Result<Code> {
-    let cfg = super::pipeline_config(&a.encode)?;
+    let mut cfg = super::pipeline_config(&a.encode)?;
+    cfg.subtitles = a.subtitles.iter().map(|s| subtitle_input(s)).collect();
     let loaded = Loaded::find(config)?;
     let key = loaded.master_key()?;
     let pb = progress_bar(a.json);
@@ -60,6 +61,9 @@ pub fn run(config: Option<&Path>, a: &EmbedArgs) -> Result<Code> {
             summary.frames as f64 / summary.elapsed_seconds.max(1e-9),
             summary.mark_seconds
         );
+        if !summary.text_renditions.is_empty() {
+            println!("  subtitles: {}", summary.text_renditions.join(", "));
+        }
         for r in &summary.renditions {
             println!(
                 "  {:>6} {}x{} {:<22} {} segments  A {:.2} MB  B {:.2} MB  peak {:.0} kbit/s",
@@ -75,4 +79,51 @@ pub fn run(config: Option<&Path>, a: &EmbedArgs) -> Result<Code> {
         }
     }
     Ok(Code::Success)
+}
+
+/// `FILE[:LANG]`: the language is what follows the last `:` when it reads as a language tag
+/// (letters, digits and `-`); otherwise the whole value is the file and the language `und`.
+fn subtitle_input(value: &str) -> SubtitleInput {
+    match value.rsplit_once(':') {
+        Some((path, lang))
+            if !path.is_empty()
+                && !lang.is_empty()
+                && lang.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
+            SubtitleInput {
+                path: path.into(),
+                language: lang.to_owned(),
+            }
+        }
+        _ => SubtitleInput {
+            path: value.into(),
+            language: "und".to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtitle_values_split_on_a_language_suffix_only() {
+        let s = subtitle_input("subs/fr.srt:fr");
+        assert_eq!(
+            (s.path.to_str(), s.language.as_str()),
+            (Some("subs/fr.srt"), "fr")
+        );
+        let s = subtitle_input("subs/en.vtt");
+        assert_eq!(
+            (s.path.to_str(), s.language.as_str()),
+            (Some("subs/en.vtt"), "und")
+        );
+        let s = subtitle_input("C:/subs/en.vtt");
+        assert_eq!(s.language, "und");
+        let s = subtitle_input("a:b/c.srt:pt-BR");
+        assert_eq!(
+            (s.path.to_str(), s.language.as_str()),
+            (Some("a:b/c.srt"), "pt-BR")
+        );
+    }
 }

@@ -99,6 +99,10 @@ fn flip_mac(token: &str) -> String {
     e.encode(raw)
 }
 
+/// The fixture's subtitle track: one cue per second of the clip, the second one across a
+/// position boundary.
+pub const SUBTITLES_SRT: &str = "1\n00:00:00,200 --> 00:00:00,900\nFirst <i>line</i>\n\n2\n00:00:01,500 --> 00:00:02,500\nAcross a boundary\n\n3\n00:00:03,000 --> 00:00:03,800\nThird\n";
+
 /// Builds (once) and returns the fixture: package, store, sessions and a running edge.
 pub fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(build)
@@ -113,7 +117,15 @@ fn build() -> Fixture {
     cfg.preset = Some("ultrafast".into());
     cfg.max_frames = Some(FRAMES);
     cfg.segment = SegmentDuration::from_millis(1000).unwrap();
+    // An English subtitle track (SubRip), served like any plain file.
+    let srt = dir.path().join("en.srt");
+    std::fs::write(&srt, SUBTITLES_SRT).unwrap();
+    cfg.subtitles = vec![leaktrace_embed::SubtitleInput {
+        path: srt,
+        language: "en".into(),
+    }];
     let summary = embed_file(&clip(), &pkg, &key, &cfg, &mut |_| {}).unwrap();
+    assert_eq!(summary.text_renditions, vec!["text-en".to_string()]);
     assert_eq!(summary.positions, POSITIONS);
 
     let url = format!("sqlite://{}", dir.path().join("store.sqlite").display());
