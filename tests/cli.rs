@@ -494,3 +494,92 @@ fn a_failure_mid_encode_leaves_nothing_that_looks_complete() {
         files(w)
     );
 }
+
+#[test]
+fn the_mezzanines_text_tracks_become_subtitle_renditions() {
+    let ws = init_workdir();
+    let w = ws.path();
+    std::fs::write(
+        w.join("fr.srt"),
+        "1\n00:00:00,500 --> 00:00:02,000\nBonjour <i>le</i> monde\n\n2\n00:00:03,000 --> 00:00:04,000\nDeux lignes\nici\n",
+    )
+    .unwrap();
+    std::fs::write(
+        w.join("en.ass"),
+        "[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\nStyle: Default,Arial,20,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,1\n\n[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\nDialogue: 0,0:00:01.00,0:00:02.50,Default,,0,0,0,,{\\i1}Hello{\\i0}\\Nthere <&>\n",
+    )
+    .unwrap();
+    // An MP4 with a mov_text track (French) and a Matroska file with SubRip-as-ASS (French)
+    // and ASS (English) tracks.
+    let (mp4, mkv) = (w.join("mez.mp4"), w.join("mez.mkv"));
+    let (fr, en) = (w.join("fr.srt"), w.join("en.ass"));
+    let (fr, en) = (fr.to_str().unwrap(), en.to_str().unwrap());
+    let video = [
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=24:duration=5",
+    ];
+    let tail = ["-c:v", "libx264", "-preset", "ultrafast", "-t", "5"];
+    let mut a: Vec<&str> = video.to_vec();
+    a.extend(["-i", fr, "-map", "0", "-map", "1", "-c:s", "mov_text"]);
+    a.extend(["-metadata:s:s:0", "language=fra"]);
+    a.extend(tail);
+    a.push(mp4.to_str().unwrap());
+    ffmpeg(&a);
+    let mut a: Vec<&str> = video.to_vec();
+    a.extend([
+        "-i", fr, "-i", en, "-map", "0", "-map", "1", "-map", "2", "-c:s", "ass",
+    ]);
+    a.extend([
+        "-metadata:s:s:0",
+        "language=fra",
+        "-metadata:s:s:1",
+        "language=eng",
+    ]);
+    a.extend(tail);
+    a.push(mkv.to_str().unwrap());
+    ffmpeg(&a);
+    let small = ["--ladder", "240p", "--preset", "ultrafast", "--json"];
+    let pkg = w.join("pkg-mp4");
+    let o = embed(w, &mp4, &pkg, &small);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let vtt = std::fs::read_to_string(pkg.join("text-fra/subtitles.vtt")).unwrap();
+    assert!(
+        vtt.contains("00:00:00.500 --> 00:00:02.000\nBonjour le monde\n")
+            && vtt.contains("00:00:03.000 --> 00:00:04.000\nDeux lignes\nici\n"),
+        "{vtt}"
+    );
+    // With a file in the same language as a mezzanine track: both, the file second.
+    let pkg = w.join("pkg-mkv");
+    let extra = format!("{}:fra", w.join("fr.srt").display());
+    let mut args = small.to_vec();
+    args.extend(["--subtitles", &extra]);
+    let o = embed(w, &mkv, &pkg, &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        summary["text_renditions"],
+        serde_json::json!(["text-fra", "text-eng", "text-fra-2"])
+    );
+    let en = std::fs::read_to_string(pkg.join("text-eng/subtitles.vtt")).unwrap();
+    assert!(
+        en.contains("00:00:01.000 --> 00:00:02.500\nHello\nthere &lt;&amp;&gt;\n"),
+        "{en}"
+    );
+    let master = std::fs::read_to_string(pkg.join("master.m3u8")).unwrap();
+    assert!(master.contains("NAME=\"fra (2)\""), "{master}");
+    check_external_validators(&pkg);
+    // Left out on request.
+    let pkg = w.join("pkg-none");
+    let mut args = small.to_vec();
+    args.push("--no-mezzanine-subtitles");
+    let o = embed(w, &mkv, &pkg, &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!pkg.join("text-fra").exists());
+    assert!(
+        !std::fs::read_to_string(pkg.join("master.m3u8"))
+            .unwrap()
+            .contains("SUBTITLES")
+    );
+}

@@ -108,6 +108,9 @@ pub struct EmbedArgs {
     /// becomes a WebVTT rendition, the same for every viewer.
     #[arg(long = "subtitles", value_name = "FILE[:LANG]")]
     pub subtitles: Vec<String>,
+    /// Leave out the mezzanine's own text subtitle tracks (packaged by default).
+    #[arg(long)]
+    pub no_mezzanine_subtitles: bool,
     /// Print a JSON summary on stdout instead of text.
     #[arg(long)]
     pub json: bool,

@@ -36,6 +36,8 @@ pub struct TextManifest {
     pub name: String,
     /// BCP 47 language tag.
     pub language: String,
+    /// The rendition's name for viewers (HLS `NAME`, unique in the group).
+    pub label: String,
     /// Segment durations in the video track's timescale, in position order.
     pub durations: Vec<u64>,
 }
@@ -164,7 +166,7 @@ pub fn hls_master(
             uri: Some(format!("{}/{MEDIA_PLAYLIST}", t.name)),
             group_id: SUBTITLE_GROUP.to_owned(),
             language: Some(t.language.clone()),
-            name: t.language.clone(),
+            name: t.label.clone(),
             autoselect: true,
             ..Default::default()
         })
@@ -382,6 +384,7 @@ mod tests {
         let t = TextManifest {
             name: "text-pt-BR".into(),
             language: "pt-BR".into(),
+            label: "pt-BR".into(),
             durations: r().durations,
         };
         let master = hls_master(&[r()], std::slice::from_ref(&t), 24.0).unwrap();

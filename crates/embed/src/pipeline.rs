@@ -55,6 +55,9 @@ pub struct PipelineConfig {
     pub max_frames: Option<u64>,
     /// Subtitle files that become WebVTT renditions (the same for every viewer).
     pub subtitles: Vec<SubtitleInput>,
+    /// Also package the mezzanine's own text subtitle tracks (mov_text, SubRip, ASS/SSA,
+    /// WebVTT); image-based ones are skipped and named in [`EmbedSummary::skipped_subtitles`].
+    pub mezzanine_subtitles: bool,
 }
 
 /// A subtitle file given to the packager and its language.
@@ -68,15 +71,75 @@ pub struct SubtitleInput {
 
 /// A parsed subtitle track, ready to be written.
 struct TextTrack {
+    /// Directory (`text-<language>`, `-2`, `-3`… for a language already taken).
+    name: String,
     language: String,
+    label: String,
     cues: Vec<crate::subtitles::Cue>,
 }
 
-/// Reads and checks every subtitle file before any encoding starts (a bad file costs nothing).
-fn load_subtitles(inputs: &[SubtitleInput]) -> Result<Vec<TextTrack>, EmbedError> {
+/// The subtitle tracks to package and the mezzanine subtitle streams skipped.
+struct Texts {
+    tracks: Vec<TextTrack>,
+    skipped: Vec<String>,
+}
+
+impl Texts {
+    fn push(&mut self, language: &str, cues: Vec<crate::subtitles::Cue>) {
+        let taken = |n: &str| self.tracks.iter().any(|t| t.name.eq_ignore_ascii_case(n));
+        let mut name = format!("text-{language}");
+        let mut label = language.to_owned();
+        let mut k = 2;
+        while taken(&name) {
+            name = format!("text-{language}-{k}");
+            label = format!("{language} ({k})");
+            k += 1;
+        }
+        self.tracks.push(TextTrack {
+            name,
+            language: language.to_owned(),
+            label,
+            cues,
+        });
+    }
+}
+
+/// Reads and checks every subtitle file, and the mezzanine's own text tracks, before any
+/// encoding starts (a bad file costs nothing).
+fn load_subtitles(mezzanine: &Path, cfg: &PipelineConfig) -> Result<Texts, EmbedError> {
     let limits = crate::subtitles::SubtitleLimits::default();
-    let mut tracks: Vec<TextTrack> = Vec::with_capacity(inputs.len());
-    for s in inputs {
+    let mut texts = Texts {
+        tracks: Vec::new(),
+        skipped: Vec::new(),
+    };
+    if cfg.mezzanine_subtitles {
+        let (streams, skipped) = leaktrace_media::text::read_text_tracks(
+            mezzanine,
+            &leaktrace_media::Limits::default(),
+        )?;
+        for s in streams {
+            let language = s
+                .language
+                .filter(|l| crate::subtitles::valid_language(l))
+                .unwrap_or_else(|| "und".to_owned());
+            let cues = s
+                .cues
+                .into_iter()
+                .map(|c| crate::subtitles::Cue {
+                    start_ms: c.start_ms,
+                    end_ms: c.end_ms,
+                    settings: String::new(),
+                    text: crate::subtitles::plain_payload(&c.text),
+                })
+                .collect();
+            texts.push(&language, cues);
+        }
+        texts.skipped = skipped
+            .into_iter()
+            .map(|s| format!("stream {} ({}): {}", s.index, s.codec, s.reason))
+            .collect();
+    }
+    for s in &cfg.subtitles {
         let fail = |reason: String| EmbedError::Subtitles {
             path: s.path.clone(),
             reason,
@@ -84,15 +147,6 @@ fn load_subtitles(inputs: &[SubtitleInput]) -> Result<Vec<TextTrack>, EmbedError
         if !crate::subtitles::valid_language(&s.language) {
             return Err(fail(format!(
                 "language tag {:?} is not a BCP 47 tag (2 to 35 letters, digits and '-', e.g. en, pt-BR)",
-                s.language
-            )));
-        }
-        if tracks
-            .iter()
-            .any(|t| t.language.eq_ignore_ascii_case(&s.language))
-        {
-            return Err(fail(format!(
-                "a second track in {:?} (give each track its own tag, e.g. en-US and en-GB)",
                 s.language
             )));
         }
@@ -117,12 +171,9 @@ fn load_subtitles(inputs: &[SubtitleInput]) -> Result<Vec<TextTrack>, EmbedError
         })?;
         let cues =
             crate::subtitles::parse(&text, format, &limits).map_err(|e| fail(e.to_string()))?;
-        tracks.push(TextTrack {
-            language: s.language.clone(),
-            cues,
-        });
+        texts.push(&s.language, cues);
     }
-    Ok(tracks)
+    Ok(texts)
 }
 
 /// Writes the text renditions (`text-<language>/`: per-position segments, their playlist and
@@ -143,8 +194,9 @@ fn write_texts(
     let mut out = Vec::with_capacity(texts.len());
     for track in texts {
         let m = manifest::TextManifest {
-            name: format!("text-{}", track.language),
+            name: track.name.clone(),
             language: track.language.clone(),
+            label: track.label.clone(),
             durations: durations.to_vec(),
         };
         let dir = staging.join(&m.name);
@@ -179,6 +231,7 @@ impl PipelineConfig {
             mask: MaskParams::default(),
             max_frames: None,
             subtitles: Vec::new(),
+            mezzanine_subtitles: true,
         }
     }
 
@@ -296,6 +349,9 @@ pub struct EmbedSummary {
     /// Text renditions written (their directories, `text-<language>`), none without subtitles.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub text_renditions: Vec<String>,
+    /// Subtitle streams of the mezzanine not packaged (image-based, or no text decoder).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_subtitles: Vec<String>,
 }
 
 struct RenditionJob {
@@ -316,7 +372,7 @@ pub fn embed_file(
     progress: &mut dyn FnMut(ProgressEvent),
 ) -> Result<EmbedSummary, EmbedError> {
     let started = Instant::now();
-    let texts = load_subtitles(&cfg.subtitles)?;
+    let texts = load_subtitles(input, cfg)?;
     let (mut decoder, ladder) = cfg.open_source(input)?;
     let staging = prepare_output(output)?;
     let result = run(
@@ -414,7 +470,7 @@ fn run(
     (staging, output): (&Path, &Path),
     key: &MasterKey,
     cfg: &PipelineConfig,
-    texts: &[TextTrack],
+    texts: &Texts,
     progress: &mut dyn FnMut(ProgressEvent),
     started: Instant,
 ) -> Result<EmbedSummary, EmbedError> {
@@ -643,7 +699,9 @@ fn run(
     }
     progress(ProgressEvent::Stage("writing manifests"));
     let text_manifests = match manifests.first() {
-        Some(m) if !texts.is_empty() => write_texts(staging, texts, &m.durations, timescale)?,
+        Some(m) if !texts.tracks.is_empty() => {
+            write_texts(staging, &texts.tracks, &m.durations, timescale)?
+        }
         _ => Vec::new(),
     };
     let master = staging.join(manifest::MASTER_PLAYLIST);
@@ -681,6 +739,7 @@ fn run(
         mark_seconds: mark_time,
         timescale,
         text_renditions: text_manifests.iter().map(|t| t.name.clone()).collect(),
+        skipped_subtitles: texts.skipped.clone(),
     };
     let title_json = staging.join("title.json");
     let json =

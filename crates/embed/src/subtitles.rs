@@ -199,6 +199,20 @@ fn srt_payload(text: &str) -> String {
     out
 }
 
+/// Plain text made WebVTT cue payload: `&`, `<`, `>` escaped (so `-->` cannot appear), blank
+/// lines dropped.
+pub fn plain_payload(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Parses a subtitle file's text into cues sorted by start time.
 ///
 /// # Errors
@@ -479,6 +493,14 @@ mod tests {
         for seg in &s {
             vtt(seg).unwrap();
         }
+    }
+
+    #[test]
+    fn plain_text_is_escaped() {
+        assert_eq!(
+            plain_payload("a --> b\n\n<x> & y"),
+            "a --&gt; b\n&lt;x&gt; &amp; y"
+        );
     }
 
     #[test]

@@ -47,6 +47,7 @@ mod frame;
 mod limits;
 mod probe;
 mod scale;
+pub mod text;
 
 pub use decode::Decoder;
 pub use encode::{Codec, EncodeStats, Encoder, EncoderConfig};

@@ -39,12 +39,16 @@ pub fn on_progress(pb: &ProgressBar) -> impl FnMut(ProgressEvent) + '_ {
 pub fn run(config: Option<&Path>, a: &EmbedArgs) -> Result<Code> {
     let mut cfg = super::pipeline_config(&a.encode)?;
     cfg.subtitles = a.subtitles.iter().map(|s| subtitle_input(s)).collect();
+    cfg.mezzanine_subtitles = !a.no_mezzanine_subtitles;
     let loaded = Loaded::find(config)?;
     let key = loaded.master_key()?;
     let pb = progress_bar(a.json);
     let summary = embed_file(&a.mezzanine, &a.out, &key, &cfg, &mut on_progress(&pb));
     pb.finish_and_clear();
     let summary = summary?;
+    for s in &summary.skipped_subtitles {
+        eprintln!("warning: subtitles not packaged: {s}");
+    }
     super::store::record_title(&loaded, &summary)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
