@@ -1156,24 +1156,35 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_pirate_is_accused_and_innocents_are_not() {
-        let book = Codebook::new(&[1; 32], &[2; 32], TardosParams::default());
-        let pirate = SessionId::new("pirate").unwrap();
-        let d: Vec<PositionDecision> = (0..200)
+    /// Decisions `±z` on the pirate's bits at positions `0..n`.
+    fn pirate_decisions(
+        book: &Codebook,
+        pirate: &SessionId,
+        n: u32,
+        z: f64,
+        erased: impl Fn(u32) -> bool,
+    ) -> Vec<PositionDecision> {
+        (0..n)
             .map(|p| PositionDecision {
                 position: p,
                 frames: 48,
                 correlation: 0.1,
                 sigma0: 0.01,
-                z: if book.bit(&pirate, p) == Variant::A {
-                    8.0
+                z: if book.bit(pirate, p) == Variant::A {
+                    z
                 } else {
-                    -8.0
+                    -z
                 },
-                erased: p % 7 == 3,
+                erased: erased(p),
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn the_pirate_is_accused_and_innocents_are_not() {
+        let book = Codebook::new(&[1; 32], &[2; 32], TardosParams::default());
+        let pirate = SessionId::new("pirate").unwrap();
+        let d = pirate_decisions(&book, &pirate, 200, 8.0, |p| p % 7 == 3);
         let acc = Accuser::new(&d, &book, 1e-6, 1000);
         assert!(!acc.is_exact());
         assert!(acc.accuses(acc.score(&pirate)));
@@ -1309,20 +1320,7 @@ mod tests {
     fn two_scores_share_the_budget_and_one_threshold() {
         let book = Codebook::new(&[3; 32], &[4; 32], TardosParams::default());
         let pirate = SessionId::new("p").unwrap();
-        let d: Vec<PositionDecision> = (0..300)
-            .map(|p| PositionDecision {
-                position: p,
-                frames: 48,
-                correlation: 0.1,
-                sigma0: 0.01,
-                z: if book.bit(&pirate, p) == Variant::A {
-                    2.0
-                } else {
-                    -2.0
-                },
-                erased: false,
-            })
-            .collect();
+        let d = pirate_decisions(&book, &pirate, 300, 2.0, |_| false);
         let one = Accuser::with_options(
             &d,
             &book,

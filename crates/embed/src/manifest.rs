@@ -69,8 +69,23 @@ pub const MPD_NAME: &str = "manifest.mpd";
 
 /// The media playlist of one rendition.
 pub fn hls_media(r: &RenditionManifest, timescale: u32) -> Result<String, EmbedError> {
-    let secs: Vec<f64> = r
-        .durations
+    media_playlist(&r.durations, timescale, segment_name, Some(INIT_NAME))
+}
+
+/// The media playlist of one text rendition: one WebVTT segment per position.
+pub fn hls_text_media(t: &TextManifest, timescale: u32) -> Result<String, EmbedError> {
+    media_playlist(&t.durations, timescale, text_segment_name, None)
+}
+
+/// A VOD media playlist of one segment per position (`name(position)`), with an
+/// `EXT-X-MAP` to `init` when the segments have one (CMAF; WebVTT has none).
+fn media_playlist(
+    durations: &[u64],
+    timescale: u32,
+    name: fn(u32) -> String,
+    init: Option<&str>,
+) -> Result<String, EmbedError> {
+    let secs: Vec<f64> = durations
         .iter()
         .map(|&d| d as f64 / f64::from(timescale))
         .collect();
@@ -79,10 +94,10 @@ pub fn hls_media(r: &RenditionManifest, timescale: u32) -> Result<String, EmbedE
         .iter()
         .enumerate()
         .map(|(p, &s)| m3u8_rs::MediaSegment {
-            uri: segment_name(p as u32),
+            uri: name(p as u32),
             duration: s as f32,
-            map: (p == 0).then(|| m3u8_rs::Map {
-                uri: INIT_NAME.into(),
+            map: init.filter(|_| p == 0).map(|uri| m3u8_rs::Map {
+                uri: uri.into(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -95,39 +110,7 @@ pub fn hls_media(r: &RenditionManifest, timescale: u32) -> Result<String, EmbedE
         segments,
         end_list: true,
         playlist_type: Some(m3u8_rs::MediaPlaylistType::Vod),
-        independent_segments: true,
-        ..Default::default()
-    };
-    let mut out = Vec::new();
-    pl.write_to(&mut out)
-        .map_err(|e| EmbedError::Serialize(e.to_string()))?;
-    String::from_utf8(out).map_err(|e| EmbedError::Serialize(e.to_string()))
-}
-
-/// The media playlist of one text rendition: one WebVTT segment per position.
-pub fn hls_text_media(t: &TextManifest, timescale: u32) -> Result<String, EmbedError> {
-    let secs: Vec<f64> = t
-        .durations
-        .iter()
-        .map(|&d| d as f64 / f64::from(timescale))
-        .collect();
-    let target = secs.iter().fold(0f64, |m, &s| m.max(s)).ceil().max(1.0) as u64;
-    let segments = secs
-        .iter()
-        .enumerate()
-        .map(|(p, &s)| m3u8_rs::MediaSegment {
-            uri: text_segment_name(p as u32),
-            duration: s as f32,
-            ..Default::default()
-        })
-        .collect();
-    let pl = m3u8_rs::MediaPlaylist {
-        version: Some(7),
-        target_duration: target,
-        media_sequence: 0,
-        segments,
-        end_list: true,
-        playlist_type: Some(m3u8_rs::MediaPlaylistType::Vod),
+        independent_segments: init.is_some(),
         ..Default::default()
     };
     let mut out = Vec::new();
