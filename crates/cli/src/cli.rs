@@ -103,7 +103,7 @@ pub struct EmbedArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub encode: EncodeOpts,
-    /// A subtitle file (SubRip .srt or WebVTT .vtt) and its BCP 47 language, FILE[:LANG]
+    /// A subtitle file (SubRip .srt or WebVTT .vtt) and its BCP 47 language, `FILE[:LANG]`
     /// (e.g. `fr.srt:fr`; `und` when no language is given). Repeat for more tracks; each
     /// becomes a WebVTT rendition, the same for every viewer.
     #[arg(long = "subtitles", value_name = "FILE[:LANG]")]

@@ -3,7 +3,7 @@
 //!
 //! Image-based tracks (PGS, DVB, VobSub) carry pictures, not text: they are listed as skipped.
 //! Reading demuxes the file once without decoding any video; a file without subtitle streams
-//! is not read beyond its headers.
+//! is not read beyond its headers, and an HLS playlist is not read at all.
 
 use crate::{Limits, MediaError};
 use ffmpeg_next as ffm;
@@ -102,6 +102,10 @@ pub fn read_text_tracks(
     limits: &Limits,
 ) -> Result<(Vec<TextStream>, Vec<SkippedStream>), MediaError> {
     limits.validate()?;
+    // An HLS playlist (a capture read by the detector) carries no text track this reads.
+    if crate::decode::is_hls(path) {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let mut input = crate::probe::open_input(path)?;
     // Cue times are made relative to the video's first timestamp, the packager's time 0.
     let origin_ms = input
