@@ -69,7 +69,7 @@
 //! - Bias key of a title: `BLAKE3-keyed(derive_key("leaktrace 2026-11-21 tardos bias v1",
 //!   master ‖ version_le32), "title\0" ‖ title)`.
 //! - Codeword key of a title: the same with `"leaktrace 2026-11-21 session codeword v1"`.
-//! - Codebook: [`leaktrace_core::Codebook`] with those keys and the default Tardos cutoff 1/1200
+//! - Codebook: [`leaktrace_core::Codebook`] with those keys and the default Tardos cutoff 0.1
 //!   ([`leaktrace_core::MasterKey::codebook`]); bit at position p = `B` iff `u_p(session) < q_p`.
 //!
 //! [`vectors`] generates `tests/vectors/selector-v2.json` (`leaktrace session vectors`), the
