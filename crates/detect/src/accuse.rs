@@ -242,16 +242,7 @@ pub const MIX_RANGE: (f64, f64) = (1e-3, 0.999);
 /// log-likelihood ratio `h = μz` (so `f(z|A)/f(z|B) = e^{2h}`) and mixing probability `ε`:
 /// `ln P(z | x) − ln P(z | innocent)` with `P(y | x) = (1 − ε)·1{y = x} + ε·P(y)`.
 pub fn likelihood_terms(q: f64, h: f64, eps: f64) -> (f64, f64) {
-    // Relative likelihoods, scaled so the larger is 1.
-    let (fa, fb) = if h >= 0.0 {
-        (1.0, (-2.0 * h).exp())
-    } else {
-        ((2.0 * h).exp(), 1.0)
-    };
-    let innocent = (1.0 - q) * fa + q * fb;
-    let a = (1.0 - eps) * fa + eps * innocent;
-    let b = (1.0 - eps) * fb + eps * innocent;
-    ((a / innocent).ln(), (b / innocent).ln())
+    law_terms(Strategy::Interleave { mix: eps }.symbol_law(q), h)
 }
 
 /// Options of [`Accuser::with_options`].
@@ -1308,11 +1299,15 @@ mod tests {
         assert!((a - 2.0 * q * (1.0 - q)).abs() < 1e-12);
         assert!((b - (q * q + (1.0 - q) * (1.0 - q))).abs() < 1e-12);
         assert!((i - (q.powi(3) + 3.0 * q * (1.0 - q) * (1.0 - q))).abs() < 1e-12);
-        // Interleaving's law gives the mixture terms.
-        for (q, h, eps) in [(0.3, 1.2, 0.5), (0.1, -0.4, 0.2), (0.7, 3.0, 0.9)] {
-            let (x, y) = likelihood_terms(q, h, eps);
+        // Interleaving's law gives the mixture terms in closed form:
+        // P(z | x) = (1 − ε) f(z | x) + ε P(z | innocent).
+        for (q, h, eps) in [(0.3f64, 1.2f64, 0.5f64), (0.1, -0.4, 0.2), (0.7, 3.0, 0.9)] {
+            let (fa, fb) = ((2.0 * h).exp(), 1.0);
+            let innocent = (1.0 - q) * fa + q * fb;
+            let a = ((1.0 - eps) * fa + eps * innocent) / innocent;
+            let b = ((1.0 - eps) * fb + eps * innocent) / innocent;
             let (u, v) = law_terms(Strategy::Interleave { mix: eps }.symbol_law(q), h);
-            assert!((x - u).abs() < 1e-12 && (y - v).abs() < 1e-12);
+            assert!((a.ln() - u).abs() < 1e-12 && (b.ln() - v).abs() < 1e-12);
         }
     }
 

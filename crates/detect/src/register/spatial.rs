@@ -310,8 +310,7 @@ fn score(
 /// none has a score), the candidates scored on all cores.
 fn best_of<T: Sync>(cands: &[T], eval: impl Fn(&T) -> Option<f64> + Sync) -> Option<(usize, f64)> {
     const BLOCK: usize = 16;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
+    let threads = crate::score::threads()
         .min(cands.len().div_ceil(BLOCK))
         .max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -331,7 +330,9 @@ fn best_of<T: Sync>(cands: &[T], eval: impl Fn(&T) -> Option<f64> + Sync) -> Opt
             if from >= cands.len() {
                 return best;
             }
-            for (i, c) in cands.iter().enumerate().skip(from).take(BLOCK) {
+            let to = (from + BLOCK).min(cands.len());
+            for (i, c) in cands[from..to].iter().enumerate() {
+                let i = from + i;
                 if let Some(s) = eval(c).filter(|s| *s > f64::NEG_INFINITY) {
                     best = better(best, Some((i, s)));
                 }
