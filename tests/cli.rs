@@ -583,3 +583,262 @@ fn the_mezzanines_text_tracks_become_subtitle_renditions() {
             .contains("SUBTITLES")
     );
 }
+
+/// The init and media segments of a plain (not A/B) rendition, joined into one file.
+fn join_rendition(dir: &Path) -> std::path::PathBuf {
+    let mut whole = std::fs::read(dir.join("init.mp4")).unwrap();
+    let mut p = 0;
+    while let Ok(seg) = std::fs::read(dir.join(format!("seg_{p:05}.m4s"))) {
+        whole.extend(seg);
+        p += 1;
+    }
+    let out = dir.with_extension("joined.mp4");
+    std::fs::write(&out, whole).unwrap();
+    out
+}
+
+fn ffprobe_audio(file: &Path) -> serde_json::Value {
+    let o = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json", "-show_entries"])
+        .arg("stream=codec_name,profile,sample_rate,channels,duration:stream_tags=language")
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["streams"][0].clone()
+}
+
+#[test]
+fn audio_tracks_become_aac_renditions_that_ffprobe_and_the_validators_accept() {
+    let ws = init_workdir();
+    let w = ws.path();
+    // Eight tracks, as a film with dubs and commentary carries them: AAC-LC 48 kHz stereo
+    // (copied), AC-3 5.1 at 44.1 kHz, and mono or stereo PCM at odd rates, some tagged as
+    // commentary or description; one with no language.
+    let mkv = w.join("mez.mkv");
+    let tracks: [(&str, u32, u32, &str, &str); 8] = [
+        ("eng", 48_000, 2, "aac", "default"),
+        ("fra", 44_100, 6, "ac3", "0"),
+        ("eng", 22_050, 1, "pcm_s16le", "comment"),
+        ("deu", 11_025, 2, "pcm_s16le", "0"),
+        ("spa", 32_000, 1, "pcm_s16le", "0"),
+        ("ita", 96_000, 2, "pcm_s16le", "0"),
+        ("eng", 8_000, 1, "pcm_s16le", "visual_impaired"),
+        ("", 44_100, 2, "pcm_s16le", "0"),
+    ];
+    let mut args: Vec<String> = [
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=24:duration=5",
+    ]
+    .map(String::from)
+    .to_vec();
+    for (k, (_, rate, ch, _, _)) in tracks.iter().enumerate() {
+        args.extend(["-f".into(), "lavfi".into(), "-i".into()]);
+        args.push(format!(
+            "sine=frequency={}:sample_rate={rate}:duration=5,aformat=channel_layouts={}",
+            300 + 100 * k,
+            match ch {
+                1 => "mono",
+                2 => "stereo",
+                _ => "5.1",
+            }
+        ));
+    }
+    args.extend(["-map", "0"].map(String::from));
+    for k in 0..tracks.len() {
+        args.extend(["-map".into(), format!("{}", k + 1)]);
+    }
+    for (k, (lang, _, _, codec, disposition)) in tracks.iter().enumerate() {
+        args.extend([format!("-c:a:{k}"), codec.to_string()]);
+        if !lang.is_empty() {
+            args.extend([format!("-metadata:s:a:{k}"), format!("language={lang}")]);
+        }
+        args.extend([format!("-disposition:a:{k}"), disposition.to_string()]);
+    }
+    args.extend(["-c:v", "libx264", "-preset", "ultrafast"].map(String::from));
+    args.push(mkv.to_str().unwrap().into());
+    ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let pkg = w.join("pkg");
+    let small = ["--ladder", "240p", "--preset", "ultrafast", "--json"];
+    let o = embed(w, &mkv, &pkg, &small);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let audio = summary["audio_renditions"].as_array().unwrap();
+    let names: Vec<&str> = audio.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "audio-eng",
+            "audio-fra",
+            "audio-eng-2",
+            "audio-deu",
+            "audio-spa",
+            "audio-ita",
+            "audio-eng-3",
+            "audio-und"
+        ]
+    );
+    let copied: Vec<bool> = audio.iter().map(|a| a["copied"] == true).collect();
+    assert_eq!(
+        copied,
+        [true, false, false, false, false, false, false, false]
+    );
+    let roles: Vec<&str> = audio.iter().map(|a| a["role"].as_str().unwrap()).collect();
+    assert_eq!(roles[2], "commentary");
+    assert_eq!(roles[6], "description");
+    for (a, (lang, _, ch, _, _)) in audio.iter().zip(&tracks) {
+        let dir = pkg.join(a["name"].as_str().unwrap());
+        let s = ffprobe_audio(&join_rendition(&dir));
+        assert_eq!(s["codec_name"], "aac", "{s}");
+        assert_eq!(s["profile"], "LC", "{s}");
+        assert_eq!(s["sample_rate"], "48000", "{s}");
+        assert_eq!(s["channels"], if *ch == 6 { 6 } else { 2 }, "{s}");
+        let want = if lang.is_empty() { "und" } else { lang };
+        assert_eq!(s["tags"]["language"], want, "{s}");
+        let d: f64 = s["duration"].as_str().unwrap().parse().unwrap();
+        assert!((d - 5.0).abs() < 0.03, "{}: {d} s", a["name"]);
+    }
+    let master = std::fs::read_to_string(pkg.join("master.m3u8")).unwrap();
+    assert_eq!(
+        master.matches("#EXT-X-MEDIA:TYPE=AUDIO").count(),
+        8,
+        "{master}"
+    );
+    assert_eq!(master.matches("DEFAULT=YES").count(), 1, "{master}");
+    assert!(master.contains("CHANNELS=\"6\""), "{master}");
+    assert!(
+        master.contains("public.accessibility.describes-video"),
+        "{master}"
+    );
+    assert!(master.contains("CODECS=\"avc1.") && master.contains(",mp4a.40.2\""));
+    assert!(master.contains("AUDIO=\"audio\""));
+    let mpd = std::fs::read_to_string(pkg.join("manifest.mpd")).unwrap();
+    assert_eq!(mpd.matches("contentType=\"audio\"").count(), 8);
+    assert!(mpd.contains("value=\"commentary\""));
+    check_external_validators(&pkg);
+
+    // Left out on request.
+    let pkg = w.join("pkg-silent");
+    let mut args = small.to_vec();
+    args.push("--no-audio");
+    let o = embed(w, &mkv, &pkg, &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!pkg.join("audio-eng").exists());
+    let master = std::fs::read_to_string(pkg.join("master.m3u8")).unwrap();
+    assert!(!master.contains("TYPE=AUDIO") && !master.contains("mp4a"));
+}
+
+#[test]
+fn bad_audio_input_gives_one_line_and_no_output() {
+    let ws = init_workdir();
+    let w = ws.path();
+    let out = w.join("out");
+    let video = [
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=24:duration=2",
+    ];
+    // Sound and no picture.
+    let only = w.join("audio-only.m4a");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=2",
+        "-c:a",
+        "aac",
+        only.to_str().unwrap(),
+    ]);
+    assert_clean_failure(w, &only, &out, &[], 3, "has no video stream");
+    // A sample rate below what is packaged.
+    let low = w.join("low-rate.mkv");
+    let mut a: Vec<&str> = video.to_vec();
+    a.extend(["-f", "lavfi", "-i", "sine=sample_rate=7350:duration=2"]);
+    a.extend([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "pcm_s16le",
+    ]);
+    a.push(low.to_str().unwrap());
+    ffmpeg(&a);
+    assert_clean_failure(
+        w,
+        &low,
+        &out,
+        &[],
+        3,
+        "7350 Hz (expected 8000 to 192000 Hz)",
+    );
+    // ...which --no-audio leaves out.
+    let pkg = w.join("pkg-low");
+    let o = embed(
+        w,
+        &low,
+        &pkg,
+        &["--ladder", "144p", "--preset", "ultrafast", "--no-audio"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // More tracks than are packaged.
+    let many = w.join("many.mkv");
+    let mut a: Vec<String> = video.map(String::from).to_vec();
+    a.extend(["-f", "lavfi", "-i", "sine=duration=2"].map(String::from));
+    a.extend(["-map".into(), "0".into()]);
+    for _ in 0..17 {
+        a.extend(["-map".into(), "1".into()]);
+    }
+    a.extend(
+        [
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "pcm_s16le",
+        ]
+        .map(String::from),
+    );
+    a.push(many.to_str().unwrap().into());
+    ffmpeg(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_clean_failure(w, &many, &out, &[], 3, "17 audio tracks (at most 16");
+    // Bitrates outside the encoder's range, or not a number.
+    let ok = w.join("ok.mkv");
+    let mut a: Vec<&str> = video.to_vec();
+    a.extend(["-f", "lavfi", "-i", "sine=duration=2"]);
+    a.extend([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "pcm_s16le",
+    ]);
+    a.push(ok.to_str().unwrap());
+    ffmpeg(&a);
+    assert_clean_failure(
+        w,
+        &ok,
+        &out,
+        &["--audio-bitrate", "8k"],
+        2,
+        "expected 32000 to 512000",
+    );
+    assert_clean_failure(
+        w,
+        &ok,
+        &out,
+        &["--audio-bitrate", "loud"],
+        2,
+        "--audio-bitrate",
+    );
+}

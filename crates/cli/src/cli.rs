@@ -111,6 +111,13 @@ pub struct EmbedArgs {
     /// Leave out the mezzanine's own text subtitle tracks (packaged by default).
     #[arg(long)]
     pub no_mezzanine_subtitles: bool,
+    /// Leave out the mezzanine's audio tracks (each becomes an AAC-LC rendition by default).
+    #[arg(long)]
+    pub no_audio: bool,
+    /// AAC bitrate of a stereo rendition, 32k to 512k (e.g. 128k or 128000); layouts with more
+    /// channels get it times channels / 2. AAC-LC tracks at 48 kHz are copied, not re-encoded.
+    #[arg(long, default_value = "128k", value_name = "RATE")]
+    pub audio_bitrate: String,
     /// Print a JSON summary on stdout instead of text.
     #[arg(long)]
     pub json: bool,

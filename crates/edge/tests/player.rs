@@ -1,8 +1,9 @@
 //! A real player: hls.js in headless Chromium plays a session's stream through the edge, and
 //! every segment it received is byte-identical to the `a/` or `b/` file the session's codeword
 //! names (in their egress form: the in-band `wmpi` box neutralised, see `leaktrace_edge::egress`).
-//! The package's subtitle rendition is listed, its WebVTT segments come through the edge as
-//! they are, and each cue reaches the video element's text track once.
+//! The package's audio rendition is listed, every one of its segments comes through the edge
+//! as it is and is decoded; the subtitle rendition is listed, its WebVTT segments come through
+//! the edge as they are, and each cue reaches the video element's text track once.
 //!
 //! Needs Debian's `chromium` (`scripts/install-system-deps.sh chromium`) and hls.js
 //! (`npm ci --prefix crates/edge/tests/player`); skipped with a notice when either is missing,
@@ -90,7 +91,7 @@ fn collector() -> (String, mpsc::Receiver<String>) {
 }
 
 const PAGE: &str = r#"<!doctype html>
-<html><body><video id="v" muted playsinline></video>
+<html><body><video id="v" playsinline></video>
 <script src="HLS_JS"></script>
 <script>
 const SRC = "SRC_URL", REPORT = "REPORT_URL";
@@ -107,6 +108,7 @@ function finish(reason) {
     const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : null;
     if (q) { out.totalFrames = q.totalVideoFrames; out.droppedFrames = q.droppedVideoFrames; }
     out.videoError = v.error ? v.error.code : null;
+    out.audioDecodedBytes = v.webkitAudioDecodedByteCount;
     out.cues = Array.from(v.textTracks).map(t => ({ lang: t.language, mode: t.mode, cues: t.cues ? Array.from(t.cues).map(c => c.text) : null }));
     fetch(REPORT, { method: "POST", mode: "no-cors", body: JSON.stringify(out) });
   });
@@ -137,6 +139,9 @@ try {
     out.errors.push({ type: String(d.type), details: String(d.details), fatal: !!d.fatal,
       message: d.error ? String(d.error.message || d.error) : (d.err ? String(d.err) : null) });
     if (d.fatal) finish("fatal");
+  });
+  hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, (e, d) => {
+    out.audioTracks = d.audioTracks.map(t => t.name);
   });
   hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, (e, d) => {
     out.subtitleTracks = d.subtitleTracks.map(t => t.lang);
@@ -231,6 +236,7 @@ fn hls_js_in_headless_chromium_receives_the_sessions_codeword() {
     let mut positions = std::collections::BTreeSet::new();
     let mut inits = 0;
     let mut texts = 0;
+    let mut audio = 0;
     for frag in r["frags"].as_array().unwrap() {
         let url = frag["url"].as_str().unwrap();
         let hash = frag["sha256"].as_str().unwrap();
@@ -240,10 +246,14 @@ fn hls_js_in_headless_chromium_receives_the_sessions_codeword() {
             .1;
         let (rendition, file) = rest.split_once('/').unwrap();
         let dir = f.pkg.join(rendition);
-        if rendition.starts_with("text-") {
-            // Subtitles are the same for every viewer: the plain file.
+        if rendition.starts_with("text-") || rendition == AUDIO {
+            // Subtitles and sound are the same for every viewer: the plain file.
             assert_eq!(hash, sha256_hex(&std::fs::read(dir.join(file)).unwrap()));
-            texts += 1;
+            if rendition == AUDIO {
+                audio += 1;
+            } else {
+                texts += 1;
+            }
             continue;
         }
         if file == "init.mp4" {
@@ -268,6 +278,18 @@ fn hls_js_in_headless_chromium_receives_the_sessions_codeword() {
         positions.insert(p);
     }
     assert!(inits >= 1, "no init segment seen");
+    // The audio rendition: listed, its init and every segment fetched through the edge as the
+    // plain files, and decoded (Chromium counts the audio bytes it decoded).
+    assert_eq!(r["audioTracks"], serde_json::json!(["und"]), "{report}");
+    assert_eq!(
+        audio as u32,
+        POSITIONS + 1,
+        "audio init + segments: {report}"
+    );
+    assert!(
+        r["audioDecodedBytes"].as_u64().unwrap_or(0) > 0,
+        "no audio decoded: {report}"
+    );
     // The subtitle rendition: listed, its WebVTT segments fetched through the edge, and its
     // cues in the video element's text track.
     assert_eq!(r["subtitleTracks"], serde_json::json!(["en"]), "{report}");

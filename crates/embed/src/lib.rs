@@ -11,7 +11,9 @@
 //! - **File level** ([`pipeline`]), behind `leaktrace embed`: decode a mezzanine once, scale to
 //!   each rendition of a ladder, mask once, mark and encode twice, and write TS 104 002 output:
 //!   `a/` and `b/` CMAF segments with identical names and timing, WMPaceInfo sidecars and `wmpi`
-//!   boxes, neutral HLS and DASH manifests, and the reference index the detector uses.
+//!   boxes, neutral HLS and DASH manifests, and the reference index the detector uses. The
+//!   mezzanine's audio tracks become AAC-LC renditions and its text subtitles (and subtitle
+//!   files) WebVTT renditions, cut at the same positions and the same for every viewer.
 //!
 //! ```
 //! use leaktrace_core::{KeyVersion, MasterKey, SegmentDuration, TitleId};
@@ -48,8 +50,8 @@ pub mod subtitles;
 pub use mark::{KernelSample, RenderedPattern, Scratch};
 pub use mask::{Mask, MaskParams};
 pub use pipeline::{
-    EmbedSummary, PipelineConfig, PlainSummary, ProgressEvent, SubtitleInput, embed_file,
-    encode_plain,
+    AudioSummary, DEFAULT_AUDIO_BITRATE, EmbedSummary, PipelineConfig, PlainSummary, ProgressEvent,
+    SubtitleInput, embed_file, encode_plain,
 };
 pub use plane::{LumaPlane, Sample};
 pub use reference::Reference;

@@ -42,6 +42,52 @@ pub struct TextManifest {
     pub durations: Vec<u64>,
 }
 
+/// What the manifests need to know about one audio rendition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AudioManifest {
+    /// Directory, e.g. `audio-en`.
+    pub name: String,
+    /// BCP 47 language tag.
+    pub language: String,
+    /// The rendition's name for viewers (HLS `NAME`, unique in the group).
+    pub label: String,
+    /// DASH role value (`main`, `alternate`, `commentary`, `description`, `dub`).
+    pub role: &'static str,
+    /// Whether players pick it when the viewer has no preference (one per package).
+    pub default: bool,
+    /// RFC 6381 codec string, e.g. `mp4a.40.2`.
+    pub codec: String,
+    /// Channels.
+    pub channels: u16,
+    /// Sample rate and track timescale (Hz).
+    pub sample_rate: u32,
+    /// Peak segment bitrate, bit/s.
+    pub peak_bps: u64,
+    /// Average bitrate, bit/s.
+    pub average_bps: u64,
+    /// Segment durations in `sample_rate` units, in position order.
+    pub durations: Vec<u64>,
+}
+
+/// The `GROUP-ID` of the audio renditions in the multivariant playlist.
+pub const AUDIO_GROUP: &str = "audio";
+
+/// The media playlist of one audio rendition: one CMAF segment per position.
+pub fn hls_audio_media(a: &AudioManifest) -> Result<String, EmbedError> {
+    media_playlist(&a.durations, a.sample_rate, segment_name, Some(INIT_NAME))
+}
+
+/// MPEG-D CICP `ChannelConfiguration` of the channel layouts leaktrace encodes (ISO/IEC
+/// 23091-3 table 8), or `None` for a count it never writes.
+fn cicp_channels(channels: u16) -> Option<u8> {
+    Some(match channels {
+        1..=6 => channels as u8,
+        7 => 11,
+        8 => 12,
+        _ => return None,
+    })
+}
+
 /// Name of the WebVTT segment of `position`.
 pub fn text_segment_name(position: u32) -> String {
     format!("seg_{position:05}.vtt")
@@ -89,7 +135,7 @@ fn media_playlist(
         .iter()
         .map(|&d| d as f64 / f64::from(timescale))
         .collect();
-    let target = secs.iter().fold(0f64, |m, &s| m.max(s)).ceil().max(1.0) as u64;
+    let target = secs.iter().fold(0f64, |m, &s| m.max(s)).round().max(1.0) as u64;
     let segments = secs
         .iter()
         .enumerate()
@@ -123,16 +169,30 @@ fn media_playlist(
 /// group that every video variant names.
 pub fn hls_master(
     rs: &[RenditionManifest],
+    audios: &[AudioManifest],
     texts: &[TextManifest],
     frame_rate: f64,
 ) -> Result<String, EmbedError> {
+    // Every variant plays with any audio rendition: it declares the largest audio bitrate
+    // and the audio codec (one codec in the group: leaktrace writes AAC-LC).
+    let audio_peak = audios.iter().map(|a| a.peak_bps).max().unwrap_or(0);
+    let audio_average = audios.iter().map(|a| a.average_bps).max().unwrap_or(0);
+    let mut audio_codecs: Vec<&str> = audios.iter().map(|a| a.codec.as_str()).collect();
+    audio_codecs.sort_unstable();
+    audio_codecs.dedup();
     let variants = rs
         .iter()
         .map(|r| m3u8_rs::VariantStream {
             uri: format!("{}/{MEDIA_PLAYLIST}", r.name),
-            bandwidth: r.peak_bps,
-            average_bandwidth: Some(r.average_bps),
-            codecs: Some(r.codec.clone()),
+            bandwidth: r.peak_bps + audio_peak,
+            average_bandwidth: Some(r.average_bps + audio_average),
+            codecs: Some(
+                std::iter::once(r.codec.as_str())
+                    .chain(audio_codecs.iter().copied())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            audio: (!audios.is_empty()).then(|| AUDIO_GROUP.to_owned()),
             resolution: Some(m3u8_rs::Resolution {
                 width: r.width as u64,
                 height: r.height as u64,
@@ -142,9 +202,21 @@ pub fn hls_master(
             ..Default::default()
         })
         .collect();
-    let alternatives = texts
-        .iter()
-        .map(|t| m3u8_rs::AlternativeMedia {
+    let audio_alternatives = audios.iter().map(|a| m3u8_rs::AlternativeMedia {
+        media_type: m3u8_rs::AlternativeMediaType::Audio,
+        uri: Some(format!("{}/{MEDIA_PLAYLIST}", a.name)),
+        group_id: AUDIO_GROUP.to_owned(),
+        language: Some(a.language.clone()),
+        name: a.label.clone(),
+        default: a.default,
+        autoselect: true,
+        channels: Some(a.channels.to_string()),
+        characteristics: (a.role == "description")
+            .then(|| "public.accessibility.describes-video".to_owned()),
+        ..Default::default()
+    });
+    let alternatives = audio_alternatives
+        .chain(texts.iter().map(|t| m3u8_rs::AlternativeMedia {
             media_type: m3u8_rs::AlternativeMediaType::Subtitles,
             uri: Some(format!("{}/{MEDIA_PLAYLIST}", t.name)),
             group_id: SUBTITLE_GROUP.to_owned(),
@@ -152,7 +224,7 @@ pub fn hls_master(
             name: t.label.clone(),
             autoselect: true,
             ..Default::default()
-        })
+        }))
         .collect();
     let pl = m3u8_rs::MasterPlaylist {
         version: Some(7),
@@ -175,6 +247,7 @@ fn iso_duration(seconds: f64) -> String {
 /// The DASH MPD (static, CMAF/live profile, `SegmentTemplate` with `SegmentTimeline`).
 pub fn dash_mpd(
     rs: &[RenditionManifest],
+    audios: &[AudioManifest],
     texts: &[TextManifest],
     timescale: u32,
     frame_rate: (i32, i32),
@@ -240,51 +313,50 @@ pub fn dash_mpd(
                                     .with_attribute(("height", ht.as_str()))
                                     .with_attribute(("sar", "1:1"))
                                     .write_inner_content(|w| {
-                                        let ts = timescale.to_string();
-                                        let init = format!("$RepresentationID$/{INIT_NAME}");
-                                        w.create_element("SegmentTemplate")
-                                            .with_attribute(("timescale", ts.as_str()))
-                                            .with_attribute(("initialization", init.as_str()))
-                                            .with_attribute((
-                                                "media",
-                                                "$RepresentationID$/seg_$Number%05d$.m4s",
-                                            ))
-                                            .with_attribute(("startNumber", "0"))
-                                            .write_inner_content(|w| {
-                                                w.create_element("SegmentTimeline")
-                                                    .write_inner_content(|w| {
-                                                        for (t, d, repeat) in timeline(&r.durations)
-                                                        {
-                                                            let mut s = w.create_element("S");
-                                                            let (ts, ds, rs) = (
-                                                                t.to_string(),
-                                                                d.to_string(),
-                                                                repeat.to_string(),
-                                                            );
-                                                            s = s
-                                                                .with_attribute(("t", ts.as_str()));
-                                                            s = s
-                                                                .with_attribute(("d", ds.as_str()));
-                                                            if repeat > 0 {
-                                                                s = s.with_attribute((
-                                                                    "r",
-                                                                    rs.as_str(),
-                                                                ));
-                                                            }
-                                                            s.write_empty()?;
-                                                        }
-                                                        Ok(())
-                                                    })?;
-                                                Ok(())
-                                            })?;
-                                        Ok(())
+                                        segment_template(w, timescale, &r.durations)
                                     })?;
                             }
                             Ok(())
                         })?;
+                    // Audio: one adaptation set per track (per language and role).
+                    for (k, a) in audios.iter().enumerate() {
+                        let id = (k + 1).to_string();
+                        let (bw, rate) = (a.peak_bps.to_string(), a.sample_rate.to_string());
+                        w.create_element("AdaptationSet")
+                            .with_attribute(("id", id.as_str()))
+                            .with_attribute(("contentType", "audio"))
+                            .with_attribute(("mimeType", "audio/mp4"))
+                            .with_attribute(("lang", a.language.as_str()))
+                            .with_attribute(("segmentAlignment", "true"))
+                            .with_attribute(("startWithSAP", "1"))
+                            .write_inner_content(|w| {
+                                w.create_element("Role")
+                                    .with_attribute(("schemeIdUri", "urn:mpeg:dash:role:2011"))
+                                    .with_attribute(("value", a.role))
+                                    .write_empty()?;
+                                w.create_element("Representation")
+                                    .with_attribute(("id", a.name.as_str()))
+                                    .with_attribute(("bandwidth", bw.as_str()))
+                                    .with_attribute(("codecs", a.codec.as_str()))
+                                    .with_attribute(("audioSamplingRate", rate.as_str()))
+                                    .write_inner_content(|w| {
+                                        if let Some(c) = cicp_channels(a.channels) {
+                                            w.create_element("AudioChannelConfiguration")
+                                                .with_attribute((
+                                                    "schemeIdUri",
+                                                    "urn:mpeg:mpegB:cicp:ChannelConfiguration",
+                                                ))
+                                                .with_attribute(("value", c.to_string().as_str()))
+                                                .write_empty()?;
+                                        }
+                                        segment_template(w, a.sample_rate, &a.durations)
+                                    })?;
+                                Ok(())
+                            })?;
+                    }
                     // Text: the whole track side-loaded as one WebVTT file per language.
                     for (k, t) in texts.iter().enumerate() {
-                        let id = (k + 1).to_string();
+                        let id = (audios.len() + k + 1).to_string();
                         let url = format!("{}/{TEXT_WHOLE}", t.name);
                         w.create_element("AdaptationSet")
                             .with_attribute(("id", id.as_str()))
@@ -314,6 +386,41 @@ pub fn dash_mpd(
         })
         .map_err(ser)?;
     String::from_utf8(w.into_inner().into_inner()).map_err(|e| EmbedError::Serialize(e.to_string()))
+}
+
+/// A `SegmentTemplate` (`$RepresentationID$/seg_$Number%05d$.m4s` from 0, with its init)
+/// whose `SegmentTimeline` lists `durations` in `timescale` units.
+fn segment_template<W: std::io::Write>(
+    w: &mut Writer<W>,
+    timescale: u32,
+    durations: &[u64],
+) -> std::io::Result<()> {
+    let ts = timescale.to_string();
+    let init = format!("$RepresentationID$/{INIT_NAME}");
+    w.create_element("SegmentTemplate")
+        .with_attribute(("timescale", ts.as_str()))
+        .with_attribute(("initialization", init.as_str()))
+        .with_attribute(("media", "$RepresentationID$/seg_$Number%05d$.m4s"))
+        .with_attribute(("startNumber", "0"))
+        .write_inner_content(|w| {
+            w.create_element("SegmentTimeline")
+                .write_inner_content(|w| {
+                    for (t, d, repeat) in timeline(durations) {
+                        let (ts, ds, rs) = (t.to_string(), d.to_string(), repeat.to_string());
+                        let mut s = w
+                            .create_element("S")
+                            .with_attribute(("t", ts.as_str()))
+                            .with_attribute(("d", ds.as_str()));
+                        if repeat > 0 {
+                            s = s.with_attribute(("r", rs.as_str()));
+                        }
+                        s.write_empty()?;
+                    }
+                    Ok(())
+                })?;
+            Ok(())
+        })?;
+    Ok(())
 }
 
 /// Run-length groups of equal durations: (start time, duration, repeat count).
@@ -356,7 +463,7 @@ mod tests {
         for leak in ["a/", "b/", "WATERMARK", "WMPACE"] {
             assert!(!m.contains(leak), "{leak} in {m}");
         }
-        let master = hls_master(&[r()], &[], 24.0).unwrap();
+        let master = hls_master(&[r()], &[], &[], 24.0).unwrap();
         assert!(!master.contains("SUBTITLES"));
         assert!(master.contains("720p/playlist.m3u8"));
         assert!(master.contains("CODECS=\"avc1.64001f\""));
@@ -370,7 +477,7 @@ mod tests {
             label: "pt-BR".into(),
             durations: r().durations,
         };
-        let master = hls_master(&[r()], std::slice::from_ref(&t), 24.0).unwrap();
+        let master = hls_master(&[r()], &[], std::slice::from_ref(&t), 24.0).unwrap();
         assert!(
             master.contains(
                 "#EXT-X-MEDIA:TYPE=SUBTITLES,URI=\"text-pt-BR/playlist.m3u8\",GROUP-ID=\"subs\",LANGUAGE=\"pt-BR\",NAME=\"pt-BR\""
@@ -383,7 +490,7 @@ mod tests {
             media.contains("seg_00003.vtt") && !media.contains("EXT-X-MAP"),
             "{media}"
         );
-        let mpd = dash_mpd(&[r()], &[t], 90000, (24, 1)).unwrap();
+        let mpd = dash_mpd(&[r()], &[], &[t], 90000, (24, 1)).unwrap();
         assert!(
             mpd.contains(r#"contentType="text" mimeType="text/vtt" lang="pt-BR""#),
             "{mpd}"
@@ -397,7 +504,7 @@ mod tests {
     #[test]
     fn mpd_timeline_run_lengths() {
         assert_eq!(timeline(&[5, 5, 5, 2]), vec![(0, 5, 2), (15, 2, 0)]);
-        let mpd = dash_mpd(&[r()], &[], 90000, (24, 1)).unwrap();
+        let mpd = dash_mpd(&[r()], &[], &[], 90000, (24, 1)).unwrap();
         assert!(mpd.contains(r#"<S t="0" d="180000" r="2"/>"#), "{mpd}");
         assert!(mpd.contains("mediaPresentationDuration=\"PT7.000S\""));
         assert!(!mpd.contains("watermarking"));

@@ -13,6 +13,10 @@
 //!   720p/a/seg_00000.m4s ...           variant A (wmpi variant 0)
 //!   720p/b/seg_00000.m4s ...           variant B, same names and timing (wmpi variant 1)
 //!   720p/WMPaceInfo/seg_00000.m4s ...  CBOR sidecars (and WMPaceInfo/init.mp4, position -1)
+//!   audio-en/playlist.m3u8, init.mp4,  AAC-LC 48 kHz, one segment per position, the same for
+//!     seg_00000.m4s ...                every viewer (one directory per audio track)
+//!   text-en/playlist.m3u8,             WebVTT, one segment per position, and the whole track
+//!     seg_00000.vtt ..., subtitles.vtt (one directory per subtitle track)
 //!   reference/                         reference index for the detector (not for viewers)
 //! ```
 //!
@@ -58,6 +62,163 @@ pub struct PipelineConfig {
     /// Also package the mezzanine's own text subtitle tracks (mov_text, SubRip, ASS/SSA,
     /// WebVTT); image-based ones are skipped and named in [`EmbedSummary::skipped_subtitles`].
     pub mezzanine_subtitles: bool,
+    /// Package the mezzanine's audio tracks (AAC-LC, 48 kHz; the same for every viewer).
+    pub audio: bool,
+    /// Bitrate of a stereo AAC encode (bit/s); other layouts scale it by channels / 2.
+    pub audio_bitrate: u32,
+}
+
+/// Default AAC bitrate of a stereo rendition (bit/s).
+pub const DEFAULT_AUDIO_BITRATE: u32 = 128_000;
+
+/// An audio track of the mezzanine, and the rendition it becomes.
+struct AudioJob {
+    stream: leaktrace_media::audio::AudioStream,
+    /// Directory (`audio-<language>`, `-2`, `-3`… for a language already taken).
+    name: String,
+    language: String,
+    label: String,
+}
+
+/// Lists and checks the mezzanine's audio tracks before any encoding starts (a track out of
+/// range costs nothing), and names their renditions.
+fn load_audio(mezzanine: &Path, cfg: &PipelineConfig) -> Result<Vec<AudioJob>, EmbedError> {
+    use leaktrace_media::audio;
+    if !cfg.audio {
+        return Ok(Vec::new());
+    }
+    if !audio::BITRATES.contains(&cfg.audio_bitrate) {
+        return Err(EmbedError::Media(
+            leaktrace_media::MediaError::InvalidSetting(format!(
+                "audio bitrate {} bit/s (expected {} to {})",
+                cfg.audio_bitrate,
+                audio::BITRATES.start(),
+                audio::BITRATES.end()
+            )),
+        ));
+    }
+    let streams = audio::audio_streams(mezzanine, &leaktrace_media::Limits::default())?;
+    let mut jobs: Vec<AudioJob> = Vec::with_capacity(streams.len());
+    for stream in streams {
+        let language = stream
+            .language
+            .clone()
+            .filter(|l| crate::subtitles::valid_language(l))
+            .unwrap_or_else(|| "und".to_owned());
+        let base = match stream.role {
+            audio::AudioRole::Main | audio::AudioRole::Alternate => language.clone(),
+            role => format!("{language} ({})", role.dash()),
+        };
+        let taken = |n: &str| jobs.iter().any(|j| j.name.eq_ignore_ascii_case(n));
+        let (mut name, mut label, mut k) = (format!("audio-{language}"), base.clone(), 2);
+        while taken(&name) {
+            name = format!("audio-{language}-{k}");
+            label = format!("{base} {k}");
+            k += 1;
+        }
+        jobs.push(AudioJob {
+            stream,
+            name,
+            language,
+            label,
+        });
+    }
+    Ok(jobs)
+}
+
+/// Writes the audio renditions (`audio-<language>/`: init, one segment per position, and
+/// the playlist) and returns what the manifests and the summary need.
+fn write_audio(
+    input: &Path,
+    staging: &Path,
+    jobs: &[AudioJob],
+    cfg: &PipelineConfig,
+    durations: &[u64],
+    timescale: u32,
+) -> Result<(Vec<manifest::AudioManifest>, Vec<AudioSummary>), EmbedError> {
+    let mut ends = Vec::with_capacity(durations.len());
+    let mut t = 0u64;
+    for &d in durations {
+        t += d;
+        ends.push(t);
+    }
+    let acfg = leaktrace_media::audio::AudioConfig {
+        bitrate: cfg.audio_bitrate,
+        segment_ends: ends,
+        timescale,
+        force_encode: false,
+    };
+    // The default track: the one the container marks, else the first main one, else the first.
+    let default = jobs
+        .iter()
+        .position(|j| j.stream.default)
+        .or_else(|| {
+            jobs.iter()
+                .position(|j| j.stream.role == leaktrace_media::audio::AudioRole::Main)
+        })
+        .unwrap_or(0);
+    let mut manifests = Vec::with_capacity(jobs.len());
+    let mut summaries = Vec::with_capacity(jobs.len());
+    for (k, job) in jobs.iter().enumerate() {
+        let dir = staging.join(&job.name);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        // The rendition's language (checked, `und` when missing) goes into its `mdhd`.
+        let stream = leaktrace_media::audio::AudioStream {
+            language: Some(job.language.clone()),
+            ..job.stream.clone()
+        };
+        let track = leaktrace_media::audio::package(
+            input,
+            &stream,
+            &acfg,
+            &dir,
+            manifest::INIT_NAME,
+            manifest::segment_name,
+        )?;
+        let rate = f64::from(track.timescale.max(1));
+        let peak = track
+            .durations
+            .iter()
+            .zip(&track.sizes)
+            .filter(|(d, _)| **d > 0)
+            .map(|(&d, &b)| (b as f64 * 8.0 * rate / d as f64) as u64)
+            .max()
+            .unwrap_or(0);
+        let bytes: u64 = track.sizes.iter().sum();
+        let secs = track.durations.iter().sum::<u64>() as f64 / rate;
+        let average = (bytes as f64 * 8.0 / secs.max(1e-9)) as u64;
+        let m = manifest::AudioManifest {
+            name: job.name.clone(),
+            language: job.language.clone(),
+            label: job.label.clone(),
+            role: job.stream.role.dash(),
+            default: k == default,
+            codec: track.codec.clone(),
+            channels: track.channels,
+            sample_rate: track.timescale,
+            peak_bps: peak,
+            average_bps: average,
+            durations: track.durations.clone(),
+        };
+        let pl = dir.join(manifest::MEDIA_PLAYLIST);
+        std::fs::write(&pl, manifest::hls_audio_media(&m)?).map_err(io(&pl))?;
+        summaries.push(AudioSummary {
+            name: job.name.clone(),
+            language: job.language.clone(),
+            role: job.stream.role.dash().to_owned(),
+            codec: track.codec,
+            channels: track.channels,
+            source: format!(
+                "stream {} ({}, {} Hz, {} ch)",
+                job.stream.index, job.stream.codec, job.stream.sample_rate, job.stream.channels
+            ),
+            copied: track.copied,
+            bytes,
+            average_bps: average,
+        });
+        manifests.push(m);
+    }
+    Ok((manifests, summaries))
 }
 
 /// A subtitle file given to the packager and its language.
@@ -232,6 +393,8 @@ impl PipelineConfig {
             max_frames: None,
             subtitles: Vec::new(),
             mezzanine_subtitles: true,
+            audio: true,
+            audio_bitrate: DEFAULT_AUDIO_BITRATE,
         }
     }
 
@@ -317,6 +480,29 @@ pub struct RenditionSummary {
     pub average_bps: u64,
 }
 
+/// One audio rendition in the summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AudioSummary {
+    /// Name and directory (`audio-<language>`).
+    pub name: String,
+    /// BCP 47 language tag (`und` when the track has none).
+    pub language: String,
+    /// DASH role (`main`, `alternate`, `commentary`, `description`, `dub`).
+    pub role: String,
+    /// RFC 6381 codec string.
+    pub codec: String,
+    /// Channels.
+    pub channels: u16,
+    /// The mezzanine track it comes from.
+    pub source: String,
+    /// Whether the source's AAC frames were copied rather than re-encoded.
+    pub copied: bool,
+    /// Bytes of its media segments.
+    pub bytes: u64,
+    /// Average bitrate (bit/s).
+    pub average_bps: u64,
+}
+
 /// What `embed_file` did (also written as `title.json`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EmbedSummary {
@@ -346,6 +532,9 @@ pub struct EmbedSummary {
     pub mark_seconds: f64,
     /// Track timescale of the segments.
     pub timescale: u32,
+    /// Audio renditions written, none for a mezzanine without sound or with `--no-audio`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub audio_renditions: Vec<AudioSummary>,
     /// Text renditions written (their directories, `text-<language>`), none without subtitles.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub text_renditions: Vec<String>,
@@ -374,6 +563,7 @@ pub fn embed_file(
     let started = Instant::now();
     let texts = load_subtitles(input, cfg)?;
     let (mut decoder, ladder) = cfg.open_source(input)?;
+    let audio = load_audio(input, cfg)?;
     let staging = prepare_output(output)?;
     let result = run(
         &mut decoder,
@@ -381,7 +571,7 @@ pub fn embed_file(
         (&staging, output),
         key,
         cfg,
-        &texts,
+        (&texts, &audio),
         progress,
         started,
     );
@@ -470,7 +660,7 @@ fn run(
     (staging, output): (&Path, &Path),
     key: &MasterKey,
     cfg: &PipelineConfig,
-    texts: &Texts,
+    (texts, audio): (&Texts, &[AudioJob]),
     progress: &mut dyn FnMut(ProgressEvent),
     started: Instant,
 ) -> Result<EmbedSummary, EmbedError> {
@@ -697,6 +887,13 @@ fn run(
         });
         manifests.push(m);
     }
+    let (audio_manifests, audio_summaries) = match manifests.first() {
+        Some(m) if !audio.is_empty() => {
+            progress(ProgressEvent::Stage("packaging audio"));
+            write_audio(decoder.path(), staging, audio, cfg, &m.durations, timescale)?
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
     progress(ProgressEvent::Stage("writing manifests"));
     let text_manifests = match manifests.first() {
         Some(m) if !texts.tracks.is_empty() => {
@@ -707,13 +904,19 @@ fn run(
     let master = staging.join(manifest::MASTER_PLAYLIST);
     std::fs::write(
         &master,
-        manifest::hls_master(&manifests, &text_manifests, fr.as_f64())?,
+        manifest::hls_master(&manifests, &audio_manifests, &text_manifests, fr.as_f64())?,
     )
     .map_err(io(&master))?;
     let mpd = staging.join(manifest::MPD_NAME);
     std::fs::write(
         &mpd,
-        manifest::dash_mpd(&manifests, &text_manifests, timescale, (fr.num, fr.den))?,
+        manifest::dash_mpd(
+            &manifests,
+            &audio_manifests,
+            &text_manifests,
+            timescale,
+            (fr.num, fr.den),
+        )?,
     )
     .map_err(io(&mpd))?;
     progress(ProgressEvent::Stage("writing the reference index"));
@@ -738,6 +941,7 @@ fn run(
         elapsed_seconds: started.elapsed().as_secs_f64(),
         mark_seconds: mark_time,
         timescale,
+        audio_renditions: audio_summaries,
         text_renditions: text_manifests.iter().map(|t| t.name.clone()).collect(),
         skipped_subtitles: texts.skipped.clone(),
     };

@@ -126,11 +126,28 @@ pub struct Track {
     pub codec: String,
 }
 
-/// Splits a fragmented MP4 (as written by [`crate::Encoder`]) into init and fragments.
-/// An `hev1` sample entry is renamed `hvc1` (parameter sets are out of band), so the result
-/// plays on every HLS client.
-pub fn split(buf: &[u8]) -> Result<Track, MediaError> {
-    let top = boxes(buf, 0, buf.len())?;
+/// The header of a fragmented MP4: `ftyp` + `moov`, and what is read from its one track.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Init {
+    /// `ftyp` + `moov` (an `hev1` sample entry renamed `hvc1`).
+    pub bytes: Vec<u8>,
+    /// Track timescale (`mdhd`).
+    pub timescale: u32,
+    /// RFC 6381 codec string, e.g. `avc1.64001f` or `mp4a.40.2`.
+    pub codec: String,
+    /// `track_ID` of the track (`tkhd`).
+    pub track_id: u32,
+    /// `trex` default sample duration and flags (0 when absent).
+    trex: (u32, u32),
+}
+
+/// Reads the header (`ftyp` + `moov`) of a fragmented MP4 with one track; the fragments after
+/// it, if any, are not read.
+pub fn init(buf: &[u8]) -> Result<Init, MediaError> {
+    read_init(buf, &boxes(buf, 0, buf.len())?)
+}
+
+fn read_init(buf: &[u8], top: &[BoxRef]) -> Result<Init, MediaError> {
     let ftyp = top
         .iter()
         .find(|b| &b.kind == b"ftyp")
@@ -144,6 +161,12 @@ pub fn split(buf: &[u8]) -> Result<Track, MediaError> {
     init.extend_from_slice(&buf[moov.start..moov.end]);
     let moov_in_init = boxes(&init, ftyp.end - ftyp.start, init.len())?[0];
     let trak = path(&init, &moov_in_init, &[b"trak"])?;
+    let tkhd = path(&init, &trak, &[b"tkhd"])?;
+    let track_id = match init.get(tkhd.payload) {
+        Some(1) => be_u32(&init, tkhd.payload + 4 + 16)?,
+        Some(_) => be_u32(&init, tkhd.payload + 4 + 8)?,
+        None => return Err(bad("empty tkhd")),
+    };
     let mdhd = path(&init, &trak, &[b"mdia", b"mdhd"])?;
     let timescale = match init.get(mdhd.payload) {
         Some(1) => be_u32(&init, mdhd.payload + 4 + 16)?,
@@ -153,7 +176,7 @@ pub fn split(buf: &[u8]) -> Result<Track, MediaError> {
     if timescale == 0 {
         return Err(bad("track timescale is 0"));
     }
-    let (trex_duration, trex_flags) = match child(&init, &moov_in_init, b"mvex")? {
+    let trex = match child(&init, &moov_in_init, b"mvex")? {
         Some(mvex) => match child(&init, &mvex, b"trex")? {
             Some(t) => (
                 be_u32(&init, t.payload + 12)?,
@@ -180,6 +203,27 @@ pub fn split(buf: &[u8]) -> Result<Track, MediaError> {
         ..entry
     };
     let codec = codec_string(&init, &entry)?;
+    Ok(Init {
+        bytes: init,
+        timescale,
+        codec,
+        track_id,
+        trex,
+    })
+}
+
+/// Splits a fragmented MP4 (as written by [`crate::Encoder`]) into init and fragments.
+/// An `hev1` sample entry is renamed `hvc1` (parameter sets are out of band), so the result
+/// plays on every HLS client.
+pub fn split(buf: &[u8]) -> Result<Track, MediaError> {
+    let top = boxes(buf, 0, buf.len())?;
+    let Init {
+        bytes: init,
+        timescale,
+        codec,
+        trex: (trex_duration, trex_flags),
+        ..
+    } = read_init(buf, &top)?;
 
     let mut fragments = Vec::new();
     let mut i = 0;
@@ -318,8 +362,12 @@ fn read_moof(
     Ok((decode_time, samples, duration, sync))
 }
 
-/// RFC 6381 codec string of a visual sample entry (`avc1`/`avc3`, `hvc1`/`hev1`, `av01`).
+/// RFC 6381 codec string of a visual sample entry (`avc1`/`avc3`, `hvc1`/`hev1`, `av01`) or
+/// of an MPEG-4 audio one (`mp4a`).
 fn codec_string(buf: &[u8], entry: &BoxRef) -> Result<String, MediaError> {
+    if &entry.kind == b"mp4a" {
+        return mp4a_codec(buf, entry);
+    }
     // VisualSampleEntry fields before the child boxes: 78 bytes.
     let children = boxes(buf, entry.payload + 78, entry.end)?;
     let find = |k: &[u8; 4]| children.iter().find(|b| &b.kind == k).copied();
@@ -369,6 +417,164 @@ fn codec_string(buf: &[u8], entry: &BoxRef) -> Result<String, MediaError> {
     Err(bad(format!(
         "sample entry {kind} has no avcC, hvcC or av1C"
     )))
+}
+
+/// `mp4a.<objectTypeIndication>.<audioObjectType>` from the `esds` of an `mp4a` entry
+/// (ISO/IEC 14496-1 descriptors, ISO/IEC 14496-3 AudioSpecificConfig).
+fn mp4a_codec(buf: &[u8], entry: &BoxRef) -> Result<String, MediaError> {
+    // AudioSampleEntry fields before the child boxes: 28 bytes.
+    let esds = boxes(buf, entry.payload + 28, entry.end)?
+        .into_iter()
+        .find(|b| &b.kind == b"esds")
+        .ok_or_else(|| bad("mp4a sample entry without esds"))?;
+    let body = buf
+        .get(esds.payload + 4..esds.end)
+        .ok_or_else(|| bad("short esds"))?;
+    let es = descriptor(body, 0x03)?;
+    let flags = *es.get(2).ok_or_else(|| bad("short ES_Descriptor"))?;
+    let mut at = 3;
+    if flags & 0x80 != 0 {
+        at += 2;
+    }
+    if flags & 0x40 != 0 {
+        at += 1 + usize::from(*es.get(at).ok_or_else(|| bad("short ES_Descriptor"))?);
+    }
+    if flags & 0x20 != 0 {
+        at += 2;
+    }
+    let config = descriptor(
+        es.get(at..).ok_or_else(|| bad("short ES_Descriptor"))?,
+        0x04,
+    )?;
+    let oti = *config
+        .first()
+        .ok_or_else(|| bad("empty DecoderConfigDescriptor"))?;
+    let specific = config.get(13..).map(|d| descriptor(d, 0x05)).transpose()?;
+    let aot = match specific {
+        Some(asc) if !asc.is_empty() => {
+            let five = asc[0] >> 3;
+            if five == 31 {
+                // Escape: six more bits, plus 32.
+                let next = *asc.get(1).ok_or_else(|| bad("short AudioSpecificConfig"))?;
+                32 + (((asc[0] & 0x07) << 3) | (next >> 5))
+            } else {
+                five
+            }
+        }
+        _ => return Ok(format!("mp4a.{oti:02x}")),
+    };
+    Ok(format!("mp4a.{oti:02x}.{aot}"))
+}
+
+/// The payload of the descriptor with `tag` at the start of `buf` (ISO/IEC 14496-1 8.3.3:
+/// a tag byte, then a size in up to four 7-bit groups).
+fn descriptor(buf: &[u8], tag: u8) -> Result<&[u8], MediaError> {
+    if buf.first() != Some(&tag) {
+        return Err(bad(format!("expected descriptor tag {tag:#04x}")));
+    }
+    let mut size = 0usize;
+    let mut at = 1;
+    loop {
+        let b = *buf
+            .get(at)
+            .ok_or_else(|| bad("descriptor size past the end"))?;
+        size = (size << 7) | usize::from(b & 0x7f);
+        at += 1;
+        if b & 0x80 == 0 {
+            break;
+        }
+        if at > 4 {
+            return Err(bad("descriptor size longer than four bytes"));
+        }
+    }
+    buf.get(at..at + size)
+        .ok_or_else(|| bad("descriptor longer than its box"))
+}
+
+/// One sample of a fragment to be written by [`fragment`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SampleInfo {
+    /// Duration in the track timescale.
+    pub duration: u32,
+    /// Size in bytes.
+    pub size: u32,
+    /// ISO/IEC 14496-12 sample flags (`SYNC_SAMPLE` for a sync sample).
+    pub flags: u32,
+    /// Composition time offset (0 for audio).
+    pub composition_offset: i32,
+}
+
+/// Sample flags of a sync sample that depends on no other (audio frames, IDR pictures).
+pub const SYNC_SAMPLE: u32 = 0x0200_0000;
+
+/// Writes one fragment (`moof` + `mdat`): `mfhd` with `sequence`, one `traf` for `track_id`
+/// with `tfhd` (default-base-is-moof), `tfdt` at `decode_time`, and one `trun` listing each
+/// sample's duration, size, flags and, when any is not 0, composition offset. `data` is the
+/// samples' bytes, in order; their sizes must add up to its length.
+pub fn fragment(
+    sequence: u32,
+    track_id: u32,
+    decode_time: u64,
+    samples: &[SampleInfo],
+    data: &[u8],
+) -> Result<Fragment, MediaError> {
+    let total: u64 = samples.iter().map(|s| u64::from(s.size)).sum();
+    if total != data.len() as u64 {
+        return Err(bad(format!(
+            "sample sizes add up to {total} bytes, the data has {}",
+            data.len()
+        )));
+    }
+    let count = u32::try_from(samples.len()).map_err(|_| bad("too many samples"))?;
+    let with_cto = samples.iter().any(|s| s.composition_offset != 0);
+    let per = if with_cto { 16 } else { 12 };
+    let trun_len = 8 + 4 + 4 + 4 + per * samples.len();
+    let traf_len = 8 + 16 + 20 + trun_len;
+    let moof_len = 8 + 16 + traf_len;
+    let mdat_len = 8 + data.len();
+    let data_offset = i32::try_from(moof_len + 8).map_err(|_| bad("fragment header too large"))?;
+    let mdat_size = u32::try_from(mdat_len).map_err(|_| bad("fragment data over 4 GiB"))?;
+    let mut b = Vec::with_capacity(moof_len + mdat_len);
+    let head = |b: &mut Vec<u8>, len: usize, kind: &[u8; 4]| {
+        b.extend_from_slice(&(len as u32).to_be_bytes());
+        b.extend_from_slice(kind);
+    };
+    head(&mut b, moof_len, b"moof");
+    head(&mut b, 16, b"mfhd");
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(&sequence.to_be_bytes());
+    head(&mut b, traf_len, b"traf");
+    head(&mut b, 16, b"tfhd");
+    b.extend_from_slice(&0x0002_0000u32.to_be_bytes()); // default-base-is-moof
+    b.extend_from_slice(&track_id.to_be_bytes());
+    head(&mut b, 20, b"tfdt");
+    b.extend_from_slice(&0x0100_0000u32.to_be_bytes()); // version 1
+    b.extend_from_slice(&decode_time.to_be_bytes());
+    head(&mut b, trun_len, b"trun");
+    let flags: u32 = 0x001 | 0x100 | 0x200 | 0x400 | if with_cto { 0x800 } else { 0 };
+    // Version 1: signed composition offsets.
+    b.extend_from_slice(&(0x0100_0000 | flags).to_be_bytes());
+    b.extend_from_slice(&count.to_be_bytes());
+    b.extend_from_slice(&data_offset.to_be_bytes());
+    for s in samples {
+        b.extend_from_slice(&s.duration.to_be_bytes());
+        b.extend_from_slice(&s.size.to_be_bytes());
+        b.extend_from_slice(&s.flags.to_be_bytes());
+        if with_cto {
+            b.extend_from_slice(&s.composition_offset.to_be_bytes());
+        }
+    }
+    debug_assert_eq!(b.len(), moof_len);
+    b.extend_from_slice(&mdat_size.to_be_bytes());
+    b.extend_from_slice(b"mdat");
+    b.extend_from_slice(data);
+    Ok(Fragment {
+        bytes: b,
+        decode_time,
+        samples: count,
+        duration: samples.iter().map(|s| u64::from(s.duration)).sum(),
+        starts_with_sync: samples.first().is_some_and(|s| s.flags & 0x0001_0000 == 0),
+    })
 }
 
 /// The `styp` box of a CMAF media segment (major brand `cmfs`).
@@ -442,6 +648,40 @@ mod tests {
             g[i] ^= (x >> 24) as u8 | 1;
             let _ = split(&g);
         }
+    }
+
+    #[test]
+    fn a_written_fragment_reads_back() {
+        let samples = [
+            SampleInfo {
+                duration: 1024,
+                size: 3,
+                flags: SYNC_SAMPLE,
+                composition_offset: 0,
+            },
+            SampleInfo {
+                duration: 1000,
+                size: 2,
+                flags: SYNC_SAMPLE,
+                composition_offset: 0,
+            },
+        ];
+        let f = fragment(7, 1, 1 << 33, &samples, &[1, 2, 3, 4, 5]).unwrap();
+        assert_eq!((f.samples, f.duration, f.decode_time), (2, 2024, 1 << 33));
+        let top = boxes(&f.bytes, 0, f.bytes.len()).unwrap();
+        assert_eq!(
+            top.iter().map(|b| b.kind).collect::<Vec<_>>(),
+            [*b"moof", *b"mdat"]
+        );
+        assert_eq!(
+            read_moof(&f.bytes, &top[0], 0, 0).unwrap(),
+            (1 << 33, 2, 2024, true)
+        );
+        // The trun data offset points at the first sample's byte, counted from the moof.
+        let trun = path(&f.bytes, &top[0], &[b"traf", b"trun"]).unwrap();
+        let offset = be_u32(&f.bytes, trun.payload + 8).unwrap() as usize;
+        assert_eq!(f.bytes[offset], 1);
+        assert!(fragment(1, 1, 0, &samples, &[1, 2]).is_err());
     }
 
     #[test]

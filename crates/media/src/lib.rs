@@ -17,6 +17,8 @@
 //! - [`Encoder`]: encode H.264 (libx264), HEVC (libx265) or AV1 (SVT-AV1) with codec threads,
 //!   an IDR where the caller asks for one and no other, packet durations set, into a fragmented
 //!   MP4 with one fragment per segment.
+//! - [`audio`]: the audio tracks of a file as CMAF AAC-LC renditions at 48 kHz, copied or
+//!   encoded, cut at the video's position boundaries.
 //! - [`cmaf`]: split that fragmented MP4 into an init segment and CMAF media segments, add
 //!   `styp` and arbitrary boxes (e.g. `wmpi`) before each `moof`, and read the codec string.
 //!
@@ -40,6 +42,7 @@
 //! # Ok::<(), leaktrace_media::MediaError>(())
 //! ```
 
+pub mod audio;
 pub mod cmaf;
 mod decode;
 mod encode;
@@ -138,6 +141,16 @@ pub enum MediaError {
     /// An encoder setting is out of range.
     #[error("invalid encoder setting: {0}")]
     InvalidSetting(String),
+    /// An audio track cannot be packaged (rate or channels out of range, no decoder).
+    #[error("{}: audio stream {stream}: {reason}", path.display())]
+    BadAudio {
+        /// The file.
+        path: PathBuf,
+        /// Stream index in the file.
+        stream: usize,
+        /// What is wrong, with the valid range.
+        reason: String,
+    },
     /// A fragmented MP4 did not have the expected structure.
     #[error("bad fragmented MP4: {0}")]
     BadMp4(String),

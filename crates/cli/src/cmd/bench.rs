@@ -1,14 +1,24 @@
-//! `leaktrace bench encode`: the cost of the A/B pair against one plain encode.
+//! `leaktrace bench encode`: the cost of the A/B pair against one plain encode, and of the
+//! audio renditions against the video-only package.
 
 use crate::cli::{BenchEncodeArgs, BenchFlickerArgs};
 use crate::exit::Code;
 use anyhow::{Context, Result};
 use leaktrace_core::{KeyVersion, MasterKey};
-use leaktrace_embed::{embed_file, encode_plain};
+use leaktrace_embed::{PipelineConfig, embed_file, encode_plain};
 use leaktrace_media::{Decoder, Samples};
 
 pub fn encode(a: &BenchEncodeArgs) -> Result<Code> {
-    let cfg = super::pipeline_config(&a.encode)?;
+    let full_cfg = super::pipeline_config(&a.encode)?;
+    // The video-only package is what the plain encode is compared with; the full package
+    // (with the audio renditions) is compared with the video-only one, when there is audio.
+    let video_cfg = PipelineConfig {
+        audio: false,
+        ..full_cfg.clone()
+    };
+    let audio_tracks =
+        leaktrace_media::audio::audio_streams(&a.input, &leaktrace_media::Limits::default())?.len();
+    let arms = if audio_tracks > 0 { 3 } else { 2 };
     // The key does not change the cost; a fixed bench key keeps the run self-contained.
     let key = MasterKey::from_bytes([0x5a; 32], KeyVersion::new(1));
     let tmp = tempfile::Builder::new()
@@ -23,48 +33,63 @@ pub fn encode(a: &BenchEncodeArgs) -> Result<Code> {
         None => tmp.path().to_path_buf(),
     };
     let plain_dir = base.join("plain");
-    let out = base.join("ab");
-    let (mut ratios, mut plain_s, mut ab_s) = (Vec::new(), Vec::new(), Vec::new());
-    let mut last = None;
-    // One discarded warm-up pair first (page cache, encoder start-up), then the measured runs.
+    let outs = [base.join("ab"), base.join("ab-full")];
+    let (mut ratios, mut extra_ratios) = (Vec::new(), Vec::new());
+    let (mut plain_s, mut ab_s, mut full_s) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut last, mut last_full) = (None, None);
+    // One discarded warm-up round first (page cache, encoder start-up), then the measured runs.
     for run in 0..=a.repeat {
-        // Alternate which goes first, so cache and clock effects fall on both sides.
-        let mut pair = [0f64; 2];
-        for step in 0..2 {
-            if (step + run) % 2 == 0 {
+        // Rotate which goes first, so cache and clock effects fall on every side.
+        let mut round = [0f64; 3];
+        for step in 0..arms {
+            let arm = (step + run as usize) % arms;
+            if arm == 0 {
                 if plain_dir.exists() {
                     std::fs::remove_dir_all(&plain_dir)
                         .with_context(|| format!("clearing {}", plain_dir.display()))?;
                 }
                 std::fs::create_dir_all(&plain_dir)
                     .with_context(|| format!("creating {}", plain_dir.display()))?;
-                let plain = encode_plain(&a.input, &plain_dir, &cfg)?;
-                pair[0] = plain.elapsed_seconds;
+                round[0] = encode_plain(&a.input, &plain_dir, &video_cfg)?.elapsed_seconds;
             } else {
+                let out = &outs[arm - 1];
                 if out.exists() {
-                    std::fs::remove_dir_all(&out)
+                    std::fs::remove_dir_all(out)
                         .with_context(|| format!("clearing {}", out.display()))?;
                 }
-                let ab = embed_file(&a.input, &out, &key, &cfg, &mut |_| {})?;
-                pair[1] = ab.elapsed_seconds;
-                last = Some(ab);
+                let cfg = if arm == 1 { &video_cfg } else { &full_cfg };
+                let summary = embed_file(&a.input, out, &key, cfg, &mut |_| {})?;
+                round[arm] = summary.elapsed_seconds;
+                if arm == 1 {
+                    last = Some(summary);
+                } else {
+                    last_full = Some(summary);
+                }
             }
         }
         if run == 0 {
             continue;
         }
-        ratios.push(pair[1] / pair[0].max(1e-9));
-        plain_s.push(pair[0]);
-        ab_s.push(pair[1]);
+        ratios.push(round[1] / round[0].max(1e-9));
+        plain_s.push(round[0]);
+        ab_s.push(round[1]);
+        if arms == 3 {
+            extra_ratios.push(round[2] / round[1].max(1e-9));
+            full_s.push(round[2]);
+        }
     }
-    let median = |v: &mut Vec<f64>| {
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        v.get(v.len() / 2).copied()
     };
-    let ratio = median(&mut ratios.clone());
+    let ratio = median(&ratios).unwrap_or(f64::NAN);
     let ab = last.ok_or_else(|| anyhow::anyhow!("no run"))?;
-    let plain_median = median(&mut plain_s.clone());
-    let ab_median = median(&mut ab_s.clone());
+    let plain_median = median(&plain_s).unwrap_or(f64::NAN);
+    let ab_median = median(&ab_s).unwrap_or(f64::NAN);
+    let full_median = median(&full_s);
+    let extra_ratio = median(&extra_ratios);
+    let audio_renditions = last_full.map_or(0, |s| s.audio_renditions.len());
     if a.json {
         println!(
             "{}",
@@ -72,6 +97,9 @@ pub fn encode(a: &BenchEncodeArgs) -> Result<Code> {
                 "input": a.input, "frames": ab.frames, "renditions": ab.renditions.len(),
                 "codec": ab.codec, "runs": a.repeat, "plain_seconds": plain_median, "ab_seconds": ab_median,
                 "ratios": ratios, "mark_seconds": ab.mark_seconds, "ratio": ratio, "target": 2.0,
+                "audio_tracks": audio_tracks, "audio_renditions": audio_renditions,
+                "full_seconds": full_median, "extra_ratios": extra_ratios,
+                "extra_ratio": extra_ratio, "extra_target": 1.05,
             })
         );
     } else {
@@ -84,7 +112,7 @@ pub fn encode(a: &BenchEncodeArgs) -> Result<Code> {
         );
         println!("plain encode {plain_median:.2} s (median of {})", a.repeat);
         println!(
-            "A/B package  {ab_median:.2} s (median; mask+mark {:.2} s in the last run)",
+            "A/B package  {ab_median:.2} s, video only (median; mask+mark {:.2} s in the last run)",
             ab.mark_seconds
         );
         let list: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
@@ -92,6 +120,18 @@ pub fn encode(a: &BenchEncodeArgs) -> Result<Code> {
             "ratio        {ratio:.3}, median of [{}] (target <= 2.0)",
             list.join(", ")
         );
+        if let (Some(full), Some(extra)) = (full_median, extra_ratio) {
+            println!(
+                "full package {full:.2} s, with {audio_renditions} audio rendition(s) (median)"
+            );
+            let list: Vec<String> = extra_ratios.iter().map(|r| format!("{r:.3}")).collect();
+            println!(
+                "audio cost   {extra:.3} x the video-only package, median of [{}] (target <= 1.05)",
+                list.join(", ")
+            );
+        } else {
+            println!("audio cost   not measured: the input has no audio track");
+        }
     }
     Ok(Code::Success)
 }

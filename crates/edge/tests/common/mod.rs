@@ -30,6 +30,9 @@ pub const FRAMES: u64 = 480;
 /// Number of positions.
 pub const POSITIONS: u32 = 20;
 
+/// The audio rendition of the test package (the trailer's track has no language tag).
+pub const AUDIO: &str = "audio-und";
+
 /// The corpus clip (`$LEAKTRACE_CORPUS`, else `<repo>/corpus/cache`).
 pub fn clip() -> PathBuf {
     let dir = std::env::var_os("LEAKTRACE_CORPUS")
@@ -42,6 +45,24 @@ pub fn clip() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// The mezzanine of the fixture: the corpus clip's picture with the first 20 s of the full
+/// trailer's sound (MP3, 44.1 kHz stereo, re-encoded to AAC by the packager).
+fn mezzanine(dir: &Path) -> PathBuf {
+    let trailer = clip().with_file_name("trailer_bbb.mp4");
+    let out = dir.join("mezzanine.mp4");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(clip())
+        .arg("-i")
+        .arg(&trailer)
+        .args(["-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-t", "20"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success(), "ffmpeg could not mux the fixture mezzanine");
+    out
 }
 
 /// The test master key.
@@ -124,8 +145,10 @@ fn build() -> Fixture {
         path: srt,
         language: "en".into(),
     }];
-    let summary = embed_file(&clip(), &pkg, &key, &cfg, &mut |_| {}).unwrap();
+    let summary = embed_file(&mezzanine(dir.path()), &pkg, &key, &cfg, &mut |_| {}).unwrap();
     assert_eq!(summary.text_renditions, vec!["text-en".to_string()]);
+    assert_eq!(summary.audio_renditions.len(), 1);
+    assert_eq!(summary.audio_renditions[0].name, AUDIO);
     assert_eq!(summary.positions, POSITIONS);
 
     let url = format!("sqlite://{}", dir.path().join("store.sqlite").display());
