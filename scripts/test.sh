@@ -19,11 +19,11 @@ bash scripts/install-system-deps.sh postgresql chromium
 log "test corpus"
 bash corpus/fetch.sh
 
-log "npm validators (hls-parser) and the test player (hls.js)"
+log "npm validators (hls-parser) and the test players (hls.js, Shaka Player)"
 if [ ! -d tools/node_modules/hls-parser ]; then
     (cd tools && npm ci --no-audit --no-fund)
 fi
-if [ ! -d crates/edge/tests/player/node_modules/hls.js ]; then
+if [ ! -d crates/edge/tests/player/node_modules/hls.js ] || [ ! -d crates/edge/tests/player/node_modules/shaka-player ]; then
     npm ci --prefix crates/edge/tests/player --no-audit --no-fund
 fi
 export LEAKTRACE_REQUIRE_PLAYER=1

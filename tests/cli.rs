@@ -842,3 +842,206 @@ fn bad_audio_input_gives_one_line_and_no_output() {
         "--audio-bitrate",
     );
 }
+
+/// The keys of the encryption tests: a video key and an audio key.
+const KEYS: &str = "# test keys\nvideo:0f1e2d3c4b5a69788796a5b4c3d2e1f0:00112233445566778899aabbccddeeff\naudio:1f2e3d4c5b6a79889706b5c4d3e2f101:ffeeddccbbaa99887766554433221100\n";
+
+/// The frames (or audio frames) FFmpeg decodes from `init` + one segment, as frame MD5s.
+fn framemd5(init: &Path, seg: &Path, key: Option<&str>) -> Output {
+    let joined = seg.with_extension("joined.mp4");
+    let mut bytes = std::fs::read(init).unwrap();
+    bytes.extend(std::fs::read(seg).unwrap());
+    std::fs::write(&joined, bytes).unwrap();
+    let mut c = Command::new("ffmpeg");
+    c.args(["-v", "error", "-xerror"]);
+    if let Some(k) = key {
+        c.args(["-decryption_key", k]);
+    }
+    let o = c
+        .arg("-i")
+        .arg(&joined)
+        .args(["-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    std::fs::remove_file(joined).unwrap();
+    o
+}
+
+fn md5_lines(o: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_cenc_package_decrypts_in_ffmpeg_with_the_key_and_not_without() {
+    let ws = init_workdir();
+    let w = ws.path();
+    let keys = w.join("keys.txt");
+    std::fs::write(&keys, KEYS).unwrap();
+    // The same mezzanine, settings and master key, clear and encrypted: the encoder is
+    // deterministic, so each decrypted segment decodes to the clear package's frames.
+    let mezz = w.join("mezz.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=24:duration=4",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=500:sample_rate=48000:duration=4",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-metadata:s:a:0",
+        "language=spa",
+        mezz.to_str().unwrap(),
+    ]);
+    let base = [
+        "--ladder",
+        "240p",
+        "--preset",
+        "ultrafast",
+        "--threads",
+        "1",
+        "--json",
+    ];
+    let clear = w.join("clear");
+    let o = embed(w, &mezz, &clear, &base);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for scheme in ["cenc", "cbcs"] {
+        let pkg = w.join(scheme);
+        let mut args = base.to_vec();
+        args.extend(["--encrypt", scheme, "--key-file", keys.to_str().unwrap()]);
+        let o = embed(w, &mezz, &pkg, &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(summary["encryption"], scheme);
+        for (dir, key) in [
+            ("240p/a", "00112233445566778899aabbccddeeff"),
+            ("240p/b", "00112233445566778899aabbccddeeff"),
+            ("audio-spa", "ffeeddccbbaa99887766554433221100"),
+        ] {
+            let init = pkg.join(dir).join("init.mp4");
+            let head = std::fs::read(&init).unwrap();
+            let find = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
+            assert!(
+                find(b"sinf") && find(scheme.as_bytes()) && find(b"pssh"),
+                "{dir}"
+            );
+            for p in 0..2 {
+                let seg = pkg.join(dir).join(format!("seg_{p:05}.m4s"));
+                let plain = md5_lines(&framemd5(
+                    &clear.join(dir).join("init.mp4"),
+                    &clear.join(dir).join(format!("seg_{p:05}.m4s")),
+                    None,
+                ));
+                assert!(!plain.is_empty());
+                let decrypted = framemd5(&init, &seg, Some(key));
+                assert!(
+                    decrypted.status.success(),
+                    "{scheme} {dir} {p}: {}",
+                    String::from_utf8_lossy(&decrypted.stderr)
+                );
+                assert_eq!(md5_lines(&decrypted), plain, "{scheme} {dir} segment {p}");
+                // Without the key (or with another) the samples do not decode to the same.
+                let other = framemd5(&init, &seg, Some("0000000000000000000000000000000f"));
+                assert!(
+                    !other.status.success() || md5_lines(&other) != plain,
+                    "{scheme} {dir} {p} decoded with a wrong key"
+                );
+            }
+        }
+        let master = std::fs::read_to_string(pkg.join("master.m3u8")).unwrap();
+        let method = if scheme == "cbcs" {
+            "SAMPLE-AES"
+        } else {
+            "SAMPLE-AES-CTR"
+        };
+        assert!(
+            master.contains(&format!("#EXT-X-SESSION-KEY:METHOD={method},")),
+            "{master}"
+        );
+        let media = std::fs::read_to_string(pkg.join("240p/playlist.m3u8")).unwrap();
+        assert!(media.contains("KEYFORMAT=\"org.w3.clearkey\""), "{media}");
+        let mpd = std::fs::read_to_string(pkg.join("manifest.mpd")).unwrap();
+        assert!(mpd.contains("cenc:default_KID=\"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\""));
+        assert!(mpd.contains("cenc:default_KID=\"1f2e3d4c-5b6a-7988-9706-b5c4d3e2f101\""));
+        assert!(mpd.contains("<cenc:pssh>"), "{mpd}");
+        check_external_validators(&pkg);
+    }
+}
+
+#[test]
+fn bad_keys_give_one_line_and_no_output() {
+    let ws = init_workdir();
+    let w = ws.path();
+    let out = w.join("out");
+    let clip = w.join("clip.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=24:duration=2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        clip.to_str().unwrap(),
+    ]);
+    let key_file = |name: &str, text: &str| {
+        let p = w.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let short = key_file(
+        "short.txt",
+        "video:0f1e2d3c4b5a6978:00112233445566778899aabbccddeeff\n",
+    );
+    let twice = key_file(
+        "twice.txt",
+        "video:0f1e2d3c4b5a69788796a5b4c3d2e1f0:00112233445566778899aabbccddeeff\naudio:0f1e2d3c4b5a69788796a5b4c3d2e1f0:ffeeddccbbaa99887766554433221100\n",
+    );
+    let good = key_file("good.txt", KEYS);
+    let enc = |file: &str| {
+        vec![
+            "--encrypt".to_owned(),
+            "cenc".into(),
+            "--key-file".into(),
+            file.into(),
+        ]
+    };
+    let run = |args: Vec<String>, code: i32, needle: &str| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_clean_failure(w, &clip, &out, &refs, code, needle);
+    };
+    run(
+        enc(&short),
+        3,
+        "line 1: key ID has 16 hex digits (expected 32",
+    );
+    run(enc(&twice), 3, "is used twice");
+    run(
+        enc(&w.join("none.txt").display().to_string()),
+        3,
+        "cannot read",
+    );
+    let mut hevc = enc(&good);
+    hevc.extend(["--codec".into(), "hevc".into()]);
+    run(hevc, 2, "not implemented (expected --codec h264)");
+    let mut scheme = enc(&good);
+    scheme[1] = "cens".into();
+    run(scheme, 2, "expected cenc or cbcs");
+    let mut pssh = enc(&good);
+    pssh.extend([
+        "--pssh".into(),
+        "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed:%%%".into(),
+    ]);
+    run(pssh, 2, "not base64");
+}

@@ -118,6 +118,19 @@ pub struct EmbedArgs {
     /// channels get it times channels / 2. AAC-LC tracks at 48 kHz are copied, not re-encoded.
     #[arg(long, default_value = "128k", value_name = "RATE")]
     pub audio_bitrate: String,
+    /// Common Encryption of video (H.264) and audio: `cenc` (AES-CTR; DASH, Widevine,
+    /// PlayReady) or `cbcs` (AES-CBC pattern; HLS and DASH, FairPlay too). Needs --key-file.
+    #[arg(long, value_name = "SCHEME", requires = "key_file")]
+    pub encrypt: Option<String>,
+    /// The content keys, one `label:kid:key` line each (hex): `video`, and optionally `audio`
+    /// (else audio uses the video key). A and B of a position share the video key.
+    #[arg(long, value_name = "FILE", requires = "encrypt")]
+    pub key_file: Option<PathBuf>,
+    /// A DRM system's `pssh` data, `SYSTEM_ID:BASE64` (e.g. Widevine
+    /// edef8ba9-79d6-4ace-a3c8-27dcd51d21ed, PlayReady 9a04f079-9840-4286-ab92-e65be0885f95);
+    /// repeat per system. The W3C common `pssh` (ClearKey) is always written.
+    #[arg(long, value_name = "SYSTEM_ID:BASE64", requires = "encrypt")]
+    pub pssh: Vec<String>,
     /// Print a JSON summary on stdout instead of text.
     #[arg(long)]
     pub json: bool,
@@ -169,6 +182,9 @@ pub struct BenchEncodeArgs {
     /// per-pair ratios.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub repeat: u32,
+    /// Encryption of the full package (the third arm, with audio): cenc, cbcs or none.
+    #[arg(long, default_value = "cenc", value_name = "SCHEME")]
+    pub encrypt: String,
     /// Keep the outputs (plain/RENDITION.mp4 and the ab/ package) in this directory.
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,

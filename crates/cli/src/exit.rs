@@ -96,7 +96,8 @@ pub fn classify(err: &anyhow::Error) -> Code {
                 EmbedError::FrameSize { .. }
                 | EmbedError::UnsupportedBitDepth(_)
                 | EmbedError::TooManyPositions(_)
-                | EmbedError::Subtitles { .. } => Code::Input,
+                | EmbedError::Subtitles { .. }
+                | EmbedError::Keys { .. } => Code::Input,
                 _ => Code::Internal,
             };
         }

@@ -38,6 +38,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod drm;
 pub mod ladder;
 pub mod manifest;
 pub mod mark;
@@ -135,6 +136,14 @@ pub enum EmbedError {
     /// Serialising JSON or a manifest failed.
     #[error("could not serialise output: {0}")]
     Serialize(String),
+    /// A key file is malformed (a field of the wrong length, a key ID given twice, …).
+    #[error("key file {}: {reason}", path.display())]
+    Keys {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong, with its line.
+        reason: String,
+    },
     /// A subtitle file is malformed, too large, or its language tag invalid.
     #[error("subtitles {}: {reason}", path.display())]
     Subtitles {

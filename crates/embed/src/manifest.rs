@@ -42,6 +42,66 @@ pub struct TextManifest {
     pub durations: Vec<u64>,
 }
 
+/// What the manifests say about Common Encryption: the scheme, the key IDs, and each DRM
+/// system's `pssh` box.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrmSignal {
+    /// `cenc` or `cbcs`.
+    pub scheme: leaktrace_media::cenc::Scheme,
+    /// Key ID of the video renditions.
+    pub video_kid: [u8; 16],
+    /// Key ID of the audio renditions.
+    pub audio_kid: [u8; 16],
+    /// (system ID in UUID form, the whole `pssh` box in base64), the common system first.
+    pub systems: Vec<(String, String)>,
+}
+
+impl DrmSignal {
+    /// One `EXT-X-KEY` (or `EXT-X-SESSION-KEY`) per DRM system for a track keyed by `kid`:
+    /// `SAMPLE-AES` for `cbcs`, `SAMPLE-AES-CTR` for `cenc`; the system's `pssh` box as a data
+    /// URI, except ClearKey's, whose URI is the key ID itself (what hls.js reads).
+    fn hls_keys(&self, kid: &[u8; 16]) -> Vec<m3u8_rs::Key> {
+        use base64::Engine as _;
+        self.systems
+            .iter()
+            .map(|(id, pssh)| {
+                let data = if id == COMMON_SYSTEM {
+                    base64::engine::general_purpose::STANDARD.encode(kid)
+                } else {
+                    pssh.clone()
+                };
+                (id, data)
+            })
+            .map(|(id, data)| m3u8_rs::Key {
+                method: match self.scheme {
+                    leaktrace_media::cenc::Scheme::Cbcs => m3u8_rs::KeyMethod::SampleAES,
+                    leaktrace_media::cenc::Scheme::Cenc => {
+                        m3u8_rs::KeyMethod::Other("SAMPLE-AES-CTR".into())
+                    }
+                },
+                uri: Some(format!("data:text/plain;base64,{data}")),
+                iv: None,
+                keyformat: Some(hls_keyformat(id)),
+                keyformatversions: Some("1".into()),
+            })
+            .collect()
+    }
+}
+
+/// The W3C common system ID (ClearKey), UUID form.
+const COMMON_SYSTEM: &str = "1077efec-c0b2-4d02-ace3-3c1e52e2fb4b";
+
+/// The HLS `KEYFORMAT` of a DRM system: the names players look for (hls.js, Shaka Player)
+/// for ClearKey (the W3C common system) and PlayReady, the system's URN for the others
+/// (Widevine's is its URN).
+fn hls_keyformat(system_id: &str) -> String {
+    match system_id {
+        COMMON_SYSTEM => "org.w3.clearkey".to_owned(),
+        "9a04f079-9840-4286-ab92-e65be0885f95" => "com.microsoft.playready".to_owned(),
+        id => format!("urn:uuid:{id}"),
+    }
+}
+
 /// What the manifests need to know about one audio rendition.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AudioManifest {
@@ -73,8 +133,15 @@ pub struct AudioManifest {
 pub const AUDIO_GROUP: &str = "audio";
 
 /// The media playlist of one audio rendition: one CMAF segment per position.
-pub fn hls_audio_media(a: &AudioManifest) -> Result<String, EmbedError> {
-    media_playlist(&a.durations, a.sample_rate, segment_name, Some(INIT_NAME))
+pub fn hls_audio_media(a: &AudioManifest, drm: Option<&DrmSignal>) -> Result<String, EmbedError> {
+    let keys = drm.map(|d| d.hls_keys(&d.audio_kid)).unwrap_or_default();
+    media_playlist(
+        &a.durations,
+        a.sample_rate,
+        segment_name,
+        Some(INIT_NAME),
+        &keys,
+    )
 }
 
 /// MPEG-D CICP `ChannelConfiguration` of the channel layouts leaktrace encodes (ISO/IEC
@@ -113,14 +180,25 @@ pub const MASTER_PLAYLIST: &str = "master.m3u8";
 /// Name of the DASH MPD.
 pub const MPD_NAME: &str = "manifest.mpd";
 
-/// The media playlist of one rendition.
-pub fn hls_media(r: &RenditionManifest, timescale: u32) -> Result<String, EmbedError> {
-    media_playlist(&r.durations, timescale, segment_name, Some(INIT_NAME))
+/// The media playlist of one rendition (with its `EXT-X-KEY` tags when encrypted).
+pub fn hls_media(
+    r: &RenditionManifest,
+    timescale: u32,
+    drm: Option<&DrmSignal>,
+) -> Result<String, EmbedError> {
+    let keys = drm.map(|d| d.hls_keys(&d.video_kid)).unwrap_or_default();
+    media_playlist(
+        &r.durations,
+        timescale,
+        segment_name,
+        Some(INIT_NAME),
+        &keys,
+    )
 }
 
 /// The media playlist of one text rendition: one WebVTT segment per position.
 pub fn hls_text_media(t: &TextManifest, timescale: u32) -> Result<String, EmbedError> {
-    media_playlist(&t.durations, timescale, text_segment_name, None)
+    media_playlist(&t.durations, timescale, text_segment_name, None, &[])
 }
 
 /// A VOD media playlist of one segment per position (`name(position)`), with an
@@ -130,6 +208,7 @@ fn media_playlist(
     timescale: u32,
     name: fn(u32) -> String,
     init: Option<&str>,
+    keys: &[m3u8_rs::Key],
 ) -> Result<String, EmbedError> {
     let secs: Vec<f64> = durations
         .iter()
@@ -146,6 +225,13 @@ fn media_playlist(
                 uri: uri.into(),
                 ..Default::default()
             }),
+            // The keys apply from the first segment on: one tag per DRM system.
+            key: keys.first().filter(|_| p == 0).cloned(),
+            unknown_tags: if p == 0 {
+                keys.iter().skip(1).map(key_tag).collect()
+            } else {
+                Vec::new()
+            },
             ..Default::default()
         })
         .collect();
@@ -165,6 +251,30 @@ fn media_playlist(
     String::from_utf8(out).map_err(|e| EmbedError::Serialize(e.to_string()))
 }
 
+/// A further `EXT-X-KEY` tag (m3u8-rs writes one per segment itself).
+fn key_tag(k: &m3u8_rs::Key) -> m3u8_rs::ExtTag {
+    let method = match &k.method {
+        m3u8_rs::KeyMethod::SampleAES => "SAMPLE-AES".to_owned(),
+        m3u8_rs::KeyMethod::Other(m) => m.clone(),
+        m3u8_rs::KeyMethod::AES128 => "AES-128".to_owned(),
+        m3u8_rs::KeyMethod::None => "NONE".to_owned(),
+    };
+    let mut rest = format!("METHOD={method}");
+    for (name, value) in [
+        ("URI", &k.uri),
+        ("KEYFORMAT", &k.keyformat),
+        ("KEYFORMATVERSIONS", &k.keyformatversions),
+    ] {
+        if let Some(v) = value {
+            rest.push_str(&format!(",{name}=\"{v}\""));
+        }
+    }
+    m3u8_rs::ExtTag {
+        tag: "X-KEY".into(),
+        rest: Some(rest),
+    }
+}
+
 /// The multivariant playlist, with the text renditions as `EXT-X-MEDIA TYPE=SUBTITLES` of one
 /// group that every video variant names.
 pub fn hls_master(
@@ -172,6 +282,7 @@ pub fn hls_master(
     audios: &[AudioManifest],
     texts: &[TextManifest],
     frame_rate: f64,
+    drm: Option<&DrmSignal>,
 ) -> Result<String, EmbedError> {
     // Every variant plays with any audio rendition: it declares the largest audio bitrate
     // and the audio codec (one codec in the group: leaktrace writes AAC-LC).
@@ -231,6 +342,24 @@ pub fn hls_master(
         variants,
         alternatives,
         independent_segments: true,
+        session_key: drm
+            .map(|d| {
+                let mut keys = d.hls_keys(&d.video_kid);
+                if audios.is_empty() || d.audio_kid == d.video_kid {
+                    return keys;
+                }
+                // The audio key's ClearKey line (the other systems' lines are the same).
+                keys.extend(
+                    d.hls_keys(&d.audio_kid)
+                        .into_iter()
+                        .filter(|k| k.keyformat.as_deref() == Some("org.w3.clearkey")),
+                );
+                keys
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .map(m3u8_rs::SessionKey)
+            .collect(),
         ..Default::default()
     };
     let mut out = Vec::new();
@@ -251,6 +380,7 @@ pub fn dash_mpd(
     texts: &[TextManifest],
     timescale: u32,
     frame_rate: (i32, i32),
+    drm: Option<&DrmSignal>,
 ) -> Result<String, EmbedError> {
     let ser = |e: std::io::Error| EmbedError::Serialize(e.to_string());
     let total = rs
@@ -275,117 +405,154 @@ pub fn dash_mpd(
         .map_err(ser)?;
     let max_w = rs.iter().map(|r| r.width).max().unwrap_or(0).to_string();
     let max_h = rs.iter().map(|r| r.height).max().unwrap_or(0).to_string();
-    w.create_element("MPD")
-        .with_attribute(("xmlns", "urn:mpeg:dash:schema:mpd:2011"))
-        .with_attribute((
-            "profiles",
-            "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019",
-        ))
-        .with_attribute(("type", "static"))
-        .with_attribute(("mediaPresentationDuration", iso_duration(total).as_str()))
-        .with_attribute((
-            "minBufferTime",
-            iso_duration(max_seg.max(1.0) * 2.0).as_str(),
-        ))
-        .write_inner_content(|w| {
-            w.create_element("Period")
-                .with_attribute(("id", "0"))
-                .with_attribute(("start", "PT0S"))
-                .write_inner_content(|w| {
+    let mut mpd = w
+        .create_element("MPD")
+        .with_attribute(("xmlns", "urn:mpeg:dash:schema:mpd:2011"));
+    if drm.is_some() {
+        mpd = mpd.with_attribute(("xmlns:cenc", "urn:mpeg:cenc:2013"));
+    }
+    mpd.with_attribute((
+        "profiles",
+        "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019",
+    ))
+    .with_attribute(("type", "static"))
+    .with_attribute(("mediaPresentationDuration", iso_duration(total).as_str()))
+    .with_attribute((
+        "minBufferTime",
+        iso_duration(max_seg.max(1.0) * 2.0).as_str(),
+    ))
+    .write_inner_content(|w| {
+        w.create_element("Period")
+            .with_attribute(("id", "0"))
+            .with_attribute(("start", "PT0S"))
+            .write_inner_content(|w| {
+                w.create_element("AdaptationSet")
+                    .with_attribute(("id", "0"))
+                    .with_attribute(("contentType", "video"))
+                    .with_attribute(("mimeType", "video/mp4"))
+                    .with_attribute(("segmentAlignment", "true"))
+                    .with_attribute(("startWithSAP", "1"))
+                    .with_attribute(("maxWidth", max_w.as_str()))
+                    .with_attribute(("maxHeight", max_h.as_str()))
+                    .with_attribute(("frameRate", fr.as_str()))
+                    .write_inner_content(|w| {
+                        if let Some(d) = drm {
+                            content_protection(w, d, &d.video_kid)?;
+                        }
+                        for r in rs {
+                            let bw = r.peak_bps.to_string();
+                            let (wd, ht) = (r.width.to_string(), r.height.to_string());
+                            w.create_element("Representation")
+                                .with_attribute(("id", r.name.as_str()))
+                                .with_attribute(("bandwidth", bw.as_str()))
+                                .with_attribute(("codecs", r.codec.as_str()))
+                                .with_attribute(("width", wd.as_str()))
+                                .with_attribute(("height", ht.as_str()))
+                                .with_attribute(("sar", "1:1"))
+                                .write_inner_content(|w| {
+                                    segment_template(w, timescale, &r.durations)
+                                })?;
+                        }
+                        Ok(())
+                    })?;
+                // Audio: one adaptation set per track (per language and role).
+                for (k, a) in audios.iter().enumerate() {
+                    let id = (k + 1).to_string();
+                    let (bw, rate) = (a.peak_bps.to_string(), a.sample_rate.to_string());
                     w.create_element("AdaptationSet")
-                        .with_attribute(("id", "0"))
-                        .with_attribute(("contentType", "video"))
-                        .with_attribute(("mimeType", "video/mp4"))
+                        .with_attribute(("id", id.as_str()))
+                        .with_attribute(("contentType", "audio"))
+                        .with_attribute(("mimeType", "audio/mp4"))
+                        .with_attribute(("lang", a.language.as_str()))
                         .with_attribute(("segmentAlignment", "true"))
                         .with_attribute(("startWithSAP", "1"))
-                        .with_attribute(("maxWidth", max_w.as_str()))
-                        .with_attribute(("maxHeight", max_h.as_str()))
-                        .with_attribute(("frameRate", fr.as_str()))
                         .write_inner_content(|w| {
-                            for r in rs {
-                                let bw = r.peak_bps.to_string();
-                                let (wd, ht) = (r.width.to_string(), r.height.to_string());
-                                w.create_element("Representation")
-                                    .with_attribute(("id", r.name.as_str()))
-                                    .with_attribute(("bandwidth", bw.as_str()))
-                                    .with_attribute(("codecs", r.codec.as_str()))
-                                    .with_attribute(("width", wd.as_str()))
-                                    .with_attribute(("height", ht.as_str()))
-                                    .with_attribute(("sar", "1:1"))
-                                    .write_inner_content(|w| {
-                                        segment_template(w, timescale, &r.durations)
-                                    })?;
+                            if let Some(d) = drm {
+                                content_protection(w, d, &d.audio_kid)?;
                             }
+                            w.create_element("Role")
+                                .with_attribute(("schemeIdUri", "urn:mpeg:dash:role:2011"))
+                                .with_attribute(("value", a.role))
+                                .write_empty()?;
+                            w.create_element("Representation")
+                                .with_attribute(("id", a.name.as_str()))
+                                .with_attribute(("bandwidth", bw.as_str()))
+                                .with_attribute(("codecs", a.codec.as_str()))
+                                .with_attribute(("audioSamplingRate", rate.as_str()))
+                                .write_inner_content(|w| {
+                                    if let Some(c) = cicp_channels(a.channels) {
+                                        w.create_element("AudioChannelConfiguration")
+                                            .with_attribute((
+                                                "schemeIdUri",
+                                                "urn:mpeg:mpegB:cicp:ChannelConfiguration",
+                                            ))
+                                            .with_attribute(("value", c.to_string().as_str()))
+                                            .write_empty()?;
+                                    }
+                                    segment_template(w, a.sample_rate, &a.durations)
+                                })?;
                             Ok(())
                         })?;
-                    // Audio: one adaptation set per track (per language and role).
-                    for (k, a) in audios.iter().enumerate() {
-                        let id = (k + 1).to_string();
-                        let (bw, rate) = (a.peak_bps.to_string(), a.sample_rate.to_string());
-                        w.create_element("AdaptationSet")
-                            .with_attribute(("id", id.as_str()))
-                            .with_attribute(("contentType", "audio"))
-                            .with_attribute(("mimeType", "audio/mp4"))
-                            .with_attribute(("lang", a.language.as_str()))
-                            .with_attribute(("segmentAlignment", "true"))
-                            .with_attribute(("startWithSAP", "1"))
-                            .write_inner_content(|w| {
-                                w.create_element("Role")
-                                    .with_attribute(("schemeIdUri", "urn:mpeg:dash:role:2011"))
-                                    .with_attribute(("value", a.role))
-                                    .write_empty()?;
-                                w.create_element("Representation")
-                                    .with_attribute(("id", a.name.as_str()))
-                                    .with_attribute(("bandwidth", bw.as_str()))
-                                    .with_attribute(("codecs", a.codec.as_str()))
-                                    .with_attribute(("audioSamplingRate", rate.as_str()))
-                                    .write_inner_content(|w| {
-                                        if let Some(c) = cicp_channels(a.channels) {
-                                            w.create_element("AudioChannelConfiguration")
-                                                .with_attribute((
-                                                    "schemeIdUri",
-                                                    "urn:mpeg:mpegB:cicp:ChannelConfiguration",
-                                                ))
-                                                .with_attribute(("value", c.to_string().as_str()))
-                                                .write_empty()?;
-                                        }
-                                        segment_template(w, a.sample_rate, &a.durations)
-                                    })?;
-                                Ok(())
-                            })?;
-                    }
-                    // Text: the whole track side-loaded as one WebVTT file per language.
-                    for (k, t) in texts.iter().enumerate() {
-                        let id = (audios.len() + k + 1).to_string();
-                        let url = format!("{}/{TEXT_WHOLE}", t.name);
-                        w.create_element("AdaptationSet")
-                            .with_attribute(("id", id.as_str()))
-                            .with_attribute(("contentType", "text"))
-                            .with_attribute(("mimeType", "text/vtt"))
-                            .with_attribute(("lang", t.language.as_str()))
-                            .write_inner_content(|w| {
-                                w.create_element("Role")
-                                    .with_attribute(("schemeIdUri", "urn:mpeg:dash:role:2011"))
-                                    .with_attribute(("value", "subtitle"))
-                                    .write_empty()?;
-                                w.create_element("Representation")
-                                    .with_attribute(("id", t.name.as_str()))
-                                    .with_attribute(("bandwidth", "256"))
-                                    .write_inner_content(|w| {
-                                        w.create_element("BaseURL").write_text_content(
-                                            quick_xml::events::BytesText::new(&url),
-                                        )?;
-                                        Ok(())
-                                    })?;
-                                Ok(())
-                            })?;
-                    }
-                    Ok(())
-                })?;
-            Ok(())
-        })
-        .map_err(ser)?;
+                }
+                // Text: the whole track side-loaded as one WebVTT file per language.
+                for (k, t) in texts.iter().enumerate() {
+                    let id = (audios.len() + k + 1).to_string();
+                    let url = format!("{}/{TEXT_WHOLE}", t.name);
+                    w.create_element("AdaptationSet")
+                        .with_attribute(("id", id.as_str()))
+                        .with_attribute(("contentType", "text"))
+                        .with_attribute(("mimeType", "text/vtt"))
+                        .with_attribute(("lang", t.language.as_str()))
+                        .write_inner_content(|w| {
+                            w.create_element("Role")
+                                .with_attribute(("schemeIdUri", "urn:mpeg:dash:role:2011"))
+                                .with_attribute(("value", "subtitle"))
+                                .write_empty()?;
+                            w.create_element("Representation")
+                                .with_attribute(("id", t.name.as_str()))
+                                .with_attribute(("bandwidth", "256"))
+                                .write_inner_content(|w| {
+                                    w.create_element("BaseURL").write_text_content(
+                                        quick_xml::events::BytesText::new(&url),
+                                    )?;
+                                    Ok(())
+                                })?;
+                            Ok(())
+                        })?;
+                }
+                Ok(())
+            })?;
+        Ok(())
+    })
+    .map_err(ser)?;
     String::from_utf8(w.into_inner().into_inner()).map_err(|e| EmbedError::Serialize(e.to_string()))
+}
+
+/// The `ContentProtection` descriptors of an adaptation set: the scheme with its default key
+/// ID, then one per DRM system with its `pssh` box.
+fn content_protection<W: std::io::Write>(
+    w: &mut Writer<W>,
+    drm: &DrmSignal,
+    kid: &[u8; 16],
+) -> std::io::Result<()> {
+    let kid = leaktrace_media::cenc::uuid(kid);
+    let kid = kid.as_str();
+    w.create_element("ContentProtection")
+        .with_attribute(("schemeIdUri", "urn:mpeg:dash:mp4protection:2011"))
+        .with_attribute(("value", drm.scheme.name()))
+        .with_attribute(("cenc:default_KID", kid))
+        .write_empty()?;
+    for (id, pssh) in &drm.systems {
+        let scheme = format!("urn:uuid:{id}");
+        w.create_element("ContentProtection")
+            .with_attribute(("schemeIdUri", scheme.as_str()))
+            .write_inner_content(|w| {
+                w.create_element("cenc:pssh")
+                    .write_text_content(quick_xml::events::BytesText::new(pssh))?;
+                Ok(())
+            })?;
+    }
+    Ok(())
 }
 
 /// A `SegmentTemplate` (`$RepresentationID$/seg_$Number%05d$.m4s` from 0, with its init)
@@ -455,7 +622,7 @@ mod tests {
 
     #[test]
     fn media_playlist_is_neutral_and_complete() {
-        let m = hls_media(&r(), 90000).unwrap();
+        let m = hls_media(&r(), 90000, None).unwrap();
         assert!(m.contains("#EXT-X-TARGETDURATION:2"));
         assert!(m.contains("#EXT-X-MAP:URI=\"init.mp4\""));
         assert!(m.contains("seg_00003.m4s"));
@@ -463,7 +630,7 @@ mod tests {
         for leak in ["a/", "b/", "WATERMARK", "WMPACE"] {
             assert!(!m.contains(leak), "{leak} in {m}");
         }
-        let master = hls_master(&[r()], &[], &[], 24.0).unwrap();
+        let master = hls_master(&[r()], &[], &[], 24.0, None).unwrap();
         assert!(!master.contains("SUBTITLES"));
         assert!(master.contains("720p/playlist.m3u8"));
         assert!(master.contains("CODECS=\"avc1.64001f\""));
@@ -477,7 +644,7 @@ mod tests {
             label: "pt-BR".into(),
             durations: r().durations,
         };
-        let master = hls_master(&[r()], &[], std::slice::from_ref(&t), 24.0).unwrap();
+        let master = hls_master(&[r()], &[], std::slice::from_ref(&t), 24.0, None).unwrap();
         assert!(
             master.contains(
                 "#EXT-X-MEDIA:TYPE=SUBTITLES,URI=\"text-pt-BR/playlist.m3u8\",GROUP-ID=\"subs\",LANGUAGE=\"pt-BR\",NAME=\"pt-BR\""
@@ -490,7 +657,7 @@ mod tests {
             media.contains("seg_00003.vtt") && !media.contains("EXT-X-MAP"),
             "{media}"
         );
-        let mpd = dash_mpd(&[r()], &[], &[t], 90000, (24, 1)).unwrap();
+        let mpd = dash_mpd(&[r()], &[], &[t], 90000, (24, 1), None).unwrap();
         assert!(
             mpd.contains(r#"contentType="text" mimeType="text/vtt" lang="pt-BR""#),
             "{mpd}"
@@ -504,7 +671,7 @@ mod tests {
     #[test]
     fn mpd_timeline_run_lengths() {
         assert_eq!(timeline(&[5, 5, 5, 2]), vec![(0, 5, 2), (15, 2, 0)]);
-        let mpd = dash_mpd(&[r()], &[], &[], 90000, (24, 1)).unwrap();
+        let mpd = dash_mpd(&[r()], &[], &[], 90000, (24, 1), None).unwrap();
         assert!(mpd.contains(r#"<S t="0" d="180000" r="2"/>"#), "{mpd}");
         assert!(mpd.contains("mediaPresentationDuration=\"PT7.000S\""));
         assert!(!mpd.contains("watermarking"));

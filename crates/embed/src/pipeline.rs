@@ -29,6 +29,7 @@ use crate::reference::{ReferenceBuilder, ReferenceMeta};
 use crate::{EmbedConfig, EmbedError, Embedder, LumaPlane, MaskParams};
 use leaktrace_core::wmpaceinfo::{PaceInfo, SIDECAR_DIR, Sidecar};
 use leaktrace_core::{MasterKey, Position, SegmentDuration, TitleId, Variant};
+use leaktrace_media::cenc::Protection;
 use leaktrace_media::{
     Codec, Decoder, Encoder, EncoderConfig, PixelLayout, Samples, Scaler, VideoFrame, cmaf,
 };
@@ -66,6 +67,8 @@ pub struct PipelineConfig {
     pub audio: bool,
     /// Bitrate of a stereo AAC encode (bit/s); other layouts scale it by channels / 2.
     pub audio_bitrate: u32,
+    /// Common Encryption of the video and audio renditions (H.264 only), `None` for clear.
+    pub encryption: Option<crate::drm::Encryption>,
 }
 
 /// Default AAC bitrate of a stereo rendition (bit/s).
@@ -135,6 +138,7 @@ fn write_audio(
     cfg: &PipelineConfig,
     durations: &[u64],
     timescale: u32,
+    constant_iv: [u8; 16],
 ) -> Result<(Vec<manifest::AudioManifest>, Vec<AudioSummary>), EmbedError> {
     let mut ends = Vec::with_capacity(durations.len());
     let mut t = 0u64;
@@ -147,6 +151,12 @@ fn write_audio(
         segment_ends: ends,
         timescale,
         force_encode: false,
+        protection: cfg.encryption.as_ref().map(|e| Protection {
+            scheme: e.scheme,
+            key: e.audio_key().clone(),
+            pssh: e.pssh.clone(),
+            constant_iv,
+        }),
     };
     // The default track: the one the container marks, else the first main one, else the first.
     let default = jobs
@@ -201,7 +211,8 @@ fn write_audio(
             durations: track.durations.clone(),
         };
         let pl = dir.join(manifest::MEDIA_PLAYLIST);
-        std::fs::write(&pl, manifest::hls_audio_media(&m)?).map_err(io(&pl))?;
+        let drm = cfg.encryption.as_ref().map(crate::drm::Encryption::signal);
+        std::fs::write(&pl, manifest::hls_audio_media(&m, drm.as_ref())?).map_err(io(&pl))?;
         summaries.push(AudioSummary {
             name: job.name.clone(),
             language: job.language.clone(),
@@ -395,6 +406,7 @@ impl PipelineConfig {
             mezzanine_subtitles: true,
             audio: true,
             audio_bitrate: DEFAULT_AUDIO_BITRATE,
+            encryption: None,
         }
     }
 
@@ -535,6 +547,9 @@ pub struct EmbedSummary {
     /// Audio renditions written, none for a mezzanine without sound or with `--no-audio`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub audio_renditions: Vec<AudioSummary>,
+    /// Common Encryption scheme of the package (`cenc`, `cbcs`), absent when clear.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<String>,
     /// Text renditions written (their directories, `text-<language>`), none without subtitles.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub text_renditions: Vec<String>,
@@ -562,6 +577,14 @@ pub fn embed_file(
 ) -> Result<EmbedSummary, EmbedError> {
     let started = Instant::now();
     let texts = load_subtitles(input, cfg)?;
+    if cfg.encryption.is_some() && cfg.codec != Codec::H264 {
+        return Err(EmbedError::Media(
+            leaktrace_media::MediaError::InvalidSetting(format!(
+                "Common Encryption of {} video is not implemented (expected --codec h264)",
+                cfg.codec.name()
+            )),
+        ));
+    }
     let (mut decoder, ladder) = cfg.open_source(input)?;
     let audio = load_audio(input, cfg)?;
     let staging = prepare_output(output)?;
@@ -796,6 +819,21 @@ fn run(
         return Err(EmbedError::Mismatch("the input has no frames"));
     }
     progress(ProgressEvent::Stage("packaging segments"));
+    // One constant IV per package for `cbcs` (A and B share their init segment); `cenc` draws
+    // a random IV per sample.
+    let mut constant_iv = [0u8; 16];
+    if cfg.encryption.is_some() {
+        getrandom::fill(&mut constant_iv).map_err(|e| {
+            EmbedError::Encoder(format!("no randomness for the encryption IV: {e}"))
+        })?;
+    }
+    let video_protection = cfg.encryption.as_ref().map(|e| Protection {
+        scheme: e.scheme,
+        key: e.keys.video.clone(),
+        pssh: e.pssh.clone(),
+        constant_iv,
+    });
+    let drm = cfg.encryption.as_ref().map(crate::drm::Encryption::signal);
     let mut summaries = Vec::new();
     let mut manifests = Vec::new();
     let mut timescale = 0;
@@ -831,12 +869,30 @@ fn run(
             let vdir = dir.join(variant.dir());
             std::fs::create_dir_all(&vdir).map_err(io(&vdir))?;
             let init = vdir.join(manifest::INIT_NAME);
-            std::fs::write(&init, &track.init).map_err(io(&init))?;
+            let mut protector = match &video_protection {
+                Some(p) => {
+                    let (bytes, protector) = p.init(&track.init)?;
+                    std::fs::write(&init, bytes).map_err(io(&init))?;
+                    Some(protector)
+                }
+                None => {
+                    std::fs::write(&init, &track.init).map_err(io(&init))?;
+                    None
+                }
+            };
             for (p, frag) in track.fragments.iter().enumerate() {
                 let wire = Position::new(p as u32)
                     .to_wire()
                     .ok_or(EmbedError::TooManyPositions(p as u32))?;
                 let wmpi = PaceInfo::new(variant.id(), Some(wire), true, true).to_wmpi_box()?;
+                let protected;
+                let frag = match protector.as_mut() {
+                    Some(pr) => {
+                        protected = pr.protect(frag)?;
+                        &protected
+                    }
+                    None => frag,
+                };
                 let seg = cmaf::media_segment(frag, &[&wmpi]);
                 let path = vdir.join(manifest::segment_name(p as u32));
                 std::fs::write(&path, &seg).map_err(io(&path))?;
@@ -873,7 +929,7 @@ fn run(
             durations: durations.clone(),
         };
         let pl = dir.join(manifest::MEDIA_PLAYLIST);
-        std::fs::write(&pl, manifest::hls_media(&m, timescale)?).map_err(io(&pl))?;
+        std::fs::write(&pl, manifest::hls_media(&m, timescale, drm.as_ref())?).map_err(io(&pl))?;
         summaries.push(RenditionSummary {
             name: job.r.name.clone(),
             width: job.r.width,
@@ -890,7 +946,15 @@ fn run(
     let (audio_manifests, audio_summaries) = match manifests.first() {
         Some(m) if !audio.is_empty() => {
             progress(ProgressEvent::Stage("packaging audio"));
-            write_audio(decoder.path(), staging, audio, cfg, &m.durations, timescale)?
+            write_audio(
+                decoder.path(),
+                staging,
+                audio,
+                cfg,
+                &m.durations,
+                timescale,
+                constant_iv,
+            )?
         }
         _ => (Vec::new(), Vec::new()),
     };
@@ -904,7 +968,13 @@ fn run(
     let master = staging.join(manifest::MASTER_PLAYLIST);
     std::fs::write(
         &master,
-        manifest::hls_master(&manifests, &audio_manifests, &text_manifests, fr.as_f64())?,
+        manifest::hls_master(
+            &manifests,
+            &audio_manifests,
+            &text_manifests,
+            fr.as_f64(),
+            drm.as_ref(),
+        )?,
     )
     .map_err(io(&master))?;
     let mpd = staging.join(manifest::MPD_NAME);
@@ -916,6 +986,7 @@ fn run(
             &text_manifests,
             timescale,
             (fr.num, fr.den),
+            drm.as_ref(),
         )?,
     )
     .map_err(io(&mpd))?;
@@ -942,6 +1013,7 @@ fn run(
         mark_seconds: mark_time,
         timescale,
         audio_renditions: audio_summaries,
+        encryption: cfg.encryption.as_ref().map(|e| e.scheme.name().to_owned()),
         text_renditions: text_manifests.iter().map(|t| t.name.clone()).collect(),
         skipped_subtitles: texts.skipped.clone(),
     };

@@ -202,6 +202,8 @@ pub struct AudioConfig {
     pub timescale: u32,
     /// Re-encode even a track that could be copied.
     pub force_encode: bool,
+    /// Common Encryption of the track (whole samples), `None` for clear audio.
+    pub protection: Option<crate::cenc::Protection>,
 }
 
 /// What [`package`] wrote for one track.
@@ -260,6 +262,7 @@ pub fn package(
         dir,
         init_name,
         segment_name,
+        protection: cfg.protection.as_ref(),
     };
     if stream.copyable && !cfg.force_encode {
         match copy(input, stream, &ends, &out) {
@@ -276,6 +279,7 @@ struct Output<'a> {
     dir: &'a Path,
     init_name: &'a str,
     segment_name: fn(u32) -> String,
+    protection: Option<&'a crate::cenc::Protection>,
 }
 
 impl Output<'_> {
@@ -329,11 +333,18 @@ struct Segmenter<'a> {
     data: Vec<u8>,
     durations: Vec<u64>,
     sizes: Vec<u64>,
+    protector: Option<crate::cenc::Protector>,
 }
 
 impl<'a> Segmenter<'a> {
-    fn new(out: &'a Output<'a>, ends: &'a [u64], track_id: u32) -> Self {
+    fn new(
+        out: &'a Output<'a>,
+        ends: &'a [u64],
+        track_id: u32,
+        protector: Option<crate::cenc::Protector>,
+    ) -> Self {
         Self {
+            protector,
             out,
             ends,
             track_id,
@@ -384,6 +395,10 @@ impl<'a> Segmenter<'a> {
             &self.samples,
             &self.data,
         )?;
+        let frag = match self.protector.as_mut() {
+            Some(p) => p.protect(&frag)?,
+            None => frag,
+        };
         let seg = cmaf::media_segment(&frag, &[]);
         self.out.write(&(self.out.segment_name)(p), &seg)?;
         self.durations.push(frag.duration);
@@ -404,13 +419,15 @@ impl<'a> Segmenter<'a> {
     }
 }
 
-/// The init segment FFmpeg's MP4 muxer writes for a stream with these parameters.
+/// Writes the init segment FFmpeg's MP4 muxer makes for a stream with these parameters (in
+/// its protected form when the track is encrypted); returns it clear, and the protector of
+/// the track's fragments.
 fn write_init(
     out: &Output<'_>,
     codec: ffm::codec::Id,
     language: Option<&str>,
     configure: impl FnOnce(&mut ffm::format::stream::StreamMut<'_>) -> Result<(), MediaError>,
-) -> Result<cmaf::Init, MediaError> {
+) -> Result<(cmaf::Init, Option<crate::cenc::Protector>), MediaError> {
     let tmp = out.dir.join(".init.partial.mp4");
     let result = (|| {
         let mut octx = ffm::format::output_as(&tmp, "mp4").map_err(|e| MediaError::Io {
@@ -444,8 +461,18 @@ fn write_init(
     })();
     let _ = std::fs::remove_file(&tmp);
     let init = result?;
-    out.write(out.init_name, &init.bytes)?;
-    Ok(init)
+    let protector = match out.protection {
+        Some(p) => {
+            let (bytes, protector) = p.init(&init.bytes)?;
+            out.write(out.init_name, &bytes)?;
+            Some(protector)
+        }
+        None => {
+            out.write(out.init_name, &init.bytes)?;
+            None
+        }
+    };
+    Ok((init, protector))
 }
 
 fn copy(
@@ -462,7 +489,7 @@ fn copy(
             .ok_or_else(|| bad_audio(input, stream.index, "no such stream".into()))?;
         (s.parameters(), s.time_base())
     };
-    let init = write_init(
+    let (init, protector) = write_init(
         out,
         ffm::codec::Id::AAC,
         stream.language.as_deref(),
@@ -471,7 +498,7 @@ fn copy(
             Ok(())
         },
     )?;
-    let mut seg = Segmenter::new(out, ends, init.track_id);
+    let mut seg = Segmenter::new(out, ends, init.track_id, protector);
     let to_samples = |v: i64| {
         v as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator().max(1))
             * f64::from(SAMPLE_RATE)
@@ -629,7 +656,7 @@ fn encode(
         0 => AAC_FRAME as usize,
         n => n as usize,
     };
-    let init = write_init(
+    let (init, protector) = write_init(
         out,
         ffm::codec::Id::AAC,
         stream.language.as_deref(),
@@ -638,7 +665,7 @@ fn encode(
             Ok(())
         },
     )?;
-    let mut seg = Segmenter::new(out, ends, init.track_id);
+    let mut seg = Segmenter::new(out, ends, init.track_id, protector);
     let total = ends[ends.len() - 1];
     // The encoder delays its output by its priming; its input starts that far into the
     // source, so output sample t is source sample t.

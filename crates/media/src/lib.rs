@@ -43,6 +43,7 @@
 //! ```
 
 pub mod audio;
+pub mod cenc;
 pub mod cmaf;
 mod decode;
 mod encode;

@@ -70,6 +70,7 @@ fn config() -> AudioConfig {
         segment_ends: vec![180_000, 360_000, 450_000],
         timescale: 90_000,
         force_encode: false,
+        protection: None,
     }
 }
 

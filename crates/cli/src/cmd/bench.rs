@@ -1,5 +1,5 @@
 //! `leaktrace bench encode`: the cost of the A/B pair against one plain encode, and of the
-//! audio renditions against the video-only package.
+//! audio renditions and Common Encryption against the clear video-only package.
 
 use crate::cli::{BenchEncodeArgs, BenchFlickerArgs};
 use crate::exit::Code;
@@ -9,16 +9,40 @@ use leaktrace_embed::{PipelineConfig, embed_file, encode_plain};
 use leaktrace_media::{Decoder, Samples};
 
 pub fn encode(a: &BenchEncodeArgs) -> Result<Code> {
-    let full_cfg = super::pipeline_config(&a.encode)?;
+    let mut full_cfg = super::pipeline_config(&a.encode)?;
+    // The full package: audio renditions and Common Encryption with a fixed bench key.
+    full_cfg.encryption = match a.encrypt.as_str() {
+        "none" => None,
+        scheme => {
+            let scheme: leaktrace_media::cenc::Scheme = scheme
+                .parse()
+                .map_err(|e: leaktrace_media::MediaError| crate::exit::UsageError(e.to_string()))?;
+            let keys = leaktrace_embed::drm::KeyFile::parse(
+                "video:000102030405060708090a0b0c0d0e0f:101112131415161718191a1b1c1d1e1f\n\
+                 audio:202122232425262728292a2b2c2d2e2f:303132333435363738393a3b3c3d3e3f\n",
+            )
+            .map_err(anyhow::Error::msg)?;
+            Some(leaktrace_embed::drm::Encryption::new(
+                scheme,
+                keys,
+                Vec::new(),
+            ))
+        }
+    };
     // The video-only package is what the plain encode is compared with; the full package
     // (with the audio renditions) is compared with the video-only one, when there is audio.
     let video_cfg = PipelineConfig {
         audio: false,
+        encryption: None,
         ..full_cfg.clone()
     };
     let audio_tracks =
         leaktrace_media::audio::audio_streams(&a.input, &leaktrace_media::Limits::default())?.len();
-    let arms = if audio_tracks > 0 { 3 } else { 2 };
+    let arms = if audio_tracks > 0 || full_cfg.encryption.is_some() {
+        3
+    } else {
+        2
+    };
     // The key does not change the cost; a fixed bench key keeps the run self-contained.
     let key = MasterKey::from_bytes([0x5a; 32], KeyVersion::new(1));
     let tmp = tempfile::Builder::new()
@@ -99,6 +123,7 @@ pub fn encode(a: &BenchEncodeArgs) -> Result<Code> {
                 "ratios": ratios, "mark_seconds": ab.mark_seconds, "ratio": ratio, "target": 2.0,
                 "audio_tracks": audio_tracks, "audio_renditions": audio_renditions,
                 "full_seconds": full_median, "extra_ratios": extra_ratios,
+                "encryption": a.encrypt,
                 "extra_ratio": extra_ratio, "extra_target": 1.05,
             })
         );
@@ -122,15 +147,16 @@ pub fn encode(a: &BenchEncodeArgs) -> Result<Code> {
         );
         if let (Some(full), Some(extra)) = (full_median, extra_ratio) {
             println!(
-                "full package {full:.2} s, with {audio_renditions} audio rendition(s) (median)"
+                "full package {full:.2} s, with {audio_renditions} audio rendition(s), encryption {} (median)",
+                a.encrypt
             );
             let list: Vec<String> = extra_ratios.iter().map(|r| format!("{r:.3}")).collect();
             println!(
-                "audio cost   {extra:.3} x the video-only package, median of [{}] (target <= 1.05)",
+                "extras cost  {extra:.3} x the clear video-only package, median of [{}] (target <= 1.05)",
                 list.join(", ")
             );
         } else {
-            println!("audio cost   not measured: the input has no audio track");
+            println!("extras cost  not measured: no audio track and --encrypt none");
         }
     }
     Ok(Code::Success)

@@ -5,7 +5,9 @@ use crate::config::Loaded;
 use crate::exit::Code;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use leaktrace_embed::{ProgressEvent, SubtitleInput, embed_file};
+use leaktrace_embed::drm::{Encryption, KeyFile, MAX_KEY_FILE_BYTES, parse_pssh};
+use leaktrace_embed::{EmbedError, ProgressEvent, SubtitleInput, embed_file};
+use leaktrace_media::cenc::Scheme;
 use std::path::Path;
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
@@ -42,6 +44,7 @@ pub fn run(config: Option<&Path>, a: &EmbedArgs) -> Result<Code> {
     cfg.mezzanine_subtitles = !a.no_mezzanine_subtitles;
     cfg.audio = !a.no_audio;
     cfg.audio_bitrate = audio_bitrate(&a.audio_bitrate)?;
+    cfg.encryption = encryption(a)?;
     let loaded = Loaded::find(config)?;
     let key = loaded.master_key()?;
     let pb = progress_bar(a.json);
@@ -79,6 +82,9 @@ pub fn run(config: Option<&Path>, a: &EmbedArgs) -> Result<Code> {
                 if r.copied { ", copied" } else { "" }
             );
         }
+        if let Some(scheme) = &summary.encryption {
+            println!("  encrypted: {scheme} (Common Encryption; keys from the key file)");
+        }
         if !summary.text_renditions.is_empty() {
             println!("  subtitles: {}", summary.text_renditions.join(", "));
         }
@@ -97,6 +103,35 @@ pub fn run(config: Option<&Path>, a: &EmbedArgs) -> Result<Code> {
         }
     }
     Ok(Code::Success)
+}
+
+/// The package's encryption from `--encrypt`, `--key-file` and `--pssh`, checked before
+/// anything is encoded.
+fn encryption(a: &EmbedArgs) -> Result<Option<Encryption>> {
+    let (Some(scheme), Some(path)) = (&a.encrypt, &a.key_file) else {
+        return Ok(None);
+    };
+    let scheme: Scheme = scheme
+        .parse()
+        .map_err(|e: leaktrace_media::MediaError| crate::exit::UsageError(e.to_string()))?;
+    let fail = |reason: String| EmbedError::Keys {
+        path: path.clone(),
+        reason,
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| fail(format!("cannot read: {e}")))?
+        .len();
+    if len > MAX_KEY_FILE_BYTES {
+        return Err(fail(format!("{len} bytes (at most {MAX_KEY_FILE_BYTES})")).into());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let keys = KeyFile::parse(&text).map_err(fail)?;
+    let pssh = a
+        .pssh
+        .iter()
+        .map(|p| parse_pssh(p).map_err(crate::exit::UsageError))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Encryption::new(scheme, keys, pssh)))
 }
 
 /// An audio bitrate: bits per second, or kilobits with a `k` suffix (`128k`). The range is

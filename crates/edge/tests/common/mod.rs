@@ -30,6 +30,16 @@ pub const FRAMES: u64 = 480;
 /// Number of positions.
 pub const POSITIONS: u32 = 20;
 
+/// Titles packaged under Common Encryption (the same mezzanine and settings), `cenc` and
+/// `cbcs`, with the keys of [`DRM_KEYS`].
+pub const DRM_TITLES: [(&str, leaktrace_media::cenc::Scheme); 2] = [
+    ("bbb-cenc", leaktrace_media::cenc::Scheme::Cenc),
+    ("bbb-cbcs", leaktrace_media::cenc::Scheme::Cbcs),
+];
+
+/// The key file of the encrypted titles: a video key and an audio key.
+pub const DRM_KEYS: &str = "video:5a1e0c6b3f4d4e2a9b8c7d6e5f403122:8b0d2a61c4e7f3a95d16b2c8e0f4a713\naudio:6b2f1d7c405e5f3bac9d8e7f60514233:1f3e5d7b9a2c4e6f80a2c4e6f8b0d2e4\n";
+
 /// The audio rendition of the test package (the trailer's track has no language tag).
 pub const AUDIO: &str = "audio-und";
 
@@ -83,6 +93,8 @@ pub struct Tokens {
     pub es256: (SessionId, String),
     /// A session of `other`.
     pub other_title: String,
+    /// A session of each of [`DRM_TITLES`].
+    pub drm: [(SessionId, String); 2],
     /// A `bbb` session whose token expired a day ago.
     pub expired: String,
     /// A token for a session that was never recorded (signed with the right key).
@@ -145,7 +157,21 @@ fn build() -> Fixture {
         path: srt,
         language: "en".into(),
     }];
-    let summary = embed_file(&mezzanine(dir.path()), &pkg, &key, &cfg, &mut |_| {}).unwrap();
+    let mezzanine = mezzanine(dir.path());
+    let summary = embed_file(&mezzanine, &pkg, &key, &cfg, &mut |_| {}).unwrap();
+    let keys = leaktrace_embed::drm::KeyFile::parse(DRM_KEYS).unwrap();
+    for (title, scheme) in DRM_TITLES {
+        let mut cfg = cfg.clone();
+        cfg.title = TitleId::new(title).unwrap();
+        cfg.encryption = Some(leaktrace_embed::drm::Encryption::new(
+            scheme,
+            keys.clone(),
+            Vec::new(),
+        ));
+        let out = dir.path().join("pkg").join(title);
+        let s = embed_file(&mezzanine, &out, &key, &cfg, &mut |_| {}).unwrap();
+        assert_eq!(s.encryption.as_deref(), Some(scheme.name()));
+    }
     assert_eq!(summary.text_renditions, vec!["text-en".to_string()]);
     assert_eq!(summary.audio_renditions.len(), 1);
     assert_eq!(summary.audio_renditions[0].name, AUDIO);
@@ -158,7 +184,7 @@ fn build() -> Fixture {
         .unwrap();
     let (store, tokens) = rt.block_on(async {
         let store = Store::open(&url).await.unwrap();
-        for t in [TITLE, OTHER_TITLE] {
+        for t in [TITLE, OTHER_TITLE, DRM_TITLES[0].0, DRM_TITLES[1].0] {
             store
                 .upsert_title(&NewTitle {
                     title_id: t.into(),
@@ -176,10 +202,14 @@ fn build() -> Fixture {
         let bbb = TitleId::new(TITLE).unwrap();
         let other = TitleId::new(OTHER_TITLE).unwrap();
         let hour = Duration::from_secs(3600);
+        let cenc = TitleId::new(DRM_TITLES[0].0).unwrap();
+        let cbcs = TitleId::new(DRM_TITLES[1].0).unwrap();
         let issue = |iss: &'static str, mode| {
             let (issuer, title) = match iss {
                 "es" => (&es_issuer, &bbb),
                 "other" => (&issuer, &other),
+                "cenc" => (&issuer, &cenc),
+                "cbcs" => (&issuer, &cbcs),
                 _ => (&issuer, &bbb),
             };
             let store = store.clone();
@@ -195,6 +225,10 @@ fn build() -> Fixture {
         let direct = issue("bbb", TokenMode::Direct).await;
         let es256 = issue("es", TokenMode::Indirect).await;
         let other_title = issue("other", TokenMode::Indirect).await.1;
+        let drm = [
+            issue("cenc", TokenMode::Indirect).await,
+            issue("cbcs", TokenMode::Indirect).await,
+        ];
         let day_ago = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -235,6 +269,7 @@ fn build() -> Fixture {
                 direct,
                 es256,
                 other_title,
+                drm,
                 expired,
                 unrecorded,
                 wrong_key,
@@ -336,7 +371,12 @@ pub fn get(addr: SocketAddr, target: &str) -> Resp {
 
 /// The variant the codeword gives `sid` at `p`.
 pub fn codeword(sid: &SessionId, p: u32) -> Variant {
-    key().codebook(&TitleId::new(TITLE).unwrap()).bit(sid, p)
+    codeword_of(TITLE, sid, p)
+}
+
+/// The variant the edge serves `sid` of `title` at position `p`.
+pub fn codeword_of(title: &str, sid: &SessionId, p: u32) -> Variant {
+    key().codebook(&TitleId::new(title).unwrap()).bit(sid, p)
 }
 
 /// A package file as the edge serves it: in-band WMPaceInfo (`wmpi`) neutralised.
