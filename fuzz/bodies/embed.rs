@@ -1,11 +1,30 @@
-// Fuzz body of leaktrace-embed: the subtitle parser (SubRip and WebVTT files given to the
-// packager).
+// Fuzz bodies of leaktrace-embed: the subtitle parser (SubRip and WebVTT files given to the
+// packager) and the key file and `--pssh` readers of Common Encryption.
 //
 // `include!`d by fuzz/fuzz_targets/subtitles.rs and by crates/embed/tests/fuzz_corpus.rs (the
 // stable replay of the corpus). Must not panic on any input; the assertions are properties of
 // every file the parser accepts.
 
+use leaktrace_embed::drm::{KeyFile, parse_pssh};
 use leaktrace_embed::subtitles::{SubtitleFormat, SubtitleLimits, parse, segments, webvtt};
+
+/// A key file, then (after the first NUL byte) a `--pssh` value. An accepted key file has a
+/// video key and, when it has an audio key, another key ID; an accepted `--pssh` value makes a
+/// `pssh` box whose size field is its length.
+pub fn key_file(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (file, pssh) = text.split_once('\0').unwrap_or((&text, ""));
+    if let Ok(keys) = KeyFile::parse(file)
+        && let Some(audio) = &keys.audio
+    {
+        assert_ne!(audio.kid, keys.video.kid, "a key ID used twice was accepted");
+    }
+    if let Ok(p) = parse_pssh(pssh) {
+        let b = p.to_box();
+        assert_eq!(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize, b.len());
+        assert_eq!(&b[4..8], b"pssh");
+    }
+}
 
 /// Byte 0 bit 0 picks the format (SubRip, WebVTT); the rest is the file (lossy UTF-8). Accepted
 /// cues are sorted, end after they start and hold no `-->`; the WebVTT written from them parses

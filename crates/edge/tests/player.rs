@@ -5,6 +5,11 @@
 //! as it is and is decoded; the subtitle rendition is listed, its WebVTT segments come through
 //! the edge as they are, and each cue reaches the video element's text track once.
 //!
+//! Shaka Player plays the DASH manifest the same way, clear and under Common Encryption (`cenc`
+//! and `cbcs`, ClearKey, keys given to the player); with a wrong key it fails to decode. hls.js
+//! plays both encrypted titles over HLS with ClearKey through EME, its licence from a loopback
+//! licence service.
+//!
 //! Needs Debian's `chromium` (`scripts/install-system-deps.sh chromium`) and hls.js
 //! (`npm ci --prefix crates/edge/tests/player`); skipped with a notice when either is missing,
 //! unless `LEAKTRACE_REQUIRE_PLAYER=1`.

@@ -1,6 +1,7 @@
-//! Replays the fuzz corpus of leaktrace-embed on stable (fuzz/README.md): every file of
-//! `fuzz/corpus/subtitles/` and `fuzz/artifacts/subtitles/` goes through the same body as the
-//! fuzz target (fuzz/bodies/embed.rs, included here). A panic names the file.
+//! Replays the fuzz corpora of leaktrace-embed on stable (fuzz/README.md): every file of
+//! `fuzz/corpus/<target>/` and `fuzz/artifacts/<target>/` (`subtitles`, `key_file`) goes
+//! through the same body as the fuzz target (fuzz/bodies/embed.rs, included here). A panic
+//! names the file.
 
 #[allow(dead_code)]
 mod body {
@@ -18,4 +19,9 @@ include!(concat!(
 #[test]
 fn subtitles() {
     assert!(replay("subtitles", body::subtitles) > 0);
+}
+
+#[test]
+fn key_file() {
+    assert!(replay("key_file", body::key_file) > 0);
 }
