@@ -19,8 +19,8 @@ bash scripts/install-system-deps.sh postgresql chromium
 log "test corpus"
 bash corpus/fetch.sh
 
-log "npm validators (hls-parser) and the test players (hls.js, Shaka Player)"
-if [ ! -d tools/node_modules/hls-parser ]; then
+log "npm validators (hls-parser, Shaka Packager) and the test players (hls.js, Shaka Player)"
+if [ ! -d tools/node_modules/hls-parser ] || [ ! -d tools/node_modules/shaka-packager ]; then
     (cd tools && npm ci --no-audit --no-fund)
 fi
 if [ ! -d crates/edge/tests/player/node_modules/hls.js ] || [ ! -d crates/edge/tests/player/node_modules/shaka-player ]; then

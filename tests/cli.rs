@@ -843,7 +843,9 @@ fn bad_audio_input_gives_one_line_and_no_output() {
     );
 }
 
-/// The keys of the encryption tests: a video key and an audio key.
+/// The keys of the encryption tests: a video key and an audio key. The packages they make are
+/// also read by FFmpeg (one segment at a time) and Shaka Packager (whole tracks), which decrypt
+/// them to the clear package's frames.
 const KEYS: &str = "# test keys\nvideo:0f1e2d3c4b5a69788796a5b4c3d2e1f0:00112233445566778899aabbccddeeff\naudio:1f2e3d4c5b6a79889706b5c4d3e2f101:ffeeddccbbaa99887766554433221100\n";
 
 /// The frames (or audio frames) FFmpeg decodes from `init` + one segment, as frame MD5s.
@@ -875,8 +877,35 @@ fn md5_lines(o: &Output) -> Vec<String> {
         .collect()
 }
 
+/// Shaka Packager's Linux binary, from the npm package in `tools/` (`npm ci --prefix tools`).
+fn shaka_packager() -> std::path::PathBuf {
+    let p = repo().join("tools/node_modules/shaka-packager/bin/packager-linux-x64");
+    assert!(
+        p.is_file(),
+        "{} missing: npm ci --prefix tools",
+        p.display()
+    );
+    p
+}
+
+/// The MD5 of every decoded frame of `file` (FFmpeg's `framemd5`, the hash column only, so
+/// timestamps written differently by another muxer do not count).
+fn frame_hashes(file: &Path) -> Vec<String> {
+    let o = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    md5_lines(&o)
+        .iter()
+        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_owned()))
+        .collect()
+}
+
 #[test]
-fn a_cenc_package_decrypts_in_ffmpeg_with_the_key_and_not_without() {
+fn encrypted_packages_decrypt_in_ffmpeg_and_shaka_packager_with_the_key_only() {
     let ws = init_workdir();
     let w = ws.path();
     let keys = w.join("keys.txt");
@@ -957,6 +986,45 @@ fn a_cenc_package_decrypts_in_ffmpeg_with_the_key_and_not_without() {
                     "{scheme} {dir} {p} decoded with a wrong key"
                 );
             }
+        }
+        // Shaka Packager (npm `shaka-packager`) reads each whole encrypted track, decrypts it
+        // with the raw key, and its output decodes to the clear package's frames.
+        for (dir, stream, kid, key) in [
+            (
+                "240p/b",
+                "video",
+                "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+                "00112233445566778899aabbccddeeff",
+            ),
+            (
+                "audio-spa",
+                "audio",
+                "1f2e3d4c5b6a79889706b5c4d3e2f101",
+                "ffeeddccbbaa99887766554433221100",
+            ),
+        ] {
+            let joined = join_rendition(&pkg.join(dir));
+            let out = w.join(format!("{scheme}-{stream}-decrypted.mp4"));
+            let o = Command::new(shaka_packager())
+                .arg(format!(
+                    "in={},stream={stream},output={}",
+                    joined.display(),
+                    out.display()
+                ))
+                .arg("--enable_raw_key_decryption")
+                .arg(format!("--keys=key_id={kid}:key={key}"))
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "shaka-packager {scheme} {dir}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert_eq!(
+                frame_hashes(&out),
+                frame_hashes(&join_rendition(&clear.join(dir))),
+                "{scheme} {dir}: Shaka Packager's decryption"
+            );
         }
         let master = std::fs::read_to_string(pkg.join("master.m3u8")).unwrap();
         let method = if scheme == "cbcs" {

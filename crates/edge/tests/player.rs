@@ -52,6 +52,31 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Reads one HTTP/1.1 request: its head (lower-cased) and its body (by `Content-Length`), or
+/// `None` when the client goes away first.
+fn read_request(s: &mut std::net::TcpStream) -> Option<(String, String)> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        let n = s.read(&mut chunk).ok().filter(|&n| n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if buf.len() >= end + 4 + len {
+            let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
+            return Some((head, body));
+        }
+    }
+}
+
 /// Accepts one POST on 127.0.0.1 and hands its body over.
 fn collector() -> (String, mpsc::Receiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -60,30 +85,7 @@ fn collector() -> (String, mpsc::Receiver<String>) {
     std::thread::spawn(move || {
         for stream in listener.incoming().take(8) {
             let Ok(mut s) = stream else { continue };
-            s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 65536];
-            let body = loop {
-                let Ok(n) = s.read(&mut chunk) else {
-                    break None;
-                };
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                    continue;
-                };
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + len {
-                    break Some(String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned());
-                }
-            };
+            let body = read_request(&mut s).map(|(_, body)| body);
             let _ = s.write_all(
                 b"HTTP/1.1 204 No Content\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n",
             );
@@ -573,29 +575,10 @@ fn licence_server(keys: &leaktrace_embed::drm::KeyFile) -> String {
     std::thread::spawn(move || {
         for stream in listener.incoming().take(64) {
             let Ok(mut s) = stream else { continue };
-            s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            while let Ok(n) = s.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                    continue;
-                };
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + len {
-                    break;
-                }
-            }
+            let preflight =
+                read_request(&mut s).is_some_and(|(head, _)| head.starts_with("options"));
             let cors = "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: POST, OPTIONS\r\nAccess-Control-Allow-Headers: *\r\n";
-            let reply = if buf.starts_with(b"OPTIONS") {
+            let reply = if preflight {
                 format!("HTTP/1.1 204 No Content\r\n{cors}Connection: close\r\n\r\n")
             } else {
                 format!(

@@ -112,6 +112,22 @@ pub fn audio_streams(path: &Path, limits: &Limits) -> Result<Vec<AudioStream>, M
     // and ADTS carry framed AAC, which is re-encoded).
     let container = input.format().name().to_owned();
     let raw_aac = container.starts_with("mov") || container.starts_with("matroska");
+    // Counted before any decoder is opened: a file may declare thousands of streams.
+    let audio: Vec<usize> = input
+        .streams()
+        .filter(|s| s.parameters().medium() == ffm::media::Type::Audio)
+        .map(|s| s.index())
+        .collect();
+    if let Some(&extra) = audio.get(MAX_TRACKS) {
+        return Err(bad_audio(
+            path,
+            extra,
+            format!(
+                "{} audio tracks (at most {MAX_TRACKS} are packaged)",
+                audio.len()
+            ),
+        ));
+    }
     let mut out = Vec::new();
     for s in input.streams() {
         let params = s.parameters();
@@ -178,15 +194,7 @@ pub fn audio_streams(path: &Path, limits: &Limits) -> Result<Vec<AudioStream>, M
             copyable: aac_lc && raw_aac && sample_rate == SAMPLE_RATE,
         });
     }
-    if out.len() > MAX_TRACKS {
-        return Err(MediaError::NotMedia {
-            path: path.into(),
-            reason: format!(
-                "{} audio tracks (at most {MAX_TRACKS} are packaged)",
-                out.len()
-            ),
-        });
-    }
+
     Ok(out)
 }
 
@@ -305,20 +313,30 @@ fn rescale(v: u64, from: u32, to: u32) -> u64 {
     ((u128::from(v) * u128::from(to) + from / 2) / from) as u64
 }
 
-/// Time 0 of the package in seconds of the file's clock: the first video frame's time.
-fn origin_seconds(input: &ffm::format::context::Input) -> f64 {
-    input
-        .streams()
-        .best(ffm::media::Type::Video)
-        .map_or(0.0, |v| {
-            let tb = v.time_base();
-            match v.start_time() {
-                t if t > 0 && t != i64::MIN => {
-                    t as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator().max(1))
-                }
-                _ => 0.0,
-            }
+/// The mezzanine opened for one of its audio tracks.
+struct Source {
+    ictx: ffm::format::context::Input,
+    /// Time 0 of the package on the file's clock (s).
+    origin: f64,
+    params: ffm::codec::Parameters,
+    tb: ffm::Rational,
+}
+
+impl Source {
+    fn open(input: &Path, stream: &AudioStream) -> Result<Self, MediaError> {
+        let ictx = crate::probe::open_input(input)?;
+        let origin = crate::probe::origin_seconds(&ictx);
+        let s = ictx
+            .stream(stream.index)
+            .ok_or_else(|| bad_audio(input, stream.index, "no such stream".into()))?;
+        let (params, tb) = (s.parameters(), s.time_base());
+        Ok(Self {
+            ictx,
+            origin,
+            params,
+            tb,
         })
+    }
 }
 
 /// Cuts a stream of AAC frames into segments at `ends` and writes each as it completes.
@@ -481,14 +499,12 @@ fn copy(
     ends: &[u64],
     out: &Output<'_>,
 ) -> Result<AudioTrack, Fallback> {
-    let mut ictx = crate::probe::open_input(input)?;
-    let origin = origin_seconds(&ictx);
-    let (params, tb) = {
-        let s = ictx
-            .stream(stream.index)
-            .ok_or_else(|| bad_audio(input, stream.index, "no such stream".into()))?;
-        (s.parameters(), s.time_base())
-    };
+    let Source {
+        mut ictx,
+        origin,
+        params,
+        tb,
+    } = Source::open(input, stream)?;
     let (init, protector) = write_init(
         out,
         ffm::codec::Id::AAC,
@@ -617,14 +633,12 @@ fn encode(
     ends: &[u64],
     out: &Output<'_>,
 ) -> Result<AudioTrack, MediaError> {
-    let mut ictx = crate::probe::open_input(input)?;
-    let origin = origin_seconds(&ictx);
-    let (params, tb) = {
-        let s = ictx
-            .stream(stream.index)
-            .ok_or_else(|| bad_audio(input, stream.index, "no such stream".into()))?;
-        (s.parameters(), s.time_base())
-    };
+    let Source {
+        mut ictx,
+        origin,
+        params,
+        tb,
+    } = Source::open(input, stream)?;
     // With the packets' time base the decoder moves a frame's time past the samples it
     // trims (MP3 and AAC encoder delay), so frame times are presentation times.
     let mut decoder = ffm::codec::context::Context::from_parameters(params)

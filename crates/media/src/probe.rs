@@ -115,6 +115,23 @@ pub(crate) fn open_input(path: &Path) -> Result<ffm::format::context::Input, Med
     })
 }
 
+/// Time 0 of a package made from `input`, in seconds of the file's clock: the first video
+/// frame's time (0 when the file does not say). Audio and subtitle times are taken from it.
+pub(crate) fn origin_seconds(input: &ffm::format::context::Input) -> f64 {
+    input
+        .streams()
+        .best(ffm::media::Type::Video)
+        .map_or(0.0, |v| {
+            let tb = v.time_base();
+            match v.start_time() {
+                t if t > 0 && t != i64::MIN => {
+                    t as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator().max(1))
+                }
+                _ => 0.0,
+            }
+        })
+}
+
 /// Refuses inputs FFmpeg can "decode" that are not video files: text rendered by the `tty`
 /// demuxer (ANSI art) and still images.
 pub(crate) fn check_is_video(

@@ -108,19 +108,7 @@ pub fn read_text_tracks(
     }
     let mut input = crate::probe::open_input(path)?;
     // Cue times are made relative to the video's first timestamp, the packager's time 0.
-    let origin_ms = input
-        .streams()
-        .best(ffm::media::Type::Video)
-        .map_or(0.0, |v| {
-            let tb = v.time_base();
-            match v.start_time() {
-                t if t > 0 && t != i64::MIN => {
-                    t as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator().max(1))
-                        * 1000.0
-                }
-                _ => 0.0,
-            }
-        });
+    let origin_ms = crate::probe::origin_seconds(&input) * 1000.0;
     let mut decoders: Vec<(usize, ffm::decoder::Subtitle, ffm::Rational, bool)> = Vec::new();
     let mut streams: Vec<TextStream> = Vec::new();
     let mut skipped: Vec<SkippedStream> = Vec::new();

@@ -19,6 +19,8 @@ struct Bits<'a> {
     cur: u8,
     /// Bits left in `cur`.
     left: u8,
+    /// Payload bits read (emulation-prevention bytes not counted).
+    read: usize,
 }
 
 impl<'a> Bits<'a> {
@@ -29,6 +31,7 @@ impl<'a> Bits<'a> {
             zeros: 0,
             cur: 0,
             left: 0,
+            read: 0,
         }
     }
 
@@ -56,6 +59,7 @@ impl<'a> Bits<'a> {
             self.left = 8;
         }
         self.left -= 1;
+        self.read += 1;
         Ok(u32::from((self.cur >> self.left) & 1))
     }
 
@@ -233,6 +237,15 @@ fn parse_pps(nal: &[u8]) -> Result<Pps, MediaError> {
     })
 }
 
+/// The end of a slice header: the bytes of the NAL unit it touches (the NAL header included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HeaderEnd {
+    bytes: usize,
+    /// Bits of the NAL unit's payload up to the end of the header (the NAL header's 8 bits
+    /// included, emulation-prevention bytes not counted).
+    bits: usize,
+}
+
 /// The parameter sets of a track, and the NAL length size, from its `avcC` record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AvcConfig {
@@ -313,10 +326,18 @@ impl AvcConfig {
     /// Bytes of `nal` (without its length prefix) that must stay clear: the NAL header and
     /// the slice header for a coded slice, the whole unit for anything else.
     pub fn clear_bytes(&self, nal: &[u8]) -> Result<usize, MediaError> {
+        Ok(match self.slice_header_end(nal)? {
+            Some(header) => header.bytes.min(nal.len()),
+            None => nal.len(),
+        })
+    }
+
+    /// Where the slice header of a coded slice NAL unit ends, `None` for other units.
+    fn slice_header_end(&self, nal: &[u8]) -> Result<Option<HeaderEnd>, MediaError> {
         let header = *nal.first().ok_or_else(|| bad("empty NAL unit"))?;
         let kind = header & 0x1f;
         if !(1..=5).contains(&kind) {
-            return Ok(nal.len());
+            return Ok(None);
         }
         let nal_ref_idc = (header >> 5) & 3;
         let mut b = Bits::new(&nal[1..]);
@@ -472,13 +493,152 @@ impl AvcConfig {
             b.se()?;
             b.se()?;
         }
-        Ok((1 + b.bytes_used()).min(nal.len()))
+        Ok(Some(HeaderEnd {
+            bytes: 1 + b.bytes_used(),
+            bits: 8 + b.read,
+        }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The NAL units of an Annex B stream (start codes removed).
+    fn annex_b(stream: &[u8]) -> Vec<&[u8]> {
+        let mut starts = Vec::new();
+        let mut i = 0;
+        while i + 3 <= stream.len() {
+            if stream[i..i + 3] == [0, 0, 1] {
+                starts.push(i + 3);
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        starts
+            .iter()
+            .enumerate()
+            .map(|(k, &s)| {
+                let mut end = starts.get(k + 1).map_or(stream.len(), |&n| n - 3);
+                while end > s && stream[end - 1] == 0 {
+                    end -= 1; // the leading zero of a four-byte start code
+                }
+                &stream[s..end]
+            })
+            .collect()
+    }
+
+    /// Where FFmpeg's own H.264 syntax reader (`-bsf:v trace_headers`) ends each slice header,
+    /// in bits: at the first `cabac_alignment_one_bit`, or after the last header element.
+    fn ffmpeg_header_ends(stream: &std::path::Path) -> Vec<usize> {
+        let o = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-i"])
+            .arg(stream)
+            .args(["-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&o.stderr);
+        let mut ends = Vec::new();
+        let mut current: Option<usize> = None;
+        let mut in_slice = false;
+        for line in log.lines() {
+            let Some((_, rest)) = line.split_once("] ") else {
+                continue;
+            };
+            if rest.starts_with("Slice Header") {
+                ends.extend(current.take());
+                in_slice = true;
+                continue;
+            }
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let [pos, name, bits, "=", _] = fields.as_slice() else {
+                if !rest.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                    ends.extend(current.take());
+                    in_slice = false;
+                }
+                continue;
+            };
+            let (Ok(pos), true) = (pos.parse::<usize>(), in_slice) else {
+                continue;
+            };
+            if *name == "cabac_alignment_one_bit" {
+                current = None;
+                in_slice = false;
+                ends.push(pos);
+                continue;
+            }
+            current = Some(pos + bits.len());
+        }
+        ends.extend(current.take());
+        ends
+    }
+
+    /// On real x264 streams (CABAC with B-frames, weighted prediction and several reference
+    /// frames; CAVLC baseline; several slices per picture with weighted B prediction), every
+    /// slice header ends exactly where FFmpeg's syntax reader ends it.
+    #[test]
+    fn slice_headers_end_where_ffmpeg_ends_them() {
+        let dir = std::env::temp_dir().join(format!("lt-avc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases = [
+            (
+                "high",
+                "-preset medium -x264-params bframes=3:weightp=2:ref=4:b-pyramid=normal",
+            ),
+            ("baseline", "-preset fast -profile:v baseline"),
+            (
+                "slices",
+                "-preset veryfast -x264-params slices=4:weightb=1:bframes=2",
+            ),
+        ];
+        for (name, opts) in cases {
+            let out = dir.join(format!("{name}.h264"));
+            let mut args = vec![
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240:rate=25:duration=2",
+                "-c:v",
+                "libx264",
+            ];
+            args.extend(opts.split(' '));
+            args.push(out.to_str().unwrap());
+            let st = std::process::Command::new("ffmpeg")
+                .args(&args)
+                .status()
+                .unwrap();
+            assert!(st.success(), "{name}");
+            let stream = std::fs::read(&out).unwrap();
+            let nals = annex_b(&stream);
+            let sps = nals.iter().find(|n| n[0] & 0x1f == 7).unwrap();
+            let pps = nals.iter().find(|n| n[0] & 0x1f == 8).unwrap();
+            let mut avcc = vec![1, sps[1], sps[2], sps[3], 0xff, 0xe1];
+            avcc.extend((sps.len() as u16).to_be_bytes());
+            avcc.extend_from_slice(sps);
+            avcc.push(1);
+            avcc.extend((pps.len() as u16).to_be_bytes());
+            avcc.extend_from_slice(pps);
+            let cfg = AvcConfig::parse(&avcc).unwrap();
+            let ours: Vec<usize> = nals
+                .iter()
+                .filter(|n| (1..=5).contains(&(n[0] & 0x1f)))
+                .map(|nal| {
+                    let end = cfg.slice_header_end(nal).unwrap().unwrap();
+                    assert!(end.bytes <= nal.len(), "{name}: header past the unit");
+                    end.bits
+                })
+                .collect();
+            let theirs = ffmpeg_header_ends(&out);
+            assert!(ours.len() >= 50, "{name}: {} slices", ours.len());
+            assert_eq!(ours, theirs, "{name}: slice header ends (bits)");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn exp_golomb_and_emulation_prevention() {

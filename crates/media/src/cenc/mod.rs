@@ -197,8 +197,8 @@ fn make_box(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
     b
 }
 
-/// Replaces box `target` inside `outer` (a box starting at 0 of `buf`) by `replacement`,
-/// fixing the sizes of every box on the way (32-bit sizes only).
+/// Replaces the last box of `chain` (a path of nested boxes of `buf`, outermost first) by
+/// `replacement`, fixing the sizes of the boxes above it (32-bit sizes only).
 fn splice(buf: &[u8], chain: &[BoxRef], replacement: &[u8]) -> Result<Vec<u8>, MediaError> {
     let target = chain.last().ok_or_else(|| bad("empty box chain"))?;
     let delta = replacement.len() as i64 - (target.end - target.start) as i64;
