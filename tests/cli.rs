@@ -544,7 +544,8 @@ fn the_mezzanines_text_tracks_become_subtitle_renditions() {
     let pkg = w.join("pkg-mp4");
     let o = embed(w, &mp4, &pkg, &small);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let vtt = std::fs::read_to_string(pkg.join("text-fra/subtitles.vtt")).unwrap();
+    // Container language codes (ISO 639-2 `fra`, `eng`) become BCP 47 tags (`fr`, `en`).
+    let vtt = std::fs::read_to_string(pkg.join("text-fr/subtitles.vtt")).unwrap();
     assert!(
         vtt.contains("00:00:00.500 --> 00:00:02.000\nBonjour le monde\n")
             && vtt.contains("00:00:03.000 --> 00:00:04.000\nDeux lignes\nici\n"),
@@ -560,15 +561,16 @@ fn the_mezzanines_text_tracks_become_subtitle_renditions() {
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
         summary["text_renditions"],
-        serde_json::json!(["text-fra", "text-eng", "text-fra-2"])
+        serde_json::json!(["text-fr", "text-en", "text-fr-2"])
     );
-    let en = std::fs::read_to_string(pkg.join("text-eng/subtitles.vtt")).unwrap();
+    let en = std::fs::read_to_string(pkg.join("text-en/subtitles.vtt")).unwrap();
     assert!(
         en.contains("00:00:01.000 --> 00:00:02.500\nHello\nthere &lt;&amp;&gt;\n"),
         "{en}"
     );
     let master = std::fs::read_to_string(pkg.join("master.m3u8")).unwrap();
-    assert!(master.contains("NAME=\"fra (2)\""), "{master}");
+    assert!(master.contains("NAME=\"fr (2)\""), "{master}");
+    assert!(master.contains("LANGUAGE=\"fr\"") && !master.contains("LANGUAGE=\"fra\""));
     check_external_validators(&pkg);
     // Left out on request.
     let pkg = w.join("pkg-none");
@@ -576,7 +578,7 @@ fn the_mezzanines_text_tracks_become_subtitle_renditions() {
     args.push("--no-mezzanine-subtitles");
     let o = embed(w, &mkv, &pkg, &args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(!pkg.join("text-fra").exists());
+    assert!(!pkg.join("text-fr").exists());
     assert!(
         !std::fs::read_to_string(pkg.join("master.m3u8"))
             .unwrap()
@@ -675,13 +677,13 @@ fn audio_tracks_become_aac_renditions_that_ffprobe_and_the_validators_accept() {
     assert_eq!(
         names,
         [
-            "audio-eng",
-            "audio-fra",
-            "audio-eng-2",
-            "audio-deu",
-            "audio-spa",
-            "audio-ita",
-            "audio-eng-3",
+            "audio-en",
+            "audio-fr",
+            "audio-en-2",
+            "audio-de",
+            "audio-es",
+            "audio-it",
+            "audio-en-3",
             "audio-und"
         ]
     );
@@ -700,6 +702,7 @@ fn audio_tracks_become_aac_renditions_that_ffprobe_and_the_validators_accept() {
         assert_eq!(s["profile"], "LC", "{s}");
         assert_eq!(s["sample_rate"], "48000", "{s}");
         assert_eq!(s["channels"], if *ch == 6 { 6 } else { 2 }, "{s}");
+        // `mdhd` carries the ISO 639-2 code of the rendition's BCP 47 tag.
         let want = if lang.is_empty() { "und" } else { lang };
         assert_eq!(s["tags"]["language"], want, "{s}");
         let d: f64 = s["duration"].as_str().unwrap().parse().unwrap();
@@ -730,7 +733,7 @@ fn audio_tracks_become_aac_renditions_that_ffprobe_and_the_validators_accept() {
     args.push("--no-audio");
     let o = embed(w, &mkv, &pkg, &args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(!pkg.join("audio-eng").exists());
+    assert!(!pkg.join("audio-en").exists());
     let master = std::fs::read_to_string(pkg.join("master.m3u8")).unwrap();
     assert!(!master.contains("TYPE=AUDIO") && !master.contains("mp4a"));
 }
@@ -955,7 +958,7 @@ fn encrypted_packages_decrypt_in_ffmpeg_and_shaka_packager_with_the_key_only() {
         for (dir, key) in [
             ("240p/a", "00112233445566778899aabbccddeeff"),
             ("240p/b", "00112233445566778899aabbccddeeff"),
-            ("audio-spa", "ffeeddccbbaa99887766554433221100"),
+            ("audio-es", "ffeeddccbbaa99887766554433221100"),
         ] {
             let init = pkg.join(dir).join("init.mp4");
             let head = std::fs::read(&init).unwrap();
@@ -997,7 +1000,7 @@ fn encrypted_packages_decrypt_in_ffmpeg_and_shaka_packager_with_the_key_only() {
                 "00112233445566778899aabbccddeeff",
             ),
             (
-                "audio-spa",
+                "audio-es",
                 "audio",
                 "1f2e3d4c5b6a79889706b5c4d3e2f101",
                 "ffeeddccbbaa99887766554433221100",

@@ -106,6 +106,7 @@ fn load_audio(mezzanine: &Path, cfg: &PipelineConfig) -> Result<Vec<AudioJob>, E
         let language = stream
             .language
             .clone()
+            .map(|l| crate::subtitles::canonical_language(&l))
             .filter(|l| crate::subtitles::valid_language(l))
             .unwrap_or_else(|| "und".to_owned());
         let base = match stream.role {
@@ -172,9 +173,10 @@ fn write_audio(
     for (k, job) in jobs.iter().enumerate() {
         let dir = staging.join(&job.name);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        // The rendition's language (checked, `und` when missing) goes into its `mdhd`.
+        // The rendition's language (checked, `und` when missing) goes into its `mdhd`, which
+        // holds ISO 639-2 codes.
         let stream = leaktrace_media::audio::AudioStream {
-            language: Some(job.language.clone()),
+            language: Some(crate::subtitles::iso639_2(&job.language)),
             ..job.stream.clone()
         };
         let track = leaktrace_media::audio::package(
@@ -292,6 +294,7 @@ fn load_subtitles(mezzanine: &Path, cfg: &PipelineConfig) -> Result<Texts, Embed
         for s in streams {
             let language = s
                 .language
+                .map(|l| crate::subtitles::canonical_language(&l))
                 .filter(|l| crate::subtitles::valid_language(l))
                 .unwrap_or_else(|| "und".to_owned());
             let cues = s
@@ -343,7 +346,7 @@ fn load_subtitles(mezzanine: &Path, cfg: &PipelineConfig) -> Result<Texts, Embed
         })?;
         let cues =
             crate::subtitles::parse(&text, format, &limits).map_err(|e| fail(e.to_string()))?;
-        texts.push(&s.language, cues);
+        texts.push(&crate::subtitles::canonical_language(&s.language), cues);
     }
     Ok(texts)
 }

@@ -377,9 +377,99 @@ pub fn valid_language(tag: &str) -> bool {
         && !tag.ends_with('-')
 }
 
+/// ISO 639-2 bibliographic codes and their terminology (ISO 639-3) equivalents: the twenty
+/// languages whose two codes differ (Matroska writes the first kind, MP4 the second).
+const ISO_639_2_B_TO_T: [(&str, &str); 20] = [
+    ("alb", "sqi"),
+    ("arm", "hye"),
+    ("baq", "eus"),
+    ("bur", "mya"),
+    ("chi", "zho"),
+    ("cze", "ces"),
+    ("dut", "nld"),
+    ("fre", "fra"),
+    ("geo", "kat"),
+    ("ger", "deu"),
+    ("gre", "ell"),
+    ("ice", "isl"),
+    ("mac", "mkd"),
+    ("mao", "mri"),
+    ("may", "msa"),
+    ("per", "fas"),
+    ("rum", "ron"),
+    ("slo", "slk"),
+    ("tib", "bod"),
+    ("wel", "cym"),
+];
+
+/// A language tag in its BCP 47 form: a three-letter ISO 639-2 primary subtag (`eng`, `fre`,
+/// `ger`), as containers and users often give it, becomes the two-letter code the IANA
+/// registry lists for it (`en`, `fr`, `de`); other subtags and tags without a two-letter
+/// code (`und`, `yue`) are kept. The primary subtag is lower-cased.
+pub fn canonical_language(tag: &str) -> String {
+    let (primary, rest) = match tag.split_once('-') {
+        Some((p, r)) => (p.to_ascii_lowercase(), Some(r)),
+        None => (tag.to_ascii_lowercase(), None),
+    };
+    let primary = if primary.len() == 3 {
+        let t = ISO_639_2_B_TO_T
+            .iter()
+            .find(|(b, _)| *b == primary)
+            .map_or(primary.as_str(), |(_, t)| *t);
+        isolang::Language::from_639_3(t)
+            .and_then(|l| l.to_639_1())
+            .map_or_else(|| primary.clone(), str::to_owned)
+    } else {
+        primary
+    };
+    match rest {
+        Some(r) => format!("{primary}-{r}"),
+        None => primary,
+    }
+}
+
+/// The ISO 639-2/T code of a tag's primary language, for an MP4 `mdhd` (`en` → `eng`,
+/// `pt-BR` → `por`); `und` when it has none.
+pub fn iso639_2(tag: &str) -> String {
+    let primary = tag.split('-').next().unwrap_or("").to_ascii_lowercase();
+    match primary.len() {
+        2 => isolang::Language::from_639_1(&primary)
+            .map_or_else(|| "und".to_owned(), |l| l.to_639_3().to_owned()),
+        3 => primary,
+        _ => "und".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mp4_language_codes_have_three_letters() {
+        assert_eq!(iso639_2("en"), "eng");
+        assert_eq!(iso639_2("pt-BR"), "por");
+        assert_eq!(iso639_2("yue"), "yue");
+        assert_eq!(iso639_2("x"), "und");
+    }
+
+    #[test]
+    fn three_letter_codes_become_their_two_letter_tags() {
+        for (tag, want) in [
+            ("eng", "en"),
+            ("fre", "fr"),
+            ("fra", "fr"),
+            ("ger", "de"),
+            ("deu", "de"),
+            ("chi", "zh"),
+            ("POR-BR", "pt-BR"),
+            ("und", "und"),
+            ("yue", "yue"),
+            ("en", "en"),
+            ("pt-BR", "pt-BR"),
+        ] {
+            assert_eq!(canonical_language(tag), want, "{tag}");
+        }
+    }
 
     fn srt(text: &str) -> Result<Vec<Cue>, SubtitleError> {
         parse(text, SubtitleFormat::SubRip, &SubtitleLimits::default())
