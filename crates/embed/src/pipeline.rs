@@ -90,16 +90,7 @@ fn load_audio(mezzanine: &Path, cfg: &PipelineConfig) -> Result<Vec<AudioJob>, E
     if !cfg.audio {
         return Ok(Vec::new());
     }
-    if !audio::BITRATES.contains(&cfg.audio_bitrate) {
-        return Err(EmbedError::Media(
-            leaktrace_media::MediaError::InvalidSetting(format!(
-                "audio bitrate {} bit/s (expected {} to {})",
-                cfg.audio_bitrate,
-                audio::BITRATES.start(),
-                audio::BITRATES.end()
-            )),
-        ));
-    }
+    audio::check_bitrate(cfg.audio_bitrate)?;
     let streams = audio::audio_streams(mezzanine, &leaktrace_media::Limits::default())?;
     let mut jobs: Vec<AudioJob> = Vec::with_capacity(streams.len());
     for stream in streams {

@@ -198,6 +198,21 @@ pub fn audio_streams(path: &Path, limits: &Limits) -> Result<Vec<AudioStream>, M
     Ok(out)
 }
 
+/// Checks a stereo bitrate against [`BITRATES`].
+///
+/// # Errors
+/// [`MediaError::InvalidSetting`], naming the range.
+pub fn check_bitrate(bitrate: u32) -> Result<(), MediaError> {
+    if BITRATES.contains(&bitrate) {
+        return Ok(());
+    }
+    Err(MediaError::InvalidSetting(format!(
+        "audio bitrate {bitrate} bit/s (expected {} to {})",
+        BITRATES.start(),
+        BITRATES.end()
+    )))
+}
+
 /// How to package one audio track.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AudioConfig {
@@ -248,14 +263,7 @@ pub fn package(
     init_name: &str,
     segment_name: fn(u32) -> String,
 ) -> Result<AudioTrack, MediaError> {
-    if !BITRATES.contains(&cfg.bitrate) {
-        return Err(MediaError::InvalidSetting(format!(
-            "audio bitrate {} bit/s (expected {} to {})",
-            cfg.bitrate,
-            BITRATES.start(),
-            BITRATES.end()
-        )));
-    }
+    check_bitrate(cfg.bitrate)?;
     if cfg.segment_ends.is_empty() || cfg.timescale == 0 {
         return Err(MediaError::InvalidSetting(
             "audio needs at least one video position".into(),
