@@ -103,15 +103,7 @@ const PAGE: &str = r#"<!doctype html>
 <script>
 const SRC = "SRC_URL", REPORT = "REPORT_URL";
 const out = { mse: false, frags: [], errors: [], ended: false, done: null };
-const pending = [];
-const v = document.getElementById("v");
-function hex(buf) { return Array.from(new Uint8Array(buf)).map(b => b.toString(16).padStart(2, "0")).join(""); }
-function finish(reason) {
-  if (out.done) return;
-  out.done = reason;
-  Promise.all(pending).then(() => {
-    out.currentTime = v.currentTime;
-    out.duration = v.duration;
+PRELUDE_JS
     const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : null;
     if (q) { out.totalFrames = q.totalVideoFrames; out.droppedFrames = q.droppedVideoFrames; }
     out.videoError = v.error ? v.error.code : null;
@@ -191,7 +183,20 @@ fn player_available(script: &Path) -> Option<&'static str> {
     }
 }
 
-/// Opens `page` (with `PLAYER_JS`, `SRC_URL` and `REPORT_URL` filled in) in headless
+/// What both player pages start with: the video element, SHA-256 in hex, and `finish`, which
+/// waits for every pending hash and fills the playback fields every report has (the page's own
+/// fields follow it).
+const PRELUDE_JS: &str = r#"const pending = [];
+const v = document.getElementById("v");
+function hex(buf) { return Array.from(new Uint8Array(buf)).map(b => b.toString(16).padStart(2, "0")).join(""); }
+function finish(reason) {
+  if (out.done) return;
+  out.done = reason;
+  Promise.all(pending).then(() => {
+    out.currentTime = v.currentTime;
+    out.duration = v.duration;"#;
+
+/// Opens `page` (with `PRELUDE_JS`, `PLAYER_JS`, `SRC_URL` and `REPORT_URL` filled in) in headless
 /// `browser` and returns the report it posts.
 fn run_page(browser: &str, page: &str, script: &Path, src: &str) -> serde_json::Value {
     let (report_url, reports) = collector();
@@ -199,7 +204,8 @@ fn run_page(browser: &str, page: &str, script: &Path, src: &str) -> serde_json::
     let file = tmp.path().join("player.html");
     std::fs::write(
         &file,
-        page.replace("PLAYER_JS", &format!("file://{}", script.display()))
+        page.replace("PRELUDE_JS", PRELUDE_JS)
+            .replace("PLAYER_JS", &format!("file://{}", script.display()))
             .replace("SRC_URL", src)
             .replace("REPORT_URL", &report_url),
     )
@@ -373,15 +379,7 @@ const SHAKA_PAGE: &str = r#"<!doctype html>
 <script>
 const SRC = "SRC_URL", REPORT = "REPORT_URL";
 const out = { frags: [], errors: [], ended: false, done: null };
-const pending = [];
-const v = document.getElementById("v");
-function hex(buf) { return Array.from(new Uint8Array(buf)).map(b => b.toString(16).padStart(2, "0")).join(""); }
-function finish(reason) {
-  if (out.done) return;
-  out.done = reason;
-  Promise.all(pending).then(() => {
-    out.currentTime = v.currentTime;
-    out.duration = v.duration;
+PRELUDE_JS
     out.videoError = v.error ? v.error.code : null;
     out.audioDecodedBytes = v.webkitAudioDecodedByteCount;
     out.videoDecodedBytes = v.webkitVideoDecodedByteCount;

@@ -128,9 +128,9 @@ fn write_audio(
     staging: &Path,
     jobs: &[AudioJob],
     cfg: &PipelineConfig,
-    durations: &[u64],
-    timescale: u32,
+    (durations, timescale): (&[u64], u32),
     constant_iv: [u8; 16],
+    drm: Option<&manifest::DrmSignal>,
 ) -> Result<(Vec<manifest::AudioManifest>, Vec<AudioSummary>), EmbedError> {
     let mut ends = Vec::with_capacity(durations.len());
     let mut t = 0u64;
@@ -204,8 +204,7 @@ fn write_audio(
             durations: track.durations.clone(),
         };
         let pl = dir.join(manifest::MEDIA_PLAYLIST);
-        let drm = cfg.encryption.as_ref().map(crate::drm::Encryption::signal);
-        std::fs::write(&pl, manifest::hls_audio_media(&m, drm.as_ref())?).map_err(io(&pl))?;
+        std::fs::write(&pl, manifest::hls_audio_media(&m, drm)?).map_err(io(&pl))?;
         summaries.push(AudioSummary {
             name: job.name.clone(),
             language: job.language.clone(),
@@ -945,9 +944,9 @@ fn run(
                 staging,
                 audio,
                 cfg,
-                &m.durations,
-                timescale,
+                (&m.durations, timescale),
                 constant_iv,
+                drm.as_ref(),
             )?
         }
         _ => (Vec::new(), Vec::new()),
