@@ -13,6 +13,15 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 log() { printf '\n[test] %s\n' "$*"; }
 
+# A one-shot build gains nothing from incremental compilation and its caches take gigabytes;
+# the whole suite needs about 6 GiB of disk for target/ (the build) and the corpus.
+export CARGO_INCREMENTAL=0
+free_kib="$(df -Pk . | awk 'NR == 2 { print $4 }')"
+if [ -n "$free_kib" ] && [ "$free_kib" -lt $((6 * 1024 * 1024)) ]; then
+    printf '[test] warning: only %s MiB free on %s; the suite needs about 6 GiB (target/ and corpus/cache)\n' \
+        "$((free_kib / 1024))" "$(df -P . | awk 'NR == 2 { print $6 }')" >&2
+fi
+
 log "system packages"
 bash scripts/install-system-deps.sh postgresql chromium
 
