@@ -14,8 +14,8 @@ use hmac::{KeyInit, Mac};
 use leaktrace_core::codeword::SessionId;
 use leaktrace_core::session::{select_variant, session_of};
 use leaktrace_core::token::{
-    self, DEFAULT_LEEWAY_SECS, MAX_TOKEN_LEN, Mode, SegDuration, Signer, TokenError, Verifier,
-    WmToken, decode_and_verify,
+    self, DEFAULT_LEEWAY_SECS, MAX_TOKEN_LEN, PatternClaims, SegDuration, Signer, TokenError,
+    Verifier, WmToken, decode_and_verify,
 };
 use leaktrace_core::wmpaceinfo::{
     IN_BAND_NOT_WATERMARKED, MAX_EGRESS_HEADER_LEN, MAX_POSITION, PaceInfo, Sidecar,
@@ -81,15 +81,15 @@ fn check_verified(claims: &WmToken, signer: &Signer, verifier: &Verifier) {
             "zero wmsegduration accepted"
         );
     }
-    if let Mode::Direct { pattern, patlen } = &claims.mode {
+    if let PatternClaims::Direct { pattern, patlen } = &claims.pattern {
         assert_eq!(pattern.len(), usize::from(*patlen).div_ceil(8));
     }
     // What the edge does with verified claims: the session, then a variant per position.
     let _ = session_of(claims);
     for p in [0, 1, 7, u32::from(claims.wmpatlen()), u32::MAX] {
         let v = select_variant(&keys().codebook, claims, Some(p));
-        if claims.mode.pattern_bit(p).is_some() {
-            assert_eq!(Some(v), claims.mode.pattern_bit(p));
+        if claims.pattern.pattern_bit(p).is_some() {
+            assert_eq!(Some(v), claims.pattern.pattern_bit(p));
         }
     }
     // Re-encoding verified claims gives a token that verifies to the same claims.
@@ -243,13 +243,13 @@ fn claims_from(b: &mut Bytes<'_>) -> Option<WmToken> {
         timescale: b.u64(),
     });
     let patlen = b.u16();
-    let mode = if flags & 8 != 0 {
+    let pattern = if flags & 8 != 0 {
         let n = usize::from(patlen).div_ceil(8);
         let mut pattern = b.slice(n).to_vec();
         pattern.resize(n, 0x5a);
-        Mode::Direct { pattern, patlen }
+        PatternClaims::Direct { pattern, patlen }
     } else {
-        Mode::Indirect {
+        PatternClaims::Indirect {
             wmid: SessionId::new(b.text()).ok()?,
             wmopid: b.u64(),
             wmkeyver: (flags & 16 != 0).then(|| b.u64()),
@@ -263,7 +263,7 @@ fn claims_from(b: &mut Bytes<'_>) -> Option<WmToken> {
         cti,
         wmvnd,
         wmsegduration,
-        mode,
+        pattern,
     })
 }
 

@@ -59,124 +59,17 @@
 use std::f64::consts::FRAC_PI_2;
 use std::fmt;
 use std::ops::Range;
-use std::str::FromStr;
 
+pub use crate::session::SessionId;
 pub use crate::variant::Variant;
 
-/// Errors from building codeword parameters and session ids.
+/// Errors from building codeword parameters.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodewordError {
     /// The Tardos cutoff is outside the open interval (0, 0.5).
     #[error("Tardos cutoff must satisfy 0 < t < 0.5, got {0}")]
     InvalidCutoff(f64),
-    /// The session id is empty or longer than [`SessionId::MAX_LEN`] bytes.
-    #[error("session id must be 1 to 128 bytes long, got {0} bytes")]
-    SessionIdLength(usize),
-    /// The session id contains a byte outside `[A-Za-z0-9._~-]`.
-    #[error(
-        "session id may only contain A-Z, a-z, 0-9, '.', '_', '~' and '-'; byte {index} is {byte:#04x}"
-    )]
-    SessionIdByte {
-        /// Offset of the first offending byte.
-        index: usize,
-        /// The offending byte.
-        byte: u8,
-    },
-}
-
-/// A viewing-session identifier: 1–128 URL-safe bytes (`[A-Za-z0-9._~-]`, RFC 3986 unreserved).
-///
-/// It is carried in the token's `wmid` claim (indirect mode) and keys the session's codeword, so it
-/// can go into a URL path unescaped and is compared byte for byte.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(String);
-
-impl SessionId {
-    /// Longest accepted session id, in bytes.
-    pub const MAX_LEN: usize = 128;
-
-    /// Validates and wraps a session id.
-    ///
-    /// # Errors
-    /// [`CodewordError::SessionIdLength`] if it is empty or longer than 128 bytes,
-    /// [`CodewordError::SessionIdByte`] if it has a character outside `[A-Za-z0-9._~-]`.
-    pub fn new(id: impl Into<String>) -> Result<Self, CodewordError> {
-        let id = id.into();
-        Self::validate(&id)?;
-        Ok(Self(id))
-    }
-
-    /// Wraps a string the caller built from `[A-Za-z0-9._~-]` only, 1–128 bytes.
-    pub(crate) fn from_trusted(id: String) -> Self {
-        debug_assert!(Self::validate(&id).is_ok());
-        Self(id)
-    }
-
-    fn validate(id: &str) -> Result<(), CodewordError> {
-        if id.is_empty() || id.len() > Self::MAX_LEN {
-            return Err(CodewordError::SessionIdLength(id.len()));
-        }
-        if let Some((index, &byte)) =
-            id.as_bytes().iter().enumerate().find(|(_, b)| {
-                !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
-            })
-        {
-            return Err(CodewordError::SessionIdByte { index, byte });
-        }
-        Ok(())
-    }
-
-    /// The id as text.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The id as bytes (what the codeword XOF is keyed on).
-    #[must_use]
-    pub fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-
-    /// Unwraps the inner string.
-    #[must_use]
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for SessionId {
-    type Err = CodewordError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::new(s)
-    }
-}
-
-impl TryFrom<String> for SessionId {
-    type Error = CodewordError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::new(s)
-    }
-}
-
-impl TryFrom<&str> for SessionId {
-    type Error = CodewordError;
-    fn try_from(s: &str) -> Result<Self, Self::Error> {
-        Self::new(s)
-    }
-}
-
-impl AsRef<str> for SessionId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
 }
 
 /// Parameters of the Tardos bias distribution.
@@ -199,11 +92,10 @@ impl TardosParams {
     /// laws are discrete and central (Nuida et al., "An improvement of discrete Tardos
     /// fingerprinting codes", Designs, Codes and Cryptography 52, 2009: `{0.5}` for c = 2,
     /// `{0.211, 0.789}` for c = 3–4, `{0.113, 0.5, 0.887}` for c = 5–6), all inside `[0.1, 0.9]`.
-    /// Measured (perfect decisions, symmetric score, fp 10⁻⁶ among 10⁶ sessions, median / 90th
-    /// percentile over trials; `docs/BENCHMARKS.md`): a lone pirate needs 76 / 86 positions at
-    /// `t = 1/1200` and 54 / 62 at `t = 0.1`; coalitions of 4 (interleaving) 1134 / 1676 and
-    /// 826 / 1032. A larger cutoff shortens every case measured; what it gives up is the
-    /// worst-case guarantee for coalitions larger than about 6.
+    /// A larger cutoff shortens the accusation of lone pirates and of small coalitions alike
+    /// (perfect decisions, symmetric score, fp 10⁻⁶ among 10⁶ sessions: the figures per cutoff
+    /// are in `docs/BENCHMARKS.md` §6.3); what it gives up is the worst-case guarantee for
+    /// coalitions larger than about 6.
     pub const DEFAULT_CUTOFF: f64 = 0.1;
 
     /// Builds parameters with cutoff `t`.
@@ -457,30 +349,6 @@ mod tests {
         assert!(err.contains("0.7"), "{err}");
         assert_eq!(TardosParams::new(0.01).unwrap().cutoff(), 0.01);
         assert_eq!(TardosParams::default().cutoff(), 0.1);
-    }
-
-    #[test]
-    fn session_id_validation() {
-        assert!(SessionId::new("abc-DEF_0.9~").is_ok());
-        assert!(SessionId::new("x".repeat(128)).is_ok());
-        assert_eq!(SessionId::new(""), Err(CodewordError::SessionIdLength(0)));
-        assert_eq!(
-            SessionId::new("x".repeat(129)),
-            Err(CodewordError::SessionIdLength(129))
-        );
-        assert_eq!(
-            SessionId::new("ab/c"),
-            Err(CodewordError::SessionIdByte {
-                index: 2,
-                byte: b'/'
-            })
-        );
-        assert!(SessionId::new("a b").is_err());
-        assert!(SessionId::new("é").is_err());
-        assert!(SessionId::new("a%20").is_err());
-        let s: SessionId = "sess-1".parse().unwrap();
-        assert_eq!(s.as_str(), "sess-1");
-        assert_eq!(s.to_string(), "sess-1");
     }
 
     #[test]

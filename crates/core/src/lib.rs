@@ -18,7 +18,8 @@
 //! - [`codeword`]: the Tardos anti-collusion [`Codebook`]: keyed biases per position and each
 //!   session's bit, O(1) per (session, position) from a seekable BLAKE3 XOF.
 //! - [`token`]: TS 104 002 session tokens (CWT, HMAC-256/256 or ES256).
-//! - [`session`]: session ids, the claims of their tokens and the edge's A/B choice.
+//! - [`session`]: session ids ([`SessionId`]), the claims of their tokens and the edge's A/B
+//!   choice.
 //! - [`wmpaceinfo`]: TS 104 002 WMPaceInfo: the `wmpi` box, CBOR sidecars, headers.
 //!
 //! ```
@@ -49,12 +50,14 @@ pub mod token;
 pub mod variant;
 pub mod wmpaceinfo;
 
-pub use codeword::{Codebook, SessionId, TardosParams};
+pub use codeword::{Codebook, TardosParams};
 pub use id::TitleId;
 pub use key::{DerivedKey, KeyVersion, MasterKey, Purpose};
 pub use keyring::{DetectionKeys, EvidenceKey, Keyring, TitleKeySource, TitleKeys};
 pub use pattern::{GRID_COLS, GRID_ROWS, Pattern};
 pub use position::{Position, SegmentDuration};
+pub use session::SessionId;
+pub use token::TokenMode;
 pub use variant::Variant;
 
 /// Errors from the core's validating constructors and parsers.

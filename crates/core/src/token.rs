@@ -53,7 +53,7 @@
 //! `wmpattern` is read big-endian: position 0 is the most significant bit of byte 0
 //! (TS 104 002 example: pattern `0x0A0B0C0D` at position 3 gives bit 0). Positions at or beyond
 //! `wmpatlen` wrap modulo `wmpatlen`, as the deployed TS 104 002 edges do (see
-//! [`Mode::pattern_bit`]). Indirect mode is leaktrace's default: the edge derives each bit from
+//! [`PatternClaims::pattern_bit`]). Indirect mode is leaktrace's default: the edge derives each bit from
 //! `wmid` with [`crate::codeword::Codebook`], which never wraps.
 
 use std::fmt;
@@ -205,9 +205,21 @@ pub struct SegDuration {
     pub timescale: u64,
 }
 
-/// How the edge obtains the session's A/B pattern.
+/// The TS 104 002 token mode: how the edge obtains the session's A/B pattern. The claims
+/// that go with each mode are [`PatternClaims`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum TokenMode {
+    /// `wmid` carries the session id; the edge derives each bit (default).
+    #[default]
+    Indirect,
+    /// `wmpattern` carries the session's codeword bits for positions `0..n`.
+    Direct,
+}
+
+/// The claims that carry (direct mode) or derive (indirect mode) the session's A/B pattern.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Mode {
+pub enum PatternClaims {
     /// Indirect mode (leaktrace's default): the edge derives bits from `wmid` and its keys.
     Indirect {
         /// `wmid` (305): the session id.
@@ -229,7 +241,16 @@ pub enum Mode {
     },
 }
 
-impl Mode {
+impl PatternClaims {
+    /// The mode these claims belong to.
+    #[must_use]
+    pub const fn mode(&self) -> TokenMode {
+        match self {
+            Self::Indirect { .. } => TokenMode::Indirect,
+            Self::Direct { .. } => TokenMode::Direct,
+        }
+    }
+
     /// The `wmpatlen` claim.
     #[must_use]
     pub const fn patlen(&self) -> u16 {
@@ -278,14 +299,14 @@ pub struct WmToken {
     /// `wmsegduration` (303): optional fallback for deriving positions from time.
     pub wmsegduration: Option<SegDuration>,
     /// Direct or indirect mode, with their claims (302, 304–307).
-    pub mode: Mode,
+    pub pattern: PatternClaims,
 }
 
 impl WmToken {
     /// The `wmpatlen` claim.
     #[must_use]
     pub const fn wmpatlen(&self) -> u16 {
-        self.mode.patlen()
+        self.pattern.patlen()
     }
 }
 
@@ -526,7 +547,7 @@ fn encode_claims(claims: &WmToken) -> Result<Vec<u8>, TokenError> {
     }
     e.push((claim::WMVER, uint(WMVER)));
     e.push((claim::WMVND, uint(claims.wmvnd)));
-    let patlen = claims.mode.patlen();
+    let patlen = claims.pattern.patlen();
     if patlen == 0 {
         return Err(TokenError::InvalidClaim("wmpatlen must be at least 1"));
     }
@@ -542,8 +563,8 @@ fn encode_claims(claims: &WmToken) -> Result<Vec<u8>, TokenError> {
             Value::Array(vec![uint(sd.ticks), uint(sd.timescale)]),
         ));
     }
-    match &claims.mode {
-        Mode::Direct { pattern, patlen } => {
+    match &claims.pattern {
+        PatternClaims::Direct { pattern, patlen } => {
             if pattern.len() != usize::from(*patlen).div_ceil(8) {
                 return Err(TokenError::InvalidClaim(
                     "wmpattern must be ceil(wmpatlen / 8) bytes",
@@ -551,7 +572,7 @@ fn encode_claims(claims: &WmToken) -> Result<Vec<u8>, TokenError> {
             }
             e.push((claim::WMPATTERN, Value::Bytes(pattern.clone())));
         }
-        Mode::Indirect {
+        PatternClaims::Indirect {
             wmid,
             wmopid,
             wmkeyver,
@@ -848,7 +869,7 @@ fn build_token(c: RawClaims, now: u64) -> Result<WmToken, TokenError> {
         .filter(|&p| p > 0)
         .ok_or(TokenError::InvalidClaim("wmpatlen must be in 1..=65535"))?;
 
-    let mode = match (c.wmpattern, c.wmid) {
+    let pattern = match (c.wmpattern, c.wmid) {
         (Some(_), Some(_)) => {
             return Err(TokenError::InvalidClaim(
                 "wmpattern and wmid are mutually exclusive",
@@ -861,9 +882,9 @@ fn build_token(c: RawClaims, now: u64) -> Result<WmToken, TokenError> {
                     "wmpattern must be ceil(wmpatlen / 8) bytes (encrypted patterns are not supported)",
                 ));
             }
-            Mode::Direct { pattern, patlen }
+            PatternClaims::Direct { pattern, patlen }
         }
-        (None, Some(wmid)) => Mode::Indirect {
+        (None, Some(wmid)) => PatternClaims::Indirect {
             wmid: SessionId::new(wmid).map_err(|_| TokenError::InvalidClaim("wmid"))?,
             wmopid: c.wmopid.ok_or(TokenError::MissingClaim("wmopid"))?,
             wmkeyver: c.wmkeyver,
@@ -895,7 +916,7 @@ fn build_token(c: RawClaims, now: u64) -> Result<WmToken, TokenError> {
         cti: c.cti,
         wmvnd,
         wmsegduration: c.wmsegduration,
-        mode,
+        pattern,
     })
 }
 

@@ -62,8 +62,8 @@ fn claims_payload(token: &str) -> Vec<u8> {
 #[ignore = "writes the seed corpus under fuzz/corpus; run by hand"]
 fn write_seed_corpus() {
     use base64::Engine as _;
-    use leaktrace_core::codeword::SessionId;
-    use leaktrace_core::token::{Mode, SegDuration, Signer, WmToken, encode};
+    use leaktrace_core::SessionId;
+    use leaktrace_core::token::{PatternClaims, SegDuration, Signer, WmToken, encode};
     use leaktrace_core::wmpaceinfo::{PaceInfo, Sidecar, SidecarSegment};
 
     let put = |target: &str, name: &str, data: &[u8]| {
@@ -85,7 +85,7 @@ fn write_seed_corpus() {
             ticks: 60_000,
             timescale: 10_000,
         }),
-        mode: Mode::Indirect {
+        pattern: PatternClaims::Indirect {
             wmid: SessionId::new("session-0001").unwrap(),
             wmopid: 7,
             wmkeyver: Some(1),
@@ -99,7 +99,7 @@ fn write_seed_corpus() {
         cti: Some(b"aaaaaaaaaaaaaaaaaaaaaaaaaa".to_vec()),
         wmvnd: 1,
         wmsegduration: None,
-        mode: Mode::Direct {
+        pattern: PatternClaims::Direct {
             pattern: vec![0x0A, 0x0B, 0x0C, 0x0D],
             patlen: 32,
         },

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use leaktrace_store::FindingKind;
 use sha2::Digest;
 use tokio::io::AsyncWriteExt;
 use url::Url;
@@ -24,8 +25,8 @@ use crate::fetch::{FetchError, Fetcher, Meta, Opened};
 pub struct Capture {
     /// The media (or playlist) response, with its redirect chain and server address.
     pub meta: Meta,
-    /// `direct` or `hls`.
-    pub kind: &'static str,
+    /// One file or an HLS stream.
+    pub kind: FindingKind,
     /// The stored file.
     pub path: PathBuf,
     /// Bytes stored.
@@ -294,7 +295,7 @@ async fn direct_from(
     }
     Ok(Capture {
         meta,
-        kind: "direct",
+        kind: FindingKind::Direct,
         path,
         byte_len,
         blake3,
@@ -442,7 +443,7 @@ async fn hls_from(
     let (path, byte_len, blake3, sha256) = sink.finish(&dir, &ext).await?;
     Ok(Capture {
         meta: first_meta,
-        kind: "hls",
+        kind: FindingKind::Hls,
         path,
         byte_len,
         blake3,

@@ -7,9 +7,9 @@
 //! - [`config::Config`]: sources (seeds, search templates, sitemaps, feeds),
 //!   the catalogue of protected titles, schedule, politeness and limits (TOML).
 //! - The frontier lives in the store (`crawl_jobs`): leases (renewed while a
-//!   job runs), retries with backoff, a dead-letter state, `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
-//!   any number of [`worker::Crawler`]s share one crawl and a killed worker
-//!   loses nothing.
+//!   job runs), retries with backoff ([`retry::RetryPolicy`]), a dead-letter state,
+//!   `FOR UPDATE SKIP LOCKED` on PostgreSQL, so any number of [`worker::Crawler`]s share one
+//!   crawl and a killed worker loses nothing.
 //! - [`fetch::Fetcher`]: reqwest with rustls, an SSRF guard in the resolver
 //!   ([`net::GuardedResolver`]) and on every redirect hop, robots.txt (RFC 9309),
 //!   Crawl-delay, per-host pacing, 429/Retry-After (a long wait reschedules the
@@ -58,6 +58,7 @@ pub mod config;
 pub mod extract;
 pub mod fetch;
 pub mod net;
+pub mod retry;
 pub mod title;
 pub mod worker;
 

@@ -5,7 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use leaktrace_store::{Job, JobDone, JobKind, NewFinding, NewJob, RetryPolicy, Store};
+use leaktrace_store::{
+    FindingKind, FindingVerdict, Job, JobDone, JobKind, JobState, NewFinding, NewJob, Store,
+};
 use tokio::sync::watch;
 use tokio::task::{Id, JoinError, JoinSet};
 use url::Url;
@@ -22,6 +24,7 @@ use crate::config::Config;
 use crate::extract::{LinkKind, extract_feed, extract_html};
 use crate::fetch::{FetchError, Fetcher, MAX_RETRY_AFTER, Opened};
 use crate::net::Lookup;
+use crate::retry::RetryPolicy;
 use crate::title::best_match;
 
 /// Counts of one [`Crawler::run`].
@@ -416,12 +419,18 @@ impl Crawler {
                 ..*policy
             },
         };
+        let now = now_unix();
         let at = retry_after.map(|d| {
             let secs = d.min(MAX_RETRY_AFTER).as_secs();
-            now_unix().saturating_add(i64::try_from(secs).unwrap_or(0))
+            now.saturating_add(i64::try_from(secs).unwrap_or(0))
         });
-        match self.store.fail_job(job, &self.owner, msg, &p, at).await? {
-            Some(leaktrace_store::JobState::Dead) => stats.dead += 1,
+        let retry_at = p.retry_at(job.attempts, now, at);
+        match self
+            .store
+            .fail_job(&job.url, &self.owner, msg, retry_at)
+            .await?
+        {
+            Some(JobState::Dead) => stats.dead += 1,
             Some(_) => stats.retried += 1,
             None => stats.lost_leases += 1,
         }
@@ -736,7 +745,7 @@ impl Crawler {
                 ));
             }
             Err(e) => (
-                "error".to_owned(),
+                FindingVerdict::Error,
                 "[]".to_owned(),
                 serde_json::json!({ "error": e.to_string() }).to_string(),
             ),
@@ -769,7 +778,7 @@ impl Crawler {
         analyzer: &Arc<dyn Analyzer>,
         cap: &Capture,
         title: &str,
-    ) -> Result<Result<(String, String, String), CrawlError>, CrawlError> {
+    ) -> Result<Result<(FindingVerdict, String, String), CrawlError>, CrawlError> {
         let a = analyzer.clone();
         let t = title.to_owned();
         let inputs = match blocking(move || a.inputs(&t)).await? {
@@ -788,12 +797,18 @@ impl Crawler {
         let (a, path, t) = (analyzer.clone(), cap.path.clone(), title.to_owned());
         Ok(match blocking(move || a.analyze(&path, &t)).await? {
             Ok(a) => {
+                // A verdict the findings table does not take (accused, no accusation, error)
+                // ends the run as a store error, as storing the finding would.
+                let verdict = a
+                    .verdict
+                    .parse::<FindingVerdict>()
+                    .map_err(|e| CrawlError::Store(e.into()))?;
                 let mut report = a.report;
                 if let Some(o) = report.as_object_mut() {
                     o.insert(INPUTS_KEY.to_owned(), serde_json::Value::String(inputs));
                 }
                 Ok((
-                    a.verdict,
+                    verdict,
                     serde_json::to_string(&a.accused).unwrap_or_else(|_| "[]".into()),
                     report.to_string(),
                 ))
@@ -828,7 +843,7 @@ fn finding_record(
     cap: &Capture,
     title: String,
     score: u32,
-    verdict: String,
+    verdict: FindingVerdict,
     accused: String,
     report: String,
 ) -> NewFinding {
@@ -842,7 +857,11 @@ fn finding_record(
             format!(
                 "{}.{}",
                 cap.sha256,
-                if cap.kind == "hls" { "mp4" } else { "bin" }
+                if cap.kind == FindingKind::Hls {
+                    "mp4"
+                } else {
+                    "bin"
+                }
             )
         });
     NewFinding {
@@ -852,7 +871,7 @@ fn finding_record(
         redirect_chain: cap.meta.chain.clone(),
         redirect_statuses: cap.meta.statuses.clone(),
         resolved_ip: cap.meta.remote_ip.map(|i| i.to_string()),
-        kind: cap.kind.to_owned(),
+        kind: cap.kind,
         file_name,
         content_type: cap.meta.content_type.clone(),
         byte_len: cap.byte_len,
@@ -872,7 +891,6 @@ fn finding_record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leaktrace_store::JobState;
 
     fn job(url: &str) -> Job {
         Job {

@@ -17,7 +17,7 @@ use leaktrace_crawler::CrawlError;
 use leaktrace_crawler::analyze::{Analysis, Analyzer};
 use leaktrace_crawler::config::Config;
 use leaktrace_crawler::worker::Crawler;
-use leaktrace_store::{JobState, Store};
+use leaktrace_store::{FindingVerdict, JobState, Store};
 
 /// Records what it was asked to analyse; the first `fail_first` calls fail; `inputs` stands
 /// for the reference and key version in use.
@@ -206,7 +206,7 @@ async fn a_failed_analysis_is_attempted_again_not_reused() {
     );
     let findings = store.findings_list(None, 10).await.unwrap();
     assert_eq!(findings.len(), 1);
-    assert_eq!(findings[0].record.verdict, "no accusation");
+    assert_eq!(findings[0].record.verdict, FindingVerdict::NoAccusation);
     store.close().await;
 }
 

@@ -10,8 +10,11 @@ use common::*;
 use std::sync::Arc;
 
 use leaktrace_crawler::config::Config;
+use leaktrace_crawler::retry::RetryPolicy;
 use leaktrace_crawler::worker::Crawler;
-use leaktrace_store::{JobDone, JobKind, JobState, NewFinding, NewJob, RetryPolicy, Store};
+use leaktrace_store::{
+    FindingKind, FindingVerdict, JobDone, JobKind, JobState, NewFinding, NewJob, Store,
+};
 use sqlx::{AssertSqlSafe, Connection};
 
 async fn pg_store(test: &str) -> Option<(Store, String, String)> {
@@ -165,7 +168,12 @@ async fn retries_and_findings(store: &Store) {
     );
     assert_eq!(
         store
-            .fail_job(&j, "w", "boom", &policy, None)
+            .fail_job(
+                &j.url,
+                "w",
+                "boom",
+                policy.retry_at(j.attempts, now_secs(), None)
+            )
             .await
             .unwrap(),
         Some(JobState::Queued)
@@ -174,7 +182,12 @@ async fn retries_and_findings(store: &Store) {
     assert_eq!(j.attempts, 2);
     assert_eq!(
         store
-            .fail_job(&j, "w", "boom again", &policy, None)
+            .fail_job(
+                &j.url,
+                "w",
+                "boom again",
+                policy.retry_at(j.attempts, now_secs(), None)
+            )
             .await
             .unwrap(),
         Some(JobState::Dead)
@@ -199,7 +212,7 @@ async fn retries_and_findings(store: &Store) {
         ],
         redirect_statuses: vec![302, 200],
         resolved_ip: Some("192.0.2.7".into()),
-        kind: "direct".into(),
+        kind: FindingKind::Direct,
         file_name: "v.mp4".into(),
         content_type: Some("video/mp4".into()),
         byte_len: 123,
@@ -208,7 +221,7 @@ async fn retries_and_findings(store: &Store) {
         capture_path: "/c/bbbb.mp4".into(),
         title_id: Some("bbb".into()),
         title_score: 100,
-        verdict: "accused".into(),
+        verdict: FindingVerdict::Accused,
         accused: r#"[{"session_id":"s1","account":"a","score":9.0,"probability":1e-9}]"#.into(),
         report: "{}".into(),
         capture_started_at: 1,

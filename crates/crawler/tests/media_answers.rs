@@ -18,7 +18,7 @@ use leaktrace_crawler::CrawlError;
 use leaktrace_crawler::analyze::{Analysis, Analyzer};
 use leaktrace_crawler::config::Config;
 use leaktrace_crawler::worker::Crawler;
-use leaktrace_store::{Finding, JobState, Store};
+use leaktrace_store::{Finding, FindingKind, FindingVerdict, JobState, Store};
 
 /// Records what it was asked to analyse; never accuses.
 #[derive(Default)]
@@ -146,11 +146,11 @@ capture_dir = "{}"
         ]
     );
     assert_eq!(mp4.redirect_statuses, [302, 302, 200]);
-    assert_eq!(mp4.kind, "direct");
+    assert_eq!(mp4.kind, FindingKind::Direct);
     assert_eq!(mp4.content_type.as_deref(), Some("video/mp4"));
     assert_eq!(mp4.page_url, Some(format!("{b}/watch/bbb")));
     assert_eq!(mp4.title_id.as_deref(), Some("bbb"));
-    assert_eq!(mp4.verdict, "no accusation");
+    assert_eq!(mp4.verdict, FindingVerdict::NoAccusation);
     // Downloaded once, and the capture is the whole file, byte for byte (the bytes read to
     // tell what it is included).
     assert_eq!(site.hits("/cdn/blob/7f3a"), 1);
@@ -162,7 +162,7 @@ capture_dir = "{}"
     let mkv = finding(&store, &findings, &format!("{b}/get/456"))
         .await
         .record;
-    assert_eq!(mkv.kind, "direct");
+    assert_eq!(mkv.kind, FindingKind::Direct);
     assert_eq!(mkv.redirect_statuses, [302, 200]);
     assert_eq!(site.hits("/files/x"), 1);
     assert!(std::fs::read(&mkv.capture_path).unwrap() == mkv_chunk().repeat(CHUNKS as usize));
@@ -171,7 +171,7 @@ capture_dir = "{}"
     let hls = finding(&store, &findings, &format!("{b}/get/789"))
         .await
         .record;
-    assert_eq!(hls.kind, "hls");
+    assert_eq!(hls.kind, FindingKind::Hls);
     assert_eq!(hls.byte_len, 2 * 188 * 10);
     assert_eq!(site.hits("/p/live"), 1);
     assert_eq!(site.hits("/p/seg0.ts"), 1);

@@ -51,9 +51,9 @@
 //! factor from the Berry–Esseen theorem applied to the exponentially tilted law (`σ_λ`, `ψ_λ`:
 //! its standard deviation and Lyapunov ratio; `C₀ = 0.56`). It is a rigorous upper bound for
 //! every `λ`, so the reported probability is conservative whatever the numerical minimisation
-//! does; the factor removes most of the plain Chernoff bound's overestimate (about `λσ√(2π)`,
-//! 10–20× at registry scale: measured, the plain bound put the empirical rate at 0.1–0.16 of the
-//! stated one). A Gaussian `Q(s/√L)` would not be an upper bound in the tail.
+//! does; the factor removes most of the plain Chernoff bound's overestimate (about `λσ√(2π)`;
+//! the calibration is measured in `docs/BENCHMARKS.md` §6.3). A Gaussian `Q(s/√L)` would not
+//! be an upper bound in the tail.
 //! The threshold is `min_λ (ln(E[e^{λS}]·r(λ)) + ln(n/fp)) / λ`: at the minimising `λ` the bound
 //! at the threshold is exactly `fp/n`.
 //!
@@ -71,7 +71,7 @@
 //! few for the report. The union bound covers every innocent in the registry at once, whatever
 //! the number of colluders.
 
-use crate::score::{Hit, ScoreTable};
+use crate::score::{Hit, PositionScore, ScoreTable};
 use leaktrace_core::{Codebook, SessionId, Variant};
 
 /// Largest number of used positions for exact enumeration.
@@ -281,11 +281,11 @@ pub const SECOND_SHARE: f64 = 0.1;
 impl Default for AccuseOptions {
     /// [`Weighting::Likelihood`] with `mix = 0.5` and estimated `μ`, erasures respected, with a
     /// second score [`Weighting::Blend`] matched to minority vote by three and four
-    /// ([`MINORITY_VOTE`]) holding [`SECOND_SHARE`] of the budget. In the simulations (`examples/accuse_sim.rs`) the first needs as
-    /// few or fewer positions than the symmetric scores for a lone pirate at every SNR and
-    /// 1.3–2.2× fewer for coalitions of 2–4 (interleaving and majority); minority vote, which
-    /// spreads a coalition's evidence thinnest against it (≈ 1100 positions at c = 3, ≈ 3700 at
-    /// c = 4), is met by the second (≈ 750 and ≈ 900).
+    /// ([`MINORITY_VOTE`]) holding [`SECOND_SHARE`] of the budget. In the simulations
+    /// (`examples/accuse_sim.rs`) the first needs as few or fewer positions than the symmetric
+    /// scores for a lone pirate and for coalitions (interleaving and majority); minority vote,
+    /// which spreads a coalition's evidence thinnest against the first, is met by the second.
+    /// The figures are in `docs/BENCHMARKS.md` §6.3.
     fn default() -> Self {
         Self {
             weighting: Weighting::Likelihood {
@@ -370,8 +370,8 @@ struct Lane {
 pub struct Accuser<'a> {
     codebook: &'a Codebook,
     lanes: Vec<Lane>,
-    /// (position, score if A, score if B) of the first score, each used position.
-    entries: Vec<(u32, f64, f64)>,
+    /// What each used position adds to the first score.
+    entries: Vec<PositionScore>,
     table: ScoreTable,
     fp: f64,
     sessions: u64,
@@ -501,6 +501,19 @@ fn golden(f: impl Fn(f64) -> f64, mut lo: f64, mut hi: f64, iters: usize) -> f64
     if f1 < f2 { m1 } else { m2 }
 }
 
+/// One term of an innocent score: `a` with probability `p_a`, else `b` with `p_b`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TwoValued {
+    /// One value.
+    pub a: f64,
+    /// Its probability.
+    pub p_a: f64,
+    /// The other value.
+    pub b: f64,
+    /// Its probability (`1 − p_a`).
+    pub p_b: f64,
+}
+
 /// Berry–Esseen constant for sums of independent, non-identically distributed variables
 /// (I. G. Shevtsova, "An improvement of convergence rate estimates in the Lyapunov theorem",
 /// Doklady Mathematics 82(3), 2010: `C₀ ≤ 0.5600`).
@@ -509,7 +522,7 @@ pub const BERRY_ESSEEN: f64 = 0.5600;
 /// `ln` of the refined Chernoff bound at tilt `λ`, without the `−λs` part:
 /// `K(λ) + ln min(1, 1/(λ σ_λ √(2π)) + 2 C₀ ψ_λ)`.
 ///
-/// `K(λ) = ln E[e^{λS}]` for the innocent score `S` (a sum of independent two-valued terms
+/// `K(λ) = ln E[e^{λS}]` for the innocent score `S` (a sum of independent [`TwoValued`] terms
 /// `(a, P(a), b, P(b))`). Under the tilted law (`dP_λ = e^{λS − K(λ)} dP`),
 /// `P(S ≥ s) = e^{K(λ) − λs} · E_λ[e^{−λ(S − s)} 1{S ≥ s}]`, and with `Y = S − s`,
 /// `E_λ[e^{−λY} 1{Y ≥ 0}] = ∫₀^∞ λ e^{−λy} P_λ(0 ≤ Y ≤ y) dy`. The Berry–Esseen theorem bounds
@@ -518,10 +531,10 @@ pub const BERRY_ESSEEN: f64 = 0.5600;
 /// ∫₀^∞ e^{−λy} G'(y) dy ≤ 1/(λ σ_λ √(2π))` since the normal density is at most
 /// `1/(σ_λ √(2π))`. Hence the factor, valid for every `λ > 0` and every `s` (it does not depend
 /// on `s`); `min(1, ·)` keeps the plain Chernoff bound when the refinement does not help.
-pub fn log_tilted_bound(terms: &[(f64, f64, f64, f64)], l: f64) -> f64 {
+pub fn log_tilted_bound(terms: &[TwoValued], l: f64) -> f64 {
     let ln: Vec<(f64, f64, f64, f64)> = terms
         .iter()
-        .map(|&(a, pa, b, pb)| (a, pa.ln(), b, pb.ln()))
+        .map(|t| (t.a, t.p_a.ln(), t.b, t.p_b.ln()))
         .collect();
     log_tilted_bound_ln(&ln, l)
 }
@@ -899,7 +912,16 @@ impl<'a> Accuser<'a> {
         let table = ScoreTable::with_lanes(&positions, &table_lanes);
         let entries = lanes
             .first()
-            .map(|l| l.entries.iter().map(|e| (e.0, e.1, e.2)).collect())
+            .map(|l| {
+                l.entries
+                    .iter()
+                    .map(|e| PositionScore {
+                        position: e.0,
+                        if_a: e.1,
+                        if_b: e.2,
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         Self {
             codebook,
@@ -960,7 +982,7 @@ impl<'a> Accuser<'a> {
     }
 
     /// `(position, score if A, score if B)` of every used position, for the first score.
-    pub fn entries(&self) -> &[(u32, f64, f64)] {
+    pub fn entries(&self) -> &[PositionScore] {
         &self.entries
     }
 
@@ -1191,7 +1213,15 @@ mod tests {
     fn refined_bound_holds_against_exact_binomial_tails() {
         for (l, q) in [(60usize, 0.3f64), (400, 0.05), (1500, 0.5), (3000, 0.01)] {
             let (alpha, beta) = (((1.0 - q) / q).sqrt(), (q / (1.0 - q)).sqrt());
-            let terms = vec![(-beta, 1.0 - q, alpha, q); l];
+            let terms = vec![
+                TwoValued {
+                    a: -beta,
+                    p_a: 1.0 - q,
+                    b: alpha,
+                    p_b: q,
+                };
+                l
+            ];
             // ln of the binomial pmf by the log-gamma recurrence.
             let mut ln_pmf = vec![0.0f64; l + 1];
             ln_pmf[0] = l as f64 * (1.0 - q).ln();

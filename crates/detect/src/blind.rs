@@ -20,13 +20,13 @@
 //! the keyed decoy patterns correlated with the same residual, so an unmarked or unrelated copy
 //! still gives z ≈ N(0, 1) and the accuser's false-accusation bound still holds.
 
+use crate::correlate::Correlator;
+use crate::decide::{accumulate, visible_points};
 use crate::frames::{SuspectFrames, WORK_WIDTH};
 use crate::register::photometric::Photometric;
 use crate::register::spatial::{self, Geometry, Image};
 use crate::register::temporal::{TimeMap, TimePiece};
-use crate::{
-    Correlator, DecideOptions, Decisions, DetectError, Registration, accumulate, visible_points,
-};
+use crate::{DecideOptions, Decisions, DetectError, Registration};
 use leaktrace_core::{DerivedKey, Position, SegmentDuration};
 
 /// Radius of the whitening box in blind mode (working-grid pixels; a pattern cell is 4).
@@ -66,7 +66,7 @@ pub fn decide_blind(
     blind: &BlindOptions,
     opts: &DecideOptions,
 ) -> Result<Decisions, DetectError> {
-    crate::check_options(opts)?;
+    crate::decide::check_options(opts)?;
     if !(0.0..=360_000.0).contains(&blind.start_s) {
         return Err(DetectError::Invalid(format!(
             "blind start {} s out of range (expected 0 to 360000)",

@@ -14,6 +14,10 @@
 //! 2.8 without, 3.5 with. Weighting pixels by their inverse residual power across positions
 //! was tried and did not help (2.7 and 6.7).
 
+use crate::{DECOYS, PositionDecision, decoy_key};
+use leaktrace_core::{DerivedKey, Pattern, Position};
+use leaktrace_reference::normalised_correlation;
+
 /// Radius of the whitening box (statistics pixels).
 pub const HIGHPASS_RADIUS: usize = 8;
 
@@ -145,6 +149,94 @@ pub fn weighted_ncc(a: &[f64], b: &[f64], w: &[f64]) -> f64 {
         0.0
     } else {
         sab / (saa * sbb).sqrt()
+    }
+}
+
+/// The correlation detector of one title on one visible grid: the keyed pattern and the
+/// [`DECOYS`] decoys, whitened the same way as the residual.
+pub(crate) struct Correlator<'a> {
+    pattern_key: &'a DerivedKey,
+    decoys: Vec<DerivedKey>,
+    grid: Grid,
+    /// Visible pattern-grid pixels: index `y × w + x`, and where they land in the suspect.
+    points: &'a [(usize, f64, f64)],
+    size: (usize, usize),
+    radius: usize,
+}
+
+impl<'a> Correlator<'a> {
+    pub(crate) fn new(
+        pattern_key: &'a DerivedKey,
+        w: usize,
+        h: usize,
+        points: &'a [(usize, f64, f64)],
+        radius: usize,
+    ) -> Self {
+        Self {
+            pattern_key,
+            decoys: (0..DECOYS).map(|i| decoy_key(pattern_key, i)).collect(),
+            grid: Grid::with_radius(w, h, points.iter().map(|p| p.0).collect(), radius),
+            points,
+            size: (w, h),
+            radius,
+        }
+    }
+
+    /// The decision at `pos` from the (unwhitened) residual `d` and the expected mark
+    /// amplitude `amp`, both one value per visible point, leaving out the points `skip` marks
+    /// (their residual is taken as 0 before whitening, and they count for nothing after).
+    pub(crate) fn decide(
+        &self,
+        pos: Position,
+        frames: u32,
+        d: &[f64],
+        amp: &[f64],
+        skip: &[bool],
+        erasure_z: f64,
+    ) -> PositionDecision {
+        let cleaned: Vec<f64> = d
+            .iter()
+            .zip(skip)
+            .map(|(&v, &s)| if s { 0.0 } else { v })
+            .collect();
+        let mut d = self.grid.highpass(&cleaned, self.radius);
+        let any_skip = skip.iter().any(|&s| s);
+        if any_skip {
+            d.iter_mut()
+                .zip(skip)
+                .filter(|(_, s)| **s)
+                .for_each(|(v, _)| *v = 0.0);
+        }
+        let (w, h) = self.size;
+        let corr = |key: &DerivedKey| -> f64 {
+            let field = Pattern::new(key, pos).render(w, h);
+            let e: Vec<f64> = self
+                .points
+                .iter()
+                .zip(amp)
+                .map(|(&(i, ..), a)| f64::from(field[i]) * a)
+                .collect();
+            let mut e = self.grid.highpass(&e, self.radius);
+            if any_skip {
+                e.iter_mut()
+                    .zip(skip)
+                    .filter(|(_, s)| **s)
+                    .for_each(|(v, _)| *v = 0.0);
+            }
+            normalised_correlation(&d, &e)
+        };
+        let c = corr(self.pattern_key);
+        let null: Vec<f64> = self.decoys.iter().map(&corr).collect();
+        let sigma0 = (null.iter().map(|v| v * v).sum::<f64>() / null.len().max(1) as f64).sqrt();
+        let z = if sigma0 > 0.0 { c / sigma0 } else { 0.0 };
+        PositionDecision {
+            position: pos.get(),
+            frames,
+            correlation: c,
+            sigma0,
+            z,
+            erased: z.abs() < erasure_z,
+        }
     }
 }
 

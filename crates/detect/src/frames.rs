@@ -60,7 +60,7 @@ fn media(path: &Path) -> impl Fn(leaktrace_media::MediaError) -> DetectError + '
 }
 
 fn io(e: std::io::Error) -> DetectError {
-    DetectError::Io(e.to_string())
+    DetectError::Io(e)
 }
 
 impl SuspectFrames {

@@ -34,11 +34,11 @@ use crate::report::{
     Calibration, ChannelSummary, PositionReport, RegistrationReport, Report, SCHEMA, Scored,
     Verdict,
 };
-use crate::{DecideOptions, DetectError, decide};
+use crate::{DecideOptions, Decisions, DetectError, decide};
 use leaktrace_core::{
-    CoreError, KeyVersion, SegmentDuration, SessionId, TitleId, TitleKeySource, Variant,
+    Codebook, CoreError, KeyVersion, SegmentDuration, SessionId, TitleId, TitleKeySource, Variant,
 };
-use leaktrace_embed::Reference;
+use leaktrace_reference::{Reference, ReferenceError};
 use leaktrace_store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 
@@ -132,12 +132,12 @@ pub enum InvestigateError {
     )]
     NoReference(String),
     /// The reference index cannot be read or is corrupt.
-    #[error("cannot read the reference index {}: {reason}", path.display())]
+    #[error("cannot read the reference index {}: {source}", path.display())]
     Reference {
         /// The reference location.
         path: PathBuf,
         /// What went wrong.
-        reason: String,
+        source: ReferenceError,
     },
     /// The reference index belongs to another title.
     #[error("reference {} is for title {found:?}, not {expected:?}", path.display())]
@@ -227,18 +227,7 @@ pub async fn investigate(
             f(p);
         }
     };
-    if !(1e-12..=0.1).contains(&opts.fp) {
-        return Err(InvestigateError::Invalid(format!(
-            "false-accusation probability {} out of range (expected 1e-12 to 0.1)",
-            opts.fp
-        )));
-    }
-    if opts.top > 1000 {
-        return Err(InvestigateError::Invalid(format!(
-            "top {} out of range (expected 0 to 1000)",
-            opts.top
-        )));
-    }
+    check_options(opts)?;
     let record = store
         .get_title(title.as_str())
         .await?
@@ -258,15 +247,7 @@ pub async fn investigate(
     let reference = match &ref_path {
         Some(path) => {
             emit(Progress::Stage("loading the reference"));
-            let reference = blocking(|| load_reference(path))?;
-            if reference.meta.title != title.as_str() {
-                return Err(InvestigateError::ReferenceMismatch {
-                    path: path.clone(),
-                    found: reference.meta.title.clone(),
-                    expected: title.as_str().to_owned(),
-                });
-            }
-            Some(reference)
+            Some(blocking(|| load_reference(path, title))?)
         }
         None => None,
     };
@@ -284,34 +265,7 @@ pub async fn investigate(
         Some(reference) => {
             let decisions = blocking(|| decide(suspect, reference, &pattern_key, &opts.decide))?;
             if opts.require_match {
-                let unrelated = unrelated_mad(reference.thumbnails());
-                let mad = decisions.registration_mad;
-                let fit = decisions.registration.geometry.score;
-                // A registration whose means correlate this well is the title whatever the
-                // grey-level difference (an overlay, a static camera whose unrelated frames
-                // differ little); otherwise the difference must be small.
-                // So is one whose means correlate this well over the pixels the decisions
-                // keep, when what was left out is a small part of the picture (stacked
-                // overlays on footage whose unrelated frames differ little).
-                let excluded = &decisions.registration.excluded;
-                let kept_fit = excluded.kept_score;
-                let correlated = (fit.is_finite() && fit >= MATCH_SCORE)
-                    || (kept_fit.is_finite()
-                        && kept_fit >= MATCH_SCORE
-                        && excluded.persistent_fraction <= MATCH_MAX_EXCLUDED);
-                let uncorrelated = !(fit.is_finite() && fit >= MATCH_MIN_SCORE);
-                if uncorrelated
-                    || (unrelated > 0.0
-                        && !correlated
-                        && (!mad.is_finite() || mad > MATCH_RATIO * unrelated))
-                {
-                    return Err(InvestigateError::NoMatch {
-                        title: title.as_str().to_owned(),
-                        fit,
-                        mad,
-                        unrelated,
-                    });
-                }
+                check_match(&decisions, reference, title)?;
             }
             decisions
         }
@@ -334,40 +288,8 @@ pub async fn investigate(
     emit(Progress::Stage("scoring sessions"));
     let codebook = title_keys.codebook();
     let accuser = Accuser::new(&decisions.positions, &codebook, opts.fp, total);
-    let mut accused: Vec<Scored> = Vec::new();
-    let mut top: Vec<Scored> = Vec::new();
-    let mut done = 0u64;
-    let mut batches = std::pin::pin!(store.sessions_for_title(title.as_str(), opts.batch));
-    while let Some(batch) = futures_util::TryStreamExt::try_next(&mut batches).await? {
-        for s in &batch {
-            let Ok(id) = SessionId::new(s.session_id.clone()) else {
-                continue;
-            };
-            let score = accuser.score(&id);
-            done += 1;
-            let entry = || Scored {
-                session_id: s.session_id.clone(),
-                account: s.account_ref.clone(),
-                score,
-                p_single: accuser.innocent_tail(score),
-                probability: accuser.probability(score),
-            };
-            if accuser.accuses(score) {
-                accused.push(entry());
-            }
-            if opts.top > 0 && (top.len() < opts.top || top.last().is_some_and(|t| score > t.score))
-            {
-                top.push(entry());
-                top.sort_by(|x, y| y.score.total_cmp(&x.score));
-                top.truncate(opts.top);
-            }
-        }
-        emit(Progress::Scored {
-            done,
-            total: total.max(done),
-        });
-    }
-    accused.sort_by(|x, y| y.score.total_cmp(&x.score));
+    let Scoring { accused, top, done } =
+        score_sessions(store, title, &accuser, opts, total, &emit).await?;
 
     let (fps, segment_s) = match &reference {
         Some(r) => (
@@ -379,65 +301,9 @@ pub async fn investigate(
             f64::from(record.segment_duration_ms) / 1000.0,
         ),
     };
-    let best_session = top
-        .first()
-        .and_then(|t| SessionId::new(t.session_id.clone()).ok());
-    let positions: Vec<PositionReport> = decisions
-        .positions
-        .iter()
-        .map(|d| PositionReport {
-            position: d.position,
-            start_s: f64::from(d.position) * segment_s,
-            frames: d.frames,
-            correlation: d.correlation,
-            sigma0: d.sigma0,
-            z: d.z,
-            erased: d.erased,
-            top_variant: best_session.as_ref().map(|s| {
-                match codebook.bit(s, d.position) {
-                    Variant::A => "A",
-                    Variant::B => "B",
-                }
-                .to_owned()
-            }),
-        })
-        .collect();
+    let positions = position_reports(&decisions, &top, &codebook, segment_s);
     let used = accuser.used();
-    let (verdict, reason) = if !accused.is_empty() {
-        (
-            Verdict::Accused,
-            format!(
-                "{} session{} clear{} the requested false-accusation probability {:e}",
-                accused.len(),
-                if accused.len() == 1 { "" } else { "s" },
-                if accused.len() == 1 { "s" } else { "" },
-                opts.fp
-            ),
-        )
-    } else if done == 0 {
-        (
-            Verdict::NoAccusation,
-            "no session of this title is registered in the store".to_owned(),
-        )
-    } else if accuser.threshold().is_none() {
-        (
-            Verdict::NoAccusation,
-            format!(
-                "{used} usable positions cannot reach {:e} over {done} sessions (best possible {})",
-                opts.fp,
-                crate::report::format_probability(accuser.best_possible())
-            ),
-        )
-    } else {
-        (
-            Verdict::NoAccusation,
-            format!(
-                "no session clears {:e} (best {})",
-                opts.fp,
-                crate::report::format_probability(top.first().map_or(1.0, |t| t.probability))
-            ),
-        )
-    };
+    let (verdict, reason) = verdict(&accuser, &accused, &top, done, opts.fp);
     let mut details = match serde_json::to_value(&decisions) {
         Ok(serde_json::Value::Object(m)) => m,
         _ => serde_json::Map::new(),
@@ -529,7 +395,7 @@ pub const MATCH_MIN_SCORE: f64 = 0.5;
 /// (frame `f` against frame `f + n/2`, cyclically): how much unrelated frames of this title
 /// differ. 0 for fewer than 2 frames.
 pub fn unrelated_mad(thumbnails: &[u8]) -> f64 {
-    let tl = leaktrace_embed::reference::THUMB.0 * leaktrace_embed::reference::THUMB.1;
+    let tl = leaktrace_reference::THUMB.0 * leaktrace_reference::THUMB.1;
     let n = thumbnails.len() / tl;
     if n < 2 {
         return 0.0;
@@ -552,21 +418,206 @@ pub fn unrelated_mad(thumbnails: &[u8]) -> f64 {
 }
 
 /// Loads a reference index directory, with a one-line reason on failure.
-fn load_reference(path: &Path) -> Result<Reference, InvestigateError> {
-    let err = |reason: String| InvestigateError::Reference {
-        path: path.to_path_buf(),
-        reason,
-    };
-    match std::fs::metadata(path) {
-        Err(e) => return Err(err(e.to_string())),
-        Ok(m) if !m.is_dir() => {
-            return Err(err(
-                "not a directory (expected the PKG/reference directory written by embed)".into(),
-            ));
-        }
-        Ok(_) => {}
+/// Checks the options an investigation takes beyond [`DecideOptions`].
+fn check_options(opts: &Options) -> Result<(), InvestigateError> {
+    if !(1e-12..=0.1).contains(&opts.fp) {
+        return Err(InvestigateError::Invalid(format!(
+            "false-accusation probability {} out of range (expected 1e-12 to 0.1)",
+            opts.fp
+        )));
     }
-    Reference::load(path).map_err(|e| err(e.to_string()))
+    if opts.top > 1000 {
+        return Err(InvestigateError::Invalid(format!(
+            "top {} out of range (expected 0 to 1000)",
+            opts.top
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a suspect that, once registered, is not a copy of the title: its registration
+/// correlates too little with the reference, or differs from it as much as unrelated frames of
+/// the title differ from each other.
+fn check_match(
+    decisions: &Decisions,
+    reference: &Reference,
+    title: &TitleId,
+) -> Result<(), InvestigateError> {
+    let unrelated = unrelated_mad(reference.thumbnails());
+    let mad = decisions.registration_mad;
+    let fit = decisions.registration.geometry.score;
+    // A registration whose means correlate this well is the title whatever the
+    // grey-level difference (an overlay, a static camera whose unrelated frames
+    // differ little); otherwise the difference must be small.
+    // So is one whose means correlate this well over the pixels the decisions
+    // keep, when what was left out is a small part of the picture (stacked
+    // overlays on footage whose unrelated frames differ little).
+    let excluded = &decisions.registration.excluded;
+    let kept_fit = excluded.kept_score;
+    let correlated = (fit.is_finite() && fit >= MATCH_SCORE)
+        || (kept_fit.is_finite()
+            && kept_fit >= MATCH_SCORE
+            && excluded.persistent_fraction <= MATCH_MAX_EXCLUDED);
+    let uncorrelated = !(fit.is_finite() && fit >= MATCH_MIN_SCORE);
+    if uncorrelated
+        || (unrelated > 0.0 && !correlated && (!mad.is_finite() || mad > MATCH_RATIO * unrelated))
+    {
+        return Err(InvestigateError::NoMatch {
+            title: title.as_str().to_owned(),
+            fit,
+            mad,
+            unrelated,
+        });
+    }
+    Ok(())
+}
+
+/// The sessions the accuser accuses, and the best `opts.top` of all, by descending score.
+struct Scoring {
+    accused: Vec<Scored>,
+    top: Vec<Scored>,
+    /// Sessions scored.
+    done: u64,
+}
+
+/// Scores every registered session of `title`, batch by batch from the store.
+async fn score_sessions(
+    store: &Store,
+    title: &TitleId,
+    accuser: &Accuser<'_>,
+    opts: &Options,
+    total: u64,
+    emit: &(dyn Fn(Progress) + Sync),
+) -> Result<Scoring, InvestigateError> {
+    let mut accused: Vec<Scored> = Vec::new();
+    let mut top: Vec<Scored> = Vec::new();
+    let mut done = 0u64;
+    let mut batches = std::pin::pin!(store.sessions_for_title(title.as_str(), opts.batch));
+    while let Some(batch) = futures_util::TryStreamExt::try_next(&mut batches).await? {
+        for s in &batch {
+            let Ok(id) = SessionId::new(s.session_id.clone()) else {
+                continue;
+            };
+            let score = accuser.score(&id);
+            done += 1;
+            let entry = || Scored {
+                session_id: s.session_id.clone(),
+                account: s.account_ref.clone(),
+                score,
+                p_single: accuser.innocent_tail(score),
+                probability: accuser.probability(score),
+            };
+            if accuser.accuses(score) {
+                accused.push(entry());
+            }
+            if opts.top > 0 && (top.len() < opts.top || top.last().is_some_and(|t| score > t.score))
+            {
+                top.push(entry());
+                top.sort_by(|x, y| y.score.total_cmp(&x.score));
+                top.truncate(opts.top);
+            }
+        }
+        emit(Progress::Scored {
+            done,
+            total: total.max(done),
+        });
+    }
+    accused.sort_by(|x, y| y.score.total_cmp(&x.score));
+    Ok(Scoring { accused, top, done })
+}
+
+/// One line per decided position, with the variant the best-scoring session has there.
+fn position_reports(
+    decisions: &Decisions,
+    top: &[Scored],
+    codebook: &Codebook,
+    segment_s: f64,
+) -> Vec<PositionReport> {
+    let best_session = top
+        .first()
+        .and_then(|t| SessionId::new(t.session_id.clone()).ok());
+    decisions
+        .positions
+        .iter()
+        .map(|d| PositionReport {
+            position: d.position,
+            start_s: f64::from(d.position) * segment_s,
+            frames: d.frames,
+            correlation: d.correlation,
+            sigma0: d.sigma0,
+            z: d.z,
+            erased: d.erased,
+            top_variant: best_session.as_ref().map(|s| {
+                match codebook.bit(s, d.position) {
+                    Variant::A => "A",
+                    Variant::B => "B",
+                }
+                .to_owned()
+            }),
+        })
+        .collect()
+}
+
+/// The verdict and the sentence that explains it.
+fn verdict(
+    accuser: &Accuser<'_>,
+    accused: &[Scored],
+    top: &[Scored],
+    done: u64,
+    fp: f64,
+) -> (Verdict, String) {
+    let used = accuser.used();
+    if !accused.is_empty() {
+        (
+            Verdict::Accused,
+            format!(
+                "{} session{} clear{} the requested false-accusation probability {:e}",
+                accused.len(),
+                if accused.len() == 1 { "" } else { "s" },
+                if accused.len() == 1 { "s" } else { "" },
+                fp
+            ),
+        )
+    } else if done == 0 {
+        (
+            Verdict::NoAccusation,
+            "no session of this title is registered in the store".to_owned(),
+        )
+    } else if accuser.threshold().is_none() {
+        (
+            Verdict::NoAccusation,
+            format!(
+                "{used} usable positions cannot reach {:e} over {done} sessions (best possible {})",
+                fp,
+                crate::report::format_probability(accuser.best_possible())
+            ),
+        )
+    } else {
+        (
+            Verdict::NoAccusation,
+            format!(
+                "no session clears {:e} (best {})",
+                fp,
+                crate::report::format_probability(top.first().map_or(1.0, |t| t.probability))
+            ),
+        )
+    }
+}
+
+/// Loads the reference index at `path` and checks that it is `title`'s.
+fn load_reference(path: &Path, title: &TitleId) -> Result<Reference, InvestigateError> {
+    let reference = Reference::load(path).map_err(|source| InvestigateError::Reference {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if reference.meta.title != title.as_str() {
+        return Err(InvestigateError::ReferenceMismatch {
+            path: path.to_path_buf(),
+            found: reference.meta.title.clone(),
+            expected: title.as_str().to_owned(),
+        });
+    }
+    Ok(reference)
 }
 
 #[cfg(test)]
@@ -592,7 +643,7 @@ mod tests {
 
     #[test]
     fn unrelated_frames_differ() {
-        let tl = leaktrace_embed::reference::THUMB.0 * leaktrace_embed::reference::THUMB.1;
+        let tl = leaktrace_reference::THUMB.0 * leaktrace_reference::THUMB.1;
         let flat = vec![100u8; 10 * tl];
         assert_eq!(unrelated_mad(&flat), 0.0);
         let ramp: Vec<u8> = (0..10 * tl).map(|i| (i / tl * 20) as u8).collect();

@@ -39,6 +39,7 @@ pub const SIZE: (u32, u32) = (1200, 900);
 
 /// Errors of plotting.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlotError {
     /// The embedded font could not be registered.
     #[error("the embedded font could not be loaded")]

@@ -87,23 +87,27 @@ fn by_score(a: &Hit, b: &Hit) -> std::cmp::Ordering {
     b.score.total_cmp(&a.score).then(a.index.cmp(&b.index))
 }
 
-impl ScoreTable {
-    /// Builds the table from `(position, score if A, score if B)` entries (any order; a
-    /// position given twice has its entries added).
-    pub fn new(codebook: &Codebook, entries: &[(u32, f64, f64)]) -> Self {
-        let with: Vec<(u32, f64, f64, u16)> = entries
-            .iter()
-            .map(|&(p, a, b)| (p, a, b, codebook.bias_threshold(p)))
-            .collect();
-        Self::with_thresholds(&with)
-    }
+/// What one used position adds to a session's score, by the variant its codeword has there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PositionScore {
+    /// The position.
+    pub position: u32,
+    /// Added when the session's codeword has A at the position.
+    pub if_a: f64,
+    /// Added when it has B.
+    pub if_b: f64,
+}
 
-    /// Like [`ScoreTable::new`] with the bias thresholds already computed:
-    /// `(position, score if A, score if B, Codebook::bias_threshold(position))`.
-    pub fn with_thresholds(entries: &[(u32, f64, f64, u16)]) -> Self {
-        let positions: Vec<(u32, u16)> = entries.iter().map(|e| (e.0, e.3)).collect();
+impl ScoreTable {
+    /// Builds the table from one entry per used position (any order; a position given twice
+    /// has its entries added).
+    pub fn new(codebook: &Codebook, entries: &[PositionScore]) -> Self {
+        let positions: Vec<(u32, u16)> = entries
+            .iter()
+            .map(|e| (e.position, codebook.bias_threshold(e.position)))
+            .collect();
         let lane = Lane {
-            terms: entries.iter().map(|e| (e.1, e.2)).collect(),
+            terms: entries.iter().map(|e| (e.if_a, e.if_b)).collect(),
             scale: 1.0,
             offset: 0.0,
         };
@@ -364,12 +368,12 @@ mod tests {
         Codebook::new(&[5; 32], &[6; 32], TardosParams::default())
     }
 
-    fn naive(book: &Codebook, entries: &[(u32, f64, f64)], s: &SessionId) -> f64 {
+    fn naive(book: &Codebook, entries: &[PositionScore], s: &SessionId) -> f64 {
         entries
             .iter()
-            .map(|&(p, a, b)| match book.bit(s, p) {
-                Variant::A => a,
-                Variant::B => b,
+            .map(|e| match book.bit(s, e.position) {
+                Variant::A => e.if_a,
+                Variant::B => e.if_b,
             })
             .sum()
     }
@@ -378,13 +382,18 @@ mod tests {
     fn table_matches_per_bit_scoring_with_gaps_and_runs() {
         let b = book();
         // Dense run, a short gap, a long gap (new run), a duplicate, unsorted.
-        let mut entries: Vec<(u32, f64, f64)> = (0..300u32)
+        let entry = |position, if_a, if_b| PositionScore {
+            position,
+            if_a,
+            if_b,
+        };
+        let mut entries: Vec<PositionScore> = (0..300u32)
             .filter(|p| p % 5 != 2)
-            .map(|p| (p, f64::from(p % 7) - 3.0, 0.5 * f64::from(p % 3)))
+            .map(|p| entry(p, f64::from(p % 7) - 3.0, 0.5 * f64::from(p % 3)))
             .collect();
-        entries.push((1000, 2.0, -1.0));
-        entries.push((1001, -0.5, 4.0));
-        entries.push((10, 1.0, 1.0));
+        entries.push(entry(1000, 2.0, -1.0));
+        entries.push(entry(1001, -0.5, 4.0));
+        entries.push(entry(10, 1.0, 1.0));
         entries.reverse();
         let t = ScoreTable::new(&b, &entries);
         assert_eq!(t.runs.len(), 2);
@@ -443,10 +452,14 @@ mod tests {
                 let want = lanes
                     .iter()
                     .map(|l| {
-                        let entries: Vec<(u32, f64, f64)> = positions
+                        let entries: Vec<PositionScore> = positions
                             .iter()
                             .zip(&l.terms)
-                            .map(|(&(p, _), &(a, bb))| (p, a, bb))
+                            .map(|(&(position, _), &(if_a, if_b))| PositionScore {
+                                position,
+                                if_a,
+                                if_b,
+                            })
                             .collect();
                         l.scale * naive(&b, &entries, id) + l.offset
                     })

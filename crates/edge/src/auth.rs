@@ -4,10 +4,10 @@ use std::mem::size_of;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use leaktrace_core::codeword::SessionId;
+use leaktrace_core::SessionId;
 use leaktrace_core::session::session_of;
 use leaktrace_core::token::{
-    DEFAULT_LEEWAY_SECS, Mode, TokenError, Verifier, WmToken, decode_and_verify,
+    DEFAULT_LEEWAY_SECS, PatternClaims, TokenError, Verifier, WmToken, decode_and_verify,
 };
 use leaktrace_core::{KeyVersion, TitleId};
 use leaktrace_store::Store;
@@ -67,9 +67,9 @@ type SessionEntry = (Option<SessionFacts>, Instant);
 
 /// Bytes a verified token's claims own (they are charged to the token cache with its key).
 fn claims_bytes(c: &WmToken) -> usize {
-    let mode = match &c.mode {
-        Mode::Indirect { wmid, .. } => wmid.as_str().len(),
-        Mode::Direct { pattern, .. } => pattern.len(),
+    let mode = match &c.pattern {
+        PatternClaims::Indirect { wmid, .. } => wmid.as_str().len(),
+        PatternClaims::Direct { pattern, .. } => pattern.len(),
     };
     // The claims live in an `Arc`: two counts, then the struct.
     2 * size_of::<usize>()
@@ -206,9 +206,9 @@ impl Auth {
             u32::try_from(v).is_ok_and(|v| self.key_versions.contains(&v))
                 && verified_by.is_none_or(|by| u64::from(by) == v)
         };
-        if let Mode::Indirect {
+        if let PatternClaims::Indirect {
             wmopid, wmkeyver, ..
-        } = &claims.mode
+        } = &claims.pattern
         {
             if *wmopid != self.wmopid {
                 return Err(Deny::Operator(*wmopid));

@@ -40,6 +40,7 @@ pub struct Target<'a> {
 
 /// Why a path was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PathError {
     /// Not a well-formed edge path (bad characters, dot segments, empty segments, too long):
     /// 400.

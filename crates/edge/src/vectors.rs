@@ -22,12 +22,12 @@
 //! differs by an ulp can only disagree on a bit when `|u_p − q_p|` is within a few ulps, which
 //! has probability about 10⁻¹⁵ per position.
 
-use leaktrace_core::codeword::{SessionId, TardosParams};
 use leaktrace_core::session::{
-    TokenMode, TokenPolicy, select_variant, session_claims, session_id_from_random,
+    TokenPolicy, TokenRequest, select_variant, session_claims, session_id_from_random,
 };
-use leaktrace_core::token::{self, Mode, Signer, Verifier, WmToken};
+use leaktrace_core::token::{self, PatternClaims, Signer, TokenMode, Verifier, WmToken};
 use leaktrace_core::{KeyVersion, MasterKey, TitleId, Variant};
+use leaktrace_core::{SessionId, codeword::TardosParams};
 use serde::{Deserialize, Serialize};
 
 use crate::EdgeError;
@@ -178,9 +178,9 @@ fn unhex(s: &str) -> Result<Vec<u8>, EdgeError> {
 }
 
 fn claims_json(c: &WmToken) -> ClaimsJson {
-    let (wmpattern_hex, wmid, wmopid, wmkeyver) = match &c.mode {
-        Mode::Direct { pattern, .. } => (Some(hex(pattern)), None, None, None),
-        Mode::Indirect {
+    let (wmpattern_hex, wmid, wmopid, wmkeyver) = match &c.pattern {
+        PatternClaims::Direct { pattern, .. } => (Some(hex(pattern)), None, None, None),
+        PatternClaims::Indirect {
             wmid,
             wmopid,
             wmkeyver,
@@ -304,23 +304,21 @@ pub fn generate() -> Result<Vectors, EdgeError> {
     let s0 = &sids[0];
     let book0 = key.codebook(t0);
     let claims = |sid: &SessionId, mode: TokenMode, positions: u32| {
-        session_claims(
-            &policy,
-            sid,
-            key.version(),
-            VECTOR_IAT,
-            VECTOR_IAT + VECTOR_TTL,
-            Some(2000),
+        let request = TokenRequest {
+            session: sid,
+            key_version: key.version(),
+            issued_at: VECTOR_IAT,
+            expires_at: VECTOR_IAT + VECTOR_TTL,
+            segment_ms: Some(2000),
             mode,
-            &book0,
             positions,
-        )
-        .map_err(vec_err)
+        };
+        session_claims(&policy, &book0, &request).map_err(vec_err)
     };
     let indirect = claims(s0, TokenMode::Indirect, 0)?;
     let direct = claims(&sids[1], TokenMode::Direct, 40)?;
     let mut foreign_op = indirect.clone();
-    if let Mode::Indirect { wmopid, .. } = &mut foreign_op.mode {
+    if let PatternClaims::Indirect { wmopid, .. } = &mut foreign_op.pattern {
         *wmopid = 2;
     }
     let hmac_token = token::encode(&indirect, &hmac).map_err(vec_err)?;
@@ -412,9 +410,9 @@ pub fn generate() -> Result<Vectors, EdgeError> {
         };
         let verified = token::decode_and_verify(&tok, &verifier, verify_at);
         let serves = title == t0
-            && verified.as_ref().is_ok_and(|c| match &c.mode {
-                Mode::Indirect { wmopid, .. } => *wmopid == policy.wmopid,
-                Mode::Direct { .. } => true,
+            && verified.as_ref().is_ok_and(|c| match &c.pattern {
+                PatternClaims::Indirect { wmopid, .. } => *wmopid == policy.wmopid,
+                PatternClaims::Direct { .. } => true,
             });
         tokens.push(TokenVector {
             description: description.to_owned(),

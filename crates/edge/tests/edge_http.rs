@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
+use leaktrace_core::SessionId;
 use leaktrace_core::Variant;
-use leaktrace_core::codeword::SessionId;
 use std::process::Command;
 
 fn seg(token: &str, rendition: &str, p: u32) -> String {

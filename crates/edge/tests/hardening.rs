@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use leaktrace_core::session::TokenMode;
+use leaktrace_core::TokenMode;
 use leaktrace_core::{KeyVersion, MasterKey, TitleId};
 use leaktrace_edge::{Edge, EdgeConfig};
 use leaktrace_session::{Issuer, issue_session};

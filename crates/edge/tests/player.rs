@@ -483,7 +483,7 @@ fn shaka_session(
     browser: &str,
     f: &Fixture,
     title: &str,
-    sid: &leaktrace_core::codeword::SessionId,
+    sid: &leaktrace_core::SessionId,
     token: &str,
     clear_keys: &str,
 ) {
@@ -610,7 +610,7 @@ fn hls_js_drm_session(
     browser: &str,
     f: &Fixture,
     title: &str,
-    sid: &leaktrace_core::codeword::SessionId,
+    sid: &leaktrace_core::SessionId,
     token: &str,
     licence: &str,
 ) {

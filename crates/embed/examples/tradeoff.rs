@@ -12,9 +12,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test/bench code: a panic is a failure report
 
 use leaktrace_core::{KeyVersion, MasterKey, Position, TitleId};
-use leaktrace_embed::reference::position_means;
-use leaktrace_embed::{MaskParams, PipelineConfig, Reference, embed_file, encode_plain};
+use leaktrace_embed::{MaskParams, PipelineConfig, embed_file, encode_plain};
 use leaktrace_media::{Decoder, Samples};
+use leaktrace_reference::Reference;
+use leaktrace_reference::position_means;
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::Command;

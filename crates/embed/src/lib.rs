@@ -45,7 +45,6 @@ pub mod mark;
 pub mod mask;
 pub mod pipeline;
 pub mod plane;
-pub mod reference;
 pub mod subtitles;
 
 pub use mark::{KernelSample, RenderedPattern, Scratch};
@@ -55,7 +54,6 @@ pub use pipeline::{
     SubtitleInput, embed_file, encode_plain,
 };
 pub use plane::{LumaPlane, Sample};
-pub use reference::Reference;
 
 use leaktrace_core::{DerivedKey, MasterKey, Position, SegmentDuration, TitleId};
 use std::sync::Arc;
@@ -130,9 +128,9 @@ pub enum EmbedError {
     /// A WMPaceInfo value could not be encoded.
     #[error(transparent)]
     WmPaceInfo(#[from] leaktrace_core::wmpaceinfo::WmPaceInfoError),
-    /// A reference index is unreadable or inconsistent.
-    #[error("bad reference index: {0}")]
-    BadReference(&'static str),
+    /// The reference index could not be written.
+    #[error(transparent)]
+    Reference(#[from] leaktrace_reference::ReferenceError),
     /// Serialising JSON or a manifest failed.
     #[error("could not serialise output: {0}")]
     Serialize(String),

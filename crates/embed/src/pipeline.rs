@@ -24,15 +24,18 @@
 //! complete, so a failure never leaves output that looks finished.
 
 use crate::ladder::{Ladder, Rendition};
+use crate::manifest::DrmSignal;
 use crate::manifest::{self, RenditionManifest};
-use crate::reference::{ReferenceBuilder, ReferenceMeta};
 use crate::{EmbedConfig, EmbedError, Embedder, LumaPlane, MaskParams};
 use leaktrace_core::wmpaceinfo::{PaceInfo, SIDECAR_DIR, Sidecar};
-use leaktrace_core::{MasterKey, Position, SegmentDuration, TitleId, Variant};
+use leaktrace_core::{
+    GRID_COLS, GRID_ROWS, MasterKey, Position, SegmentDuration, TitleId, Variant,
+};
 use leaktrace_media::cenc::Protection;
 use leaktrace_media::{
     Codec, Decoder, Encoder, EncoderConfig, PixelLayout, Samples, Scaler, VideoFrame, cmaf,
 };
+use leaktrace_reference::{ReferenceBuilder, ReferenceMeta, cell_centre};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -130,7 +133,7 @@ fn write_audio(
     cfg: &PipelineConfig,
     (durations, timescale): (&[u64], u32),
     constant_iv: [u8; 16],
-    drm: Option<&manifest::DrmSignal>,
+    drm: Option<&DrmSignal>,
 ) -> Result<(Vec<manifest::AudioManifest>, Vec<AudioSummary>), EmbedError> {
     let mut ends = Vec::with_capacity(durations.len());
     let mut t = 0u64;
@@ -680,9 +683,6 @@ fn run(
     progress: &mut dyn FnMut(ProgressEvent),
     started: Instant,
 ) -> Result<EmbedSummary, EmbedError> {
-    let (sw, sh) = decoder.size();
-    let layout = decoder.layout();
-    let bit_depth = layout.bit_depth();
     let fr = decoder.frame_rate();
     let mut embedder = Embedder::new(
         key,
@@ -692,249 +692,38 @@ fn run(
             mask: cfg.mask,
         },
     );
-    let mut jobs = Vec::new();
-    for r in ladder.renditions() {
-        let dir = staging.join(&r.name);
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let ecfg = cfg.encoder_config(r, layout, fr);
-        let frag = [dir.join(".a.frag.mp4"), dir.join(".b.frag.mp4")];
-        let enc = [
-            Some(Encoder::create(&frag[0], &ecfg)?),
-            Some(Encoder::create(&frag[1], &ecfg)?),
-        ];
-        let scaler = scaler_for(r, (sw, sh), layout)?;
-        let n = r.width * r.height;
-        let (buf_a, buf_b) = match layout {
-            PixelLayout::Yuv420p8 => (Samples::U8(vec![0; n]), Samples::U8(vec![0; n])),
-            PixelLayout::Yuv420p10 => (Samples::U16(vec![0; n]), Samples::U16(vec![0; n])),
-        };
-        jobs.push(RenditionJob {
-            r: r.clone(),
-            scaler,
-            enc,
-            frag,
-            buf_a,
-            buf_b,
-        });
-    }
+    let mut jobs = open_renditions(ladder, staging, cfg, decoder)?;
     let mut reference =
         ReferenceBuilder::new(ladder.renditions()[0].width, ladder.renditions()[0].height);
-    // Expected frames for the progress bar: the declared count, capped by --max-frames.
-    let declared = decoder.declared_frames();
-    let total = match cfg.max_frames {
-        Some(m) if declared > 0 => m.min(declared),
-        Some(m) => m,
-        None => declared,
-    };
-    progress(ProgressEvent::Started {
-        total_frames: total,
-    });
-    let mut frames_per_position: Vec<u32> = Vec::new();
-    let mut first_time: Option<f64> = None;
-    let mut mark_time = 0f64;
-    let mut index: u64 = 0;
-    while cfg.max_frames.is_none_or(|m| index < m) {
-        let Some(frame) = decoder.next_frame()? else {
-            break;
-        };
-        // Positions are counted in frames of the declared rate: a picture that comes later
-        // (a sparse or variable-rate file) would put every frame after it in the wrong one.
-        constant_rate(decoder, index, &mut first_time)?;
-        let position = cfg
-            .segment
-            .position_at(index as i64 * i64::from(fr.den), i64::from(fr.num));
-        let p = position.get() as usize;
-        let boundary = p >= frames_per_position.len();
-        if boundary {
-            if p != frames_per_position.len() {
-                return Err(EmbedError::Mismatch(
-                    "frame timing skipped a whole position",
-                ));
-            }
-            if position.to_wire().is_none() {
-                return Err(EmbedError::TooManyPositions(position.get()));
-            }
-            frames_per_position.push(0);
-        }
-        frames_per_position[p] += 1;
-        for (ji, job) in jobs.iter_mut().enumerate() {
-            let scaled = match job.scaler.as_mut() {
-                Some(s) => s.scale(&frame)?,
-                None => frame.clone(),
-            };
-            let t0 = Instant::now();
-            let (w, h) = (job.r.width, job.r.height);
-            match (&scaled.y, &mut job.buf_a, &mut job.buf_b) {
-                (Samples::U8(y), Samples::U8(a), Samples::U8(b)) => {
-                    let plane = LumaPlane::new(y, w, h, w, bit_depth)?;
-                    let mask = embedder.mask(&plane);
-                    embedder.mark_into(&plane, &mask, position, a, b)?;
-                    if ji == 0 {
-                        reference.add_frame(position, &plane, &mask)?;
-                    }
-                }
-                (Samples::U16(y), Samples::U16(a), Samples::U16(b)) => {
-                    let plane = LumaPlane::new(y, w, h, w, bit_depth)?;
-                    let mask = embedder.mask(&plane);
-                    embedder.mark_into(&plane, &mask, position, a, b)?;
-                    if ji == 0 {
-                        reference.add_frame(position, &plane, &mask)?;
-                    }
-                }
-                _ => {
-                    return Err(EmbedError::Mismatch(
-                        "decoded sample type differs from the layout",
-                    ));
-                }
-            }
-            mark_time += t0.elapsed().as_secs_f64();
-            let frame_a = VideoFrame {
-                y: job.buf_a.clone(),
-                ..scaled.clone()
-            };
-            let frame_b = VideoFrame {
-                y: job.buf_b.clone(),
-                ..scaled
-            };
-            for (enc, f) in job.enc.iter_mut().zip([&frame_a, &frame_b]) {
-                if let Some(e) = enc.as_mut() {
-                    e.encode(f, index as i64, boundary)?;
-                }
-            }
-        }
-        index += 1;
-        if index.is_multiple_of(8) {
-            progress(ProgressEvent::Frames(index));
-        }
-    }
-    progress(ProgressEvent::Frames(index));
-    if index == 0 {
-        return Err(EmbedError::Mismatch("the input has no frames"));
-    }
+    let Marked {
+        frames: index,
+        frames_per_position,
+        mark_seconds: mark_time,
+    } = mark_and_encode(
+        decoder,
+        &mut jobs,
+        &mut embedder,
+        &mut reference,
+        cfg,
+        progress,
+    )?;
     progress(ProgressEvent::Stage("packaging segments"));
-    // One constant IV per package for `cbcs` (A and B share their init segment); `cenc` draws
-    // a random IV per sample.
-    let mut constant_iv = [0u8; 16];
-    if cfg.encryption.is_some() {
-        getrandom::fill(&mut constant_iv).map_err(|e| {
-            EmbedError::Encoder(format!("no randomness for the encryption IV: {e}"))
-        })?;
-    }
-    let video_protection = cfg.encryption.as_ref().map(|e| Protection {
-        scheme: e.scheme,
-        key: e.keys.video.clone(),
-        pssh: e.pssh.clone(),
-        constant_iv,
-    });
+    let (constant_iv, video_protection) = video_protection(cfg)?;
     let drm = cfg.encryption.as_ref().map(crate::drm::Encryption::signal);
     let mut summaries = Vec::new();
     let mut manifests = Vec::new();
     let mut timescale = 0;
     for job in &mut jobs {
-        let dir = staging.join(&job.r.name);
-        let mut tracks = Vec::new();
-        for (enc, frag) in job.enc.iter_mut().zip(&job.frag) {
-            if let Some(e) = enc.take() {
-                e.finish()?;
-            }
-            let bytes = std::fs::read(frag).map_err(io(frag))?;
-            tracks.push(cmaf::split(&bytes)?);
-            std::fs::remove_file(frag).map_err(io(frag))?;
-        }
-        let (a, b) = (&tracks[0], &tracks[1]);
-        check_track(a, &frames_per_position, &job.r.name)?;
-        check_track(b, &frames_per_position, &job.r.name)?;
-        timescale = a.timescale;
-        let durations: Vec<u64> = a.fragments.iter().map(|f| f.duration).collect();
-        if durations != b.fragments.iter().map(|f| f.duration).collect::<Vec<_>>()
-            || a.timescale != b.timescale
-        {
-            return Err(EmbedError::Encoder(format!(
-                "{}: A and B segment timing differs",
-                job.r.name
-            )));
-        }
-        let sidecar_dir = dir.join(SIDECAR_DIR);
-        std::fs::create_dir_all(&sidecar_dir).map_err(io(&sidecar_dir))?;
-        let mut peak = 0u64;
-        let mut bytes = [0u64; 2];
-        for (variant, track) in Variant::BOTH.into_iter().zip(&tracks) {
-            let vdir = dir.join(variant.dir());
-            std::fs::create_dir_all(&vdir).map_err(io(&vdir))?;
-            let init = vdir.join(manifest::INIT_NAME);
-            let mut protector = match &video_protection {
-                Some(p) => {
-                    let (bytes, protector) = p.init(&track.init)?;
-                    std::fs::write(&init, bytes).map_err(io(&init))?;
-                    Some(protector)
-                }
-                None => {
-                    std::fs::write(&init, &track.init).map_err(io(&init))?;
-                    None
-                }
-            };
-            for (p, frag) in track.fragments.iter().enumerate() {
-                let wire = Position::new(p as u32)
-                    .to_wire()
-                    .ok_or(EmbedError::TooManyPositions(p as u32))?;
-                let wmpi = PaceInfo::new(variant.id(), Some(wire), true, true).to_wmpi_box()?;
-                let protected;
-                let frag = match protector.as_mut() {
-                    Some(pr) => {
-                        protected = pr.protect(frag)?;
-                        &protected
-                    }
-                    None => frag,
-                };
-                let seg = cmaf::media_segment(frag, &[&wmpi]);
-                let path = vdir.join(manifest::segment_name(p as u32));
-                std::fs::write(&path, &seg).map_err(io(&path))?;
-                bytes[variant.id() as usize] += seg.len() as u64;
-                let secs = frag.duration as f64 / f64::from(track.timescale);
-                if secs > 0.0 {
-                    peak = peak.max((seg.len() as f64 * 8.0 / secs) as u64);
-                }
-            }
-        }
-        for p in 0..durations.len() {
-            let wire = Position::new(p as u32)
-                .to_wire()
-                .ok_or(EmbedError::TooManyPositions(p as u32))?;
-            let path = sidecar_dir.join(manifest::segment_name(p as u32));
-            std::fs::write(&path, Sidecar::for_discrete_segment(Some(wire)).to_cbor()?)
-                .map_err(io(&path))?;
-        }
-        let init_sidecar = sidecar_dir.join(manifest::INIT_NAME);
-        std::fs::write(
-            &init_sidecar,
-            Sidecar::for_discrete_segment(None).to_cbor()?,
-        )
-        .map_err(io(&init_sidecar))?;
-        let total_secs = durations.iter().sum::<u64>() as f64 / f64::from(timescale);
-        let average = (bytes[0].max(bytes[1]) as f64 * 8.0 / total_secs.max(1e-9)) as u64;
-        let m = RenditionManifest {
-            name: job.r.name.clone(),
-            width: job.r.width,
-            height: job.r.height,
-            codec: a.codec.clone(),
-            peak_bps: peak,
-            average_bps: average,
-            durations: durations.clone(),
-        };
-        let pl = dir.join(manifest::MEDIA_PLAYLIST);
-        std::fs::write(&pl, manifest::hls_media(&m, timescale, drm.as_ref())?).map_err(io(&pl))?;
-        summaries.push(RenditionSummary {
-            name: job.r.name.clone(),
-            width: job.r.width,
-            height: job.r.height,
-            codec: a.codec.clone(),
-            segments: durations.len(),
-            bytes_a: bytes[0],
-            bytes_b: bytes[1],
-            peak_bps: peak,
-            average_bps: average,
-        });
-        manifests.push(m);
+        let (m, summary) = package_rendition(
+            job,
+            staging,
+            &frames_per_position,
+            video_protection.as_ref(),
+            drm.as_ref(),
+        )?;
+        timescale = m.timescale;
+        summaries.push(summary);
+        manifests.push(m.manifest);
     }
     let (audio_manifests, audio_summaries) = match manifests.first() {
         Some(m) if !audio.is_empty() => {
@@ -1015,6 +804,320 @@ fn run(
         serde_json::to_vec_pretty(&summary).map_err(|e| EmbedError::Serialize(e.to_string()))?;
     std::fs::write(&title_json, json).map_err(io(&title_json))?;
     Ok(summary)
+}
+
+/// Opens the A and B encoders (and the scaler) of every rendition of the ladder.
+fn open_renditions(
+    ladder: &Ladder,
+    staging: &Path,
+    cfg: &PipelineConfig,
+    decoder: &Decoder,
+) -> Result<Vec<RenditionJob>, EmbedError> {
+    let (sw, sh) = decoder.size();
+    let layout = decoder.layout();
+    let fr = decoder.frame_rate();
+    let mut jobs = Vec::new();
+    for r in ladder.renditions() {
+        let dir = staging.join(&r.name);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let ecfg = cfg.encoder_config(r, layout, fr);
+        let frag = [dir.join(".a.frag.mp4"), dir.join(".b.frag.mp4")];
+        let enc = [
+            Some(Encoder::create(&frag[0], &ecfg)?),
+            Some(Encoder::create(&frag[1], &ecfg)?),
+        ];
+        let scaler = scaler_for(r, (sw, sh), layout)?;
+        let n = r.width * r.height;
+        let (buf_a, buf_b) = match layout {
+            PixelLayout::Yuv420p8 => (Samples::U8(vec![0; n]), Samples::U8(vec![0; n])),
+            PixelLayout::Yuv420p10 => (Samples::U16(vec![0; n]), Samples::U16(vec![0; n])),
+        };
+        jobs.push(RenditionJob {
+            r: r.clone(),
+            scaler,
+            enc,
+            frag,
+            buf_a,
+            buf_b,
+        });
+    }
+    Ok(jobs)
+}
+
+/// What marking the frames gave.
+struct Marked {
+    /// Frames read.
+    frames: u64,
+    /// Frames in each position.
+    frames_per_position: Vec<u32>,
+    /// Seconds spent in the mask and the marking kernel.
+    mark_seconds: f64,
+}
+
+/// Reads every frame (up to `--max-frames`), marks it into A and B for every rendition, feeds
+/// the encoders, and adds the first rendition's unmarked frame to the reference index.
+fn mark_and_encode(
+    decoder: &mut Decoder,
+    jobs: &mut [RenditionJob],
+    embedder: &mut Embedder,
+    reference: &mut ReferenceBuilder,
+    cfg: &PipelineConfig,
+    progress: &mut dyn FnMut(ProgressEvent),
+) -> Result<Marked, EmbedError> {
+    let bit_depth = decoder.layout().bit_depth();
+    let fr = decoder.frame_rate();
+    // Expected frames for the progress bar: the declared count, capped by --max-frames.
+    let declared = decoder.declared_frames();
+    let total = match cfg.max_frames {
+        Some(m) if declared > 0 => m.min(declared),
+        Some(m) => m,
+        None => declared,
+    };
+    progress(ProgressEvent::Started {
+        total_frames: total,
+    });
+    let mut frames_per_position: Vec<u32> = Vec::new();
+    let mut first_time: Option<f64> = None;
+    let mut mark_time = 0f64;
+    let mut index: u64 = 0;
+    while cfg.max_frames.is_none_or(|m| index < m) {
+        let Some(frame) = decoder.next_frame()? else {
+            break;
+        };
+        // Positions are counted in frames of the declared rate: a picture that comes later
+        // (a sparse or variable-rate file) would put every frame after it in the wrong one.
+        constant_rate(decoder, index, &mut first_time)?;
+        let position = cfg
+            .segment
+            .position_at(index as i64 * i64::from(fr.den), i64::from(fr.num));
+        let p = position.get() as usize;
+        let boundary = p >= frames_per_position.len();
+        if boundary {
+            if p != frames_per_position.len() {
+                return Err(EmbedError::Mismatch(
+                    "frame timing skipped a whole position",
+                ));
+            }
+            if position.to_wire().is_none() {
+                return Err(EmbedError::TooManyPositions(position.get()));
+            }
+            frames_per_position.push(0);
+        }
+        frames_per_position[p] += 1;
+        for (ji, job) in jobs.iter_mut().enumerate() {
+            let scaled = match job.scaler.as_mut() {
+                Some(s) => s.scale(&frame)?,
+                None => frame.clone(),
+            };
+            let t0 = Instant::now();
+            let (w, h) = (job.r.width, job.r.height);
+            match (&scaled.y, &mut job.buf_a, &mut job.buf_b) {
+                (Samples::U8(y), Samples::U8(a), Samples::U8(b)) => {
+                    let plane = LumaPlane::new(y, w, h, w, bit_depth)?;
+                    let mask = embedder.mask(&plane);
+                    embedder.mark_into(&plane, &mask, position, a, b)?;
+                    if ji == 0 {
+                        reference.add_frame(position, y, w, h, 0, &cell_amplitudes(&mask, w, h))?;
+                    }
+                }
+                (Samples::U16(y), Samples::U16(a), Samples::U16(b)) => {
+                    let plane = LumaPlane::new(y, w, h, w, bit_depth)?;
+                    let mask = embedder.mask(&plane);
+                    embedder.mark_into(&plane, &mask, position, a, b)?;
+                    if ji == 0 {
+                        let shift = bit_depth.saturating_sub(8);
+                        reference.add_frame(
+                            position,
+                            y,
+                            w,
+                            h,
+                            shift,
+                            &cell_amplitudes(&mask, w, h),
+                        )?;
+                    }
+                }
+                _ => {
+                    return Err(EmbedError::Mismatch(
+                        "decoded sample type differs from the layout",
+                    ));
+                }
+            }
+            mark_time += t0.elapsed().as_secs_f64();
+            let frame_a = VideoFrame {
+                y: job.buf_a.clone(),
+                ..scaled.clone()
+            };
+            let frame_b = VideoFrame {
+                y: job.buf_b.clone(),
+                ..scaled
+            };
+            for (enc, f) in job.enc.iter_mut().zip([&frame_a, &frame_b]) {
+                if let Some(e) = enc.as_mut() {
+                    e.encode(f, index as i64, boundary)?;
+                }
+            }
+        }
+        index += 1;
+        if index.is_multiple_of(8) {
+            progress(ProgressEvent::Frames(index));
+        }
+    }
+    progress(ProgressEvent::Frames(index));
+    if index == 0 {
+        return Err(EmbedError::Mismatch("the input has no frames"));
+    }
+    Ok(Marked {
+        frames: index,
+        frames_per_position,
+        mark_seconds: mark_time,
+    })
+}
+
+/// The constant IV and the video protection of the package, when it is encrypted.
+fn video_protection(cfg: &PipelineConfig) -> Result<([u8; 16], Option<Protection>), EmbedError> {
+    // One constant IV per package for `cbcs` (A and B share their init segment); `cenc` draws
+    // a random IV per sample.
+    let mut constant_iv = [0u8; 16];
+    if cfg.encryption.is_some() {
+        getrandom::fill(&mut constant_iv).map_err(|e| {
+            EmbedError::Encoder(format!("no randomness for the encryption IV: {e}"))
+        })?;
+    }
+    let video_protection = cfg.encryption.as_ref().map(|e| Protection {
+        scheme: e.scheme,
+        key: e.keys.video.clone(),
+        pssh: e.pssh.clone(),
+        constant_iv,
+    });
+    Ok((constant_iv, video_protection))
+}
+
+/// One packaged rendition: its manifest entry, its summary and its timescale.
+struct PackagedRendition {
+    manifest: RenditionManifest,
+    timescale: u32,
+}
+
+/// Splits a rendition's A and B encodes into CMAF segments (encrypted when the package is),
+/// writes them with their in-band and sidecar WMPaceInfo and the rendition's media playlist.
+fn package_rendition(
+    job: &mut RenditionJob,
+    staging: &Path,
+    frames_per_position: &[u32],
+    video_protection: Option<&Protection>,
+    drm: Option<&DrmSignal>,
+) -> Result<(PackagedRendition, RenditionSummary), EmbedError> {
+    let dir = staging.join(&job.r.name);
+    let mut tracks = Vec::new();
+    for (enc, frag) in job.enc.iter_mut().zip(&job.frag) {
+        if let Some(e) = enc.take() {
+            e.finish()?;
+        }
+        let bytes = std::fs::read(frag).map_err(io(frag))?;
+        tracks.push(cmaf::split(&bytes)?);
+        std::fs::remove_file(frag).map_err(io(frag))?;
+    }
+    let (a, b) = (&tracks[0], &tracks[1]);
+    check_track(a, frames_per_position, &job.r.name)?;
+    check_track(b, frames_per_position, &job.r.name)?;
+    let timescale = a.timescale;
+    let durations: Vec<u64> = a.fragments.iter().map(|f| f.duration).collect();
+    if durations != b.fragments.iter().map(|f| f.duration).collect::<Vec<_>>()
+        || a.timescale != b.timescale
+    {
+        return Err(EmbedError::Encoder(format!(
+            "{}: A and B segment timing differs",
+            job.r.name
+        )));
+    }
+    let sidecar_dir = dir.join(SIDECAR_DIR);
+    std::fs::create_dir_all(&sidecar_dir).map_err(io(&sidecar_dir))?;
+    let mut peak = 0u64;
+    let mut bytes = [0u64; 2];
+    for (variant, track) in Variant::BOTH.into_iter().zip(&tracks) {
+        let vdir = dir.join(variant.dir());
+        std::fs::create_dir_all(&vdir).map_err(io(&vdir))?;
+        let init = vdir.join(manifest::INIT_NAME);
+        let mut protector = match video_protection {
+            Some(p) => {
+                let (bytes, protector) = p.init(&track.init)?;
+                std::fs::write(&init, bytes).map_err(io(&init))?;
+                Some(protector)
+            }
+            None => {
+                std::fs::write(&init, &track.init).map_err(io(&init))?;
+                None
+            }
+        };
+        for (p, frag) in track.fragments.iter().enumerate() {
+            let wire = Position::new(p as u32)
+                .to_wire()
+                .ok_or(EmbedError::TooManyPositions(p as u32))?;
+            let wmpi = PaceInfo::new(variant.id(), Some(wire), true, true).to_wmpi_box()?;
+            let protected;
+            let frag = match protector.as_mut() {
+                Some(pr) => {
+                    protected = pr.protect(frag)?;
+                    &protected
+                }
+                None => frag,
+            };
+            let seg = cmaf::media_segment(frag, &[&wmpi]);
+            let path = vdir.join(manifest::segment_name(p as u32));
+            std::fs::write(&path, &seg).map_err(io(&path))?;
+            bytes[variant.id() as usize] += seg.len() as u64;
+            let secs = frag.duration as f64 / f64::from(track.timescale);
+            if secs > 0.0 {
+                peak = peak.max((seg.len() as f64 * 8.0 / secs) as u64);
+            }
+        }
+    }
+    for p in 0..durations.len() {
+        let wire = Position::new(p as u32)
+            .to_wire()
+            .ok_or(EmbedError::TooManyPositions(p as u32))?;
+        let path = sidecar_dir.join(manifest::segment_name(p as u32));
+        std::fs::write(&path, Sidecar::for_discrete_segment(Some(wire)).to_cbor()?)
+            .map_err(io(&path))?;
+    }
+    let init_sidecar = sidecar_dir.join(manifest::INIT_NAME);
+    std::fs::write(
+        &init_sidecar,
+        Sidecar::for_discrete_segment(None).to_cbor()?,
+    )
+    .map_err(io(&init_sidecar))?;
+    let total_secs = durations.iter().sum::<u64>() as f64 / f64::from(timescale);
+    let average = (bytes[0].max(bytes[1]) as f64 * 8.0 / total_secs.max(1e-9)) as u64;
+    let m = RenditionManifest {
+        name: job.r.name.clone(),
+        width: job.r.width,
+        height: job.r.height,
+        codec: a.codec.clone(),
+        peak_bps: peak,
+        average_bps: average,
+        durations: durations.clone(),
+    };
+    let pl = dir.join(manifest::MEDIA_PLAYLIST);
+    std::fs::write(&pl, manifest::hls_media(&m, timescale, drm)?).map_err(io(&pl))?;
+    let summary = RenditionSummary {
+        name: job.r.name.clone(),
+        width: job.r.width,
+        height: job.r.height,
+        codec: a.codec.clone(),
+        segments: durations.len(),
+        bytes_a: bytes[0],
+        bytes_b: bytes[1],
+        peak_bps: peak,
+        average_bps: average,
+    };
+
+    Ok((
+        PackagedRendition {
+            manifest: m,
+            timescale,
+        },
+        summary,
+    ))
 }
 
 fn check_track(t: &cmaf::Track, frames: &[u32], name: &str) -> Result<(), EmbedError> {
@@ -1133,4 +1236,13 @@ fn constant_rate(
         }
     }
     Ok(())
+}
+
+/// The mark amplitude of each pattern cell of a `w × h` frame, sampled at the cell's centre, as
+/// the reference index records it.
+fn cell_amplitudes(mask: &crate::Mask, w: usize, h: usize) -> Vec<f32> {
+    (0..GRID_ROWS)
+        .flat_map(|row| (0..GRID_COLS).map(move |col| cell_centre(w, h, col, row)))
+        .map(|(x, y)| mask.amplitude_at(x, y))
+        .collect()
 }

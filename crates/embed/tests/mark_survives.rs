@@ -8,8 +8,9 @@ mod common;
 
 use common::*;
 use leaktrace_core::{KeyVersion, MasterKey, Position, TitleId};
-use leaktrace_embed::reference::position_means;
-use leaktrace_embed::{PipelineConfig, Reference, embed_file};
+use leaktrace_embed::{PipelineConfig, embed_file};
+use leaktrace_reference::Reference;
+use leaktrace_reference::position_means;
 
 fn check(clip: &str, ladder: &str, frames: u64) {
     let tmp = tempfile::tempdir().unwrap();

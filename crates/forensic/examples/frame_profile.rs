@@ -17,9 +17,9 @@
 
 use leaktrace_core::{KeyVersion, MasterKey, Pattern, Position, TitleId};
 use leaktrace_detect::correlate::{Grid, HIGHPASS_RADIUS};
-use leaktrace_embed::Reference;
-use leaktrace_embed::reference::normalised_correlation;
 use leaktrace_media::Decoder;
+use leaktrace_reference::Reference;
+use leaktrace_reference::normalised_correlation;
 use std::error::Error;
 use std::path::PathBuf;
 

@@ -14,8 +14,8 @@
 
 use leaktrace_core::{KeyVersion, MasterKey, SessionId, TitleId, Variant};
 use leaktrace_detect::{DecideOptions, PositionDecision, decide};
-use leaktrace_embed::Reference;
 use leaktrace_forensic::stats::{Operating, sweep};
+use leaktrace_reference::Reference;
 use std::error::Error;
 use std::path::PathBuf;
 

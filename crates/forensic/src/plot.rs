@@ -1,35 +1,14 @@
-//! PNG plots (plotters, bitmap backend; text through ab_glyph with a system TrueType font).
+//! PNG plots (plotters, bitmap backend), in the detect report's style: the same embedded font
+//! ([`leaktrace_detect::plot::register_font`]), so no system font is needed.
 
 use crate::{ForensicError, Report};
+use leaktrace_detect::plot::{FONT_FAMILY, register_font};
 use plotters::prelude::*;
 use std::path::Path;
-use std::sync::OnceLock;
 
-/// Fonts tried, in order (Debian `fonts-dejavu-core`, `fonts-liberation`).
-const FONTS: [&str; 3] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/freefont/FreeSans.ttf",
-];
-
-/// Registers a system font as "sans-serif" once; the error names the files tried.
+/// Registers the embedded font once; the error says why it could not be.
 fn font() -> Result<(), String> {
-    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
-    DONE.get_or_init(|| {
-        for f in FONTS {
-            if let Ok(bytes) = std::fs::read(f) {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                    return Ok(());
-                }
-            }
-        }
-        Err(format!(
-            "no usable TrueType font (tried {}; Debian: apt-get install fonts-dejavu-core)",
-            FONTS.join(", ")
-        ))
-    })
-    .clone()
+    register_font().map_err(|e| e.to_string())
 }
 
 fn err(file: &Path) -> impl Fn(String) -> ForensicError + '_ {
@@ -75,7 +54,7 @@ pub fn segments(r: &Report, file: &Path) -> Result<(), ForensicError> {
                 r.config.op.registry,
                 r.config.mode.name()
             ),
-            ("sans-serif", 20),
+            (FONT_FAMILY, 20),
         )
         .margin(12)
         .x_label_area_size(40)
@@ -96,7 +75,7 @@ pub fn segments(r: &Report, file: &Path) -> Result<(), ForensicError> {
             }
         })
         .x_desc("segments (red: not accused within the capture, bar = capture length)")
-        .label_style(("sans-serif", 13))
+        .label_style((FONT_FAMILY, 13))
         .draw()
         .map_err(|e| draw(&e))
         .map_err(err(file))?;
@@ -126,7 +105,7 @@ pub fn segments(r: &Report, file: &Path) -> Result<(), ForensicError> {
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .label_font(("sans-serif", 13))
+        .label_font((FONT_FAMILY, 13))
         .position(SeriesLabelPosition::LowerRight)
         .draw()
         .map_err(|e| draw(&e))
@@ -161,7 +140,7 @@ pub fn innocents(r: &Report, file: &Path) -> Result<(), ForensicError> {
                 sample.len(),
                 r.innocents_total.trials
             ),
-            ("sans-serif", 20),
+            (FONT_FAMILY, 20),
         )
         .margin(12)
         .x_label_area_size(40)
@@ -173,7 +152,7 @@ pub fn innocents(r: &Report, file: &Path) -> Result<(), ForensicError> {
         .configure_mesh()
         .x_desc("normalised score S/sqrt(L)")
         .y_desc("innocent sessions")
-        .label_style(("sans-serif", 13))
+        .label_style((FONT_FAMILY, 13))
         .draw()
         .map_err(|e| draw(&e))
         .map_err(err(file))?;
@@ -218,7 +197,7 @@ pub fn innocents(r: &Report, file: &Path) -> Result<(), ForensicError> {
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .label_font(("sans-serif", 13))
+        .label_font((FONT_FAMILY, 13))
         .position(SeriesLabelPosition::UpperRight)
         .draw()
         .map_err(|e| draw(&e))

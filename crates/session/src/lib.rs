@@ -30,7 +30,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use leaktrace_core::{KeyVersion, MasterKey, TitleId, session::TokenMode};
+//! use leaktrace_core::{KeyVersion, MasterKey, TitleId, TokenMode};
 //! use leaktrace_session::{Issuer, issue_session};
 //! use leaktrace_store::Store;
 //!
@@ -46,7 +46,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use leaktrace_core::session::{TokenMode, TokenPolicy, session_claims, session_id_from_random};
+use leaktrace_core::TokenMode;
+use leaktrace_core::session::{TokenPolicy, TokenRequest, session_claims, session_id_from_random};
 use leaktrace_core::token::{self, Signer, TokenError, WmToken};
 use leaktrace_core::{KeyVersion, Keyring, MasterKey, TitleId};
 use leaktrace_store::{NewSession, Session, Store, StoreError};
@@ -86,7 +87,7 @@ pub enum SessionError {
     InvalidAccount(&'static str),
     /// The operating system's random source failed.
     #[error("the operating system's random source failed: {0}")]
-    Random(String),
+    Random(getrandom::Error),
     /// Three random session ids in a row already existed (a broken random source?).
     #[error("could not draw an unused session id in 3 attempts")]
     IdCollision,
@@ -236,7 +237,7 @@ pub async fn issue_session_at(
     let codebook = title_key.codebook(title);
     for _ in 0..ID_ATTEMPTS {
         let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).map_err(|e| SessionError::Random(e.to_string()))?;
+        getrandom::fill(&mut bytes).map_err(SessionError::Random)?;
         let sid = session_id_from_random(bytes);
         let record = NewSession {
             session_id: sid.as_str().to_owned(),
@@ -255,17 +256,16 @@ pub async fn issue_session_at(
             Err(e) => return Err(e.into()),
         };
         // Durable from here on: now the token may be issued.
-        let claims = session_claims(
-            &issuer.policy,
-            &sid,
-            key.version(),
-            now,
-            expires,
-            Some(u64::from(stored_title.segment_duration_ms)),
+        let request = TokenRequest {
+            session: &sid,
+            key_version: key.version(),
+            issued_at: now,
+            expires_at: expires,
+            segment_ms: Some(u64::from(stored_title.segment_duration_ms)),
             mode,
-            &codebook,
-            stored_title.position_count,
-        )?;
+            positions: stored_title.position_count,
+        };
+        let claims = session_claims(&issuer.policy, &codebook, &request)?;
         let token = token::encode(&claims, &issuer.signer)?;
         return Ok(IssuedSession {
             session,
@@ -294,7 +294,7 @@ mod tests {
     use super::*;
     use leaktrace_core::KeyVersion;
     use leaktrace_core::session::{select_variant, session_of};
-    use leaktrace_core::token::{Mode, decode_and_verify};
+    use leaktrace_core::token::{PatternClaims, decode_and_verify};
     use leaktrace_store::NewTitle;
 
     async fn store(dir: &tempfile::TempDir) -> Store {
@@ -345,7 +345,7 @@ mod tests {
         let claims = decode_and_verify(&a.token, &verifier, 1500).unwrap();
         assert_eq!(claims, a.claims);
         assert!(
-            matches!(&claims.mode, Mode::Indirect { wmid, wmopid: 1, wmkeyver: Some(1), .. } if wmid.as_str() == a.session.session_id)
+            matches!(&claims.pattern, PatternClaims::Indirect { wmid, wmopid: 1, wmkeyver: Some(1), .. } if wmid.as_str() == a.session.session_id)
         );
         assert_eq!(claims.wmvnd, 0);
         assert!(decode_and_verify(&a.token, &verifier, 4600 + 61).is_err());

@@ -1,5 +1,7 @@
 //! The crate's error type.
 
+use crate::UnknownValue;
+
 /// The schemes [`crate::Store::open`] accepts, as shown in [`StoreError::InvalidUrl`].
 pub const ACCEPTED_URLS: &str = "sqlite:///absolute/path.sqlite, sqlite:relative/path.sqlite, \
      sqlite::memory:, postgres://user[:password]@host[:port]/database \
@@ -60,6 +62,10 @@ pub enum StoreError {
         /// The rule it breaks.
         reason: &'static str,
     },
+    /// A text passed in names no value of the status it stands for, e.g. a verdict the
+    /// `findings` table does not allow (caller's fault); the error names the valid texts.
+    #[error(transparent)]
+    InvalidValue(#[from] UnknownValue),
     /// A stored value cannot be represented in the Rust type (database edited by hand?).
     #[error("stored data out of range: {detail}")]
     Corrupt {

@@ -1,4 +1,5 @@
-//! Persistent store of leaktrace: titles and the sessions issued for them.
+//! Persistent store of leaktrace: the catalogue (titles and the sessions issued for them),
+//! the crawler's frontier and findings, and the takedown notices.
 //!
 //! One [`Store`] type fronts two backends with the same schema:
 //!
@@ -14,15 +15,42 @@
 //! `migrations/sqlite` and `migrations/postgres` is compiled into the crate, so an
 //! installed binary needs no files beside it).
 //!
-//! # Records
+//! # What it holds
 //!
-//! - [`Title`]: a piece of content as embedded (segment duration, number of
-//!   positions, key version, where its reference index lives).
-//! - [`Session`]: one viewing session of a title: the id carried by the token,
-//!   the account behind it, issue/expiry times and key version.
+//! - The catalogue: [`Title`], a piece of content as embedded (segment duration, number of
+//!   positions, key version, where its reference index lives), and [`Session`], one viewing
+//!   session of a title (the id carried by the token, the account behind it, issue/expiry
+//!   times and key version).
+//! - The crawler's frontier (`crawl_jobs`): a [`Job`] per canonical URL found, with its
+//!   [`JobKind`] and [`JobState`]. Workers lease due rows ([`Store::claim_jobs`], exclusive
+//!   on both backends), renew the leases while they work, and complete or fail them; a
+//!   lease that runs out (a killed worker) makes the row claimable again, and a row that
+//!   fails too often is dead-lettered. See the [`Store::enqueue_jobs`] family.
+//! - The crawler's findings (`findings`): a [`Finding`] per captured leak, with its
+//!   [`FindingKind`], the redirect chain, hashes and the detector's [`FindingVerdict`] and
+//!   report: what a takedown notice needs. Idempotent on (media URL, SHA-256).
+//! - The takedown notices (`takedown_notices`, `takedown_outbox`, `takedown_rdap_cache`): a
+//!   [`NoticeRecord`] per notice, with its [`NoticeLevel`], [`NoticeChannel`],
+//!   [`NoticeDelivery`] and [`NoticeDisposition`]; the outbox claim that makes a send
+//!   exclusive even across a crash ([`Store::claim_outbox`]); cached RDAP answers.
+//!
+//! The store records; the rules are its callers': when a failed crawl job is retried (the
+//! crawler's retry policy, passed to [`Store::fail_job`] as a time), which disposition may
+//! follow which (the takedown crate's).
+//!
+//! Status columns are TEXT in the database. Each has an enum here whose `as_str` is the
+//! stored text (also what the CLI prints) and whose `FromStr` fails with an
+//! [`UnknownValue`] naming the valid texts; a stored text that names none reads back as
+//! [`StoreError::Corrupt`].
 //!
 //! Timestamps are UTC unix seconds (`i64`) on both backends; no date-time type
 //! mapping is involved.
+//!
+//! # SQL
+//!
+//! One private module writes every statement, once for both backends (`$N` placeholders,
+//! which sqlx binds on SQLite as on PostgreSQL), and reads rows by column name; the
+//! dialects differ only in their migrations and in the claim of frontier rows.
 //!
 //! # Durability
 //!
@@ -90,22 +118,29 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod crawl;
+#[macro_use]
+mod text;
+
 mod error;
+mod findings;
+mod frontier;
 mod location;
 mod model;
+mod notices;
 mod sql;
 mod store;
-mod takedown;
 
-pub use crawl::{
-    Finding, Job, JobCounts, JobDone, JobKind, JobState, NewFinding, NewJob, RetryPolicy,
-};
 pub use error::{ACCEPTED_URLS, StoreError};
+pub use findings::{Finding, FindingKind, FindingVerdict, NewFinding};
+pub use frontier::{Job, JobCounts, JobDone, JobKind, JobState, NewJob};
 pub use location::redact_url;
 pub use model::{NewSession, NewTitle, Session, Title};
+pub use notices::{
+    NewNotice, NoticeChannel, NoticeDelivery, NoticeDisposition, NoticeLevel, NoticeRecord,
+    OutboxClaim,
+};
 pub use store::{Backend, Store, StoreOptions};
-pub use takedown::{NewNotice, NoticeRecord, OutboxClaim};
+pub use text::UnknownValue;
 
 /// Schema version this build migrates to.
 pub const SCHEMA_VERSION: i64 = 4;

@@ -1,4 +1,4 @@
-//! Records stored by the crate, and their conversion from database rows.
+//! The catalogue's records: titles and the sessions issued for them.
 //!
 //! Integers are stored as 64-bit signed integers on both backends (SQLite
 //! `INTEGER`, PostgreSQL `BIGINT`); timestamps are UTC unix seconds (`i64`).
@@ -75,50 +75,6 @@ pub struct Session {
     pub key_version: u32,
     /// When the store recorded the session (UTC unix seconds).
     pub created_at: i64,
-}
-
-/// Row of `titles` as selected by `sql::title_cols!()`.
-pub(crate) type TitleRow = (String, String, i64, i64, i64, i64, Option<String>);
-
-/// Row of `sessions` as selected by `sql::session_cols!()`.
-pub(crate) type SessionRow = (String, String, String, i64, i64, i64, i64);
-
-fn to_u32(column: &'static str, value: i64) -> Result<u32, StoreError> {
-    u32::try_from(value).map_err(|_| StoreError::Corrupt {
-        detail: format!("{column} = {value} does not fit in 0..=4294967295"),
-    })
-}
-
-impl TryFrom<TitleRow> for Title {
-    type Error = StoreError;
-
-    fn try_from(r: TitleRow) -> Result<Self, StoreError> {
-        Ok(Title {
-            title_id: r.0,
-            name: r.1,
-            segment_duration_ms: to_u32("titles.segment_duration_ms", r.2)?,
-            position_count: to_u32("titles.position_count", r.3)?,
-            key_version: to_u32("titles.key_version", r.4)?,
-            created_at: r.5,
-            reference_path: r.6,
-        })
-    }
-}
-
-impl TryFrom<SessionRow> for Session {
-    type Error = StoreError;
-
-    fn try_from(r: SessionRow) -> Result<Self, StoreError> {
-        Ok(Session {
-            session_id: r.0,
-            title_id: r.1,
-            account_ref: r.2,
-            issued_at: r.3,
-            expires_at: r.4,
-            key_version: to_u32("sessions.key_version", r.5)?,
-            created_at: r.6,
-        })
-    }
 }
 
 impl NewTitle {

@@ -9,8 +9,9 @@ use sqlx::sqlite::{SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynch
 
 use crate::StoreError;
 use crate::location::{Target, parse, redact_url};
-use crate::model::{NewSession, NewTitle, Session, SessionRow, Title, TitleRow};
+use crate::model::{NewSession, NewTitle, Session, Title};
 use crate::sql;
+use crate::sql::catalog::{SessionRow, TitleRow};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,23 +64,6 @@ pub struct Store {
 pub(crate) enum Pools {
     Sqlite(SqlitePool),
     Postgres(PgPool),
-}
-
-/// Runs `$body` with `$pool` bound to the backend's pool and `$sql` to its
-/// [`sql::Dialect`]; the body is compiled once per backend.
-macro_rules! on_backend {
-    ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
-        match &$store.pools {
-            Pools::Sqlite($pool) => {
-                let $sql = &sql::SQLITE;
-                $body
-            }
-            Pools::Postgres($pool) => {
-                let $sql = &sql::POSTGRES;
-                $body
-            }
-        }
-    };
 }
 
 /// Current time as UTC unix seconds.
@@ -175,59 +159,45 @@ impl Store {
     /// migration's text changed. On PostgreSQL an advisory lock serialises
     /// concurrent openers.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        on_backend!(self, |pool, sql| sql
-            .migrator()
-            .run(pool)
-            .await
-            .map_err(StoreError::Migrate))
+        let migrator = self.dialect().migrator();
+        match &self.pools {
+            Pools::Sqlite(pool) => migrator.run(pool).await,
+            Pools::Postgres(pool) => migrator.run(pool).await,
+        }
+        .map_err(StoreError::Migrate)
     }
 
     /// The highest applied schema version, `None` before [`Store::migrate`].
     pub async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
-        on_backend!(self, |pool, sql| {
-            let exists: bool = sqlx::query_scalar(sql.migrations_table_exists)
-                .fetch_one(pool)
-                .await?;
-            if !exists {
-                return Ok(None);
-            }
-            Ok(sqlx::query_scalar(sql.schema_version)
-                .fetch_one(pool)
-                .await?)
-        })
+        let dialect = self.dialect();
+        let exists: bool = self.fetch_scalar(dialect.migrations_table_exists()).await?;
+        if !exists {
+            return Ok(None);
+        }
+        Ok(self.fetch_scalar(dialect.schema_version()).await?)
     }
 
     /// Inserts a title or updates every field of an existing one except
     /// `created_at`. Returns the stored title.
     pub async fn upsert_title(&self, title: &NewTitle) -> Result<Title, StoreError> {
         title.validate()?;
-        let row: TitleRow = on_backend!(self, |pool, sql| sqlx::query_as(sql.upsert_title)
-            .bind(&title.title_id)
-            .bind(&title.name)
-            .bind(i64::from(title.segment_duration_ms))
-            .bind(i64::from(title.position_count))
-            .bind(i64::from(title.key_version))
-            .bind(now_unix())
-            .bind(&title.reference_path)
-            .fetch_one(pool)
-            .await?);
+        let row: TitleRow = self
+            .fetch_one(sql::catalog::upsert_title(title, now_unix()))
+            .await?;
         Title::try_from(row)
     }
 
     /// The title with this id, if any.
     pub async fn get_title(&self, title_id: &str) -> Result<Option<Title>, StoreError> {
-        let row: Option<TitleRow> = on_backend!(self, |pool, sql| sqlx::query_as(sql.get_title)
-            .bind(title_id)
-            .fetch_optional(pool)
-            .await?);
+        let row: Option<TitleRow> = self
+            .fetch_optional(sql::catalog::get_title(title_id))
+            .await?;
         row.map(Title::try_from).transpose()
     }
 
     /// All titles, ordered by `title_id` (bytewise).
     pub async fn list_titles(&self) -> Result<Vec<Title>, StoreError> {
-        let rows: Vec<TitleRow> = on_backend!(self, |pool, sql| sqlx::query_as(sql.list_titles)
-            .fetch_all(pool)
-            .await?);
+        let rows: Vec<TitleRow> = self.fetch_all(sql::catalog::list_titles()).await?;
         rows.into_iter().map(Title::try_from).collect()
     }
 
@@ -242,12 +212,9 @@ impl Store {
     pub async fn insert_session(&self, session: &NewSession) -> Result<Session, StoreError> {
         session.validate()?;
         let created_at = now_unix();
-        on_backend!(self, |pool, sql| {
-            bind_session(sqlx::query(sql.insert_session), session, created_at)
-                .execute(pool)
-                .await
-                .map_err(|e| session_write_error(e, session))?;
-        });
+        self.execute(sql::catalog::insert_session(session, created_at))
+            .await
+            .map_err(|e| session_write_error(e, session))?;
         Ok(session.stored(created_at))
     }
 
@@ -261,35 +228,29 @@ impl Store {
             s.validate()?;
         }
         let created_at = now_unix();
-        on_backend!(self, |pool, sql| {
-            let mut tx = pool.begin().await?;
-            for s in sessions {
-                bind_session(sqlx::query(sql.insert_session), s, created_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| session_write_error(e, s))?;
-            }
-            tx.commit().await?;
-        });
+        let mut tx = self.begin().await?;
+        for s in sessions {
+            tx.execute(sql::catalog::insert_session(s, created_at))
+                .await
+                .map_err(|e| session_write_error(e, s))?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
     /// The session with this id, if any.
     pub async fn get_session(&self, session_id: &str) -> Result<Option<Session>, StoreError> {
-        let row: Option<SessionRow> =
-            on_backend!(self, |pool, sql| sqlx::query_as(sql.get_session)
-                .bind(session_id)
-                .fetch_optional(pool)
-                .await?);
+        let row: Option<SessionRow> = self
+            .fetch_optional(sql::catalog::get_session(session_id))
+            .await?;
         row.map(Session::try_from).transpose()
     }
 
     /// Number of sessions recorded for a title (0 for an unknown title).
     pub async fn count_sessions(&self, title_id: &str) -> Result<u64, StoreError> {
-        let n: i64 = on_backend!(self, |pool, sql| sqlx::query_scalar(sql.count_sessions)
-            .bind(title_id)
-            .fetch_one(pool)
-            .await?);
+        let n: i64 = self
+            .fetch_scalar(sql::catalog::count_sessions(title_id))
+            .await?;
         u64::try_from(n).map_err(|_| StoreError::Corrupt {
             detail: format!("negative count {n}"),
         })
@@ -309,13 +270,9 @@ impl Store {
     ) -> Result<Vec<Session>, StoreError> {
         // Ids are non-empty (schema CHECK), so "" sorts before every id.
         let after = after.unwrap_or("");
-        let rows: Vec<SessionRow> =
-            on_backend!(self, |pool, sql| sqlx::query_as(sql.sessions_page)
-                .bind(title_id)
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await?);
+        let rows: Vec<SessionRow> = self
+            .fetch_all(sql::catalog::sessions_page(title_id, after, limit))
+            .await?;
         rows.into_iter().map(Session::try_from).collect()
     }
 
@@ -377,24 +334,6 @@ impl Store {
             Pools::Postgres(pool) => pool.close().await,
         }
     }
-}
-
-fn bind_session<'q, 'a, DB: sqlx::Database>(
-    q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
-    s: &'a NewSession,
-    created_at: i64,
-) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
-where
-    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    q.bind(s.session_id.as_str())
-        .bind(s.title_id.as_str())
-        .bind(s.account_ref.as_str())
-        .bind(s.issued_at)
-        .bind(s.expires_at)
-        .bind(i64::from(s.key_version))
-        .bind(created_at)
 }
 
 fn session_write_error(err: sqlx::Error, s: &NewSession) -> StoreError {

@@ -7,7 +7,9 @@
 mod common;
 
 use common::TestDb;
-use leaktrace_store::{NewNotice, OutboxClaim};
+use leaktrace_store::{
+    NewNotice, NoticeChannel, NoticeDelivery, NoticeDisposition, NoticeLevel, OutboxClaim,
+};
 
 common::both_backends!(
     notice_lifecycle,
@@ -21,10 +23,10 @@ fn notice(id: &str, recipient: &str) -> NewNotice {
         finding_id: "F-1".into(),
         url: "https://files.example.net/a.mp4".into(),
         host: "files.example.net".into(),
-        level: "host".into(),
+        level: NoticeLevel::Host,
         recipient: recipient.into(),
-        channel: "email".into(),
-        delivery: "pending_approval".into(),
+        channel: NoticeChannel::Email,
+        delivery: NoticeDelivery::PendingApproval,
         notice_json: "{}".into(),
         found_at: 1000,
         created_at: 1100,
@@ -66,13 +68,13 @@ async fn notice_lifecycle(db: &TestDb) {
     );
     assert_eq!(
         s.get_notice("N-1").await.unwrap().unwrap().delivery,
-        "sending"
+        NoticeDelivery::Sending
     );
     s.record_sent("N-1", "N-1", "<N-1@x>", "250 OK", 1200, 1300)
         .await
         .unwrap();
     let r = s.get_notice("N-1").await.unwrap().unwrap();
-    assert_eq!(r.delivery, "sent");
+    assert_eq!(r.delivery, NoticeDelivery::Sent);
     assert_eq!(r.message_id.as_deref(), Some("<N-1@x>"));
     assert!(s.due_checks(1299).await.unwrap().is_empty());
     assert_eq!(s.due_checks(1300).await.unwrap().len(), 1);
@@ -87,14 +89,24 @@ async fn notice_lifecycle(db: &TestDb) {
     assert!(s.due_checks(10_000).await.unwrap().is_empty());
     // Compare and set: only from the state the caller saw.
     assert!(
-        !s.set_disposition("N-1", "open", "rejected", 1500)
-            .await
-            .unwrap()
+        !s.set_disposition(
+            "N-1",
+            NoticeDisposition::Open,
+            NoticeDisposition::Rejected,
+            1500
+        )
+        .await
+        .unwrap()
     );
     assert!(
-        s.set_disposition("N-1", "closed", "counter_notice", 1500)
-            .await
-            .unwrap()
+        s.set_disposition(
+            "N-1",
+            NoticeDisposition::Closed,
+            NoticeDisposition::CounterNotice,
+            1500
+        )
+        .await
+        .unwrap()
     );
     let r = s.get_notice("N-1").await.unwrap().unwrap();
     assert_eq!(
@@ -102,14 +114,20 @@ async fn notice_lifecycle(db: &TestDb) {
         ("counter_notice", Some(1400))
     );
     assert_eq!(s.notices_for_finding("F-1").await.unwrap().len(), 1);
-    assert_eq!(s.list_notices(Some("sent")).await.unwrap().len(), 1);
+    assert_eq!(
+        s.list_notices(Some(NoticeDelivery::Sent))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 async fn claim_is_exclusive_and_rate_limited(db: &TestDb) {
     let s = &db.store;
     for id in ["N-a", "N-b", "N-c"] {
         let mut n = notice(id, "abuse@h.example");
-        n.delivery = "approved".into();
+        n.delivery = NoticeDelivery::Approved;
         s.insert_notice(&n).await.unwrap();
     }
     // Concurrent claimers of one notice: exactly one wins.
@@ -195,9 +213,14 @@ async fn claim_is_exclusive_and_rate_limited(db: &TestDb) {
     assert_eq!(ids(s.sendable_notices(100).await.unwrap()), ["N-c"]);
     // A closed notice is never claimed, whatever its delivery state.
     assert!(
-        s.set_disposition("N-c", "open", "closed", 9004)
-            .await
-            .unwrap()
+        s.set_disposition(
+            "N-c",
+            NoticeDisposition::Open,
+            NoticeDisposition::Closed,
+            9004
+        )
+        .await
+        .unwrap()
     );
     assert!(s.sendable_notices(100).await.unwrap().is_empty());
     assert!(!s.approve_notice("N-c", "op", 9005).await.unwrap());
@@ -212,7 +235,7 @@ async fn claim_is_exclusive_and_rate_limited(db: &TestDb) {
     assert_eq!(doubt.len(), 2, "{doubt:?}"); // N-a (2000) and N-b (2001); N-c is recent
     assert_eq!(
         s.get_notice("N-a").await.unwrap().unwrap().delivery,
-        "in_doubt"
+        NoticeDelivery::InDoubt
     );
     assert_eq!(
         s.claim_outbox("N-a", "N-a", "abuse@h.example", "w", 99_999, 100, 0)

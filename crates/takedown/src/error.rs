@@ -26,6 +26,15 @@ pub enum TakedownError {
     /// The detect report is not a usable `leaktrace.detect.v1` document.
     #[error("detect report: {0}")]
     DetectReport(String),
+    /// A finding from the store cannot back a notice: it has no catalogue title or no usable
+    /// resolved address, or its stored detect report is not about it. The message says which.
+    #[error("{message}")]
+    UnusableFinding {
+        /// The finding.
+        finding_id: String,
+        /// What is wrong, naming the finding.
+        message: String,
+    },
     /// Invalid configuration (the message says the valid range).
     #[error("takedown configuration: {0}")]
     Config(String),

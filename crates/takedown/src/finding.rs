@@ -1,15 +1,18 @@
 //! [`FindingEvidence`]: what this crate needs to know about a finding.
 //!
-//! The crawler owns findings; the takedown side only reads this projection of one, so the
-//! two crates do not depend on each other. The coordinator (or a test) maps a crawler
-//! finding, or a `leaktrace detect --json` report plus capture facts, onto it.
+//! The crawler stores its findings in the store; the takedown side only reads this projection
+//! of one, so the two crates do not depend on each other. [`FindingEvidence::from_finding`]
+//! maps a finding from the store onto it; a caller may also build one from a
+//! `leaktrace detect --json` report plus capture facts.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use leaktrace_store::Finding;
 use serde::{Deserialize, Serialize};
 
-use crate::TakedownError;
+use crate::{TakedownError, Work};
 
 /// One HTTP exchange of the capture: a request and the status it got (redirect hops first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +86,112 @@ pub struct FindingEvidence {
 }
 
 impl FindingEvidence {
+    /// The takedown projection of a crawler finding from the store: the capture facts as the
+    /// crawler recorded them, the work's names from `works` (by the finding's title), an exact
+    /// catalogue hash match if the captured bytes are one of the work's assets, and, when
+    /// detect ran, its `leaktrace.detect.v1` report (verdict, accused sessions and their
+    /// false-accusation probabilities) for the positive-match [`gate`](crate::gate); without
+    /// such a report, the stored verdict alone.
+    ///
+    /// Each hop of the request chain carries the HTTP status the crawler recorded for it.
+    /// Findings stored before schema v4 have no statuses: their hops before the last get 0
+    /// ("redirect, code not recorded"; no code is claimed) and the last 200 (the capture
+    /// succeeded).
+    ///
+    /// Fails with [`TakedownError::UnusableFinding`] for a finding without a catalogue title
+    /// or a resolved address (a notice needs both), or whose detect report is not about it.
+    pub fn from_finding(
+        f: &Finding,
+        works: &BTreeMap<String, Work>,
+    ) -> Result<FindingEvidence, TakedownError> {
+        let r = &f.record;
+        let unusable = |message: String| TakedownError::UnusableFinding {
+            finding_id: r.finding_id.clone(),
+            message,
+        };
+        let title_id = r.title_id.clone().ok_or_else(|| {
+            unusable(format!(
+                "finding {} has no catalogue title; a notice needs the work",
+                r.finding_id
+            ))
+        })?;
+        let resolved_ip: IpAddr = r
+            .resolved_ip
+            .as_deref()
+            .ok_or_else(|| {
+                unusable(format!(
+                    "finding {} has no resolved address; a notice needs it",
+                    r.finding_id
+                ))
+            })?
+            .parse()
+            .map_err(|e| unusable(format!("finding {}: resolved address: {e}", r.finding_id)))?;
+        let chain_urls: Vec<String> = if r.redirect_chain.is_empty() {
+            vec![r.media_url.clone()]
+        } else {
+            r.redirect_chain.clone()
+        };
+        let last = chain_urls.len().saturating_sub(1);
+        let chain = chain_urls
+            .into_iter()
+            .enumerate()
+            .map(|(i, url)| Hop {
+                url,
+                status: r.redirect_statuses.get(i).copied().unwrap_or(if i == last {
+                    200
+                } else {
+                    0
+                }),
+                ip: (i == last).then_some(resolved_ip),
+                at: r.capture_started_at,
+                headers: r
+                    .content_type
+                    .iter()
+                    .filter(|_| i == last)
+                    .map(|ct| ("content-type".to_owned(), ct.clone()))
+                    .collect(),
+            })
+            .collect();
+        let work = works.get(&title_id);
+        let mut names = Vec::new();
+        if let Some(w) = work {
+            names.push(w.title.clone());
+        }
+        names.push(title_id.clone());
+        let catalogue_hash_match = work.and_then(|w| w.catalogue_match(&r.sha256));
+        let ev = FindingEvidence {
+            finding_id: r.finding_id.clone(),
+            url: r.media_url.clone(),
+            page_url: r.page_url.clone(),
+            chain,
+            resolved_ip,
+            found_at: f.created_at.min(r.capture_started_at),
+            captured_at: r.capture_finished_at,
+            byte_len: r.byte_len,
+            blake3: r.blake3.clone(),
+            sha256: r.sha256.clone(),
+            title_id,
+            catalogue_names: names,
+            catalogue_hash_match,
+            verdict: None,
+            detect_fp: None,
+            accused: Vec::new(),
+            positions_used: None,
+            detect_report: None,
+            plot_path: None,
+        };
+        let report: serde_json::Value = serde_json::from_str(&r.report).unwrap_or_default();
+        if report.get("schema").and_then(|s| s.as_str()) == Some("leaktrace.detect.v1") {
+            ev.with_detect_report(report)
+                .map_err(|e| unusable(format!("finding {}: {e}", r.finding_id)))
+        } else {
+            Ok(FindingEvidence {
+                verdict: Some(r.verdict.as_str().to_owned()),
+                ..ev
+            })
+        }
+    }
+
     /// Fills the detector fields from a `leaktrace.detect.v1` report.
     ///
     /// The report must be about this finding: its `title` must be the finding's
@@ -170,5 +279,89 @@ impl FindingEvidence {
                     .and_then(|u| u.host_str().map(str::to_owned))
             })
             .unwrap_or_else(|| "unknown".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leaktrace_store::{FindingKind, FindingVerdict, NewFinding};
+
+    fn finding() -> Finding {
+        Finding {
+            record: NewFinding {
+                finding_id: "F-1".into(),
+                media_url: "http://x.test/a".into(),
+                page_url: Some("http://x.test/watch".into()),
+                redirect_chain: vec!["http://x.test/a".into(), "http://cdn.x.test/a.mp4".into()],
+                redirect_statuses: vec![],
+                resolved_ip: Some("192.0.2.7".into()),
+                kind: FindingKind::Direct,
+                file_name: "a.mp4".into(),
+                content_type: Some("video/mp4".into()),
+                byte_len: 3,
+                blake3: "a".repeat(64),
+                sha256: "b".repeat(64),
+                capture_path: "/c/b.mp4".into(),
+                title_id: Some("bbb".into()),
+                title_score: 100,
+                verdict: FindingVerdict::NoAccusation,
+                accused: "[]".into(),
+                report: "{}".into(),
+                capture_started_at: 10,
+                capture_finished_at: 12,
+            },
+            created_at: 11,
+        }
+    }
+
+    #[test]
+    fn a_stored_finding_maps_onto_its_evidence() {
+        let works = BTreeMap::from([(
+            "bbb".to_owned(),
+            Work {
+                title: "Big Buck Bunny".into(),
+                asset_sha256: vec!["B".repeat(64)],
+                ..Work::default()
+            },
+        )]);
+        let ev = FindingEvidence::from_finding(&finding(), &works).unwrap();
+        // Before schema v4: no statuses, so the redirect gets 0 and the capture 200.
+        let hops: Vec<_> = ev
+            .chain
+            .iter()
+            .map(|h| (h.status, h.ip.is_some()))
+            .collect();
+        assert_eq!(hops, [(0, false), (200, true)]);
+        assert_eq!(
+            ev.chain[1].headers,
+            [("content-type".into(), "video/mp4".into())]
+        );
+        assert_eq!(ev.catalogue_names, ["Big Buck Bunny", "bbb"]);
+        assert_eq!(
+            ev.catalogue_hash_match,
+            Some(format!("sha256:{}", "b".repeat(64)))
+        );
+        assert_eq!((ev.found_at, ev.captured_at), (10, 12));
+        // No detect report: the stored verdict, as stored.
+        assert_eq!(ev.verdict.as_deref(), Some("no accusation"));
+    }
+
+    #[test]
+    fn a_finding_without_title_or_address_is_unusable() {
+        let mut f = finding();
+        f.record.title_id = None;
+        let e = FindingEvidence::from_finding(&f, &BTreeMap::new()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "finding F-1 has no catalogue title; a notice needs the work"
+        );
+        let mut f = finding();
+        f.record.resolved_ip = Some("nowhere".into());
+        let e = FindingEvidence::from_finding(&f, &BTreeMap::new()).unwrap_err();
+        assert!(
+            matches!(&e, TakedownError::UnusableFinding { finding_id, .. } if finding_id == "F-1"),
+            "{e}"
+        );
     }
 }

@@ -2,8 +2,9 @@
 //! evidence, and followed until the content is down.
 //!
 //! - [`FindingEvidence`]: the facts about one finding (URL, redirect chain, resolved IP, UTC
-//!   times, BLAKE3 + SHA-256 of the captured bytes, the detector's report). The crawler's
-//!   findings are mapped onto it; this crate does not depend on the crawler.
+//!   times, BLAKE3 + SHA-256 of the captured bytes, the detector's report).
+//!   [`FindingEvidence::from_finding`] maps a crawler finding from the store onto it; this
+//!   crate does not depend on the crawler.
 //! - [`Notice`]: built by [`Notice::build`], which applies the positive-match [`gate`]
 //!   (an accusation at or below the configured false-accusation probability, or an exact
 //!   catalogue hash) and validates every element of 17 U.S.C. § 512(c)(3)(A) and of

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use leaktrace_store::NoticeLevel;
 use serde::{Deserialize, Serialize};
 
 use crate::{FindingEvidence, TakedownError};
@@ -167,6 +168,30 @@ impl Level {
             Level::Host => Some(Level::Cdn),
             Level::Cdn => Some(Level::Registrar),
             Level::Registrar => None,
+        }
+    }
+}
+
+/// The level as the store keeps it.
+impl From<Level> for NoticeLevel {
+    fn from(level: Level) -> NoticeLevel {
+        match level {
+            Level::Site => NoticeLevel::Site,
+            Level::Host => NoticeLevel::Host,
+            Level::Cdn => NoticeLevel::Cdn,
+            Level::Registrar => NoticeLevel::Registrar,
+        }
+    }
+}
+
+/// The level of a stored notice.
+impl From<NoticeLevel> for Level {
+    fn from(level: NoticeLevel) -> Level {
+        match level {
+            NoticeLevel::Site => Level::Site,
+            NoticeLevel::Host => Level::Host,
+            NoticeLevel::Cdn => Level::Cdn,
+            NoticeLevel::Registrar => Level::Registrar,
         }
     }
 }

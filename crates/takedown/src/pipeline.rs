@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use leaktrace_store::{NewNotice, NoticeRecord, Store};
+use leaktrace_store::{
+    NewNotice, NoticeChannel, NoticeDelivery, NoticeDisposition, NoticeRecord, Store,
+};
 
 use crate::config::{Mode, TakedownConfig};
 use crate::deliver::{Deliverer, SendOutcome};
@@ -21,8 +23,8 @@ pub struct Filed {
     pub notice_id: String,
     /// False when the notice already existed (a re-run): nothing new was stored.
     pub inserted: bool,
-    /// Delivery state it starts in.
-    pub delivery: String,
+    /// Delivery state it starts in (or is in, for a notice filed before).
+    pub delivery: NoticeDelivery,
 }
 
 /// The evidence bundle directory of a finding.
@@ -40,28 +42,28 @@ pub fn bundle_dir(cfg: &TakedownConfig, finding_id: &str) -> PathBuf {
     cfg.evidence_dir.join(safe)
 }
 
-fn delivery_for(mode: Mode) -> &'static str {
+fn delivery_for(mode: Mode) -> NoticeDelivery {
     match mode {
-        Mode::Approval => "pending_approval",
-        Mode::Auto => "approved",
-        Mode::DryRun => "dry_run",
+        Mode::Approval => NoticeDelivery::PendingApproval,
+        Mode::Auto => NoticeDelivery::Approved,
+        Mode::DryRun => NoticeDelivery::DryRun,
     }
 }
 
-fn new_notice(n: &Notice, delivery: &str) -> Result<NewNotice, TakedownError> {
+fn new_notice(n: &Notice, delivery: NoticeDelivery) -> Result<NewNotice, TakedownError> {
     let (recipient, channel) = match &n.recipient.channel {
-        Channel::Email { to } => (to.clone(), "email"),
-        Channel::Http { endpoint } => (endpoint.clone(), "http"),
+        Channel::Email { to } => (to.clone(), NoticeChannel::Email),
+        Channel::Http { endpoint } => (endpoint.clone(), NoticeChannel::Http),
     };
     Ok(NewNotice {
         notice_id: n.notice_id.clone(),
         finding_id: n.finding_id.clone(),
         url: n.infringing_urls.first().cloned().unwrap_or_default(),
         host: n.host(),
-        level: n.recipient.level.as_str().to_owned(),
+        level: n.recipient.level.into(),
         recipient,
-        channel: channel.to_owned(),
-        delivery: delivery.to_owned(),
+        channel,
+        delivery,
         notice_json: serde_json::to_string(n)?,
         found_at: n.found_at,
         created_at: n.created_at,
@@ -107,7 +109,7 @@ pub async fn file_finding(
     Ok(Some(Filed {
         notice_id: notice.notice_id,
         inserted,
-        delivery: stored.map_or_else(|| delivery.to_owned(), |r| r.delivery),
+        delivery: stored.map_or(delivery, |r| r.delivery),
     }))
 }
 
@@ -129,10 +131,10 @@ pub async fn send_approved(
     let max_attempts = 3 * i64::from(cfg.retry.attempts);
     let todo = if cfg.mode == Mode::DryRun {
         let mut todo: Vec<NoticeRecord> = store
-            .list_notices(Some("dry_run"))
+            .list_notices(Some(NoticeDelivery::DryRun))
             .await?
             .into_iter()
-            .filter(|r| r.disposition == "open")
+            .filter(|r| r.disposition == NoticeDisposition::Open)
             .collect();
         todo.extend(store.sendable_notices(max_attempts).await?);
         todo
@@ -230,6 +232,30 @@ impl Disposition {
     }
 }
 
+/// The disposition as the store keeps it.
+impl From<Disposition> for NoticeDisposition {
+    fn from(d: Disposition) -> NoticeDisposition {
+        match d {
+            Disposition::Open => NoticeDisposition::Open,
+            Disposition::Closed => NoticeDisposition::Closed,
+            Disposition::Rejected => NoticeDisposition::Rejected,
+            Disposition::CounterNotice => NoticeDisposition::CounterNotice,
+        }
+    }
+}
+
+/// The disposition of a stored notice.
+impl From<NoticeDisposition> for Disposition {
+    fn from(d: NoticeDisposition) -> Disposition {
+        match d {
+            NoticeDisposition::Open => Disposition::Open,
+            NoticeDisposition::Closed => Disposition::Closed,
+            NoticeDisposition::Rejected => Disposition::Rejected,
+            NoticeDisposition::CounterNotice => Disposition::CounterNotice,
+        }
+    }
+}
+
 /// `leaktrace takedown mark`: moves a notice's disposition by hand, if
 /// [`Disposition::check_move`] allows it (compare and set in the store, so a concurrent
 /// change is not overwritten). Returns the updated record.
@@ -243,16 +269,15 @@ pub async fn mark(
     let rec = store.get_notice(notice_id).await?.ok_or_else(unknown)?;
     let refuse = |why: String| TakedownError::Transition {
         notice_id: notice_id.to_owned(),
-        from: rec.disposition.clone(),
+        from: rec.disposition.as_str().to_owned(),
         to: to.as_str().to_owned(),
         why,
     };
-    let from = Disposition::parse(&rec.disposition)
-        .ok_or_else(|| refuse(format!("unknown stored disposition {:?}", rec.disposition)))?;
-    let delivered = matches!(rec.delivery.as_str(), "sent" | "in_doubt");
+    let from = Disposition::from(rec.disposition);
+    let delivered = matches!(rec.delivery, NoticeDelivery::Sent | NoticeDelivery::InDoubt);
     from.check_move(to, delivered).map_err(&refuse)?;
     if !store
-        .set_disposition(notice_id, from.as_str(), to.as_str(), now)
+        .set_disposition(notice_id, from.into(), to.into(), now)
         .await?
     {
         return Err(refuse("it was changed meanwhile; look again".into()));
@@ -352,13 +377,11 @@ pub async fn escalate_due(
     now: i64,
 ) -> Result<Vec<(String, Filed)>, TakedownError> {
     let mut out = Vec::new();
-    for rec in store.list_notices(Some("sent")).await? {
-        if rec.disposition != "open" || rec.escalated_at.is_some() {
+    for rec in store.list_notices(Some(NoticeDelivery::Sent)).await? {
+        if rec.disposition != NoticeDisposition::Open || rec.escalated_at.is_some() {
             continue;
         }
-        let Some(level) = Level::parse(&rec.level) else {
-            continue;
-        };
+        let level = Level::from(rec.level);
         let Some(grace) = cfg.grace(level) else {
             continue;
         };
@@ -399,7 +422,7 @@ async fn escalate_notice(
     Ok(Filed {
         notice_id: n.notice_id,
         inserted,
-        delivery: stored.map_or_else(|| delivery.to_owned(), |r| r.delivery),
+        delivery: stored.map_or(delivery, |r| r.delivery),
     })
 }
 

@@ -8,7 +8,7 @@
 mod common;
 use common::*;
 
-use leaktrace_store::Store;
+use leaktrace_store::{NoticeDelivery, Store};
 use leaktrace_takedown::config::RecipientOverride;
 use leaktrace_takedown::deliver::{Deliverer, SendOutcome, backoff};
 use leaktrace_takedown::net::NetPolicy;
@@ -166,7 +166,7 @@ async fn http_delivery_retries_then_sends_once() {
     .await;
     let path = "/client/v4/accounts/acct/abuse-reports/abuse_dmca";
     let (_d, cfg, st, dl, filed) = http_setup(port, path, Mode::Auto).await;
-    assert_eq!(filed.delivery, "approved");
+    assert_eq!(filed.delivery, NoticeDelivery::Approved);
     let out = pipeline::send_approved(&cfg, &st, &dl, 1001, &signer())
         .await
         .unwrap();
@@ -281,7 +281,7 @@ async fn http_permanent_4xx_is_not_retried() {
         assert!(!retryable, "{status} must not be retryable");
         assert_eq!(seen.lock().unwrap().len(), 1, "{status}: retried");
         let rec = st.get_notice(&filed.notice_id).await.unwrap().unwrap();
-        assert_eq!(rec.delivery, "failed");
+        assert_eq!(rec.delivery, NoticeDelivery::Failed);
         assert_eq!(rec.sent_at, None);
         assert_eq!(rec.attempts, 1);
         assert!(
@@ -364,7 +364,7 @@ async fn dry_run_renders_and_contacts_nobody() {
     let (port, seen) = serve(Arc::new(|_: &Seen, _| (200, "{}".into()))).await;
     let endpoint = format!("http://127.0.0.1:{port}/abuse");
     let (_d, cfg, st, dl, filed) = http_setup(port, "/abuse", Mode::DryRun).await;
-    assert_eq!(filed.delivery, "dry_run");
+    assert_eq!(filed.delivery, NoticeDelivery::DryRun);
     for t in [1001, 1002] {
         let out = pipeline::send_approved(&cfg, &st, &dl, t, &signer())
             .await

@@ -102,7 +102,7 @@ impl Env {
         assert_eq!(esc.len(), 1, "{esc:?}");
         assert_eq!(esc[0].0, from);
         let rec = self.st.get_notice(&esc[0].1).await.unwrap().unwrap();
-        assert_eq!(rec.level, level);
+        assert_eq!(rec.level.as_str(), level);
         rec.notice_id
     }
 }
@@ -232,7 +232,7 @@ async fn closed_or_answered_notices_do_not_escalate_and_approval_mode_waits() {
         .unwrap();
     assert_eq!(esc.len(), 1, "{esc:?}");
     assert_eq!(esc[0].0, ids[1]);
-    assert_eq!(esc[0].1.delivery, "pending_approval");
+    assert_eq!(esc[0].1.delivery.as_str(), "pending_approval");
     assert_eq!(seen.lock().unwrap().len(), 3);
     e.st.close().await;
 }
@@ -277,7 +277,7 @@ async fn mark_allows_and_refuses_moves() {
         (Disposition::CounterNotice, "counter_notice"),
     ] {
         let r = pipeline::mark(&e.st, &id, to, 1004).await.unwrap();
-        assert_eq!(r.disposition, want);
+        assert_eq!(r.disposition.as_str(), want);
     }
     refused(
         pipeline::mark(&e.st, &id, Disposition::Rejected, 1005).await,

@@ -13,7 +13,7 @@ use crate::exit::{Code, UsageError};
 use anyhow::{Context, Result};
 use leaktrace_core::TitleId;
 use leaktrace_detect::{DecideOptions, decide};
-use leaktrace_embed::Reference;
+use leaktrace_reference::Reference;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;

@@ -9,7 +9,7 @@ use crate::config::Loaded;
 use crate::exit::{Code, ConfigError, ConflictError, NotFoundError, UsageError};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use leaktrace_store::{NoticeRecord, Store};
+use leaktrace_store::{NoticeDelivery, NoticeRecord, Store};
 use leaktrace_takedown::deliver::{Deliverer, SendOutcome};
 use leaktrace_takedown::evidence::{EvidenceSigner, SignatureStatus};
 use leaktrace_takedown::net::NetPolicy;
@@ -185,6 +185,7 @@ fn map_err(e: TakedownError) -> anyhow::Error {
         TakedownError::Config(m) => ConfigError(m).into(),
         TakedownError::UnknownNotice(_) => NotFoundError(e.to_string()).into(),
         TakedownError::Transition { .. } => ConflictError(e.to_string()).into(),
+        TakedownError::UnusableFinding { .. } => UsageError(e.to_string()).into(),
         other => other.into(),
     }
 }
@@ -228,8 +229,8 @@ fn record_json(r: &NoticeRecord) -> serde_json::Value {
     let (to_notice, to_removal) = timings(r);
     json!({
         "notice_id": r.notice_id, "finding_id": r.finding_id, "url": r.url, "host": r.host,
-        "level": r.level, "recipient": r.recipient, "channel": r.channel,
-        "delivery": r.delivery, "disposition": r.disposition,
+        "level": r.level.as_str(), "recipient": r.recipient, "channel": r.channel.as_str(),
+        "delivery": r.delivery.as_str(), "disposition": r.disposition.as_str(),
         "found_at": r.found_at, "created_at": r.created_at, "approved_at": r.approved_at,
         "approved_by": r.approved_by, "sent_at": r.sent_at, "message_id": r.message_id,
         "attempts": r.attempts, "last_error": r.last_error, "closed_at": r.closed_at,
@@ -278,7 +279,7 @@ fn file(config: Option<&Path>, a: &FileArgs) -> Result<Code> {
         let stored =
             c.rt.block_on(c.store.finding_get(&a.finding))?
                 .ok_or_else(|| NotFoundError(format!("no finding {:?} in the store", a.finding)))?;
-        finding_evidence(&stored, &c.cfg)?
+        FindingEvidence::from_finding(&stored, &c.cfg.works).map_err(map_err)?
     } else {
         return Err(UsageError(format!(
             "{:?}: neither a FindingEvidence JSON file nor a crawler finding id (F-…)",
@@ -307,7 +308,7 @@ fn file(config: Option<&Path>, a: &FileArgs) -> Result<Code> {
     c.rt.block_on(c.store.close());
     let out = match res {
         Ok(Some(f)) => {
-            json!({ "finding_id": finding.finding_id, "notice_id": f.notice_id, "inserted": f.inserted, "delivery": f.delivery })
+            json!({ "finding_id": finding.finding_id, "notice_id": f.notice_id, "inserted": f.inserted, "delivery": f.delivery.as_str() })
         }
         Ok(None) => {
             json!({ "finding_id": finding.finding_id, "notice_id": null, "refused": format!("no recipient known at level {}", level.as_str()) })
@@ -343,7 +344,7 @@ fn file(config: Option<&Path>, a: &FileArgs) -> Result<Code> {
 fn review(config: Option<&Path>, c: &CommonArgs) -> Result<Code> {
     let x = ctx(config, c)?;
     let pending =
-        x.rt.block_on(x.store.list_notices(Some("pending_approval")))?;
+        x.rt.block_on(x.store.list_notices(Some(NoticeDelivery::PendingApproval)))?;
     x.rt.block_on(x.store.close());
     if c.json {
         let v: Vec<_> = pending.iter().map(record_json).collect();
@@ -366,7 +367,7 @@ fn approve(config: Option<&Path>, a: &ApproveArgs) -> Result<Code> {
     let x = ctx(config, &a.common)?;
     let now = now_unix();
     let ids: Vec<String> = if a.all {
-        x.rt.block_on(x.store.list_notices(Some("pending_approval")))?
+        x.rt.block_on(x.store.list_notices(Some(NoticeDelivery::PendingApproval)))?
             .into_iter()
             .map(|r| r.notice_id)
             .collect()
@@ -490,7 +491,7 @@ fn recheck(config: Option<&Path>, c: &CommonArgs) -> Result<Code> {
         .collect();
     let esc_json: Vec<_> = escalated
         .iter()
-        .map(|(old, f)| json!({ "from": old, "notice_id": f.notice_id, "delivery": f.delivery }))
+        .map(|(old, f)| json!({ "from": old, "notice_id": f.notice_id, "delivery": f.delivery.as_str() }))
         .collect();
     if c.json {
         println!(
@@ -715,102 +716,4 @@ pub fn run_evidence(config: Option<&Path>, cmd: &EvidenceCommand) -> Result<Code
         }
     }
     Ok(if ok { Code::Success } else { Code::Input })
-}
-
-/// The takedown projection of a crawler finding: the capture facts as recorded by the
-/// crawler, and, when detect ran, its `leaktrace.detect.v1` report (verdict, accused sessions
-/// and their false-accusation probabilities) for the positive-match gate.
-///
-/// Each hop of the request chain carries the HTTP status the crawler recorded for it. Findings
-/// stored before schema v4 have no statuses: their hops before the last get 0 ("redirect, code
-/// not recorded"; no code is claimed) and the last 200 (the capture succeeded).
-pub fn finding_evidence(
-    f: &leaktrace_store::Finding,
-    cfg: &TakedownConfig,
-) -> Result<FindingEvidence> {
-    let r = &f.record;
-    let title_id = r.title_id.clone().ok_or_else(|| {
-        UsageError(format!(
-            "finding {} has no catalogue title; a notice needs the work",
-            r.finding_id
-        ))
-    })?;
-    let resolved_ip: std::net::IpAddr = r
-        .resolved_ip
-        .as_deref()
-        .ok_or_else(|| {
-            UsageError(format!(
-                "finding {} has no resolved address; a notice needs it",
-                r.finding_id
-            ))
-        })?
-        .parse()
-        .map_err(|e| UsageError(format!("finding {}: resolved address: {e}", r.finding_id)))?;
-    let chain_urls: Vec<String> = if r.redirect_chain.is_empty() {
-        vec![r.media_url.clone()]
-    } else {
-        r.redirect_chain.clone()
-    };
-    let last = chain_urls.len().saturating_sub(1);
-    let chain = chain_urls
-        .into_iter()
-        .enumerate()
-        .map(|(i, url)| leaktrace_takedown::Hop {
-            url,
-            status: r
-                .redirect_statuses
-                .get(i)
-                .copied()
-                .unwrap_or(if i == last { 200 } else { 0 }),
-            ip: (i == last).then_some(resolved_ip),
-            at: r.capture_started_at,
-            headers: r
-                .content_type
-                .iter()
-                .filter(|_| i == last)
-                .map(|ct| ("content-type".to_owned(), ct.clone()))
-                .collect(),
-        })
-        .collect();
-    let mut names = Vec::new();
-    if let Some(w) = cfg.works.get(&title_id) {
-        names.push(w.title.clone());
-    }
-    names.push(title_id.clone());
-    let catalogue_hash_match = cfg
-        .works
-        .get(&title_id)
-        .and_then(|w| w.catalogue_match(&r.sha256));
-    let ev = FindingEvidence {
-        finding_id: r.finding_id.clone(),
-        url: r.media_url.clone(),
-        page_url: r.page_url.clone(),
-        chain,
-        resolved_ip,
-        found_at: f.created_at.min(r.capture_started_at),
-        captured_at: r.capture_finished_at,
-        byte_len: r.byte_len,
-        blake3: r.blake3.clone(),
-        sha256: r.sha256.clone(),
-        title_id,
-        catalogue_names: names,
-        catalogue_hash_match,
-        verdict: None,
-        detect_fp: None,
-        accused: Vec::new(),
-        positions_used: None,
-        detect_report: None,
-        plot_path: None,
-    };
-    let report: serde_json::Value = serde_json::from_str(&r.report).unwrap_or_default();
-    if report.get("schema").and_then(|s| s.as_str()) == Some("leaktrace.detect.v1") {
-        Ok(ev
-            .with_detect_report(report)
-            .map_err(|e| UsageError(format!("finding {}: {e}", r.finding_id)))?)
-    } else {
-        Ok(FindingEvidence {
-            verdict: Some(r.verdict.clone()),
-            ..ev
-        })
-    }
 }

@@ -27,7 +27,7 @@ fn indirect() -> WmToken {
             ticks: 60_000,
             timescale: 10_000,
         }),
-        mode: Mode::Indirect {
+        pattern: PatternClaims::Indirect {
             wmid: SessionId::new("session-0001").unwrap(),
             wmopid: 7,
             wmkeyver: Some(1),
@@ -44,7 +44,7 @@ fn direct() -> WmToken {
         cti: None,
         wmvnd: 1,
         wmsegduration: None,
-        mode: Mode::Direct {
+        pattern: PatternClaims::Direct {
             pattern: vec![0x0A, 0x0B, 0x0C, 0x0D],
             patlen: 32,
         },
@@ -176,7 +176,7 @@ fn encoding_is_deterministic() {
 fn full_length_direct_pattern_fits() {
     let pattern: Vec<u8> = (0..8192u32).map(|i| (i * 37 % 251) as u8).collect();
     let claims = WmToken {
-        mode: Mode::Direct {
+        pattern: PatternClaims::Direct {
             pattern,
             patlen: u16::MAX,
         },
@@ -189,7 +189,7 @@ fn full_length_direct_pattern_fits() {
         assert_eq!(back, claims);
         assert_eq!(back.wmpatlen(), 65_535);
         // Last meaningful bit is index 65 534: byte 8191, bit 6 from the MSB.
-        let last = claims.mode.pattern_bit(65_534).unwrap();
+        let last = claims.pattern.pattern_bit(65_534).unwrap();
         let byte = 8191u32 * 37 % 251;
         assert_eq!(last.bit(), ((byte >> 1) & 1) as u8);
     }
@@ -771,7 +771,7 @@ fn forged_signature_rejected() {
     );
     // Swap in the payload of a different token (wmopid changed) but keep the old tag.
     let other = WmToken {
-        mode: Mode::Indirect {
+        pattern: PatternClaims::Indirect {
             wmid: SessionId::new("session-0001").unwrap(),
             wmopid: 8,
             wmkeyver: Some(1),
@@ -1101,7 +1101,7 @@ fn invalid_claims() {
 #[test]
 fn encode_rejects_inconsistent_claims() {
     let bad_len = WmToken {
-        mode: Mode::Direct {
+        pattern: PatternClaims::Direct {
             pattern: vec![1, 2, 3],
             patlen: 32,
         },
@@ -1112,7 +1112,7 @@ fn encode_rejects_inconsistent_claims() {
         Err(TokenError::InvalidClaim(_))
     ));
     let zero = WmToken {
-        mode: Mode::Direct {
+        pattern: PatternClaims::Direct {
             pattern: vec![],
             patlen: 0,
         },
@@ -1289,7 +1289,7 @@ fn size_limit() {
 /// TS 104 002 clause 5.4: pattern 0x0A0B0C0D, position 3 → bit 0 (big-endian addressing).
 #[test]
 fn spec_bit_example() {
-    let mode = Mode::Direct {
+    let mode = PatternClaims::Direct {
         pattern: vec![0x0A, 0x0B, 0x0C, 0x0D],
         patlen: 32,
     };
@@ -1302,7 +1302,7 @@ fn spec_bit_example() {
     // Wrap-around at wmpatlen.
     assert_eq!(mode.pattern_bit(35), mode.pattern_bit(3));
     assert_eq!(mode.pattern_bit(32 + 4), Some(Variant::B));
-    let short = Mode::Direct {
+    let short = PatternClaims::Direct {
         pattern: vec![0x0A, 0x0B, 0x0C, 0x0D],
         patlen: 30,
     };
@@ -1315,16 +1315,16 @@ fn spec_bit_example() {
     // Through a token round trip.
     let t = encode(&direct(), &hmac()).unwrap();
     let back = decode_and_verify(&t, &hmac().verifier(), NOW).unwrap();
-    assert_eq!(back.mode.pattern_bit(3), Some(Variant::A));
+    assert_eq!(back.pattern.pattern_bit(3), Some(Variant::A));
     // Indirect mode and inconsistent patterns have no direct bit.
-    assert_eq!(indirect().mode.pattern_bit(0), None);
-    let broken = Mode::Direct {
+    assert_eq!(indirect().pattern.pattern_bit(0), None);
+    let broken = PatternClaims::Direct {
         pattern: vec![0xff],
         patlen: 16,
     };
     assert_eq!(broken.pattern_bit(7), Some(Variant::B));
     assert_eq!(broken.pattern_bit(8), None);
-    let empty = Mode::Direct {
+    let empty = PatternClaims::Direct {
         pattern: vec![],
         patlen: 0,
     };

@@ -226,7 +226,7 @@ pub struct Pair<'a> {
 }
 
 fn ncc(a: &[f64], b: &[f64]) -> f64 {
-    leaktrace_embed::reference::normalised_correlation(a, b)
+    leaktrace_reference::normalised_correlation(a, b)
 }
 
 /// Share of the sampled points the coarse search keeps for its score: the ones whose residual
@@ -365,7 +365,7 @@ type Reduced = (Vec<f32>, usize, usize);
 fn reduce(img: &Image<'_>, f: usize) -> Reduced {
     let (w, h) = ((img.w / f).max(1), (img.h / f).max(1));
     (
-        leaktrace_embed::reference::downsample_f32(img.data, img.w, img.h, w, h),
+        leaktrace_reference::downsample_f32(img.data, img.w, img.h, w, h),
         w,
         h,
     )

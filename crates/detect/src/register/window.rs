@@ -382,7 +382,7 @@ mod tests {
                 .flat_map(|y| (0..26).map(move |x| (x, y)))
                 .map(|(x, y)| data[(oy + y) * sw + ox + x])
                 .collect();
-            let direct = leaktrace_embed::reference::normalised_correlation(&t, &win);
+            let direct = leaktrace_reference::normalised_correlation(&t, &win);
             let fast = map[oy * nx + ox];
             assert!(
                 (direct - fast).abs() < 1e-9,

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use leaktrace_core::codeword::SessionId;
-use leaktrace_core::session::TokenMode;
+use leaktrace_core::SessionId;
+use leaktrace_core::TokenMode;
 use leaktrace_core::token::Signer;
 use leaktrace_core::{KeyVersion, MasterKey, SegmentDuration, TitleId, Variant};
 use leaktrace_edge::{Edge, EdgeConfig};
@@ -254,7 +254,7 @@ fn build() -> Fixture {
         )
         .unwrap();
         let mut ghost = claims.clone();
-        if let leaktrace_core::token::Mode::Indirect { wmid, .. } = &mut ghost.mode {
+        if let leaktrace_core::token::PatternClaims::Indirect { wmid, .. } = &mut ghost.pattern {
             *wmid = SessionId::new("never-recorded-session").unwrap();
         }
         let unrecorded = leaktrace_core::token::encode(&ghost, issuer.signer()).unwrap();

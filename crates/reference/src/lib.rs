@@ -1,4 +1,8 @@
-//! The reference index: what the detector needs to know about the unmarked title.
+//! # leaktrace-reference
+//!
+//! The reference index: what the detector needs to know about the unmarked title. It is the
+//! contract between the packager (`leaktrace-embed` writes it while it marks) and the detector
+//! (`leaktrace-detect` reads it), so it sits below both.
 //!
 //! Written at embed time into `reference/` beside the packaged output (never served to
 //! viewers). Format version 1:
@@ -17,11 +21,70 @@
 //! With the key, the detector rebuilds the expected mark of position `p` at the statistics
 //! resolution as `pattern(p) × amplitude`, and compares a suspect's mean frame of that
 //! position, minus the reference mean, against it ([`Reference::correlate`]).
+//!
+//! ```
+//! use leaktrace_core::{GRID_COLS, GRID_ROWS, Position};
+//! use leaktrace_reference::{Reference, ReferenceBuilder};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let (w, h) = (64, 36);
+//! let mut builder = ReferenceBuilder::new(w, h);
+//! let luma = vec![100u8; w * h];
+//! let amplitude = vec![1.5f32; GRID_COLS * GRID_ROWS];
+//! for frame in 0..4 {
+//!     let position = Position::new(frame / 2);
+//!     builder.add_frame(position, &luma, w, h, 0, &amplitude)?;
+//! }
+//! let meta = builder.write(dir.path(), "film", 1, 2000, [24, 1])?;
+//! assert_eq!((meta.frames, meta.positions), (4, 2));
+//!
+//! let reference = Reference::load(dir.path())?;
+//! let stats = reference.position(Position::new(1)).expect("two positions");
+//! assert_eq!(stats.frames, 2);
+//! assert!(stats.mean_luma.iter().all(|&v| v == 100.0));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
 
-use crate::{EmbedError, Mask};
 use leaktrace_core::{DerivedKey, GRID_COLS, GRID_ROWS, Pattern, Position};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Errors of reading or writing a reference index.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReferenceError {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The path given for the index is not a directory.
+    #[error("{} is not a directory (expected the PKG/reference directory written by embed)", .0.display())]
+    NotADirectory(PathBuf),
+    /// The index on disk is not a reference index of this format, or is inconsistent.
+    #[error("bad reference index: {0}")]
+    Format(&'static str),
+    /// Frames were given out of order or with the wrong size.
+    #[error("reference index input: {0}")]
+    Input(&'static str),
+    /// The index metadata could not be serialised.
+    #[error("could not serialise the reference index: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// A copy of the title could not be decoded ([`position_means`]).
+    #[error(transparent)]
+    Media(#[from] leaktrace_media::MediaError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReferenceError + '_ {
+    move |source| ReferenceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 /// Width of the per-position luma statistics.
 pub const STATS_WIDTH: usize = 256;
@@ -65,7 +128,7 @@ pub struct ReferenceMeta {
 
 /// Area-downsamples a plane of `w × h` samples (on the 8-bit scale after `>> shift`) to
 /// `ow × oh` means.
-pub fn downsample<S: crate::Sample>(
+pub fn downsample<S: Copy + Into<u32>>(
     src: &[S],
     w: usize,
     h: usize,
@@ -86,7 +149,7 @@ pub fn downsample<S: crate::Sample>(
         acc.fill(0);
         for y in y0..y1 {
             for (a, v) in acc.iter_mut().zip(&src[y * w..(y + 1) * w]) {
-                *a += v.to_u32();
+                *a += (*v).into();
             }
         }
         for (o, &(x0, x1)) in out[oy * ow..(oy + 1) * ow].iter_mut().zip(&xs) {
@@ -145,36 +208,35 @@ impl ReferenceBuilder {
         }
     }
 
-    /// Adds one unmarked frame with the mask used to mark it (mask and frame of one size).
-    pub fn add_frame<S: crate::Sample>(
+    /// Adds one unmarked frame: its luma samples (`w × h`, packed rows, on the 8-bit scale
+    /// after `>> shift`) and the mean mark amplitude of each pattern cell in grey levels
+    /// (`GRID_COLS × GRID_ROWS`, row by row; [`cell_centre`] says where to sample it).
+    pub fn add_frame<S: Copy + Into<u32>>(
         &mut self,
         position: Position,
-        luma: &crate::LumaPlane<'_, S>,
-        mask: &Mask,
-    ) -> Result<(), EmbedError> {
-        let (w, h) = (luma.width(), luma.height());
-        let packed: Vec<S>;
-        let samples: &[S] = if luma.stride() == w {
-            luma.rows_packed()
-        } else {
-            packed = (0..h).flat_map(|y| luma.row(y).iter().copied()).collect();
-            &packed
-        };
-        let shift = luma.bit_depth().saturating_sub(8);
-        let stats = downsample(samples, w, h, shift, self.stats.0, self.stats.1);
+        luma: &[S],
+        w: usize,
+        h: usize,
+        shift: u8,
+        amplitude: &[f32],
+    ) -> Result<(), ReferenceError> {
+        if (w, h) != self.source || luma.len() < w * h {
+            return Err(ReferenceError::Input(
+                "the frame's size differs from the builder's source size",
+            ));
+        }
+        if amplitude.len() != GRID_COLS * GRID_ROWS {
+            return Err(ReferenceError::Input(
+                "one amplitude per pattern cell (GRID_COLS × GRID_ROWS) is needed",
+            ));
+        }
+        let stats = downsample(&luma[..w * h], w, h, shift, self.stats.0, self.stats.1);
         // The thumbnail is the statistics image averaged down again (cheap, and the same area
         // average up to rounding).
         let thumb = downsample_f32(&stats, self.stats.0, self.stats.1, THUMB.0, THUMB.1);
         self.frames
             .extend(thumb.iter().map(|v| v.round().clamp(0.0, 255.0) as u8));
-        let mut amp = vec![0f64; GRID_COLS * GRID_ROWS];
-        for (r, row) in amp.chunks_mut(GRID_COLS).enumerate() {
-            let y = ((r as f64 + 0.5) * h as f64 / GRID_ROWS as f64) as usize;
-            for (c, a) in row.iter_mut().enumerate() {
-                let x = ((c as f64 + 0.5) * w as f64 / GRID_COLS as f64) as usize;
-                *a = f64::from(mask.amplitude_at(x.min(w - 1), y.min(h - 1)));
-            }
-        }
+        let amp: Vec<f64> = amplitude.iter().map(|&a| f64::from(a)).collect();
         match &mut self.current {
             Some((p, n, s, a)) if *p == position => {
                 *n += 1;
@@ -196,11 +258,11 @@ impl ReferenceBuilder {
         Ok(())
     }
 
-    fn flush(&mut self, next: Position) -> Result<(), EmbedError> {
+    fn flush(&mut self, next: Position) -> Result<(), ReferenceError> {
         if let Some((p, n, s, a)) = self.current.take() {
             let expected = self.positions.len() / self.record_len;
             if p.get() as usize != expected || next.get() <= p.get() && next != p {
-                return Err(EmbedError::Mismatch(
+                return Err(ReferenceError::Input(
                     "positions must be added in order without gaps",
                 ));
             }
@@ -227,17 +289,14 @@ impl ReferenceBuilder {
         key_version: u32,
         segment_ms: u64,
         frame_rate: [i32; 2],
-    ) -> Result<ReferenceMeta, EmbedError> {
+    ) -> Result<ReferenceMeta, ReferenceError> {
         let last = self
             .current
             .as_ref()
             .map(|c| Position::new(c.0.get() + 1))
             .unwrap_or(Position::new(0));
         self.flush(last)?;
-        std::fs::create_dir_all(dir).map_err(|source| EmbedError::Io {
-            path: dir.into(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
         let meta = ReferenceMeta {
             format: "leaktrace-reference".into(),
             version: FORMAT_VERSION,
@@ -256,18 +315,22 @@ impl ReferenceBuilder {
         };
         write_file(&dir.join("positions.bin"), &self.positions)?;
         write_file(&dir.join("frames.bin"), &self.frames)?;
-        let json =
-            serde_json::to_vec_pretty(&meta).map_err(|e| EmbedError::Serialize(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(&meta)?;
         write_file(&dir.join("index.json"), &json)?;
         Ok(meta)
     }
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), EmbedError> {
-    std::fs::write(path, bytes).map_err(|source| EmbedError::Io {
-        path: path.into(),
-        source,
-    })
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReferenceError> {
+    std::fs::write(path, bytes).map_err(io(path))
+}
+
+/// The pixel of a `w × h` frame at which the mark amplitude of pattern cell (`col`, `row`) is
+/// sampled for [`ReferenceBuilder::add_frame`]: the cell's centre.
+pub fn cell_centre(w: usize, h: usize, col: usize, row: usize) -> (usize, usize) {
+    let y = ((row as f64 + 0.5) * h as f64 / GRID_ROWS as f64) as usize;
+    let x = ((col as f64 + 0.5) * w as f64 / GRID_COLS as f64) as usize;
+    (x.min(w.saturating_sub(1)), y.min(h.saturating_sub(1)))
 }
 
 /// A loaded reference index.
@@ -292,17 +355,18 @@ pub struct PositionStats {
 
 impl Reference {
     /// Loads and verifies (BLAKE3) a reference index directory.
-    pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+    pub fn load(dir: &Path) -> Result<Self, ReferenceError> {
+        if !std::fs::metadata(dir).map_err(io(dir))?.is_dir() {
+            return Err(ReferenceError::NotADirectory(dir.to_path_buf()));
+        }
         let read = |name: &str| {
-            std::fs::read(dir.join(name)).map_err(|source| EmbedError::Io {
-                path: dir.join(name),
-                source,
-            })
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(io(&path))
         };
         let meta: ReferenceMeta = serde_json::from_slice(&read("index.json")?)
-            .map_err(|_| EmbedError::BadReference("index.json is not a reference index"))?;
+            .map_err(|_| ReferenceError::Format("index.json is not a reference index"))?;
         if meta.format != "leaktrace-reference" || meta.version != FORMAT_VERSION {
-            return Err(EmbedError::BadReference(
+            return Err(ReferenceError::Format(
                 "unknown reference format or version (expected leaktrace-reference v1)",
             ));
         }
@@ -311,7 +375,7 @@ impl Reference {
         if blake3::hash(&positions).to_hex().as_str() != meta.positions_blake3
             || blake3::hash(&frames).to_hex().as_str() != meta.frames_blake3
         {
-            return Err(EmbedError::BadReference(
+            return Err(ReferenceError::Format(
                 "reference files do not match their recorded BLAKE3",
             ));
         }
@@ -321,9 +385,17 @@ impl Reference {
             || positions.len() != meta.record_len * meta.positions as usize
             || meta.grid != [GRID_COLS, GRID_ROWS]
         {
-            return Err(EmbedError::BadReference(
+            return Err(ReferenceError::Format(
                 "reference record sizes are inconsistent",
             ));
+        }
+        if leaktrace_core::SegmentDuration::from_millis(meta.segment_ms).is_err() {
+            return Err(ReferenceError::Format(
+                "segment duration out of range (expected 1000 to 6000 ms)",
+            ));
+        }
+        if meta.frame_rate.iter().any(|&v| v <= 0) {
+            return Err(ReferenceError::Format("frame rate is not positive"));
         }
         Ok(Self {
             meta,
@@ -351,6 +423,11 @@ impl Reference {
             mean_luma: vals(4, n_stats, 64.0),
             amplitude: vals(4 + 2 * n_stats, GRID_COLS * GRID_ROWS, 256.0),
         })
+    }
+
+    /// The statistics grid `(w, h)` of every position's mean luma.
+    pub fn stats_size(&self) -> (usize, usize) {
+        (self.meta.stats_size[0], self.meta.stats_size[1])
     }
 
     /// The 16×9 thumbnails of all frames, concatenated.
@@ -406,10 +483,10 @@ impl Reference {
 /// per position, the mean frame at the statistics size, frames being timed by index at the
 /// reference frame rate. This is the naive, unregistered view used by tests and tuning; the
 /// detector adds temporal and spatial registration on top.
-pub fn position_means(file: &Path, meta: &ReferenceMeta) -> Result<Vec<Vec<f32>>, EmbedError> {
+pub fn position_means(file: &Path, meta: &ReferenceMeta) -> Result<Vec<Vec<f32>>, ReferenceError> {
     let (sw, sh) = (meta.stats_size[0], meta.stats_size[1]);
     let seg = leaktrace_core::SegmentDuration::from_millis(meta.segment_ms)
-        .map_err(|_| EmbedError::BadReference("segment duration out of range"))?;
+        .map_err(|_| ReferenceError::Format("segment duration out of range"))?;
     let [num, den] = meta.frame_rate;
     let mut dec = leaktrace_media::Decoder::open(file)?;
     let (w, h) = dec.size();
@@ -476,6 +553,85 @@ mod tests {
         assert_eq!(d, vec![10.0, 30.0]);
         let src10: Vec<u16> = src.iter().map(|&v| u16::from(v) * 4).collect();
         assert_eq!(downsample(&src10, 8, 4, 2, 2, 1), vec![10.0, 30.0]);
+    }
+
+    fn built(dir: &Path) -> ReferenceMeta {
+        let (w, h) = (32, 18);
+        let mut builder = ReferenceBuilder::new(w, h);
+        let amplitude = vec![2.0f32; GRID_COLS * GRID_ROWS];
+        for frame in 0..6u32 {
+            let luma: Vec<u16> = (0..w * h).map(|i| (i % 256) as u16 * 4).collect();
+            builder
+                .add_frame(Position::new(frame / 3), &luma, w, h, 2, &amplitude)
+                .unwrap();
+        }
+        builder.write(dir, "t", 3, 2000, [30, 1]).unwrap()
+    }
+
+    #[test]
+    fn written_index_loads_with_its_statistics() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = built(dir.path());
+        assert_eq!((meta.frames, meta.positions, meta.key_version), (6, 2, 3));
+        let reference = Reference::load(dir.path()).unwrap();
+        assert_eq!(reference.meta, meta);
+        assert_eq!(reference.thumbnails().len(), 6 * THUMB.0 * THUMB.1);
+        let stats = reference.position(Position::new(1)).unwrap();
+        assert_eq!(stats.frames, 3);
+        assert!(stats.amplitude.iter().all(|&a| a == 2.0));
+        assert!(reference.position(Position::new(2)).is_none());
+    }
+
+    #[test]
+    fn a_changed_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        built(dir.path());
+        let path = dir.path().join("positions.bin");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[10] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let err = Reference::load(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("BLAKE3"), "{err}");
+        std::fs::write(dir.path().join("index.json"), b"{}").unwrap();
+        assert!(matches!(
+            Reference::load(dir.path()),
+            Err(ReferenceError::Format(_))
+        ));
+    }
+
+    #[test]
+    fn frames_out_of_order_or_of_another_size_are_refused() {
+        let (w, h) = (32, 18);
+        let luma = vec![0u8; w * h];
+        let amplitude = vec![0f32; GRID_COLS * GRID_ROWS];
+        let mut builder = ReferenceBuilder::new(w, h);
+        builder
+            .add_frame(Position::new(0), &luma, w, h, 0, &amplitude)
+            .unwrap();
+        assert!(matches!(
+            builder.add_frame(Position::new(2), &luma, w, h, 0, &amplitude),
+            Ok(())
+        ));
+        // Position 2 after 0 leaves a gap: refused when position 1's record would be due.
+        assert!(matches!(
+            builder.add_frame(Position::new(3), &luma, w, h, 0, &amplitude),
+            Err(ReferenceError::Input(_))
+        ));
+        assert!(matches!(
+            ReferenceBuilder::new(w, h).add_frame(Position::new(0), &luma, w, h - 2, 0, &amplitude),
+            Err(ReferenceError::Input(_))
+        ));
+        assert!(matches!(
+            ReferenceBuilder::new(w, h).add_frame(
+                Position::new(0),
+                &luma,
+                w,
+                h,
+                0,
+                &amplitude[1..]
+            ),
+            Err(ReferenceError::Input(_))
+        ));
     }
 
     #[test]
