@@ -9,7 +9,7 @@ use leaktrace_core::{TitleId, TitleKeySource};
 use leaktrace_detect::DecideOptions;
 use leaktrace_detect::investigate::{InvestigateError, Options, investigate};
 use leaktrace_detect::report::{Report, Verdict};
-use leaktrace_store::Store;
+use leaktrace_store::{FindingVerdict, Store};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -31,8 +31,8 @@ pub struct Accused {
 /// The outcome of analysing one capture.
 #[derive(Debug, Clone)]
 pub struct Analysis {
-    /// `accused`, `no accusation`, or `no match` (the capture is not a copy of the title).
-    pub verdict: String,
+    /// Accused, no accusation, or no match (the capture is not a copy of the title).
+    pub verdict: FindingVerdict,
     /// Accused sessions, best first.
     pub accused: Vec<Accused>,
     /// The full report (JSON, schema `leaktrace.detect.v1`; for `no match`, the reason).
@@ -54,13 +54,13 @@ impl Analysis {
             })
             .collect();
         let verdict = match report.verdict {
-            Verdict::Accused => "accused",
-            Verdict::NoAccusation => "no accusation",
+            Verdict::Accused => FindingVerdict::Accused,
+            Verdict::NoAccusation => FindingVerdict::NoAccusation,
         };
         let json = serde_json::to_value(report)
             .map_err(|e| CrawlError::Detect(format!("detect report: {e}")))?;
         Ok(Analysis {
-            verdict: verdict.to_owned(),
+            verdict,
             accused,
             report: json,
         })
@@ -182,7 +182,7 @@ impl Analyzer for DetectAnalyzer {
         match r {
             Ok(report) => Analysis::from_report(&report),
             Err(e @ InvestigateError::NoMatch { .. }) => Ok(Analysis {
-                verdict: "no match".to_owned(),
+                verdict: FindingVerdict::NoMatch,
                 accused: Vec::new(),
                 report: serde_json::json!({ "title": title_id, "reason": e.to_string() }),
             }),

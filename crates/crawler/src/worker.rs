@@ -797,12 +797,7 @@ impl Crawler {
         let (a, path, t) = (analyzer.clone(), cap.path.clone(), title.to_owned());
         Ok(match blocking(move || a.analyze(&path, &t)).await? {
             Ok(a) => {
-                // A verdict the findings table does not take (accused, no accusation, error)
-                // ends the run as a store error, as storing the finding would.
-                let verdict = a
-                    .verdict
-                    .parse::<FindingVerdict>()
-                    .map_err(|e| CrawlError::Store(e.into()))?;
+                let verdict = a.verdict;
                 let mut report = a.report;
                 if let Some(o) = report.as_object_mut() {
                     o.insert(INPUTS_KEY.to_owned(), serde_json::Value::String(inputs));

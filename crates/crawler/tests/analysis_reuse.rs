@@ -26,6 +26,8 @@ struct Recording {
     calls: Mutex<Vec<(PathBuf, String)>>,
     fail_first: AtomicU32,
     inputs: Mutex<String>,
+    /// Answer "not a copy of the title" (detection's no match) instead of no accusation.
+    no_match: bool,
 }
 
 impl Analyzer for Recording {
@@ -46,7 +48,11 @@ impl Analyzer for Recording {
             return Err(CrawlError::Detect("reference index not readable".into()));
         }
         Ok(Analysis {
-            verdict: "no accusation".into(),
+            verdict: if self.no_match {
+                FindingVerdict::NoMatch
+            } else {
+                FindingVerdict::NoAccusation
+            },
             accused: Vec::new(),
             report: serde_json::json!({ "title": title_id }),
         })
@@ -161,6 +167,40 @@ async fn the_same_bytes_under_two_titles_are_analysed_for_each_title() {
             "each finding carries the analysis of its own title: {report}"
         );
     }
+    store.close().await;
+}
+
+/// A capture detection finds is not its title (another film) is a finding with the verdict
+/// `no match`: the crawl goes on, every job ends done, and no one is accused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_that_is_not_the_title_is_recorded_as_no_match() {
+    let site = serve(site()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let b = site.base("127.0.0.1");
+    let analyzer = Arc::new(Recording {
+        no_match: true,
+        ..Recording::default()
+    });
+    let c = Crawler::new(
+        store.clone(),
+        config(&format!("{b}/movies"), dir.path()),
+        lookup(&[]),
+        Some(analyzer.clone()),
+        "w1".into(),
+    )
+    .unwrap();
+    c.seed(1).await.unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let stats = c.run(rx, true).await.unwrap();
+    assert_eq!(stats.findings, 2, "{stats:?}");
+    let findings = store.findings_list(None, 10).await.unwrap();
+    assert_eq!(findings.len(), 2);
+    for f in &findings {
+        assert_eq!(f.record.verdict, FindingVerdict::NoMatch);
+        assert_eq!(f.record.accused, "[]");
+    }
+    assert_eq!(store.job_counts().await.unwrap().pending(), 0);
     store.close().await;
 }
 

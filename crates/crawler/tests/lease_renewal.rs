@@ -17,7 +17,7 @@ use leaktrace_crawler::CrawlError;
 use leaktrace_crawler::analyze::{Analysis, Analyzer};
 use leaktrace_crawler::config::Config;
 use leaktrace_crawler::worker::Crawler;
-use leaktrace_store::{JobState, Store};
+use leaktrace_store::{FindingVerdict, JobState, Store};
 
 /// Takes longer than the lease (the job must outlast it); counts its calls.
 #[derive(Default)]
@@ -30,7 +30,7 @@ impl Analyzer for Slow {
         self.calls.fetch_add(1, Ordering::SeqCst);
         std::thread::sleep(Duration::from_secs(5));
         Ok(Analysis {
-            verdict: "no accusation".into(),
+            verdict: FindingVerdict::NoAccusation,
             accused: Vec::new(),
             report: serde_json::json!({}),
         })

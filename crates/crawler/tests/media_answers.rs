@@ -33,7 +33,7 @@ impl Analyzer for Recording {
             .unwrap()
             .push((capture.to_path_buf(), title_id.to_owned()));
         Ok(Analysis {
-            verdict: "no accusation".into(),
+            verdict: FindingVerdict::NoAccusation,
             accused: Vec::new(),
             report: serde_json::json!({ "recorded": true }),
         })

@@ -27,6 +27,8 @@ text_enum! {
         NoAccusation = "no accusation",
         /// The analysis failed on the job's last attempt (the report says why).
         Error = "error",
+        /// The capture is not a copy of its title (another film, or no overlap in time).
+        NoMatch = "no match",
     }
 }
 

@@ -143,4 +143,4 @@ pub use store::{Backend, Store, StoreOptions};
 pub use text::UnknownValue;
 
 /// Schema version this build migrates to.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;

@@ -364,6 +364,11 @@ pub(crate) const SQLITE: Dialect = Dialect {
             description: "crawl_claims_redirects",
             sql: include_str!("../migrations/sqlite/0004_crawl_claims_redirects.sql"),
         },
+        EmbeddedMigration {
+            version: 5,
+            description: "finding_no_match",
+            sql: include_str!("../migrations/sqlite/0005_finding_no_match.sql"),
+        },
     ],
     migrations_table_exists: "SELECT EXISTS (SELECT 1 FROM sqlite_master \
          WHERE type = 'table' AND name = '_sqlx_migrations')",
@@ -391,6 +396,11 @@ pub(crate) const POSTGRES: Dialect = Dialect {
             version: 4,
             description: "crawl_claims_redirects",
             sql: include_str!("../migrations/postgres/0004_crawl_claims_redirects.sql"),
+        },
+        EmbeddedMigration {
+            version: 5,
+            description: "finding_no_match",
+            sql: include_str!("../migrations/postgres/0005_finding_no_match.sql"),
         },
     ],
     migrations_table_exists: "SELECT to_regclass('_sqlx_migrations') IS NOT NULL",
@@ -482,6 +492,89 @@ mod tests {
                 "migrations/{dir}: every file must be listed in sql.rs, named NNNN_description.sql"
             );
         }
+    }
+
+    /// A database at schema v4 keeps its findings when v5 rebuilds the SQLite table for the
+    /// `no match` verdict, with its indexes, and takes the new verdict after (and still
+    /// refuses an unknown one).
+    #[tokio::test]
+    async fn upgrading_to_v5_keeps_findings_and_takes_no_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("v4.sqlite").display()
+        );
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let v4 = Dialect {
+            migrations: &SQLITE.migrations[..4],
+            ..SQLITE
+        };
+        v4.migrator().run(&pool).await.unwrap();
+        let insert = |id: &str, verdict: &str| {
+            format!(
+                "INSERT INTO findings (finding_id, media_url, page_url, redirect_chain, \
+                 resolved_ip, kind, file_name, content_type, byte_len, blake3, sha256, \
+                 capture_path, title_id, title_score, verdict, accused, report, \
+                 capture_started_at, capture_finished_at, created_at, redirect_statuses) \
+                 VALUES ('{id}', 'https://x.example/{id}.mp4', NULL, '[]', NULL, 'direct', \
+                 '{id}.mp4', 'video/mp4', 10, '{b}', '{b}', '/c/{id}', 'bbb', 9, '{verdict}', \
+                 '[]', '{{}}', 1, 2, 3, '[200]')",
+                b = "ab".repeat(32)
+            )
+        };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(insert("old", "accused")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert!(
+            sqlx::raw_sql(sqlx::AssertSqlSafe(insert("early", "no match")))
+                .execute(&pool)
+                .await
+                .is_err(),
+            "schema v4 refuses the new verdict"
+        );
+        SQLITE.migrator().run(&pool).await.unwrap();
+        let kept: (String, String, String) = sqlx::query_as(
+            "SELECT verdict, redirect_statuses, media_url FROM findings WHERE finding_id = 'old'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            kept,
+            (
+                "accused".to_owned(),
+                "[200]".to_owned(),
+                "https://x.example/old.mp4".to_owned()
+            )
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(insert("new", "no match")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert!(
+            sqlx::raw_sql(sqlx::AssertSqlSafe(insert("bad", "maybe")))
+                .execute(&pool)
+                .await
+                .is_err()
+        );
+        let mut indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'findings' \
+             AND name NOT LIKE 'sqlite_autoindex%'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        indexes.sort();
+        assert_eq!(
+            indexes,
+            [
+                "findings_created_at",
+                "findings_media_url_sha256",
+                "findings_sha256"
+            ]
+        );
+        pool.close().await;
     }
 
     #[test]
