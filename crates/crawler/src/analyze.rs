@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use leaktrace_core::{TitleId, TitleKeySource};
 use leaktrace_detect::DecideOptions;
-use leaktrace_detect::investigate::{InvestigateError, Options, investigate};
+use leaktrace_detect::DetectError;
+use leaktrace_detect::investigate::{Options, investigate};
 use leaktrace_detect::report::{Report, Verdict};
 use leaktrace_store::{FindingVerdict, Store};
 use serde::Serialize;
@@ -181,7 +182,7 @@ impl Analyzer for DetectAnalyzer {
         ));
         match r {
             Ok(report) => Analysis::from_report(&report),
-            Err(e @ InvestigateError::NoMatch { .. }) => Ok(Analysis {
+            Err(e @ DetectError::NoMatch { .. }) => Ok(Analysis {
                 verdict: FindingVerdict::NoMatch,
                 accused: Vec::new(),
                 report: serde_json::json!({ "title": title_id, "reason": e.to_string() }),

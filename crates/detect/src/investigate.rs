@@ -36,10 +36,10 @@ use crate::report::{
 };
 use crate::{DecideOptions, Decisions, DetectError, decide};
 use leaktrace_core::{
-    Codebook, CoreError, KeyVersion, SegmentDuration, SessionId, TitleId, TitleKeySource, Variant,
+    Codebook, KeyVersion, SegmentDuration, SessionId, TitleId, TitleKeySource, Variant,
 };
-use leaktrace_reference::{Reference, ReferenceError};
-use leaktrace_store::{Store, StoreError};
+use leaktrace_reference::Reference;
+use leaktrace_store::Store;
 use std::path::{Path, PathBuf};
 
 /// Options of [`investigate`].
@@ -54,7 +54,7 @@ pub struct Options {
     /// Sessions fetched from the store per batch (at least 1).
     pub batch: u32,
     /// Refuse a suspect whose registration is no closer to the reference than unrelated
-    /// frames of the title are to each other ([`InvestigateError::NoMatch`]); when false such
+    /// frames of the title are to each other ([`DetectError::NoMatch`]); when false such
     /// a suspect is scored anyway (its positions are then mostly erasures).
     pub require_match: bool,
     /// Decide without the reference index even when one is known ([`crate::blind`]). Without
@@ -96,81 +96,6 @@ pub enum Progress {
         /// Sessions registered for the title.
         total: u64,
     },
-}
-
-/// Why an investigation could not produce a report. Each variant is a distinct class for
-/// callers (the CLI maps them to exit codes).
-#[derive(Debug, thiserror::Error)]
-pub enum InvestigateError {
-    /// An option is out of range.
-    #[error("{0}")]
-    Invalid(String),
-    /// The title is not in the store.
-    #[error("unknown title {0:?} (no such title in the store; embed it first)")]
-    UnknownTitle(String),
-    /// The keys of the title's key version are not available.
-    #[error("title {title:?} was marked with key version {version}: {source}")]
-    Keys {
-        /// The title.
-        title: String,
-        /// Its key version (`titles.key_version`).
-        version: u32,
-        /// Why the keys are missing.
-        source: CoreError,
-    },
-    /// The suspect could not be read to hash it.
-    #[error("cannot read the suspect {path}: {source}")]
-    Suspect {
-        /// The suspect.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// No reference was given and the title recorded none.
-    #[error(
-        "title {0:?} has no recorded reference index; give one (the PKG/reference directory written by embed)"
-    )]
-    NoReference(String),
-    /// The reference index cannot be read or is corrupt.
-    #[error("cannot read the reference index {}: {source}", path.display())]
-    Reference {
-        /// The reference location.
-        path: PathBuf,
-        /// What went wrong.
-        source: ReferenceError,
-    },
-    /// The reference index belongs to another title.
-    #[error("reference {} is for title {found:?}, not {expected:?}", path.display())]
-    ReferenceMismatch {
-        /// The reference location.
-        path: PathBuf,
-        /// Title it was made for.
-        found: String,
-        /// Title asked for.
-        expected: String,
-    },
-    /// Decoding, registration or decision failed (bad or non-overlapping suspect).
-    #[error(transparent)]
-    Detect(#[from] DetectError),
-    /// The suspect does not match the reference: after registration it differs from the
-    /// reference as much as unrelated frames of the title differ from each other (another
-    /// clip, or no overlap in time).
-    #[error(
-        "suspect does not match the reference of title {title:?} (registered means correlate {fit:.2} with the reference, a copy of this title at least 0.5 and from 0.8 on whatever its difference; registration leaves a mean difference of {mad:.1} grey levels; unrelated frames of the title differ by {unrelated:.1}; a copy of this title stays below half of that)"
-    )]
-    NoMatch {
-        /// The title.
-        title: String,
-        /// Correlation of the registered means with the reference's.
-        fit: f64,
-        /// Mean absolute difference after registration.
-        mad: f64,
-        /// Mean absolute difference between unrelated frames of the reference.
-        unrelated: f64,
-    },
-    /// The store failed.
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
 }
 
 /// SHA-256 (lower-case hex) of a file, read in 1 MiB blocks.
@@ -221,7 +146,7 @@ pub async fn investigate(
     reference: Option<&Path>,
     opts: &Options,
     progress: Option<&(dyn Fn(Progress) + Sync)>,
-) -> Result<Report, InvestigateError> {
+) -> Result<Report, DetectError> {
     let emit = |p: Progress| {
         if let Some(f) = progress {
             f(p);
@@ -231,10 +156,10 @@ pub async fn investigate(
     let record = store
         .get_title(title.as_str())
         .await?
-        .ok_or_else(|| InvestigateError::UnknownTitle(title.as_str().to_owned()))?;
+        .ok_or_else(|| DetectError::UnknownTitle(title.as_str().to_owned()))?;
     let title_keys = keys
         .title_keys(title, KeyVersion::new(record.key_version))
-        .map_err(|source| InvestigateError::Keys {
+        .map_err(|source| DetectError::Keys {
             title: title.as_str().to_owned(),
             version: record.key_version,
             source,
@@ -255,7 +180,7 @@ pub async fn investigate(
 
     emit(Progress::Stage("hashing the suspect"));
     let suspect_sha256 =
-        blocking(|| sha256_file(suspect)).map_err(|source| InvestigateError::Suspect {
+        blocking(|| sha256_file(suspect)).map_err(|source| DetectError::Suspect {
             path: suspect.to_path_buf(),
             source,
         })?;
@@ -271,7 +196,7 @@ pub async fn investigate(
         }
         None => {
             let segment = SegmentDuration::from_millis(u64::from(record.segment_duration_ms))
-                .map_err(|e| InvestigateError::Invalid(format!("title {title}: {e}")))?;
+                .map_err(|e| DetectError::Invalid(format!("title {title}: {e}")))?;
             let blind = BlindOptions {
                 segment,
                 start_s: opts.blind_start_s,
@@ -419,15 +344,15 @@ pub fn unrelated_mad(thumbnails: &[u8]) -> f64 {
 
 /// Loads a reference index directory, with a one-line reason on failure.
 /// Checks the options an investigation takes beyond [`DecideOptions`].
-fn check_options(opts: &Options) -> Result<(), InvestigateError> {
+fn check_options(opts: &Options) -> Result<(), DetectError> {
     if !(1e-12..=0.1).contains(&opts.fp) {
-        return Err(InvestigateError::Invalid(format!(
+        return Err(DetectError::Invalid(format!(
             "false-accusation probability {} out of range (expected 1e-12 to 0.1)",
             opts.fp
         )));
     }
     if opts.top > 1000 {
-        return Err(InvestigateError::Invalid(format!(
+        return Err(DetectError::Invalid(format!(
             "top {} out of range (expected 0 to 1000)",
             opts.top
         )));
@@ -442,7 +367,7 @@ fn check_match(
     decisions: &Decisions,
     reference: &Reference,
     title: &TitleId,
-) -> Result<(), InvestigateError> {
+) -> Result<(), DetectError> {
     let unrelated = unrelated_mad(reference.thumbnails());
     let mad = decisions.registration_mad;
     let fit = decisions.registration.geometry.score;
@@ -462,7 +387,7 @@ fn check_match(
     if uncorrelated
         || (unrelated > 0.0 && !correlated && (!mad.is_finite() || mad > MATCH_RATIO * unrelated))
     {
-        return Err(InvestigateError::NoMatch {
+        return Err(DetectError::NoMatch {
             title: title.as_str().to_owned(),
             fit,
             mad,
@@ -488,7 +413,7 @@ async fn score_sessions(
     opts: &Options,
     total: u64,
     emit: &(dyn Fn(Progress) + Sync),
-) -> Result<Scoring, InvestigateError> {
+) -> Result<Scoring, DetectError> {
     let mut accused: Vec<Scored> = Vec::new();
     let mut top: Vec<Scored> = Vec::new();
     let mut done = 0u64;
@@ -605,13 +530,13 @@ fn verdict(
 }
 
 /// Loads the reference index at `path` and checks that it is `title`'s.
-fn load_reference(path: &Path, title: &TitleId) -> Result<Reference, InvestigateError> {
-    let reference = Reference::load(path).map_err(|source| InvestigateError::Reference {
+fn load_reference(path: &Path, title: &TitleId) -> Result<Reference, DetectError> {
+    let reference = Reference::load(path).map_err(|source| DetectError::LoadReference {
         path: path.to_path_buf(),
         source,
     })?;
     if reference.meta.title != title.as_str() {
-        return Err(InvestigateError::ReferenceMismatch {
+        return Err(DetectError::ReferenceMismatch {
             path: path.to_path_buf(),
             found: reference.meta.title.clone(),
             expected: title.as_str().to_owned(),

@@ -95,7 +95,9 @@ use serde::Serialize;
 /// Number of decoy patterns per position used to estimate the null spread.
 pub const DECOYS: usize = 24;
 
-/// Errors of detection.
+/// Errors of detection: decoding and registering a suspect, investigating it against the
+/// store's sessions, and drawing the report. Each variant is a distinct class for callers (the
+/// CLI maps them to exit codes).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DetectError {
@@ -129,6 +131,86 @@ pub enum DetectError {
     /// The temporary frame store failed.
     #[error("temporary frame store: {0}")]
     Io(#[from] std::io::Error),
+    /// The title is not in the store.
+    #[error("unknown title {0:?} (no such title in the store; embed it first)")]
+    UnknownTitle(String),
+    /// The keys of the title's key version are not available.
+    #[error("title {title:?} was marked with key version {version}: {source}")]
+    Keys {
+        /// The title.
+        title: String,
+        /// Its key version (`titles.key_version`).
+        version: u32,
+        /// Why the keys are missing.
+        source: leaktrace_core::CoreError,
+    },
+    /// The suspect could not be read to hash it.
+    #[error("cannot read the suspect {path}: {source}")]
+    Suspect {
+        /// The suspect.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No reference was given and the title recorded none.
+    #[error(
+        "title {0:?} has no recorded reference index; give one (the PKG/reference directory written by embed)"
+    )]
+    NoReference(String),
+    /// The reference index cannot be read or is corrupt.
+    #[error("cannot read the reference index {}: {source}", path.display())]
+    LoadReference {
+        /// The reference location.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        source: ReferenceError,
+    },
+    /// The reference index belongs to another title.
+    #[error("reference {} is for title {found:?}, not {expected:?}", path.display())]
+    ReferenceMismatch {
+        /// The reference location.
+        path: std::path::PathBuf,
+        /// Title it was made for.
+        found: String,
+        /// Title asked for.
+        expected: String,
+    },
+    /// The suspect does not match the reference: after registration it differs from the
+    /// reference as much as unrelated frames of the title differ from each other (another
+    /// clip, or no overlap in time).
+    #[error(
+        "suspect does not match the reference of title {title:?} (registered means correlate {fit:.2} with the reference, a copy of this title at least 0.5 and from 0.8 on whatever its difference; registration leaves a mean difference of {mad:.1} grey levels; unrelated frames of the title differ by {unrelated:.1}; a copy of this title stays below half of that)"
+    )]
+    NoMatch {
+        /// The title.
+        title: String,
+        /// Correlation of the registered means with the reference's.
+        fit: f64,
+        /// Mean absolute difference after registration.
+        mad: f64,
+        /// Mean absolute difference between unrelated frames of the reference.
+        unrelated: f64,
+    },
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] leaktrace_store::StoreError),
+    /// The embedded plot font could not be registered.
+    #[error("the embedded font could not be loaded")]
+    PlotFont,
+    /// The plot's file name does not end in `.png`.
+    #[error("plot file {0} must end in .png")]
+    PlotExtension(String),
+    /// The plot's picture size is out of range.
+    #[error("plot size {0}x{1} out of range (expected 200x200 to 8000x8000)")]
+    PlotSize(u32, u32),
+    /// Drawing or writing the plot failed.
+    #[error("cannot draw the plot {path}: {reason}")]
+    PlotDraw {
+        /// Output file (empty for in-memory drawing).
+        path: String,
+        /// The cause.
+        reason: String,
+    },
 }
 
 /// Options of [`decide`].

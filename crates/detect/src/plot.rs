@@ -16,11 +16,12 @@
 //! any drawing area.
 //!
 //! ```no_run
-//! # fn f(report: &leaktrace_detect::report::Report) -> Result<(), leaktrace_detect::plot::PlotError> {
+//! # fn f(report: &leaktrace_detect::report::Report) -> Result<(), leaktrace_detect::DetectError> {
 //! leaktrace_detect::plot::write_png(report, "report.png".as_ref(), leaktrace_detect::plot::SIZE)?;
 //! # Ok(()) }
 //! ```
 
+use crate::DetectError;
 use crate::report::{Report, Verdict, format_probability as fmt_p};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -37,53 +38,34 @@ pub const FONT_FAMILY: &str = "sans-serif";
 /// Default picture size (pixels).
 pub const SIZE: (u32, u32) = (1200, 900);
 
-/// Errors of plotting.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PlotError {
-    /// The embedded font could not be registered.
-    #[error("the embedded font could not be loaded")]
-    Font,
-    /// The output name does not end in `.png`.
-    #[error("plot file {0} must end in .png")]
-    Extension(String),
-    /// The picture size is out of range.
-    #[error("plot size {0}x{1} out of range (expected 200x200 to 8000x8000)")]
-    Size(u32, u32),
-    /// Drawing or writing failed.
-    #[error("cannot draw the plot {path}: {reason}")]
-    Draw {
-        /// Output file (empty for in-memory drawing).
-        path: String,
-        /// The cause.
-        reason: String,
-    },
-}
-
 /// Registers [`FONT_TTF`] with plotters under [`FONT_FAMILY`] (normal, bold and italic styles
 /// all map to it). Idempotent; call before drawing any text.
-pub fn register_font() -> Result<(), PlotError> {
+pub fn register_font() -> Result<(), DetectError> {
     static DONE: OnceLock<bool> = OnceLock::new();
     let ok = *DONE.get_or_init(|| {
         [FontStyle::Normal, FontStyle::Bold, FontStyle::Italic]
             .into_iter()
             .all(|style| plotters::style::register_font(FONT_FAMILY, style, FONT_TTF).is_ok())
     });
-    if ok { Ok(()) } else { Err(PlotError::Font) }
+    if ok {
+        Ok(())
+    } else {
+        Err(DetectError::PlotFont)
+    }
 }
 
-fn draw_err(path: &str) -> impl Fn(String) -> PlotError + '_ {
-    move |reason| PlotError::Draw {
+fn draw_err(path: &str) -> impl Fn(String) -> DetectError + '_ {
+    move |reason| DetectError::PlotDraw {
         path: path.to_owned(),
         reason,
     }
 }
 
-fn check_size((w, h): (u32, u32)) -> Result<(), PlotError> {
+fn check_size((w, h): (u32, u32)) -> Result<(), DetectError> {
     if (200..=8000).contains(&w) && (200..=8000).contains(&h) {
         Ok(())
     } else {
-        Err(PlotError::Size(w, h))
+        Err(DetectError::PlotSize(w, h))
     }
 }
 
@@ -104,8 +86,8 @@ pub const STILL_WIDTH: usize = 320;
 impl Still {
     /// The frame of `suspect` at about `at_s` seconds (the last one when it is shorter),
     /// scaled to [`STILL_WIDTH`] columns.
-    pub fn from_suspect(suspect: &Path, at_s: f64) -> Result<Still, crate::DetectError> {
-        let media = |source| crate::DetectError::Media {
+    pub fn from_suspect(suspect: &Path, at_s: f64) -> Result<Still, DetectError> {
+        let media = |source| DetectError::Media {
             path: suspect.to_path_buf(),
             source,
         };
@@ -121,7 +103,7 @@ impl Still {
                 break;
             }
         }
-        let raw = last.ok_or(crate::DetectError::Empty)?;
+        let raw = last.ok_or(DetectError::Empty)?;
         Ok(Still {
             width,
             height,
@@ -132,7 +114,7 @@ impl Still {
 }
 
 /// Draws the report and writes it as a PNG file (`path` must end in `.png`).
-pub fn write_png(report: &Report, path: &Path, size: (u32, u32)) -> Result<(), PlotError> {
+pub fn write_png(report: &Report, path: &Path, size: (u32, u32)) -> Result<(), DetectError> {
     write_png_with_still(report, None, path, size)
 }
 
@@ -142,13 +124,13 @@ pub fn write_png_with_still(
     still: Option<&Still>,
     path: &Path,
     size: (u32, u32),
-) -> Result<(), PlotError> {
+) -> Result<(), DetectError> {
     let name = path.display().to_string();
     if !path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("png"))
     {
-        return Err(PlotError::Extension(name));
+        return Err(DetectError::PlotExtension(name));
     }
     check_size(size)?;
     register_font()?;
@@ -158,7 +140,7 @@ pub fn write_png_with_still(
 }
 
 /// Draws the report into an RGB buffer (`3 · width · height` bytes).
-pub fn render_rgb(report: &Report, size: (u32, u32)) -> Result<Vec<u8>, PlotError> {
+pub fn render_rgb(report: &Report, size: (u32, u32)) -> Result<Vec<u8>, DetectError> {
     check_size(size)?;
     register_font()?;
     let mut buf = vec![0u8; 3 * size.0 as usize * size.1 as usize];
@@ -695,11 +677,11 @@ mod tests {
     fn refuses_bad_names_and_sizes() {
         assert!(matches!(
             write_png(&report(), Path::new("x.jpg"), SIZE),
-            Err(PlotError::Extension(_))
+            Err(DetectError::PlotExtension(_))
         ));
         assert!(matches!(
             render_rgb(&report(), (10, 10)),
-            Err(PlotError::Size(10, 10))
+            Err(DetectError::PlotSize(10, 10))
         ));
     }
 }

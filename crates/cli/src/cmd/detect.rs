@@ -27,7 +27,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use leaktrace_core::{TitleId, TitleKeySource};
-use leaktrace_detect::investigate::{InvestigateError, Options, Progress, investigate};
+use leaktrace_detect::investigate::{Options, Progress, investigate};
 use leaktrace_detect::{DecideOptions, DetectError, plot};
 use leaktrace_store::Store;
 use std::path::{Path, PathBuf};
@@ -77,15 +77,16 @@ pub struct DetectArgs {
 }
 
 /// The exit code of an investigation error.
-fn code_of(e: &InvestigateError) -> Code {
+fn code_of(e: &DetectError) -> Code {
     match e {
-        InvestigateError::Invalid(_) | InvestigateError::ReferenceMismatch { .. } => Code::Usage,
-        InvestigateError::UnknownTitle(_) => Code::NotFound,
-        InvestigateError::Reference { .. } => Code::Input,
-        InvestigateError::NoMatch { .. }
-        | InvestigateError::Detect(DetectError::NoOverlap { .. }) => Code::NoMatch,
-        InvestigateError::Detect(DetectError::Invalid(_)) => Code::Usage,
-        InvestigateError::Detect(_) => Code::Input,
+        DetectError::Invalid(_) | DetectError::ReferenceMismatch { .. } => Code::Usage,
+        DetectError::UnknownTitle(_) => Code::NotFound,
+        DetectError::NoMatch { .. } | DetectError::NoOverlap { .. } => Code::NoMatch,
+        DetectError::LoadReference { .. }
+        | DetectError::Media { .. }
+        | DetectError::Empty
+        | DetectError::Reference(_)
+        | DetectError::Io(_) => Code::Input,
         _ => Code::Internal,
     }
 }
