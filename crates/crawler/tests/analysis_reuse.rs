@@ -16,7 +16,7 @@ use hyper::Response;
 use leaktrace_crawler::CrawlError;
 use leaktrace_crawler::analyze::{Analysis, Analyzer};
 use leaktrace_crawler::config::Config;
-use leaktrace_crawler::worker::Crawler;
+use leaktrace_crawler::worker::{Crawler, RunStats};
 use leaktrace_store::{FindingVerdict, JobState, Store};
 
 /// Records what it was asked to analyse; the first `fail_first` calls fail; `inputs` stands
@@ -128,24 +128,31 @@ async fn store(dir: &Path) -> Store {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_bytes_under_two_titles_are_analysed_for_each_title() {
+/// One crawl run from the `/movies` page (two links to the same bytes) with `analyzer`; the
+/// store and its folder stay open for the checks.
+async fn crawl_movies(analyzer: Arc<Recording>) -> (tempfile::TempDir, Store, RunStats) {
     let site = serve(site()).await;
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path()).await;
     let b = site.base("127.0.0.1");
-    let analyzer = Arc::new(Recording::default());
     let c = Crawler::new(
         store.clone(),
         config(&format!("{b}/movies"), dir.path()),
         lookup(&[]),
-        Some(analyzer.clone()),
+        Some(analyzer),
         "w1".into(),
     )
     .unwrap();
     c.seed(1).await.unwrap();
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let stats = c.run(rx, true).await.unwrap();
+    (dir, store, stats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_bytes_under_two_titles_are_analysed_for_each_title() {
+    let analyzer = Arc::new(Recording::default());
+    let (_dir, store, stats) = crawl_movies(analyzer.clone()).await;
     assert_eq!(stats.findings, 2, "{stats:?}");
     let mut titles: Vec<String> = analyzer
         .calls
@@ -174,25 +181,11 @@ async fn the_same_bytes_under_two_titles_are_analysed_for_each_title() {
 /// `no match`: the crawl goes on, every job ends done, and no one is accused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capture_that_is_not_the_title_is_recorded_as_no_match() {
-    let site = serve(site()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path()).await;
-    let b = site.base("127.0.0.1");
     let analyzer = Arc::new(Recording {
         no_match: true,
         ..Recording::default()
     });
-    let c = Crawler::new(
-        store.clone(),
-        config(&format!("{b}/movies"), dir.path()),
-        lookup(&[]),
-        Some(analyzer.clone()),
-        "w1".into(),
-    )
-    .unwrap();
-    c.seed(1).await.unwrap();
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    let stats = c.run(rx, true).await.unwrap();
+    let (_dir, store, stats) = crawl_movies(analyzer).await;
     assert_eq!(stats.findings, 2, "{stats:?}");
     let findings = store.findings_list(None, 10).await.unwrap();
     assert_eq!(findings.len(), 2);
