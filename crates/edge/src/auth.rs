@@ -13,6 +13,7 @@ use leaktrace_core::{KeyVersion, TitleId};
 use leaktrace_store::Store;
 
 use crate::cache::ByteCache;
+use crate::revocation::Revocations;
 
 /// How long a session looked up in the store is remembered.
 const SESSION_TTL: Duration = Duration::from_secs(300);
@@ -34,6 +35,8 @@ pub enum Deny {
     NoSession,
     /// The session is not in the store.
     UnknownSession,
+    /// The session was revoked.
+    Revoked,
     /// The session belongs to another title.
     WrongTitle,
     /// The store could not be asked (also 403: fail closed).
@@ -88,6 +91,7 @@ pub struct Auth {
     store: Store,
     sessions: ByteCache<str, SessionEntry>,
     tokens: ByteCache<str, Verified>,
+    revocations: Arc<Revocations>,
 }
 
 impl Auth {
@@ -110,7 +114,18 @@ impl Auth {
             store,
             sessions: ByteCache::new(session_cache_bytes),
             tokens: ByteCache::new(token_cache_bytes),
+            revocations: Arc::new(Revocations::default()),
         }
+    }
+
+    /// The revoked sessions this edge refuses.
+    pub(crate) fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
+    }
+
+    /// The store sessions are looked up in.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Bytes of the token and session caches.
@@ -220,6 +235,9 @@ impl Auth {
             }
         }
         let sid = session_of(&claims).ok_or(Deny::NoSession)?;
+        if self.revocations.is_revoked(sid.as_str()) {
+            return Err(Deny::Revoked);
+        }
         let facts = self.session(&sid).await?.ok_or(Deny::UnknownSession)?;
         if facts.title != title.as_str() {
             return Err(Deny::WrongTitle);

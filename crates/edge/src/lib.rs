@@ -134,6 +134,7 @@ pub mod egress;
 mod package;
 pub mod path;
 pub mod range;
+pub mod revocation;
 mod server;
 pub mod vectors;
 
@@ -209,6 +210,9 @@ pub struct EdgeConfig {
     /// Bytes for the token, session, resolution, title and codebook caches together (default
     /// 128 MiB; see "Caches" in the crate documentation).
     pub lookup_cache_bytes: u64,
+    /// How often the revoked sessions are read from the store while serving (default 1 s, 100
+    /// ms to 60 s): a revocation is refused within this time plus one read.
+    pub revocation_poll: Duration,
 }
 
 impl EdgeConfig {
@@ -231,6 +235,7 @@ impl EdgeConfig {
             write_timeout: Duration::from_secs(20),
             max_requests_per_connection: 1_000,
             lookup_cache_bytes: 128 << 20,
+            revocation_poll: Duration::from_secs(1),
         }
     }
 }

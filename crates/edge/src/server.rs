@@ -59,6 +59,7 @@ pub(crate) struct State {
     limits: Limits,
     lookup_limit: u64,
     file_limit: u64,
+    revocation_poll: Duration,
 }
 
 /// Bytes held by each of the edge's caches (keys, values and bookkeeping), and their bounds.
@@ -148,6 +149,13 @@ impl Edge {
                 return Err(EdgeError::Config(format!("{name} must be positive")));
             }
         }
+        if !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&config.revocation_poll)
+        {
+            return Err(EdgeError::Config(format!(
+                "revocation_poll {:?} out of range (expected 100 ms to 60 s)",
+                config.revocation_poll
+            )));
+        }
         // The lookup budget, shared out: tokens 3/8, sessions 1/4, resolutions 1/4, titles and
         // codebooks 1/16 each.
         let lookup = config.lookup_cache_bytes;
@@ -208,6 +216,7 @@ impl Edge {
                 },
                 lookup_limit: lookup,
                 file_limit: config.file_cache_bytes,
+                revocation_poll: config.revocation_poll,
             }),
         })
     }
@@ -240,6 +249,23 @@ impl Edge {
             lookup_limit: self.state.lookup_limit,
             file_limit: self.state.file_limit,
         }
+    }
+
+    /// Reads the revoked sessions from the store now (the server does it every
+    /// [`EdgeConfig::revocation_poll`](crate::EdgeConfig::revocation_poll)); returns how many
+    /// sessions changed state.
+    ///
+    /// # Errors
+    /// The store's; the edge keeps the list it had.
+    pub async fn sync_revocations(&self) -> Result<usize, leaktrace_store::StoreError> {
+        let auth = &self.state.auth;
+        auth.revocations().sync(auth.store()).await
+    }
+
+    /// Sessions revoked, as of the last read.
+    #[must_use]
+    pub fn revoked_count(&self) -> usize {
+        self.state.auth.revocations().revoked_count()
     }
 
     /// Answers one request (what the server does for each; usable without a socket).
@@ -283,6 +309,26 @@ impl Edge {
             .max_headers(64)
             .keep_alive(true);
         let mut shutdown = std::pin::pin!(shutdown);
+        // The revoked sessions: read once before the first request, then followed.
+        if let Err(e) = self.sync_revocations().await {
+            tracing::error!(error = %e, "cannot read the revoked sessions; retrying");
+        }
+        let follower = {
+            let edge = self.clone();
+            let every = self.state.revocation_poll;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    match edge.sync_revocations().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(changed = n, "revocations applied"),
+                        Err(e) => tracing::warn!(error = %e, "cannot read the revoked sessions"),
+                    }
+                }
+            })
+        };
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
@@ -336,6 +382,7 @@ impl Edge {
             });
         }
         drop(listener);
+        follower.abort();
         tokio::select! {
             () = graceful.shutdown() => tracing::info!("all connections closed"),
             () = tokio::time::sleep(DRAIN) => tracing::warn!("shutdown: gave up waiting for connections"),

@@ -54,6 +54,17 @@ pub enum StoreError {
         /// Its id.
         id: String,
     },
+    /// The records are already in the state asked for (a session revoked twice, restored when
+    /// not revoked); nothing was changed.
+    #[error("{what} `{id}` is {state}; nothing changed")]
+    Unchanged {
+        /// Kind of record (`"session"`, `"account"`).
+        what: &'static str,
+        /// Its id.
+        id: String,
+        /// The state it is in (`"already revoked"`, `"not revoked"`).
+        state: &'static str,
+    },
     /// A value passed in breaks a rule of the schema (caller's fault).
     #[error("invalid {field}: {reason}")]
     InvalidInput {
@@ -80,6 +91,12 @@ pub enum StoreError {
 impl StoreError {
     pub(crate) fn invalid(field: &'static str, reason: &'static str) -> Self {
         StoreError::InvalidInput { field, reason }
+    }
+
+    /// Whether a database error is a unique-key violation.
+    pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+        matches!(err, sqlx::Error::Database(db)
+            if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
     }
 
     /// Maps a constraint violation to `Conflict`/`NotFound`, anything else to `Database`.

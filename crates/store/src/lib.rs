@@ -1,5 +1,5 @@
 //! Persistent store of leaktrace: the catalogue (titles and the sessions issued for them),
-//! the crawler's frontier and findings, and the takedown notices.
+//! session revocations, the crawler's frontier and findings, and the takedown notices.
 //!
 //! One [`Store`] type fronts two backends with the same schema:
 //!
@@ -33,6 +33,10 @@
 //!   [`NoticeRecord`] per notice, with its [`NoticeLevel`], [`NoticeChannel`],
 //!   [`NoticeDelivery`] and [`NoticeDisposition`]; the outbox claim that makes a send
 //!   exclusive even across a crash ([`Store::claim_outbox`]); cached RDAP answers.
+//! - Session revocation (`revocation_events`, `revoked_sessions`): [`Store::revoke`] and
+//!   [`Store::restore`] a session or every session of an account, each change a
+//!   [`RevocationEvent`] of an audit trail the schema keeps append-only (who, when, why);
+//!   the edge follows it by `seq` ([`Store::revocation_events`]).
 //!
 //! The store records; the rules are its callers': when a failed crawl job is retried (the
 //! crawler's retry policy, passed to [`Store::fail_job`] as a time), which disposition may
@@ -127,6 +131,7 @@ mod frontier;
 mod location;
 mod model;
 mod notices;
+mod revocations;
 mod sql;
 mod store;
 
@@ -139,8 +144,12 @@ pub use notices::{
     NewNotice, NoticeChannel, NoticeDelivery, NoticeDisposition, NoticeLevel, NoticeRecord,
     OutboxClaim,
 };
+pub use revocations::{
+    MAX_AUDIT_TEXT, RevocationAction, RevocationEvent, RevocationTarget, RevokedSession,
+};
+pub(crate) use store::now_unix;
 pub use store::{Backend, Store, StoreOptions};
 pub use text::UnknownValue;
 
 /// Schema version this build migrates to.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;

@@ -63,6 +63,7 @@ pub(crate) mod catalog;
 pub(crate) mod findings;
 pub(crate) mod frontier;
 pub(crate) mod notices;
+pub(crate) mod revocations;
 
 /// A value bound to a placeholder: the schema has two column types, 64-bit integers and text,
 /// either of which may be NULL.
@@ -272,6 +273,17 @@ impl Tx {
         })
     }
 
+    /// Every row of a query.
+    pub(crate) async fn fetch_all<T: FromRows>(
+        &mut self,
+        stmt: Stmt,
+    ) -> Result<Vec<T>, sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => decode(&stmt.query::<Sqlite>().fetch_all(&mut **t).await?),
+            Tx::Postgres(t) => decode(&stmt.query::<Postgres>().fetch_all(&mut **t).await?),
+        }
+    }
+
     /// The one value of a query that returns one row of one column.
     pub(crate) async fn fetch_scalar<T: Scalar>(&mut self, stmt: Stmt) -> Result<T, sqlx::Error> {
         match self {
@@ -369,6 +381,11 @@ pub(crate) const SQLITE: Dialect = Dialect {
             description: "finding_no_match",
             sql: include_str!("../migrations/sqlite/0005_finding_no_match.sql"),
         },
+        EmbeddedMigration {
+            version: 6,
+            description: "revocations",
+            sql: include_str!("../migrations/sqlite/0006_revocations.sql"),
+        },
     ],
     migrations_table_exists: "SELECT EXISTS (SELECT 1 FROM sqlite_master \
          WHERE type = 'table' AND name = '_sqlx_migrations')",
@@ -401,6 +418,11 @@ pub(crate) const POSTGRES: Dialect = Dialect {
             version: 5,
             description: "finding_no_match",
             sql: include_str!("../migrations/postgres/0005_finding_no_match.sql"),
+        },
+        EmbeddedMigration {
+            version: 6,
+            description: "revocations",
+            sql: include_str!("../migrations/postgres/0006_revocations.sql"),
         },
     ],
     migrations_table_exists: "SELECT to_regclass('_sqlx_migrations') IS NOT NULL",

@@ -9,6 +9,7 @@ pub mod edge;
 mod embed;
 mod init;
 pub mod key;
+pub mod revocation;
 pub mod session;
 pub mod store;
 pub mod takedown;

@@ -1,4 +1,5 @@
-//! `leaktrace session new` and `leaktrace session vectors`.
+//! `leaktrace session new`, `session vectors`, and (in [`super::revocation`]) `session
+//! revoke`, `restore`, `revoked` and `history`.
 //!
 //! Token settings come from the optional `[token]` section of `leaktrace.toml`:
 //!
@@ -32,6 +33,14 @@ pub enum SessionCommand {
     New(SessionNewArgs),
     /// Write the selector test vectors (JSON) a CDN reimplementation is checked against.
     Vectors(SessionVectorsArgs),
+    /// Revoke a session (or every session of an account): the edge refuses its next request.
+    Revoke(super::revocation::RevokeArgs),
+    /// Restore a revoked session (or every revoked session of an account).
+    Restore(super::revocation::RevokeArgs),
+    /// List the sessions revoked now.
+    Revoked(super::revocation::RevokedArgs),
+    /// Show a session's revocation audit trail (who, when, why).
+    History(super::revocation::HistoryArgs),
 }
 
 /// `leaktrace session new`.
@@ -67,6 +76,10 @@ pub fn run(config: Option<&Path>, cmd: &SessionCommand) -> Result<Code> {
     match cmd {
         SessionCommand::New(a) => new(config, a),
         SessionCommand::Vectors(a) => vectors(a),
+        SessionCommand::Revoke(a) => super::revocation::change(config, a, false),
+        SessionCommand::Restore(a) => super::revocation::change(config, a, true),
+        SessionCommand::Revoked(a) => super::revocation::list(config, a),
+        SessionCommand::History(a) => super::revocation::history(config, a),
     }
 }
 

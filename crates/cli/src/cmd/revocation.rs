@@ -1,0 +1,188 @@
+//! `leaktrace session revoke|restore|revoked|history`: cutting a viewer off, and the audit
+//! trail that records who did it, when and why.
+//!
+//! The edge follows the store's revocations (every second by default) and refuses a revoked
+//! session's next request with 403; see `crates/edge/src/revocation.rs`.
+
+use crate::cmd::session::rfc3339;
+use crate::config::Loaded;
+use crate::exit::{Code, ConflictError, NotFoundError, UsageError};
+use anyhow::{Context, Result};
+use clap::Args;
+use leaktrace_store::{RevocationEvent, RevocationTarget, Store, StoreError};
+use std::path::Path;
+
+/// `leaktrace session revoke` and `leaktrace session restore`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["session_id", "account"])))]
+pub struct RevokeArgs {
+    /// The session id (as in `session new` and in detect's report).
+    pub session_id: Option<String>,
+    /// Every session of this account instead of one session.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Why (recorded in the audit trail).
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    /// Who (recorded in the audit trail; default: the login name, else `cli`).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `leaktrace session revoked`.
+#[derive(Debug, Args)]
+pub struct RevokedArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `leaktrace session history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The session id.
+    pub session_id: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Runs `f` on the configured store.
+fn with_store<T>(
+    config: Option<&Path>,
+    f: impl AsyncFnOnce(&Store) -> Result<T, StoreError>,
+) -> Result<T> {
+    let loaded = Loaded::find(config)?;
+    let url = super::store::resolved_url(&loaded)?;
+    runtime()?.block_on(async {
+        let store = Store::open(&url).await.context("opening the store")?;
+        let r = f(&store).await;
+        store.close().await;
+        r.map_err(|e| match e {
+            StoreError::NotFound { .. } => NotFoundError(e.to_string()).into(),
+            StoreError::Unchanged { .. } => ConflictError(e.to_string()).into(),
+            StoreError::InvalidInput { .. } => UsageError(e.to_string()).into(),
+            other => anyhow::Error::new(other),
+        })
+    })
+}
+
+fn actor(a: &RevokeArgs) -> String {
+    a.actor
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "cli".to_owned())
+}
+
+fn event_json(e: &RevocationEvent) -> serde_json::Value {
+    serde_json::json!({
+        "seq": e.seq,
+        "session_id": e.session_id,
+        "action": e.action.as_str(),
+        "actor": e.actor,
+        "reason": e.reason,
+        "at": e.at,
+        "time": rfc3339(e.at),
+    })
+}
+
+fn print_events(events: &[RevocationEvent], json: bool) {
+    if json {
+        let v: Vec<_> = events.iter().map(event_json).collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else {
+        for e in events {
+            println!(
+                "{:<8} {}  {}  by {}{}",
+                e.action,
+                e.session_id,
+                rfc3339(e.at),
+                e.actor,
+                if e.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", e.reason)
+                }
+            );
+        }
+    }
+}
+
+/// `session revoke` (`restore = false`) and `session restore`.
+pub fn change(config: Option<&Path>, a: &RevokeArgs, restore: bool) -> Result<Code> {
+    let target = match (&a.session_id, &a.account) {
+        (Some(s), None) => RevocationTarget::Session(s),
+        (None, Some(acct)) => RevocationTarget::Account(acct),
+        _ => {
+            return Err(UsageError("give a session id or --account, not both".into()).into());
+        }
+    };
+    let actor = actor(a);
+    let events = with_store(config, async |store| {
+        if restore {
+            store.restore(target, &actor, &a.reason).await
+        } else {
+            store.revoke(target, &actor, &a.reason).await
+        }
+    })?;
+    print_events(&events, a.json);
+    Ok(Code::Success)
+}
+
+/// `session revoked`: the sessions revoked now.
+pub fn list(config: Option<&Path>, a: &RevokedArgs) -> Result<Code> {
+    let all = with_store(config, async |store| {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.revoked_sessions(after.as_deref(), 10_000).await?;
+            let full = page.len() == 10_000;
+            after = page.last().map(|r| r.session_id.clone());
+            all.extend(page);
+            if !full {
+                break;
+            }
+        }
+        Ok(all)
+    })?;
+    if a.json {
+        let v: Vec<_> = all
+            .iter()
+            .map(|r| serde_json::json!({"session_id": r.session_id, "seq": r.seq, "at": r.at, "time": rfc3339(r.at)}))
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else {
+        for r in &all {
+            println!("{}  revoked {}", r.session_id, rfc3339(r.at));
+        }
+        eprintln!("{} revoked session(s)", all.len());
+    }
+    Ok(Code::Success)
+}
+
+/// `session history`: one session's audit trail.
+pub fn history(config: Option<&Path>, a: &HistoryArgs) -> Result<Code> {
+    let events = with_store(config, async |store| {
+        if store.get_session(&a.session_id).await?.is_none() {
+            return Err(StoreError::NotFound {
+                what: "session",
+                id: a.session_id.clone(),
+            });
+        }
+        store.revocation_history(&a.session_id).await
+    })?;
+    print_events(&events, a.json);
+    Ok(Code::Success)
+}
