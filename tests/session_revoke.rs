@@ -184,3 +184,167 @@ fn revoke_restore_and_the_audit_trail() {
     assert!(text.contains("by operator-1: false alarm"), "{text}");
     assert_eq!(fails(d, &["session", "history", "no-such-session"]).0, 6);
 }
+
+/// A hand-made package of title `film` under `root/film` (no media tools needed).
+fn package(root: &Path) {
+    let pkg = root.join("film");
+    std::fs::create_dir_all(pkg.join("360p")).unwrap();
+    std::fs::write(pkg.join("title.json"), "{\"title\":\"film\"}").unwrap();
+    std::fs::write(
+        pkg.join("master.m3u8"),
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n360p/playlist.m3u8\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pkg.join("360p").join("playlist.m3u8"),
+        "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-ENDLIST\n",
+    )
+    .unwrap();
+}
+
+/// One HTTP/1.1 request on a fresh loopback connection: the status and the body.
+fn http(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    assert!(s.peer_addr().unwrap().ip().is_loopback());
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: t\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    (status, body)
+}
+
+/// Polls `path` until it answers `want`; the seconds it took (at most 10).
+fn until(addr: &str, path: &str, want: u16) -> f64 {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed().as_secs() < 10 {
+        if http(addr, "GET", path, "", "").0 == want {
+            return t0.elapsed().as_secs_f64();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{path} never answered {want}");
+}
+
+/// The running edge: revoked from the command line, it refuses the session within 5 s; the
+/// admin API (bearer token from `[admin] token_file`) restores it, and refuses a wrong token.
+#[test]
+fn the_edge_refuses_a_revoked_session_and_the_admin_api_restores_it() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = workdir(d);
+    package(&d.join("packages"));
+    let token = ok(
+        d,
+        &[
+            "session",
+            "new",
+            "--title",
+            "film",
+            "--account",
+            "acct-c",
+            "--json",
+        ],
+    );
+    let token = json(&token);
+    let (sid, wmt) = (
+        token["session_id"].as_str().unwrap().to_owned(),
+        token["token"].as_str().unwrap().to_owned(),
+    );
+    // Without the [admin] section, --admin-listen is a configuration error.
+    let (code, err) = fails(
+        d,
+        &[
+            "edge",
+            "--root",
+            "packages",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert_eq!(code, 5, "{err}");
+    let admin_token = "Zp4r7Tq2Wn9Ly3Ks8Hd1Fg6Jb5Mc0Vx2";
+    std::fs::write(d.join("admin.token"), format!("{admin_token}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            d.join("admin.token"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    let mut toml = std::fs::read_to_string(d.join("leaktrace.toml")).unwrap();
+    toml.push_str("\n[admin]\ntoken_file = \"admin.token\"\n");
+    std::fs::write(d.join("leaktrace.toml"), toml).unwrap();
+
+    let mut edge = Command::new(env!("CARGO_BIN_EXE_leaktrace"))
+        .current_dir(d)
+        .args([
+            "edge",
+            "--root",
+            "packages",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(edge.stdout.take().unwrap()).lines();
+    let (mut viewer, mut admin) = (String::new(), String::new());
+    while viewer.is_empty() || admin.is_empty() {
+        let line = lines.next().unwrap().unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or("")
+            .to_owned();
+        if line.starts_with("admin API") {
+            admin = addr;
+        } else if line.starts_with("listening") {
+            viewer = addr;
+        }
+    }
+    let path = format!("/wmt/{wmt}/film/master.m3u8");
+    assert_eq!(http(&viewer, "GET", &path, "", "").0, 200);
+
+    ok(d, &["session", "revoke", &sid, "--reason", "restream"]);
+    let took = until(&viewer, &path, 403);
+    assert!(took <= 5.0, "refused after {took} s");
+    eprintln!("the running edge refused the revoked session after {took:.2} s");
+
+    let body = format!("{{\"session_id\":\"{sid}\",\"reason\":\"cleared\"}}");
+    let wrong = "Authorization: Bearer Zp4r7Tq2Wn9Ly3Ks8Hd1Fg6Jb5Mc0Vx3\r\n";
+    assert_eq!(
+        http(&admin, "POST", "/v1/restorations", wrong, &body).0,
+        401
+    );
+    let auth = format!("Authorization: Bearer {admin_token}\r\n");
+    let (st, answer) = http(&admin, "POST", "/v1/restorations", &auth, &body);
+    assert_eq!(st, 200, "{answer}");
+    assert!(until(&viewer, &path, 200) <= 5.0);
+    let (st, answer) = http(&admin, "GET", "/v1/revocations", &auth, "");
+    assert_eq!(st, 200);
+    assert_eq!(json(&answer)["revoked"], serde_json::json!([]));
+    assert!(!s.is_empty());
+
+    let _ = edge.kill();
+    let _ = edge.wait();
+}

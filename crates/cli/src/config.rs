@@ -21,6 +21,18 @@ pub struct Config {
     /// Session tokens (optional section; see `crate::cmd::session`).
     #[serde(default, skip_serializing_if = "TokenCfg::is_default")]
     pub token: TokenCfg,
+    /// The edge's admin API (optional section; see `crate::cmd::edge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminCfg>,
+}
+
+/// `[admin]`: the edge's admin API (revoke, restore, list sessions over HTTP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminCfg {
+    /// The bearer token: a file (relative to the config file, mode 0600) holding it, at least
+    /// 32 characters.
+    pub token_file: PathBuf,
 }
 
 /// `[token]`: how `session new` signs and what `edge` accepts. Every field is optional.

@@ -127,6 +127,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod auth;
 mod cache;
 mod conn;

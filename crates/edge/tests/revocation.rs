@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use leaktrace_core::{KeyVersion, MasterKey, TitleId, TokenMode};
+use leaktrace_edge::admin::AdminApi;
 use leaktrace_edge::{Edge, EdgeConfig};
 use leaktrace_session::{Issuer, issue_session};
 use leaktrace_store::{NewTitle, RevocationTarget, Store};
@@ -187,4 +188,168 @@ async fn revocation_reaches_the_edge_on_postgres() {
         return;
     };
     revocation_reaches_the_edge(&url).await;
+}
+
+/// One request to the admin API: its status and JSON body.
+async fn admin(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    assert!(addr.ip().is_loopback());
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: admin.test\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let json = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+/// The admin API on loopback: revoke, list, history and restore for a back-end holding the
+/// bearer token; 401 without it, and the refusals (400, 404, 405, 409, 413) change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_revokes_and_restores_for_a_back_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("store.sqlite").display());
+    let store = Store::open(&url).await.unwrap();
+    store
+        .upsert_title(&NewTitle {
+            title_id: "t".into(),
+            name: "t".into(),
+            segment_duration_ms: 1000,
+            position_count: 1,
+            key_version: 1,
+            reference_path: None,
+        })
+        .await
+        .unwrap();
+    let tid = TitleId::new("t").unwrap();
+    let issued = issue_session(
+        &store,
+        &Issuer::new(key()),
+        &tid,
+        "acct-x",
+        Duration::from_secs(3600),
+        TokenMode::Indirect,
+    )
+    .await
+    .unwrap();
+    let sid = issued.session.session_id.clone();
+    assert!(AdminApi::new(store.clone(), "short").is_err());
+    let token = "k7Qz3vX9mP2rT8wY5nB1cD4fG6hJ0lLa";
+    let api = AdminApi::new(store.clone(), token).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        api.serve(listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    let t = Some(token);
+    let body =
+        format!("{{\"session_id\":\"{sid}\",\"reason\":\"restream\",\"actor\":\"billing\"}}");
+
+    // Without the token, or with another: 401, nothing changed.
+    assert_eq!(
+        admin(addr, "POST", "/v1/revocations", None, &body).await.0,
+        401
+    );
+    let wrong = Some("k7Qz3vX9mP2rT8wY5nB1cD4fG6hJ0lLb");
+    assert_eq!(
+        admin(addr, "POST", "/v1/revocations", wrong, &body).await.0,
+        401
+    );
+    assert!(!store.is_revoked(&sid).await.unwrap());
+
+    let (st, j) = admin(addr, "POST", "/v1/revocations", t, &body).await;
+    assert_eq!(st, 201, "{j}");
+    assert_eq!(j["events"][0]["actor"], "api:billing");
+    assert!(store.is_revoked(&sid).await.unwrap());
+    let (st, j) = admin(addr, "POST", "/v1/revocations", t, &body).await;
+    assert_eq!(st, 409, "{j}");
+    assert!(j["error"].as_str().unwrap().contains("already revoked"));
+    let (st, j) = admin(addr, "GET", "/v1/revocations", t, "").await;
+    assert_eq!(st, 200);
+    assert_eq!(j["revoked"][0]["session_id"], sid.as_str());
+
+    // Malformed and unknown: 400, 404, 405, 413.
+    for bad in [
+        "{",
+        "{}",
+        "{\"session_id\":\"a\",\"account\":\"b\"}",
+        "{\"session\":\"a\"}",
+    ] {
+        assert_eq!(
+            admin(addr, "POST", "/v1/restorations", t, bad).await.0,
+            400,
+            "{bad}"
+        );
+    }
+    let unknown = "{\"session_id\":\"nobody\"}";
+    assert_eq!(
+        admin(addr, "POST", "/v1/revocations", t, unknown).await.0,
+        404
+    );
+    assert_eq!(admin(addr, "GET", "/v1/nothing", t, "").await.0, 404);
+    assert_eq!(admin(addr, "DELETE", "/v1/revocations", t, "").await.0, 405);
+    let huge = format!(
+        "{{\"session_id\":\"{sid}\",\"reason\":\"{}\"}}",
+        "x".repeat(20_000)
+    );
+    assert_eq!(
+        admin(addr, "POST", "/v1/restorations", t, &huge).await.0,
+        413
+    );
+    assert!(
+        store.is_revoked(&sid).await.unwrap(),
+        "refusals changed nothing"
+    );
+
+    let (st, _) = admin(addr, "POST", "/v1/restorations", t, &body).await;
+    assert_eq!(st, 200);
+    let (st, j) = admin(
+        addr,
+        "GET",
+        &format!("/v1/sessions/{sid}/revocations"),
+        t,
+        "",
+    )
+    .await;
+    assert_eq!(st, 200);
+    let actions: Vec<&str> = j["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["revoke", "restore"]);
+    assert_eq!(
+        admin(addr, "GET", "/v1/sessions/nobody/revocations", t, "")
+            .await
+            .0,
+        404
+    );
+
+    let _ = stop.send(());
+    server.await.unwrap();
+    store.close().await;
 }

@@ -2,9 +2,10 @@
 //! crate for the URL scheme and headers).
 
 use crate::config::Loaded;
-use crate::exit::{Code, UsageError};
+use crate::exit::{Code, ConfigError, UsageError};
 use anyhow::{Context, Result};
 use clap::Args;
+use leaktrace_edge::admin::AdminApi;
 use leaktrace_edge::{Edge, EdgeConfig};
 use leaktrace_store::Store;
 use std::io::Write;
@@ -52,6 +53,14 @@ pub struct EdgeArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Also serve the admin API (revoke, restore, list sessions) on this address, with the
+    /// bearer token of `[admin] token_file`; keep it on loopback or a private network.
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Seconds between reads of the revoked sessions (0.1-60): a revocation is refused within
+    /// this time plus one read.
+    #[arg(long, default_value_t = 1.0)]
+    pub revocation_poll: f64,
 }
 
 /// Runs the edge until SIGTERM or ctrl-c.
@@ -72,6 +81,24 @@ pub fn run(config: Option<&Path>, a: &EdgeArgs) -> Result<Code> {
     cfg.write_timeout = std::time::Duration::from_secs(a.write_timeout);
     cfg.max_requests_per_connection = count(a.max_requests_per_connection);
     cfg.lookup_cache_bytes = a.lookup_cache_mb.saturating_mul(1 << 20);
+    if !(0.1..=60.0).contains(&a.revocation_poll) {
+        return Err(UsageError(format!(
+            "--revocation-poll {} out of range (expected 0.1 to 60 seconds)",
+            a.revocation_poll
+        ))
+        .into());
+    }
+    cfg.revocation_poll = std::time::Duration::from_secs_f64(a.revocation_poll);
+    let admin_token = match (&a.admin_listen, &loaded.config.admin) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(ConfigError(
+                "--admin-listen needs an [admin] section with token_file in leaktrace.toml".into(),
+            )
+            .into());
+        }
+        (Some(_), Some(admin)) => Some(loaded.secret_file(&admin.token_file)?.trim().to_owned()),
+    };
     if a.threads == Some(0) {
         return Err(UsageError("--threads must be at least 1".into()).into());
     }
@@ -94,6 +121,20 @@ pub fn run(config: Option<&Path>, a: &EdgeArgs) -> Result<Code> {
     rt.block_on(async {
         let store = Store::open(&url).await.context("opening the store")?;
         let edge = Edge::new(cfg, store.clone())?;
+        let admin = match (a.admin_listen, admin_token) {
+            (Some(addr), Some(token)) => {
+                let api = AdminApi::new(store.clone(), &token)
+                    .map_err(|e| ConfigError(format!("[admin] token_file: {e}")))?;
+                let listener =
+                    listen(addr).with_context(|| format!("listening on {addr} (admin API)"))?;
+                let bound = listener.local_addr().context("reading the admin address")?;
+                println!("admin API http://{bound}");
+                Some(tokio::spawn(async move {
+                    api.serve(listener, std::future::pending()).await
+                }))
+            }
+            _ => None,
+        };
         let listener = listen(a.listen).with_context(|| format!("listening on {}", a.listen))?;
         let addr = listener
             .local_addr()
@@ -110,6 +151,9 @@ pub fn run(config: Option<&Path>, a: &EdgeArgs) -> Result<Code> {
         }
         std::io::stdout().flush().ok();
         edge.serve(listener, shutdown_signal()).await?;
+        if let Some(admin) = admin {
+            admin.abort();
+        }
         store.close().await;
         anyhow::Ok(())
     })?;

@@ -37,6 +37,7 @@ pub fn run(a: &InitArgs) -> Result<Code> {
             url: format!("sqlite://{DB_NAME}"),
         },
         token: Default::default(),
+        admin: None,
     };
     let db_path = a.dir.join(DB_NAME);
     crate::cmd::store::create_empty(&db_path)?;
