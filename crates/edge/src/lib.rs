@@ -34,8 +34,12 @@
 //!    be this edge's, `wmkeyver` a version held (and, for an HMAC token, the version whose key
 //!    verified it); the session (`wmid`, or `cti` in direct mode) must be in the store for the
 //!    requested title, recorded with that key version, and the title's own key version (the
-//!    codebook's) must be held too. Any failure: 403 (the reason is logged at info level, never
-//!    the token: logs show its first 6 characters).
+//!    codebook's) must be held too, and the session must not be revoked ([`revocation`]: the
+//!    edge follows the store's revoked sessions every
+//!    [`EdgeConfig::revocation_poll`], 1 s by default, with no store read per request). Any
+//!    failure: 403 (the reason is logged at info level, never the token: logs show its first 6
+//!    characters). Back-ends revoke and restore sessions through the [`admin`] API or
+//!    `leaktrace session revoke`.
 //! 4. File: manifests and playlists as they are. A rendition file with a WMPaceInfo sidecar at
 //!    `<rendition>/WMPaceInfo/<file>` is watermarked: position -1 → `a/<file>`, else the session's
 //!    bit ([`leaktrace_core::session::select_variant`]) picks `a/<file>` or `b/<file>`. A file
