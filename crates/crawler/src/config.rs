@@ -32,6 +32,61 @@ pub struct Config {
     /// Detection of captured copies.
     #[serde(default)]
     pub detect: DetectConfig,
+    /// Revoking the sessions a finding accuses.
+    #[serde(default)]
+    pub revocation: RevocationConfig,
+}
+
+/// What happens to a session a finding accuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RevocationPolicy {
+    /// Nothing (default).
+    #[default]
+    Off,
+    /// The finding's report names the sessions that clear the threshold; an operator
+    /// revokes them (`leaktrace session revoke`).
+    Review,
+    /// Sessions that clear the threshold are revoked as soon as the finding is made.
+    Auto,
+}
+
+impl RevocationPolicy {
+    /// The name used in the configuration and the reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationPolicy::Off => "off",
+            RevocationPolicy::Review => "review",
+            RevocationPolicy::Auto => "auto",
+        }
+    }
+}
+
+/// `[revocation]`: revoking accused sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationConfig {
+    /// `off`, `review` or `auto`.
+    #[serde(default)]
+    pub policy: RevocationPolicy,
+    /// An accused session is revoked (or proposed) only when its false-accusation probability
+    /// over the registry is at most this (1e-15 to `detect.fp`; default 1e-9, stricter than the
+    /// takedown gate).
+    #[serde(default = "d_revocation_fp")]
+    pub fp: f64,
+}
+
+impl Default for RevocationConfig {
+    fn default() -> Self {
+        RevocationConfig {
+            policy: RevocationPolicy::Off,
+            fp: d_revocation_fp(),
+        }
+    }
+}
+
+fn d_revocation_fp() -> f64 {
+    1e-9
 }
 
 /// Where crawling starts.
@@ -453,6 +508,12 @@ impl Config {
             return bad(format!(
                 "detect.fp {} out of range (1e-12 to 0.1)",
                 self.detect.fp
+            ));
+        }
+        if !(1e-15..=self.detect.fp).contains(&self.revocation.fp) {
+            return bad(format!(
+                "revocation.fp {} out of range (1e-15 to detect.fp, {})",
+                self.revocation.fp, self.detect.fp
             ));
         }
         if !(0.0..=3600.0).contains(&self.detect.max_offset_s) {

@@ -6,21 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leaktrace_store::{
-    FindingKind, FindingVerdict, Job, JobDone, JobKind, JobState, NewFinding, NewJob, Store,
+    FindingKind, FindingVerdict, Job, JobDone, JobKind, JobState, NewFinding, NewJob,
+    RevocationTarget, Store, StoreError,
 };
 use tokio::sync::watch;
 use tokio::task::{Id, JoinError, JoinSet};
 use url::Url;
 
 use crate::CrawlError;
-use crate::analyze::Analyzer;
+use crate::analyze::{Accused, Analyzer};
 use crate::budget::Budgets;
 use crate::canon::{canonicalize, trap_check};
 use crate::capture::{
     Answer, Capture, SNIFF_BYTES, capture_direct, capture_hls, capture_hls_fetched, capture_opened,
     now_unix, sniff,
 };
-use crate::config::Config;
+use crate::config::{Config, RevocationPolicy};
 use crate::extract::{LinkKind, extract_feed, extract_html};
 use crate::fetch::{FetchError, Fetcher, MAX_RETRY_AFTER, Opened};
 use crate::net::Lookup;
@@ -750,6 +751,7 @@ impl Crawler {
                 serde_json::json!({ "error": e.to_string() }).to_string(),
             ),
         };
+        let report = self.apply_revocation_policy(&accused, report).await?;
         let score = best_match(
             &self.cfg.catalogue,
             &format!("{} {}", job.url, job.referrer.as_deref().unwrap_or("")),
@@ -765,6 +767,84 @@ impl Crawler {
         }))
     }
 }
+
+impl Crawler {
+    /// The revocation policy on a finding's accused sessions (`accused`, JSON as stored):
+    /// those whose probability clears `revocation.fp` are revoked (`auto`) or named for an
+    /// operator (`review`); what was done is recorded in the report under [`REVOCATION_KEY`],
+    /// so the finding and its evidence bundle carry it. A session revoked already is left as
+    /// it is.
+    async fn apply_revocation_policy(
+        &self,
+        accused: &str,
+        report: String,
+    ) -> Result<String, CrawlError> {
+        let policy = &self.cfg.revocation;
+        if policy.policy == RevocationPolicy::Off {
+            return Ok(report);
+        }
+        let accused: Vec<Accused> = serde_json::from_str(accused).unwrap_or_default();
+        let eligible: Vec<&Accused> = accused
+            .iter()
+            .filter(|a| a.probability <= policy.fp)
+            .collect();
+        let mut revoked = Vec::new();
+        let mut already = Vec::new();
+        if policy.policy == RevocationPolicy::Auto {
+            for a in &eligible {
+                let reason = format!(
+                    "accused with false-accusation probability {:.2e} <= {:.0e}",
+                    a.probability, policy.fp
+                );
+                match self
+                    .store
+                    .revoke(
+                        RevocationTarget::Session(&a.session_id),
+                        AUTO_ACTOR,
+                        &reason,
+                    )
+                    .await
+                {
+                    Ok(events) => revoked.extend(events.into_iter().map(|e| {
+                        serde_json::json!({
+                            "session_id": e.session_id,
+                            "seq": e.seq,
+                            "at": e.at,
+                            "actor": e.actor,
+                            "reason": e.reason,
+                        })
+                    })),
+                    Err(StoreError::Unchanged { .. }) => already.push(a.session_id.clone()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if !revoked.is_empty() {
+                tracing::warn!(sessions = revoked.len(), "revoked accused sessions");
+            }
+        }
+        let mut report: serde_json::Value =
+            serde_json::from_str(&report).unwrap_or_else(|_| serde_json::json!({}));
+        if let Some(o) = report.as_object_mut() {
+            o.insert(
+                REVOCATION_KEY.to_owned(),
+                serde_json::json!({
+                    "policy": policy.policy.as_str(),
+                    "fp": policy.fp,
+                    "eligible": eligible.iter().map(|a| &a.session_id).collect::<Vec<_>>(),
+                    "revoked": revoked,
+                    "already_revoked": already,
+                }),
+            );
+        }
+        Ok(report.to_string())
+    }
+}
+
+/// The actor recorded for revocations the crawler's policy makes.
+pub const AUTO_ACTOR: &str = "policy:auto";
+
+/// The key under which a finding's report records what the revocation policy did.
+pub const REVOCATION_KEY: &str = "revocation";
 
 /// The key under which a finding's report records the inputs its analysis used.
 const INPUTS_KEY: &str = "analysis_inputs";
