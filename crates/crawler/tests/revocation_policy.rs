@@ -187,3 +187,10 @@ fn the_threshold_is_checked() {
     }
     assert!(Config::from_toml("[revocation]\npolicy = \"sometimes\"\n").is_err());
 }
+
+#[test]
+fn the_documented_example_configuration_parses() {
+    let text = include_str!("../../../docs/examples/crawler.toml");
+    let c = Config::from_toml(text).unwrap();
+    assert_eq!(c.revocation.fp, 1e-9);
+}
