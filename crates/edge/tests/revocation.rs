@@ -128,6 +128,8 @@ async fn revocation_reaches_the_edge(url: &str) {
     for i in 0..3 {
         assert_eq!(status(addr, &target(i)).await, 200, "session {i} plays");
     }
+    // A shared PostgreSQL database may hold revocations of earlier runs.
+    let before = edge.revoked_count();
 
     // One session: refused within the bound, the others still play.
     let s0 = issued[0].session.session_id.clone();
@@ -152,6 +154,7 @@ async fn revocation_reaches_the_edge(url: &str) {
         .await
         .expect("restored session plays");
     assert!(took <= BOUND, "restored after {took:?}");
+    eprintln!("restoration reached the edge in {took:?}");
 
     // An account: both its sessions go, the other account's stays.
     let account = issued[1].session.account_ref.clone();
@@ -163,7 +166,7 @@ async fn revocation_reaches_the_edge(url: &str) {
     assert!(until(addr, &target(0), 403).await.is_some());
     assert!(until(addr, &target(1), 403).await.is_some());
     assert_eq!(status(addr, &target(2)).await, 200);
-    assert_eq!(edge.revoked_count(), 2);
+    assert_eq!(edge.revoked_count(), before + 2);
 
     let _ = stop.send(());
     server.await.unwrap();
