@@ -32,12 +32,8 @@
 //! two thresholds coincide, and a session's score is the larger of the two. Its innocent tail
 //! is bounded by the sum of the two tails, so the calibration below holds for the pair.
 //!
-//! Measured on synthetic decisions (`examples/accuse_sim.rs`, fp `10⁻⁶` among `10⁶` sessions):
-//! a lone pirate needs 75 positions with perfect decisions under every score (the bias
-//! distribution sets that floor); at `μ = 0.75` (23 % wrong decisions) soft 306, the best hard
-//! 448, likelihood 210. Coalitions at `μ = 3` (interleaving / majority): c = 2: symmetric
-//! 402 / 302, likelihood 218 / 228; c = 3: 683 / 789 against 563 / 365; c = 4: 869 / 1219
-//! against 651 / 563.
+//! How many positions each score needs on synthetic decisions (`examples/accuse_sim.rs`) is
+//! measured in `docs/BENCHMARKS.md` §6.3.
 //!
 //! # Calibration
 //!

@@ -9,10 +9,7 @@
 //! It is applied identically to the residual and to every expected mark (the keyed one and
 //! the decoys), so σ₀ stays calibrated.
 //!
-//! Measured on 100 s of Big Buck Bunny at 360p (mean |z| over 50 positions): brightness
-//! +0.2 with gamma 1.2, 6.8 without whitening, 10.4 with radius 8; 0.75× downscale at CRF 35,
-//! 2.8 without, 3.5 with. Weighting pixels by their inverse residual power across positions
-//! was tried and did not help (2.7 and 6.7).
+//! What whitening gains, and what was tried instead, is measured in `docs/BENCHMARKS.md` §6.1.
 
 use crate::{DECOYS, PositionDecision, decoy_key};
 use leaktrace_core::{DerivedKey, Pattern, Position};

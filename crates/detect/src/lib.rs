@@ -82,6 +82,7 @@ pub mod plot;
 pub mod register;
 pub mod report;
 pub mod score;
+pub mod simulate;
 
 pub use decide::decide;
 
@@ -230,8 +231,7 @@ pub struct DecideOptions {
     /// of a position boundary are not used (0 to 5). The default, 0, uses every frame: the
     /// reference mean a position's suspect mean is compared with covers all of the position's
     /// frames, and leaving the first and last out makes the two means differ by the content's
-    /// motion. Measured on 16 leaks of 192 one-second positions at 1080p, x264 CRF 40: median
-    /// signed z 7.1 with a 1-frame margin, 10.0 without (docs/BENCHMARKS.md section 7).
+    /// motion (measured in `docs/BENCHMARKS.md` §6.5).
     pub boundary_frames: f64,
 }
 
