@@ -101,10 +101,8 @@ fn check_rendition(dir: &Path) -> usize {
             durations.push(track.fragments[0].duration);
             let joined = dir.join(format!(".probe-{variant}.mp4"));
             std::fs::write(&joined, &whole).unwrap();
-            let probe = Command::new("ffprobe")
-                .args([
-                    "-v",
-                    "error",
+            let probe = ffprobe(
+                &[
                     "-count_frames",
                     "-select_streams",
                     "v:0",
@@ -112,19 +110,10 @@ fn check_rendition(dir: &Path) -> usize {
                     "stream=nb_read_frames",
                     "-of",
                     "csv=p=0",
-                ])
-                .arg(&joined)
-                .output()
-                .unwrap();
-            assert!(
-                probe.status.success() && probe.stderr.is_empty(),
-                "ffprobe {variant}/{name}: {}",
-                String::from_utf8_lossy(&probe.stderr)
+                ],
+                &joined,
             );
-            let n: u32 = String::from_utf8_lossy(&probe.stdout)
-                .trim()
-                .parse()
-                .unwrap();
+            let n: u32 = probe.trim().parse().unwrap();
             assert_eq!(n, track.fragments[0].samples);
             std::fs::remove_file(joined).unwrap();
         }
@@ -588,30 +577,22 @@ fn the_mezzanines_text_tracks_become_subtitle_renditions() {
 
 /// The init and media segments of a plain (not A/B) rendition, joined into one file.
 fn join_rendition(dir: &Path) -> std::path::PathBuf {
-    let mut whole = std::fs::read(dir.join("init.mp4")).unwrap();
-    let mut p = 0;
-    while let Ok(seg) = std::fs::read(dir.join(format!("seg_{p:05}.m4s"))) {
-        whole.extend(seg);
-        p += 1;
-    }
     let out = dir.with_extension("joined.mp4");
-    std::fs::write(&out, whole).unwrap();
+    concat(&dir.join("init.mp4"), segments(dir), &out);
     out
 }
 
 fn ffprobe_audio(file: &Path) -> serde_json::Value {
-    let o = Command::new("ffprobe")
-        .args(["-v", "error", "-of", "json", "-show_entries"])
-        .arg("stream=codec_name,profile,sample_rate,channels,duration:stream_tags=language")
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success() && o.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    let o = ffprobe(
+        &[
+            "-of",
+            "json",
+            "-show_entries",
+            "stream=codec_name,profile,sample_rate,channels,duration:stream_tags=language",
+        ],
+        file,
     );
-    serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["streams"][0].clone()
+    serde_json::from_str::<serde_json::Value>(&o).unwrap()["streams"][0].clone()
 }
 
 #[test]
@@ -854,9 +835,7 @@ const KEYS: &str = "# test keys\nvideo:0f1e2d3c4b5a69788796a5b4c3d2e1f0:00112233
 /// The frames (or audio frames) FFmpeg decodes from `init` + one segment, as frame MD5s.
 fn framemd5(init: &Path, seg: &Path, key: Option<&str>) -> Output {
     let joined = seg.with_extension("joined.mp4");
-    let mut bytes = std::fs::read(init).unwrap();
-    bytes.extend(std::fs::read(seg).unwrap());
-    std::fs::write(&joined, bytes).unwrap();
+    concat(init, [seg], &joined);
     let mut c = Command::new("ffmpeg");
     c.args(["-v", "error", "-xerror"]);
     if let Some(k) = key {
@@ -1103,9 +1082,46 @@ fn bad_keys_give_one_line_and_no_output() {
         3,
         "cannot read",
     );
-    let mut hevc = enc(&good);
-    hevc.extend(["--codec".into(), "hevc".into()]);
-    run(hevc, 2, "not implemented (expected --codec h264)");
+    let mut av1 = enc(&good);
+    av1.extend(["--codec".into(), "av1".into()]);
+    run(
+        av1,
+        2,
+        "Common Encryption of av1 video is not implemented (expected --codec h264 or hevc)",
+    );
+    // HEVC is encrypted: its segments decrypt with the video key to the clear package's
+    // frames (same settings, deterministic encoder), and not with another key.
+    let hevc = [
+        "--codec",
+        "hevc",
+        "--ladder",
+        "240p",
+        "--preset",
+        "ultrafast",
+        "--threads",
+        "1",
+    ];
+    let o = embed(w, &clip, &w.join("hevc-clear"), &hevc);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut args = enc(&good);
+    args.extend(hevc.map(String::from));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = embed(w, &clip, &w.join("hevc"), &refs);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let init = w.join("hevc/240p/a/init.mp4");
+    let seg = w.join("hevc/240p/a/seg_00000.m4s");
+    let head = std::fs::read(&init).unwrap();
+    assert!(head.windows(4).any(|x| x == b"encv") && head.windows(4).any(|x| x == b"hvcC"));
+    let plain = md5_lines(&framemd5(
+        &w.join("hevc-clear/240p/a/init.mp4"),
+        &w.join("hevc-clear/240p/a/seg_00000.m4s"),
+        None,
+    ));
+    assert!(!plain.is_empty());
+    let decrypted = framemd5(&init, &seg, Some("00112233445566778899aabbccddeeff"));
+    assert_eq!(md5_lines(&decrypted), plain, "hevc cenc");
+    let other = framemd5(&init, &seg, Some("0000000000000000000000000000000f"));
+    assert!(!other.status.success() || md5_lines(&other) != plain);
     let mut scheme = enc(&good);
     scheme[1] = "cens".into();
     run(scheme, 2, "expected cenc or cbcs");

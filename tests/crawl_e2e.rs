@@ -23,10 +23,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test code: a panic is a failure report
 
 mod common;
-use common::loopback::{
-    Decoded, Proc, assert_acns_valid, decode, http_get, received, requested, site, smtp_sink,
-    spawn_first_line, takedown_toml,
-};
+use common::loopback::{Decoded, decode, received, requested, site, smtp_sink, takedown_toml};
 use common::*;
 
 use serde_json::Value;

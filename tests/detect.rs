@@ -14,7 +14,6 @@ use common::*;
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 
 /// A work dir with `clip` embedded as title `bbb` at 360p (plus `extra` embed options) and 50
 /// sessions issued; returns the dir and the session ids in issue order.
@@ -34,8 +33,8 @@ fn setup(clip: &Path, extra: &[&str]) -> (tempfile::TempDir, Vec<String>) {
 }
 
 fn ffmpeg_reencode(input: &Path, output: &Path) {
-    ok(Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+    ok(ffmpeg_command()
+        .arg("-i")
         .arg(input)
         .args([
             "-an",
@@ -158,8 +157,8 @@ fn detect_end_to_end_360p() {
     }
 
     // A trimmed head (first 5 s = 120 frames cut) is registered by the thumbnail search.
-    ok(Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-ss", "5", "-i"])
+    ok(ffmpeg_command()
+        .args(["-ss", "5", "-i"])
         .arg(dir.join("leak.mp4"))
         .args([
             "-an", "-c:v", "libx264", "-b:v", "600k", "-preset", "veryfast",

@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test code: a panic is a failure report
 
 mod common;
-use common::loopback::{Proc, http_get, spawn_first_line};
 use common::*;
 
 use serde_json::Value;

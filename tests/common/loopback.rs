@@ -1,26 +1,15 @@
 //! Loopback servers and checks shared by the takedown and crawl end-to-end tests: the
 //! aiosmtpd SMTP sink (PyPI `aiosmtpd` in a venv created once under the target dir), the
-//! pirate site (Python's http.server), a plain HTTP GET, the received message decoded by
-//! Python's email package, the ACNS attachment checked by xmllint, and a `takedown.toml`
-//! that sends to the sink. Everything listens on 127.0.0.1.
+//! pirate site (Python's http.server), the received message decoded by Python's email package,
+//! and a `takedown.toml` that sends to the sink. Everything listens on 127.0.0.1. The generic
+//! pieces (child processes, free ports, a plain HTTP GET, the ACNS check) are the test kit's.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{ok, repo};
-
-/// A child process killed (and reaped) when dropped.
-pub struct Proc(pub Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use super::{Proc, free_port, ok, repo, spawn_first_line};
 
 /// The cargo target profile dir of the binary under test (`target/debug`).
 pub fn target_dir() -> PathBuf {
@@ -51,17 +40,6 @@ pub fn venv_python() -> PathBuf {
         ok(Command::new(venv.join("bin/pip")).args(["install", "-q", "aiosmtpd==1.4.6"]));
     }
     py
-}
-
-/// Spawns `cmd` with a piped stdout and returns it with the first line it prints (a server's
-/// "listening on PORT" line).
-pub fn spawn_first_line(cmd: &mut Command) -> (Proc, String) {
-    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Proc(child), line)
 }
 
 /// Starts the SMTP sink writing into `dir`; returns it and its port.
@@ -109,36 +87,6 @@ pub fn decode(eml: &Path, out: &Path) -> Decoded {
     }
 }
 
-/// The ACNS 1.2 schema, vendored in `tests/schemas/acns` (see `tests/schemas/README.md`).
-pub fn acns_xsd() -> PathBuf {
-    repo().join("tests/schemas/acns/acns-1.2.xsd")
-}
-
-/// Panics unless xmllint validates `xml` against the ACNS 1.2 XSD (no network).
-pub fn assert_acns_valid(xml: &Path) {
-    let out = Command::new("xmllint")
-        .args(["--noout", "--nonet", "--schema"])
-        .arg(acns_xsd())
-        .arg(xml)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{} is not valid ACNS 1.2: {}",
-        xml.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A free port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The loopback pirate site: Python's http.server over `root`.
 ///
 /// Its access log (one line per request, Python's format: `... "GET /path HTTP/1.1" 200 -`)
@@ -184,18 +132,6 @@ pub fn requested(root: &Path) -> Vec<String> {
             (it.next()? == "GET").then(|| it.next().map(str::to_owned))?
         })
         .collect()
-}
-
-/// A plain HTTP/1.0 GET on loopback: status and body.
-pub fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
-    let mut all = Vec::new();
-    s.read_to_end(&mut all).unwrap();
-    let head_end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&all[..head_end]).into_owned();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, all[head_end + 4..].to_vec())
 }
 
 /// A `takedown.toml` in `mode` (approval, auto, dry-run) sending over plain SMTP to the sink

@@ -1,53 +1,22 @@
-//! Helpers shared by the end-to-end tests: the `leaktrace` binary, the corpus, ffmpeg, and
-//! working directories made by `leaktrace init`.
+//! Helpers shared by the end-to-end tests: the `leaktrace` binary, working directories made by
+//! `leaktrace init`, sessions and their streams; the repository, the corpus, commands and
+//! ffmpeg come from the test kit (`leaktrace-testkit`), re-exported here.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod loopback;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+
+#[allow(unused_imports)] // each test binary uses its own part, like the items below
+pub use leaktrace_testkit::{
+    Proc, acns_xsd, assert_acns_valid, concat, corpus, ffmpeg, ffmpeg_command, ffprobe, free_port,
+    http_get, ok, repo, segments, spawn_first_line,
+};
 
 /// The `leaktrace` binary under test.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_leaktrace"))
-}
-
-/// The repository root.
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A corpus file (`$LEAKTRACE_CORPUS`, else `<repo>/corpus/cache`); panics with instructions
-/// when it has not been fetched.
-pub fn corpus(name: &str) -> PathBuf {
-    let dir = std::env::var_os("LEAKTRACE_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("corpus/cache"));
-    let p = dir.join(name);
-    assert!(
-        p.is_file(),
-        "corpus file {} missing: run corpus/fetch.sh first",
-        p.display()
-    );
-    p
-}
-
-/// Runs `cmd`, panicking with its stderr unless it succeeds; returns stdout.
-pub fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// `ffmpeg -y -hide_banner -loglevel error ARGS`, which must succeed.
-pub fn ffmpeg(args: &[&str]) {
-    ok(Command::new("ffmpeg")
-        .args(["-y", "-hide_banner", "-loglevel", "error"])
-        .args(args));
 }
 
 /// Embeds the first `frames` frames of the corpus's `bbb.mp4` as title `bbb` at 360p

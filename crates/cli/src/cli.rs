@@ -118,7 +118,7 @@ pub struct EmbedArgs {
     /// channels get it times channels / 2. AAC-LC tracks at 48 kHz are copied, not re-encoded.
     #[arg(long, default_value = "128k", value_name = "RATE")]
     pub audio_bitrate: String,
-    /// Common Encryption of video (H.264) and audio: `cenc` (AES-CTR; DASH, Widevine,
+    /// Common Encryption of video (H.264 or HEVC) and audio: `cenc` (AES-CTR; DASH, Widevine,
     /// PlayReady) or `cbcs` (AES-CBC pattern; HLS and DASH, FairPlay too). Needs --key-file.
     #[arg(long, value_name = "SCHEME", requires = "key_file")]
     pub encrypt: Option<String>,

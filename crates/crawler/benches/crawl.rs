@@ -18,15 +18,14 @@
 //! crawler, so both figures include the server's share (pessimistic for the crawler).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-use common::*;
+use leaktrace_testkit::site::*;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use leaktrace_crawler::config::Config;
+use leaktrace_crawler::net::Lookup;
 use leaktrace_crawler::worker::Crawler;
 use leaktrace_store::{JobKind, NewJob, Store};
 
@@ -138,7 +137,14 @@ fn throughput(pages: usize, concurrency: usize) {
         let dir = tempfile::tempdir().unwrap();
         let store = open_store(dir.path()).await;
         let cfg = config(&format!("{}/p/0", site.base("127.0.0.1")), concurrency);
-        let c = Crawler::new(store.clone(), cfg, lookup(&[]), None, "bench".into()).unwrap();
+        let c = Crawler::new(
+            store.clone(),
+            cfg,
+            Lookup::Static(Default::default()),
+            None,
+            "bench".into(),
+        )
+        .unwrap();
         c.seed(1).await.unwrap();
         let (_tx, rx) = tokio::sync::watch::channel(false);
         let load0 = loadavg();
@@ -188,7 +194,7 @@ fn frontier(urls: usize, crawled: u64, concurrency: usize) {
         let enqueue_s = t0.elapsed().as_secs_f64();
         let hwm_after_enqueue = proc_status("VmHWM:");
         let cfg = config(&format!("{base}/p/0"), concurrency);
-        let c = Crawler::new(store.clone(), cfg, lookup(&[]), None, "bench".into()).unwrap();
+        let c = Crawler::new(store.clone(), cfg, Lookup::Static(Default::default()), None, "bench".into()).unwrap();
         let (tx, rx) = tokio::sync::watch::channel(false);
         let s2 = store.clone();
         let watcher = tokio::spawn(async move {

@@ -8,12 +8,9 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../tests/common/sim.rs"]
-mod sim;
-
 use leaktrace_core::TardosParams;
 use leaktrace_detect::accuse::{AccuseOptions, Accuser, Weighting};
-use sim::{Attack, Rng};
+use leaktrace_detect::simulate::{self as sim, Attack, Rng};
 
 const FP: f64 = 1e-6;
 const REGISTRY: u64 = 1_000_000;

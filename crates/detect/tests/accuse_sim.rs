@@ -6,11 +6,9 @@
 //! Figures for the full sweep: `cargo run --release -p leaktrace-detect --example accuse_sim`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
-use common::sim::{self, Attack, Rng};
 use leaktrace_core::TardosParams;
 use leaktrace_detect::accuse::{AccuseOptions, Accuser, Weighting};
+use leaktrace_detect::simulate::{self as sim, Attack, Rng};
 
 const SOFT: AccuseOptions = AccuseOptions {
     weighting: Weighting::Soft { snr: None },

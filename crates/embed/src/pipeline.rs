@@ -70,7 +70,8 @@ pub struct PipelineConfig {
     pub audio: bool,
     /// Bitrate of a stereo AAC encode (bit/s); other layouts scale it by channels / 2.
     pub audio_bitrate: u32,
-    /// Common Encryption of the video and audio renditions (H.264 only), `None` for clear.
+    /// Common Encryption of the video and audio renditions (H.264 and HEVC video; AV1 is
+    /// refused), `None` for clear.
     pub encryption: Option<crate::drm::Encryption>,
 }
 
@@ -573,10 +574,10 @@ pub fn embed_file(
 ) -> Result<EmbedSummary, EmbedError> {
     let started = Instant::now();
     let texts = load_subtitles(input, cfg)?;
-    if cfg.encryption.is_some() && cfg.codec != Codec::H264 {
+    if cfg.encryption.is_some() && cfg.codec == Codec::Av1 {
         return Err(EmbedError::Media(
             leaktrace_media::MediaError::InvalidSetting(format!(
-                "Common Encryption of {} video is not implemented (expected --codec h264)",
+                "Common Encryption of {} video is not implemented (expected --codec h264 or hevc)",
                 cfg.codec.name()
             )),
         ));

@@ -4,13 +4,11 @@
 //! over a natural photograph.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test/bench code: a panic is a failure report
 
-mod common;
-
-use common::*;
 use leaktrace_core::{KeyVersion, MasterKey, Position, TitleId};
 use leaktrace_embed::{PipelineConfig, embed_file};
 use leaktrace_reference::Reference;
 use leaktrace_reference::position_means;
+use leaktrace_testkit::{concat, corpus, ffmpeg, segments};
 
 fn check(clip: &str, ladder: &str, frames: u64) {
     let tmp = tempfile::tempdir().unwrap();
@@ -29,7 +27,7 @@ fn check(clip: &str, ladder: &str, frames: u64) {
     for (variant, sign) in [("a", 1.0), ("b", -1.0)] {
         let dir = out.join(rendition).join(variant);
         let joined = tmp.path().join(format!("{variant}.mp4"));
-        concat(&dir.join("init.mp4"), &segments(&dir), &joined);
+        concat(&dir.join("init.mp4"), segments(&dir), &joined);
         let attacked = tmp.path().join(format!("{variant}-crf40.mp4"));
         ffmpeg(&[
             "-i",

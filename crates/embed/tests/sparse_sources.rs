@@ -8,12 +8,10 @@
 //! timeline or call it truncated.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-use common::corpus;
-
 use leaktrace_core::{KeyVersion, MasterKey, TitleId};
 use leaktrace_embed::{EmbedError, PipelineConfig, embed_file};
 use leaktrace_media::Decoder;
+use leaktrace_testkit::corpus;
 
 #[test]
 fn a_sparse_avi_decodes_whole_and_is_refused_as_variable_rate_by_the_embedder() {

@@ -10,17 +10,10 @@ use leaktrace_forensic::stats::{ALPHAS, consistent_with_at_most};
 use leaktrace_forensic::{Config, Mode, run};
 use std::path::PathBuf;
 
+/// The corpus directory, which must hold the film (`bbb.mp4`).
 fn corpus() -> PathBuf {
-    let dir = std::env::var_os("LEAKTRACE_CORPUS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../corpus/cache"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("bbb.mp4").is_file(),
-        "corpus missing in {}: run corpus/fetch.sh",
-        dir.display()
-    );
-    dir
+    leaktrace_testkit::corpus("bbb.mp4");
+    leaktrace_testkit::corpus_dir()
 }
 
 #[test]

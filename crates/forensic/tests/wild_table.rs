@@ -6,8 +6,8 @@
 
 use leaktrace_forensic::attack::{self, Source, Target};
 use leaktrace_media::Decoder;
+use leaktrace_testkit::{ffmpeg_command, ok};
 use std::path::Path;
-use std::process::Command;
 
 /// The luma of every frame, at 160x90.
 fn lumas(p: &Path) -> Vec<Vec<u16>> {
@@ -33,16 +33,8 @@ fn changed(a: &[u16], b: &[u16]) -> f64 {
 fn every_wild_attack_runs_and_changes_the_picture() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.mp4");
-    let st = Command::new("ffmpeg")
-        .args([
-            "-y",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
+    ok(ffmpeg_command()
+        .args(["-f", "lavfi", "-i"])
         .arg("testsrc2=s=320x180:r=24:d=3")
         .args([
             "-c:v",
@@ -54,10 +46,7 @@ fn every_wild_attack_runs_and_changes_the_picture() {
             "-pix_fmt",
             "yuv420p",
         ])
-        .arg(&input)
-        .status()
-        .unwrap();
-    assert!(st.success());
+        .arg(&input));
     // A font path with a character the filter graph must escape.
     let font = dir.path().join("font, v1.ttf");
     std::fs::write(&font, leaktrace_detect::plot::FONT_TTF).unwrap();

@@ -6,17 +6,9 @@
 
 use leaktrace_media::audio::{self, AudioConfig, AudioRole};
 use leaktrace_media::{Limits, MediaError};
+use leaktrace_testkit::{concat, ffmpeg};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn ffmpeg(args: &[&str]) {
-    let st = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .status()
-        .unwrap();
-    assert!(st.success(), "ffmpeg {args:?}");
-}
 
 /// 5 s of 24 fps video with two audio tracks: English mono at 44.1 kHz (silence, then a
 /// 1 kHz tone from 3 s; re-encoded) and French stereo AAC-LC at 48 kHz marked commentary
@@ -80,12 +72,12 @@ fn seg(p: u32) -> String {
 
 /// The init and segments of `dir` concatenated into one playable fragmented MP4.
 fn joined(dir: &Path, n: u32) -> PathBuf {
-    let mut bytes = std::fs::read(dir.join("init.mp4")).unwrap();
-    for p in 0..n {
-        bytes.extend(std::fs::read(dir.join(seg(p))).unwrap());
-    }
     let out = dir.join("joined.mp4");
-    std::fs::write(&out, bytes).unwrap();
+    concat(
+        &dir.join("init.mp4"),
+        (0..n).map(|p| dir.join(seg(p))),
+        &out,
+    );
     out
 }
 

@@ -5,22 +5,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test code: a panic is a failure report
 
 use leaktrace_media::{Decoder, LimitKind, Limits, MediaError, probe, probe_with_limits};
+use leaktrace_testkit::{ffmpeg_command, ok};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Runs the ffmpeg CLI on a lavfi test source: `seconds` of `size` at 10 fps, H.264, into
 /// `dir/name`, with `extra` output arguments.
 fn make(dir: &Path, name: &str, size: &str, seconds: &str, extra: &[&str]) -> PathBuf {
     let p = dir.join(name);
-    let st = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
+    ok(ffmpeg_command()
+        .args(["-f", "lavfi"])
         .args(["-i", &format!("testsrc=size={size}:rate=10"), "-t", seconds])
         .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
         .args(extra)
-        .arg(&p)
-        .status()
-        .unwrap();
-    assert!(st.success(), "ffmpeg failed making {name}");
+        .arg(&p));
     p
 }
 

@@ -4,20 +4,17 @@
 //! demuxer would happily decode) and on a concat script; a real MP4 still opens.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test code: a panic is a failure report
 
+use leaktrace_testkit::{ffmpeg_command, ok};
 use std::path::Path;
-use std::process::Command;
 
 /// A 2-s 64x64 H.264 MP4 made by the ffmpeg CLI.
 fn real_video(dir: &Path) -> std::path::PathBuf {
     let p = dir.join("real.mp4");
-    let st = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
+    ok(ffmpeg_command()
+        .args(["-f", "lavfi"])
         .args(["-i", "testsrc=size=64x64:rate=10", "-t", "2"])
         .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
-        .arg(&p)
-        .status()
-        .unwrap();
-    assert!(st.success());
+        .arg(&p));
     p
 }
 

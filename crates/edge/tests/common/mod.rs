@@ -18,6 +18,7 @@ use leaktrace_edge::{Edge, EdgeConfig};
 use leaktrace_embed::{PipelineConfig, embed_file};
 use leaktrace_session::{Issuer, issue_session, issue_session_at};
 use leaktrace_store::{NewTitle, Store};
+use leaktrace_testkit::{corpus, ffmpeg_command, ok};
 
 /// The title of the test package.
 pub const TITLE: &str = "bbb";
@@ -45,16 +46,7 @@ pub const AUDIO: &str = "audio-und";
 
 /// The corpus clip (`$LEAKTRACE_CORPUS`, else `<repo>/corpus/cache`).
 pub fn clip() -> PathBuf {
-    let dir = std::env::var_os("LEAKTRACE_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/cache"));
-    let p = dir.join("trailer_bbb_20s.mp4");
-    assert!(
-        p.is_file(),
-        "corpus file {} missing: run corpus/fetch.sh first (or set LEAKTRACE_CORPUS)",
-        p.display()
-    );
-    p
+    corpus("trailer_bbb_20s.mp4")
 }
 
 /// The mezzanine of the fixture: the corpus clip's picture with the first 20 s of the full
@@ -62,16 +54,13 @@ pub fn clip() -> PathBuf {
 fn mezzanine(dir: &Path) -> PathBuf {
     let trailer = clip().with_file_name("trailer_bbb.mp4");
     let out = dir.join("mezzanine.mp4");
-    let st = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+    ok(ffmpeg_command()
+        .arg("-i")
         .arg(clip())
         .arg("-i")
         .arg(&trailer)
         .args(["-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-t", "20"])
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(st.success(), "ffmpeg could not mux the fixture mezzanine");
+        .arg(&out));
     out
 }
 

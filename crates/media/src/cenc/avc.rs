@@ -2,103 +2,11 @@
 //! and the size of each slice header (ISO/IEC 14496-10 7.3.3), read with the SPS and PPS of the
 //! `avcC` record, so the header stays clear as ISO/IEC 23001-7 asks.
 
+use super::bits::{self, Bits};
 use crate::MediaError;
 
 fn bad(msg: impl Into<String>) -> MediaError {
     MediaError::BadMp4(format!("H.264: {}", msg.into()))
-}
-
-/// Reads the bits of a NAL unit's payload, skipping emulation-prevention bytes
-/// (`00 00 03`), and counts how many bytes of the escaped NAL it has consumed.
-struct Bits<'a> {
-    data: &'a [u8],
-    /// Next byte to load.
-    at: usize,
-    /// Zero bytes just before `at` (for emulation prevention).
-    zeros: u8,
-    cur: u8,
-    /// Bits left in `cur`.
-    left: u8,
-    /// Payload bits read (emulation-prevention bytes not counted).
-    read: usize,
-}
-
-impl<'a> Bits<'a> {
-    fn new(data: &'a [u8]) -> Self {
-        Self {
-            data,
-            at: 0,
-            zeros: 0,
-            cur: 0,
-            left: 0,
-            read: 0,
-        }
-    }
-
-    fn bit(&mut self) -> Result<u32, MediaError> {
-        if self.left == 0 {
-            let mut b = *self
-                .data
-                .get(self.at)
-                .ok_or_else(|| bad("header past the end"))?;
-            self.at += 1;
-            if self.zeros >= 2 && b == 3 {
-                self.zeros = 0;
-                b = *self
-                    .data
-                    .get(self.at)
-                    .ok_or_else(|| bad("header past the end"))?;
-                self.at += 1;
-            }
-            self.zeros = if b == 0 {
-                self.zeros.saturating_add(1)
-            } else {
-                0
-            };
-            self.cur = b;
-            self.left = 8;
-        }
-        self.left -= 1;
-        self.read += 1;
-        Ok(u32::from((self.cur >> self.left) & 1))
-    }
-
-    fn bits(&mut self, n: u32) -> Result<u32, MediaError> {
-        let mut v = 0;
-        for _ in 0..n {
-            v = (v << 1) | self.bit()?;
-        }
-        Ok(v)
-    }
-
-    fn flag(&mut self) -> Result<bool, MediaError> {
-        Ok(self.bit()? == 1)
-    }
-
-    fn ue(&mut self) -> Result<u32, MediaError> {
-        let mut zeros = 0;
-        while self.bit()? == 0 {
-            zeros += 1;
-            if zeros > 31 {
-                return Err(bad("Exp-Golomb code longer than 32 bits"));
-            }
-        }
-        Ok(((1u64 << zeros) - 1 + u64::from(self.bits(zeros)?)) as u32)
-    }
-
-    fn se(&mut self) -> Result<i32, MediaError> {
-        let k = self.ue()?;
-        Ok(if k % 2 == 1 {
-            k.div_ceil(2) as i32
-        } else {
-            -((k / 2) as i32)
-        })
-    }
-
-    /// Bytes of the escaped NAL touched so far (a partly read byte counts).
-    fn bytes_used(&self) -> usize {
-        self.at
-    }
 }
 
 /// What slice headers need from the sequence parameter set.
@@ -141,7 +49,7 @@ fn skip_scaling_list(b: &mut Bits<'_>, size: u32) -> Result<(), MediaError> {
 }
 
 fn parse_sps(nal: &[u8]) -> Result<Sps, MediaError> {
-    let mut b = Bits::new(nal.get(1..).ok_or_else(|| bad("empty SPS"))?);
+    let mut b = Bits::new(nal.get(1..).ok_or_else(|| bad("empty SPS"))?, "H.264");
     let profile = b.bits(8)?;
     b.bits(16)?; // constraint flags, level
     let id = b.ue()?;
@@ -205,7 +113,7 @@ fn parse_sps(nal: &[u8]) -> Result<Sps, MediaError> {
 }
 
 fn parse_pps(nal: &[u8]) -> Result<Pps, MediaError> {
-    let mut b = Bits::new(nal.get(1..).ok_or_else(|| bad("empty PPS"))?);
+    let mut b = Bits::new(nal.get(1..).ok_or_else(|| bad("empty PPS"))?, "H.264");
     let id = b.ue()?;
     let sps = b.ue()?;
     let entropy_coding_mode = b.flag()?;
@@ -304,23 +212,7 @@ impl AvcConfig {
 
     /// The NAL units of a sample: (offset of the length prefix, total bytes with the prefix).
     pub fn nal_units(&self, sample: &[u8]) -> Result<Vec<(usize, usize)>, MediaError> {
-        let mut out = Vec::new();
-        let mut at = 0;
-        while at < sample.len() {
-            let prefix = sample
-                .get(at..at + self.length_size)
-                .ok_or_else(|| bad("NAL length prefix past the end of the sample"))?;
-            let len = prefix
-                .iter()
-                .fold(0usize, |v, &b| (v << 8) | usize::from(b));
-            let total = self.length_size + len;
-            if len == 0 || at + total > sample.len() {
-                return Err(bad("NAL unit longer than its sample"));
-            }
-            out.push((at, total));
-            at += total;
-        }
-        Ok(out)
+        bits::nal_units(sample, self.length_size, "H.264")
     }
 
     /// Bytes of `nal` (without its length prefix) that must stay clear: the NAL header and
@@ -340,7 +232,7 @@ impl AvcConfig {
             return Ok(None);
         }
         let nal_ref_idc = (header >> 5) & 3;
-        let mut b = Bits::new(&nal[1..]);
+        let mut b = Bits::new(&nal[1..], "H.264");
         b.ue()?; // first_mb_in_slice
         let slice_type = b.ue()? % 5;
         let pps_id = b.ue()?;
@@ -495,7 +387,7 @@ impl AvcConfig {
         }
         Ok(Some(HeaderEnd {
             bytes: 1 + b.bytes_used(),
-            bits: 8 + b.read,
+            bits: 8 + b.bits_read(),
         }))
     }
 }
@@ -503,31 +395,6 @@ impl AvcConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The NAL units of an Annex B stream (start codes removed).
-    fn annex_b(stream: &[u8]) -> Vec<&[u8]> {
-        let mut starts = Vec::new();
-        let mut i = 0;
-        while i + 3 <= stream.len() {
-            if stream[i..i + 3] == [0, 0, 1] {
-                starts.push(i + 3);
-                i += 3;
-            } else {
-                i += 1;
-            }
-        }
-        starts
-            .iter()
-            .enumerate()
-            .map(|(k, &s)| {
-                let mut end = starts.get(k + 1).map_or(stream.len(), |&n| n - 3);
-                while end > s && stream[end - 1] == 0 {
-                    end -= 1; // the leading zero of a four-byte start code
-                }
-                &stream[s..end]
-            })
-            .collect()
-    }
 
     /// Where FFmpeg's own H.264 syntax reader (`-bsf:v trace_headers`) ends each slice header,
     /// in bits: at the first `cabac_alignment_one_bit`, or after the last header element.
@@ -614,7 +481,7 @@ mod tests {
                 .unwrap();
             assert!(st.success(), "{name}");
             let stream = std::fs::read(&out).unwrap();
-            let nals = annex_b(&stream);
+            let nals = bits::annex_b(&stream);
             let sps = nals.iter().find(|n| n[0] & 0x1f == 7).unwrap();
             let pps = nals.iter().find(|n| n[0] & 0x1f == 8).unwrap();
             let mut avcc = vec![1, sps[1], sps[2], sps[3], 0xff, 0xe1];
@@ -638,21 +505,5 @@ mod tests {
             assert_eq!(ours, theirs, "{name}: slice header ends (bits)");
         }
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn exp_golomb_and_emulation_prevention() {
-        // 1 | 010 | 011 | 00100 | 00101 → ue 0, 1, 2, 3, 4; then an escaped 00 00 03 01.
-        let mut b = Bits::new(&[0b1010_0110, 0b0100_0010, 0b1000_0000]);
-        assert_eq!(
-            (0..5).map(|_| b.ue().unwrap()).collect::<Vec<_>>(),
-            [0, 1, 2, 3, 4]
-        );
-        let mut b = Bits::new(&[0, 0, 3, 1]);
-        assert_eq!(b.bits(24).unwrap(), 1);
-        assert_eq!(b.bytes_used(), 4);
-        let mut b = Bits::new(&[0b0110_1000]);
-        assert_eq!((b.se().unwrap(), b.se().unwrap()), (-1, 1));
-        assert!(Bits::new(&[0, 0]).ue().is_err());
     }
 }

@@ -7,11 +7,14 @@
 //! - [`Protector::protect`] encrypts a fragment in place (same sample sizes) and adds `senc`,
 //!   `saiz` and `saio` to its `traf`, moving the `trun` data offset past them.
 //!
-//! H.264 video is encrypted by subsample: each NAL unit's length prefix, NAL header and, in a
-//! coded slice, the slice header stay clear (parameter sets and SEI stay clear entirely); the
-//! protected part is a whole number of 16-byte blocks under `cenc`. Audio is encrypted as
+//! H.264 and HEVC video is encrypted by subsample: each NAL unit's length prefix, NAL header
+//! and, in a coded slice (segment), the slice (segment) header stay clear (parameter sets, SEI
+//! and every other non-VCL unit stay clear entirely); the protected part is a whole number of
+//! 16-byte blocks under `cenc`, and starts at the slice data under `cbcs`. The headers are
+//! parsed exactly, with the parameter sets of the `avcC` or `hvcC` record (and, for HEVC, those
+//! the samples carry in-band): see [`AvcConfig`] and [`HevcConfig`]. Audio is encrypted as
 //! whole samples (under `cbcs`, every complete block; a trailing partial block stays clear).
-//! HEVC and AV1 tracks are refused ([`MediaError::InvalidSetting`]).
+//! AV1 tracks are refused ([`MediaError::InvalidSetting`]).
 //!
 //! ```
 //! use leaktrace_media::cenc::{ContentKey, Scheme};
@@ -22,6 +25,8 @@
 //! ```
 
 mod avc;
+mod bits;
+mod hevc;
 
 use crate::MediaError;
 use crate::cmaf::{BoxRef, Fragment, boxes};
@@ -30,6 +35,7 @@ use aes::cipher::{BlockModeEncrypt, KeyIvInit, StreamCipher};
 use std::str::FromStr;
 
 pub use avc::AvcConfig;
+pub use hevc::HevcConfig;
 
 fn bad(msg: impl Into<String>) -> MediaError {
     MediaError::BadMp4(msg.into())
@@ -216,13 +222,44 @@ fn splice(buf: &[u8], chain: &[BoxRef], replacement: &[u8]) -> Result<Vec<u8>, M
     Ok(out)
 }
 
+/// The NAL structure of a video track, for subsample encryption.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Video {
+    Avc(AvcConfig),
+    Hevc(HevcConfig),
+}
+
+impl Video {
+    fn length_size(&self) -> usize {
+        match self {
+            Video::Avc(c) => c.length_size,
+            Video::Hevc(c) => c.length_size,
+        }
+    }
+
+    fn nal_units(&self, sample: &[u8]) -> Result<Vec<(usize, usize)>, MediaError> {
+        match self {
+            Video::Avc(c) => c.nal_units(sample),
+            Video::Hevc(c) => c.nal_units(sample),
+        }
+    }
+
+    /// Clear bytes of `nal`; HEVC parameter sets met in the samples are read on the way.
+    fn clear_bytes(&mut self, nal: &[u8]) -> Result<usize, MediaError> {
+        match self {
+            Video::Avc(c) => c.clear_bytes(nal),
+            Video::Hevc(c) => c.clear_bytes(nal),
+        }
+    }
+}
+
 /// What [`protect_init`] learned from the track, needed to encrypt its fragments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrackCrypto {
     scheme: Scheme,
     key: ContentKey,
-    /// `Some` for H.264 video (subsample encryption), `None` for audio (whole samples).
-    avc: Option<AvcConfig>,
+    /// `Some` for video (subsample encryption), `None` for audio (whole samples).
+    video: Option<Video>,
     /// The `cbcs` constant IV.
     constant_iv: [u8; 16],
 }
@@ -232,8 +269,8 @@ pub struct TrackCrypto {
 /// Returns it and what [`Protector`] needs to encrypt the track's fragments.
 ///
 /// # Errors
-/// A codec other than H.264 or AAC ([`MediaError::InvalidSetting`]), or an init segment
-/// without the expected boxes ([`MediaError::BadMp4`]).
+/// A codec other than H.264, HEVC or AAC ([`MediaError::InvalidSetting`]), or an init segment
+/// without the expected boxes or with a malformed `avcC`/`hvcC` ([`MediaError::BadMp4`]).
 pub fn protect_init(
     init: &[u8],
     scheme: Scheme,
@@ -259,22 +296,35 @@ pub fn protect_init(
     let entry = *boxes(init, stsd.payload + 8, stsd.end)?
         .first()
         .ok_or_else(|| bad("empty stsd"))?;
-    let (new_kind, fields, avc) = match &entry.kind {
-        b"avc1" | b"avc3" => {
-            let avcc = boxes(init, entry.payload + 78, entry.end)?
-                .into_iter()
-                .find(|b| &b.kind == b"avcC")
-                .ok_or_else(|| bad("avc1 without avcC"))?;
-            (
-                *b"encv",
-                78,
-                Some(AvcConfig::parse(&init[avcc.payload..avcc.end])?),
-            )
-        }
+    // VisualSampleEntry fields before the child boxes: 78 bytes.
+    let config = |kind: &[u8; 4]| -> Result<&[u8], MediaError> {
+        let b = boxes(init, entry.payload + 78, entry.end)?
+            .into_iter()
+            .find(|b| &b.kind == kind)
+            .ok_or_else(|| {
+                bad(format!(
+                    "{} sample entry without {}",
+                    String::from_utf8_lossy(&entry.kind),
+                    String::from_utf8_lossy(kind)
+                ))
+            })?;
+        Ok(&init[b.payload..b.end])
+    };
+    let (new_kind, fields, video) = match &entry.kind {
+        b"avc1" | b"avc3" => (
+            *b"encv",
+            78,
+            Some(Video::Avc(AvcConfig::parse(config(b"avcC")?)?)),
+        ),
+        b"hvc1" | b"hev1" => (
+            *b"encv",
+            78,
+            Some(Video::Hevc(HevcConfig::parse(config(b"hvcC")?)?)),
+        ),
         b"mp4a" => (*b"enca", 28, None),
         other => {
             return Err(MediaError::InvalidSetting(format!(
-                "Common Encryption of {} tracks is not implemented (H.264 video and AAC audio are)",
+                "Common Encryption of {} tracks is not implemented (H.264 and HEVC video and AAC audio are)",
                 String::from_utf8_lossy(other)
             )));
         }
@@ -287,7 +337,7 @@ pub fn protect_init(
             tenc.extend_from_slice(&key.kid);
         }
         Scheme::Cbcs => {
-            let pattern = if avc.is_some() { 0x19 } else { 0x00 };
+            let pattern = if video.is_some() { 0x19 } else { 0x00 };
             tenc.extend_from_slice(&[1, 0, 0, 0, 0, pattern, 1, 0]);
             tenc.extend_from_slice(&key.kid);
             tenc.push(16);
@@ -319,7 +369,7 @@ pub fn protect_init(
         TrackCrypto {
             scheme,
             key: key.clone(),
-            avc,
+            video,
             constant_iv,
         },
     ))
@@ -476,7 +526,7 @@ impl Protector {
             infos.push(self.encrypt_sample(data)?);
         }
         // senc: version 0, flags 0x2 when subsamples are listed.
-        let with_subsamples = self.track.avc.is_some();
+        let with_subsamples = self.track.video.is_some();
         let mut senc = vec![0, 0, 0, if with_subsamples { 2 } else { 0 }];
         senc.extend_from_slice(&(infos.len() as u32).to_be_bytes());
         let mut sizes = Vec::with_capacity(infos.len());
@@ -552,15 +602,17 @@ impl Protector {
 
     fn encrypt_sample(&mut self, data: &mut [u8]) -> Result<SampleCrypto, MediaError> {
         // Clear and protected ranges of the sample.
-        let ranges: Vec<(usize, usize)> = match &self.track.avc {
+        let scheme = self.track.scheme;
+        let ranges: Vec<(usize, usize)> = match &mut self.track.video {
             None => vec![(0, data.len())],
-            Some(avc) => {
+            Some(video) => {
                 let mut v = Vec::new();
-                for (at, total) in avc.nal_units(data)? {
-                    let nal = &data[at + avc.length_size..at + total];
-                    let mut clear = avc.length_size + avc.clear_bytes(nal)?;
+                let length_size = video.length_size();
+                for (at, total) in video.nal_units(data)? {
+                    let nal = &data[at + length_size..at + total];
+                    let mut clear = length_size + video.clear_bytes(nal)?;
                     let mut protected = total - clear;
-                    if self.track.scheme == Scheme::Cenc {
+                    if scheme == Scheme::Cenc {
                         let r = protected % 16;
                         clear += r;
                         protected -= r;
@@ -593,7 +645,7 @@ impl Protector {
                 })
             }
             Scheme::Cbcs => {
-                let (crypt, skip) = if self.track.avc.is_some() {
+                let (crypt, skip) = if self.track.video.is_some() {
                     (1, 9)
                 } else {
                     (1, 0)

@@ -18,11 +18,8 @@ pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The ACNS 1.2 schema vendored in the repository, `tests/schemas/acns/acns-1.2.xsd` (with its
-/// imports beside it, for offline validation; see `tests/schemas/README.md`).
-pub fn acns_xsd() -> PathBuf {
-    crate_dir().join("../../tests/schemas/acns/acns-1.2.xsd")
-}
+#[allow(unused_imports)] // not every test binary validates ACNS
+pub use leaktrace_testkit::acns_xsd;
 
 /// A finding on a documentation address (192.0.2.0/24) with a redirect and an accusation.
 pub fn finding() -> FindingEvidence {
