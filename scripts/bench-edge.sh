@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load bench of the leaktrace edge against nginx serving the same files, on loopback only.
 #
-# Usage: scripts/bench-edge.sh [--quick] [--no-build]
+# Usage: scripts/bench-edge.sh [--quick] [--no-build] [--revoked N]
 #
 #   1. builds `leaktrace` (release) unless --no-build, makes a package from the corpus clip
 #      (20 s, 360p+240p, 1 s segments) and one session in a temporary directory;
@@ -12,6 +12,8 @@
 #      wmpi rewrite from cache), nginx the a/ files directly;
 #   4. prints requests/s, p50/p99 latency, errors and the ratio edge/nginx (target >= 0.5),
 #      for segments and for small files (media playlists: the per-request overhead);
+#      With --revoked N, N other sessions of the title are recorded and revoked first
+#      (`leaktrace session revoke --account`), so the edge holds N revoked sessions.
 #   5. holds 10 000 concurrent connections against the edge (wrk -c 10000) and reports errors.
 #      They all come from 127.0.0.1, so beyond the edge's per-address cap (256 by default) they
 #      are refused at once (503 or reset, counted by wrk as errors): this step measures the
@@ -24,11 +26,19 @@ set -euo pipefail
 
 QUICK=0
 BUILD=1
-for arg in "$@"; do
+REVOKED=0
+while [[ $# -gt 0 ]]; do
+    arg="$1"
+    shift
     case "$arg" in
         --quick) QUICK=1 ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --revoked)
+            REVOKED="${1:-}"
+            shift || true
+            [[ $REVOKED =~ ^[0-9]+$ && $REVOKED -le 10000000 ]] || { echo "--revoked takes a number of sessions (0 to 10000000)" >&2; exit 2; }
+            ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -66,6 +76,24 @@ cd "$WORK/w"
 "$LT" embed "$CLIP" --title bbb --out "$WORK/pkg/bbb" --ladder 360p,240p --preset ultrafast \
     --segment 1s --max-frames 480 >/dev/null
 TOKEN="$("$LT" session new --title bbb --account bench --ttl 1h --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
+if [[ $REVOKED -gt 0 ]]; then
+    # N sessions of another account, recorded in one transaction, then revoked by leaktrace.
+    python3 - "$WORK/w/leaktrace.db" "$REVOKED" <<'PY'
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+n, now = int(sys.argv[2]), int(time.time())
+with db:
+    db.executemany(
+        "INSERT INTO sessions (session_id, title_id, account_ref, issued_at, expires_at, "
+        "key_version, created_at) VALUES (?, 'bbb', 'bench-revoked', ?, ?, 1, ?)",
+        ((f"revoked-{i:08d}", now, now + 3600, now) for i in range(n)),
+    )
+db.close()
+PY
+    start=$(date +%s.%N)
+    "$LT" session revoke --account bench-revoked --reason bench --json >/dev/null
+    echo "revoked $REVOKED sessions in $(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')") s"
+fi
 
 EDGE_PORT="$(free_port)"
 NGINX_PORT="$(free_port)"
