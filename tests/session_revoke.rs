@@ -185,23 +185,6 @@ fn revoke_restore_and_the_audit_trail() {
     assert_eq!(fails(d, &["session", "history", "no-such-session"]).0, 6);
 }
 
-/// A hand-made package of title `film` under `root/film` (no media tools needed).
-fn package(root: &Path) {
-    let pkg = root.join("film");
-    std::fs::create_dir_all(pkg.join("360p")).unwrap();
-    std::fs::write(pkg.join("title.json"), "{\"title\":\"film\"}").unwrap();
-    std::fs::write(
-        pkg.join("master.m3u8"),
-        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n360p/playlist.m3u8\n",
-    )
-    .unwrap();
-    std::fs::write(
-        pkg.join("360p").join("playlist.m3u8"),
-        "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-ENDLIST\n",
-    )
-    .unwrap();
-}
-
 /// One HTTP/1.1 request on a fresh loopback connection: the status and the body.
 fn http(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
@@ -244,7 +227,7 @@ fn the_edge_refuses_a_revoked_session_and_the_admin_api_restores_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = workdir(d);
-    package(&d.join("packages"));
+    leaktrace_testkit::hand_made_package(&d.join("packages"), "film");
     let token = ok(
         d,
         &[

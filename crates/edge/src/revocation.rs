@@ -1,18 +1,19 @@
 //! The revoked sessions, followed from the store's audit trail without a database round trip
 //! per request.
 //!
-//! [`Revocations::sync`] reads the events recorded after the highest `seq` it has applied, plus
-//! those of the last [`LOOK_BACK`] (on PostgreSQL an event can commit after one with a higher
-//! `seq`); each event applies to its session only if it is newer than the last one applied
+//! [`Revocations::sync`] reads the events recorded after the highest `seq` it has applied, plus,
+//! on PostgreSQL, those of the last [`LOOK_BACK`] (there an event can commit after one with a
+//! higher `seq`); each event applies to its session only if it is newer than the last one applied
 //! there, so reading an event twice changes nothing. The edge runs it every
 //! [`EdgeConfig::revocation_poll`](crate::EdgeConfig::revocation_poll) (1 s by default), so a
 //! revocation reaches every request within that interval plus one read.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use leaktrace_store::{RevocationAction, Store, StoreError};
+use leaktrace_store::{Backend, RevocationAction, RevocationEvent, Store, StoreError};
 
 /// How far back in time each read looks for events that committed late.
 pub const LOOK_BACK: Duration = Duration::from_secs(30);
@@ -24,8 +25,6 @@ const PAGE: u32 = 10_000;
 struct Inner {
     /// The last event applied per session: its `seq`, and whether it left the session revoked.
     sessions: HashMap<Box<str>, (i64, bool)>,
-    /// The highest `seq` applied.
-    watermark: i64,
     /// Whether the current list was loaded.
     loaded: bool,
 }
@@ -34,6 +33,8 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct Revocations {
     inner: RwLock<Inner>,
+    /// The highest `seq` read.
+    watermark: AtomicI64,
 }
 
 fn now_unix() -> i64 {
@@ -90,35 +91,72 @@ impl Revocations {
                         *e = (r.seq, true);
                     }
                 }
-                inner.watermark = inner.watermark.max(watermark);
+                self.watermark.fetch_max(watermark, Ordering::SeqCst);
                 inner.loaded = true;
             }
         }
+        // What follows the highest seq applied.
         loop {
-            let watermark = self.inner.read().map_or(0, |i| i.watermark);
-            let since = now_unix().saturating_sub(LOOK_BACK.as_secs() as i64);
-            let events = store.revocation_events(watermark, since, PAGE).await?;
+            let watermark = self.watermark.load(Ordering::SeqCst);
+            let events = store.revocation_events(watermark, 0, PAGE).await?;
             let full = events.len() == PAGE as usize;
-            let Ok(mut inner) = self.inner.write() else {
-                break;
-            };
-            for ev in events {
-                let revoked = ev.action == RevocationAction::Revoke;
-                inner.watermark = inner.watermark.max(ev.seq);
-                let e = inner
-                    .sessions
-                    .entry(ev.session_id.into())
-                    .or_insert((0, false));
-                if ev.seq > e.0 {
-                    changed += usize::from(e.1 != revoked);
-                    *e = (ev.seq, revoked);
-                }
-            }
-            // A full page that did not move the watermark is the look-back window alone.
-            if !full || inner.watermark == watermark {
+            changed += self.apply(events);
+            if !full {
                 break;
             }
         }
+        // PostgreSQL only: the last seconds again, from the start of the trail, for events
+        // that committed after one with a higher seq. SQLite commits one writer at a time, so
+        // seq order is commit order there.
+        if store.backend() == Backend::Postgres {
+            let since = now_unix().saturating_sub(LOOK_BACK.as_secs() as i64);
+            let mut after = 0;
+            loop {
+                let events = store.revocation_events(after, since, PAGE).await?;
+                let full = events.len() == PAGE as usize;
+                after = events.last().map_or(after, |e| e.seq);
+                changed += self.apply(events);
+                if !full {
+                    break;
+                }
+            }
+        }
         Ok(changed)
+    }
+
+    /// Applies the events that are newer than what their session holds; returns how many
+    /// sessions changed state. Events applied already (the look-back re-reads them) leave the
+    /// list, and its lock that every request reads, alone.
+    fn apply(&self, mut events: Vec<RevocationEvent>) -> usize {
+        if let Some(top) = events.iter().map(|e| e.seq).max() {
+            self.watermark.fetch_max(top, Ordering::SeqCst);
+        }
+        if let Ok(inner) = self.inner.read() {
+            events.retain(|ev| {
+                inner
+                    .sessions
+                    .get(ev.session_id.as_str())
+                    .is_none_or(|&(seq, _)| ev.seq > seq)
+            });
+        }
+        if events.is_empty() {
+            return 0;
+        }
+        let Ok(mut inner) = self.inner.write() else {
+            return 0;
+        };
+        let mut changed = 0;
+        for ev in events {
+            let revoked = ev.action == RevocationAction::Revoke;
+            let e = inner
+                .sessions
+                .entry(ev.session_id.into())
+                .or_insert((0, false));
+            if ev.seq > e.0 {
+                changed += usize::from(e.1 != revoked);
+                *e = (ev.seq, revoked);
+            }
+        }
+        changed
     }
 }

@@ -37,20 +37,8 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let pkg = dir.path().join("pkg").join(TITLE);
-        std::fs::create_dir_all(pkg.join("360p")).unwrap();
+        let pkg = leaktrace_testkit::hand_made_package(&dir.path().join("pkg"), TITLE);
         std::fs::create_dir_all(pkg.join("big").join("a")).unwrap();
-        std::fs::write(pkg.join("title.json"), format!("{{\"title\":\"{TITLE}\"}}")).unwrap();
-        std::fs::write(
-            pkg.join("master.m3u8"),
-            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n360p/playlist.m3u8\n",
-        )
-        .unwrap();
-        std::fs::write(
-            pkg.join("360p").join("playlist.m3u8"),
-            "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-ENDLIST\n",
-        )
-        .unwrap();
         // A `free` box header, then zeros: an ISOBMFF file the egress rewrite leaves alone.
         let mut big = vec![0u8; BIG];
         big[..4].copy_from_slice(&(BIG as u32).to_be_bytes());

@@ -22,23 +22,6 @@ fn key() -> MasterKey {
     MasterKey::from_bytes([0x3c; 32], KeyVersion::new(1))
 }
 
-/// A hand-made package of title `title` under `root` (no media tools needed).
-fn package(root: &std::path::Path, title: &str) {
-    let pkg = root.join(title);
-    std::fs::create_dir_all(pkg.join("360p")).unwrap();
-    std::fs::write(pkg.join("title.json"), format!("{{\"title\":\"{title}\"}}")).unwrap();
-    std::fs::write(
-        pkg.join("master.m3u8"),
-        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n360p/playlist.m3u8\n",
-    )
-    .unwrap();
-    std::fs::write(
-        pkg.join("360p").join("playlist.m3u8"),
-        "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-ENDLIST\n",
-    )
-    .unwrap();
-}
-
 /// The status of `GET target` on a fresh connection.
 async fn status(addr: SocketAddr, target: &str) -> u16 {
     assert!(addr.ip().is_loopback());
@@ -74,7 +57,7 @@ async fn revocation_reaches_the_edge(url: &str) {
     let dir = tempfile::tempdir().unwrap();
     // A title of its own, so a shared PostgreSQL database holds nothing it could confuse.
     let title = format!("rv-{}", std::process::id());
-    package(dir.path(), &title);
+    leaktrace_testkit::hand_made_package(dir.path(), &title);
     let store = Store::open(url).await.unwrap();
     store
         .upsert_title(&NewTitle {

@@ -138,12 +138,7 @@ impl Store {
         }
         let at = now_unix();
         let mut tx = self.begin().await?;
-        let stmt = match action {
-            RevocationAction::Revoke => sql::revocations::revoke_events(&target, actor, reason, at),
-            RevocationAction::Restore => {
-                sql::revocations::restore_events(&target, actor, reason, at)
-            }
-        };
+        let stmt = sql::revocations::change_events(action, &target, actor, reason, at);
         let rows: Vec<EventRow> = tx.fetch_all(stmt).await?;
         if rows.is_empty() {
             let named: i64 = tx
@@ -223,9 +218,10 @@ impl Store {
         Ok(rows.into_iter().map(RevokedSession::from).collect())
     }
 
-    /// The audit events with `seq > after`, and any recorded at or after `since` (UTC unix
-    /// seconds), in `seq` order, at most `limit` (1 to 10 000). A follower keeps the highest
-    /// `seq` it has applied and looks back a few seconds with `since`: on PostgreSQL an event
+    /// The audit events with `seq > after` recorded at or after `since` (UTC unix seconds), in
+    /// `seq` order, at most `limit` (1 to 10 000); page on by passing the last `seq` as
+    /// `after`. A follower reads what follows the highest `seq` it has applied (`since` 0),
+    /// and on PostgreSQL also the last few seconds again from `after` 0, since an event there
     /// may commit after one with a higher `seq`.
     pub async fn revocation_events(
         &self,

@@ -225,20 +225,26 @@ async fn a_follower_reads_events_in_order(db: &TestDb) {
     s.restore(RevocationTarget::Session("s1"), "a", "3")
         .await
         .unwrap();
-    let all = s.revocation_events(0, i64::MAX, 100).await.unwrap();
+    let all = s.revocation_events(0, 0, 100).await.unwrap();
     assert_eq!(all.len(), 3);
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
     let last = all[2].seq;
     assert_eq!(s.last_revocation_seq().await.unwrap(), last);
-    // Nothing new after the last seq, unless the look-back reaches back in time.
+    // Nothing after the last seq; the recent ones again from the start (the look-back); none
+    // recorded in the future.
+    assert!(s.revocation_events(last, 0, 100).await.unwrap().is_empty());
+    let recent = all[0].at - 30;
+    assert_eq!(s.revocation_events(0, recent, 100).await.unwrap(), all);
     assert!(
-        s.revocation_events(last, i64::MAX, 100)
+        s.revocation_events(0, i64::MAX, 100)
             .await
             .unwrap()
             .is_empty()
     );
-    assert_eq!(s.revocation_events(last, 0, 100).await.unwrap().len(), 3);
-    // Paged.
-    assert_eq!(s.revocation_events(0, i64::MAX, 2).await.unwrap().len(), 2);
+    // Paged by seq.
+    let first = s.revocation_events(0, 0, 2).await.unwrap();
+    assert_eq!(first, all[..2]);
+    let rest = s.revocation_events(first[1].seq, 0, 2).await.unwrap();
+    assert_eq!(rest, all[2..]);
     assert!(s.revocation_events(0, 0, 0).await.is_err());
 }

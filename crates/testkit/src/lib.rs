@@ -7,7 +7,8 @@
 //!   into one playable file ([`concat()`], [`segments`]);
 //! - loopback networking: [`free_port`], a plain [`http_get`], and (feature `site`, on by
 //!   default) a hyper site on 127.0.0.1 ([`site`]);
-//! - the vendored XML schemas: [`acns_xsd`], [`assert_acns_valid`].
+//! - the vendored XML schemas: [`acns_xsd`], [`assert_acns_valid`];
+//! - a package made by hand for edge tests that need no media tools: [`hand_made_package`].
 //!
 //! It is a dev-dependency only (`publish = false`) and depends on no leaktrace crate: it sits
 //! beneath every crate, so any crate's tests can use it without a dependency cycle (which would
@@ -29,6 +30,7 @@
 
 mod media;
 mod net;
+mod package;
 mod process;
 mod schemas;
 #[cfg(feature = "site")]
@@ -36,6 +38,7 @@ pub mod site;
 
 pub use media::{concat, ffmpeg, ffmpeg_command, ffprobe, segments};
 pub use net::{free_port, http_get};
+pub use package::hand_made_package;
 pub use process::{Proc, ok, spawn_first_line};
 pub use schemas::{acns_xsd, assert_acns_valid};
 

@@ -3,7 +3,7 @@
 
 use super::{Stmt, stored_text};
 use crate::StoreError;
-use crate::revocations::{RevocationEvent, RevocationTarget, RevokedSession};
+use crate::revocations::{RevocationAction, RevocationEvent, RevocationTarget, RevokedSession};
 
 /// Columns of `revocation_events`, as in [`EventRow`].
 macro_rules! event_cols {
@@ -58,63 +58,48 @@ impl From<RevokedRow> for RevokedSession {
     }
 }
 
-/// Records a revocation of every session the target names that is not revoked yet; returns
-/// the events. `$1` session id or account, `$2` actor, `$3` reason, `$4` time.
-pub(crate) fn revoke_events(
-    target: &RevocationTarget<'_>,
-    actor: &str,
-    reason: &str,
-    at: i64,
-) -> Stmt {
-    let sql = match target {
-        RevocationTarget::Session(_) => concat!(
+/// The statement that records `$action` for every session whose `$column` is `$1` and that
+/// is (`EXISTS`) or is not (`NOT EXISTS`) revoked now, returning the events.
+macro_rules! change_events {
+    ($action:literal, $column:literal, $exists:literal) => {
+        concat!(
             "INSERT INTO revocation_events (session_id, action, actor, reason, at) \
-             SELECT s.session_id, 'revoke', $2, $3, $4 FROM sessions s \
-             WHERE s.session_id = $1 AND NOT EXISTS \
-             (SELECT 1 FROM revoked_sessions r WHERE r.session_id = s.session_id) \
+             SELECT s.session_id, '",
+            $action,
+            "', $2, $3, $4 FROM sessions s WHERE s.",
+            $column,
+            " = $1 AND ",
+            $exists,
+            " (SELECT 1 FROM revoked_sessions r WHERE r.session_id = s.session_id) \
              ORDER BY s.session_id RETURNING ",
             event_cols!()
-        ),
-        RevocationTarget::Account(_) => concat!(
-            "INSERT INTO revocation_events (session_id, action, actor, reason, at) \
-             SELECT s.session_id, 'revoke', $2, $3, $4 FROM sessions s \
-             WHERE s.account_ref = $1 AND NOT EXISTS \
-             (SELECT 1 FROM revoked_sessions r WHERE r.session_id = s.session_id) \
-             ORDER BY s.session_id RETURNING ",
-            event_cols!()
-        ),
+        )
     };
-    Stmt::new(sql)
-        .bind(target.id())
-        .bind(actor)
-        .bind(reason)
-        .bind(at)
 }
 
-/// Records a restoration of every revoked session the target names; returns the events.
-pub(crate) fn restore_events(
+/// Records `action` for every session the target names that is in the other state (a
+/// revocation of the sessions not revoked, a restoration of the revoked ones); returns the
+/// events. `$1` session id or account, `$2` actor, `$3` reason, `$4` time.
+pub(crate) fn change_events(
+    action: RevocationAction,
     target: &RevocationTarget<'_>,
     actor: &str,
     reason: &str,
     at: i64,
 ) -> Stmt {
-    let sql = match target {
-        RevocationTarget::Session(_) => concat!(
-            "INSERT INTO revocation_events (session_id, action, actor, reason, at) \
-             SELECT s.session_id, 'restore', $2, $3, $4 FROM sessions s \
-             WHERE s.session_id = $1 AND EXISTS \
-             (SELECT 1 FROM revoked_sessions r WHERE r.session_id = s.session_id) \
-             ORDER BY s.session_id RETURNING ",
-            event_cols!()
-        ),
-        RevocationTarget::Account(_) => concat!(
-            "INSERT INTO revocation_events (session_id, action, actor, reason, at) \
-             SELECT s.session_id, 'restore', $2, $3, $4 FROM sessions s \
-             WHERE s.account_ref = $1 AND EXISTS \
-             (SELECT 1 FROM revoked_sessions r WHERE r.session_id = s.session_id) \
-             ORDER BY s.session_id RETURNING ",
-            event_cols!()
-        ),
+    let sql = match (action, target) {
+        (RevocationAction::Revoke, RevocationTarget::Session(_)) => {
+            change_events!("revoke", "session_id", "NOT EXISTS")
+        }
+        (RevocationAction::Revoke, RevocationTarget::Account(_)) => {
+            change_events!("revoke", "account_ref", "NOT EXISTS")
+        }
+        (RevocationAction::Restore, RevocationTarget::Session(_)) => {
+            change_events!("restore", "session_id", "EXISTS")
+        }
+        (RevocationAction::Restore, RevocationTarget::Account(_)) => {
+            change_events!("restore", "account_ref", "EXISTS")
+        }
     };
     Stmt::new(sql)
         .bind(target.id())
@@ -160,13 +145,12 @@ pub(crate) fn is_revoked(session_id: &str) -> Stmt {
     Stmt::new("SELECT COUNT(*) FROM revoked_sessions WHERE session_id = $1").bind(session_id)
 }
 
-/// The events after `seq`, and those recorded at or after `since` (the look-back that catches
-/// events whose `seq` committed out of order), in `seq` order, at most `limit`.
+/// The events after `seq` recorded at or after `since`, in `seq` order, at most `limit`.
 pub(crate) fn events_since(seq: i64, since: i64, limit: i64) -> Stmt {
     Stmt::new(concat!(
         "SELECT ",
         event_cols!(),
-        " FROM revocation_events WHERE seq > $1 OR at >= $2 ORDER BY seq LIMIT $3"
+        " FROM revocation_events WHERE seq > $1 AND at >= $2 ORDER BY seq LIMIT $3"
     ))
     .bind(seq)
     .bind(since)
