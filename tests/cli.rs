@@ -836,17 +836,7 @@ const KEYS: &str = "# test keys\nvideo:0f1e2d3c4b5a69788796a5b4c3d2e1f0:00112233
 fn framemd5(init: &Path, seg: &Path, key: Option<&str>) -> Output {
     let joined = seg.with_extension("joined.mp4");
     concat(init, [seg], &joined);
-    let mut c = Command::new("ffmpeg");
-    c.args(["-v", "error", "-xerror"]);
-    if let Some(k) = key {
-        c.args(["-decryption_key", k]);
-    }
-    let o = c
-        .arg("-i")
-        .arg(&joined)
-        .args(["-f", "framemd5", "-"])
-        .output()
-        .unwrap();
+    let o = decode_framemd5(&joined, key);
     std::fs::remove_file(joined).unwrap();
     o
 }
@@ -856,33 +846,6 @@ fn md5_lines(o: &Output) -> Vec<String> {
         .lines()
         .filter(|l| !l.starts_with('#'))
         .map(str::to_owned)
-        .collect()
-}
-
-/// Shaka Packager's Linux binary, from the npm package in `tools/` (`npm ci --prefix tools`).
-fn shaka_packager() -> std::path::PathBuf {
-    let p = repo().join("tools/node_modules/shaka-packager/bin/packager-linux-x64");
-    assert!(
-        p.is_file(),
-        "{} missing: npm ci --prefix tools",
-        p.display()
-    );
-    p
-}
-
-/// The MD5 of every decoded frame of `file` (FFmpeg's `framemd5`, the hash column only, so
-/// timestamps written differently by another muxer do not count).
-fn frame_hashes(file: &Path) -> Vec<String> {
-    let o = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(file)
-        .args(["-f", "framemd5", "-"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    md5_lines(&o)
-        .iter()
-        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_owned()))
         .collect()
 }
 

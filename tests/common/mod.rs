@@ -10,8 +10,9 @@ use std::process::Command;
 
 #[allow(unused_imports)] // each test binary uses its own part, like the items below
 pub use leaktrace_testkit::{
-    Proc, acns_xsd, assert_acns_valid, concat, corpus, ffmpeg, ffmpeg_command, ffprobe, free_port,
-    http_get, ok, repo, segments, spawn_first_line,
+    Proc, acns_xsd, assert_acns_valid, concat, corpus, decode_framemd5, ffmpeg, ffmpeg_command,
+    ffprobe, frame_hashes, free_port, http_get, ok, repo, segments, shaka_packager,
+    spawn_first_line,
 };
 
 /// The `leaktrace` binary under test.

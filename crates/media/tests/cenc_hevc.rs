@@ -15,26 +15,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use leaktrace_testkit::{corpus, decode_framemd5, frame_hashes, hash_column, shaka_packager};
+
 const KID: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const KEY: &str = "00112233445566778899aabbccddeeff";
 const WRONG_KEY: &str = "0000000000000000000000000000000f";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// The corpus clip (`$LEAKTRACE_CORPUS`, else `<repo>/corpus/cache`).
 fn clip() -> PathBuf {
-    let dir = std::env::var_os("LEAKTRACE_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("corpus/cache"));
-    let p = dir.join("trailer_bbb_20s.mp4");
-    assert!(
-        p.is_file(),
-        "corpus file {} missing: run corpus/fetch.sh first (or set LEAKTRACE_CORPUS)",
-        p.display()
-    );
-    p
+    corpus("trailer_bbb_20s.mp4")
 }
 
 /// The x265 settings of the fixtures: one-second GOPs (one fragment each), B-frames with
@@ -155,48 +144,7 @@ fn framemd5(dir: &Path, init: &[u8], fragment: &[u8], key: Option<&str>) -> Outp
     let mut bytes = init.to_vec();
     bytes.extend_from_slice(fragment);
     std::fs::write(&joined, bytes).unwrap();
-    let mut c = Command::new("ffmpeg");
-    c.args(["-v", "error", "-xerror"]);
-    if let Some(k) = key {
-        c.args(["-decryption_key", k]);
-    }
-    c.arg("-i")
-        .arg(&joined)
-        .args(["-f", "framemd5", "-"])
-        .output()
-        .unwrap()
-}
-
-/// The hash column of FFmpeg's `framemd5` lines.
-fn hashes(o: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_owned()))
-        .collect()
-}
-
-/// The frame MD5s of a whole file.
-fn file_hashes(file: &Path) -> Vec<String> {
-    let o = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(file)
-        .args(["-f", "framemd5", "-"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    hashes(&o)
-}
-
-/// Shaka Packager's Linux binary, from the npm package in `tools/` (`npm ci --prefix tools`).
-fn shaka_packager() -> PathBuf {
-    let p = repo().join("tools/node_modules/shaka-packager/bin/packager-linux-x64");
-    assert!(
-        p.is_file(),
-        "{} missing: npm ci --prefix tools",
-        p.display()
-    );
-    p
+    decode_framemd5(&joined, key)
 }
 
 #[test]
@@ -212,7 +160,7 @@ fn hevc_tracks_decrypt_in_ffmpeg_and_shaka_packager_with_the_key_only() {
             .map(|f| {
                 let o = framemd5(w, &init, &f.bytes, None);
                 assert!(o.status.success(), "{name}: clear fragment");
-                let h = hashes(&o);
+                let h = hash_column(&o);
                 assert!(h.len() + 4 >= f.samples as usize, "{name}: clear frames");
                 h
             })
@@ -242,10 +190,10 @@ fn hevc_tracks_decrypt_in_ffmpeg_and_shaka_packager_with_the_key_only() {
                     "{name} {scheme:?} {p}: {}",
                     String::from_utf8_lossy(&o.stderr)
                 );
-                assert_eq!(hashes(&o), clear[p], "{name} {scheme:?} fragment {p}");
+                assert_eq!(hash_column(&o), clear[p], "{name} {scheme:?} fragment {p}");
                 let other = framemd5(w, &enc_init, &enc.bytes, Some(WRONG_KEY));
                 assert!(
-                    !other.status.success() || hashes(&other) != clear[p],
+                    !other.status.success() || hash_column(&other) != clear[p],
                     "{name} {scheme:?} {p}: decoded with a wrong key"
                 );
             }
@@ -270,8 +218,8 @@ fn hevc_tracks_decrypt_in_ffmpeg_and_shaka_packager_with_the_key_only() {
                 String::from_utf8_lossy(&o.stderr)
             );
             assert_eq!(
-                file_hashes(&out),
-                file_hashes(file),
+                frame_hashes(&out),
+                frame_hashes(file),
                 "{name} {scheme:?}: Shaka Packager's decryption"
             );
         }

@@ -4,7 +4,8 @@
 //! - commands that must succeed ([`ok`]) and child processes killed on drop ([`Proc`],
 //!   [`spawn_first_line`]);
 //! - FFmpeg and ffprobe ([`ffmpeg`], [`ffmpeg_command`], [`ffprobe`]) and CMAF files joined
-//!   into one playable file ([`concat()`], [`segments`]);
+//!   into one playable file ([`concat()`], [`segments`]); decoded frames as MD5s
+//!   ([`decode_framemd5`], [`frame_hashes`]) and Shaka Packager ([`shaka_packager`]);
 //! - loopback networking: [`free_port`], a plain [`http_get`], and (feature `site`, on by
 //!   default) a hyper site on 127.0.0.1 ([`site`]);
 //! - the vendored XML schemas: [`acns_xsd`], [`assert_acns_valid`];
@@ -36,7 +37,10 @@ mod schemas;
 #[cfg(feature = "site")]
 pub mod site;
 
-pub use media::{concat, ffmpeg, ffmpeg_command, ffprobe, segments};
+pub use media::{
+    concat, decode_framemd5, ffmpeg, ffmpeg_command, ffprobe, frame_hashes, hash_column, segments,
+    shaka_packager,
+};
 pub use net::{free_port, http_get};
 pub use package::hand_made_package;
 pub use process::{Proc, ok, spawn_first_line};

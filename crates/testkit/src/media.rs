@@ -74,6 +74,63 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// FFmpeg's decode of `file` (with the Common Encryption `key`, hex, when given) to frame MD5s
+/// (`-f framemd5`, `-xerror`); the output, successful or not, for the caller to judge.
+///
+/// # Panics
+/// If ffmpeg cannot be started.
+pub fn decode_framemd5(file: &Path, key: Option<&str>) -> std::process::Output {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-v", "error", "-xerror"]);
+    if let Some(k) = key {
+        c.args(["-decryption_key", k]);
+    }
+    c.arg("-i")
+        .arg(file)
+        .args(["-f", "framemd5", "-"])
+        .output()
+        .unwrap_or_else(|e| panic!("starting ffmpeg: {e}"))
+}
+
+/// The hash column of FFmpeg's `framemd5` lines (timestamps written differently by another
+/// muxer do not count).
+pub fn hash_column(o: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_owned()))
+        .collect()
+}
+
+/// The MD5 of every decoded frame of `file` ([`hash_column`] of its `framemd5`).
+///
+/// # Panics
+/// Unless FFmpeg decodes it without error.
+pub fn frame_hashes(file: &Path) -> Vec<String> {
+    let o = decode_framemd5(file, None);
+    assert!(
+        o.status.success(),
+        "ffmpeg {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    hash_column(&o)
+}
+
+/// Shaka Packager's Linux binary, from the npm package in `tools/` (`npm ci --prefix tools`).
+///
+/// # Panics
+/// If it is not installed.
+pub fn shaka_packager() -> PathBuf {
+    let p = crate::repo().join("tools/node_modules/shaka-packager/bin/packager-linux-x64");
+    assert!(
+        p.is_file(),
+        "{} missing: npm ci --prefix tools",
+        p.display()
+    );
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
