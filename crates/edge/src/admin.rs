@@ -80,17 +80,6 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Answer {
     json(status, &serde_json::json!({ "error": message.to_string() }))
 }
 
-fn event(e: &RevocationEvent) -> serde_json::Value {
-    serde_json::json!({
-        "seq": e.seq,
-        "session_id": e.session_id,
-        "action": e.action.as_str(),
-        "actor": e.actor,
-        "reason": e.reason,
-        "at": e.at,
-    })
-}
-
 fn store_error(e: &StoreError) -> Answer {
     match e {
         StoreError::NotFound { .. } => error(StatusCode::NOT_FOUND, e),
@@ -196,7 +185,7 @@ impl AdminApi {
         match self.store.revocation_history(id).await {
             Ok(events) => json(
                 StatusCode::OK,
-                &serde_json::json!({ "events": events.iter().map(event).collect::<Vec<_>>() }),
+                &serde_json::json!({ "events": events.iter().map(RevocationEvent::to_json).collect::<Vec<_>>() }),
             ),
             Err(e) => store_error(&e),
         }
@@ -252,7 +241,7 @@ impl AdminApi {
                 } else {
                     StatusCode::CREATED
                 },
-                &serde_json::json!({ "events": events.iter().map(event).collect::<Vec<_>>() }),
+                &serde_json::json!({ "events": events.iter().map(RevocationEvent::to_json).collect::<Vec<_>>() }),
             ),
             Err(e) => store_error(&e),
         }

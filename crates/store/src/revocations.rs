@@ -33,6 +33,21 @@ pub struct RevocationEvent {
     pub at: i64,
 }
 
+impl RevocationEvent {
+    /// The event as JSON (`seq`, `session_id`, `action`, `actor`, `reason`, `at`), as the CLI
+    /// and the edge's admin API print it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "seq": self.seq,
+            "session_id": self.session_id,
+            "action": self.action.as_str(),
+            "actor": self.actor,
+            "reason": self.reason,
+            "at": self.at,
+        })
+    }
+}
+
 /// A session that is revoked now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

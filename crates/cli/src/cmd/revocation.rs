@@ -86,16 +86,13 @@ fn actor(a: &RevokeArgs) -> String {
         .unwrap_or_else(|| "cli".to_owned())
 }
 
+/// The event's JSON with its time also as RFC 3339.
 fn event_json(e: &RevocationEvent) -> serde_json::Value {
-    serde_json::json!({
-        "seq": e.seq,
-        "session_id": e.session_id,
-        "action": e.action.as_str(),
-        "actor": e.actor,
-        "reason": e.reason,
-        "at": e.at,
-        "time": rfc3339(e.at),
-    })
+    let mut v = e.to_json();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("time".into(), rfc3339(e.at).into());
+    }
+    v
 }
 
 fn print_events(events: &[RevocationEvent], json: bool) {
