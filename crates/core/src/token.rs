@@ -219,6 +219,7 @@ pub enum TokenMode {
 
 /// The claims that carry (direct mode) or derive (indirect mode) the session's A/B pattern.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PatternClaims {
     /// Indirect mode (leaktrace's default): the edge derives bits from `wmid` and its keys.
     Indirect {

@@ -5,6 +5,9 @@ use std::fmt;
 /// Which of the two encodes of a position a viewer receives (TS 104 002 `variant` 0 or 1).
 ///
 /// A carries the position's pattern with a positive sign, B with a negative sign.
+///
+/// Deliberately exhaustive (not `#[non_exhaustive]`): TS 104 002 defines exactly two variants,
+/// so callers may match A and B without a fallback arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Variant {
     /// Variant A, id 0, path `a/`.

@@ -22,6 +22,7 @@ const SESSION_NEGATIVE_TTL: Duration = Duration::from_secs(5);
 
 /// Why a request's token was refused (all answered 403; the reason is only logged).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Deny {
     /// No token in the path, the query or the header.
     Missing,
@@ -73,6 +74,7 @@ fn claims_bytes(c: &WmToken) -> usize {
     let mode = match &c.pattern {
         PatternClaims::Indirect { wmid, .. } => wmid.as_str().len(),
         PatternClaims::Direct { pattern, .. } => pattern.len(),
+        _ => 0,
     };
     // The claims live in an `Arc`: two counts, then the struct.
     2 * size_of::<usize>()

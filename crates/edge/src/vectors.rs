@@ -186,6 +186,7 @@ fn claims_json(c: &WmToken) -> ClaimsJson {
             wmkeyver,
             ..
         } => (None, Some(wmid.to_string()), Some(*wmopid), *wmkeyver),
+        _ => (None, None, None, None),
     };
     ClaimsJson {
         iss: c.iss.clone(),
@@ -413,6 +414,7 @@ pub fn generate() -> Result<Vectors, EdgeError> {
             && verified.as_ref().is_ok_and(|c| match &c.pattern {
                 PatternClaims::Indirect { wmopid, .. } => *wmopid == policy.wmopid,
                 PatternClaims::Direct { .. } => true,
+                _ => false,
             });
         tokens.push(TokenVector {
             description: description.to_owned(),
