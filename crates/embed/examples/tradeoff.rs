@@ -20,18 +20,19 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn luma(f: &leaktrace_media::VideoFrame) -> Vec<f64> {
-    match &f.y {
+fn luma(f: &leaktrace_media::VideoFrame) -> Result<Vec<f64>, Box<dyn Error>> {
+    Ok(match &f.y {
         Samples::U8(y) => y.iter().map(|&v| f64::from(v)).collect(),
         Samples::U16(y) => y.iter().map(|&v| f64::from(v) / 4.0).collect(),
-    }
+        _ => return Err("unsupported sample type".into()),
+    })
 }
 
 fn psnr(a: &Path, b: &Path) -> Result<(f64, f64), Box<dyn Error>> {
     let (mut da, mut db) = (Decoder::open(a)?, Decoder::open(b)?);
     let (mut sum, mut worst, mut n) = (0.0, f64::MAX, 0.0);
     while let (Some(x), Some(y)) = (da.next_frame()?, db.next_frame()?) {
-        let (x, y) = (luma(&x), luma(&y));
+        let (x, y) = (luma(&x)?, luma(&y)?);
         let mse = x
             .iter()
             .zip(&y)

@@ -78,6 +78,8 @@ impl DrmSignal {
                     leaktrace_media::cenc::Scheme::Cenc => {
                         m3u8_rs::KeyMethod::Other("SAMPLE-AES-CTR".into())
                     }
+                    // A scheme HLS has no method name for: signalled by its own name.
+                    other => m3u8_rs::KeyMethod::Other(other.name().to_ascii_uppercase()),
                 },
                 uri: Some(format!("data:text/plain;base64,{data}")),
                 iv: None,

@@ -448,12 +448,15 @@ impl PipelineConfig {
             Codec::H264 => 20,
             Codec::Hevc => 22,
             Codec::Av1 => 30,
+            // A codec without a tuned default: libx264's visually lossless level.
+            _ => 20,
         })
     }
 }
 
 /// Progress of a run, for progress bars.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum ProgressEvent {
     /// Marking and encoding started; `total_frames` is an estimate (0 when unknown).
     Started {
@@ -832,6 +835,12 @@ fn open_renditions(
         let (buf_a, buf_b) = match layout {
             PixelLayout::Yuv420p8 => (Samples::U8(vec![0; n]), Samples::U8(vec![0; n])),
             PixelLayout::Yuv420p10 => (Samples::U16(vec![0; n]), Samples::U16(vec![0; n])),
+            other => {
+                return Err(leaktrace_media::MediaError::UnsupportedPixelFormat(format!(
+                    "{other:?}"
+                ))
+                .into());
+            }
         };
         jobs.push(RenditionJob {
             r: r.clone(),

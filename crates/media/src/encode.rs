@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 /// A codec leaktrace encodes variants with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Codec {
     /// H.264 / AVC with libx264.
     H264,

@@ -2,6 +2,7 @@
 
 /// Samples of one plane: 8-bit or high bit depth.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Samples {
     /// 8-bit samples.
     U8(Vec<u8>),
@@ -42,6 +43,7 @@ impl Samples {
 
 /// The sample layout of a [`VideoFrame`]: always 4:2:0 planar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PixelLayout {
     /// 8-bit 4:2:0 (`yuv420p`).
     Yuv420p8,

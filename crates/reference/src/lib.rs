@@ -497,6 +497,7 @@ pub fn position_means(file: &Path, meta: &ReferenceMeta) -> Result<Vec<Vec<f32>>
         let ds = match &f.y {
             leaktrace_media::Samples::U8(y) => downsample(y, w, h, 0, sw, sh),
             leaktrace_media::Samples::U16(y) => downsample(y, w, h, 2, sw, sh),
+            _ => return Err(ReferenceError::Input("unsupported sample type")),
         };
         if sums.len() <= p {
             sums.resize(p + 1, (0, vec![0.0; sw * sh]));

@@ -163,11 +163,12 @@ pub fn encode(a: &BenchEncodeArgs) -> Result<Code> {
 }
 
 /// Per-frame luma as f32 (8-bit scale).
-fn luma_f32(f: &leaktrace_media::VideoFrame) -> Vec<f32> {
-    match &f.y {
+fn luma_f32(f: &leaktrace_media::VideoFrame) -> Result<Vec<f32>> {
+    Ok(match &f.y {
         Samples::U8(y) => y.iter().map(|&v| f32::from(v)).collect(),
         Samples::U16(y) => y.iter().map(|&v| f32::from(v) / 4.0).collect(),
-    }
+        _ => anyhow::bail!("unsupported sample type in {:?}", f.layout),
+    })
 }
 
 /// Flicker: the mark residual `r_t = marked_t - plain_t` should change at segment boundaries
@@ -191,7 +192,7 @@ pub fn flicker(a: &BenchFlickerArgs) -> Result<Code> {
     let mut b_max = 0f64;
     let mut index = 0i64;
     while let (Some(m), Some(p)) = (dm.next_frame()?, dp.next_frame()?) {
-        let (lm, lp) = (luma_f32(&m), luma_f32(&p));
+        let (lm, lp) = (luma_f32(&m)?, luma_f32(&p)?);
         let r: Vec<f32> = lm.iter().zip(&lp).map(|(x, y)| x - y).collect();
         r2 += r.iter().map(|v| f64::from(v * v)).sum::<f64>();
         px += r.len() as f64;

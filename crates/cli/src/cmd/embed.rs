@@ -35,6 +35,7 @@ pub fn on_progress(pb: &ProgressBar) -> impl FnMut(ProgressEvent) + '_ {
         }
         ProgressEvent::Frames(n) => pb.set_position(n),
         ProgressEvent::Stage(s) => pb.set_message(s),
+        _ => {}
     }
 }
 

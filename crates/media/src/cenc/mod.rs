@@ -43,6 +43,7 @@ fn bad(msg: impl Into<String>) -> MediaError {
 
 /// The protection scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Scheme {
     /// AES-128 CTR with 8-byte per-sample IVs, subsamples for video (DASH, Widevine,
     /// PlayReady, ClearKey).
