@@ -49,6 +49,7 @@ pub fn edge_path(data: &[u8]) {
                 assert!(content_type(file).is_some(), "{file:?}");
                 rebuilt.push_str(&format!("/{dir}/{file}"));
             }
+            other => panic!("a resource this check does not cover: {other:?}"),
         }
         assert_eq!(rebuilt, s);
     }
@@ -110,6 +111,7 @@ pub fn edge_range(data: &[u8]) {
                 }
             }
         }
+        other => panic!("a range answer this check does not cover: {other:?}"),
     }
 }
 

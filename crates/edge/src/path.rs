@@ -20,6 +20,7 @@ pub const RESERVED_DIRS: [&str; 4] = ["a", "b", "WMPaceInfo", "reference"];
 
 /// A resource of a title package, as addressed by a viewer.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Resource {
     /// A manifest at the package root: `master.m3u8`, `manifest.mpd`.
     Root(String),

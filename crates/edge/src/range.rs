@@ -2,6 +2,7 @@
 
 /// What a `Range` header asks of a representation of `len` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RangeRequest {
     /// No usable range (absent, another unit, several ranges, malformed): send everything, 200.
     Full,
