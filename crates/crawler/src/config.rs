@@ -40,6 +40,7 @@ pub struct Config {
 /// What happens to a session a finding accuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum RevocationPolicy {
     /// Nothing (default).
     #[default]

@@ -6,6 +6,7 @@ use url::Url;
 
 /// What a link points at, by its element and file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum LinkKind {
     /// An HTML page to crawl.
     Page,

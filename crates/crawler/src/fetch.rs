@@ -40,6 +40,7 @@ use crate::net::{GuardedResolver, Lookup, check_literal};
 
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FetchError {
     /// The SSRF guard refused the address.
     #[error("refused by the SSRF guard: {0}")]

@@ -75,6 +75,7 @@ pub const EXACT_LIMIT: usize = 20;
 
 /// How decisions are weighted in the score.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Weighting {
     /// Every used position counts fully (`w = 1`), only the sign of `z` is used.
     Hard,
@@ -115,6 +116,7 @@ pub enum Weighting {
 /// A collusion strategy: how a coalition of `members` sessions chooses the copy's variant at
 /// a position from theirs (the marking assumption: where they all agree, that variant).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Strategy {
     /// The copy's symbol is the session's own with probability `1 − mix`, else drawn like any
     /// session's: segment interleaving by `1/(1 − mix)` members.

@@ -31,6 +31,7 @@ pub const MAX_REGIONS: usize = 8;
 /// A flip of the picture.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Flip {
     /// As it is.
     #[default]

@@ -81,6 +81,7 @@ pub fn sessions(prefix: &str, n: usize) -> Vec<SessionId> {
 
 /// How a coalition builds its copy from its members' variants.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub enum Attack {
     /// Each position from a random member (segment interleaving).
     Interleave,
