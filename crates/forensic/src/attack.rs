@@ -10,6 +10,7 @@ use crate::ForensicError;
 
 /// What an attack stands for in the product targets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub enum Target {
     /// "identify within ≤ 64 segments after the 720p re-encode".
     Light,

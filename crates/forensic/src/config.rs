@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// How much to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub enum Mode {
     /// CI-sized: a short 360p excerpt, two attacks, one collusion, few innocents, no VMAF.
     Smoke,
@@ -262,6 +263,7 @@ fn relative_to(p: &Path, cwd: Option<&Path>) -> PathBuf {
 
 /// Which single-pirate attacks a run makes (the served stream is always run).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub enum AttackSet {
     /// None: collusion and innocents only.
     None,

@@ -16,6 +16,7 @@ use std::path::Path;
 
 /// Which leak a result belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub enum Group {
     /// One pirate, one attack.
     Attack,

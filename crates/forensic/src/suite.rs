@@ -16,6 +16,7 @@ use std::time::Instant;
 
 /// Progress events.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum Event {
     /// A preparation stage started.
     Stage(String),

@@ -199,6 +199,7 @@ pub fn run(a: &BenchForensicArgs) -> Result<Code> {
             bar.inc(1);
             bar.set_message(format!("done {name}"));
         }
+        _ => {}
     })
     .context("forensic suite")?;
     bar.finish_and_clear();
