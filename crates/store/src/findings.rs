@@ -10,6 +10,7 @@ use crate::store::{Store, now_unix};
 
 text_enum! {
     /// What was captured (`findings.kind`).
+    #[non_exhaustive]
     pub enum FindingKind ("finding kind") {
         /// One file.
         Direct = "direct",
@@ -20,6 +21,7 @@ text_enum! {
 
 text_enum! {
     /// What the detector concluded about a capture (`findings.verdict`).
+    #[non_exhaustive]
     pub enum FindingVerdict ("finding verdict") {
         /// It accused one or more sessions.
         Accused = "accused",

@@ -39,6 +39,7 @@ text_enum! {
 
 text_enum! {
     /// Where a frontier row is in its life (`crawl_jobs.state`).
+    #[non_exhaustive]
     pub enum JobState ("job state") {
         /// Waiting; claimable once `not_before` has passed.
         Queued = "queued",

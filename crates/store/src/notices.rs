@@ -26,6 +26,7 @@ text_enum! {
 
 text_enum! {
     /// How a notice reaches its recipient (`takedown_notices.channel`).
+    #[non_exhaustive]
     pub enum NoticeChannel ("notice channel") {
         /// E-mail to an address.
         Email = "email",
@@ -36,6 +37,7 @@ text_enum! {
 
 text_enum! {
     /// Where a notice's delivery stands (`takedown_notices.delivery`).
+    #[non_exhaustive]
     pub enum NoticeDelivery ("delivery state") {
         /// Made in approval mode: waits for a human.
         PendingApproval = "pending_approval",
@@ -153,6 +155,7 @@ pub struct NoticeRecord {
 
 /// Result of [`Store::claim_outbox`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OutboxClaim {
     /// This caller owns the send.
     Claimed,

@@ -7,6 +7,7 @@ use crate::{StoreError, now_unix};
 
 text_enum! {
     /// What an audit event did (`revocation_events.action`).
+    #[non_exhaustive]
     pub enum RevocationAction ("revocation action") {
         /// The session was cut off.
         Revoke = "revoke",
@@ -62,6 +63,7 @@ pub struct RevokedSession {
 
 /// Which sessions a revocation or restoration applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RevocationTarget<'a> {
     /// One session, by id.
     Session(&'a str),

@@ -11,6 +11,7 @@ use crate::notice::{Complainant, Level, Work};
 /// How notices leave.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Mode {
     /// Every notice waits for `leaktrace takedown approve` (the default).
     #[default]
@@ -24,6 +25,7 @@ pub enum Mode {
 /// SMTP transport security.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum SmtpSecurity {
     /// Plain SMTP (loopback relays and tests only).
     None,

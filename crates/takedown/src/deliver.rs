@@ -52,6 +52,7 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What happened to one notice in a send run.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendOutcome {
     /// Delivered now.
     Sent {
@@ -330,6 +331,8 @@ impl Deliverer {
             OutboxClaim::Claimed => {}
             OutboxClaim::AlreadyClaimed => return Ok(SendOutcome::AlreadyClaimed),
             OutboxClaim::RateLimited => return Ok(SendOutcome::RateLimited),
+            // Any other answer means this caller does not own the send: never send twice.
+            _ => return Ok(SendOutcome::AlreadyClaimed),
         }
         let mut last = String::new();
         let mut permanent = false;

@@ -98,6 +98,7 @@ impl EvidenceSigner {
 /// What [`verify`] found of the signature.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum SignatureStatus {
     /// No `MANIFEST.sig`.
     #[default]

@@ -23,6 +23,7 @@ use crate::{TakedownConfig, TakedownError};
 
 /// Where names are looked up before the guard filters the answers.
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub enum Lookup {
     /// The system resolver (`getaddrinfo` via tokio).
     #[default]

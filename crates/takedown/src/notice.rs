@@ -131,6 +131,7 @@ impl Work {
 /// Escalation level of a recipient: site → host → CDN → registrar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Level {
     /// The site operator.
     Site,
@@ -199,6 +200,7 @@ impl From<NoticeLevel> for Level {
 /// How a notice reaches its recipient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Channel {
     /// E-mail to an address (DMCA letter with the ACNS XML inline and attached).
     Email {
@@ -228,6 +230,7 @@ pub struct Recipient {
 /// The positive match that allows a notice.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum PositiveMatch {
     /// The forensic watermark accused a session at or below the configured probability.
     Watermark {

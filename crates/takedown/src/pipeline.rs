@@ -168,6 +168,7 @@ pub async fn send_approved(
 /// A notice's disposition (ACNS NoticeStatus vocabulary), changed by re-checks (`closed`) and
 /// by a human with `leaktrace takedown mark` ([`mark`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Disposition {
     /// Waiting for removal (re-checked, escalated after the grace period).
     Open,

@@ -440,6 +440,10 @@ fn send(config: Option<&Path>, c: &CommonArgs) -> Result<Code> {
                 failed = true;
                 json!({ "notice_id": id, "outcome": "evidence_refused", "error": reason, "retryable": false })
             }
+            other => {
+                failed = true;
+                json!({ "notice_id": id, "outcome": "unknown", "error": format!("{other:?}"), "retryable": false })
+            }
         })
         .collect();
     if c.json {
@@ -713,6 +717,7 @@ pub fn run_evidence(config: Option<&Path>, cmd: &EvidenceCommand) -> Result<Code
                 println!("  signature  missing ({})", evidence::SIGNATURE)
             }
             (SignatureStatus::Invalid { reason }, _) => println!("  signature  invalid: {reason}"),
+            (other, _) => println!("  signature  {other:?}"),
         }
     }
     Ok(if ok { Code::Success } else { Code::Input })
