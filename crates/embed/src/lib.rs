@@ -131,9 +131,18 @@ pub enum EmbedError {
     /// The reference index could not be written.
     #[error(transparent)]
     Reference(#[from] leaktrace_reference::ReferenceError),
-    /// Serialising JSON or a manifest failed.
+    /// Serialising JSON (`title.json`) failed.
     #[error("could not serialise output: {0}")]
-    Serialize(String),
+    Serialize(#[from] serde_json::Error),
+    /// Writing a manifest (HLS playlist or DASH MPD) failed.
+    #[error("could not serialise output: {what}: {source}")]
+    Manifest {
+        /// The manifest: `HLS playlist` or `DASH MPD`.
+        what: &'static str,
+        /// The cause (a writer error, or output that is not UTF-8).
+        #[source]
+        source: std::io::Error,
+    },
     /// A key file is malformed (a field of the wrong length, a key ID given twice, …).
     #[error("key file {}: {reason}", path.display())]
     Keys {

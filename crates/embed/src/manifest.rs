@@ -249,8 +249,8 @@ fn media_playlist(
     };
     let mut out = Vec::new();
     pl.write_to(&mut out)
-        .map_err(|e| EmbedError::Serialize(e.to_string()))?;
-    String::from_utf8(out).map_err(|e| EmbedError::Serialize(e.to_string()))
+        .map_err(manifest_err("HLS playlist"))?;
+    String::from_utf8(out).map_err(|e| manifest_err("HLS playlist")(not_utf8(e)))
 }
 
 /// A further `EXT-X-KEY` tag (m3u8-rs writes one per segment itself).
@@ -366,8 +366,18 @@ pub fn hls_master(
     };
     let mut out = Vec::new();
     pl.write_to(&mut out)
-        .map_err(|e| EmbedError::Serialize(e.to_string()))?;
-    String::from_utf8(out).map_err(|e| EmbedError::Serialize(e.to_string()))
+        .map_err(manifest_err("HLS playlist"))?;
+    String::from_utf8(out).map_err(|e| manifest_err("HLS playlist")(not_utf8(e)))
+}
+
+/// Maps a writer error of the manifest `what` to [`EmbedError::Manifest`].
+fn manifest_err(what: &'static str) -> impl Fn(std::io::Error) -> EmbedError {
+    move |source| EmbedError::Manifest { what, source }
+}
+
+/// Output that is not UTF-8, as an I/O error (what a text writer reports).
+fn not_utf8(e: std::string::FromUtf8Error) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e)
 }
 
 /// ISO 8601 duration with millisecond precision.
@@ -384,7 +394,7 @@ pub fn dash_mpd(
     frame_rate: (i32, i32),
     drm: Option<&DrmSignal>,
 ) -> Result<String, EmbedError> {
-    let ser = |e: std::io::Error| EmbedError::Serialize(e.to_string());
+    let ser = manifest_err("DASH MPD");
     let total = rs
         .first()
         .map(|r| r.durations.iter().sum::<u64>())
@@ -404,7 +414,7 @@ pub fn dash_mpd(
     };
     let mut w = Writer::new_with_indent(Cursor::new(Vec::new()), b' ', 2);
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
-        .map_err(ser)?;
+        .map_err(&ser)?;
     let max_w = rs.iter().map(|r| r.width).max().unwrap_or(0).to_string();
     let max_h = rs.iter().map(|r| r.height).max().unwrap_or(0).to_string();
     let mut mpd = w
@@ -526,8 +536,8 @@ pub fn dash_mpd(
             })?;
         Ok(())
     })
-    .map_err(ser)?;
-    String::from_utf8(w.into_inner().into_inner()).map_err(|e| EmbedError::Serialize(e.to_string()))
+    .map_err(&ser)?;
+    String::from_utf8(w.into_inner().into_inner()).map_err(|e| ser(not_utf8(e)))
 }
 
 /// The `ContentProtection` descriptors of an adaptation set: the scheme with its default key

@@ -804,8 +804,7 @@ fn run(
         skipped_subtitles: texts.skipped.clone(),
     };
     let title_json = staging.join("title.json");
-    let json =
-        serde_json::to_vec_pretty(&summary).map_err(|e| EmbedError::Serialize(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&summary)?;
     std::fs::write(&title_json, json).map_err(io(&title_json))?;
     Ok(summary)
 }
