@@ -170,7 +170,7 @@ pub enum EdgeError {
     Io(#[from] std::io::Error),
     /// The test vectors could not be built or do not match.
     #[error("selector vectors: {0}")]
-    Vectors(String),
+    Vectors(#[source] vectors::VectorsError),
 }
 
 /// What the edge needs to run. Build with [`EdgeConfig::new`], then adjust fields.

@@ -165,14 +165,14 @@ fn hex(bytes: &[u8]) -> String {
 
 fn unhex(s: &str) -> Result<Vec<u8>, EdgeError> {
     if !s.len().is_multiple_of(2) {
-        return Err(EdgeError::Vectors(format!("odd-length hex {s:?}")));
+        return Err(VectorsError::Invalid(format!("odd-length hex {s:?}")).into());
     }
     (0..s.len())
         .step_by(2)
         .map(|i| {
             s.get(i..i + 2)
                 .and_then(|b| u8::from_str_radix(b, 16).ok())
-                .ok_or_else(|| EdgeError::Vectors(format!("bad hex {s:?}")))
+                .ok_or_else(|| EdgeError::from(VectorsError::Invalid(format!("bad hex {s:?}"))))
         })
         .collect()
 }
@@ -212,11 +212,51 @@ fn vector_key() -> MasterKey {
     MasterKey::from_bytes(bytes, KeyVersion::new(1))
 }
 
+/// Why selector vectors could not be built, written, read or matched (the cause of
+/// [`EdgeError::Vectors`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VectorsError {
+    /// A value differs from what the edge's code computes, or is malformed (the message says
+    /// which).
+    #[error("{0}")]
+    Invalid(String),
+    /// The vectors are not JSON of their shape, or could not be written as JSON.
+    #[error("{action}: {source}")]
+    Json {
+        /// `parse` or `serialise`.
+        action: &'static str,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A key or title id refused by the core.
+    #[error("{0}")]
+    Core(#[source] leaktrace_core::CoreError),
+    /// A session id refused by the core.
+    #[error("{0}")]
+    SessionId(#[source] leaktrace_core::session::SessionIdError),
+    /// Tardos parameters refused by the core.
+    #[error("{0}")]
+    Params(#[source] leaktrace_core::codeword::CodewordError),
+    /// A token could not be built, or a verifying key not read.
+    #[error("{0}")]
+    Token(#[source] token::TokenError),
+    /// The ES256 test key could not be made (a bug).
+    #[error("{0}")]
+    Key(#[source] p256::ecdsa::Error),
+}
+
+impl From<VectorsError> for EdgeError {
+    fn from(e: VectorsError) -> Self {
+        EdgeError::Vectors(e)
+    }
+}
+
 /// The ES256 test key: the P-256 scalar BLAKE3("leaktrace selector vectors v1: ES256 test key").
 fn es256_key() -> Result<p256::ecdsa::SigningKey, EdgeError> {
     let secret = blake3::hash(b"leaktrace selector vectors v1: ES256 test key");
-    p256::ecdsa::SigningKey::from_slice(secret.as_bytes())
-        .map_err(|e| EdgeError::Vectors(e.to_string()))
+    p256::ecdsa::SigningKey::from_slice(secret.as_bytes()).map_err(|e| VectorsError::Key(e).into())
 }
 
 fn positions() -> Vec<u32> {
@@ -270,7 +310,7 @@ pub fn generate() -> Result<Vectors, EdgeError> {
     let key = vector_key();
     let params = TardosParams::default();
     let policy = TokenPolicy::default();
-    let vec_err = |e: token::TokenError| EdgeError::Vectors(e.to_string());
+    let vec_err = |e: token::TokenError| EdgeError::from(VectorsError::Token(e));
     let titles: Vec<TitleId> = ["big-buck-bunny", "tears-of-steel"]
         .into_iter()
         .filter_map(|t| TitleId::new(t).ok())
@@ -471,7 +511,13 @@ pub fn generate() -> Result<Vectors, EdgeError> {
 pub fn to_json(v: &Vectors) -> Result<String, EdgeError> {
     serde_json::to_string_pretty(v)
         .map(|s| s + "\n")
-        .map_err(|e| EdgeError::Vectors(e.to_string()))
+        .map_err(|e| {
+            VectorsError::Json {
+                action: "serialise",
+                source: e,
+            }
+            .into()
+        })
 }
 
 /// What [`check`] verified.
@@ -486,7 +532,7 @@ pub struct CheckReport {
 }
 
 fn mismatch(what: String) -> EdgeError {
-    EdgeError::Vectors(format!("mismatch: {what}"))
+    VectorsError::Invalid(format!("mismatch: {what}")).into()
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -498,18 +544,23 @@ fn close(a: f64, b: f64) -> bool {
 /// # Errors
 /// [`EdgeError::Vectors`] naming the first value that differs, or a malformed file.
 pub fn check(json: &str) -> Result<CheckReport, EdgeError> {
-    let v: Vectors =
-        serde_json::from_str(json).map_err(|e| EdgeError::Vectors(format!("parse: {e}")))?;
+    let v: Vectors = serde_json::from_str(json).map_err(|e| {
+        EdgeError::from(VectorsError::Json {
+            action: "parse",
+            source: e,
+        })
+    })?;
     let key = MasterKey::from_hex(&v.master_key_hex, KeyVersion::new(v.key_version))
-        .map_err(|e| EdgeError::Vectors(e.to_string()))?;
+        .map_err(|e| EdgeError::from(VectorsError::Core(e)))?;
     let params =
-        TardosParams::new(v.tardos_cutoff).map_err(|e| EdgeError::Vectors(e.to_string()))?;
+        TardosParams::new(v.tardos_cutoff).map_err(|e| EdgeError::from(VectorsError::Params(e)))?;
     let mut report = CheckReport::default();
     if hex(key.token_mac_key().as_bytes()) != v.token_mac_key_hex {
         return Err(mismatch("token_mac_key_hex".into()));
     }
     for t in &v.titles {
-        let title = TitleId::new(t.title.clone()).map_err(|e| EdgeError::Vectors(e.to_string()))?;
+        let title =
+            TitleId::new(t.title.clone()).map_err(|e| EdgeError::from(VectorsError::Core(e)))?;
         if hex(key.bias_key(&title).as_bytes()) != t.bias_key_hex
             || hex(key.codeword_key(&title).as_bytes()) != t.codeword_key_hex
         {
@@ -528,7 +579,7 @@ pub fn check(json: &str) -> Result<CheckReport, EdgeError> {
         }
         for s in &t.sessions {
             let sid = SessionId::new(s.session_id.clone())
-                .map_err(|e| EdgeError::Vectors(e.to_string()))?;
+                .map_err(|e| EdgeError::from(VectorsError::SessionId(e)))?;
             if s.bits.len() != t.positions.len() || s.uniforms.len() != t.positions.len() {
                 return Err(mismatch(format!("{title}/{sid}: list lengths")));
             }
@@ -545,7 +596,7 @@ pub fn check(json: &str) -> Result<CheckReport, EdgeError> {
     }
     let hmac = Verifier::hmac_sha256(key.token_mac_key().as_bytes());
     let es256 = Verifier::es256_from_sec1(&unhex(&v.es256_public_key_hex)?)
-        .map_err(|e| EdgeError::Vectors(e.to_string()))?;
+        .map_err(|e| EdgeError::from(VectorsError::Token(e)))?;
     for tv in &v.tokens {
         let verifier = if tv.alg == "ES256" { &es256 } else { &hmac };
         let got = token::decode_and_verify(&tv.token, verifier, tv.verify_at);
@@ -558,7 +609,7 @@ pub fn check(json: &str) -> Result<CheckReport, EdgeError> {
         report.tokens += 1;
         let Ok(claims) = got else { continue };
         let title =
-            TitleId::new(tv.title.clone()).map_err(|e| EdgeError::Vectors(e.to_string()))?;
+            TitleId::new(tv.title.clone()).map_err(|e| EdgeError::from(VectorsError::Core(e)))?;
         let book = key.codebook_with(&title, params);
         for sel in &tv.selections {
             let p = u32::try_from(sel.position).ok();
