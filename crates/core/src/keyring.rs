@@ -285,18 +285,22 @@ impl DetectionKeys {
     /// Parses a set written by [`DetectionKeys::to_json`].
     ///
     /// # Errors
-    /// [`CoreError::KeyFile`] for anything but a well-formed set (unknown fields, another
-    /// format id, a bad title id or key, a (title, version) given twice).
+    /// [`CoreError::InvalidKeyFile`] for anything but a well-formed set (unknown fields,
+    /// another format id, a (title, version) given twice), [`CoreError::KeyFileField`] for a
+    /// bad title id or key.
     pub fn from_json(text: &str) -> Result<Self, CoreError> {
         let file: KeysFile =
-            serde_json::from_str(text).map_err(|e| CoreError::KeyFile(e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| CoreError::InvalidKeyFile(e.to_string()))?;
         if file.format != DETECTION_KEYS_FORMAT {
-            return Err(CoreError::KeyFile(format!(
+            return Err(CoreError::InvalidKeyFile(format!(
                 "format {:?}, expected {DETECTION_KEYS_FORMAT:?}",
                 file.format
             )));
         }
-        let bad = |what: &str, e: CoreError| CoreError::KeyFile(format!("{what}: {e}"));
+        let bad = |field: &'static str, e: CoreError| CoreError::KeyFileField {
+            field,
+            source: Box::new(e),
+        };
         let mut set = DetectionKeys::default();
         for t in file.titles {
             let title = TitleId::new(&t.title).map_err(|e| bad("title", e))?;
@@ -309,7 +313,7 @@ impl DetectionKeys {
                 DerivedKey::from_hex(&t.codeword).map_err(|e| bad("codeword", e))?,
             );
             if set.titles.insert((title, version), keys).is_some() {
-                return Err(CoreError::KeyFile(format!(
+                return Err(CoreError::InvalidKeyFile(format!(
                     "title {:?} at key version {} is given twice",
                     t.title, t.key_version
                 )));

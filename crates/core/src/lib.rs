@@ -92,7 +92,18 @@ pub enum CoreError {
         /// Its key version.
         version: u32,
     },
-    /// A detection key file that is not one.
+    /// A detection key file that is not one: not JSON of its shape, another format id, or a
+    /// (title, version) given twice (the message says which). `CoreError` is `PartialEq`, so
+    /// a JSON syntax error is carried as its message.
     #[error("not a detection key file: {0}")]
-    KeyFile(String),
+    InvalidKeyFile(String),
+    /// A detection key file with a field the core refuses (a bad title id or key).
+    #[error("not a detection key file: {field}: {source}")]
+    KeyFileField {
+        /// The field: `title`, `pattern`, `bias` or `codeword`.
+        field: &'static str,
+        /// Why it was refused.
+        #[source]
+        source: Box<CoreError>,
+    },
 }
