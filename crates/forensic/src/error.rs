@@ -6,9 +6,39 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ForensicError {
-    /// A setting or an input is unusable.
+    /// A setting or an input is unusable (the message says which, and what is expected).
     #[error("{0}")]
-    Config(String),
+    Invalid(String),
+    /// A value the core refuses (the suite's title id, the segment duration).
+    #[error("{what}")]
+    Core {
+        /// The value.
+        what: &'static str,
+        /// Why it was refused.
+        #[source]
+        source: leaktrace_core::CoreError,
+    },
+    /// A session id read back from the store is not one.
+    #[error("stored session id")]
+    SessionId(#[source] leaktrace_core::session::SessionIdError),
+    /// The OS has no randomness for the suite's key.
+    #[error("no OS randomness")]
+    Randomness(#[source] getrandom::Error),
+    /// The async runtime for the store could not be started.
+    #[error("async runtime")]
+    Runtime(#[source] std::io::Error),
+    /// JSON could not be read or written.
+    #[error("{what}")]
+    Json {
+        /// What: `vmaf log`, `decisions as JSON`, `json` (the report).
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Detection of a leak failed.
+    #[error("{0}")]
+    Detect(#[source] leaktrace_detect::DetectError),
     /// An ffmpeg run failed.
     #[error("ffmpeg ({what}) failed: {stderr}")]
     Ffmpeg {
@@ -48,6 +78,27 @@ pub enum ForensicError {
         /// What went wrong.
         message: String,
     },
+}
+
+/// `e` and its causes on one line, a cause already in the text not repeated (for the report,
+/// which records a failed leak's or VMAF's error as text).
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
+}
+
+/// Maps `source`, JSON read or written as `what`, to [`ForensicError::Json`].
+pub(crate) fn json(what: &'static str) -> impl Fn(serde_json::Error) -> ForensicError {
+    move |source| ForensicError::Json { what, source }
 }
 
 /// Maps an I/O error on `path` to [`ForensicError::Io`].

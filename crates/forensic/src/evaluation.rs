@@ -295,7 +295,7 @@ pub(crate) fn measure_quality(
             })();
             match r {
                 Ok(v) => (Some(v), None),
-                Err(e) => (None, Some(e.to_string())),
+                Err(e) => (None, Some(crate::error::chain(&e))),
             }
         }
         None => (

@@ -3,7 +3,7 @@
 //! most `cfg.jobs` at a time into their decisions.
 
 use crate::attack::{self, Attack, Source, Target};
-use crate::error::io;
+use crate::error::{chain, io};
 use crate::stream::{self, Package};
 use crate::{AttackSet, Config, Event, ForensicError, Group};
 use leaktrace_core::{Codebook, SessionId, Variant};
@@ -191,7 +191,7 @@ fn collusion_jobs(
         let (n, d, i, t) = strategies
             .into_iter()
             .next()
-            .ok_or_else(|| ForensicError::Config("no collusion strategy".into()))?;
+            .ok_or_else(|| ForensicError::Invalid("no collusion strategy".into()))?;
         jobs.push(collusion_job(c, n, d, i, t, group));
     } else {
         for (n, d, i, t) in strategies {
@@ -337,7 +337,7 @@ pub(crate) fn keep_only(jobs: &mut Vec<Job>, only: &[String]) -> Result<(), Fore
         let mut names: Vec<String> = jobs.iter().map(|j| j.row.clone()).collect();
         names.dedup();
         if let Some(unknown) = only.iter().find(|n| !names.contains(n)) {
-            return Err(ForensicError::Config(format!(
+            return Err(ForensicError::Invalid(format!(
                 "no leak named {unknown:?} in this mode (expected one of: {})",
                 names.join(", ")
             )));
@@ -426,8 +426,7 @@ fn run_job(
         };
         let opts = DecideOptions::default();
         let t = Instant::now();
-        let d = decide(&suspect, reference, pattern_key, &opts)
-            .map_err(|e| ForensicError::Config(e.to_string()));
+        let d = decide(&suspect, reference, pattern_key, &opts).map_err(ForensicError::Detect);
         decide_s = t.elapsed().as_secs_f64();
         if let (true, Ok(d)) = (keep, &d) {
             write_kept(job, &dir, d)?;
@@ -441,7 +440,7 @@ fn run_job(
         command,
         ffmpeg_s,
         decide_s,
-        decisions: result.map_err(|e| e.to_string()),
+        decisions: result.map_err(|e| chain(&e)),
     }
 }
 
@@ -500,8 +499,7 @@ fn write_kept(job: &Job, dir: &Path, d: &Decisions) -> Result<(), ForensicError>
     let f = dir.join("guilty.txt");
     std::fs::write(&f, guilty.join("\n")).map_err(io(&f))?;
     let f = dir.join("decisions.json");
-    let json = serde_json::to_vec_pretty(d)
-        .map_err(|e| ForensicError::Config(format!("decisions as JSON: {e}")))?;
+    let json = serde_json::to_vec_pretty(d).map_err(crate::error::json("decisions as JSON"))?;
     std::fs::write(&f, json).map_err(io(&f))?;
     Ok(())
 }

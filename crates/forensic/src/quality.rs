@@ -131,11 +131,11 @@ pub fn vmaf(
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         });
     }
-    let v: serde_json::Value = serde_json::from_str(&read(&log)?)
-        .map_err(|e| ForensicError::Config(format!("vmaf log: {e}")))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&read(&log)?).map_err(crate::error::json("vmaf log"))?;
     v["pooled_metrics"]["vmaf"]["mean"]
         .as_f64()
-        .ok_or_else(|| ForensicError::Config("vmaf log has no pooled_metrics.vmaf.mean".into()))
+        .ok_or_else(|| ForensicError::Invalid("vmaf log has no pooled_metrics.vmaf.mean".into()))
 }
 
 /// Mark-only PSNR-Y: variant A and B against the unmarked frame, before any encoding.
@@ -186,7 +186,7 @@ pub fn mark_only(
     while let Some(f) = dec.next_frame().map_err(ForensicError::Media)? {
         if i.is_multiple_of(step.max(1)) {
             let Samples::U8(y) = &f.y else {
-                return Err(ForensicError::Config(
+                return Err(ForensicError::Invalid(
                     "mark-only PSNR needs an 8-bit source".into(),
                 ));
             };

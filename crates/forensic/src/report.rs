@@ -652,8 +652,7 @@ pub fn write(r: &Report) -> Result<Written, ForensicError> {
         "report": r,
         "targets": targets(r),
     });
-    let text = serde_json::to_string_pretty(&v)
-        .map_err(|e| ForensicError::Config(format!("json: {e}")))?;
+    let text = serde_json::to_string_pretty(&v).map_err(crate::error::json("json"))?;
     std::fs::write(&json, text).map_err(|source| ForensicError::Io {
         path: json.clone(),
         source,

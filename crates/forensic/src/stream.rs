@@ -34,7 +34,7 @@ impl Package {
             positions += 1;
         }
         if positions == 0 {
-            return Err(ForensicError::Config(format!(
+            return Err(ForensicError::Invalid(format!(
                 "{} has no segments (expected a/seg_00000.m4s …)",
                 rendition.display()
             )));

@@ -51,19 +51,27 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
 
     progress(Event::Stage("embedding".into()));
     let key = MasterKey::from_bytes(random_bytes()?, KeyVersion::new(1));
-    let title = TitleId::new("forensic").map_err(|e| ForensicError::Config(e.to_string()))?;
+    let title = TitleId::new("forensic").map_err(|source| ForensicError::Core {
+        what: "title id",
+        source,
+    })?;
     let mut pcfg = PipelineConfig::new(title.clone());
     pcfg.ladder = Some(format!("{}p", cfg.height));
     pcfg.preset = Some(cfg.preset.clone());
     pcfg.mask = pcfg.mask.scaled(cfg.strength);
-    pcfg.segment = leaktrace_core::SegmentDuration::from_millis(cfg.segment_ms)
-        .map_err(|e| ForensicError::Config(e.to_string()))?;
+    pcfg.segment =
+        leaktrace_core::SegmentDuration::from_millis(cfg.segment_ms).map_err(|source| {
+            ForensicError::Core {
+                what: "segment duration",
+                source,
+            }
+        })?;
     let pkg_dir = work.join("pkg");
     let summary = leaktrace_embed::embed_file(&mezz, &pkg_dir, &key, &pcfg, &mut |_| {})?;
     let rend = summary
         .renditions
         .first()
-        .ok_or_else(|| ForensicError::Config("the package has no rendition".into()))?;
+        .ok_or_else(|| ForensicError::Invalid("the package has no rendition".into()))?;
     let pkg = Package::open(&pkg_dir.join(&rend.name))?;
     let reference = Reference::load(&pkg_dir.join("reference"))?;
     let fps = f64::from(summary.frame_rate[0]) / f64::from(summary.frame_rate[1]);
@@ -75,7 +83,7 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
         .files
         .first()
         .cloned()
-        .ok_or_else(|| ForensicError::Config("plain encode wrote nothing".into()))?;
+        .ok_or_else(|| ForensicError::Invalid("plain encode wrote nothing".into()))?;
 
     progress(Event::Stage("issuing sessions".into()));
     let sessions = issue(
@@ -164,14 +172,14 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
 /// per attack and the sessions.
 fn check(cfg: &Config) -> Result<(), ForensicError> {
     if !(1..=2).contains(&cfg.jobs) {
-        return Err(ForensicError::Config(format!(
+        return Err(ForensicError::Invalid(format!(
             "{} concurrent jobs requested (expected 1 or 2)",
             cfg.jobs
         )));
     }
     let range = leaktrace_embed::mask::STRENGTH_RANGE;
     if !range.contains(&cfg.strength) {
-        return Err(ForensicError::Config(format!(
+        return Err(ForensicError::Invalid(format!(
             "strength {} out of range (expected {} to {})",
             cfg.strength,
             range.start(),
@@ -179,13 +187,13 @@ fn check(cfg: &Config) -> Result<(), ForensicError> {
         )));
     }
     if cfg.pirates == 0 || cfg.pirates > cfg.sessions {
-        return Err(ForensicError::Config(format!(
+        return Err(ForensicError::Invalid(format!(
             "{} pirates per attack requested (expected 1 to the {} sessions)",
             cfg.pirates, cfg.sessions
         )));
     }
     if cfg.sessions < 4 {
-        return Err(ForensicError::Config(format!(
+        return Err(ForensicError::Invalid(format!(
             "{} sessions requested (expected at least 4)",
             cfg.sessions
         )));
@@ -220,7 +228,7 @@ fn cut(
 ) -> Result<(), ForensicError> {
     let src = corpus.join(&clip.file);
     if !src.is_file() {
-        return Err(ForensicError::Config(format!(
+        return Err(ForensicError::Invalid(format!(
             "corpus file {} missing (run corpus/fetch.sh, or set LEAKTRACE_CORPUS)",
             src.display()
         )));
@@ -274,7 +282,7 @@ pub fn sha256(path: &Path) -> Result<String, ForensicError> {
 /// 32 bytes from the OS.
 fn random_bytes() -> Result<[u8; 32], ForensicError> {
     let mut b = [0u8; 32];
-    getrandom::fill(&mut b).map_err(|e| ForensicError::Config(format!("no OS randomness: {e}")))?;
+    getrandom::fill(&mut b).map_err(ForensicError::Randomness)?;
     Ok(b)
 }
 
@@ -290,7 +298,7 @@ fn issue(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| ForensicError::Config(format!("async runtime: {e}")))?;
+        .map_err(ForensicError::Runtime)?;
     rt.block_on(async {
         let url = format!("sqlite://{}", db.display());
         let store = leaktrace_store::Store::open(&url).await?;
@@ -316,8 +324,8 @@ fn issue(
                 leaktrace_core::TokenMode::Indirect,
             )
             .await?;
-            let id = SessionId::new(s.session.session_id.clone())
-                .map_err(|e| ForensicError::Config(format!("stored session id: {e}")))?;
+            let id =
+                SessionId::new(s.session.session_id.clone()).map_err(ForensicError::SessionId)?;
             ids.push(id);
         }
         store.close().await;
