@@ -247,7 +247,7 @@ fn default_lease() -> u64 {
 impl TakedownConfig {
     /// Checks ranges; the error says the valid one.
     pub fn validate(&self) -> Result<(), TakedownError> {
-        let bad = |m: String| Err(TakedownError::Config(m));
+        let bad = |m: String| Err(TakedownError::InvalidConfig(m));
         if !(self.fp_max > 0.0 && self.fp_max <= 1.0) {
             return bad(format!("fp_max = {} out of range (0, 1]", self.fp_max));
         }

@@ -258,27 +258,27 @@ impl Deliverer {
                     }
                     SmtpSecurity::Starttls => {
                         AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-                            .map_err(|e| TakedownError::Config(format!("smtp.host: {e}")))?
+                            .map_err(|source| TakedownError::SmtpHost { source })?
                     }
                     SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
-                        .map_err(|e| TakedownError::Config(format!("smtp.host: {e}")))?,
+                        .map_err(|source| TakedownError::SmtpHost { source })?,
                 };
                 let mut builder = builder
                     .port(s.port)
                     .timeout(Some(Duration::from_secs(s.timeout_s)));
                 if let (Some(u), Some(p)) = (&s.username_env, &s.password_env) {
                     let user = std::env::var(u).map_err(|_| {
-                        TakedownError::Config(format!("smtp.username_env: ${u} is not set"))
+                        TakedownError::InvalidConfig(format!("smtp.username_env: ${u} is not set"))
                     })?;
                     let pass = std::env::var(p).map_err(|_| {
-                        TakedownError::Config(format!("smtp.password_env: ${p} is not set"))
+                        TakedownError::InvalidConfig(format!("smtp.password_env: ${p} is not set"))
                     })?;
                     builder = builder.credentials(Credentials::new(user, pass));
                 }
-                let from: Mailbox = s
-                    .from
-                    .parse()
-                    .map_err(|e| TakedownError::Config(format!("smtp.from {:?}: {e}", s.from)))?;
+                let from: Mailbox = s.from.parse().map_err(|source| TakedownError::SmtpFrom {
+                    from: s.from.clone(),
+                    source,
+                })?;
                 (Some(builder.build()), Some(from))
             }
         };

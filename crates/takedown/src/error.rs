@@ -23,9 +23,10 @@ pub enum TakedownError {
         /// The missing element.
         element: Element,
     },
-    /// The detect report is not a usable `leaktrace.detect.v1` document.
+    /// The detect report is not a usable `leaktrace.detect.v1` document (the message says
+    /// which field is missing or what it contradicts).
     #[error("detect report: {0}")]
-    DetectReport(String),
+    InvalidDetectReport(String),
     /// A finding from the store cannot back a notice: it has no catalogue title or no usable
     /// resolved address, or its stored detect report is not about it. The message says which.
     #[error("{message}")]
@@ -37,7 +38,35 @@ pub enum TakedownError {
     },
     /// Invalid configuration (the message says the valid range).
     #[error("takedown configuration: {0}")]
-    Config(String),
+    InvalidConfig(String),
+    /// `smtp.host` is not a relay the SMTP transport accepts.
+    #[error("takedown configuration: smtp.host")]
+    SmtpHost {
+        /// The cause.
+        #[source]
+        source: lettre::transport::smtp::Error,
+    },
+    /// `smtp.from` is not a mailbox.
+    #[error("takedown configuration: smtp.from {from:?}")]
+    SmtpFrom {
+        /// The configured value.
+        from: String,
+        /// The cause.
+        #[source]
+        source: lettre::address::AddressError,
+    },
+    /// The HTTP client could not be built.
+    #[error("takedown configuration: http client")]
+    HttpClient(#[source] reqwest::Error),
+    /// An RDAP bootstrap file is not JSON.
+    #[error("takedown configuration: RDAP bootstrap {what}")]
+    RdapBootstrap {
+        /// The file: `ipv4`, `ipv6` or `dns`.
+        what: String,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
     /// Filesystem error on a path.
     #[error("{path}: {source}")]
     Io {
@@ -46,9 +75,24 @@ pub enum TakedownError {
         /// The cause.
         source: std::io::Error,
     },
-    /// An evidence bundle is malformed (not merely tampered: that is a verification result).
+    /// An evidence bundle is malformed (not merely tampered: that is a verification result);
+    /// the message says how.
     #[error("evidence bundle: {0}")]
-    Bundle(String),
+    InvalidBundle(String),
+    /// An evidence bundle's manifest is not JSON of its shape.
+    #[error("evidence bundle: {} is not a manifest", crate::evidence::MANIFEST)]
+    BundleManifest(#[source] serde_json::Error),
+    /// An evidence bundle archive could not be read as a tar archive.
+    #[error("evidence bundle: {}: {what}", path.display())]
+    BundleArchive {
+        /// The archive.
+        path: std::path::PathBuf,
+        /// What could not be read.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// JSON (de)serialisation.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

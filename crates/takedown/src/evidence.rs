@@ -338,7 +338,7 @@ pub fn write_bundle(
 /// trusted keys.
 pub fn refusal(dir: &Path, signer: &EvidenceSigner) -> Option<String> {
     match verify(dir) {
-        Err(e) => Some(e.to_string()),
+        Err(e) => Some(crate::net::error_chain(&e)),
         Ok(v) if !v.is_intact() => Some(v.problems()),
         Ok(v) if !v.is_trusted(signer.trusted()) => {
             Some("signed by a key that is not one of the operator's".to_owned())
@@ -358,7 +358,7 @@ pub fn sign_unsigned(
     let v = verify(dir)?;
     let files_ok = v.modified.is_empty() && v.missing.is_empty() && v.added.is_empty();
     if !files_ok || v.signature != SignatureStatus::Unsigned {
-        return Err(TakedownError::Bundle(format!(
+        return Err(TakedownError::InvalidBundle(format!(
             "{}: only an unsigned bundle whose files match its manifest is signed ({})",
             dir.display(),
             v.problems()
@@ -374,7 +374,7 @@ pub fn sign_unsigned(
 ///
 /// The bundle is verified first: every file must match the manifest and the manifest must
 /// carry a valid signature by one of `signer`'s trusted keys; otherwise nothing is written
-/// and [`TakedownError::Bundle`] says what was wrong.
+/// and [`TakedownError::InvalidBundle`] says what was wrong.
 pub fn add_notice(
     dir: &Path,
     notice: &Notice,
@@ -382,7 +382,7 @@ pub fn add_notice(
     signer: &EvidenceSigner,
 ) -> Result<String, TakedownError> {
     if let Some(why) = refusal(dir, signer) {
-        return Err(TakedownError::Bundle(format!(
+        return Err(TakedownError::InvalidBundle(format!(
             "{}: not re-sealed, the bundle changed since it was sealed ({why})",
             dir.display()
         )));
@@ -474,16 +474,15 @@ type Hashes = BTreeMap<String, (u64, String, String)>;
 
 /// Parses a manifest's text and checks its schema and paths.
 fn parse_manifest(text: &[u8]) -> Result<Manifest, TakedownError> {
-    let m: Manifest = serde_json::from_slice(text)
-        .map_err(|e| TakedownError::Bundle(format!("{MANIFEST} is not a manifest: {e}")))?;
+    let m: Manifest = serde_json::from_slice(text).map_err(TakedownError::BundleManifest)?;
     if m.schema != SCHEMA {
-        return Err(TakedownError::Bundle(format!(
+        return Err(TakedownError::InvalidBundle(format!(
             "manifest schema {:?}, expected {SCHEMA:?}",
             m.schema
         )));
     }
     if let Some(f) = m.files.iter().find(|f| !inside(&f.path)) {
-        return Err(TakedownError::Bundle(format!(
+        return Err(TakedownError::InvalidBundle(format!(
             "manifest path {:?} is not a relative path inside the bundle",
             f.path
         )));
@@ -574,7 +573,7 @@ pub fn write_archive(dir: &Path) -> Result<PathBuf, TakedownError> {
         .and_then(|n| n.to_str())
         .filter(|n| inside(n))
         .ok_or_else(|| {
-            TakedownError::Bundle(format!(
+            TakedownError::InvalidBundle(format!(
                 "{}: a bundle directory needs a plain UTF-8 name",
                 dir.display()
             ))
@@ -624,18 +623,28 @@ pub fn write_archive(dir: &Path) -> Result<PathBuf, TakedownError> {
 const MAX_MANIFEST: u64 = 16 << 20;
 
 fn verify_archive(path: &Path) -> Result<Verification, TakedownError> {
-    let bad = |m: String| TakedownError::Bundle(format!("{}: {m}", path.display()));
+    let bad = |m: String| TakedownError::InvalidBundle(format!("{}: {m}", path.display()));
+    let unreadable = |what: &'static str| {
+        move |source: std::io::Error| TakedownError::BundleArchive {
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
+    };
     let file = fs::File::open(path).map_err(|e| TakedownError::io(path, e))?;
     let mut ar = tar::Archive::new(std::io::BufReader::new(file));
     let mut root: Option<String> = None;
     let mut manifest: Option<Vec<u8>> = None;
     let mut signature: Option<Vec<u8>> = None;
     let mut found = Hashes::new();
-    for entry in ar.entries().map_err(|e| bad(e.to_string()))? {
-        let entry = entry.map_err(|e| bad(format!("not a readable tar archive: {e}")))?;
+    for entry in ar
+        .entries()
+        .map_err(unreadable("not a readable tar archive"))?
+    {
+        let entry = entry.map_err(unreadable("not a readable tar archive"))?;
         let name = entry
             .path()
-            .map_err(|e| bad(e.to_string()))?
+            .map_err(unreadable("a member name is unreadable"))?
             .to_str()
             .map(|s| s.trim_start_matches("./").trim_end_matches('/').to_owned())
             .ok_or_else(|| bad("a member name is not UTF-8".into()))?;
@@ -677,14 +686,14 @@ fn verify_archive(path: &Path) -> Result<Verification, TakedownError> {
             entry
                 .take(MAX_MANIFEST)
                 .read_to_end(&mut text)
-                .map_err(|e| bad(e.to_string()))?;
+                .map_err(unreadable("a member is unreadable"))?;
             if rel == MANIFEST {
                 manifest = Some(text);
             } else {
                 signature = Some(text);
             }
         } else {
-            let h = hash_reader(entry).map_err(|e| bad(e.to_string()))?;
+            let h = hash_reader(entry).map_err(unreadable("a member is unreadable"))?;
             found.insert(rel, h);
         }
     }

@@ -200,7 +200,7 @@ impl FindingEvidence {
     /// either differs, if the report is not that schema, or if it lacks `title`, `verdict`
     /// or `accused`.
     pub fn with_detect_report(mut self, report: serde_json::Value) -> Result<Self, TakedownError> {
-        let bad = |what: &str| TakedownError::DetectReport(what.to_owned());
+        let bad = |what: &str| TakedownError::InvalidDetectReport(what.to_owned());
         if report.get("schema").and_then(|s| s.as_str()) != Some("leaktrace.detect.v1") {
             return Err(bad("schema is not \"leaktrace.detect.v1\""));
         }

@@ -79,7 +79,7 @@ impl NetPolicy {
                 allow_loopback: self.allow_loopback,
             }))
             .build()
-            .map_err(|e| TakedownError::Config(format!("http client: {e}")))
+            .map_err(TakedownError::HttpClient)
     }
 }
 

@@ -275,7 +275,7 @@ impl PositiveMatch {
 /// `fp_max` must be in (0, 1]. The best (lowest-probability) accusation is used.
 pub fn gate(finding: &FindingEvidence, fp_max: f64) -> Result<PositiveMatch, TakedownError> {
     if !(fp_max > 0.0 && fp_max <= 1.0) {
-        return Err(TakedownError::Config(format!(
+        return Err(TakedownError::InvalidConfig(format!(
             "fp_max {fp_max} out of range (0, 1]"
         )));
     }

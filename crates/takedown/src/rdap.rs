@@ -51,11 +51,13 @@ pub struct Bootstrap {
 }
 
 fn services(text: &str, what: &str) -> Result<Vec<(String, String)>, TakedownError> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| TakedownError::Config(format!("RDAP bootstrap {what}: {e}")))?;
+    let v: Value = serde_json::from_str(text).map_err(|source| TakedownError::RdapBootstrap {
+        what: what.to_owned(),
+        source,
+    })?;
     let mut out = Vec::new();
     let list = v.get("services").and_then(Value::as_array).ok_or_else(|| {
-        TakedownError::Config(format!("RDAP bootstrap {what}: no \"services\" array"))
+        TakedownError::InvalidConfig(format!("RDAP bootstrap {what}: no \"services\" array"))
     })?;
     for s in list {
         let entries = s.get(0).and_then(Value::as_array);
@@ -106,7 +108,7 @@ impl Bootstrap {
         };
         let (v4, v6, dns) = (read("ipv4.json")?, read("ipv6.json")?, read("dns.json")?);
         if v4.is_none() && v6.is_none() && dns.is_none() {
-            return Err(TakedownError::Config(format!(
+            return Err(TakedownError::InvalidConfig(format!(
                 "rdap.bootstrap_dir {}: none of ipv4.json, ipv6.json, dns.json is there (IANA publishes them at https://data.iana.org/rdap/)",
                 dir.display()
             )));
