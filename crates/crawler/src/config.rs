@@ -458,7 +458,7 @@ fn d_offset() -> f64 {
 impl Config {
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Config, CrawlError> {
-        let c: Config = toml::from_str(text).map_err(|e| CrawlError::Config(e.to_string()))?;
+        let c: Config = toml::from_str(text).map_err(CrawlError::Toml)?;
         c.validate()?;
         Ok(c)
     }

@@ -221,7 +221,7 @@ impl Fetcher {
             .pool_max_idle_per_host(16)
             .no_proxy()
             .build()
-            .map_err(|e| crate::CrawlError::Config(format!("HTTP client: {e}")))?;
+            .map_err(crate::CrawlError::HttpClient)?;
         Ok(Fetcher {
             client,
             cfg,

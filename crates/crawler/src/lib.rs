@@ -71,6 +71,14 @@ pub enum CrawlError {
     /// The configuration is invalid (says which field and its valid range).
     #[error("invalid crawler configuration: {0}")]
     Config(String),
+    /// The configuration is not TOML of its shape (an unknown field, a value of the wrong
+    /// type, a syntax error). The message is the parser's, with its line and column: callers
+    /// show it alone, so it is part of this error's text as well as its source.
+    #[error("invalid crawler configuration: {0}")]
+    Toml(#[source] toml::de::Error),
+    /// The HTTP client could not be built.
+    #[error("invalid crawler configuration: HTTP client")]
+    HttpClient(#[source] reqwest::Error),
     /// A fetch failed.
     #[error(transparent)]
     Fetch(#[from] fetch::FetchError),
