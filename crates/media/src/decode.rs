@@ -1,6 +1,6 @@
 //! Decoding to 4:2:0 planes.
 
-use crate::probe::{bit_depth, check_file, declared_duration, frame_rate, open_input};
+use crate::probe::{bit_depth, check_file, declared_duration, frame_rate, open_input_with};
 use crate::{LimitKind, Limits, MediaError, Overrun, PixelLayout, Rational, VideoFrame, ff};
 use ffmpeg_next as ffm;
 use std::path::{Path, PathBuf};
@@ -32,6 +32,9 @@ pub struct Decoder {
     limits: Limits,
     /// The limit error that stopped the decoder; every later call returns it again.
     stopped: Option<MediaError>,
+    /// Opened with [`Decoder::open_growing`]: the read that times out waiting for more bytes
+    /// is the end of the stream.
+    growing: bool,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -61,11 +64,38 @@ impl Decoder {
     /// is decoded; frames decoded later are checked one by one (see [`Decoder::next_frame`]).
     /// Invalid `limits` are refused with [`MediaError::InvalidLimits`].
     pub fn open_with_limits(path: &Path, limits: Limits) -> Result<Self, MediaError> {
+        Self::open_inner(path, limits, None)
+    }
+
+    /// Opens a file that is still being written (an MPEG-TS or Matroska recording, a capture
+    /// in progress): at the end of what is there, reading waits for more, and the stream
+    /// ends once `idle` passes without a new byte. The container must be one that is read
+    /// front to back (MPEG-TS, Matroska): an MP4 names its frames in an index the writer
+    /// completes at the end, and is refused here while it has none.
+    pub fn open_growing(
+        path: &Path,
+        limits: Limits,
+        idle: std::time::Duration,
+    ) -> Result<Self, MediaError> {
+        if is_hls(path) {
+            return Err(MediaError::InvalidSetting(format!(
+                "{}: a playlist is followed segment by segment, not as a growing file",
+                path.display()
+            )));
+        }
+        Self::open_inner(path, limits, Some(idle))
+    }
+
+    fn open_inner(
+        path: &Path,
+        limits: Limits,
+        follow: Option<std::time::Duration>,
+    ) -> Result<Self, MediaError> {
         limits.validate()?;
         let input = if is_hls(path) {
             open_hls(path)?
         } else {
-            open_input(path)?
+            open_input_with(path, follow)?
         };
         let stream = input
             .streams()
@@ -152,6 +182,7 @@ impl Decoder {
             first_time: None,
             limits,
             stopped: None,
+            growing: follow.is_some(),
         })
     }
 
@@ -398,7 +429,7 @@ impl Decoder {
                         }
                     }
                 }
-                Err(ffm::Error::Eof) => {
+                Err(e) if e == ffm::Error::Eof || (self.growing && is_idle_end(e)) => {
                     if let Err(e) = self.decoder.send_eof() {
                         self.picture_within_limits()?;
                         return Err(ff("flushing the decoder")(e));
@@ -609,4 +640,10 @@ pub(crate) fn open_hls(path: &Path) -> Result<ffm::format::context::Input, Media
             reason: format!("cannot read the HLS stream {} ({other})", media.display()),
         },
     })
+}
+
+/// The error FFmpeg's file protocol gives when a followed file stops growing (its
+/// `rw_timeout` passed): EIO, or ETIMEDOUT in some versions.
+fn is_idle_end(e: ffm::Error) -> bool {
+    matches!(e, ffm::Error::Other { errno } if errno == ffm::util::error::EIO || errno == ffm::util::error::ETIMEDOUT)
 }

@@ -98,11 +98,24 @@ pub(crate) const FILE_PROTOCOLS: &str = "file";
 /// Opens `path` with FFmpeg, restricted to [`FILE_DEMUXERS`] and [`FILE_PROTOCOLS`], mapping
 /// failures to [`MediaError`].
 pub(crate) fn open_input(path: &Path) -> Result<ffm::format::context::Input, MediaError> {
+    open_input_with(path, None)
+}
+
+/// [`open_input`]; with `follow`, a file that is still being written: at its end FFmpeg's
+/// file protocol waits for more bytes, and gives up after `follow` without any.
+pub(crate) fn open_input_with(
+    path: &Path,
+    follow: Option<std::time::Duration>,
+) -> Result<ffm::format::context::Input, MediaError> {
     crate::init();
     check_file(path)?;
     let mut opts = ffm::Dictionary::new();
     opts.set("protocol_whitelist", FILE_PROTOCOLS);
     opts.set("format_whitelist", FILE_DEMUXERS);
+    if let Some(idle) = follow {
+        opts.set("follow", "1");
+        opts.set("rw_timeout", &idle.as_micros().max(1).to_string());
+    }
     ffm::format::input_with_dictionary(&path, opts).map_err(|e| match e {
         ffm::Error::Eof => MediaError::Truncated {
             path: path.into(),
