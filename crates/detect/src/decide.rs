@@ -35,24 +35,32 @@ pub fn decide(
     opts: &DecideOptions,
 ) -> Result<Decisions, DetectError> {
     check_options(opts)?;
-    let timing = Timing::of(reference, opts)?;
-    let min_frames = opts.min_frames.max(1);
-
     // One decode pass.
     let mut frames = SuspectFrames::read(suspect)?;
+    decide_frames(&mut frames, reference, pattern_key, opts)
+}
+
+/// [`decide`] on frames already decoded: what a detection that follows a growing capture
+/// runs again each time more of it has arrived ([`crate::follow`]).
+pub fn decide_frames(
+    frames: &mut SuspectFrames,
+    reference: &Reference,
+    pattern_key: &DerivedKey,
+    opts: &DecideOptions,
+) -> Result<Decisions, DetectError> {
+    check_options(opts)?;
+    if frames.is_empty() {
+        return Err(DetectError::Empty);
+    }
+    let timing = Timing::of(reference, opts)?;
+    let min_frames = opts.min_frames.max(1);
     let n = frames.len() as u64;
 
     // Time, then space on the positions time gives.
     let ref_means = thumbnail_means(reference);
     let span = frames.times.last().copied().unwrap_or(0.0) + 1.0 / timing.fps;
-    let mut time = register_time(
-        &frames,
-        reference,
-        &ref_means,
-        timing.fps,
-        opts.max_offset_s,
-    );
-    let mut mapped = timing.accumulate(&mut frames, &time)?;
+    let mut time = register_time(frames, reference, &ref_means, timing.fps, opts.max_offset_s);
+    let mut mapped = timing.accumulate(frames, &time)?;
     let mut observed = observe(reference, std::mem::take(&mut mapped.sums), min_frames);
     if observed.is_empty() {
         return Err(DetectError::NoOverlap {
@@ -78,7 +86,7 @@ pub fn decide(
             opts.max_offset_s,
         );
         if temporal_quality(&windowed, span) > temporal_quality(&time, span) + WINDOW_TIME_MARGIN {
-            let again = timing.accumulate(&mut frames, &windowed)?;
+            let again = timing.accumulate(frames, &windowed)?;
             let seen = observe(reference, again.sums, min_frames);
             if !seen.is_empty() {
                 // The window (and flip) found on the first means stand: a second fit from

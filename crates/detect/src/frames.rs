@@ -10,7 +10,7 @@
 
 use crate::DetectError;
 use leaktrace_media::Decoder;
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// Working images are kept on the 16-bit scale; this many units make one 8-bit grey level.
@@ -36,6 +36,8 @@ pub struct SuspectFrames {
     /// Nominal frame rate of the stream.
     pub fps: f64,
     store: Store,
+    /// The stream time of the first frame added: time 0 of [`SuspectFrames::times`].
+    origin: Option<f64>,
 }
 
 /// The central region `[x0, y0, x1, y1]` (fractions of the picture) of the overlay-free
@@ -67,6 +69,18 @@ impl SuspectFrames {
     /// Decodes `path` once.
     pub fn read(path: &Path) -> Result<Self, DetectError> {
         let mut dec = Decoder::open(path).map_err(media(path))?;
+        let mut frames = Self::for_decoder(&dec);
+        frames.extend(&mut dec, usize::MAX)?;
+        if frames.is_empty() {
+            return Err(DetectError::Empty);
+        }
+        Ok(frames)
+    }
+
+    /// No frames yet, on the working grid of `dec`'s pictures: frames are then added with
+    /// [`SuspectFrames::extend`], from this decoder and from later ones (the segments of a
+    /// stream that is still growing, decoded one by one).
+    pub fn for_decoder(dec: &Decoder) -> Self {
         let (w, h) = dec.size();
         let fr = dec.frame_rate();
         let fps = if fr.num > 0 && fr.den > 0 {
@@ -75,10 +89,27 @@ impl SuspectFrames {
             25.0
         };
         let ww = WORK_WIDTH;
-        let wh = (((ww * h) as f64 / w as f64 / 2.0).round() as usize * 2).max(2);
-        let mut mem: Vec<u16> = Vec::new();
-        let mut spill: Option<BufWriter<std::fs::File>> = None;
-        let (mut times, mut means, mut central) = (Vec::new(), Vec::new(), Vec::new());
+        let wh = (((ww * h) as f64 / w.max(1) as f64 / 2.0).round() as usize * 2).max(2);
+        Self {
+            size: (ww, wh),
+            source_size: (w, h),
+            times: Vec::new(),
+            means: Vec::new(),
+            central: Vec::new(),
+            fps,
+            store: Store::Memory(Vec::new()),
+            origin: None,
+        }
+    }
+
+    /// Decodes up to `max` more frames of `dec` onto the working grid and appends them;
+    /// returns how many were added (0: `dec` is at its end). Times continue the stream's clock:
+    /// a later decoder's timestamps are taken relative to the first frame ever added, so the
+    /// segments of one stream line up; a timestamp that does not increase continues the run
+    /// at the nominal frame rate.
+    pub fn extend(&mut self, dec: &mut Decoder, max: usize) -> Result<usize, DetectError> {
+        let (ww, wh) = self.size;
+        let path = dec.path().to_path_buf();
         let (cx0, cy0) = (
             (CENTRE[0] * ww as f64).round() as usize,
             (CENTRE[1] * wh as f64).round() as usize,
@@ -87,57 +118,58 @@ impl SuspectFrames {
             ((CENTRE[2] * ww as f64).round() as usize).clamp(cx0 + 1, ww),
             ((CENTRE[3] * wh as f64).round() as usize).clamp(cy0 + 1, wh),
         );
-        let mut first: Option<f64> = None;
-        while let Some(raw) = dec.next_luma(ww, wh).map_err(media(path))? {
-            let t = match (dec.last_time(), times.last()) {
+        let mut added = 0;
+        while added < max {
+            let Some(raw) = dec.next_luma(ww, wh).map_err(media(&path))? else {
+                break;
+            };
+            let frame = 1.0 / self.fps;
+            let t = match (dec.last_time(), self.times.last()) {
                 (Some(t), prev) => {
-                    let base = *first.get_or_insert(t);
+                    let base = *self.origin.get_or_insert(t);
                     let rel = t - base;
-                    // Timestamps must increase; a repeated or missing one continues the run.
                     match prev {
-                        Some(&p) if rel <= p => p + 1.0 / fps,
+                        Some(&p) if rel <= p => p + frame,
                         _ => rel,
                     }
                 }
-                (None, Some(&p)) => p + 1.0 / fps,
+                (None, Some(&p)) => p + frame,
                 (None, None) => 0.0,
             };
-            times.push(t);
+            self.times.push(t);
             let sum: u64 = raw.iter().map(|&v| u64::from(v)).sum();
-            means.push((sum as f64 / raw.len() as f64 / SCALE) as f32);
+            self.means
+                .push((sum as f64 / raw.len() as f64 / SCALE) as f32);
             let csum: u64 = (cy0..cy1)
                 .flat_map(|y| raw.get(y * ww + cx0..y * ww + cx1).unwrap_or(&[]))
                 .map(|&v| u64::from(v))
                 .sum();
             let cn = ((cx1 - cx0) * (cy1 - cy0)).max(1);
-            central.push((csum as f64 / cn as f64 / SCALE) as f32);
-            if spill.is_none() && (mem.len() + raw.len()) * 2 > MEMORY_BUDGET {
-                let mut w = BufWriter::with_capacity(1 << 20, tempfile::tempfile().map_err(io)?);
-                write_samples(&mut w, &mem)?;
-                mem = Vec::new();
-                spill = Some(w);
-            }
-            match spill.as_mut() {
-                Some(w) => write_samples(w, &raw)?,
-                None => mem.extend_from_slice(&raw),
+            self.central.push((csum as f64 / cn as f64 / SCALE) as f32);
+            self.keep(&raw)?;
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    /// Keeps one working image: in memory up to [`MEMORY_BUDGET`], then appended to a
+    /// temporary file.
+    fn keep(&mut self, raw: &[u16]) -> Result<(), DetectError> {
+        if let Store::Memory(mem) = &mut self.store
+            && (mem.len() + raw.len()) * 2 > MEMORY_BUDGET
+        {
+            let mut file = tempfile::tempfile().map_err(io)?;
+            write_samples(&mut file, mem)?;
+            self.store = Store::File(file);
+        }
+        match &mut self.store {
+            Store::Memory(mem) => mem.extend_from_slice(raw),
+            Store::File(file) => {
+                file.seek(SeekFrom::End(0)).map_err(io)?;
+                write_samples(file, raw)?;
             }
         }
-        if times.is_empty() {
-            return Err(DetectError::Empty);
-        }
-        let store = match spill {
-            Some(w) => Store::File(w.into_inner().map_err(|e| io(e.into_error()))?),
-            None => Store::Memory(mem),
-        };
-        Ok(Self {
-            size: (ww, wh),
-            source_size: (w, h),
-            times,
-            means,
-            central,
-            fps,
-            store,
-        })
+        Ok(())
     }
 
     /// Number of frames.

@@ -99,7 +99,7 @@ pub enum Progress {
 }
 
 /// SHA-256 (lower-case hex) of a file, read in 1 MiB blocks.
-fn sha256_file(path: &Path) -> std::io::Result<String> {
+pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
     use sha2::Digest;
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
@@ -123,7 +123,7 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
 
 /// Runs `f` where blocking is allowed: under `block_in_place` on a multi-threaded runtime,
 /// inline otherwise.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(f)
@@ -152,32 +152,7 @@ pub async fn investigate(
             f(p);
         }
     };
-    check_options(opts)?;
-    let record = store
-        .get_title(title.as_str())
-        .await?
-        .ok_or_else(|| DetectError::UnknownTitle(title.as_str().to_owned()))?;
-    let title_keys = keys
-        .title_keys(title, KeyVersion::new(record.key_version))
-        .map_err(|source| DetectError::Keys {
-            title: title.as_str().to_owned(),
-            version: record.key_version,
-            source,
-        })?;
-    let ref_path: Option<PathBuf> = match (opts.blind, reference) {
-        (true, _) => None,
-        (false, Some(p)) => Some(p.to_path_buf()),
-        (false, None) => record.reference_path.as_deref().map(PathBuf::from),
-    };
-    let reference = match &ref_path {
-        Some(path) => {
-            emit(Progress::Stage("loading the reference"));
-            Some(blocking(|| load_reference(path, title))?)
-        }
-        None => None,
-    };
-    let total = store.count_sessions(title.as_str()).await?;
-
+    let case = Case::open(store, keys, title, reference, opts, &emit).await?;
     emit(Progress::Stage("hashing the suspect"));
     let suspect_sha256 =
         blocking(|| sha256_file(suspect)).map_err(|source| DetectError::Suspect {
@@ -185,17 +160,17 @@ pub async fn investigate(
             source,
         })?;
     emit(Progress::Stage("decoding the suspect"));
-    let pattern_key = title_keys.pattern_key().clone();
-    let decisions = match &reference {
+    let decisions = match &case.reference {
         Some(reference) => {
-            let decisions = blocking(|| decide(suspect, reference, &pattern_key, &opts.decide))?;
+            let decisions =
+                blocking(|| decide(suspect, reference, case.pattern_key(), &opts.decide))?;
             if opts.require_match {
-                check_match(&decisions, reference, title)?;
+                case.check_match(&decisions)?;
             }
             decisions
         }
         None => {
-            let segment = SegmentDuration::from_millis(u64::from(record.segment_duration_ms))
+            let segment = SegmentDuration::from_millis(u64::from(case.record.segment_duration_ms))
                 .map_err(|e| DetectError::Invalid(format!("title {title}: {e}")))?;
             let blind = BlindOptions {
                 segment,
@@ -206,93 +181,203 @@ pub async fn investigate(
                 boundary_frames: crate::blind::BOUNDARY_FRAMES,
                 ..opts.decide.clone()
             };
-            blocking(|| decide_blind(suspect, &pattern_key, &blind, &decide_opts))?
+            blocking(|| decide_blind(suspect, case.pattern_key(), &blind, &decide_opts))?
         }
     };
+    case.report(&decisions, suspect, Some(suspect_sha256), 1.0, &emit)
+        .await
+}
 
-    emit(Progress::Stage("scoring sessions"));
-    let codebook = title_keys.codebook();
-    let accuser = Accuser::new(&decisions.positions, &codebook, opts.fp, total);
-    let Scoring { accused, top, done } =
-        score_sessions(store, title, &accuser, opts, total, &emit).await?;
+/// One title's investigation, before any suspect is read: the title's record, its keys at the
+/// version it was marked with, its reference index (unless blind) and how many sessions it
+/// has. [`investigate`] decides one file with it; [`crate::follow`] decides a capture again
+/// each time more of it has arrived.
+pub(crate) struct Case<'a> {
+    store: &'a Store,
+    title: TitleId,
+    record: leaktrace_store::Title,
+    title_keys: leaktrace_core::TitleKeys,
+    pub(crate) reference: Option<Reference>,
+    ref_path: Option<PathBuf>,
+    total: u64,
+    opts: Options,
+}
 
-    let (fps, segment_s) = match &reference {
-        Some(r) => (
-            f64::from(r.meta.frame_rate[0]) / f64::from(r.meta.frame_rate[1].max(1)),
-            r.meta.segment_ms as f64 / 1000.0,
-        ),
-        None => (
-            decisions.registration.suspect_fps,
-            f64::from(record.segment_duration_ms) / 1000.0,
-        ),
-    };
-    let positions = position_reports(&decisions, &top, &codebook, segment_s);
-    let used = accuser.used();
-    let (verdict, reason) = verdict(&accuser, &accused, &top, done, opts.fp);
-    let mut details = match serde_json::to_value(&decisions) {
-        Ok(serde_json::Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
-    };
-    for k in ["positions", "offset", "registration_mad", "suspect_frames"] {
-        details.remove(k);
-    }
-    Ok(Report {
-        schema: SCHEMA.to_owned(),
-        title: title.as_str().to_owned(),
-        suspect: suspect.display().to_string(),
-        suspect_sha256: Some(suspect_sha256),
-        key_version: Some(record.key_version),
-        reference: ref_path.map_or_else(|| "none (blind)".to_owned(), |p| p.display().to_string()),
-        verdict,
-        reason,
-        fp: opts.fp,
-        sessions: done,
-        segment_s,
-        registration: RegistrationReport {
-            mode: if reference.is_some() {
-                "informed"
-            } else {
-                "blind"
+impl<'a> Case<'a> {
+    /// Looks the title up, takes its keys and loads its reference.
+    pub(crate) async fn open(
+        store: &'a Store,
+        keys: &dyn TitleKeySource,
+        title: &TitleId,
+        reference: Option<&Path>,
+        opts: &Options,
+        emit: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Self, DetectError> {
+        check_options(opts)?;
+        let record = store
+            .get_title(title.as_str())
+            .await?
+            .ok_or_else(|| DetectError::UnknownTitle(title.as_str().to_owned()))?;
+        let title_keys = keys
+            .title_keys(title, KeyVersion::new(record.key_version))
+            .map_err(|source| DetectError::Keys {
+                title: title.as_str().to_owned(),
+                version: record.key_version,
+                source,
+            })?;
+        let ref_path: Option<PathBuf> = match (opts.blind, reference) {
+            (true, _) => None,
+            (false, Some(p)) => Some(p.to_path_buf()),
+            (false, None) => record.reference_path.as_deref().map(PathBuf::from),
+        };
+        let reference = match &ref_path {
+            Some(path) => {
+                emit(Progress::Stage("loading the reference"));
+                Some(blocking(|| load_reference(path, title))?)
             }
-            .to_owned(),
-            offset_frames: decisions.offset,
-            offset_s: decisions.offset as f64 / fps,
-            mad: decisions
-                .registration_mad
-                .is_finite()
-                .then_some(decisions.registration_mad),
-            suspect_frames: decisions.suspect_frames,
-            details,
-        },
-        calibration: Calibration {
-            method: format!(
-                "per-position z = correlation / RMS of decoy-pattern correlations; {}; innocent \
-                 tail exact (<= {} positions) or Chernoff bound; union bound over the registry",
-                accuser.describe(),
-                crate::accuse::EXACT_LIMIT
+            None => None,
+        };
+        let total = store.count_sessions(title.as_str()).await?;
+        Ok(Self {
+            store,
+            title: title.clone(),
+            record,
+            title_keys,
+            reference,
+            ref_path,
+            total,
+            opts: opts.clone(),
+        })
+    }
+
+    /// The title's pattern key.
+    pub(crate) fn pattern_key(&self) -> &leaktrace_core::DerivedKey {
+        self.title_keys.pattern_key()
+    }
+
+    /// [`check_match`] against this title's reference (nothing to check when blind).
+    pub(crate) fn check_match(&self, decisions: &Decisions) -> Result<(), DetectError> {
+        match &self.reference {
+            Some(reference) => check_match(decisions, reference, &self.title),
+            None => Ok(()),
+        }
+    }
+
+    /// Scores every session of the title on `decisions` and writes the report on `suspect`.
+    ///
+    /// `spend` (0 to 1] is the share of the false-accusation probability this report may use:
+    /// 1 for a single look at a copy; a capture decided again as it grows gives each round a
+    /// share, the shares summing to at most 1 ([`crate::follow`]), so that the probability of
+    /// a false accusation at any round stays within `fp`. The sessions' probabilities are
+    /// reported against the whole budget (divided by `spend`).
+    pub(crate) async fn report(
+        &self,
+        decisions: &Decisions,
+        suspect: &Path,
+        suspect_sha256: Option<String>,
+        spend: f64,
+        emit: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Report, DetectError> {
+        let (opts, title, reference) = (&self.opts, &self.title, &self.reference);
+        let spend = if spend > 0.0 && spend <= 1.0 {
+            spend
+        } else {
+            1.0
+        };
+        emit(Progress::Stage("scoring sessions"));
+        let codebook = self.title_keys.codebook();
+        let accuser = Accuser::new(&decisions.positions, &codebook, opts.fp * spend, self.total);
+        let Scoring { accused, top, done } =
+            score_sessions(self.store, title, &accuser, opts, self.total, spend, emit).await?;
+
+        let (fps, segment_s) = match reference {
+            Some(r) => (
+                f64::from(r.meta.frame_rate[0]) / f64::from(r.meta.frame_rate[1].max(1)),
+                r.meta.segment_ms as f64 / 1000.0,
             ),
-            exact: accuser.is_exact(),
-            positions_observed: decisions.positions.len(),
-            positions_used: used,
-            positions_erased: decisions.positions.len() - used,
-            erasure_z: if reference.is_some() {
-                opts.decide.erasure_z
-            } else {
-                opts.blind_erasure_z
+            None => (
+                decisions.registration.suspect_fps,
+                f64::from(self.record.segment_duration_ms) / 1000.0,
+            ),
+        };
+        let positions = position_reports(decisions, &top, &codebook, segment_s);
+        let used = accuser.used();
+        let (verdict, mut reason) = verdict(&accuser, &accused, &top, done, opts.fp, spend);
+        if spend < 1.0 {
+            reason.push_str(&format!(
+                "; a capture decided as it grows: this round uses {} of the probability, every \
+                 round together at most all of it",
+                crate::report::format_probability(spend)
+            ));
+        }
+        let mut details = match serde_json::to_value(decisions) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        for k in ["positions", "offset", "registration_mad", "suspect_frames"] {
+            details.remove(k);
+        }
+        Ok(Report {
+            schema: SCHEMA.to_owned(),
+            title: title.as_str().to_owned(),
+            suspect: suspect.display().to_string(),
+            suspect_sha256,
+            key_version: Some(self.record.key_version),
+            reference: self
+                .ref_path
+                .as_ref()
+                .map_or_else(|| "none (blind)".to_owned(), |p| p.display().to_string()),
+            verdict,
+            reason,
+            fp: opts.fp,
+            sessions: done,
+            segment_s,
+            registration: RegistrationReport {
+                mode: if reference.is_some() {
+                    "informed"
+                } else {
+                    "blind"
+                }
+                .to_owned(),
+                offset_frames: decisions.offset,
+                offset_s: decisions.offset as f64 / fps,
+                mad: decisions
+                    .registration_mad
+                    .is_finite()
+                    .then_some(decisions.registration_mad),
+                suspect_frames: decisions.suspect_frames,
+                details,
             },
-            innocent_sigma: accuser.innocent_sigma(),
-            threshold: accuser.threshold(),
-            best_possible: accuser.best_possible(),
-            channel: accuser.channel().map(|c| ChannelSummary {
-                strength_p10: c.strength_quantile(0.1),
-                strength_median: c.strength_quantile(0.5),
-                strength_p90: c.strength_quantile(0.9),
-            }),
-        },
-        accused,
-        top,
-        positions,
-    })
+            calibration: Calibration {
+                method: format!(
+                    "per-position z = correlation / RMS of decoy-pattern correlations; {}; innocent \
+                     tail exact (<= {} positions) or Chernoff bound; union bound over the registry",
+                    accuser.describe(),
+                    crate::accuse::EXACT_LIMIT
+                ),
+                exact: accuser.is_exact(),
+                positions_observed: decisions.positions.len(),
+                positions_used: used,
+                positions_erased: decisions.positions.len() - used,
+                erasure_z: if reference.is_some() {
+                    opts.decide.erasure_z
+                } else {
+                    opts.blind_erasure_z
+                },
+                innocent_sigma: accuser.innocent_sigma(),
+                threshold: accuser.threshold(),
+                best_possible: (accuser.best_possible() / spend).min(1.0),
+                channel: accuser.channel().map(|c| ChannelSummary {
+                    strength_p10: c.strength_quantile(0.1),
+                    strength_median: c.strength_quantile(0.5),
+                    strength_p90: c.strength_quantile(0.9),
+                }),
+            },
+            accused,
+            top,
+            positions,
+        })
+    }
 }
 
 /// A registered copy must differ from the reference by less than this fraction of the
@@ -412,6 +497,7 @@ async fn score_sessions(
     accuser: &Accuser<'_>,
     opts: &Options,
     total: u64,
+    spend: f64,
     emit: &(dyn Fn(Progress) + Sync),
 ) -> Result<Scoring, DetectError> {
     let mut accused: Vec<Scored> = Vec::new();
@@ -430,7 +516,7 @@ async fn score_sessions(
                 account: s.account_ref.clone(),
                 score,
                 p_single: accuser.innocent_tail(score),
-                probability: accuser.probability(score),
+                probability: (accuser.probability(score) / spend).min(1.0),
             };
             if accuser.accuses(score) {
                 accused.push(entry());
@@ -490,6 +576,7 @@ fn verdict(
     top: &[Scored],
     done: u64,
     fp: f64,
+    spend: f64,
 ) -> (Verdict, String) {
     let used = accuser.used();
     if !accused.is_empty() {
@@ -514,7 +601,7 @@ fn verdict(
             format!(
                 "{used} usable positions cannot reach {:e} over {done} sessions (best possible {})",
                 fp,
-                crate::report::format_probability(accuser.best_possible())
+                crate::report::format_probability((accuser.best_possible() / spend).min(1.0))
             ),
         )
     } else {

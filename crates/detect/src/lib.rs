@@ -75,6 +75,7 @@ pub mod accuse;
 pub mod blind;
 pub mod correlate;
 mod decide;
+pub mod follow;
 pub mod frames;
 pub mod investigate;
 pub mod overlay;
@@ -84,7 +85,7 @@ pub mod report;
 pub mod score;
 pub mod simulate;
 
-pub use decide::decide;
+pub use decide::{decide, decide_frames};
 
 use leaktrace_core::DerivedKey;
 use leaktrace_reference::ReferenceError;
@@ -145,7 +146,7 @@ pub enum DetectError {
         /// Why the keys are missing.
         source: leaktrace_core::CoreError,
     },
-    /// The suspect could not be read to hash it.
+    /// The suspect could not be read: hashed, followed while it grows, or a segment of it.
     #[error("cannot read the suspect {path}: {source}")]
     Suspect {
         /// The suspect.
