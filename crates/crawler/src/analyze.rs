@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use leaktrace_core::{TitleId, TitleKeySource};
 use leaktrace_detect::DecideOptions;
 use leaktrace_detect::DetectError;
+use leaktrace_detect::follow::{FollowOptions, Source, Update, follow};
 use leaktrace_detect::investigate::{Options, investigate};
 use leaktrace_detect::report::{Report, Verdict};
 use leaktrace_store::{FindingVerdict, Store};
@@ -82,6 +83,27 @@ pub trait Analyzer: Send + Sync {
     fn inputs(&self, title_id: &str) -> Result<String, CrawlError> {
         let _ = title_id;
         Ok(String::new())
+    }
+
+    /// Whether [`Analyzer::analyze_following`] works: the crawler then decides an HLS
+    /// capture while it is taken, instead of after it ends.
+    fn follows(&self) -> bool {
+        false
+    }
+
+    /// Decides a capture while it is taken: `segments` yields its segments in order, each a
+    /// file decodable alone; the capture has ended when the sender is dropped. Returns at the
+    /// first accusation (the crawler then stops the capture) or when the capture ends. Called
+    /// on a blocking thread. The default refuses: see [`Analyzer::follows`].
+    fn analyze_following(
+        &self,
+        segments: std::sync::mpsc::Receiver<tempfile::TempPath>,
+        title_id: &str,
+    ) -> Result<Analysis, CrawlError> {
+        drop(segments);
+        Err(CrawlError::Detect(format!(
+            "{title_id}: this analyzer decides finished captures only"
+        )))
     }
 }
 
@@ -180,14 +202,86 @@ impl Analyzer for DetectAnalyzer {
             &self.options,
             None,
         ));
-        match r {
-            Ok(report) => Analysis::from_report(&report),
-            Err(e @ DetectError::NoMatch { .. }) => Ok(Analysis {
-                verdict: FindingVerdict::NoMatch,
-                accused: Vec::new(),
-                report: serde_json::json!({ "title": title_id, "reason": e.to_string() }),
-            }),
-            Err(e) => Err(CrawlError::Detect(format!("{}: {e}", capture.display()))),
+        analysis_of(r, title_id, &capture.display().to_string())
+    }
+
+    fn follows(&self) -> bool {
+        true
+    }
+
+    fn analyze_following(
+        &self,
+        segments: std::sync::mpsc::Receiver<tempfile::TempPath>,
+        title_id: &str,
+    ) -> Result<Analysis, CrawlError> {
+        let title = TitleId::new(title_id.to_owned())
+            .map_err(|e| CrawlError::Detect(format!("title id {title_id:?}: {e}")))?;
+        let reference = self
+            .references
+            .iter()
+            .find(|(t, _)| t == title_id)
+            .map(|(_, p)| p.as_path());
+        let mut last = (0.0f64, 0.0f64, 0u32);
+        let mut log = |u: &Update| {
+            last = (u.captured_s, u.elapsed_s, last.2 + 1);
+            tracing::info!(
+                title = title_id,
+                captured_s = u.captured_s,
+                positions = u.report.calibration.positions_used,
+                verdict = ?u.report.verdict,
+                "deciding the capture as it grows"
+            );
+        };
+        let r = self.handle.block_on(follow(
+            &self.store,
+            self.keys.as_ref(),
+            Source::Segments(segments),
+            &title,
+            reference,
+            &FollowOptions {
+                investigate: self.options.clone(),
+                ..FollowOptions::default()
+            },
+            &mut log,
+        ));
+        let (captured_s, elapsed_s, rounds) = last;
+        let mut analysis = analysis_of(r, title_id, "the live capture")?;
+        if let Some(o) = analysis.report.as_object_mut() {
+            // How much of the capture the decisions read, and when, from the first segment
+            // the follower was handed.
+            o.insert(
+                FOLLOW_KEY.to_owned(),
+                serde_json::json!({
+                    "captured_s": captured_s,
+                    "elapsed_s": elapsed_s,
+                    "rounds": rounds,
+                }),
+            );
         }
+        Ok(analysis)
+    }
+}
+
+/// The key under which the report of a capture decided while it was taken
+/// ([`Analyzer::analyze_following`]) records the seconds of capture its decisions read
+/// (`captured_s`), the seconds from the start of following to its last round (`elapsed_s`)
+/// and the rounds of decisions (`rounds`).
+pub const FOLLOW_KEY: &str = "follow";
+
+/// The analysis an investigation's outcome stands for: a report, a "no match" finding, or the
+/// failure of the analysis (`what`: the capture, for the message).
+fn analysis_of(
+    r: Result<Report, DetectError>,
+    title_id: &str,
+    what: &str,
+) -> Result<Analysis, CrawlError> {
+    match r {
+        Ok(report) => Analysis::from_report(&report),
+        Err(e @ DetectError::NoMatch { .. }) => Ok(Analysis {
+            verdict: FindingVerdict::NoMatch,
+            accused: Vec::new(),
+            report: serde_json::json!({ "title": title_id, "reason": e.to_string() }),
+        }),
+        Err(e) => Err(CrawlError::Detect(format!("{what}: {e}"))),
     }
 }

@@ -9,7 +9,12 @@
 //! Captures are stored as `<sha256>.<ext>`: the same bytes are kept once.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// How often a live capture waiting for its playlist looks at its [`SegmentTap`]'s stop.
+const STOP_CHECK: Duration = Duration::from_millis(100);
 
 use futures_util::StreamExt;
 use leaktrace_store::FindingKind;
@@ -70,6 +75,8 @@ struct Sink {
     len: u64,
     cap: u64,
     deadline: Instant,
+    /// A copy of what is written, kept while a [`SegmentTap`] wants the segment.
+    copy: Option<Vec<u8>>,
 }
 
 impl Sink {
@@ -97,6 +104,7 @@ impl Sink {
             len: 0,
             cap,
             deadline,
+            copy: None,
         })
     }
 
@@ -110,8 +118,19 @@ impl Sink {
             .map_err(|e| CrawlError::Io(self.tmp.clone(), e))?;
         self.b3.update(take);
         self.sha.update(take);
+        if let Some(copy) = self.copy.as_mut() {
+            copy.extend_from_slice(take);
+        }
         self.len += take.len() as u64;
         Ok(take.len() == chunk.len() && self.len < self.cap)
+    }
+
+    /// [`Sink::pour`], returning the bytes poured too.
+    async fn pour_copy(&mut self, resp: reqwest::Response) -> Result<(bool, Vec<u8>), CrawlError> {
+        self.copy = Some(Vec::new());
+        let whole = self.pour(resp).await;
+        let bytes = self.copy.take().unwrap_or_default();
+        Ok((whole?, bytes))
     }
 
     /// Streams a response in; `Ok(false)` if a bound (bytes or time) stopped it.
@@ -307,12 +326,62 @@ async fn direct_from(
     })
 }
 
+/// Hands each segment of an HLS capture, as it arrives, to a detection that follows the
+/// capture (`leaktrace_detect::follow`), and lets that detection end the capture early.
+///
+/// Each segment goes over `segments` as a temporary file decodable alone (the init segment's
+/// bytes, if any, then the segment's); the receiver removes it once read (dropping the
+/// [`tempfile::TempPath`]). The capture stops at its next step once `stop` is set, kept as
+/// captured so far (not "truncated": the follower had what it needed). The sender is dropped
+/// when the capture ends, which tells the follower.
+#[derive(Debug)]
+pub struct SegmentTap {
+    /// Where each captured segment goes.
+    pub segments: std::sync::mpsc::Sender<tempfile::TempPath>,
+    /// Set by the follower to end the capture.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl SegmentTap {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Hands one segment over; a follower that has gone away is not an error of the capture.
+    fn hand(&self, init: &[u8], segment: &[u8], ext: &str) -> Result<(), CrawlError> {
+        let dir = std::env::temp_dir();
+        let mut tmp = tempfile::Builder::new()
+            .prefix("leaktrace-segment-")
+            .suffix(&format!(".{ext}"))
+            .tempfile_in(&dir)
+            .map_err(|e| CrawlError::Io(dir.clone(), e))?;
+        {
+            use std::io::Write;
+            tmp.write_all(init)
+                .and_then(|()| tmp.write_all(segment))
+                .and_then(|()| tmp.flush())
+                .map_err(|e| CrawlError::Io(tmp.path().to_path_buf(), e))?;
+        }
+        let _ = self.segments.send(tmp.into_temp_path());
+        Ok(())
+    }
+}
+
 /// Captures an HLS stream (multivariant or media playlist).
 pub async fn capture_hls(f: &Fetcher, url: &Url) -> Result<Capture, CrawlError> {
+    capture_hls_tapped(f, url, None).await
+}
+
+/// [`capture_hls`], each segment also handed to `tap` as it arrives.
+pub async fn capture_hls_tapped(
+    f: &Fetcher,
+    url: &Url,
+    tap: Option<SegmentTap>,
+) -> Result<Capture, CrawlError> {
     let started_at = now_unix();
     let deadline = Instant::now() + Duration::from_secs(f.config().limits.max_capture_secs);
     let (first_meta, body) = f.get_page(url).await?;
-    hls_from(f, url, first_meta, body.bytes, started_at, deadline).await
+    hls_from(f, url, first_meta, body.bytes, started_at, deadline, tap).await
 }
 
 /// Captures an HLS stream whose first playlist (`first_meta`, `text`) was already fetched.
@@ -321,10 +390,11 @@ pub(crate) async fn capture_hls_fetched(
     url: &Url,
     first_meta: Meta,
     text: Vec<u8>,
+    tap: Option<SegmentTap>,
 ) -> Result<Capture, CrawlError> {
     let started_at = now_unix();
     let deadline = Instant::now() + Duration::from_secs(f.config().limits.max_capture_secs);
-    hls_from(f, url, first_meta, text, started_at, deadline).await
+    hls_from(f, url, first_meta, text, started_at, deadline, tap).await
 }
 
 async fn hls_from(
@@ -334,6 +404,7 @@ async fn hls_from(
     mut text: Vec<u8>,
     started_at: i64,
     deadline: Instant,
+    tap: Option<SegmentTap>,
 ) -> Result<Capture, CrawlError> {
     let lim = &f.config().limits;
     let dir = f.config().fetch.capture_dir.clone();
@@ -365,13 +436,19 @@ async fn hls_from(
     };
     let mut sink = Sink::new(&dir, lim.max_media_bytes, deadline).await?;
     let mut segments = 0u32;
+    let mut skipped = 0u32;
     let mut truncated = false;
     let mut next_seq: u64 = pl.media_sequence;
     let mut init_done = false;
+    let mut init_bytes: Vec<u8> = Vec::new();
     let mut ext = "mp4".to_owned();
+    let stopped = || tap.as_ref().is_some_and(SegmentTap::stopped);
     let result: Result<(), CrawlError> = async {
         loop {
             for (i, seg) in pl.segments.iter().enumerate() {
+                if stopped() {
+                    return Ok(());
+                }
                 // A hostile playlist may start near u64::MAX: no sequence number past it.
                 let Some(seq) = pl.media_sequence.checked_add(i as u64) else {
                     return Err(CrawlError::Playlist(
@@ -387,24 +464,51 @@ async fn hls_from(
                             .join(&map.uri)
                             .map_err(|e| CrawlError::Playlist(format!("init URI {e}")))?;
                         let o = f.open(&u).await?;
-                        if !sink.pour(o.response).await? {
+                        let (whole, bytes) = sink.pour_copy(o.response).await?;
+                        if !whole {
                             truncated = true;
                             return Ok(());
+                        }
+                        if tap.is_some() {
+                            init_bytes = bytes;
                         }
                     } else {
                         ext = "ts".to_owned();
                     }
                     init_done = true;
                 }
-                if segments >= lim.max_hls_segments || Instant::now() >= deadline {
+                if segments.saturating_add(skipped) >= lim.max_hls_segments
+                    || Instant::now() >= deadline
+                {
                     truncated = true;
                     return Ok(());
                 }
                 let u = media_url
                     .join(&seg.uri)
                     .map_err(|e| CrawlError::Playlist(format!("segment URI {e}")))?;
-                let o = f.open(&u).await?;
-                if !sink.pour(o.response).await? {
+                let o = match f.open(&u).await {
+                    Ok(o) => o,
+                    // A live window moves on: a segment removed before it was fetched is a
+                    // gap in the capture, not its end.
+                    Err(FetchError::Status(404 | 410)) if !pl.end_list => {
+                        tracing::warn!(url = %u, "live segment gone before it was fetched");
+                        skipped += 1;
+                        next_seq = seq.saturating_add(1);
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let whole = match &tap {
+                    Some(tap) => {
+                        let (whole, bytes) = sink.pour_copy(o.response).await?;
+                        if whole {
+                            tap.hand(&init_bytes, &bytes, &ext)?;
+                        }
+                        whole
+                    }
+                    None => sink.pour(o.response).await?,
+                };
+                if !whole {
                     truncated = true;
                     return Ok(());
                 }
@@ -420,7 +524,14 @@ async fn hls_from(
                 truncated = true;
                 return Ok(());
             }
-            tokio::time::sleep(wait).await;
+            // Slept in short steps, so that a follower's stop is seen soon.
+            let until = Instant::now() + wait;
+            while Instant::now() < until {
+                if stopped() {
+                    return Ok(());
+                }
+                tokio::time::sleep(STOP_CHECK.min(until - Instant::now())).await;
+            }
             let (_, b) = f.get_page(&media_url).await?;
             match m3u8_rs::parse_playlist_res(&b.bytes) {
                 Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => pl = p,
@@ -439,6 +550,9 @@ async fn hls_from(
     }
     if truncated {
         tracing::warn!(url = %url, segments, "HLS capture cut at a bound");
+    }
+    if skipped > 0 {
+        tracing::warn!(url = %url, segments, skipped, "live segments missed (gone from the window)");
     }
     let (path, byte_len, blake3, sha256) = sink.finish(&dir, &ext).await?;
     Ok(Capture {

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use leaktrace_store::{
@@ -14,16 +15,16 @@ use tokio::task::{Id, JoinError, JoinSet};
 use url::Url;
 
 use crate::CrawlError;
-use crate::analyze::{Accused, Analyzer};
+use crate::analyze::{Accused, Analysis, Analyzer};
 use crate::budget::Budgets;
 use crate::canon::{canonicalize, trap_check};
 use crate::capture::{
-    Answer, Capture, SNIFF_BYTES, capture_direct, capture_hls, capture_hls_fetched, capture_opened,
-    now_unix, sniff,
+    Answer, Capture, SNIFF_BYTES, SegmentTap, capture_direct, capture_hls_fetched,
+    capture_hls_tapped, capture_opened, now_unix, sniff,
 };
 use crate::config::{Config, RevocationPolicy};
 use crate::extract::{LinkKind, extract_feed, extract_html};
-use crate::fetch::{FetchError, Fetcher, MAX_RETRY_AFTER, Opened};
+use crate::fetch::{FetchError, Fetcher, MAX_RETRY_AFTER, Meta, Opened};
 use crate::net::Lookup;
 use crate::retry::RetryPolicy;
 use crate::title::best_match;
@@ -691,17 +692,18 @@ impl Crawler {
             "link answered with {what}: capturing it"
         );
         let url = o.meta.url.clone();
-        let cap = if answer == Answer::Hls {
+        if answer == Answer::Hls {
             let deadline = self.fetcher.body_deadline();
             let cap = self.cfg.limits.max_page_bytes;
             let body = self
                 .fetcher
                 .read_rest(&mut o.response, head, ended, cap, deadline)
                 .await?;
-            capture_hls_fetched(&self.fetcher, &url, o.meta, body.bytes).await?
-        } else {
-            capture_opened(&self.fetcher, &url, o, head, ended).await?
-        };
+            return self
+                .capture_hls_and_record(job, &url, Some((o.meta, body.bytes)), title)
+                .await;
+        }
+        let cap = capture_opened(&self.fetcher, &url, o, head, ended).await?;
         self.record_capture(job, cap, title).await
     }
 
@@ -712,12 +714,70 @@ impl Crawler {
         let Some(title) = job.title_hint.clone() else {
             return Ok(Finished::note("no catalogue title"));
         };
-        let cap = if job.kind == JobKind::Playlist {
-            capture_hls(&self.fetcher, url).await?
-        } else {
-            capture_direct(&self.fetcher, url).await?
-        };
+        if job.kind == JobKind::Playlist {
+            return self.capture_hls_and_record(job, url, None, title).await;
+        }
+        let cap = capture_direct(&self.fetcher, url).await?;
         self.record_capture(job, cap, title).await
+    }
+
+    /// Captures an HLS stream (its first playlist already fetched when `first` is given) and
+    /// records the finding. When the analyzer can follow a capture, the stream is decided while
+    /// it is captured: a live restream is accused, and its capture ended, as soon as enough of
+    /// it has been seen, not when a capture bound is reached.
+    async fn capture_hls_and_record(
+        &self,
+        job: &Job,
+        url: &Url,
+        first: Option<(Meta, Vec<u8>)>,
+        title: String,
+    ) -> Result<Outcome, CrawlError> {
+        let capture = |tap| async {
+            match first {
+                Some((meta, body)) => {
+                    capture_hls_fetched(&self.fetcher, url, meta, body, tap).await
+                }
+                None => capture_hls_tapped(&self.fetcher, url, tap).await,
+            }
+        };
+        let Some(analyzer) = self.analyzer.clone().filter(|a| a.follows()) else {
+            let cap = capture(None).await?;
+            return self.record_capture(job, cap, title).await;
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let tap = SegmentTap {
+            segments: tx,
+            stop: stop.clone(),
+        };
+        let t = title.clone();
+        let follower = tokio::task::spawn_blocking(move || {
+            let analysis = analyzer.analyze_following(rx, &t);
+            stop.store(true, Ordering::Release);
+            analysis
+        });
+        let cap = capture(Some(tap)).await;
+        // The tap went with the capture: the follower has seen the end, or has stopped it.
+        let followed = follower
+            .await
+            .map_err(|e| CrawlError::Detect(format!("following the capture: {}", panic_text(e))))?;
+        let cap = cap?;
+        let analysed = followed.map(|mut a| {
+            if let Some(o) = a.report.as_object_mut() {
+                // The report names the capture its decisions were taken on, as one file.
+                o.insert("suspect".into(), cap.path.display().to_string().into());
+                o.insert("suspect_sha256".into(), cap.sha256.clone().into());
+            }
+            a
+        });
+        let analysed = match analysed {
+            Ok(a) => {
+                let inputs = self.analysis_inputs(&title).await?;
+                Ok(Analysed::from_analysis(a, inputs))
+            }
+            Err(e) => Err(e),
+        };
+        self.record_analysed(job, cap, title, analysed).await
     }
 
     /// Analyses a capture, or reuses an earlier analysis of the same bytes for the same title
@@ -736,8 +796,21 @@ impl Crawler {
                 cap.byte_len, cap.sha256
             )));
         };
-        let (verdict, accused, report) = match self.analyse(&analyzer, &cap, &title).await? {
-            Ok(a) => a,
+        let analysed = self.analyse(&analyzer, &cap, &title).await?;
+        self.record_analysed(job, cap, title, analysed).await
+    }
+
+    /// Stores the finding of `cap` with its analysis (or the analysis's failure, retried like a
+    /// failed fetch until the job's last attempt), after the revocation policy.
+    async fn record_analysed(
+        &self,
+        job: &Job,
+        cap: Capture,
+        title: String,
+        analysed: Result<Analysed, CrawlError>,
+    ) -> Result<Outcome, CrawlError> {
+        let (verdict, accused, report) = match analysed {
+            Ok(a) => (a.verdict, a.accused, a.report),
             Err(e) if job.attempts < self.cfg.fetch.max_attempts => {
                 return Ok(Outcome::Failed(
                     FetchErrorKind::Retry,
@@ -858,7 +931,7 @@ impl Crawler {
         analyzer: &Arc<dyn Analyzer>,
         cap: &Capture,
         title: &str,
-    ) -> Result<Result<(FindingVerdict, String, String), CrawlError>, CrawlError> {
+    ) -> Result<Result<Analysed, CrawlError>, CrawlError> {
         let a = analyzer.clone();
         let t = title.to_owned();
         let inputs = match blocking(move || a.inputs(&t)).await? {
@@ -871,25 +944,49 @@ impl Crawler {
                 .ok()
                 .is_some_and(|v| v.get(INPUTS_KEY).and_then(|i| i.as_str()) == Some(&inputs));
             if same {
-                return Ok(Ok((r.verdict, r.accused, r.report)));
+                return Ok(Ok(Analysed {
+                    verdict: r.verdict,
+                    accused: r.accused,
+                    report: r.report,
+                }));
             }
         }
         let (a, path, t) = (analyzer.clone(), cap.path.clone(), title.to_owned());
-        Ok(match blocking(move || a.analyze(&path, &t)).await? {
-            Ok(a) => {
-                let verdict = a.verdict;
-                let mut report = a.report;
-                if let Some(o) = report.as_object_mut() {
-                    o.insert(INPUTS_KEY.to_owned(), serde_json::Value::String(inputs));
-                }
-                Ok((
-                    verdict,
-                    serde_json::to_string(&a.accused).unwrap_or_else(|_| "[]".into()),
-                    report.to_string(),
-                ))
-            }
-            Err(e) => Err(e),
-        })
+        Ok(blocking(move || a.analyze(&path, &t))
+            .await?
+            .map(|a| Analysed::from_analysis(a, inputs)))
+    }
+
+    /// What an analysis of `title` depends on besides the bytes ([`Analyzer::inputs`]); empty
+    /// without an analyzer or when it cannot say.
+    async fn analysis_inputs(&self, title: &str) -> Result<String, CrawlError> {
+        let Some(a) = self.analyzer.clone() else {
+            return Ok(String::new());
+        };
+        let t = title.to_owned();
+        Ok(blocking(move || a.inputs(&t)).await?.unwrap_or_default())
+    }
+}
+
+/// An analysis as a finding stores it: the verdict, the accused (JSON) and the report (JSON,
+/// with the analysis inputs under [`INPUTS_KEY`]).
+struct Analysed {
+    verdict: FindingVerdict,
+    accused: String,
+    report: String,
+}
+
+impl Analysed {
+    fn from_analysis(a: Analysis, inputs: String) -> Self {
+        let mut report = a.report;
+        if let Some(o) = report.as_object_mut() {
+            o.insert(INPUTS_KEY.to_owned(), serde_json::Value::String(inputs));
+        }
+        Analysed {
+            verdict: a.verdict,
+            accused: serde_json::to_string(&a.accused).unwrap_or_else(|_| "[]".into()),
+            report: report.to_string(),
+        }
     }
 }
 
