@@ -79,7 +79,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn load_crawler(loaded: &Loaded, path: &Path) -> Result<Config> {
+pub(crate) fn load_crawler(loaded: &Loaded, path: &Path) -> Result<Config> {
     let p = if path.is_absolute() || path.exists() {
         path.to_path_buf()
     } else {

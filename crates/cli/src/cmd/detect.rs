@@ -13,6 +13,14 @@
 //! taken as the whole picture from the title start, or from `--blind-start`; it needs more of
 //! the copy, see `leaktrace_detect::blind`), and the report says `"mode": "blind"`.
 //!
+//! With `--follow` the suspect is still growing: a live HLS stream (an `http(s)://` playlist,
+//! captured through the crawler's fetcher and its limits, `--crawler-config`), a local
+//! playlist that is still being updated, or a file still being written (MPEG-TS, Matroska).
+//! Every `--every` seconds of new capture the positions seen so far are decided again and the
+//! sessions scored ([`leaktrace_detect::follow`]); each round prints one line (one JSON object
+//! per line with `--json`, the last one `{"event":"report",...}` holding the full report), and
+//! following stops at the first accusation (or, with `--until-end`, when the capture ends).
+//!
 //! Exit codes: 0 report produced (also for "no accusation", a verdict); 9 report produced but
 //! there was nothing to score (the title has no registered session); 2 bad option or reference
 //! of another title;
@@ -74,10 +82,39 @@ pub struct DetectArgs {
     /// Also draw the report as a PNG (decision margins over time; scores vs threshold).
     #[arg(long, value_name = "FILE.png")]
     pub plot: Option<PathBuf>,
+    /// The suspect is still growing (a live HLS URL, a local playlist being updated, a file
+    /// being written): decide it as it arrives, print each round, stop at the first
+    /// accusation.
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: seconds of new capture between two rounds of decisions (1 to 600).
+    #[arg(
+        long,
+        default_value_t = 4.0,
+        value_name = "SECONDS",
+        requires = "follow"
+    )]
+    pub every: f64,
+    /// With --follow: the capture has ended once this many seconds pass without new data
+    /// (1 to 3600).
+    #[arg(
+        long,
+        default_value_t = 30.0,
+        value_name = "SECONDS",
+        requires = "follow"
+    )]
+    pub idle: f64,
+    /// With --follow: keep deciding after an accusation, until the capture ends.
+    #[arg(long, requires = "follow")]
+    pub until_end: bool,
+    /// With --follow on a URL: the crawler configuration whose fetch limits and capture
+    /// folder apply (default: the crawler's defaults, captures under `captures/`).
+    #[arg(long, value_name = "FILE", requires = "follow")]
+    pub crawler_config: Option<PathBuf>,
 }
 
 /// The exit code of an investigation error.
-fn code_of(e: &DetectError) -> Code {
+pub(crate) fn code_of(e: &DetectError) -> Code {
     match e {
         DetectError::Invalid(_) | DetectError::ReferenceMismatch { .. } => Code::Usage,
         DetectError::UnknownTitle(_) => Code::NotFound,
@@ -85,6 +122,7 @@ fn code_of(e: &DetectError) -> Code {
         DetectError::LoadReference { .. }
         | DetectError::Media { .. }
         | DetectError::Empty
+        | DetectError::Suspect { .. }
         | DetectError::Reference(_)
         | DetectError::Io(_) => Code::Input,
         _ => Code::Internal,
@@ -92,7 +130,7 @@ fn code_of(e: &DetectError) -> Code {
 }
 
 /// Prints an error on one line, as `main` does.
-fn fail(e: &dyn std::fmt::Display, code: Code) -> Code {
+pub(crate) fn fail(e: &dyn std::fmt::Display, code: Code) -> Code {
     let msg = e.to_string();
     eprintln!(
         "error: {}",
@@ -161,6 +199,9 @@ pub fn run(config: Option<&Path>, a: &DetectArgs) -> Result<Code> {
             .unwrap_or(leaktrace_detect::blind::BLIND_ERASURE_Z),
         ..Options::default()
     };
+    if a.follow {
+        return super::detect_follow::run(&loaded, keys, &url, &title, &opts, a);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -185,19 +226,7 @@ pub fn run(config: Option<&Path>, a: &DetectArgs) -> Result<Code> {
     pb.finish_and_clear();
     let report = match result? {
         Ok(r) => r,
-        Err(e) => {
-            // Show the cause chain (e.g. the FFmpeg reason behind a decode failure).
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                let m = s.to_string();
-                if !msg.contains(&m) {
-                    msg = format!("{msg}: {m}");
-                }
-                src = s.source();
-            }
-            return Ok(fail(&msg, code_of(&e)));
-        }
+        Err(e) => return Ok(fail(&chain(&e), code_of(&e))),
     };
 
     if a.json {
@@ -230,4 +259,18 @@ pub fn run(config: Option<&Path>, a: &DetectArgs) -> Result<Code> {
     } else {
         Code::Success
     })
+}
+
+/// An error with its cause chain on one line (e.g. the FFmpeg reason behind a decode failure).
+pub(crate) fn chain(e: &DetectError) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let m = s.to_string();
+        if !msg.contains(&m) {
+            msg = format!("{msg}: {m}");
+        }
+        src = s.source();
+    }
+    msg
 }

@@ -5,6 +5,7 @@ mod bench_detect;
 pub mod bench_forensic;
 pub mod crawl;
 pub mod detect;
+mod detect_follow;
 pub mod edge;
 mod embed;
 mod init;
