@@ -58,6 +58,11 @@ impl Analysis {
         let verdict = match report.verdict {
             Verdict::Accused => FindingVerdict::Accused,
             Verdict::NoAccusation => FindingVerdict::NoAccusation,
+            other => {
+                return Err(CrawlError::Detect(format!(
+                    "detect report with a verdict the crawler does not know: {other:?}"
+                )));
+            }
         };
         let json = serde_json::to_value(report)
             .map_err(|e| CrawlError::Detect(format!("detect report: {e}")))?;

@@ -485,6 +485,7 @@ impl Crawler {
             JobKind::Page => self.process_page(job, &url).await,
             JobKind::Media | JobKind::Playlist => self.process_media(job, &url).await,
             JobKind::Magnet => Ok(Finished::note("magnet: recorded only")),
+            other => Ok(Finished::note(format!("{}: not fetched", other.as_str()))),
         };
         match r {
             Ok(o) => Ok(o),

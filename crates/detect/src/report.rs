@@ -14,6 +14,7 @@ pub const SCHEMA: &str = "leaktrace.detect.v1";
 
 /// The outcome of a detection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Verdict {
     /// At least one session clears the requested false-accusation probability.
     #[serde(rename = "accused")]

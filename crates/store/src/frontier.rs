@@ -25,6 +25,7 @@ use crate::store::{Store, now_unix};
 
 text_enum! {
     /// What a frontier row points at (`crawl_jobs.kind`).
+    #[non_exhaustive]
     pub enum JobKind ("job kind") {
         /// An HTML page: fetched, links extracted.
         Page = "page",
