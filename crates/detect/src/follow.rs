@@ -11,10 +11,14 @@
 //! [`FollowOptions::until_end`]) or when the capture ends, and returns the last report.
 //!
 //! Looking again and again at a growing copy gives an innocent session more chances to clear
-//! a threshold by luck. Round `k` therefore accuses only within its share [`spend`]`(k)` of the
-//! requested false-accusation probability (the shares sum to 1), and reports each session's
-//! probability against the whole of it: the probability that any round ever accuses an
-//! innocent stays within the one requested.
+//! a threshold by luck. The `k`-th round that could accuse anyone therefore accuses only within
+//! its share [`spend`]`(k)` of the requested false-accusation probability (the shares sum to
+//! 1), and reports each session's probability against the whole of it: the probability that
+//! any round ever accuses an innocent stays within the one requested. A round with too few
+//! positions to reach its threshold at all (the early rounds) takes no share: whether a round
+//! can accuse depends on the copy's decisions only, never on a session's score, and an
+//! innocent's codeword is independent of the copy, so the union bound over the counted rounds
+//! holds given the copy.
 //!
 //! Registration is redone from the start each round, on every frame so far: a time map or a
 //! geometry fitted on the first seconds of a copy is not trusted over later ones, and the
@@ -192,16 +196,20 @@ pub async fn follow(
                     });
             match decided {
                 Ok(decisions) => {
-                    rounds += 1;
                     let report = case
                         .report(
                             &decisions,
                             Path::new(&described),
                             None,
-                            spend(rounds),
+                            spend(rounds + 1),
                             &quiet,
                         )
                         .await?;
+                    // A round whose positions cannot reach the threshold accuses no one
+                    // whatever the scores: it takes no share of the probability.
+                    if report.calibration.threshold.is_some() {
+                        rounds += 1;
+                    }
                     let update = Update {
                         report,
                         captured_s: captured,
@@ -239,7 +247,8 @@ pub async fn follow(
 /// A round comes after at least this share of the capture so far is new.
 const GROWTH: f64 = 0.1;
 
-/// The share of the false-accusation probability round `k` (from 1) may use: `1 / (k (k + 1))`,
+/// The share of the false-accusation probability the `k`-th round that could accuse (from 1)
+/// may use: `1 / (k (k + 1))`,
 /// which sums to 1 over all rounds, so that deciding a capture again as it grows keeps the
 /// probability of a false accusation at any round within the requested one (a union bound over
 /// the rounds). Round 10 uses 0.9 % of it, which costs some positions more than one look at
