@@ -24,25 +24,13 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let code = exit::classify(&err);
-            eprintln!("error: {}", one_line(&chain(&err)));
+            eprintln!(
+                "error: {}",
+                one_line(&leaktrace_core::error_chain(err.as_ref()))
+            );
             code.into()
         }
     }
-}
-
-/// The error and its causes joined by ": ", a cause left out when the text so far already
-/// holds it (an error whose message quotes its cause).
-fn chain(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if out.is_empty() {
-            out = text;
-        } else if !out.contains(&text) {
-            out = format!("{out}: {text}");
-        }
-    }
-    out
 }
 
 /// Errors are printed on one line.

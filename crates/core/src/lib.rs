@@ -39,6 +39,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codeword;
+mod error_text;
 pub mod id;
 pub mod key;
 pub mod keyring;
@@ -51,6 +52,7 @@ pub mod variant;
 pub mod wmpaceinfo;
 
 pub use codeword::{Codebook, TardosParams};
+pub use error_text::error_chain;
 pub use id::TitleId;
 pub use key::{DerivedKey, KeyVersion, MasterKey, Purpose};
 pub use keyring::{DetectionKeys, EvidenceKey, Keyring, TitleKeySource, TitleKeys};

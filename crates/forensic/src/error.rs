@@ -82,19 +82,7 @@ pub enum ForensicError {
 
 /// `e` and its causes on one line, a cause already in the text not repeated (for the report,
 /// which records a failed leak's or VMAF's error as text).
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
-    out
-}
+pub(crate) use leaktrace_core::error_chain as chain;
 
 /// Maps `source`, JSON read or written as `what`, to [`ForensicError::Json`].
 pub(crate) fn json(what: &'static str) -> impl Fn(serde_json::Error) -> ForensicError {

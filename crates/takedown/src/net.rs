@@ -127,19 +127,7 @@ pub fn is_loopback_host(url: &url::Url) -> bool {
 }
 
 /// The error text of `e` with its causes (a guard refusal is a cause of a reqwest error).
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
-    out
-}
+pub(crate) use leaktrace_core::error_chain;
 
 /// The guard's answer when every address a host name resolves to is refused: resolution
 /// fails with this error (reqwest reports it as a connect error with this as a cause; find it

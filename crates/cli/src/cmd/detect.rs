@@ -226,7 +226,7 @@ pub fn run(config: Option<&Path>, a: &DetectArgs) -> Result<Code> {
     pb.finish_and_clear();
     let report = match result? {
         Ok(r) => r,
-        Err(e) => return Ok(fail(&chain(&e), code_of(&e))),
+        Err(e) => return Ok(fail(&leaktrace_core::error_chain(&e), code_of(&e))),
     };
 
     if a.json {
@@ -259,18 +259,4 @@ pub fn run(config: Option<&Path>, a: &DetectArgs) -> Result<Code> {
     } else {
         Code::Success
     })
-}
-
-/// An error with its cause chain on one line (e.g. the FFmpeg reason behind a decode failure).
-pub(crate) fn chain(e: &DetectError) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let m = s.to_string();
-        if !msg.contains(&m) {
-            msg = format!("{msg}: {m}");
-        }
-        src = s.source();
-    }
-    msg
 }

@@ -6,7 +6,7 @@
 //! it arrives; a local `.m3u8` is a playlist still being updated; anything else is a file
 //! still being written. The detection itself is [`leaktrace_detect::follow::follow`].
 
-use super::detect::{DetectArgs, chain, code_of, fail};
+use super::detect::{DetectArgs, code_of, fail};
 use crate::config::Loaded;
 use crate::exit::{Code, UsageError};
 use anyhow::{Context, Result};
@@ -144,7 +144,7 @@ pub fn run(
             if let Some(Err(c)) = &captured {
                 eprintln!("capture: {c}");
             }
-            return Ok(fail(&chain(&e), code_of(&e)));
+            return Ok(fail(&leaktrace_core::error_chain(&e), code_of(&e)));
         }
     };
     if let Some(Ok(c)) = &captured {

@@ -186,28 +186,14 @@ fn map_err(e: TakedownError) -> anyhow::Error {
         TakedownError::SmtpHost { .. }
         | TakedownError::SmtpFrom { .. }
         | TakedownError::HttpClient(_)
-        | TakedownError::RdapBootstrap { .. } => ConfigError(chain(&e)).into(),
+        | TakedownError::RdapBootstrap { .. } => {
+            ConfigError(leaktrace_core::error_chain(&e)).into()
+        }
         TakedownError::UnknownNotice(_) => NotFoundError(e.to_string()).into(),
         TakedownError::Transition { .. } => ConflictError(e.to_string()).into(),
         TakedownError::UnusableFinding { .. } => UsageError(e.to_string()).into(),
         other => other.into(),
     }
-}
-
-/// `e` and its causes on one line, a cause already in the text not repeated (lettre's SMTP
-/// error, for one, prints its own cause).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
-    out
 }
 
 struct Ctx {
