@@ -156,6 +156,20 @@ impl DetectAnalyzer {
     }
 }
 
+impl DetectAnalyzer {
+    /// The title to analyse against, and its reference directory when one is configured.
+    fn target(&self, title_id: &str) -> Result<(TitleId, Option<&Path>), CrawlError> {
+        let title = TitleId::new(title_id.to_owned())
+            .map_err(|e| CrawlError::Detect(format!("title id {title_id:?}: {e}")))?;
+        let reference = self
+            .references
+            .iter()
+            .find(|(t, _)| t == title_id)
+            .map(|(_, p)| p.as_path());
+        Ok((title, reference))
+    }
+}
+
 impl Analyzer for DetectAnalyzer {
     fn inputs(&self, title_id: &str) -> Result<String, CrawlError> {
         let record = self
@@ -191,13 +205,7 @@ impl Analyzer for DetectAnalyzer {
     }
 
     fn analyze(&self, capture: &Path, title_id: &str) -> Result<Analysis, CrawlError> {
-        let title = TitleId::new(title_id.to_owned())
-            .map_err(|e| CrawlError::Detect(format!("title id {title_id:?}: {e}")))?;
-        let reference = self
-            .references
-            .iter()
-            .find(|(t, _)| t == title_id)
-            .map(|(_, p)| p.as_path());
+        let (title, reference) = self.target(title_id)?;
         let r = self.handle.block_on(investigate(
             &self.store,
             self.keys.as_ref(),
@@ -219,13 +227,7 @@ impl Analyzer for DetectAnalyzer {
         segments: std::sync::mpsc::Receiver<tempfile::TempPath>,
         title_id: &str,
     ) -> Result<Analysis, CrawlError> {
-        let title = TitleId::new(title_id.to_owned())
-            .map_err(|e| CrawlError::Detect(format!("title id {title_id:?}: {e}")))?;
-        let reference = self
-            .references
-            .iter()
-            .find(|(t, _)| t == title_id)
-            .map(|(_, p)| p.as_path());
+        let (title, reference) = self.target(title_id)?;
         let mut last = (0.0f64, 0.0f64, 0u32);
         let mut log = |u: &Update| {
             last = (u.captured_s, u.elapsed_s, last.2 + 1);
