@@ -17,7 +17,7 @@ use leaktrace_crawler::CrawlError;
 use leaktrace_crawler::analyze::{Analysis, Analyzer};
 use leaktrace_crawler::config::Config;
 use leaktrace_crawler::worker::Crawler;
-use leaktrace_store::{FindingVerdict, JobState, Store};
+use leaktrace_store::{FindingVerdict, JobState};
 
 /// Takes longer than the lease (the job must outlast it); counts its calls.
 #[derive(Default)]
@@ -55,12 +55,7 @@ async fn a_job_longer_than_its_lease_is_renewed_and_processed_once() {
     }))
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("s.sqlite").display()
-    ))
-    .await
-    .unwrap();
+    let store = sqlite_store(dir.path()).await;
     let b = site.base("127.0.0.1");
     let mut cfg = Config::from_toml(&format!(
         r#"

@@ -21,7 +21,7 @@ use leaktrace_crawler::capture::{SegmentTap, capture_hls_tapped};
 use leaktrace_crawler::config::Config;
 use leaktrace_crawler::fetch::Fetcher;
 use leaktrace_crawler::worker::Crawler;
-use leaktrace_store::{FindingVerdict, Store};
+use leaktrace_store::FindingVerdict;
 
 /// A live playlist whose window holds the last 3 segments and gains one every 200 ms from
 /// the moment the site starts; segment 2 is gone (404) whenever it is asked for.
@@ -172,12 +172,7 @@ impl Analyzer for Following {
 async fn the_crawler_records_the_analysis_of_a_followed_live_capture() {
     let site = serve(live(Instant::now())).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("s.sqlite").display()
-    ))
-    .await
-    .unwrap();
+    let store = sqlite_store(dir.path()).await;
     let b = site.base("127.0.0.1");
     let cfg = config(
         dir.path(),

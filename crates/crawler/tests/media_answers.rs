@@ -92,12 +92,7 @@ fn handler() -> Arc<Handler> {
 async fn media_behind_redirects_from_page_links_is_captured_once_with_its_chain() {
     let site = serve(handler()).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("s.sqlite").display()
-    ))
-    .await
-    .unwrap();
+    let store = sqlite_store(dir.path()).await;
     let b = site.base("127.0.0.1");
     let cfg = Arc::new(
         Config::from_toml(&format!(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use hyper::Response;
 use leaktrace_crawler::config::Config;
 use leaktrace_crawler::worker::Crawler;
-use leaktrace_store::{JobState, Store};
+use leaktrace_store::JobState;
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -43,12 +43,7 @@ async fn a_day_long_retry_after_reschedules_the_host_and_the_run_goes_on() {
     }))
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("s.sqlite").display()
-    ))
-    .await
-    .unwrap();
+    let store = sqlite_store(dir.path()).await;
     let (t, f) = (throttling.base("127.0.0.1"), fine.base("127.0.0.1"));
     // One job at a time: the second job on the throttled host meets its Retry-After in the
     // pacer.

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use hyper::Response;
 use leaktrace_crawler::config::Config;
 use leaktrace_crawler::worker::Crawler;
-use leaktrace_store::{JobState, Store};
+use leaktrace_store::JobState;
 
 fn gzip_bomb() -> Bytes {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -161,12 +161,7 @@ capture_dir = "{}"
 async fn hostile_pirate_site() {
     let site = serve(handler(gzip_bomb())).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("s.sqlite").display()
-    ))
-    .await
-    .unwrap();
+    let store = sqlite_store(dir.path()).await;
     let cfg = Arc::new(config(&site, dir.path()));
     // metadata.test resolves to the cloud metadata address: the guard must refuse it.
     let lookup = lookup(&[

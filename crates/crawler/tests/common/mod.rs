@@ -19,3 +19,10 @@ pub fn lookup(entries: &[(&str, &str)]) -> Lookup {
     }
     Lookup::Static(Arc::new(m))
 }
+
+/// A SQLite store in `dir` (file `s.sqlite`).
+pub async fn sqlite_store(dir: &std::path::Path) -> leaktrace_store::Store {
+    leaktrace_store::Store::open(&format!("sqlite://{}", dir.join("s.sqlite").display()))
+        .await
+        .unwrap()
+}
