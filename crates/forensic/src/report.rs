@@ -474,8 +474,8 @@ pub fn markdown(r: &Report) -> String {
     }
     let _ = writeln!(
         md,
-        "![segments needed per attack](forensic-{}-segments.png)\n",
-        c.mode.name()
+        "![segments needed per attack]({}-segments.png)\n",
+        c.report_stem()
     );
     leak_table(&mut md, &r.attacks, c.op.fp);
     let _ = writeln!(md, "\n## Collusion\n");
@@ -487,8 +487,8 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(md, "\n## Innocents\n");
     let _ = writeln!(
         md,
-        "![innocent score distribution](forensic-{}-innocents.png)\n",
-        c.mode.name()
+        "![innocent score distribution]({}-innocents.png)\n",
+        c.report_stem()
     );
     leak_table(&mut md, &r.innocent_sources, c.op.fp);
     let t = &r.innocents_total;
