@@ -45,7 +45,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::frames::SuspectFrames;
+use crate::frames::{SuspectFrames, media};
 use crate::investigate::{Case, Progress, blocking};
 use crate::report::{Report, Verdict};
 use crate::{DetectError, decide_frames};
@@ -291,13 +291,6 @@ fn append(
 ) -> Result<usize, DetectError> {
     let fr = frames.get_or_insert_with(|| SuspectFrames::for_decoder(dec));
     fr.extend(dec, max)
-}
-
-fn media(path: &Path) -> impl Fn(leaktrace_media::MediaError) -> DetectError + '_ {
-    move |source| DetectError::Media {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// A [`Source`] being read.

@@ -54,7 +54,8 @@ enum Store {
 /// Bytes of working images held in memory before spilling to a temporary file.
 pub const MEMORY_BUDGET: usize = 384 << 20;
 
-fn media(path: &Path) -> impl Fn(leaktrace_media::MediaError) -> DetectError + '_ {
+/// A decoding failure of the suspect at `path`.
+pub(crate) fn media(path: &Path) -> impl Fn(leaktrace_media::MediaError) -> DetectError + '_ {
     move |source| DetectError::Media {
         path: path.to_path_buf(),
         source,
@@ -109,7 +110,6 @@ impl SuspectFrames {
     /// at the nominal frame rate.
     pub fn extend(&mut self, dec: &mut Decoder, max: usize) -> Result<usize, DetectError> {
         let (ww, wh) = self.size;
-        let path = dec.path().to_path_buf();
         let (cx0, cy0) = (
             (CENTRE[0] * ww as f64).round() as usize,
             (CENTRE[1] * wh as f64).round() as usize,
@@ -120,7 +120,8 @@ impl SuspectFrames {
         );
         let mut added = 0;
         while added < max {
-            let Some(raw) = dec.next_luma(ww, wh).map_err(media(&path))? else {
+            let next = dec.next_luma(ww, wh);
+            let Some(raw) = next.map_err(media(dec.path()))? else {
                 break;
             };
             let frame = 1.0 / self.fps;
