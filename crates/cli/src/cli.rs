@@ -24,6 +24,8 @@ pub enum Command {
     Key(crate::cmd::key::KeyCommand),
     /// Encode a mezzanine into watermarked A/B variants (TS 104 002 HLS + DASH package).
     Embed(EmbedArgs),
+    /// Mark a live channel in real time: A/B live CMAF, sliding-window HLS, dynamic DASH.
+    Live(LiveArgs),
     /// Viewing sessions: issue one (record + token), or write the selector test vectors.
     #[command(subcommand)]
     Session(crate::cmd::session::SessionCommand),
@@ -132,6 +134,63 @@ pub struct EmbedArgs {
     #[arg(long, value_name = "SYSTEM_ID:BASE64", requires = "encrypt")]
     pub pssh: Vec<String>,
     /// Print a JSON summary on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `leaktrace live`.
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// The live source: `udp://HOST:PORT`, `rtp://…`, `srt://…`, `rtmp://…`, `tcp://…` (MPEG-TS,
+    /// FLV or Matroska), or a media file (with --realtime to read it at its own rate).
+    pub source: String,
+    /// The channel's output directory (created; an existing channel there is resumed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The channel's title id (1-128 characters from A-Z a-z 0-9 . _ ~ -).
+    #[arg(long)]
+    pub title: String,
+    /// Renditions, largest first, e.g. 720p,360p (default: up to three standard rungs not
+    /// above the source).
+    #[arg(long)]
+    pub ladder: Option<String>,
+    /// Segment (position) duration, 1s to 6s.
+    #[arg(long, default_value = "2s")]
+    pub segment: String,
+    /// Codec: h264, hevc or av1.
+    #[arg(long, default_value = "h264")]
+    pub codec: String,
+    /// Constant rate factor (default 20 for h264, 22 for hevc, 30 for av1).
+    #[arg(long)]
+    pub crf: Option<u8>,
+    /// Encoder preset (default veryfast for h264 and hevc).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Codec threads per encoder (0 = automatic).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Mark strength relative to the default perceptual mask (0.1 to 4.0).
+    #[arg(long, default_value_t = 1.0)]
+    pub strength: f32,
+    /// Segments listed in the playlists and the MPD (1 to 1000).
+    #[arg(long, default_value_t = 10)]
+    pub window: u32,
+    /// Segments kept on disk behind the window (0 to 100000).
+    #[arg(long, default_value_t = 30)]
+    pub keep: u32,
+    /// Read a file source at its own frame rate.
+    #[arg(long)]
+    pub realtime: bool,
+    /// Start a file source again at its end.
+    #[arg(long = "loop")]
+    pub loop_input: bool,
+    /// A source silent this long is reopened, e.g. 5s or 500ms (0.1 s to 1 h).
+    #[arg(long, default_value = "5s")]
+    pub stall: String,
+    /// Stop after this many positions (the channel can be resumed later).
+    #[arg(long, value_name = "N")]
+    pub max_positions: Option<u32>,
+    /// One JSON object per line on stdout (events, then the summary) instead of text.
     #[arg(long)]
     pub json: bool,
 }

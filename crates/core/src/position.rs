@@ -88,6 +88,43 @@ impl Position {
     pub fn to_wire(self) -> Option<u16> {
         u16::try_from(self.0).ok().filter(|&p| p <= 0x7FFE)
     }
+
+    /// The wire form of a live channel's position, which outgrows the 15-bit field after
+    /// [`WIRE_POSITIONS`] positions (18 h at 2-s segments): the index modulo
+    /// [`WIRE_POSITIONS`]. The whole index travels in the segment's file name
+    /// ([`segment_file_name`]), which the edge reads back ([`Position::from_wire_and_name`]).
+    pub fn to_wire_wrapping(self) -> u16 {
+        (self.0 % WIRE_POSITIONS) as u16
+    }
+
+    /// The position of a watermarked file: the one its file name gives
+    /// ([`segment_file_position`]) when that agrees with the wire position of its WMPaceInfo
+    /// (equal modulo [`WIRE_POSITIONS`]), else the wire position itself.
+    pub fn from_wire_and_name(wire: u16, file_name: &str) -> Self {
+        match segment_file_position(file_name) {
+            Some(p) if p % WIRE_POSITIONS == u32::from(wire) => Self(p),
+            _ => Self(u32::from(wire)),
+        }
+    }
+}
+
+/// Positions the in-band and sidecar WMPaceInfo can tell apart: 0 to 32 766 (the 15-bit
+/// value 0x7FFF means -1).
+pub const WIRE_POSITIONS: u32 = 0x7FFF;
+
+/// The file name of a video segment at `position`: `seg_00042.m4s` (five digits at least;
+/// more once the position needs them). The packager and the edge both read it.
+pub fn segment_file_name(position: u32) -> String {
+    format!("seg_{position:05}.m4s")
+}
+
+/// The position a [`segment_file_name`] names, `None` for any other name.
+pub fn segment_file_position(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix("seg_")?.strip_suffix(".m4s")?;
+    if digits.len() < 5 || digits.len() > 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 impl fmt::Display for Position {
@@ -99,6 +136,31 @@ impl fmt::Display for Position {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_positions_wrap_on_the_wire_and_come_back_from_the_name() {
+        let p = Position::new(5 * WIRE_POSITIONS + 12);
+        assert_eq!(p.to_wire(), None);
+        assert_eq!(p.to_wire_wrapping(), 12);
+        let name = segment_file_name(p.get());
+        assert_eq!(name, "seg_163847.m4s");
+        assert_eq!(Position::from_wire_and_name(12, &name), p);
+        // A name that disagrees with the wire position is not believed.
+        assert_eq!(Position::from_wire_and_name(13, &name), Position::new(13));
+        assert_eq!(
+            Position::from_wire_and_name(7, "seg_00007.m4s"),
+            Position::new(7)
+        );
+        for bad in [
+            "seg_7.m4s",
+            "seg_0000x.m4s",
+            "seg_00007.mp4",
+            "a/seg_00007.m4s",
+            "seg_99999999999.m4s",
+        ] {
+            assert_eq!(segment_file_position(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn range_is_enforced_with_a_clear_message() {

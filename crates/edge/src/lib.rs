@@ -42,7 +42,10 @@
 //!    `leaktrace session revoke`.
 //! 4. File: manifests and playlists as they are. A rendition file with a WMPaceInfo sidecar at
 //!    `<rendition>/WMPaceInfo/<file>` is watermarked: position -1 → `a/<file>`, else the session's
-//!    bit ([`leaktrace_core::session::select_variant`]) picks `a/<file>` or `b/<file>`. A file
+//!    bit ([`leaktrace_core::session::select_variant`]) picks `a/<file>` or `b/<file>`. A live
+//!    channel outgrows the sidecar's 15-bit position after 32 767 segments; its segment names
+//!    carry the whole position (`seg_163847.m4s`), which is taken when it agrees with the
+//!    sidecar's modulo 32 767 ([`leaktrace_core::Position::from_wire_and_name`]). A file
 //!    only in `a/` is served to all; an A/B pair without a sidecar is a packaging error (500,
 //!    logged). The resolved file is canonicalized and must lie under the root (symbolic links
 //!    cannot escape).
@@ -59,8 +62,9 @@
 //! `video/iso.segment`, mp4 `video/mp4`), `Content-Length`, `Accept-Ranges: bytes`, `ETag` =
 //! quoted hex of the first 128 bits of BLAKE3 of the bytes served (A and B differ, but nothing
 //! says which is which), `Cache-Control: private, max-age=86400` for media (`max-age=300` for
-//! manifests; the body depends on the token, so shared caches must not store it),
-//! `Vary: Authorization`, `X-Content-Type-Options: nosniff`, and CORS
+//! manifests, `max-age=1` for a live channel's media playlists and dynamic MPD, which change
+//! every segment and which the edge re-reads after 200 ms; the body depends on the token, so
+//! shared caches must not store it), `Vary: Authorization`, `X-Content-Type-Options: nosniff`, and CORS
 //! (`Access-Control-Allow-Origin`, default `*`). Never `Last-Modified` (the mtimes of `a/` and
 //! `b/` files differ), never a redirect, never a header naming the variant or the origin path.
 //! `If-None-Match` → 304; one `Range` → 206 (`If-Range` honoured); an unsatisfiable one → 416;

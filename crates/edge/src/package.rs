@@ -23,15 +23,19 @@ const MAX_SIDECAR_BYTES: u64 = 1 << 20;
 const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 /// How often a cached file is checked against the disk (size and mtime).
 const REVALIDATE: Duration = Duration::from_secs(30);
+/// How often a cached manifest is: a live channel replaces its playlists every segment.
+const REVALIDATE_MANIFEST: Duration = Duration::from_millis(200);
 
 /// Where a viewer's resource comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolved {
-    /// A watermarked file: the position from its WMPaceInfo sidecar (`None` = -1) and the two
-    /// variant files.
+    /// A watermarked file: its position (`None` = -1) and the two variant files. The position
+    /// is the one its WMPaceInfo sidecar gives, or, for a live channel past the 15-bit wire
+    /// range, the one its file name gives when the two agree
+    /// ([`leaktrace_core::Position::from_wire_and_name`]).
     Watermarked {
         /// Position (`None`: not watermarked, serve A).
-        position: Option<u16>,
+        position: Option<u32>,
         /// `<rendition>/a/<file>`.
         a: PathBuf,
         /// `<rendition>/b/<file>`.
@@ -75,6 +79,9 @@ pub struct FileEntry {
     pub path: PathBuf,
     /// `wmpi` boxes to neutralise while streaming (cached bytes are already rewritten).
     pub patches: Vec<egress::Patch>,
+    /// A manifest of a live channel (a media playlist without `#EXT-X-ENDLIST`, a dynamic
+    /// MPD): it changes every segment, so caches may keep it only briefly.
+    pub live: bool,
     mtime: Option<SystemTime>,
     checked: RwLock<Instant>,
 }
@@ -225,7 +232,7 @@ impl Packages {
         &self,
         title: &TitleId,
         resource: &Resource,
-        choose: &dyn Fn(Option<u16>) -> Variant,
+        choose: &dyn Fn(Option<u32>) -> Variant,
         blocking: bool,
     ) -> Option<Located> {
         let dir = if blocking {
@@ -285,10 +292,15 @@ impl Packages {
     /// A cached file, if it was checked against the disk recently (no I/O).
     pub fn cached_file(&self, path: &Path) -> Option<Arc<FileEntry>> {
         let entry = self.files.get(path)?;
+        let every = if crate::path::is_manifest(&path.to_string_lossy()) {
+            REVALIDATE_MANIFEST
+        } else {
+            REVALIDATE
+        };
         let fresh = entry
             .checked
             .read()
-            .map(|t| t.elapsed() < REVALIDATE)
+            .map(|t| t.elapsed() < every)
             .unwrap_or(false);
         fresh.then_some(entry)
     }
@@ -357,6 +369,7 @@ impl Packages {
             }
             (None, hasher.finalize(), patches)
         };
+        let live = bytes.as_deref().is_some_and(is_live_manifest);
         let hex: String = hash.as_bytes()[..16]
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -367,9 +380,21 @@ impl Packages {
             etag: format!("\"{hex}\""),
             path: canonical,
             patches,
+            live,
             mtime: meta.modified().ok(),
             checked: RwLock::new(Instant::now()),
         })
+    }
+}
+
+/// Whether `bytes` are a live manifest: an HLS media playlist without `#EXT-X-ENDLIST`, or an
+/// MPD of `type="dynamic"`.
+fn is_live_manifest(bytes: &[u8]) -> bool {
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    if bytes.starts_with(b"#EXTM3U") {
+        has(b"#EXTINF") && !has(b"#EXT-X-ENDLIST")
+    } else {
+        has(b"<MPD") && has(b"type=\"dynamic\"")
     }
 }
 
@@ -397,7 +422,12 @@ fn resolve_uncached(dir: &Path, resource: &Resource) -> Resolved {
             let sidecar = rdir.join(SIDECAR_DIR).join(file);
             if sidecar.is_file() {
                 return match read_position(&sidecar) {
-                    Ok(position) => Resolved::Watermarked { position, a, b },
+                    Ok(position) => Resolved::Watermarked {
+                        position: position
+                            .map(|w| leaktrace_core::Position::from_wire_and_name(w, file).get()),
+                        a,
+                        b,
+                    },
                     Err(e) => Resolved::Broken(format!("{}: {e}", sidecar.display())),
                 };
             }

@@ -34,6 +34,8 @@ pub type Body = BoxBody<Bytes, std::io::Error>;
 pub const CACHE_MEDIA: &str = "private, max-age=86400";
 /// `Cache-Control` of manifests.
 pub const CACHE_MANIFEST: &str = "private, max-age=300";
+/// `Cache-Control` of a live channel's playlists and dynamic MPD: they change every segment.
+pub const CACHE_LIVE_MANIFEST: &str = "private, max-age=1";
 /// `Cache-Control` of refusals and errors.
 pub const CACHE_ERROR: &str = "no-store";
 /// Chunk size when streaming files too large for the cache.
@@ -506,7 +508,7 @@ async fn respond(
         return plain_error(StatusCode::FORBIDDEN, cors);
     };
     let claims = authorized.claims.clone();
-    let choose = move |p: Option<u16>| select_variant(&book, &claims, p.map(u32::from));
+    let choose = move |p: Option<u32>| select_variant(&book, &claims, p);
     let located = match state
         .packages
         .locate(&target.title, &target.resource, &choose, false)
@@ -578,7 +580,9 @@ async fn serve_file(
     cors: Option<&HeaderValue>,
 ) -> Response<Body> {
     let content_type = path::content_type(file).unwrap_or("application/octet-stream");
-    let cache = if path::is_manifest(file) {
+    let cache = if entry.live {
+        CACHE_LIVE_MANIFEST
+    } else if path::is_manifest(file) {
         CACHE_MANIFEST
     } else {
         CACHE_MEDIA

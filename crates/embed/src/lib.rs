@@ -40,6 +40,7 @@
 
 pub mod drm;
 pub mod ladder;
+pub mod live;
 pub mod manifest;
 pub mod mark;
 pub mod mask;
@@ -134,6 +135,14 @@ pub enum EmbedError {
     /// Serialising JSON (`title.json`) failed.
     #[error("could not serialise output: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// A live channel's state file cannot be used for this run.
+    #[error("{}: {reason}", path.display())]
+    LiveState {
+        /// `live.json`.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Writing a manifest (HLS playlist or DASH MPD) failed.
     #[error("could not serialise output: {what}: {source}")]
     Manifest {

@@ -170,7 +170,7 @@ pub const SUBTITLE_GROUP: &str = "subs";
 
 /// Name of segment `position`.
 pub fn segment_name(position: u32) -> String {
-    format!("seg_{position:05}.m4s")
+    leaktrace_core::segment_file_name(position)
 }
 
 /// Name of the init segment.

@@ -1249,7 +1249,7 @@ fn constant_rate(
 
 /// The mark amplitude of each pattern cell of a `w × h` frame, sampled at the cell's centre, as
 /// the reference index records it.
-fn cell_amplitudes(mask: &crate::Mask, w: usize, h: usize) -> Vec<f32> {
+pub(crate) fn cell_amplitudes(mask: &crate::Mask, w: usize, h: usize) -> Vec<f32> {
     (0..GRID_ROWS)
         .flat_map(|row| (0..GRID_COLS).map(move |col| cell_centre(w, h, col, row)))
         .map(|(x, y)| mask.amplitude_at(x, y))

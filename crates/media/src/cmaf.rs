@@ -491,6 +491,165 @@ fn descriptor(buf: &[u8], tag: u8) -> Result<&[u8], MediaError> {
         .ok_or_else(|| bad("descriptor longer than its box"))
 }
 
+/// What a [`FragmentReader`] reads next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Piece {
+    /// The header (`ftyp` + `moov`), first.
+    Init(Init),
+    /// A complete fragment (`moof` + `mdat`).
+    Fragment(Fragment),
+}
+
+/// Largest top-level box a [`FragmentReader`] accepts (a fragment of a few seconds of video is
+/// a few MiB; the bound keeps a broken stream from asking for the whole memory).
+pub const MAX_STREAM_BOX: u64 = 256 << 20;
+
+/// A whole top-level box: its type and its bytes, header included.
+type TopBox = ([u8; 4], Vec<u8>);
+
+/// Reads a fragmented MP4 with one track from a stream while it is written (a pipe from
+/// [`crate::Encoder::create_streaming`]): the init segment, then every fragment as soon as its
+/// `mdat` is complete. Other top-level boxes (`styp`, `sidx`, `mfra`, `free`) are skipped.
+#[derive(Debug)]
+pub struct FragmentReader<R> {
+    src: R,
+    header: Vec<u8>,
+    init: Option<(u32, u32)>,
+}
+
+impl<R: std::io::Read> FragmentReader<R> {
+    /// A reader of `src`.
+    pub fn new(src: R) -> Self {
+        Self {
+            src,
+            header: Vec::new(),
+            init: None,
+        }
+    }
+
+    /// The next piece, `None` when the stream ends at a box boundary. A stream that ends
+    /// inside a box, a fragment before the header, or a `moof` without its `mdat` is an error.
+    pub fn next_piece(&mut self) -> Result<Option<Piece>, MediaError> {
+        loop {
+            let Some((kind, bytes)) = self.next_box()? else {
+                if self.init.is_none() && !self.header.is_empty() {
+                    return Err(bad("the stream ended inside its header"));
+                }
+                return Ok(None);
+            };
+            match &kind {
+                b"ftyp" if self.init.is_none() => self.header = bytes,
+                b"moov" if self.init.is_none() => {
+                    if self.header.is_empty() {
+                        return Err(bad("moov before ftyp"));
+                    }
+                    self.header.extend_from_slice(&bytes);
+                    let init = init(&self.header)?;
+                    self.init = Some(init.trex);
+                    self.header.clear();
+                    return Ok(Some(Piece::Init(init)));
+                }
+                b"moof" => {
+                    let (dur, flags) = self.init.ok_or_else(|| bad("a fragment before moov"))?;
+                    let (mkind, mdat) = self
+                        .next_box()?
+                        .ok_or_else(|| bad("the stream ended after a moof"))?;
+                    if &mkind != b"mdat" {
+                        return Err(bad("moof without mdat"));
+                    }
+                    let mut buf = bytes;
+                    buf.extend_from_slice(&mdat);
+                    let moof = boxes(&buf, 0, buf.len())?
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| bad("empty moof"))?;
+                    let (decode_time, samples, duration, sync) =
+                        read_moof(&buf, &moof, dur, flags)?;
+                    return Ok(Some(Piece::Fragment(Fragment {
+                        bytes: buf,
+                        decode_time,
+                        samples,
+                        duration,
+                        starts_with_sync: sync,
+                    })));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// One whole top-level box (header included), `None` at a clean end.
+    fn next_box(&mut self) -> Result<Option<TopBox>, MediaError> {
+        let mut head = [0u8; 8];
+        let mut got = 0;
+        while got < 8 {
+            match self.src.read(&mut head[got..]) {
+                Ok(0) if got == 0 => return Ok(None),
+                Ok(0) => return Err(bad("the stream ended inside a box header")),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(bad(format!("reading the stream: {e}"))),
+            }
+        }
+        let kind = [head[4], head[5], head[6], head[7]];
+        let mut size = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
+        let mut out = head.to_vec();
+        if size == 1 {
+            let mut large = [0u8; 8];
+            self.src
+                .read_exact(&mut large)
+                .map_err(|_| bad("the stream ended inside a box header"))?;
+            size = u64::from_be_bytes(large);
+            out.extend_from_slice(&large);
+        }
+        if size < out.len() as u64 || size > MAX_STREAM_BOX {
+            return Err(bad(format!(
+                "top-level box of {size} bytes (expected {} to {MAX_STREAM_BOX})",
+                out.len()
+            )));
+        }
+        let body = size as usize - out.len();
+        let start = out.len();
+        out.resize(start + body, 0);
+        self.src
+            .read_exact(&mut out[start..])
+            .map_err(|_| bad("the stream ended inside a box"))?;
+        Ok(Some((kind, out)))
+    }
+}
+
+impl Fragment {
+    /// Moves the fragment to `decode_time` on its track's timeline (the `tfdt` of its `moof`
+    /// rewritten in place; a version-0 `tfdt` must still fit 32 bits). A live packager puts
+    /// every fragment at its position's time, whatever the muxer started counting from.
+    pub fn set_decode_time(&mut self, decode_time: u64) -> Result<(), MediaError> {
+        let buf = &self.bytes;
+        let moof = boxes(buf, 0, buf.len())?
+            .into_iter()
+            .find(|b| &b.kind == b"moof")
+            .ok_or_else(|| bad("fragment without moof"))?;
+        let traf = path(buf, &moof, &[b"traf"])?;
+        let tfdt = child(buf, &traf, b"tfdt")?.ok_or_else(|| bad("traf without tfdt"))?;
+        let at = tfdt.payload + 4;
+        if buf.get(tfdt.payload) == Some(&1) {
+            self.bytes
+                .get_mut(at..at + 8)
+                .ok_or_else(|| bad("tfdt shorter than its version"))?
+                .copy_from_slice(&decode_time.to_be_bytes());
+        } else {
+            let t = u32::try_from(decode_time)
+                .map_err(|_| bad("decode time over 32 bits in a version-0 tfdt"))?;
+            self.bytes
+                .get_mut(at..at + 4)
+                .ok_or_else(|| bad("tfdt shorter than its version"))?
+                .copy_from_slice(&t.to_be_bytes());
+        }
+        self.decode_time = decode_time;
+        Ok(())
+    }
+}
+
 /// One sample of a fragment to be written by [`fragment`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SampleInfo {

@@ -86,6 +86,39 @@ impl Decoder {
         Self::open_inner(path, limits, Some(idle))
     }
 
+    /// Opens a live source: a local file, or a stream on one of [`LIVE_PROTOCOLS`] (`udp://`,
+    /// `rtp://`, `srt://`, `rtmp://`, `tcp://`) in one of the self-contained containers a file
+    /// may have (MPEG-TS, FLV, Matroska…). A source that sends nothing for `stall` ends the
+    /// stream (`next_frame` gives `None`), so the caller can pause and reopen it.
+    pub fn open_live(
+        url: &str,
+        limits: Limits,
+        stall: std::time::Duration,
+    ) -> Result<Self, MediaError> {
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            None | Some("file") => {
+                let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
+                if is_hls(path) {
+                    return Err(MediaError::InvalidSetting(format!(
+                        "{url}: a playlist is not a live source (send the stream itself over \
+                         UDP, SRT or RTMP, or give a media file)"
+                    )));
+                }
+                Self::open_inner(path, limits, None)
+            }
+            Some(s) if LIVE_PROTOCOLS.split(',').any(|p| p == s) => {
+                limits.validate()?;
+                let input = open_live_input(url, stall)?;
+                Self::from_input(Path::new(url), input, limits, true)
+            }
+            Some(other) => Err(MediaError::InvalidSetting(format!(
+                "{url}: protocol {other} is not a live source (expected udp, rtp, srt, rtmp, \
+                 tcp or a file)"
+            ))),
+        }
+    }
+
     fn open_inner(
         path: &Path,
         limits: Limits,
@@ -97,6 +130,15 @@ impl Decoder {
         } else {
             open_input_with(path, follow)?
         };
+        Self::from_input(path, input, limits, follow.is_some())
+    }
+
+    fn from_input(
+        path: &Path,
+        input: ffm::format::context::Input,
+        limits: Limits,
+        growing: bool,
+    ) -> Result<Self, MediaError> {
         let stream = input
             .streams()
             .best(ffm::media::Type::Video)
@@ -182,7 +224,7 @@ impl Decoder {
             first_time: None,
             limits,
             stopped: None,
-            growing: follow.is_some(),
+            growing,
         })
     }
 
@@ -639,6 +681,38 @@ pub(crate) fn open_hls(path: &Path) -> Result<ffm::format::context::Input, Media
             path: path.into(),
             reason: format!("cannot read the HLS stream {} ({other})", media.display()),
         },
+    })
+}
+
+/// The network protocols a live source may use ([`Decoder::open_live`]); `tls`, `crypto` and
+/// `rtmps`-style wrappers are allowed only beneath them.
+pub const LIVE_PROTOCOLS: &str = "udp,rtp,srt,rtmp,rtmps,tcp";
+
+/// Opens a live network source with FFmpeg: the live protocols (and what they sit on) only, the
+/// self-contained demuxers only, and `stall` as the read timeout.
+fn open_live_input(
+    url: &str,
+    stall: std::time::Duration,
+) -> Result<ffm::format::context::Input, MediaError> {
+    crate::init();
+    let mut opts = ffm::Dictionary::new();
+    opts.set(
+        "protocol_whitelist",
+        &format!("{LIVE_PROTOCOLS},tls,crypto"),
+    );
+    opts.set("format_whitelist", crate::probe::FILE_DEMUXERS);
+    let micros = stall.as_micros().max(1).to_string();
+    opts.set("rw_timeout", &micros);
+    // UDP: a reader that falls behind drops datagrams instead of failing, and the wait for the
+    // first packet is bounded too.
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    if scheme.eq_ignore_ascii_case("udp") || scheme.eq_ignore_ascii_case("rtp") {
+        opts.set("overrun_nonfatal", "1");
+        opts.set("timeout", &micros);
+    }
+    ffm::format::input_with_dictionary(&url, opts).map_err(|e| MediaError::NotMedia {
+        path: url.into(),
+        reason: format!("cannot open the live source ({e})"),
     })
 }
 

@@ -129,6 +129,25 @@ pub const TRACK_TIMESCALE: u32 = 90_000;
 impl Encoder {
     /// Creates the encoder and the output file.
     pub fn create(path: &Path, cfg: &EncoderConfig) -> Result<Self, MediaError> {
+        Self::create_inner(path, cfg, false)
+    }
+
+    /// Creates the encoder writing to `writer`, a pipe whose other end the caller reads: each
+    /// fragment reaches the pipe as soon as the muxer completes it (at the next keyframe), so a
+    /// live packager can read the stream with [`crate::cmaf::FragmentReader`] while it grows.
+    /// The pipe must stay open until [`Encoder::finish`] returns; dropping it then ends the
+    /// reader's stream.
+    #[cfg(unix)]
+    pub fn create_streaming(
+        writer: &std::io::PipeWriter,
+        cfg: &EncoderConfig,
+    ) -> Result<Self, MediaError> {
+        use std::os::fd::AsRawFd;
+        let url = format!("pipe:{}", writer.as_raw_fd());
+        Self::create_inner(Path::new(&url), cfg, true)
+    }
+
+    fn create_inner(path: &Path, cfg: &EncoderConfig, streaming: bool) -> Result<Self, MediaError> {
         crate::init();
         if !cfg.codec.crf_range().contains(&cfg.crf) {
             let r = cfg.codec.crf_range();
@@ -236,6 +255,10 @@ impl Encoder {
             "+frag_keyframe+empty_moov+default_base_moof+cmaf",
         );
         mux.set("video_track_timescale", &TRACK_TIMESCALE.to_string());
+        if streaming {
+            // Hand every write to the pipe at once instead of holding it in a 32 KiB buffer.
+            mux.set("flush_packets", "1");
+        }
         octx.write_header_with(mux)
             .map_err(ff("writing the MP4 header"))?;
         let ost_tb = octx

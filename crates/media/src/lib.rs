@@ -53,8 +53,8 @@ mod probe;
 mod scale;
 pub mod text;
 
-pub use decode::Decoder;
-pub use encode::{Codec, EncodeStats, Encoder, EncoderConfig};
+pub use decode::{Decoder, LIVE_PROTOCOLS};
+pub use encode::{Codec, EncodeStats, Encoder, EncoderConfig, TRACK_TIMESCALE};
 pub use frame::{PixelLayout, Samples, VideoFrame};
 pub use limits::{LimitKind, Limits};
 pub use probe::{MediaInfo, Rational, probe, probe_with_limits};

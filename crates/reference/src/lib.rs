@@ -191,11 +191,32 @@ pub struct ReferenceBuilder {
     positions: Vec<u8>,
     frames: Vec<u8>,
     current: Option<(Position, u32, Vec<f64>, Vec<f64>)>,
+    /// Positions already handed out by [`ReferenceBuilder::take_completed`] (or written before
+    /// a live channel resumed): the first record held is this position.
+    base: u32,
+}
+
+/// One finished position of a live index ([`ReferenceBuilder::take_completed`]), ready for
+/// [`ReferenceAppender::append`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletedPosition {
+    /// The position.
+    pub position: Position,
+    /// Frames in it.
+    pub frames: u32,
+    record: Vec<u8>,
+    thumbnails: Vec<u8>,
 }
 
 impl ReferenceBuilder {
     /// A builder for a source of `w × h`.
     pub fn new(w: usize, h: usize) -> Self {
+        Self::resume(w, h, Position::new(0))
+    }
+
+    /// A builder whose first position is `next` (a live channel resuming after the positions
+    /// its index already holds).
+    pub fn resume(w: usize, h: usize, next: Position) -> Self {
         let stats = (STATS_WIDTH, stats_height(w, h));
         let record_len = 4 + 2 * stats.0 * stats.1 + 2 * GRID_COLS * GRID_ROWS;
         Self {
@@ -205,7 +226,43 @@ impl ReferenceBuilder {
             positions: Vec::new(),
             frames: Vec::new(),
             current: None,
+            base: next.get(),
         }
+    }
+
+    /// Ends the position being filled (a live channel that stops), so that
+    /// [`ReferenceBuilder::take_completed`] hands it out too.
+    pub fn complete_current(&mut self) -> Result<(), ReferenceError> {
+        let next = self
+            .current
+            .as_ref()
+            .map(|c| Position::new(c.0.get() + 1))
+            .unwrap_or(Position::new(self.base));
+        self.flush(next)
+    }
+
+    /// Hands out the positions finished so far (every one before the position of the last
+    /// frame added), in order, with their frames' thumbnails; the position still being filled
+    /// stays.
+    pub fn take_completed(&mut self) -> Vec<CompletedPosition> {
+        let thumb = THUMB.0 * THUMB.1;
+        let mut out = Vec::new();
+        let mut frames_at = 0;
+        for (k, rec) in self.positions.chunks_exact(self.record_len).enumerate() {
+            let frames = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+            let end = frames_at + frames as usize * thumb;
+            out.push(CompletedPosition {
+                position: Position::new(self.base + k as u32),
+                frames,
+                record: rec.to_vec(),
+                thumbnails: self.frames.get(frames_at..end).unwrap_or_default().to_vec(),
+            });
+            frames_at = end;
+        }
+        self.base += out.len() as u32;
+        self.positions.clear();
+        self.frames.drain(..frames_at.min(self.frames.len()));
+        out
     }
 
     /// Adds one unmarked frame: its luma samples (`w × h`, packed rows, on the 8-bit scale
@@ -260,7 +317,7 @@ impl ReferenceBuilder {
 
     fn flush(&mut self, next: Position) -> Result<(), ReferenceError> {
         if let Some((p, n, s, a)) = self.current.take() {
-            let expected = self.positions.len() / self.record_len;
+            let expected = self.base as usize + self.positions.len() / self.record_len;
             if p.get() as usize != expected || next.get() <= p.get() && next != p {
                 return Err(ReferenceError::Input(
                     "positions must be added in order without gaps",
@@ -325,6 +382,169 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReferenceError> {
     std::fs::write(path, bytes).map_err(io(path))
 }
 
+/// The reference index of a live channel, written while it is on air: every finished position
+/// is appended to `positions.bin` and `frames.bin`, and `index.json` is replaced (written
+/// beside it and renamed) with the new counts and the BLAKE3 of both files, so a detector can
+/// load the index at any moment ([`Reference::load`] reads the prefix `index.json` describes).
+/// Reopened after a crash, the files are cut back to what `index.json` last described, and
+/// the channel resumes at [`ReferenceAppender::next_position`].
+#[derive(Debug)]
+pub struct ReferenceAppender {
+    dir: PathBuf,
+    meta: ReferenceMeta,
+    positions_hash: blake3::Hasher,
+    frames_hash: blake3::Hasher,
+}
+
+impl ReferenceAppender {
+    /// Opens the index in `dir`, or creates it: `source` is the picture size marked, and the
+    /// title, key version, segment duration and frame rate must be those of an index already
+    /// there.
+    pub fn open(
+        dir: &Path,
+        title: &str,
+        key_version: u32,
+        segment_ms: u64,
+        frame_rate: [i32; 2],
+        source: (usize, usize),
+    ) -> Result<Self, ReferenceError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let stats = [STATS_WIDTH, stats_height(source.0, source.1)];
+        let record_len = 4 + 2 * stats[0] * stats[1] + 2 * GRID_COLS * GRID_ROWS;
+        let json = dir.join("index.json");
+        let meta = if json.exists() {
+            let bytes = std::fs::read(&json).map_err(io(&json))?;
+            let meta: ReferenceMeta = serde_json::from_slice(&bytes)
+                .map_err(|_| ReferenceError::Format("index.json is not a reference index"))?;
+            if meta.title != title
+                || meta.key_version != key_version
+                || meta.segment_ms != segment_ms
+                || meta.frame_rate != frame_rate
+                || meta.source_size != [source.0, source.1]
+                || meta.record_len != record_len
+            {
+                return Err(ReferenceError::Format(
+                    "the index there belongs to another title, key, segment duration, frame \
+                     rate or picture size",
+                ));
+            }
+            meta
+        } else {
+            ReferenceMeta {
+                format: "leaktrace-reference".into(),
+                version: FORMAT_VERSION,
+                title: title.into(),
+                key_version,
+                segment_ms,
+                frame_rate,
+                frames: 0,
+                positions: 0,
+                source_size: [source.0, source.1],
+                stats_size: stats,
+                grid: [GRID_COLS, GRID_ROWS],
+                record_len,
+                positions_blake3: blake3::hash(&[]).to_hex().to_string(),
+                frames_blake3: blake3::hash(&[]).to_hex().to_string(),
+            }
+        };
+        let mut appender = Self {
+            dir: dir.into(),
+            meta,
+            positions_hash: blake3::Hasher::new(),
+            frames_hash: blake3::Hasher::new(),
+        };
+        let pos_len = appender.meta.positions as u64 * record_len as u64;
+        let frames_len = appender.meta.frames * (THUMB.0 * THUMB.1) as u64;
+        let p = appender.cut("positions.bin", pos_len)?;
+        let f = appender.cut("frames.bin", frames_len)?;
+        appender.positions_hash.update(&p);
+        appender.frames_hash.update(&f);
+        if appender.positions_hash.finalize().to_hex().as_str() != appender.meta.positions_blake3
+            || appender.frames_hash.finalize().to_hex().as_str() != appender.meta.frames_blake3
+        {
+            return Err(ReferenceError::Format(
+                "reference files do not match their recorded BLAKE3",
+            ));
+        }
+        appender.write_meta()?;
+        Ok(appender)
+    }
+
+    /// Cuts `name` back to `len` bytes (creating it empty) and returns its content.
+    fn cut(&self, name: &str, len: u64) -> Result<Vec<u8>, ReferenceError> {
+        let path = self.dir.join(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let have = file.metadata().map_err(io(&path))?.len();
+        if have < len {
+            return Err(ReferenceError::Format(
+                "a reference file is shorter than index.json says",
+            ));
+        }
+        file.set_len(len).map_err(io(&path))?;
+        std::fs::read(&path).map_err(io(&path))
+    }
+
+    /// The position the next [`ReferenceAppender::append`] must bring.
+    pub fn next_position(&self) -> Position {
+        Position::new(self.meta.positions)
+    }
+
+    /// What the index on disk describes now.
+    pub fn meta(&self) -> &ReferenceMeta {
+        &self.meta
+    }
+
+    /// Appends one finished position (it must be [`ReferenceAppender::next_position`]) and
+    /// publishes the new `index.json`.
+    pub fn append(&mut self, done: &CompletedPosition) -> Result<(), ReferenceError> {
+        if done.position != self.next_position() {
+            return Err(ReferenceError::Input(
+                "positions must be appended in order without gaps",
+            ));
+        }
+        if done.record.len() != self.meta.record_len
+            || done.thumbnails.len() != done.frames as usize * THUMB.0 * THUMB.1
+        {
+            return Err(ReferenceError::Input(
+                "the position was built for another picture size",
+            ));
+        }
+        use std::io::Write;
+        for (name, bytes) in [
+            ("positions.bin", &done.record),
+            ("frames.bin", &done.thumbnails),
+        ] {
+            let path = self.dir.join(name);
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(bytes))
+                .map_err(io(&path))?;
+        }
+        self.positions_hash.update(&done.record);
+        self.frames_hash.update(&done.thumbnails);
+        self.meta.positions += 1;
+        self.meta.frames += u64::from(done.frames);
+        self.meta.positions_blake3 = self.positions_hash.finalize().to_hex().to_string();
+        self.meta.frames_blake3 = self.frames_hash.finalize().to_hex().to_string();
+        self.write_meta()
+    }
+
+    fn write_meta(&self) -> Result<(), ReferenceError> {
+        let json = serde_json::to_vec_pretty(&self.meta)?;
+        let tmp = self.dir.join(".index.json.tmp");
+        write_file(&tmp, &json)?;
+        let path = self.dir.join("index.json");
+        std::fs::rename(&tmp, &path).map_err(io(&path))
+    }
+}
+
 /// The pixel of a `w × h` frame at which the mark amplitude of pattern cell (`col`, `row`) is
 /// sampled for [`ReferenceBuilder::add_frame`]: the cell's centre.
 pub fn cell_centre(w: usize, h: usize, col: usize, row: usize) -> (usize, usize) {
@@ -370,8 +590,17 @@ impl Reference {
                 "unknown reference format or version (expected leaktrace-reference v1)",
             ));
         }
-        let positions = read("positions.bin")?;
-        let frames = read("frames.bin")?;
+        // A live channel's index grows while it is read: `index.json` is replaced after the
+        // files it describes were appended to, so the prefix it names is complete.
+        let mut positions = read("positions.bin")?;
+        let mut frames = read("frames.bin")?;
+        let described = |n: u64, each: usize| usize::try_from(n).ok()?.checked_mul(each);
+        if let Some(len) = described(u64::from(meta.positions), meta.record_len) {
+            positions.truncate(len);
+        }
+        if let Some(len) = described(meta.frames, THUMB.0 * THUMB.1) {
+            frames.truncate(len);
+        }
         if blake3::hash(&positions).to_hex().as_str() != meta.positions_blake3
             || blake3::hash(&frames).to_hex().as_str() != meta.frames_blake3
         {
@@ -567,6 +796,71 @@ mod tests {
                 .unwrap();
         }
         builder.write(dir, "t", 3, 2000, [30, 1]).unwrap()
+    }
+
+    /// A live index, appended position by position, ends up byte-identical to the index the
+    /// file packager writes for the same frames; it loads at every step, and a crash in the
+    /// middle of an append is cut back on reopening.
+    #[test]
+    fn live_index_appends_and_resumes() {
+        let (w, h) = (32, 18);
+        let amplitude = vec![2.0f32; GRID_COLS * GRID_ROWS];
+        let luma =
+            |f: u32| -> Vec<u8> { (0..w * h).map(|i| ((i + f as usize) % 256) as u8).collect() };
+        let whole = tempfile::tempdir().unwrap();
+        let mut builder = ReferenceBuilder::new(w, h);
+        for f in 0..12u32 {
+            builder
+                .add_frame(Position::new(f / 3), &luma(f), w, h, 0, &amplitude)
+                .unwrap();
+        }
+        let want = builder.write(whole.path(), "ch", 1, 2000, [30, 1]).unwrap();
+
+        let live = tempfile::tempdir().unwrap();
+        let open = || ReferenceAppender::open(live.path(), "ch", 1, 2000, [30, 1], (w, h));
+        let mut app = open().unwrap();
+        let mut builder = ReferenceBuilder::resume(w, h, app.next_position());
+        for f in 0..7u32 {
+            builder
+                .add_frame(Position::new(f / 3), &luma(f), w, h, 0, &amplitude)
+                .unwrap();
+            for done in builder.take_completed() {
+                app.append(&done).unwrap();
+                assert_eq!(
+                    Reference::load(live.path()).unwrap().meta.positions,
+                    done.position.get() + 1
+                );
+            }
+        }
+        assert_eq!(app.next_position(), Position::new(2));
+        // A crash halfway through appending position 2: bytes past what index.json describes.
+        drop(app);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(live.path().join("positions.bin"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &[7; 100]))
+            .unwrap();
+        assert_eq!(Reference::load(live.path()).unwrap().meta.positions, 2);
+        let mut app = open().unwrap();
+        assert_eq!(app.next_position(), Position::new(2));
+        let mut builder = ReferenceBuilder::resume(w, h, app.next_position());
+        for f in 6..13u32 {
+            builder
+                .add_frame(Position::new(f / 3), &luma(f), w, h, 0, &amplitude)
+                .unwrap();
+            for done in builder.take_completed() {
+                app.append(&done).unwrap();
+            }
+        }
+        assert_eq!(app.meta(), &want);
+        for name in ["positions.bin", "frames.bin"] {
+            assert_eq!(
+                std::fs::read(live.path().join(name)).unwrap(),
+                std::fs::read(whole.path().join(name)).unwrap()
+            );
+        }
+        // Another title's index is not resumed.
+        assert!(ReferenceAppender::open(live.path(), "other", 1, 2000, [30, 1], (w, h)).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod edge;
 mod embed;
 mod init;
 pub mod key;
+mod live;
 pub mod revocation;
 pub mod session;
 pub mod store;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> Result<Code> {
         Command::Init(a) => init::run(&a),
         Command::Key(c) => key::run(cli.config.as_deref(), &c),
         Command::Embed(a) => embed::run(cli.config.as_deref(), &a),
+        Command::Live(a) => live::run(cli.config.as_deref(), &a),
         Command::Bench(BenchCommand::Encode(a)) => bench::encode(&a),
         Command::Bench(BenchCommand::Flicker(a)) => bench::flicker(&a),
         Command::Bench(BenchCommand::Detect(a)) => bench_detect::run(cli.config.as_deref(), &a),

@@ -66,3 +66,34 @@ pub fn record_title(loaded: &Loaded, s: &EmbedSummary) -> Result<()> {
         Ok(())
     })
 }
+
+/// Records (or updates) a live channel as a title in the configured store: sessions can be
+/// issued for it from its first segment on (tokens in indirect mode cover every position).
+pub fn record_channel(
+    loaded: &Loaded,
+    channel: &str,
+    segment_ms: u64,
+    key_version: u32,
+    out: &Path,
+) -> Result<()> {
+    let url = resolved_url(loaded)?;
+    let reference = std::path::absolute(out.join("reference"))
+        .ok()
+        .map(|p| p.display().to_string());
+    runtime()?.block_on(async {
+        let store = Store::open(&url).await.context("opening the store")?;
+        store
+            .upsert_title(&NewTitle {
+                title_id: channel.to_owned(),
+                name: channel.to_owned(),
+                segment_duration_ms: u32::try_from(segment_ms).unwrap_or(u32::MAX),
+                position_count: 0,
+                key_version,
+                reference_path: reference,
+            })
+            .await
+            .context("recording the channel")?;
+        store.close().await;
+        Ok(())
+    })
+}

@@ -1,0 +1,203 @@
+//! The manifests of a live channel: a sliding-window HLS media playlist per rendition (with
+//! `EXT-X-PROGRAM-DATE-TIME` on every segment) and a dynamic DASH MPD with one period per
+//! stretch of the channel that runs with the wall clock. Both are neutral: the same for every
+//! viewer, naming no variant.
+
+use super::state::{ChannelState, Segment};
+use crate::EmbedError;
+use crate::manifest::{INIT_NAME, RenditionManifest, segment_name};
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, Event};
+use std::io::Cursor;
+
+fn err(what: &'static str) -> impl Fn(std::io::Error) -> EmbedError {
+    move |source| EmbedError::Manifest { what, source }
+}
+
+fn utc(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn iso_utc(ms: i64) -> String {
+    utc(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The media playlist of one rendition over `listed` (the last segments, in order).
+pub fn hls_live_media(state: &ChannelState, listed: &[Segment]) -> Result<String, EmbedError> {
+    let ts = f64::from(state.timescale);
+    let target = listed
+        .iter()
+        .map(|s| s.duration as f64 / ts)
+        .fold(state.segment_ms as f64 / 1000.0, f64::max)
+        .ceil() as u64;
+    let first = listed.first().map_or(0, |s| s.position);
+    // Discontinuities among the held segments before the first listed one.
+    let before = state.discontinuities_before
+        + state
+            .segments
+            .iter()
+            .take_while(|s| s.position < first)
+            .filter(|s| s.discontinuity)
+            .count() as u64;
+    let segments = listed
+        .iter()
+        .enumerate()
+        .map(|(k, s)| m3u8_rs::MediaSegment {
+            uri: segment_name(s.position),
+            duration: (s.duration as f64 / ts) as f32,
+            discontinuity: s.discontinuity && k > 0,
+            map: (k == 0 || s.discontinuity).then(|| m3u8_rs::Map {
+                uri: INIT_NAME.into(),
+                ..Default::default()
+            }),
+            program_date_time: Some(utc(s.wall_ms).fixed_offset()),
+            ..Default::default()
+        })
+        .collect();
+    let pl = m3u8_rs::MediaPlaylist {
+        version: Some(7),
+        target_duration: target,
+        media_sequence: u64::from(first),
+        discontinuity_sequence: before,
+        segments,
+        end_list: state.ended,
+        independent_segments: true,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    pl.write_to(&mut out).map_err(err("HLS playlist"))?;
+    String::from_utf8(out).map_err(|e| err("HLS playlist")(std::io::Error::other(e)))
+}
+
+/// The dynamic MPD over `listed`: one `Period` per period of the listed segments, each with a
+/// `SegmentTemplate` (`$Number$` = the position) and its `SegmentTimeline`.
+pub fn dash_live_mpd(
+    state: &ChannelState,
+    listed: &[Segment],
+    renditions: &[RenditionManifest],
+    now_ms: i64,
+) -> Result<String, EmbedError> {
+    let ser = err("DASH MPD");
+    let seg_s = state.segment_ms as f64 / 1000.0;
+    let window_s = listed.len() as f64 * seg_s;
+    let fr = if state.frame_rate[1] == 1 {
+        state.frame_rate[0].to_string()
+    } else {
+        format!("{}/{}", state.frame_rate[0], state.frame_rate[1])
+    };
+    let secs = |s: f64| format!("PT{s:.3}S");
+    let (ast, publish) = (iso_utc(state.available_ms), iso_utc(now_ms));
+    let (update, depth, delay, buffer) = (
+        secs(seg_s),
+        secs(window_s.max(seg_s)),
+        secs(3.0 * seg_s),
+        secs(2.0 * seg_s),
+    );
+    let mut w = Writer::new_with_indent(Cursor::new(Vec::new()), b' ', 2);
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
+        .map_err(&ser)?;
+    let mut mpd = w
+        .create_element("MPD")
+        .with_attribute(("xmlns", "urn:mpeg:dash:schema:mpd:2011"))
+        .with_attribute(("profiles", "urn:mpeg:dash:profile:isoff-live:2011"))
+        .with_attribute(("type", "dynamic"))
+        .with_attribute(("availabilityStartTime", ast.as_str()))
+        .with_attribute(("publishTime", publish.as_str()));
+    // An ended channel's MPD no longer changes: no update period, and its duration.
+    let end = listed.last().map_or(0.0, |s| {
+        (s.wall_ms - state.available_ms) as f64 / 1000.0
+            + s.duration as f64 / f64::from(state.timescale)
+    });
+    let end = secs(end);
+    mpd = if state.ended {
+        mpd.with_attribute(("mediaPresentationDuration", end.as_str()))
+    } else {
+        mpd.with_attribute(("minimumUpdatePeriod", update.as_str()))
+    };
+    let mpd = mpd
+        .with_attribute(("timeShiftBufferDepth", depth.as_str()))
+        .with_attribute(("suggestedPresentationDelay", delay.as_str()))
+        .with_attribute(("minBufferTime", buffer.as_str()));
+    mpd.write_inner_content(|w| {
+        let mut periods: Vec<u32> = listed.iter().map(|s| s.period).collect();
+        periods.dedup();
+        for id in periods {
+            let Some(period) = state.periods.iter().find(|p| p.id == id) else {
+                continue;
+            };
+            let segs: Vec<&Segment> = listed.iter().filter(|s| s.period == id).collect();
+            let Some(first) = segs.first() else {
+                continue;
+            };
+            let start = secs((period.wall_ms - state.available_ms).max(0) as f64 / 1000.0);
+            let pid = format!("p{id}");
+            w.create_element("Period")
+                .with_attribute(("id", pid.as_str()))
+                .with_attribute(("start", start.as_str()))
+                .write_inner_content(|w| {
+                    let max_w = renditions.iter().map(|r| r.width).max().unwrap_or(0);
+                    let max_h = renditions.iter().map(|r| r.height).max().unwrap_or(0);
+                    let (mw, mh) = (max_w.to_string(), max_h.to_string());
+                    w.create_element("AdaptationSet")
+                        .with_attribute(("id", "0"))
+                        .with_attribute(("contentType", "video"))
+                        .with_attribute(("mimeType", "video/mp4"))
+                        .with_attribute(("segmentAlignment", "true"))
+                        .with_attribute(("startWithSAP", "1"))
+                        .with_attribute(("maxWidth", mw.as_str()))
+                        .with_attribute(("maxHeight", mh.as_str()))
+                        .with_attribute(("frameRate", fr.as_str()))
+                        .write_inner_content(|w| {
+                            let ts = state.timescale.to_string();
+                            let pto = period.media_start.to_string();
+                            let number = first.position.to_string();
+                            let init = format!("$RepresentationID$/{INIT_NAME}");
+                            w.create_element("SegmentTemplate")
+                                .with_attribute(("timescale", ts.as_str()))
+                                .with_attribute(("presentationTimeOffset", pto.as_str()))
+                                .with_attribute(("initialization", init.as_str()))
+                                .with_attribute((
+                                    "media",
+                                    "$RepresentationID$/seg_$Number%05d$.m4s",
+                                ))
+                                .with_attribute(("startNumber", number.as_str()))
+                                .write_inner_content(|w| {
+                                    w.create_element("SegmentTimeline").write_inner_content(
+                                        |w| {
+                                            for s in &segs {
+                                                let (t, d) = (
+                                                    s.media_start.to_string(),
+                                                    s.duration.to_string(),
+                                                );
+                                                w.create_element("S")
+                                                    .with_attribute(("t", t.as_str()))
+                                                    .with_attribute(("d", d.as_str()))
+                                                    .write_empty()?;
+                                            }
+                                            Ok(())
+                                        },
+                                    )?;
+                                    Ok(())
+                                })?;
+                            for r in renditions {
+                                let bw = r.peak_bps.to_string();
+                                let (wd, ht) = (r.width.to_string(), r.height.to_string());
+                                w.create_element("Representation")
+                                    .with_attribute(("id", r.name.as_str()))
+                                    .with_attribute(("bandwidth", bw.as_str()))
+                                    .with_attribute(("codecs", r.codec.as_str()))
+                                    .with_attribute(("width", wd.as_str()))
+                                    .with_attribute(("height", ht.as_str()))
+                                    .with_attribute(("sar", "1:1"))
+                                    .write_empty()?;
+                            }
+                            Ok(())
+                        })?;
+                    Ok(())
+                })?;
+        }
+        Ok(())
+    })
+    .map_err(&ser)?;
+    String::from_utf8(w.into_inner().into_inner()).map_err(|e| ser(std::io::Error::other(e)))
+}

@@ -1,0 +1,474 @@
+//! A live channel end to end: FFmpeg sends a corpus clip as MPEG-TS over UDP on loopback at
+//! 4× its rate, `leaktrace live` marks it into A/B live CMAF with a sliding window, the edge
+//! serves two sessions while it is on air, one session's captured stream is accused by
+//! `leaktrace detect` against the reference index the channel is still appending to; the
+//! channel is stopped and resumed without ever serving two pictures under one position.
+//!
+//! A second test feeds a source that misbehaves: a picture-size change mid-stream, garbage
+//! datagrams, a stall, and a new sender at another frame rate. The channel keeps going, every
+//! segment it publishes decodes cleanly, and every playlist entry names files that exist.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// `leaktrace live` with `--json`, its event lines on a channel.
+struct Live {
+    proc: Proc,
+    events: mpsc::Receiver<Value>,
+}
+
+impl Live {
+    fn start(dir: &Path, source: &str, extra: &[&str]) -> Self {
+        let mut child = bin()
+            .current_dir(dir)
+            .args(["live", source, "--out", "ch", "--title", "news"])
+            .args(["--ladder", "360p", "--threads", "1", "--json"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && tx.send(v).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Self {
+            proc: Proc(child),
+            events: rx,
+        }
+    }
+
+    /// Waits for an event of `kind` (others are kept in `seen`), at most `within`.
+    fn wait(&self, kind: &str, within: Duration, seen: &mut Vec<Value>) -> Value {
+        let t = Instant::now();
+        loop {
+            let left = within.saturating_sub(t.elapsed());
+            let e = self
+                .events
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {kind} event within {within:?}; seen {seen:?}"));
+            let is = e["event"] == kind;
+            seen.push(e.clone());
+            if is {
+                return e;
+            }
+        }
+    }
+
+    /// SIGTERM, then the summary line.
+    fn stop(mut self, seen: &mut Vec<Value>) -> Value {
+        ok(Command::new("kill")
+            .arg("-TERM")
+            .arg(self.proc.0.id().to_string()));
+        let summary = self.wait("summary", Duration::from_secs(60), seen);
+        let status = self.proc.0.wait().unwrap();
+        assert!(status.success(), "live exited with {status}");
+        summary
+    }
+}
+
+/// FFmpeg sending `input` (stream copy) as MPEG-TS to udp://127.0.0.1:`port` at `rate`× speed.
+fn sender(input: &Path, port: u16, rate: &str, extra: &[&str]) -> Proc {
+    Proc(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-readrate", rate])
+            .args(extra)
+            .arg("-i")
+            .arg(input)
+            .args(["-map", "0:v:0", "-c", "copy", "-f", "mpegts"])
+            .arg(format!("udp://127.0.0.1:{port}?pkt_size=1316"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Starts `leaktrace edge` over `dir/ch`; returns it and its port.
+fn edge(dir: &Path) -> (Proc, u16) {
+    let (proc, line) = spawn_first_line(
+        bin()
+            .current_dir(dir)
+            .args([
+                "edge",
+                "--root",
+                "ch",
+                "--listen",
+                "127.0.0.1:0",
+                "--threads",
+                "1",
+            ])
+            .stderr(Stdio::null()),
+    );
+    let addr = line.split_whitespace().nth(1).unwrap();
+    (proc, addr.rsplit(':').next().unwrap().parse().unwrap())
+}
+
+/// A GET that also returns the response head (lower-cased).
+fn get(port: u16, path: &str) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..end]).to_lowercase();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head, all[end + 4..].to_vec())
+}
+
+/// The segment names a media playlist lists, with its media sequence.
+fn listed(playlist: &str) -> (u64, Vec<String>) {
+    let seq = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let names = playlist
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.trim().to_owned())
+        .collect();
+    (seq, names)
+}
+
+/// A session's live stream through the edge, joined where the playlist starts: `count`
+/// positions from the first one listed, each body checked against the `a/` and `b/` files.
+/// Returns the stream (init + segments), the variant of each position, and the first position.
+fn capture(dir: &Path, port: u16, prefix: &str, count: u32) -> (Vec<u8>, BTreeMap<u32, char>, u32) {
+    let (status, head, init) = get(port, &format!("{prefix}/360p/init.mp4"));
+    assert_eq!(status, 200);
+    assert!(head.contains("max-age=86400"), "{head}");
+    let mut got: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    let mut variants = BTreeMap::new();
+    let t = Instant::now();
+    let mut positions: Option<std::ops::Range<u32>> = None;
+    while !positions
+        .clone()
+        .is_some_and(|r| r.clone().all(|p| got.contains_key(&p)))
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(240),
+            "positions {:?} not all listed in time; got {:?}",
+            positions,
+            got.keys().collect::<Vec<_>>()
+        );
+        let (status, head, body) = get(port, &format!("{prefix}/360p/playlist.m3u8"));
+        assert_eq!(status, 200);
+        assert!(
+            head.contains("max-age=1"),
+            "a live playlist is cached briefly: {head}"
+        );
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains("#EXT-X-PROGRAM-DATE-TIME:"), "{text}");
+        let (seq, names) = listed(&text);
+        let positions = positions
+            .get_or_insert(seq as u32..seq as u32 + count)
+            .clone();
+        for (k, name) in names.iter().enumerate() {
+            let p = seq as u32 + k as u32;
+            assert_eq!(name, &format!("seg_{p:05}.m4s"), "{text}");
+            if !positions.contains(&p) || got.contains_key(&p) {
+                continue;
+            }
+            let (status, _, body) = get(port, &format!("{prefix}/360p/{name}"));
+            assert_eq!(status, 200, "{name} is listed, so it is served");
+            let variant = ['a', 'b']
+                .into_iter()
+                .find(|v| {
+                    std::fs::read(dir.join("ch/360p").join(v.to_string()).join(name))
+                        .map(|mut f| {
+                            leaktrace_edge::egress::neutralize_wmpi(&mut f);
+                            f == body
+                        })
+                        .unwrap_or(false)
+                })
+                .unwrap_or_else(|| panic!("{name}: served bytes are neither a/ nor b/"));
+            variants.insert(p, variant);
+            got.insert(p, body);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let positions = positions.unwrap_or_default();
+    let mut stream = init;
+    for p in positions.clone() {
+        stream.extend(&got[&p]);
+    }
+    (stream, variants, positions.start)
+}
+
+fn session(dir: &Path, account: &str) -> (String, String) {
+    let out = ok(bin().current_dir(dir).args([
+        "session",
+        "new",
+        "--title",
+        "news",
+        "--account",
+        account,
+        "--json",
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let path = v["path"].as_str().unwrap();
+    let prefix = path.rsplit_once('/').unwrap().0.to_owned();
+    (v["session_id"].as_str().unwrap().to_owned(), prefix)
+}
+
+/// Every segment a playlist lists exists, in both variants, with its sidecar.
+fn playlist_files_exist(ch: &Path) {
+    let text = std::fs::read_to_string(ch.join("360p/playlist.m3u8")).unwrap();
+    for name in listed(&text).1 {
+        for sub in ["a", "b", "WMPaceInfo"] {
+            assert!(
+                ch.join("360p").join(sub).join(&name).is_file(),
+                "{sub}/{name} is listed but missing"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_live_channel_is_served_captured_and_traced_while_on_air() {
+    let dir = init_workdir();
+    let dir = dir.path();
+    let port = free_port();
+    let mut seen = Vec::new();
+    let live = Live::start(
+        dir,
+        &format!("udp://127.0.0.1:{port}"),
+        &["--window", "6", "--keep", "40", "--stall", "3s"],
+    );
+    let _send = sender(&corpus("bbb.mp4"), port, "4", &[]);
+    let first = live.wait("published", Duration::from_secs(60), &mut seen);
+    assert_eq!(first["position"], 0);
+    let (_edge, eport) = edge(dir);
+    let (pirate, pirate_prefix) = session(dir, "pirate");
+    let (_other, other_prefix) = session(dir, "viewer");
+    for _ in 0..9 {
+        live.wait("published", Duration::from_secs(60), &mut seen);
+    }
+    // The multivariant playlist and the dynamic MPD, through the edge.
+    let (status, _, master) = get(eport, &format!("{pirate_prefix}/master.m3u8"));
+    assert_eq!(status, 200);
+    assert!(
+        String::from_utf8(master)
+            .unwrap()
+            .contains("360p/playlist.m3u8")
+    );
+    let (status, head, mpd) = get(eport, &format!("{pirate_prefix}/manifest.mpd"));
+    assert_eq!(status, 200);
+    assert!(head.contains("max-age=1"), "{head}");
+    let mpd = String::from_utf8(mpd).unwrap();
+    assert!(mpd.contains(r#"type="dynamic""#) && mpd.contains("availabilityStartTime"));
+
+    // Two sessions, two sequences; the pirate's capture is traced while the channel runs.
+    let other = {
+        let dir = dir.to_path_buf();
+        std::thread::spawn(move || capture(&dir, eport, &other_prefix, 12).1)
+    };
+    let (stream, pirate_variants, _) = capture(dir, eport, &pirate_prefix, 30);
+    let other_variants = other.join().unwrap();
+    let both: Vec<u32> = other_variants
+        .keys()
+        .filter(|p| pirate_variants.contains_key(p))
+        .copied()
+        .collect();
+    assert!(both.len() >= 6, "the two captures overlap on {both:?}");
+    let differ = both
+        .iter()
+        .filter(|p| pirate_variants[p] != other_variants[p])
+        .count();
+    assert!(differ > 0, "two sessions got the same variants at {both:?}");
+    std::fs::write(dir.join("capture.mp4"), &stream).unwrap();
+    let leak = dir.join("leak.mp4");
+    ok(Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(dir.join("capture.mp4"))
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-crf", "26"])
+        .arg(&leak));
+    let out = ok(bin().current_dir(dir).args(["detect"]).arg(&leak).args([
+        "--title",
+        "news",
+        "--reference",
+        "ch/reference",
+        "--json",
+    ]));
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["verdict"], "accused", "{report}");
+    assert_eq!(
+        report["accused"][0]["session_id"],
+        pirate.as_str(),
+        "{report}"
+    );
+    assert_eq!(report["accused"].as_array().unwrap().len(), 1, "{report}");
+    playlist_files_exist(&dir.join("ch"));
+
+    // Stop, keep a served segment's bytes, resume: the channel goes on after the last
+    // position it published, and nothing published before is rewritten.
+    let summary = live.stop(&mut seen);
+    let last = summary["first_position"].as_u64().unwrap() + summary["positions"].as_u64().unwrap();
+    assert!(last >= 32, "{summary}");
+    let kept = dir
+        .join("ch/360p/a")
+        .join(format!("seg_{:05}.m4s", last - 2));
+    let before = std::fs::read(&kept).unwrap();
+    let reference = std::fs::read(dir.join("ch/reference/index.json")).unwrap();
+    let reference: Value = serde_json::from_slice(&reference).unwrap();
+    assert_eq!(reference["positions"].as_u64().unwrap(), last);
+    let live = Live::start(
+        dir,
+        &format!("udp://127.0.0.1:{port}"),
+        &["--window", "6", "--keep", "40", "--stall", "3s"],
+    );
+    let resumed = live.wait("resumed", Duration::from_secs(60), &mut seen);
+    assert_eq!(resumed["position"].as_u64().unwrap(), last);
+    let next = live.wait("published", Duration::from_secs(60), &mut seen);
+    assert_eq!(next["position"].as_u64().unwrap(), last);
+    live.wait("published", Duration::from_secs(60), &mut seen);
+    assert_eq!(std::fs::read(&kept).unwrap(), before);
+    let playlist = std::fs::read_to_string(dir.join("ch/360p/playlist.m3u8")).unwrap();
+    assert!(playlist.contains("#EXT-X-DISCONTINUITY"), "{playlist}");
+    playlist_files_exist(&dir.join("ch"));
+    let mpd = std::fs::read_to_string(dir.join("ch/manifest.mpd")).unwrap();
+    assert!(
+        mpd.matches("<Period").count() >= 2,
+        "a restart starts a period: {mpd}"
+    );
+    live.stop(&mut seen);
+}
+
+/// Encodes `seconds` of a test pattern at `size` and `rate` into an MPEG-TS file.
+fn pattern_ts(dir: &Path, name: &str, size: &str, rate: u32, seconds: u32) -> PathBuf {
+    let out = dir.join(name);
+    ok(Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "testsrc2=size={size}:rate={rate}:duration={seconds}"
+        ))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+            "-f",
+            "mpegts",
+        ])
+        .arg(&out));
+    out
+}
+
+/// The init segment and `seg` decode without a single FFmpeg error, into `frames` frames.
+fn decodes_cleanly(ch: &Path, seg: &str) -> usize {
+    let rend = ch.join("360p");
+    let mut bytes = std::fs::read(rend.join("a/init.mp4")).unwrap();
+    bytes.extend(std::fs::read(rend.join("a").join(seg)).unwrap());
+    let tmp = tempfile::NamedTempFile::with_suffix(".mp4").unwrap();
+    std::fs::write(tmp.path(), &bytes).unwrap();
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(tmp.path())
+        .args(["-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && errors.trim().is_empty(),
+        "{seg}: {errors}"
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count()
+}
+
+#[test]
+fn a_misbehaving_source_never_breaks_the_channel() {
+    let dir = init_workdir();
+    let dir = dir.path();
+    // 6 s at 640x360 then 6 s at 480x270 in one MPEG-TS stream: a size change mid-stream.
+    let a = pattern_ts(dir, "a.ts", "640x360", 25, 6);
+    let b = pattern_ts(dir, "b.ts", "480x270", 25, 6);
+    let mut ab = std::fs::read(&a).unwrap();
+    ab.extend(std::fs::read(&b).unwrap());
+    std::fs::write(dir.join("ab.ts"), ab).unwrap();
+    let c = pattern_ts(dir, "c.ts", "640x360", 30, 8);
+    let port = free_port();
+    let mut seen = Vec::new();
+    let live = Live::start(
+        dir,
+        &format!("udp://127.0.0.1:{port}"),
+        &["--window", "5", "--keep", "100", "--stall", "1s"],
+    );
+    {
+        let send = sender(&dir.join("ab.ts"), port, "2", &[]);
+        live.wait("published", Duration::from_secs(60), &mut seen);
+        // Garbage datagrams in the middle of the stream.
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for k in 0..50u8 {
+            let junk: Vec<u8> = (0..1316)
+                .map(|i| (i as u8).wrapping_mul(k) ^ 0x5a)
+                .collect();
+            sock.send_to(&junk, ("127.0.0.1", port)).unwrap();
+        }
+        let mut send = send;
+        let t = Instant::now();
+        while send.0.try_wait().unwrap().is_none() {
+            assert!(t.elapsed() < Duration::from_secs(60));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // The sender is gone: a stall. Then another sender at another frame rate.
+    live.wait("source_lost", Duration::from_secs(30), &mut seen);
+    std::thread::sleep(Duration::from_secs(2));
+    let mut send = sender(&c, port, "2", &[]);
+    live.wait("source_opened", Duration::from_secs(30), &mut seen);
+    let t = Instant::now();
+    while send.0.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let summary = live.stop(&mut seen);
+    let kinds: Vec<&str> = seen.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert!(kinds.contains(&"source_resized"), "{kinds:?}");
+    assert!(kinds.contains(&"source_lost"), "{kinds:?}");
+    let ch = dir.join("ch");
+    playlist_files_exist(&ch);
+    // Every published position decodes cleanly and holds a whole segment's frames at the
+    // channel's rate (25 fps, the first source's): positions are contiguous.
+    let published: Vec<u64> = seen
+        .iter()
+        .filter(|e| e["event"] == "published")
+        .map(|e| e["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(published, (0..published.len() as u64).collect::<Vec<_>>());
+    assert!(published.len() >= 8, "{summary}");
+    for &p in &published[..published.len() - 1] {
+        assert_eq!(
+            decodes_cleanly(&ch, &format!("seg_{p:05}.m4s")),
+            50,
+            "position {p}"
+        );
+    }
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(ch.join("live.json")).unwrap()).unwrap();
+    assert_eq!(state["frame_rate"], serde_json::json!([25, 1]));
+    eprintln!("{summary}");
+}
