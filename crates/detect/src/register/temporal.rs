@@ -10,6 +10,15 @@
 //! least squares (so a speed change, e.g. 24 → 25 fps "PAL speed-up", is a rate ≠ 1). The
 //! boundary between two consecutive pieces is placed where the per-frame fit error of the two
 //! maps changes over (a change-point search), so frames around a cut go to the right piece.
+//!
+//! Speed changes up to ±[`MAX_RATE_CHANGE`] (a copy played 0.9× to 1.1×) keep one piece: a
+//! piece's second window may drift from its first by the most such a rate gives over their
+//! distance, and every later window must follow the rate the piece has so far (within
+//! [`AGREE_S`] and [`RATE_SLACK`] of the distance), so a cut still starts a new piece. The
+//! windows are located at rate 1, which places a 10-s window of a 1.1× copy only to about a
+//! frame; the fitted map of a piece is therefore refined on the whole piece at once
+//! ([`refine`]: the rate and offset whose resampled reference correlates best with the
+//! suspect's curve over the piece).
 
 use serde::Serialize;
 
@@ -51,9 +60,17 @@ impl TimeMap {
 const WINDOW_S: f64 = 10.0;
 /// Accepted windows correlate at least this well.
 const MIN_NCC: f64 = 0.6;
-/// Consecutive windows of one piece agree on the offset within this (s), plus the drift a
-/// 5 % rate change gives over their distance.
+/// Consecutive windows of one piece agree on the offset within this (s), plus the drift the
+/// piece's rate gives over their distance.
 const AGREE_S: f64 = 0.3;
+/// The largest speed change registered as one piece: a copy played 0.9× to 1.1× (with a
+/// little room for the rate's estimate).
+pub const MAX_RATE_CHANGE: f64 = 0.12;
+/// How far (share of their distance) a window may drift from the rate its piece has so far.
+const RATE_SLACK: f64 = 0.02;
+/// Step of the rates each window is located at: a window of [`WINDOW_S`] then slips at most
+/// an eighth of this times its half length (about 1.5 frames at 24 fps) at its ends.
+const RATE_STEP: f64 = 0.025;
 
 #[derive(Clone, Copy, Debug)]
 struct Window {
@@ -85,6 +102,39 @@ fn resample(times: &[f64], values: &[f32], dt: f64) -> Vec<f64> {
         out.push(v);
     }
     out
+}
+
+/// The rates each window is located at: 1, then outwards in steps of [`RATE_STEP`] to
+/// ±[`MAX_RATE_CHANGE`] (rate 1 first, so it wins a tie).
+fn window_rates() -> Vec<f64> {
+    let steps = (MAX_RATE_CHANGE / RATE_STEP).floor() as i32;
+    let mut rates = vec![1.0];
+    for k in 1..=steps {
+        let d = f64::from(k) * RATE_STEP;
+        rates.push(1.0 - d);
+        rates.push(1.0 + d);
+    }
+    rates
+}
+
+/// The suspect curve `s` around sample `centre` as `l` samples on the reference clock at
+/// `rate` (sample `i` is suspect sample `centre + (i − l/2) / rate`, linearly interpolated),
+/// zero mean and unit norm; `None` when flat (under 0.3 grey
+/// levels RMS: no timing information).
+fn normalised_window(s: &[f64], centre: f64, l: usize, rate: f64) -> Option<Vec<f64>> {
+    let last = s.len().checked_sub(1)? as f64;
+    let w: Vec<f64> = (0..l)
+        .map(|i| {
+            let u = (centre + (i as f64 + 0.5 - l as f64 / 2.0) / rate - 0.5).clamp(0.0, last);
+            interp(s, u).unwrap_or(0.0)
+        })
+        .collect();
+    let m = w.iter().sum::<f64>() / l as f64;
+    let var: f64 = w.iter().map(|v| (v - m) * (v - m)).sum();
+    if var / (l as f64) < 0.09 {
+        return None;
+    }
+    Some(w.iter().map(|v| (v - m) / var.sqrt()).collect())
 }
 
 /// Locates `x` (zero mean, unit norm) in `r` at window starts `lo..=hi`; returns the best
@@ -168,24 +218,36 @@ pub fn register(
         starts.push(s.len() - l);
     }
     let mut windows = Vec::new();
+    let rates = window_rates();
     for &j in &starts {
-        let w = &s[j..j + l];
-        let m = w.iter().sum::<f64>() / l as f64;
-        let var: f64 = w.iter().map(|v| (v - m) * (v - m)).sum();
-        // A flat window (under 0.3 grey levels RMS) carries no timing information.
-        if var / (l as f64) < 0.09 {
-            continue;
-        }
-        let x: Vec<f64> = w.iter().map(|v| (v - m) / var.sqrt()).collect();
+        let centre = j as f64 + l as f64 / 2.0;
         let lo = (j as i64 - max_lag).max(0);
         let hi = (j as i64 + max_lag).min(r.len() as i64 - l as i64);
         if hi < lo {
             continue;
         }
-        let (k, ncc) = locate(&x, &r, &prefix, &prefix2, lo as usize, hi as usize);
-        if ncc >= MIN_NCC {
+        // The window at each candidate rate: `l` reference frames show `l / rate` suspect
+        // frames around the window's centre, moved inwards as far as the curve's ends need.
+        let mut best: Option<(f64, f64, f64)> = None;
+        for &rate in &rates {
+            let half = l as f64 / rate / 2.0;
+            if 2.0 * half > s.len() as f64 {
+                continue;
+            }
+            let c = centre.clamp(half, s.len() as f64 - half);
+            let Some(x) = normalised_window(&s, c, l, rate) else {
+                continue;
+            };
+            let (k, ncc) = locate(&x, &r, &prefix, &prefix2, lo as usize, hi as usize);
+            if best.is_none_or(|(.., b)| ncc > b) {
+                best = Some((c, k, ncc));
+            }
+        }
+        if let Some((c, k, ncc)) = best
+            && ncc >= MIN_NCC
+        {
             windows.push(Window {
-                t: (j as f64 + l as f64 / 2.0) * dt,
+                t: c * dt,
                 r: (k + l as f64 / 2.0) * dt,
                 ncc,
                 start: j as f64 * dt,
@@ -201,24 +263,37 @@ pub fn register(
     map
 }
 
-/// Chains windows into pieces of consistent offset.
-fn chain(windows: &[Window]) -> Vec<Vec<Window>> {
-    let agree = |a: &Window, b: &Window| {
-        let d = (b.r - b.t) - (a.r - a.t);
-        d.abs() <= AGREE_S + 0.05 * (b.t - a.t).abs() && b.r > a.r
+/// Whether window `b` continues `piece` (non-empty, in time order): its offset drifts from
+/// the piece's last window by what the piece's rate so far gives over their distance (any rate
+/// within [`MAX_RATE_CHANGE`] of 1 while the piece has one window), within [`AGREE_S`] and
+/// [`RATE_SLACK`] of the distance.
+fn agrees(piece: &[Window], b: &Window) -> bool {
+    let (Some(first), Some(a)) = (piece.first(), piece.last()) else {
+        return false;
     };
+    let dt = (b.t - a.t).abs();
+    let d = (b.r - b.t) - (a.r - a.t);
+    if b.r <= a.r {
+        return false;
+    }
+    let span = a.t - first.t;
+    if piece.len() < 2 || span <= 0.0 {
+        return d.abs() <= AGREE_S + MAX_RATE_CHANGE * dt;
+    }
+    // The piece's rate so far, from its end windows (each placed to about a frame).
+    let drift = ((a.r - a.t) - (first.r - first.t)) / span;
+    (d - drift * (b.t - a.t)).abs() <= AGREE_S + RATE_SLACK * dt
+}
+
+/// Chains windows into pieces of consistent offset and rate.
+fn chain(windows: &[Window]) -> Vec<Vec<Window>> {
     let mut pieces: Vec<Vec<Window>> = Vec::new();
     let mut i = 0;
     while i < windows.len() {
         let w = windows[i];
         match pieces.last_mut() {
-            Some(p) if p.last().is_some_and(|last| agree(last, &w)) => p.push(w),
-            Some(p)
-                if p.len() >= 2
-                    && windows
-                        .get(i + 1)
-                        .is_some_and(|n| p.last().is_some_and(|last| agree(last, n))) =>
-            {
+            Some(p) if agrees(p, &w) => p.push(w),
+            Some(p) if p.len() >= 2 && windows.get(i + 1).is_some_and(|n| agrees(p, n)) => {
                 // An isolated outlier inside a consistent run.
             }
             _ => pieces.push(vec![w]),
@@ -250,7 +325,7 @@ fn fit(p: &[Window], dt: f64) -> TimePiece {
             let stt: f64 = kept.iter().map(|w| (w.t - mt) * (w.t - mt)).sum();
             let str_: f64 = kept.iter().map(|w| (w.t - mt) * (w.r - mr)).sum();
             rate = if stt > 0.0 {
-                (str_ / stt).clamp(0.9, 1.1)
+                (str_ / stt).clamp(1.0 - MAX_RATE_CHANGE, 1.0 + MAX_RATE_CHANGE)
             } else {
                 1.0
             };
@@ -405,5 +480,59 @@ mod tests {
             assert!((got - want).abs() < 0.05, "t {t}: {got} vs {want}");
         }
         assert!((map.pieces[0].suspect_end - 30.0).abs() < 0.2, "{map:?}");
+    }
+
+    /// A copy played at `speed` (suspect time = reference time ÷ speed) from reference `start`
+    /// s, 25 fps, `len` s long; with a `gap` s stretch removed at suspect time 40 s if any.
+    fn played(r: &[f32], speed: f64, start: f64, len: f64, gap: f64) -> (Vec<f64>, Vec<f32>) {
+        let rf: Vec<f64> = r.iter().map(|&v| f64::from(v)).collect();
+        let (mut times, mut means) = (Vec::new(), Vec::new());
+        let mut t = 0.0;
+        while t < len {
+            let rt = start + speed * t + if t >= 40.0 { gap } else { 0.0 };
+            times.push(t);
+            means.push(interp(&rf, rt * 24.0).unwrap_or(0.0) as f32);
+            t += 1.0 / 25.0;
+        }
+        (times, means)
+    }
+
+    #[test]
+    fn a_copy_played_nine_tenths_to_eleven_tenths_is_one_piece_at_its_rate() {
+        let r = curve(2400);
+        for speed in [0.9, 0.93, 0.97, 1.0, 1.04, 1.06, 1.08, 1.1] {
+            let (times, means) = played(&r, speed, 5.0, 80.0, 0.0);
+            let map = register(&times, &means, &r, 24.0, 60.0);
+            assert_eq!(map.pieces.len(), 1, "{speed}: {map:?}");
+            let p = &map.pieces[0];
+            assert!((p.rate - speed).abs() < 0.002, "{speed}: {map:?}");
+            for t in [2.0, 40.0, 78.0] {
+                let got = map.map(t).unwrap();
+                let want = 5.0 + speed * t;
+                assert!((got - want).abs() < 0.03, "{speed} t {t}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_cut_in_a_faster_copy_still_starts_a_piece() {
+        let r = curve(2400);
+        let (times, means) = played(&r, 1.08, 5.0, 80.0, 2.0);
+        let map = register(&times, &means, &r, 24.0, 60.0);
+        // A window straddling the cut may add a sliver between the two (here 0.04 s).
+        let long = map
+            .pieces
+            .iter()
+            .filter(|p| p.suspect_end - p.suspect_start > 1.0)
+            .count();
+        assert_eq!(long, 2, "{map:?}");
+        for (t, want) in [
+            (10.0, 5.0 + 10.8),
+            (39.5, 5.0 + 42.66),
+            (60.0, 5.0 + 64.8 + 2.0),
+        ] {
+            let got = map.map(t).unwrap();
+            assert!((got - want).abs() < 0.05, "t {t}: {got} vs {want}");
+        }
     }
 }
