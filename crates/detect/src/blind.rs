@@ -9,7 +9,9 @@
 //!   position its time falls in, and frames within [`DecideOptions::boundary_frames`] frame
 //!   intervals of a position boundary are skipped;
 //! - **geometry**: the whole picture inside the black bars (found as in informed registration)
-//!   is the whole marked picture (any downscale or aspect change is absorbed; crops are not);
+//!   is the whole marked picture (any downscale or aspect change is absorbed), unless the
+//!   crop and scale search on the keyed pattern ([`crate::blind_crop`]) finds, with calibrated
+//!   confidence, that the copy shows a part of it scaled back;
 //! - **luma**: no photometric map; the expected mark has a uniform amplitude.
 //!
 //! The residual is the suspect's per-position mean image itself, whitened by a local-mean
@@ -20,6 +22,7 @@
 //! the keyed decoy patterns correlated with the same residual, so an unmarked or unrelated copy
 //! still gives z ≈ N(0, 1) and the accuser's false-accusation bound still holds.
 
+use crate::blind_crop::{self, CropSearch};
 use crate::correlate::Correlator;
 use crate::decide::{accumulate, visible_points};
 use crate::frames::{SuspectFrames, WORK_WIDTH};
@@ -59,6 +62,48 @@ pub struct BlindOptions {
     pub start_s: f64,
 }
 
+/// A suspect read for the blind fallback: per-position means on the working grid.
+struct BlindRead {
+    observed: Vec<(usize, u32, Vec<f32>)>,
+    size: (usize, usize),
+    content: [f64; 4],
+    frames: u64,
+    fps: f64,
+    source_size: (usize, usize),
+    last: f64,
+    used: u64,
+    boundary: u64,
+    unmapped: u64,
+}
+
+/// The crop and scale search of [`crate::blind_crop`] on `suspect`, as [`decide_blind`] runs
+/// it (for diagnostics and measurement).
+pub fn crop_search(
+    suspect: &std::path::Path,
+    pattern_key: &DerivedKey,
+    blind: &BlindOptions,
+    opts: &DecideOptions,
+) -> Result<CropSearch, DetectError> {
+    let read = read_blind(suspect, blind, opts)?;
+    Ok(search_of(&read, pattern_key))
+}
+
+/// The crop search on at most [`blind_crop::SEARCH_POSITIONS`] positions spread over the copy.
+fn search_of(read: &BlindRead, pattern_key: &DerivedKey) -> CropSearch {
+    let step = read
+        .observed
+        .len()
+        .div_ceil(blind_crop::SEARCH_POSITIONS)
+        .max(1);
+    let means: Vec<(usize, &[f32])> = read
+        .observed
+        .iter()
+        .step_by(step)
+        .map(|(p, _, m)| (*p, m.as_slice()))
+        .collect();
+    blind_crop::search(&means, read.size, read.content, pattern_key)
+}
+
 /// Decides every position of `suspect` without a reference (see the module documentation).
 pub fn decide_blind(
     suspect: &std::path::Path,
@@ -66,6 +111,88 @@ pub fn decide_blind(
     blind: &BlindOptions,
     opts: &DecideOptions,
 ) -> Result<Decisions, DetectError> {
+    let read = read_blind(suspect, blind, opts)?;
+    let min_frames = opts.min_frames.max(1);
+    let (ww, wh) = read.size;
+    let content = read.content;
+    let found = search_of(&read, pattern_key);
+    let geometry = if found.accepted {
+        found.geometry(content, (ww, wh))
+    } else {
+        Geometry::fill(content, (ww, wh))
+    };
+    let (cw, ch) = (content[2] - content[0], content[3] - content[1]);
+    let rw = WORK_WIDTH;
+    let rh = ((rw as f64 * ch / cw.max(1.0)).round() as usize).clamp(8, 4 * rw);
+    let points = visible_points(&geometry, rw, rh);
+    if points.len() < 64 {
+        return Err(DetectError::NoOverlap {
+            offset: 0,
+            min_frames,
+        });
+    }
+
+    let correlator = Correlator::new(pattern_key, rw, rh, &points, BLIND_HIGHPASS_RADIUS);
+    let amp = vec![1.0; points.len()];
+    let keep = vec![false; points.len()];
+    let positions = read
+        .observed
+        .iter()
+        .map(|(p, count, mean)| {
+            let img = Image {
+                data: mean,
+                w: ww,
+                h: wh,
+            };
+            let d: Vec<f64> = points
+                .iter()
+                .map(|&(_, u, v)| f64::from(img.sample(u, v)))
+                .collect();
+            correlator.decide(
+                Position::new(*p as u32),
+                *count,
+                &d,
+                &amp,
+                &keep,
+                opts.erasure_z,
+            )
+        })
+        .collect();
+    Ok(Decisions {
+        offset: (blind.start_s * read.fps).round() as i64,
+        registration_mad: f64::NAN,
+        suspect_frames: read.frames,
+        positions,
+        registration: Registration {
+            time: TimeMap {
+                pieces: vec![TimePiece {
+                    suspect_start: 0.0,
+                    suspect_end: read.last,
+                    rate: 1.0,
+                    offset: blind.start_s,
+                    windows: 0,
+                    score: f64::NAN,
+                }],
+            },
+            geometry,
+            photometric: Photometric::default(),
+            suspect_size: [read.source_size.0, read.source_size.1],
+            suspect_fps: read.fps,
+            frames_used: read.used,
+            frames_at_boundaries: read.boundary,
+            frames_unmapped: read.unmapped,
+            flip: crate::overlay::Flip::None,
+            excluded: crate::overlay::Excluded::default(),
+        },
+    })
+}
+
+/// Reads `suspect` and sums its frames per position as the blind fallback assigns them.
+fn read_blind(
+    suspect: &std::path::Path,
+    blind: &BlindOptions,
+    opts: &DecideOptions,
+) -> Result<BlindRead, DetectError> {
     crate::decide::check_options(opts)?;
     if !(0.0..=360_000.0).contains(&blind.start_s) {
         return Err(DetectError::Invalid(format!(
@@ -119,7 +246,7 @@ pub fn decide_blind(
         });
     }
 
-    // The picture inside the bars is the marked picture.
+    // The picture inside the bars.
     let step = observed.len().div_ceil(24).max(1);
     let means: Vec<&[f32]> = observed
         .iter()
@@ -127,69 +254,16 @@ pub fn decide_blind(
         .map(|o| o.2.as_slice())
         .collect();
     let content = spatial::content_rect(&means, ww, wh);
-    let geometry = Geometry::fill(content, (ww, wh));
-    let (cw, ch) = (content[2] - content[0], content[3] - content[1]);
-    let rw = WORK_WIDTH;
-    let rh = ((rw as f64 * ch / cw.max(1.0)).round() as usize).clamp(8, 4 * rw);
-    let points = visible_points(&geometry, rw, rh);
-    if points.len() < 64 {
-        return Err(DetectError::NoOverlap {
-            offset: 0,
-            min_frames,
-        });
-    }
-
-    let correlator = Correlator::new(pattern_key, rw, rh, &points, BLIND_HIGHPASS_RADIUS);
-    let amp = vec![1.0; points.len()];
-    let keep = vec![false; points.len()];
-    let positions = observed
-        .iter()
-        .map(|(p, count, mean)| {
-            let img = Image {
-                data: mean,
-                w: ww,
-                h: wh,
-            };
-            let d: Vec<f64> = points
-                .iter()
-                .map(|&(_, u, v)| f64::from(img.sample(u, v)))
-                .collect();
-            correlator.decide(
-                Position::new(*p as u32),
-                *count,
-                &d,
-                &amp,
-                &keep,
-                opts.erasure_z,
-            )
-        })
-        .collect();
-    let last = times.last().copied().unwrap_or(0.0);
-    Ok(Decisions {
-        offset: (blind.start_s * frames.fps).round() as i64,
-        registration_mad: f64::NAN,
-        suspect_frames: n,
-        positions,
-        registration: Registration {
-            time: TimeMap {
-                pieces: vec![TimePiece {
-                    suspect_start: 0.0,
-                    suspect_end: last,
-                    rate: 1.0,
-                    offset: blind.start_s,
-                    windows: 0,
-                    score: f64::NAN,
-                }],
-            },
-            geometry,
-            photometric: Photometric::default(),
-            suspect_size: [frames.source_size.0, frames.source_size.1],
-            suspect_fps: frames.fps,
-            frames_used: used,
-            frames_at_boundaries: boundary,
-            frames_unmapped: unmapped,
-            flip: crate::overlay::Flip::None,
-            excluded: crate::overlay::Excluded::default(),
-        },
+    Ok(BlindRead {
+        observed,
+        size: (ww, wh),
+        content,
+        frames: n,
+        fps: frames.fps,
+        source_size: frames.source_size,
+        last: times.last().copied().unwrap_or(0.0),
+        used,
+        boundary,
+        unmapped,
     })
 }

@@ -73,6 +73,7 @@
 
 pub mod accuse;
 pub mod blind;
+pub mod blind_crop;
 pub mod correlate;
 mod decide;
 pub mod follow;
