@@ -349,6 +349,38 @@ fn a_live_channel_is_served_captured_and_traced_while_on_air() {
         mpd.matches("<Period").count() >= 2,
         "a restart starts a period: {mpd}"
     );
+
+    // Killed outright in the middle of a position: the next run resumes after the last
+    // position whose reference record was written, and removes whatever a later position had
+    // on disk (never served: its sidecars were not written yet).
+    let mut live = live;
+    live.wait("published", Duration::from_secs(60), &mut seen);
+    std::thread::sleep(Duration::from_millis(700));
+    ok(Command::new("kill")
+        .arg("-KILL")
+        .arg(live.proc.0.id().to_string()));
+    let _ = live.proc.0.wait();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("ch/reference/index.json")).unwrap())
+            .unwrap();
+    let done = index["positions"].as_u64().unwrap();
+    let live = Live::start(
+        dir,
+        &format!("udp://127.0.0.1:{port}"),
+        &["--window", "6", "--keep", "40", "--stall", "3s"],
+    );
+    let resumed = live.wait("resumed", Duration::from_secs(60), &mut seen);
+    assert_eq!(resumed["position"].as_u64().unwrap(), done);
+    let next = live.wait("published", Duration::from_secs(60), &mut seen);
+    assert_eq!(next["position"].as_u64().unwrap(), done);
+    for sub in ["a", "b", "WMPaceInfo"] {
+        let later = dir
+            .join("ch/360p")
+            .join(sub)
+            .join(format!("seg_{:05}.m4s", done + 5));
+        assert!(!later.exists(), "{} left behind", later.display());
+    }
+    playlist_files_exist(&dir.join("ch"));
     live.stop(&mut seen);
 }
 

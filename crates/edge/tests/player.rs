@@ -24,25 +24,15 @@ mod common;
 
 use common::*;
 use leaktrace_core::Variant;
+use leaktrace_testkit::browser;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 fn hls_js() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/player/node_modules/hls.js/dist/hls.min.js")
-}
-
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser"].into_iter().find(|c| {
-        Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -75,26 +65,6 @@ fn read_request(s: &mut std::net::TcpStream) -> Option<(String, String)> {
             return Some((head, body));
         }
     }
-}
-
-/// Accepts one POST on 127.0.0.1 and hands its body over.
-fn collector() -> (String, mpsc::Receiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/report", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(8) {
-            let Ok(mut s) = stream else { continue };
-            let body = read_request(&mut s).map(|(_, body)| body);
-            let _ = s.write_all(
-                b"HTTP/1.1 204 No Content\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n",
-            );
-            if let Some(b) = body.filter(|b| !b.is_empty()) {
-                let _ = tx.send(b);
-            }
-        }
-    });
-    (url, rx)
 }
 
 const PAGE: &str = r#"<!doctype html>
@@ -162,25 +132,9 @@ try {
 </script></body></html>
 "#;
 
-/// Whether the browser and `script` (a player library in `node_modules`) are there; when
-/// they are not, the test is skipped with a notice unless `LEAKTRACE_REQUIRE_PLAYER=1`.
+/// Whether the browser and `script` are there (see [`browser::player_available`]).
 fn player_available(script: &Path) -> Option<&'static str> {
-    let required = std::env::var("LEAKTRACE_REQUIRE_PLAYER").as_deref() == Ok("1");
-    match (chromium(), script.is_file()) {
-        (Some(browser), true) => Some(browser),
-        _ => {
-            assert!(
-                !required,
-                "LEAKTRACE_REQUIRE_PLAYER=1 but chromium or {} is missing",
-                script.display()
-            );
-            eprintln!(
-                "SKIPPED: needs chromium and {} (npm ci --prefix crates/edge/tests/player)",
-                script.display()
-            );
-            None
-        }
-    }
+    browser::player_available(script, "npm ci --prefix crates/edge/tests/player")
 }
 
 /// What both player pages start with: the video element, SHA-256 in hex, and `finish`, which
@@ -196,43 +150,14 @@ function finish(reason) {
     out.currentTime = v.currentTime;
     out.duration = v.duration;"#;
 
-/// Opens `page` (with `PRELUDE_JS`, `PLAYER_JS`, `SRC_URL` and `REPORT_URL` filled in) in headless
-/// `browser` and returns the report it posts.
+/// Opens `page` (with `PRELUDE_JS`, `PLAYER_JS` and `SRC_URL` filled in) in headless `browser`
+/// and returns the report it posts.
 fn run_page(browser: &str, page: &str, script: &Path, src: &str) -> serde_json::Value {
-    let (report_url, reports) = collector();
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("player.html");
-    std::fs::write(
-        &file,
-        page.replace("PRELUDE_JS", PRELUDE_JS)
-            .replace("PLAYER_JS", &format!("file://{}", script.display()))
-            .replace("SRC_URL", src)
-            .replace("REPORT_URL", &report_url),
-    )
-    .unwrap();
-    let profile = tmp.path().join("profile");
-    let mut child = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--autoplay-policy=no-user-gesture-required",
-            "--allow-file-access-from-files",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("file://{}", file.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let report = reports.recv_timeout(Duration::from_secs(120));
-    let _ = child.kill();
-    let _ = child.wait();
-    let report = report.expect("the page sent no report within 120 s");
+    let html = page
+        .replace("PRELUDE_JS", PRELUDE_JS)
+        .replace("PLAYER_JS", &format!("file://{}", script.display()))
+        .replace("SRC_URL", src);
+    let report = browser::run_page(browser, &html, Duration::from_secs(120));
     serde_json::from_str(&report).unwrap()
 }
 

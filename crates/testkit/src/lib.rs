@@ -6,6 +6,7 @@
 //! - FFmpeg and ffprobe ([`ffmpeg`], [`ffmpeg_command`], [`ffprobe`]) and CMAF files joined
 //!   into one playable file ([`concat()`], [`segments`]); decoded frames as MD5s
 //!   ([`decode_framemd5`], [`frame_hashes`]) and Shaka Packager ([`shaka_packager`]);
+//! - headless Chromium for player pages ([`browser`]);
 //! - loopback networking: [`free_port`], a plain [`http_get`], and (feature `site`, on by
 //!   default) a hyper site on 127.0.0.1 ([`site`]);
 //! - the vendored XML schemas: [`acns_xsd`], [`assert_acns_valid`];
@@ -29,6 +30,7 @@
 //! assert_eq!(ffprobe(&count, &out).trim(), "48");
 //! ```
 
+pub mod browser;
 mod media;
 mod net;
 mod package;

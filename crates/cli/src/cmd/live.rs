@@ -220,7 +220,8 @@ pub fn run(config_path: Option<&Path>, a: &LiveArgs) -> Result<Code> {
     } else {
         println!(
             "channel {}: {} positions published from {} ({:.1} s of channel in {:.1} s; \
-             latency median {:.2} s, worst {:.2} s; {} dropped, {} repeated, {} reconnects)",
+             latency median {:.2} s, worst {:.2} s; fell behind by {:.2} s at worst; {} dropped, \
+             {} repeated, {} reconnects)",
             summary.channel,
             summary.positions,
             summary.first_position,
@@ -228,6 +229,7 @@ pub fn run(config_path: Option<&Path>, a: &LiveArgs) -> Result<Code> {
             summary.elapsed_seconds,
             summary.latency_median_s,
             summary.latency_max_s,
+            summary.max_lag_s,
             summary.dropped,
             summary.repeated,
             summary.reconnects

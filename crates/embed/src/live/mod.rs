@@ -243,6 +243,10 @@ pub struct LiveSummary {
     pub latency_median_s: f64,
     /// See `latency_median_s`.
     pub latency_max_s: f64,
+    /// How far the packager fell behind the source's own clock at worst, seconds: how much
+    /// later than its timestamp says a frame was taken in, less the least that was ever so
+    /// (0 when it kept up; it grows without bound when it cannot).
+    pub max_lag_s: f64,
 }
 
 /// Messages from the fragment readers.
@@ -457,6 +461,8 @@ pub fn run_live(
     let mut current: Option<u32> = None;
     let mut pace_anchor: Option<(Instant, u64)> = None;
     let mut file_ended = false;
+    let mut lag_anchor: Option<(Instant, f64, f64)> = None;
+    let mut max_lag = 0f64;
     'channel: loop {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -507,6 +513,7 @@ pub fn run_live(
                             decoder = Some(d);
                             clock.reanchor();
                             pace_anchor = None;
+                            lag_anchor = None;
                             continue 'channel;
                         }
                         Err(e) => events(LiveEvent::SourceLost {
@@ -538,6 +545,17 @@ pub fn run_live(
             .and_then(Decoder::last_time)
             .unwrap_or_else(|| clock.last_t.map_or(0.0, |l| l + 1.0 / fr.as_f64()));
         let (copies, jump) = clock.place(t, fr.as_f64());
+        if jump.is_some() {
+            lag_anchor = None;
+        }
+        if !cfg.realtime {
+            // A source that brings its own clock (a network stream): how late is this frame
+            // against the first one?
+            let (at, t0, least) = lag_anchor.get_or_insert((Instant::now(), t, f64::INFINITY));
+            let lag = at.elapsed().as_secs_f64() - (t - *t0);
+            *least = least.min(lag);
+            max_lag = max_lag.max(lag - *least);
+        }
         if let Some(jump_s) = jump {
             events(LiveEvent::Reanchored { jump_s });
         }
@@ -568,6 +586,8 @@ pub fn run_live(
                 let now = Instant::now();
                 if due > now {
                     std::thread::sleep(due - now);
+                } else {
+                    max_lag = max_lag.max((now - due).as_secs_f64());
                 }
             }
             let boundary = current != Some(position.get());
@@ -634,6 +654,7 @@ pub fn run_live(
         published_seconds: f64::from(channel.published) * cfg.segment.as_secs_f64(),
         latency_median_s: lat.get(lat.len() / 2).copied().unwrap_or(0.0),
         latency_max_s: lat.last().copied().unwrap_or(0.0),
+        max_lag_s: max_lag,
     })
 }
 

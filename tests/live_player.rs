@@ -1,0 +1,247 @@
+//! A real player on a live channel: FFmpeg loops a corpus clip in real time into UDP on
+//! loopback, `leaktrace live` marks it, the edge serves one session, and hls.js in headless
+//! Chromium plays the channel for more than two minutes. Every segment the player received is
+//! the `a/` or `b/` file the session's codeword names (in its egress form), both variants occur,
+//! and playback never stalls once it has started.
+//!
+//! Needs Debian's `chromium` and hls.js (`npm ci --prefix crates/edge/tests/player`); skipped
+//! with a notice when either is missing, unless `LEAKTRACE_REQUIRE_PLAYER=1`. Set
+//! `LEAKTRACE_LIVE_PLAY_S` to play longer or shorter (default 130 s).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+mod common;
+
+use common::*;
+use leaktrace_core::{KeyVersion, MasterKey, SessionId, TitleId, Variant};
+use leaktrace_testkit::browser::{player_available, run_page};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const PAGE: &str = r#"<!doctype html>
+<html><body><video id="v" playsinline muted></video>
+<script src="PLAYER_JS"></script>
+<script>
+const SRC = "SRC_URL", REPORT = "REPORT_URL", PLAY_S = PLAY_SECONDS;
+const out = { frags: [], errors: [], waiting: [], playing: null, done: null };
+const pending = [];
+const v = document.getElementById("v");
+function hex(buf) { return Array.from(new Uint8Array(buf)).map(b => b.toString(16).padStart(2, "0")).join(""); }
+function finish(reason) {
+  if (out.done) return;
+  out.done = reason;
+  Promise.all(pending).then(() => {
+    out.currentTime = v.currentTime;
+    const q = v.getVideoPlaybackQuality();
+    out.totalFrames = q.totalVideoFrames; out.droppedFrames = q.droppedVideoFrames;
+    out.videoError = v.error ? v.error.code : null;
+    fetch(REPORT, { method: "POST", mode: "no-cors", body: JSON.stringify(out) });
+  });
+}
+try {
+  const Base = Hls.DefaultConfig.loader;
+  class Tap extends Base {
+    load(context, config, callbacks) {
+      const onSuccess = callbacks.onSuccess;
+      callbacks.onSuccess = (response, stats, ctx, details) => {
+        if (response.data instanceof ArrayBuffer) {
+          const copy = response.data.slice(0);
+          const rec = { url: ctx.url, len: copy.byteLength };
+          out.frags.push(rec);
+          pending.push(crypto.subtle.digest("SHA-256", copy).then(h => { rec.sha256 = hex(h); }));
+        }
+        onSuccess(response, stats, ctx, details);
+      };
+      super.load(context, config, callbacks);
+    }
+  }
+  const hls = new Hls({ loader: Tap, liveSyncDurationCount: 3 });
+  hls.on(Hls.Events.ERROR, (e, d) => {
+    out.errors.push({ type: String(d.type), details: String(d.details), fatal: !!d.fatal, at: v.currentTime });
+    if (d.fatal) finish("fatal");
+  });
+  hls.on(Hls.Events.MANIFEST_PARSED, () => {
+    v.play().catch(err => out.errors.push({ type: "play", details: String(err), fatal: false }));
+  });
+  v.addEventListener("playing", () => {
+    if (out.playing === null) {
+      out.playing = performance.now();
+      out.startTime = v.currentTime;
+      setTimeout(() => finish("played"), PLAY_S * 1000);
+    }
+  });
+  v.addEventListener("waiting", () => {
+    if (out.playing !== null) out.waiting.push({ at: v.currentTime, wall: (performance.now() - out.playing) / 1000 });
+  });
+  hls.loadSource(SRC);
+  hls.attachMedia(v);
+  setTimeout(() => finish("timeout"), (PLAY_S + 90) * 1000);
+} catch (err) {
+  out.errors.push({ type: "exception", details: String(err), fatal: true });
+  finish("exception");
+}
+</script></body></html>
+"#;
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn egress_file(path: &std::path::Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    leaktrace_edge::egress::neutralize_wmpi(&mut bytes);
+    bytes
+}
+
+#[test]
+fn hls_js_plays_a_live_channel_through_the_edge() {
+    let hls_js = repo().join("crates/edge/tests/player/node_modules/hls.js/dist/hls.min.js");
+    let Some(browser) = player_available(&hls_js, "npm ci --prefix crates/edge/tests/player")
+    else {
+        return;
+    };
+    let play_s: u64 = std::env::var("LEAKTRACE_LIVE_PLAY_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(130);
+    let dir = init_workdir();
+    let dir = dir.path();
+    let port = free_port();
+    let mut live = Proc(
+        bin()
+            .current_dir(dir)
+            .arg("live")
+            .arg(format!("udp://127.0.0.1:{port}"))
+            .args(["--out", "ch", "--title", "news", "--ladder", "360p"])
+            .args(["--window", "8", "--keep", "200", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The feed: the clip looped at its own rate, stream copy, as a contribution encoder sends.
+    let _feed = Proc(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i"])
+            .arg(corpus("bbb.mp4"))
+            .args(["-map", "0:v:0", "-c", "copy", "-f", "mpegts"])
+            .arg(format!("udp://127.0.0.1:{port}?pkt_size=1316"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = std::io::BufReader::new(live.0.stdout.take().unwrap()).lines();
+    // hls.js starts three segments behind the live edge: wait for four.
+    let mut published = 0;
+    while published < 4 {
+        let line = lines.next().expect("live ended early").unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["event"] == "published" {
+            published += 1;
+        }
+    }
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let (edge_proc, line) = spawn_first_line(
+        bin()
+            .current_dir(dir)
+            .args([
+                "edge",
+                "--root",
+                "ch",
+                "--listen",
+                "127.0.0.1:0",
+                "--threads",
+                "1",
+            ])
+            .stderr(Stdio::null()),
+    );
+    let _edge = edge_proc;
+    let addr = line.split_whitespace().nth(1).unwrap().to_owned();
+    let out = ok(bin().current_dir(dir).args([
+        "session",
+        "new",
+        "--title",
+        "news",
+        "--account",
+        "viewer",
+        "--json",
+    ]));
+    let s: Value = serde_json::from_str(&out).unwrap();
+    let sid = s["session_id"].as_str().unwrap().to_owned();
+    let src = format!("{addr}{}", s["path"].as_str().unwrap());
+    let page = PAGE
+        .replace("PLAYER_JS", &format!("file://{}", hls_js.display()))
+        .replace("SRC_URL", &src)
+        .replace("PLAY_SECONDS", &play_s.to_string());
+    let r: Value =
+        serde_json::from_str(&run_page(browser, &page, Duration::from_secs(play_s + 150))).unwrap();
+    let report = r.to_string();
+    eprintln!(
+        "live player: done={} played from {} to {} s, frames {} (dropped {}), fragments {}, \
+         waiting {}, errors {}",
+        r["done"],
+        r["startTime"],
+        r["currentTime"],
+        r["totalFrames"],
+        r["droppedFrames"],
+        r["frags"].as_array().map_or(0, Vec::len),
+        r["waiting"],
+        r["errors"]
+    );
+    assert_eq!(r["done"], "played", "{report}");
+    assert!(r["videoError"].is_null(), "{report}");
+    let fatal: Vec<&Value> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["fatal"] == true)
+        .collect();
+    assert!(fatal.is_empty(), "fatal player errors: {fatal:?}");
+    assert_eq!(
+        r["waiting"],
+        serde_json::json!([]),
+        "playback stalled: {report}"
+    );
+    let played = r["currentTime"].as_f64().unwrap() - r["startTime"].as_f64().unwrap();
+    assert!(
+        played >= play_s as f64 - 3.0,
+        "played {played:.1} s of {play_s} s: {report}"
+    );
+
+    // Every segment is the session's variant, and both variants occur.
+    let key_hex = std::fs::read_to_string(dir.join("master.key")).unwrap();
+    let key = MasterKey::from_hex(key_hex.trim(), KeyVersion::new(1)).unwrap();
+    let book = key.codebook(&TitleId::new("news").unwrap());
+    let session = SessionId::new(sid).unwrap();
+    let rend = dir.join("ch/360p");
+    let mut seen = [0usize; 2];
+    for frag in r["frags"].as_array().unwrap() {
+        let url = frag["url"].as_str().unwrap();
+        let file = url.rsplit('/').next().unwrap();
+        let hash = frag["sha256"].as_str().unwrap();
+        if file == "init.mp4" {
+            assert_eq!(hash, sha256_hex(&egress_file(&rend.join("a/init.mp4"))));
+            continue;
+        }
+        let p = leaktrace_core::segment_file_position(file)
+            .unwrap_or_else(|| panic!("unexpected fragment {url}"));
+        let want = book.bit(&session, p);
+        assert_eq!(
+            hash,
+            sha256_hex(&egress_file(&rend.join(want.dir()).join(file))),
+            "{file}: not the {want} file"
+        );
+        seen[usize::from(want == Variant::B)] += 1;
+    }
+    assert!(
+        seen[0] > 0 && seen[1] > 0,
+        "A/B switches: {seen:?} segments A/B"
+    );
+    let _ = live.0.kill();
+}
