@@ -253,12 +253,17 @@ async function resolve(env, target, choose, sidecarPromise) {
  * through the Cache API under one key per origin file (so per variant) when `cacheable`.
  */
 async function egressBody(env, ctx, request, rel, file, cacheable) {
-  const cache = cacheable && typeof caches !== "undefined" ? caches.default : null;
+  let cache = cacheable && typeof caches !== "undefined" ? caches.default : null;
   const key = cache ? new Request(new URL(`${EGRESS_KEY_PREFIX}${rel}`, request.url).toString()) : null;
   if (cache) {
-    const hit = await cache.match(key);
-    if (hit) {
-      return { bytes: new Uint8Array(await hit.arrayBuffer()), etag: hit.headers.get("ETag") };
+    // A runtime without a cache (workerd with none configured) throws: go to the origin.
+    try {
+      const hit = await cache.match(key);
+      if (hit) {
+        return { bytes: new Uint8Array(await hit.arrayBuffer()), etag: hit.headers.get("ETag") };
+      }
+    } catch {
+      cache = null;
     }
   }
   const got = await originGet(env, rel, { ttl: isManifest(file) ? 1 : 86400 });
@@ -270,7 +275,7 @@ async function egressBody(env, ctx, request, rel, file, cacheable) {
     const stored = new Response(bytes.slice(), {
       headers: { ETag: etag, "Cache-Control": "public, max-age=86400", "Content-Type": "application/octet-stream" },
     });
-    ctx?.waitUntil?.(cache.put(key, stored));
+    ctx?.waitUntil?.(cache.put(key, stored).catch(() => {}));
   }
   return { bytes, etag };
 }

@@ -1,0 +1,458 @@
+//! The Cloudflare Worker (`cdn/cloudflare/worker.mjs`) in Cloudflare's own runtime, workerd,
+//! against the Rust edge: the Worker fetches the package of the edge's fixture from a static
+//! origin on 127.0.0.1, and for the same token every file it serves (manifests, playlists, init
+//! and media segments of every rendition, subtitles, the encrypted titles) must be byte-identical
+//! to what the edge serves, with the same ETag, Content-Type and Cache-Control; forged, expired,
+//! wrong-key, other-title, unrecorded and revoked tokens are refused with 403, and origin-only
+//! paths with the edge's status. The selector vectors (`tests/vectors/selector-v2.json`) are run
+//! inside workerd too.
+//!
+//! Needs `npm ci --prefix cdn` (workerd and @noble/hashes); skipped with a notice when
+//! `cdn/node_modules/workerd` is missing, unless `LEAKTRACE_REQUIRE_CDN=1`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{Resp, fixture, get, key, request};
+use leaktrace_core::session::session_of;
+use leaktrace_core::token::{Verifier, WmToken, decode_and_verify};
+use leaktrace_testkit::{free_port, repo};
+
+/// The `cdn/` folder of the repository.
+fn cdn() -> PathBuf {
+    repo().join("cdn")
+}
+
+/// Whether workerd is installed; when it is not, the test is skipped with a notice, unless
+/// `LEAKTRACE_REQUIRE_CDN=1` makes that a failure.
+fn workerd_available() -> bool {
+    let required = std::env::var("LEAKTRACE_REQUIRE_CDN").as_deref() == Ok("1");
+    let installed = cdn().join("node_modules/workerd").is_dir()
+        && cdn().join("node_modules/@noble/hashes/blake3.js").is_file();
+    if !installed {
+        assert!(
+            !required,
+            "LEAKTRACE_REQUIRE_CDN=1 but cdn/node_modules/workerd is missing (npm ci --prefix cdn)"
+        );
+        eprintln!("SKIPPED: needs cdn/node_modules/workerd (npm ci --prefix cdn)");
+    }
+    installed
+}
+
+/// A workerd process serving `cdn/cloudflare/test/config.capnp`; killed on drop.
+struct Workerd {
+    child: Child,
+    /// The Worker (position from the sidecar).
+    http: SocketAddr,
+    /// The Worker with `LEAKTRACE_POSITION_FROM_NAME=1`.
+    names: SocketAddr,
+    /// The test-only Worker (vectors).
+    selftest: SocketAddr,
+    log: PathBuf,
+}
+
+impl Drop for Workerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            for log in [self.log.clone(), self.log.with_extension("err")] {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                eprintln!("--- {} (last lines) ---", log.display());
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+}
+
+/// The SEC1 uncompressed public key of the fixture's ES256 issuer, in hex.
+fn es256_public_hex() -> String {
+    let secret = blake3::hash(b"edge test es256");
+    let signing = p256::ecdsa::SigningKey::from_slice(secret.as_bytes()).unwrap();
+    let point = signing.verifying_key().to_sec1_point(false);
+    let point = point.as_bytes();
+    assert_eq!(point.len(), 65, "expected an uncompressed SEC1 point");
+    point.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Starts workerd with the Worker pointed at `origin` and KV namespaces backed by `kv/sessions`
+/// and `kv/revoked` (one file per session id).
+fn start_workerd(origin: SocketAddr, kv: &Path) -> Workerd {
+    let ports = [free_port(), free_port(), free_port()];
+    let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    let log = kv.join("workerd.log");
+    let master = format!("1:{}", key().to_hex());
+    let child = Command::new(cdn().join("node_modules/.bin/workerd"))
+        .current_dir(cdn())
+        .arg("serve")
+        .arg("cloudflare/test/config.capnp")
+        .arg("-s")
+        .arg(format!("http={}", addr(ports[0])))
+        .arg("-s")
+        .arg(format!("names={}", addr(ports[1])))
+        .arg("-s")
+        .arg(format!("selftest={}", addr(ports[2])))
+        .arg("-d")
+        .arg(format!("sessions={}", kv.join("sessions").display()))
+        .arg("-d")
+        .arg(format!("revoked={}", kv.join("revoked").display()))
+        .env("LEAKTRACE_ORIGIN", format!("http://{origin}"))
+        .env("LEAKTRACE_MASTER_KEYS", master)
+        .env("LEAKTRACE_ES256_KEYS", es256_public_hex())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(kv.join("workerd.err")).unwrap())
+        .spawn()
+        .expect("starting workerd");
+    let w = Workerd {
+        child,
+        http: addr(ports[0]),
+        names: addr(ports[1]),
+        selftest: addr(ports[2]),
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for a in [w.http, w.names, w.selftest] {
+        while TcpStream::connect(a).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "workerd did not listen on {a}: {}",
+                std::fs::read_to_string(kv.join("workerd.err")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    w
+}
+
+/// A static HTTP/1.1 origin on 127.0.0.1 serving `root` (GET and HEAD, one request per
+/// connection): 200 with the file, or 404.
+fn serve_origin(root: PathBuf) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let root = root.clone();
+            std::thread::spawn(move || answer(stream, &root));
+        }
+    });
+    addr
+}
+
+fn answer(mut stream: TcpStream, root: &Path) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    loop {
+        let mut h = String::new();
+        match reader.read_line(&mut h) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if h == "\r\n" || h == "\n" => break,
+            Ok(_) => {}
+        }
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default();
+    let path = path.split('?').next().unwrap_or_default();
+    let safe = path.starts_with('/')
+        && !path.contains("..")
+        && !path.contains('%')
+        && !path.contains('\\');
+    let file = root.join(path.trim_start_matches('/'));
+    let head = method == "HEAD";
+    let (status, body) = match (safe && file.is_file(), std::fs::read(&file)) {
+        (true, Ok(b)) => ("200 OK", b),
+        _ => ("404 Not Found", b"not found\n".to_vec()),
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if !head {
+        let _ = stream.write_all(&body);
+    }
+}
+
+/// The claims of a fixture token (HMAC or ES256), whatever its times (verified at its own
+/// issue time).
+fn claims_of(token: &str) -> WmToken {
+    let verifiers = [
+        Verifier::hmac_sha256(key().token_mac_key().as_bytes()),
+        common::es256_signer().verifier(),
+    ];
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Fixture tokens were issued now or a day ago, for an hour.
+    [now, now - 86_400 + 1_800]
+        .into_iter()
+        .find_map(|t| {
+            verifiers
+                .iter()
+                .find_map(|v| decode_and_verify(token, v, t).ok())
+        })
+        .expect("a fixture token")
+}
+
+/// Records `session` of `title` in the Worker's SESSIONS namespace (its directory).
+fn record_session(kv: &Path, session: &str, title: &str) {
+    std::fs::write(
+        kv.join("sessions").join(session),
+        format!("{{\"title\":\"{title}\",\"key_version\":1,\"title_key_version\":1}}"),
+    )
+    .unwrap();
+}
+
+/// Every file a viewer can ask for under `pkg` (relative paths): root manifests, and per
+/// rendition its plain files and the names of its variant files.
+fn viewer_files(pkg: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let names = |dir: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.path().is_file())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    for f in names(pkg) {
+        if f.ends_with(".m3u8") || f.ends_with(".mpd") {
+            out.push(f);
+        }
+    }
+    let mut renditions: Vec<PathBuf> = std::fs::read_dir(pkg)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "reference"))
+        .collect();
+    renditions.sort();
+    for r in renditions {
+        let name = r.file_name().unwrap().to_string_lossy().into_owned();
+        let mut files = names(&r);
+        files.extend(names(&r.join("a")));
+        files.sort();
+        files.dedup();
+        for f in files {
+            out.push(format!("{name}/{f}"));
+        }
+    }
+    out
+}
+
+fn same_response(what: &str, edge: &Resp, worker: &Resp) {
+    assert_eq!(edge.status, worker.status, "{what}: status");
+    assert!(edge.body == worker.body, "{what}: bodies differ");
+    for h in [
+        "etag",
+        "content-type",
+        "cache-control",
+        "content-range",
+        "vary",
+    ] {
+        assert_eq!(edge.header(h), worker.header(h), "{what}: {h}");
+    }
+    assert_eq!(
+        worker.header("last-modified"),
+        None,
+        "{what}: Last-Modified"
+    );
+}
+
+#[test]
+fn selector_vectors_pass_inside_workerd() {
+    if !workerd_available() {
+        return;
+    }
+    let kv = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(kv.path().join("sessions")).unwrap();
+    std::fs::create_dir_all(kv.path().join("revoked")).unwrap();
+    let origin = serve_origin(kv.path().to_path_buf());
+    let w = start_workerd(origin, kv.path());
+    let r = get(w.selftest, "/vectors");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let report: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(report["ok"], true, "selector vectors in workerd: {report}");
+    assert!(report["checked"].as_u64().unwrap() > 2000, "{report}");
+    eprintln!(
+        "selector vectors in workerd: {} checks passed",
+        report["checked"]
+    );
+}
+
+#[test]
+fn worker_in_workerd_serves_the_edges_bytes_and_refuses_bad_tokens() {
+    if !workerd_available() {
+        return;
+    }
+    let f = fixture();
+    let root = f.pkg.parent().unwrap().to_path_buf();
+    let kv = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(kv.path().join("sessions")).unwrap();
+    std::fs::create_dir_all(kv.path().join("revoked")).unwrap();
+    let t = &f.tokens;
+    let titled: Vec<(&str, &str)> = vec![
+        (t.s1.1.as_str(), common::TITLE),
+        (t.s2.1.as_str(), common::TITLE),
+        (t.direct.1.as_str(), common::TITLE),
+        (t.es256.1.as_str(), common::TITLE),
+        (t.expired.as_str(), common::TITLE),
+        (t.other_title.as_str(), common::OTHER_TITLE),
+        (t.drm[0].1.as_str(), common::DRM_TITLES[0].0),
+        (t.drm[1].1.as_str(), common::DRM_TITLES[1].0),
+    ];
+    for (token, title) in &titled {
+        let sid = session_of(&claims_of(token)).unwrap();
+        record_session(kv.path(), sid.as_str(), title);
+    }
+    let origin = serve_origin(root.clone());
+    let w = start_workerd(origin, kv.path());
+
+    // Every file of every title, for every kind of token: the Worker serves the edge's bytes.
+    let mut compared = 0usize;
+    let mut by_name = 0usize;
+    let sessions: Vec<(&str, &str)> = vec![
+        ("s1", t.s1.1.as_str()),
+        ("s2", t.s2.1.as_str()),
+        ("direct", t.direct.1.as_str()),
+        ("es256", t.es256.1.as_str()),
+    ];
+    let files = viewer_files(&f.pkg);
+    assert!(
+        files.iter().filter(|p| p.ends_with(".m4s")).count() >= 40,
+        "{files:?}"
+    );
+    for (name, token) in &sessions {
+        for file in &files {
+            let path = format!("/wmt/{token}/{}/{file}", common::TITLE);
+            let edge = get(f.addr, &path);
+            assert_eq!(edge.status, 200, "edge: {file}");
+            let worker = get(w.http, &path);
+            same_response(&format!("{name} {file}"), &edge, &worker);
+            compared += 1;
+            if *name == "s1" || *name == "direct" {
+                let named = get(w.names, &path);
+                same_response(
+                    &format!("{name} {file} (position from name)"),
+                    &edge,
+                    &named,
+                );
+                by_name += 1;
+            }
+        }
+    }
+    for (i, (title, _)) in common::DRM_TITLES.iter().enumerate() {
+        let token = &t.drm[i].1;
+        for file in viewer_files(&root.join(title)) {
+            let path = format!("/wmt/{token}/{title}/{file}");
+            let edge = get(f.addr, &path);
+            assert_eq!(edge.status, 200, "edge: {title}/{file}");
+            same_response(&format!("{title} {file}"), &edge, &get(w.http, &path));
+            compared += 1;
+        }
+    }
+
+    // The token from the query and from the header; HEAD, ranges and validators as the edge.
+    let seg = format!("{}/360p/seg_00003.m4s", common::TITLE);
+    let s1 = &t.s1.1;
+    let auth = format!("Bearer {s1}");
+    for (target, headers) in [
+        (format!("/{seg}?wmt={s1}"), vec![]),
+        (format!("/{seg}"), vec![("Authorization", auth.as_str())]),
+        (format!("/wmt/{s1}/{seg}"), vec![("Range", "bytes=100-199")]),
+        (format!("/wmt/{s1}/{seg}"), vec![("Range", "bytes=-50")]),
+        (
+            format!("/wmt/{s1}/{seg}"),
+            vec![("Range", "bytes=99999999-")],
+        ),
+    ] {
+        let edge = request(f.addr, "GET", &target, &headers);
+        let worker = request(w.http, "GET", &target, &headers);
+        same_response(&format!("{target} {headers:?}"), &edge, &worker);
+    }
+    let edge = request(f.addr, "HEAD", &format!("/wmt/{s1}/{seg}"), &[]);
+    let worker = request(w.http, "HEAD", &format!("/wmt/{s1}/{seg}"), &[]);
+    same_response("HEAD", &edge, &worker);
+    assert_eq!(
+        edge.header("content-length"),
+        worker.header("content-length")
+    );
+    let etag = edge.header("etag").unwrap().to_owned();
+    let worker = request(
+        w.http,
+        "GET",
+        &format!("/wmt/{s1}/{seg}"),
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!(worker.status, 304);
+
+    // Refusals: bad tokens 403, origin-only and malformed paths as the edge.
+    for (what, token) in [
+        ("forged", t.forged.as_str()),
+        ("expired", t.expired.as_str()),
+        ("wrong key", t.wrong_key.as_str()),
+        ("other title", t.other_title.as_str()),
+        ("unrecorded", t.unrecorded.as_str()),
+        ("not a token", "abc"),
+    ] {
+        let path = format!("/wmt/{token}/{seg}");
+        let r = get(w.http, &path);
+        assert_eq!(r.status, 403, "{what}");
+        assert_eq!(r.header("etag"), None, "{what}");
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{what}");
+        assert_eq!(get(f.addr, &path).status, 403, "{what} (edge)");
+    }
+    assert_eq!(get(w.http, &format!("/{seg}")).status, 403, "no token");
+    for p in [
+        format!("/wmt/{s1}/bbb/360p/a/seg_00000.m4s"),
+        format!("/wmt/{s1}/bbb/360p/b/seg_00000.m4s"),
+        format!("/wmt/{s1}/bbb/360p/WMPaceInfo/seg_00000.m4s"),
+        format!("/wmt/{s1}/bbb/reference/meta.json"),
+        format!("/wmt/{s1}/bbb/title.json"),
+        format!("/wmt/{s1}/bbb/360p/seg_99999.m4s"),
+        format!("/wmt/{s1}/bbb/nothing.m3u8"),
+        format!("/wmt/{s1}/bbb/../title.json"),
+        format!("/wmt/{s1}/bbb/%2e%2e/360p/seg_00000.m4s"),
+        format!("/wmt/{s1}/bbb//360p/seg_00000.m4s"),
+        format!("/wmt/{s1}"),
+    ] {
+        let edge = get(f.addr, &p);
+        let worker = get(w.http, &p);
+        assert_eq!(edge.status, worker.status, "{p}");
+        assert!(matches!(worker.status, 400 | 404), "{p}: {}", worker.status);
+    }
+    let post = request(w.http, "POST", &format!("/wmt/{s1}/{seg}"), &[]);
+    assert_eq!(post.status, 405);
+
+    // Revocation: a session put in the REVOKED namespace is refused at once.
+    let s2 = t.s2.0.as_str();
+    assert_eq!(get(w.http, &format!("/wmt/{}/{seg}", t.s2.1)).status, 200);
+    std::fs::write(kv.path().join("revoked").join(s2), "2026-12-01T00:00:00Z").unwrap();
+    assert_eq!(get(w.http, &format!("/wmt/{}/{seg}", t.s2.1)).status, 403);
+    assert_eq!(get(w.names, &format!("/wmt/{}/{seg}", t.s2.1)).status, 403);
+    std::fs::remove_file(kv.path().join("revoked").join(s2)).unwrap();
+    assert_eq!(get(w.http, &format!("/wmt/{}/{seg}", t.s2.1)).status, 200);
+
+    eprintln!(
+        "workerd: {compared} files identical to the edge's ({by_name} more with positions from file names); log {}",
+        w.log.display()
+    );
+}
