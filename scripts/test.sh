@@ -38,6 +38,12 @@ if [ ! -d crates/edge/tests/player/node_modules/hls.js ] || [ ! -d crates/edge/t
 fi
 export LEAKTRACE_REQUIRE_PLAYER=1
 
+log "workerd (Cloudflare's runtime) for the CDN selector Worker"
+if [ ! -d cdn/node_modules/workerd ] || [ ! -d cdn/node_modules/@noble/hashes ]; then
+    npm ci --prefix cdn --no-audit --no-fund
+fi
+export LEAKTRACE_REQUIRE_CDN=1
+
 log "PostgreSQL on loopback"
 export LEAKTRACE_TEST_PG_URL
 LEAKTRACE_TEST_PG_URL="$(bash scripts/pg-test-server.sh start)"

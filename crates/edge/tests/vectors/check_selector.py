@@ -49,7 +49,8 @@ def main() -> int:
         qs = []
         for p, want in zip(tv["positions"], tv["biases"]):
             r = lo + unit(blake3(struct.pack("<Q", p), key=bias_key).digest()[:8]) * span
-            q = math.sin(r) ** 2
+            # T_p = clamp(round_half_up(sin(r)^2 * 65536), 1, 65535); q_p = T_p / 65536.
+            q = min(max(math.floor(math.sin(r) ** 2 * 65536 + 0.5), 1), 65535) / 65536
             if abs(q - want) > 1e-15:
                 print(f"{title}: bias at {p}: {q} != {want}")
                 return 1
@@ -57,7 +58,8 @@ def main() -> int:
         for s in tv["sessions"]:
             xof = blake3(s["session_id"].encode(), key=cw_key)
             for p, q, want_u, want_bit in zip(tv["positions"], qs, s["uniforms"], s["bits"]):
-                u = unit(xof.digest(8, seek=8 * p))
+                # X_p = u16 LE at bytes [2p, 2p + 2) of the XOF; u_p = X_p / 65536.
+                u = struct.unpack("<H", xof.digest(2, seek=2 * p))[0] / 65536
                 bit = "1" if u < q else "0"
                 if abs(u - want_u) > 1e-15 or bit != want_bit:
                     print(f"{title}/{s['session_id']}: position {p}: u={u} bit={bit}")

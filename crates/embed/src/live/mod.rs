@@ -39,6 +39,11 @@
 //! restart starts a new period (DASH) and a discontinuity (HLS); media time goes on from the
 //! position's place on the channel's timeline.
 //!
+//! **Storage.** The reference index grows by one record per position (78 KB: the mean luma at
+//! 256 × 144 and the mark amplitude per pattern cell) and 144 bytes per frame: about 160 MB per
+//! hour of a 30-fps channel in 2-s positions. It is never pruned, so a capture from any time of
+//! the channel can be examined; segments older than the window and `keep` are deleted.
+//!
 //! **A source that misbehaves.** A source that stalls (nothing for [`LiveConfig::stall`]),
 //! ends, or sends what cannot be decoded is closed, logged and reopened every
 //! [`LiveConfig::reconnect`]; the channel pauses meanwhile and a stall longer than a segment
@@ -430,7 +435,6 @@ pub fn run_live(
         pending_reference: VecDeque::new(),
         run_positions: VecDeque::new(),
         wall_of: VecDeque::new(),
-        next_publish: first_position,
         published: 0,
         first_of_run: true,
         period_anchor: None,
@@ -913,7 +917,6 @@ struct Channel<'a> {
     run_positions: VecDeque<u32>,
     /// When each of them started: wall clock and monotonic.
     wall_of: VecDeque<(u32, i64, Instant)>,
-    next_publish: u32,
     published: u32,
     first_of_run: bool,
     /// (wall ms − media ms) of the current period.
@@ -1083,7 +1086,6 @@ impl Channel<'_> {
             discontinuity: self.first_of_run && !self.state.segments.is_empty(),
         });
         self.first_of_run = false;
-        self.next_publish = position + 1;
         self.published += 1;
         let keep_from = position
             .saturating_add(1)
