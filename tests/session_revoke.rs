@@ -134,6 +134,16 @@ fn revoke_restore_and_the_audit_trail() {
     let listed = json(&ok(d, &["session", "revoked", "--json"]));
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["session_id"], s[0].as_str());
+    // The same list for the CDN functions' key-value stores.
+    let cf = json(&ok(d, &["session", "revoked", "--kv", "cloudflare"]));
+    assert_eq!(cf[0]["key"], s[0].as_str());
+    assert_eq!(cf[0]["value"], listed[0]["time"]);
+    let aws = json(&ok(d, &["session", "revoked", "--kv", "cloudfront"]));
+    assert_eq!(
+        aws["data"],
+        serde_json::json!([{"key": s[0], "value": "1"}])
+    );
+    assert_eq!(fails(d, &["session", "revoked", "--kv", "akamai"]).0, 2);
 
     // The account: only its session not yet revoked is recorded.
     let ev = json(&ok(

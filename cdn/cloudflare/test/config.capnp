@@ -90,7 +90,8 @@ const selftest :Workerd.Worker = (
     (name = "@noble/hashes/_md.js", esModule = embed "../../node_modules/@noble/hashes/_md.js"),
     (name = "@noble/hashes/_u64.js", esModule = embed "../../node_modules/@noble/hashes/_u64.js"),
     (name = "@noble/hashes/utils.js", esModule = embed "../../node_modules/@noble/hashes/utils.js"),
-    (name = "test/selector-v2.json", json = embed "../../../crates/edge/tests/vectors/selector-v2.json"),
+    # A path from the repository root: workerd is started with `--import-path <repository root>`.
+    (name = "test/selector-v2.json", json = embed "/crates/edge/tests/vectors/selector-v2.json"),
   ],
   compatibilityDate = "2026-11-01",
 );

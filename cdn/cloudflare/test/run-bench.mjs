@@ -30,7 +30,7 @@ const kv = mkdtempSync(join(tmpdir(), "leaktrace-kv-"));
 const ports = [await freePort(), await freePort(), await freePort()];
 const child = spawn(
   join(cdn, "node_modules/.bin/workerd"),
-  ["serve", "cloudflare/test/config.capnp",
+  ["serve", "cloudflare/test/config.capnp", "--import-path", join(cdn, ".."),
     "-s", `http=127.0.0.1:${ports[0]}`, "-s", `names=127.0.0.1:${ports[1]}`, "-s", `selftest=127.0.0.1:${ports[2]}`,
     "-d", `sessions=${kv}`, "-d", `revoked=${kv}`],
   {

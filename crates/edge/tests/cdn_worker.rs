@@ -95,6 +95,8 @@ fn start_workerd(origin: SocketAddr, kv: &Path) -> Workerd {
         .current_dir(cdn())
         .arg("serve")
         .arg("cloudflare/test/config.capnp")
+        .arg("--import-path")
+        .arg(cdn().join(".."))
         .arg("-s")
         .arg(format!("http={}", addr(ports[0])))
         .arg("-s")

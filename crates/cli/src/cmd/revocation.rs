@@ -38,6 +38,30 @@ pub struct RevokedArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Write the list for a CDN's key-value store instead: `cloudflare` (a JSON array of
+    /// `{"key", "value"}` for `wrangler kv bulk put` into the Worker's `REVOKED` namespace; the
+    /// value is the revocation time) or `cloudfront` (a CloudFront KeyValueStore import file,
+    /// `{"data": [{"key", "value"}]}`, value `1`: the store holds at most 5 MB).
+    #[arg(long, value_name = "CDN", conflicts_with = "json")]
+    pub kv: Option<String>,
+}
+
+/// The revoked sessions in the key-value form a CDN function reads (see [`RevokedArgs::kv`]).
+fn kv_export(cdn: &str, all: &[leaktrace_store::RevokedSession]) -> Result<serde_json::Value> {
+    let entries =
+        |value: &dyn Fn(&leaktrace_store::RevokedSession) -> String| -> Vec<serde_json::Value> {
+            all.iter()
+                .map(|r| serde_json::json!({"key": r.session_id, "value": value(r)}))
+                .collect()
+        };
+    match cdn {
+        "cloudflare" => Ok(serde_json::Value::Array(entries(&|r| rfc3339(r.at)))),
+        "cloudfront" => Ok(serde_json::json!({ "data": entries(&|_| "1".to_owned()) })),
+        other => Err(UsageError(format!(
+            "unknown CDN {other:?} for --kv (expected cloudflare or cloudfront)"
+        ))
+        .into()),
+    }
 }
 
 /// `leaktrace session history`.
@@ -154,6 +178,12 @@ pub fn list(config: Option<&Path>, a: &RevokedArgs) -> Result<Code> {
         }
         Ok(all)
     })?;
+    if let Some(cdn) = &a.kv {
+        let v = kv_export(cdn, &all)?;
+        println!("{}", serde_json::to_string(&v)?);
+        eprintln!("{} revoked session(s) for {cdn}", all.len());
+        return Ok(Code::Success);
+    }
     if a.json {
         let v: Vec<_> = all
             .iter()
