@@ -34,13 +34,12 @@
 //! depend on the suspect. A wrong placement (a false acceptance) costs evidence, never a false
 //! accusation.
 
+use crate::register::fft::{Fft2, block, integral};
 use crate::register::spatial::{Geometry, Image};
 use crate::{DECOYS, decoy_key};
 use leaktrace_core::{DerivedKey, Pattern, Position};
 use rustfft::num_complex::Complex;
-use rustfft::{Fft, FftPlanner};
 use serde::Serialize;
-use std::sync::Arc;
 
 /// Largest magnification searched: a crop to two thirds of the width, scaled back.
 pub const MAX_SCALE: f64 = 1.5;
@@ -97,52 +96,9 @@ impl CropSearch {
     }
 }
 
-/// A 2-D FFT of one size, row-major.
-struct Fft2 {
-    w: usize,
-    h: usize,
-    rows: Arc<dyn Fft<f64>>,
-    cols: Arc<dyn Fft<f64>>,
-    rows_inv: Arc<dyn Fft<f64>>,
-    cols_inv: Arc<dyn Fft<f64>>,
-}
-
-impl Fft2 {
-    fn new(w: usize, h: usize) -> Self {
-        let mut planner = FftPlanner::new();
-        Self {
-            w,
-            h,
-            rows: planner.plan_fft_forward(w),
-            cols: planner.plan_fft_forward(h),
-            rows_inv: planner.plan_fft_inverse(w),
-            cols_inv: planner.plan_fft_inverse(h),
-        }
-    }
-
-    fn process(&self, data: &mut [Complex<f64>], inverse: bool) {
-        let (rows, cols) = if inverse {
-            (&self.rows_inv, &self.cols_inv)
-        } else {
-            (&self.rows, &self.cols)
-        };
-        rows.process(data);
-        let mut column = vec![Complex::default(); self.h];
-        for x in 0..self.w {
-            for (y, c) in column.iter_mut().enumerate() {
-                *c = data[y * self.w + x];
-            }
-            cols.process(&mut column);
-            for (y, c) in column.iter().enumerate() {
-                data[y * self.w + x] = *c;
-            }
-        }
-    }
-}
-
 /// Subtracts from `img` (`w × h`) its local mean over a box of radius `r` (clipped).
 fn highpass(img: &[f64], w: usize, h: usize, r: usize) -> Vec<f64> {
-    let sat = summed(img, w, h);
+    let sat = integral(img, w, h);
     (0..h)
         .flat_map(|y| (0..w).map(move |x| (x, y)))
         .map(|(x, y)| {
@@ -154,23 +110,9 @@ fn highpass(img: &[f64], w: usize, h: usize, r: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Summed-area table (`(w + 1) × (h + 1)`).
-fn summed(img: &[f64], w: usize, h: usize) -> Vec<f64> {
-    let mut s = vec![0.0; (w + 1) * (h + 1)];
-    for y in 0..h {
-        let mut row = 0.0;
-        for x in 0..w {
-            row += img[y * w + x];
-            s[(y + 1) * (w + 1) + x + 1] = s[y * (w + 1) + x + 1] + row;
-        }
-    }
-    s
-}
-
 /// Sum over `[x0, x1) × [y0, y1)` from a summed-area table of width `w`.
 fn box_of(sat: &[f64], w: usize, x0: usize, y0: usize, x1: usize, y1: usize) -> f64 {
-    let s = w + 1;
-    sat[y1 * s + x1] - sat[y0 * s + x1] - sat[y1 * s + x0] + sat[y0 * s + x0]
+    block(sat, w, x0, y0, x1 - x0, y1 - y0)
 }
 
 /// Resamples `img` (`w × h`) to `nw × nh` by box averaging (each output pixel the mean of the
@@ -385,7 +327,7 @@ fn add_position(
             let sq: Vec<f64> = e.iter().map(|v| v * v).collect();
             let mut spec: Vec<Complex<f64>> = e.iter().map(|&v| Complex::new(v, 0.0)).collect();
             fft.process(&mut spec, false);
-            (spec, summed(&sq, aw, ah))
+            (spec, integral(&sq, aw, ah))
         })
         .collect();
     let mut buf = vec![Complex::default(); aw * ah];

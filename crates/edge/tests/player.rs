@@ -26,7 +26,7 @@ use common::*;
 use leaktrace_core::Variant;
 use leaktrace_testkit::browser;
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,31 +40,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Reads one HTTP/1.1 request: its head (lower-cased) and its body (by `Content-Length`), or
-/// `None` when the client goes away first.
-fn read_request(s: &mut std::net::TcpStream) -> Option<(String, String)> {
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 65536];
-    loop {
-        let n = s.read(&mut chunk).ok().filter(|&n| n > 0)?;
-        buf.extend_from_slice(&chunk[..n]);
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        if buf.len() >= end + 4 + len {
-            let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
-            return Some((head, body));
-        }
-    }
 }
 
 const PAGE: &str = r#"<!doctype html>
@@ -499,7 +474,7 @@ fn licence_server(keys: &leaktrace_embed::drm::KeyFile) -> String {
         for stream in listener.incoming().take(64) {
             let Ok(mut s) = stream else { continue };
             let preflight =
-                read_request(&mut s).is_some_and(|(head, _)| head.starts_with("options"));
+                browser::read_request(&mut s).is_some_and(|(head, _)| head.starts_with("options"));
             let cors = "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: POST, OPTIONS\r\nAccess-Control-Allow-Headers: *\r\n";
             let reply = if preflight {
                 format!("HTTP/1.1 204 No Content\r\n{cors}Connection: close\r\n\r\n")

@@ -43,8 +43,9 @@ pub fn player_available(script: &Path, install: &str) -> Option<&'static str> {
     }
 }
 
-/// Reads one HTTP/1.1 request's body (by `Content-Length`), `None` when the client goes away.
-fn read_body(s: &mut std::net::TcpStream) -> Option<String> {
+/// Reads one HTTP/1.1 request: its head (lower-cased) and its body (by `Content-Length`), or
+/// `None` when the client goes away first.
+pub fn read_request(s: &mut std::net::TcpStream) -> Option<(String, String)> {
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65536];
@@ -61,7 +62,8 @@ fn read_body(s: &mut std::net::TcpStream) -> Option<String> {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
         if buf.len() >= end + 4 + len {
-            return Some(String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned());
+            let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
+            return Some((head, body));
         }
     }
 }
@@ -80,7 +82,7 @@ pub fn collector() -> (String, mpsc::Receiver<String>) {
     std::thread::spawn(move || {
         for stream in listener.incoming().take(8) {
             let Ok(mut s) = stream else { continue };
-            let body = read_body(&mut s);
+            let body = read_request(&mut s).map(|(_, body)| body);
             let _ = s.write_all(
                 b"HTTP/1.1 204 No Content\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n",
             );

@@ -4,9 +4,7 @@ use crate::cli::LiveArgs;
 use crate::config::Loaded;
 use crate::exit::{Code, UsageError};
 use anyhow::{Context, Result};
-use leaktrace_core::TitleId;
 use leaktrace_embed::live::{LiveConfig, LiveEvent, run_live};
-use leaktrace_media::Codec;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,41 +30,15 @@ fn parse_duration(s: &str) -> Result<Duration> {
 }
 
 fn config(a: &LiveArgs) -> Result<LiveConfig> {
-    let channel = TitleId::new(a.title.clone()).map_err(|e| UsageError(e.to_string()))?;
-    let codec: Codec = a
-        .codec
-        .parse()
-        .map_err(|e: leaktrace_media::MediaError| UsageError(e.to_string()))?;
+    let (channel, codec, mask) = super::encode_basics(&a.title, &a.codec, a.crf, a.strength)?;
     let mut cfg = LiveConfig::new(channel);
     cfg.segment = super::parse_segment(&a.segment)?;
     cfg.codec = codec;
-    if let Some(crf) = a.crf {
-        let r = codec.crf_range();
-        if !r.contains(&crf) {
-            return Err(UsageError(format!(
-                "crf {crf} out of range for {} (expected {} to {})",
-                codec.name(),
-                r.start(),
-                r.end()
-            ))
-            .into());
-        }
-    }
     cfg.crf = a.crf;
     cfg.preset = a.preset.clone();
     cfg.ladder = a.ladder.clone();
     cfg.threads = a.threads;
-    let range = leaktrace_embed::mask::STRENGTH_RANGE;
-    if !range.contains(&a.strength) {
-        return Err(UsageError(format!(
-            "strength {} out of range (expected {} to {})",
-            a.strength,
-            range.start(),
-            range.end()
-        ))
-        .into());
-    }
-    cfg.mask = cfg.mask.scaled(a.strength);
+    cfg.mask = mask;
     if !(1..=1000).contains(&a.window) {
         return Err(UsageError(format!(
             "window {} out of range (expected 1 to 1000 segments)",

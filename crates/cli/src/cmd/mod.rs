@@ -67,17 +67,19 @@ pub fn parse_segment(s: &str) -> Result<SegmentDuration> {
     SegmentDuration::from_millis(ms).map_err(|e| UsageError(e.to_string()).into())
 }
 
-/// Validated pipeline settings from the shared options.
-pub fn pipeline_config(o: &EncodeOpts) -> Result<PipelineConfig> {
-    let title = TitleId::new(o.title.clone()).map_err(|e| UsageError(e.to_string()))?;
-    let codec: Codec = o
-        .codec
+/// The title, codec, CRF and mask the packaging commands (`embed`, `live`) share, checked:
+/// `(title, codec, mask)`; an out-of-range CRF or strength is a usage error naming the range.
+pub fn encode_basics(
+    title: &str,
+    codec: &str,
+    crf: Option<u8>,
+    strength: f32,
+) -> Result<(TitleId, Codec, leaktrace_embed::MaskParams)> {
+    let title = TitleId::new(title.to_owned()).map_err(|e| UsageError(e.to_string()))?;
+    let codec: Codec = codec
         .parse()
         .map_err(|e: leaktrace_media::MediaError| UsageError(e.to_string()))?;
-    let mut cfg = PipelineConfig::new(title);
-    cfg.segment = parse_segment(&o.segment)?;
-    cfg.codec = codec;
-    if let Some(crf) = o.crf {
+    if let Some(crf) = crf {
         let r = codec.crf_range();
         if !r.contains(&crf) {
             return Err(UsageError(format!(
@@ -89,22 +91,34 @@ pub fn pipeline_config(o: &EncodeOpts) -> Result<PipelineConfig> {
             .into());
         }
     }
-    cfg.crf = o.crf;
-    cfg.preset = o.preset.clone();
-    cfg.ladder = o.ladder.clone();
-    cfg.threads = o.threads;
-    cfg.max_frames = o.max_frames;
     let range = leaktrace_embed::mask::STRENGTH_RANGE;
-    if !range.contains(&o.strength) {
+    if !range.contains(&strength) {
         return Err(UsageError(format!(
-            "strength {} out of range (expected {} to {})",
-            o.strength,
+            "strength {strength} out of range (expected {} to {})",
             range.start(),
             range.end()
         ))
         .into());
     }
-    cfg.mask = cfg.mask.scaled(o.strength);
+    Ok((
+        title,
+        codec,
+        leaktrace_embed::MaskParams::default().scaled(strength),
+    ))
+}
+
+/// Validated pipeline settings from the shared options.
+pub fn pipeline_config(o: &EncodeOpts) -> Result<PipelineConfig> {
+    let (title, codec, mask) = encode_basics(&o.title, &o.codec, o.crf, o.strength)?;
+    let mut cfg = PipelineConfig::new(title);
+    cfg.segment = parse_segment(&o.segment)?;
+    cfg.codec = codec;
+    cfg.crf = o.crf;
+    cfg.preset = o.preset.clone();
+    cfg.ladder = o.ladder.clone();
+    cfg.threads = o.threads;
+    cfg.max_frames = o.max_frames;
+    cfg.mask = mask;
     Ok(cfg)
 }
 

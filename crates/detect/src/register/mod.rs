@@ -1,6 +1,7 @@
 //! Registration of a suspect against the reference index: time ([`temporal`]), geometry
 //! ([`spatial`], with the picture-in-picture search of [`window`]) and luma ([`photometric`]).
 
+pub(crate) mod fft;
 pub mod photometric;
 pub mod spatial;
 pub mod temporal;

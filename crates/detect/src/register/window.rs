@@ -11,10 +11,9 @@
 //! averaged (a placement must fit all of them), and the best local maxima of each width are
 //! returned as candidates for the caller's robust score to choose between.
 
+use super::fft::{Fft2, block, integral, spectrum};
 use super::spatial::Image;
 use rustfft::num_complex::Complex;
-use rustfft::{Fft, FftPlanner};
-use std::sync::Arc;
 
 /// A candidate window on the searched grid: the left and top edge and the size, in grid
 /// pixels, with the mean normalised correlation over the positions.
@@ -35,51 +34,6 @@ pub struct Window {
 /// A suspect image ready for correlation: its spectrum and its summed-area tables of values
 /// and squares.
 type Prepared = (Vec<Complex<f64>>, Vec<f64>, Vec<f64>);
-
-/// A 2-D FFT of one size, row-major.
-struct Fft2 {
-    w: usize,
-    h: usize,
-    rows: Arc<dyn Fft<f64>>,
-    cols: Arc<dyn Fft<f64>>,
-    rows_inv: Arc<dyn Fft<f64>>,
-    cols_inv: Arc<dyn Fft<f64>>,
-}
-
-impl Fft2 {
-    fn new(w: usize, h: usize) -> Self {
-        let mut planner = FftPlanner::new();
-        Self {
-            w,
-            h,
-            rows: planner.plan_fft_forward(w),
-            cols: planner.plan_fft_forward(h),
-            rows_inv: planner.plan_fft_inverse(w),
-            cols_inv: planner.plan_fft_inverse(h),
-        }
-    }
-
-    /// Transforms `data` (`w × h`, row-major) in place; the inverse is not normalised.
-    fn process(&self, data: &mut [Complex<f64>], inverse: bool) {
-        let (rows, cols) = if inverse {
-            (&self.rows_inv, &self.cols_inv)
-        } else {
-            (&self.rows, &self.cols)
-        };
-        // Every row is one contiguous transform of length w.
-        rows.process(data);
-        let mut column = vec![Complex::default(); self.h];
-        for x in 0..self.w {
-            for (y, c) in column.iter_mut().enumerate() {
-                *c = data[y * self.w + x];
-            }
-            cols.process(&mut column);
-            for (y, c) in column.iter().enumerate() {
-                data[y * self.w + x] = *c;
-            }
-        }
-    }
-}
 
 /// The circular cross-correlation `c(ox, oy) = Σ t(x, y) · s(x + ox, y + oy)` of the
 /// `tw × th` `template` with the image whose spectrum is `spectrum` (`fft.w × fft.h`),
@@ -107,32 +61,6 @@ fn correlate(
     fft.process(&mut t, true);
     let scale = t.len() as f64;
     t.iter().map(|c| c.re / scale).collect()
-}
-
-/// The spectrum of a real `w × h` image.
-fn spectrum(fft: &Fft2, data: &[f64]) -> Vec<Complex<f64>> {
-    let mut s: Vec<Complex<f64>> = data.iter().map(|&v| Complex::new(v, 0.0)).collect();
-    fft.process(&mut s, false);
-    s
-}
-
-/// Summed-area table with a zero first row and column: `(w + 1) × (h + 1)`.
-fn integral(data: &[f64], w: usize, h: usize) -> Vec<f64> {
-    let mut t = vec![0.0; (w + 1) * (h + 1)];
-    for y in 0..h {
-        let mut row = 0.0;
-        for x in 0..w {
-            row += data[y * w + x];
-            t[(y + 1) * (w + 1) + x + 1] = t[y * (w + 1) + x + 1] + row;
-        }
-    }
-    t
-}
-
-/// Sum of the `tw × th` block at `(x, y)` from a summed-area table of width `w + 1`.
-fn block(t: &[f64], w: usize, x: usize, y: usize, tw: usize, th: usize) -> f64 {
-    let s = w + 1;
-    t[(y + th) * s + x + tw] - t[y * s + x + tw] - t[(y + th) * s + x] + t[y * s + x]
 }
 
 /// The normalised correlation of `template` (`tw × th`, zero mean, energy `energy`) at every
