@@ -11,14 +11,12 @@
 //! boundary between two consecutive pieces is placed where the per-frame fit error of the two
 //! maps changes over (a change-point search), so frames around a cut go to the right piece.
 //!
-//! Speed changes up to ±[`MAX_RATE_CHANGE`] (a copy played 0.9× to 1.1×) keep one piece: a
-//! piece's second window may drift from its first by the most such a rate gives over their
-//! distance, and every later window must follow the rate the piece has so far (within
-//! [`AGREE_S`] and [`RATE_SLACK`] of the distance), so a cut still starts a new piece. The
-//! windows are located at rate 1, which places a 10-s window of a 1.1× copy only to about a
-//! frame; the fitted map of a piece is therefore refined on the whole piece at once
-//! ([`refine`]: the rate and offset whose resampled reference correlates best with the
-//! suspect's curve over the piece).
+//! Speed changes up to ±[`MAX_RATE_CHANGE`] (a copy played 0.9× to 1.1×) keep one piece: each
+//! 10-s window is located at rates from 0.88 to 1.12 in steps of 0.025 (the window resampled
+//! about its centre) and the best is kept; a piece's second window may drift from its first by
+//! the most such a rate gives over their distance, and every later window must follow the rate
+//! the piece has so far (within 0.3 s and 2 % of their distance), so a cut still starts a new
+//! piece. The fitted rate is clamped to the same range.
 
 use serde::Serialize;
 
