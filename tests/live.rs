@@ -258,6 +258,22 @@ fn a_live_channel_is_served_captured_and_traced_while_on_air() {
     assert_eq!(first["position"], 0);
     let (_edge, eport) = edge(dir);
     let (pirate, pirate_prefix) = session(dir, "pirate");
+    // A channel has no end: a direct-mode token cannot carry its codeword.
+    let direct = bin()
+        .current_dir(dir)
+        .args([
+            "session",
+            "new",
+            "--title",
+            "news",
+            "--account",
+            "x",
+            "--direct",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(direct.status.code(), Some(2), "{direct:?}");
+    assert!(String::from_utf8_lossy(&direct.stderr).contains("indirect mode"));
     let (_other, other_prefix) = session(dir, "viewer");
     for _ in 0..9 {
         live.wait("published", Duration::from_secs(60), &mut seen);

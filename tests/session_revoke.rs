@@ -144,6 +144,33 @@ fn revoke_restore_and_the_audit_trail() {
         serde_json::json!([{"key": s[0], "value": "1"}])
     );
     assert_eq!(fails(d, &["session", "revoked", "--kv", "akamai"]).0, 2);
+    // The title's sessions for the Worker's SESSIONS namespace, expiring with their tokens.
+    let sessions = json(&ok(
+        d,
+        &["session", "export", "--title", "film", "--kv", "cloudflare"],
+    ));
+    let mut keys: Vec<&str> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    keys.sort_unstable();
+    let mut want: Vec<&str> = s.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(keys, want);
+    let value = json(sessions[0]["value"].as_str().unwrap());
+    assert_eq!(value["title"], "film");
+    assert_eq!(value["title_key_version"], 1);
+    assert!(sessions[0]["expiration"].as_i64().unwrap() > 1_700_000_000);
+    assert_eq!(
+        fails(
+            d,
+            &["session", "export", "--title", "nope", "--kv", "cloudflare"]
+        )
+        .0,
+        6
+    );
 
     // The account: only its session not yet revoked is recorded.
     let ev = json(&ok(

@@ -108,7 +108,8 @@ pub fn classify(err: &anyhow::Error) -> Code {
             return match e {
                 leaktrace_session::SessionError::UnknownTitle(_) => Code::NotFound,
                 leaktrace_session::SessionError::InvalidTtl { .. }
-                | leaktrace_session::SessionError::InvalidAccount(_) => Code::Usage,
+                | leaktrace_session::SessionError::InvalidAccount(_)
+                | leaktrace_session::SessionError::DirectModeForChannel(_) => Code::Usage,
                 _ => Code::Internal,
             };
         }

@@ -91,6 +91,13 @@ pub enum SessionError {
     /// Three random session ids in a row already existed (a broken random source?).
     #[error("could not draw an unused session id in 3 attempts")]
     IdCollision,
+    /// A direct-mode token carries the codeword for the title's positions, and a live channel
+    /// has no end: its sessions use indirect mode.
+    #[error(
+        "title `{0}` is a live channel (no fixed number of positions): issue its sessions in \
+         indirect mode (the default), a direct-mode token cannot carry an endless codeword"
+    )]
+    DirectModeForChannel(String),
     /// The store failed; the session was not recorded and no token was issued.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -224,6 +231,9 @@ pub async fn issue_session_at(
     let Some(stored_title) = store.get_title(title.as_str()).await? else {
         return Err(SessionError::UnknownTitle(title.to_string()));
     };
+    if mode == TokenMode::Direct && stored_title.position_count == 0 {
+        return Err(SessionError::DirectModeForChannel(title.to_string()));
+    }
     let expires = now.saturating_add(ttl.as_secs());
     let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let key = issuer.keys.current();

@@ -64,6 +64,73 @@ fn kv_export(cdn: &str, all: &[leaktrace_store::RevokedSession]) -> Result<serde
     }
 }
 
+/// `leaktrace session export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The title (or live channel) whose sessions to write.
+    #[arg(long)]
+    pub title: String,
+    /// The CDN: `cloudflare` (a JSON array for `wrangler kv bulk put` into the Worker's
+    /// `SESSIONS` namespace: key = session id, value = `{"title", "key_version",
+    /// "title_key_version"}`, expiring with the session's token plus a minute).
+    #[arg(long, value_name = "CDN")]
+    pub kv: String,
+}
+
+/// `session export`: a title's sessions whose tokens have not expired, for a CDN function.
+pub fn export(config: Option<&Path>, a: &ExportArgs) -> Result<Code> {
+    if a.kv != "cloudflare" {
+        return Err(UsageError(format!(
+            "unknown CDN {:?} for --kv (expected cloudflare; a CloudFront function reads the \
+             session from its token and needs no session store)",
+            a.kv
+        ))
+        .into());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (title_key_version, sessions) = with_store(config, async |store| {
+        let title = store
+            .get_title(&a.title)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "title",
+                id: a.title.clone(),
+            })?;
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .sessions_page(&a.title, after.as_deref(), 10_000)
+                .await?;
+            let full = page.len() == 10_000;
+            after = page.last().map(|s| s.session_id.clone());
+            all.extend(page.into_iter().filter(|s| s.expires_at + 60 > now));
+            if !full {
+                break;
+            }
+        }
+        Ok((title.key_version, all))
+    })?;
+    let entries: Vec<serde_json::Value> = sessions
+        .iter()
+        .map(|s| {
+            let value = serde_json::json!({
+                "title": s.title_id,
+                "key_version": s.key_version,
+                "title_key_version": title_key_version,
+            });
+            // KV refuses an expiration less than 60 s ahead.
+            let expiration = (s.expires_at + 60).max(now + 61);
+            serde_json::json!({"key": s.session_id, "value": value.to_string(), "expiration": expiration})
+        })
+        .collect();
+    println!("{}", serde_json::Value::Array(entries));
+    eprintln!("{} session(s) of {} for {}", sessions.len(), a.title, a.kv);
+    Ok(Code::Success)
+}
+
 /// `leaktrace session history`.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {

@@ -41,6 +41,8 @@ pub enum SessionCommand {
     Revoked(super::revocation::RevokedArgs),
     /// Show a session's revocation audit trail (who, when, why).
     History(super::revocation::HistoryArgs),
+    /// Write a title's live sessions for a CDN function's key-value store.
+    Export(super::revocation::ExportArgs),
 }
 
 /// `leaktrace session new`.
@@ -80,6 +82,7 @@ pub fn run(config: Option<&Path>, cmd: &SessionCommand) -> Result<Code> {
         SessionCommand::Restore(a) => super::revocation::change(config, a, true),
         SessionCommand::Revoked(a) => super::revocation::list(config, a),
         SessionCommand::History(a) => super::revocation::history(config, a),
+        SessionCommand::Export(a) => super::revocation::export(config, a),
     }
 }
 
