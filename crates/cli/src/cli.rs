@@ -68,6 +68,17 @@ pub struct EncodeOpts {
     /// Title id (1-128 characters from A-Z a-z 0-9 . _ ~ -).
     #[arg(long)]
     pub title: String,
+    #[command(flatten)]
+    pub settings: EncoderOpts,
+    /// Only the first N frames (for quick trials).
+    #[arg(long, value_name = "N")]
+    pub max_frames: Option<u64>,
+}
+
+/// The ladder, segments, encoder and mark settings every packaging command takes (`embed`,
+/// `live`, `bench encode`).
+#[derive(Debug, Args, Clone)]
+pub struct EncoderOpts {
     /// Renditions, largest first, e.g. 1080p,720p,480p (default: up to three standard rungs not above the source).
     #[arg(long)]
     pub ladder: Option<String>,
@@ -80,7 +91,8 @@ pub struct EncodeOpts {
     /// Constant rate factor (default 20 for h264, 22 for hevc, 30 for av1).
     #[arg(long)]
     pub crf: Option<u8>,
-    /// Encoder preset (x264/x265 names, SVT-AV1 0-13).
+    /// Encoder preset (x264/x265 names, SVT-AV1 0-13; default: the codec's own for files,
+    /// veryfast for a live channel).
     #[arg(long)]
     pub preset: Option<String>,
     /// Codec threads per encoder (0 = automatic).
@@ -90,9 +102,6 @@ pub struct EncodeOpts {
     /// default, see docs/BENCHMARKS.md).
     #[arg(long, default_value_t = 1.0)]
     pub strength: f32,
-    /// Only the first N frames (for quick trials).
-    #[arg(long, value_name = "N")]
-    pub max_frames: Option<u64>,
 }
 
 /// `leaktrace embed`.
@@ -150,28 +159,8 @@ pub struct LiveArgs {
     /// The channel's title id (1-128 characters from A-Z a-z 0-9 . _ ~ -).
     #[arg(long)]
     pub title: String,
-    /// Renditions, largest first, e.g. 720p,360p (default: up to three standard rungs not
-    /// above the source).
-    #[arg(long)]
-    pub ladder: Option<String>,
-    /// Segment (position) duration, 1s to 6s.
-    #[arg(long, default_value = "2s")]
-    pub segment: String,
-    /// Codec: h264, hevc or av1.
-    #[arg(long, default_value = "h264")]
-    pub codec: String,
-    /// Constant rate factor (default 20 for h264, 22 for hevc, 30 for av1).
-    #[arg(long)]
-    pub crf: Option<u8>,
-    /// Encoder preset (default veryfast for h264 and hevc).
-    #[arg(long)]
-    pub preset: Option<String>,
-    /// Codec threads per encoder (0 = automatic).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-    /// Mark strength relative to the default perceptual mask (0.1 to 4.0).
-    #[arg(long, default_value_t = 1.0)]
-    pub strength: f32,
+    #[command(flatten)]
+    pub settings: EncoderOpts,
     /// Segments listed in the playlists and the MPD (1 to 1000).
     #[arg(long, default_value_t = 10)]
     pub window: u32,

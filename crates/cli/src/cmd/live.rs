@@ -30,14 +30,15 @@ fn parse_duration(s: &str) -> Result<Duration> {
 }
 
 fn config(a: &LiveArgs) -> Result<LiveConfig> {
-    let (channel, codec, mask) = super::encode_basics(&a.title, &a.codec, a.crf, a.strength)?;
+    let e = &a.settings;
+    let (channel, codec, mask) = super::encode_basics(&a.title, &e.codec, e.crf, e.strength)?;
     let mut cfg = LiveConfig::new(channel);
-    cfg.segment = super::parse_segment(&a.segment)?;
+    cfg.segment = super::parse_segment(&e.segment)?;
     cfg.codec = codec;
-    cfg.crf = a.crf;
-    cfg.preset = a.preset.clone();
-    cfg.ladder = a.ladder.clone();
-    cfg.threads = a.threads;
+    cfg.crf = e.crf;
+    cfg.preset = e.preset.clone();
+    cfg.ladder = e.ladder.clone();
+    cfg.threads = e.threads;
     cfg.mask = mask;
     if !(1..=1000).contains(&a.window) {
         return Err(UsageError(format!(

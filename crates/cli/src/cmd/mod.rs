@@ -109,14 +109,15 @@ pub fn encode_basics(
 
 /// Validated pipeline settings from the shared options.
 pub fn pipeline_config(o: &EncodeOpts) -> Result<PipelineConfig> {
-    let (title, codec, mask) = encode_basics(&o.title, &o.codec, o.crf, o.strength)?;
+    let e = &o.settings;
+    let (title, codec, mask) = encode_basics(&o.title, &e.codec, e.crf, e.strength)?;
     let mut cfg = PipelineConfig::new(title);
-    cfg.segment = parse_segment(&o.segment)?;
+    cfg.segment = parse_segment(&e.segment)?;
     cfg.codec = codec;
-    cfg.crf = o.crf;
-    cfg.preset = o.preset.clone();
-    cfg.ladder = o.ladder.clone();
-    cfg.threads = o.threads;
+    cfg.crf = e.crf;
+    cfg.preset = e.preset.clone();
+    cfg.ladder = e.ladder.clone();
+    cfg.threads = e.threads;
     cfg.max_frames = o.max_frames;
     cfg.mask = mask;
     Ok(cfg)
