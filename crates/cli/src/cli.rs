@@ -31,6 +31,9 @@ pub enum Command {
     Session(crate::cmd::session::SessionCommand),
     /// Serve packages with per-session A/B sequencing (TS 104 002 edge).
     Edge(crate::cmd::edge::EdgeArgs),
+    /// CDN functions: a package for an object-store origin, the CloudFront Function's keys.
+    #[command(subcommand)]
+    Cdn(crate::cmd::cdn_export::CdnCommand),
     /// Detect a leak: register a suspect copy, decide each position, accuse sessions.
     Detect(crate::cmd::detect::DetectArgs),
     /// Takedown notices: file, review, approve, send, recheck, mark, list, show.

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_detect;
 pub mod bench_forensic;
+pub mod cdn_export;
 pub mod crawl;
 pub mod detect;
 mod detect_follow;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<Code> {
         Command::Bench(BenchCommand::Forensic(a)) => bench_forensic::run(&a),
         Command::Session(c) => session::run(cli.config.as_deref(), &c),
         Command::Edge(a) => edge::run(cli.config.as_deref(), &a),
+        Command::Cdn(c) => cdn_export::run(cli.config.as_deref(), &c),
         Command::Detect(a) => detect::run(cli.config.as_deref(), &a),
         Command::Takedown(c) => takedown::run(cli.config.as_deref(), &c),
         Command::Evidence(c) => takedown::run_evidence(cli.config.as_deref(), &c),
