@@ -28,7 +28,8 @@ export function build(source) {
     if (t.includes("//") || t.includes("/*")) {
       throw new Error(`src/function.js:${i + 1}: a comment must sit on a line of its own`);
     }
-    out.push(squeeze(t, i + 1));
+    // Import lines stay as written (the runtime wants `import cf from 'cloudfront'` verbatim).
+    out.push(t.startsWith("import ") ? t : squeeze(t, i + 1));
   });
   // The imports stay first: the runtime wants `import cf from 'cloudfront'` at the top.
   const imports = out.filter((l) => l.startsWith("import "));

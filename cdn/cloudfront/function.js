@@ -1,5 +1,5 @@
-import cf from'cloudfront';
-import crypto from'crypto';
+import cf from 'cloudfront';
+import crypto from 'crypto';
 // leaktrace A/B selector, cloudfront-js-2.0 viewer-request; generated from src/function.js by build.mjs
 const kvs=cf.kvs();
 const SEG=/^[A-Za-z0-9._~-]+$/;
