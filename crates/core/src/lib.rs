@@ -58,7 +58,8 @@ pub use key::{DerivedKey, KeyVersion, MasterKey, Purpose};
 pub use keyring::{DetectionKeys, EvidenceKey, Keyring, TitleKeySource, TitleKeys};
 pub use pattern::{GRID_COLS, GRID_ROWS, Pattern};
 pub use position::{
-    Position, SegmentDuration, WIRE_POSITIONS, segment_file_name, segment_file_position,
+    Position, SegmentDuration, WIRE_POSITIONS, part_file_name, segment_file_name,
+    segment_file_position,
 };
 pub use session::SessionId;
 pub use token::TokenMode;

@@ -118,9 +118,29 @@ pub fn segment_file_name(position: u32) -> String {
     format!("seg_{position:05}.m4s")
 }
 
-/// The position a [`segment_file_name`] names, `None` for any other name.
+/// The file name of part `part` of the segment at `position`, for low-latency delivery
+/// (LL-HLS partial segments, CMAF chunks): `seg_00042.p3.m4s`. The parts of a segment, in
+/// order, are its bytes.
+pub fn part_file_name(position: u32, part: u32) -> String {
+    format!("seg_{position:05}.p{part}.m4s")
+}
+
+/// The position a [`segment_file_name`] or a [`part_file_name`] names, `None` for any other
+/// name.
 pub fn segment_file_position(name: &str) -> Option<u32> {
-    let digits = name.strip_prefix("seg_")?.strip_suffix(".m4s")?;
+    let stem = name.strip_prefix("seg_")?.strip_suffix(".m4s")?;
+    let digits = match stem.split_once(".p") {
+        Some((digits, part))
+            if !part.is_empty()
+                && part.len() <= 5
+                && part.bytes().all(|b| b.is_ascii_digit())
+                && (part == "0" || !part.starts_with('0')) =>
+        {
+            digits
+        }
+        Some(_) => return None,
+        None => stem,
+    };
     if digits.len() < 5 || digits.len() > 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -145,6 +165,18 @@ mod tests {
         let name = segment_file_name(p.get());
         assert_eq!(name, "seg_163847.m4s");
         assert_eq!(Position::from_wire_and_name(12, &name), p);
+        let part = part_file_name(p.get(), 3);
+        assert_eq!(part, "seg_163847.p3.m4s");
+        assert_eq!(Position::from_wire_and_name(12, &part), p);
+        for bad in [
+            "seg_00012.p.m4s",
+            "seg_00012.p03.m4s",
+            "seg_00012.px.m4s",
+            "seg_0012.p1.m4s",
+        ] {
+            assert_eq!(segment_file_position(bad), None, "{bad}");
+        }
+        assert_eq!(segment_file_position("seg_00012.p0.m4s"), Some(12));
         // A name that disagrees with the wire position is not believed.
         assert_eq!(Position::from_wire_and_name(13, &name), Position::new(13));
         assert_eq!(

@@ -428,6 +428,7 @@ impl PipelineConfig {
             max_segment_frames: (self.segment.as_secs_f64() * fr.as_f64()).ceil() as u32,
             threads: self.threads,
             max_kbps: r.max_kbps,
+            part_frames: None,
         }
     }
 

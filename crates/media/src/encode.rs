@@ -88,6 +88,9 @@ pub struct EncoderConfig {
     pub threads: usize,
     /// Optional VBV cap (peak bitrate) in kbit/s.
     pub max_kbps: Option<u32>,
+    /// Also cut a fragment every this many frames after each keyframe: CMAF chunks, the parts
+    /// of a low-latency live segment. `None`: one fragment per keyframe.
+    pub part_frames: Option<u32>,
 }
 
 /// What an encoder wrote.
@@ -211,6 +214,11 @@ impl Encoder {
         }
         let mut opts = ffm::Dictionary::new();
         opts.set("preset", &cfg.preset);
+        if cfg.part_frames.is_some() && matches!(cfg.codec, Codec::H264 | Codec::Hevc) {
+            // Parts go out as soon as they are encoded: no B-frames and no look-ahead, so a
+            // frame's packet leaves the encoder with the frame (x264/x265 `zerolatency`).
+            opts.set("tune", "zerolatency");
+        }
         opts.set("crf", &cfg.crf.to_string());
         match cfg.codec {
             Codec::H264 => {
@@ -255,6 +263,12 @@ impl Encoder {
             "+frag_keyframe+empty_moov+default_base_moof+cmaf",
         );
         mux.set("video_track_timescale", &TRACK_TIMESCALE.to_string());
+        if let Some(k) = cfg.part_frames.filter(|&k| k > 0) {
+            // The muxer cuts before the first packet whose decode time is this far past the
+            // fragment's first: half a frame short of `k` frames, so exactly `k` frames.
+            let us = (f64::from(k) - 0.5) * 1e6 / cfg.frame_rate.as_f64();
+            mux.set("frag_duration", &(us.round() as i64).max(1).to_string());
+        }
         if streaming {
             // Hand every write to the pipe at once instead of holding it in a 32 KiB buffer.
             mux.set("flush_packets", "1");

@@ -38,6 +38,7 @@ fn fragments_arrive_while_encoding_on_the_given_timeline() {
         max_segment_frames: per as u32,
         threads: 1,
         max_kbps: None,
+        part_frames: None,
     };
     let (reader, writer) = std::io::pipe().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -89,6 +90,7 @@ fn fragment_times_follow_the_frame_counter() {
         max_segment_frames: per as u32,
         threads: 0,
         max_kbps: None,
+        part_frames: None,
     };
     let (reader, writer) = std::io::pipe().unwrap();
     let reading = std::thread::spawn(move || {
@@ -137,5 +139,84 @@ fn init_bytes(pieces: &[Piece]) -> Vec<u8> {
     match pieces.first() {
         Some(Piece::Init(i)) => i.bytes.clone(),
         _ => panic!("no init"),
+    }
+}
+
+/// Low-latency parts: a fragment every `k` frames after each keyframe, the last part of a
+/// segment shorter when the segment is not a multiple of `k`; only each segment's first part
+/// starts with a keyframe, and the parts follow each other on the timeline.
+#[test]
+fn parts_are_cut_every_k_frames_after_each_keyframe() {
+    for (fps, segments, k) in [
+        (Rational { num: 30, den: 1 }, vec![60u64, 60, 45], 15u32),
+        (
+            Rational {
+                num: 30000,
+                den: 1001,
+            },
+            vec![60, 59, 60],
+            16,
+        ),
+    ] {
+        let (w, h) = (160usize, 96usize);
+        let cfg = EncoderConfig {
+            codec: Codec::H264,
+            width: w,
+            height: h,
+            layout: PixelLayout::Yuv420p8,
+            frame_rate: fps,
+            crf: 30,
+            preset: "veryfast".into(),
+            max_segment_frames: 60,
+            threads: 0,
+            max_kbps: None,
+            part_frames: Some(k),
+        };
+        let (reader, writer) = std::io::pipe().unwrap();
+        let reading = std::thread::spawn(move || {
+            let mut r = FragmentReader::new(reader);
+            let mut out = Vec::new();
+            while let Some(piece) = r.next_piece().unwrap() {
+                out.push(piece);
+            }
+            out
+        });
+        let mut enc = Encoder::create_streaming(&writer, &cfg).unwrap();
+        let mut i = 0u64;
+        for &n in &segments {
+            for j in 0..n {
+                enc.encode(&frame(i, w, h), i as i64, j == 0).unwrap();
+                i += 1;
+            }
+        }
+        enc.finish().unwrap();
+        drop(writer);
+        let pieces = reading.join().unwrap();
+        let frags: Vec<_> = pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Fragment(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for &n in &segments {
+            let mut left = n;
+            let mut first = true;
+            while left > 0 {
+                let take = left.min(u64::from(k));
+                expected.push((take, first));
+                first = false;
+                left -= take;
+            }
+        }
+        let got: Vec<(u64, bool)> = frags
+            .iter()
+            .map(|f| (u64::from(f.samples), f.starts_with_sync))
+            .collect();
+        assert_eq!(got, expected, "{fps:?}");
+        for pair in frags.windows(2) {
+            assert_eq!(pair[0].decode_time + pair[0].duration, pair[1].decode_time);
+        }
     }
 }

@@ -124,6 +124,12 @@ pub struct ReferenceMeta {
     pub positions_blake3: String,
     /// BLAKE3 (hex) of `frames.bin`.
     pub frames_blake3: String,
+    /// A live channel's position whose first parts may have been served before it was
+    /// complete (low-latency delivery): written before the first part leaves, cleared when
+    /// the position is appended. An index reopened with it set records that position as
+    /// abandoned ([`ReferenceAppender::abandoned`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened: Option<u32>,
 }
 
 /// Area-downsamples a plane of `w × h` samples (on the 8-bit scale after `>> shift`) to
@@ -369,6 +375,7 @@ impl ReferenceBuilder {
             record_len: self.record_len,
             positions_blake3: blake3::hash(&self.positions).to_hex().to_string(),
             frames_blake3: blake3::hash(&self.frames).to_hex().to_string(),
+            opened: None,
         };
         write_file(&dir.join("positions.bin"), &self.positions)?;
         write_file(&dir.join("frames.bin"), &self.frames)?;
@@ -394,6 +401,7 @@ pub struct ReferenceAppender {
     meta: ReferenceMeta,
     positions_hash: blake3::Hasher,
     frames_hash: blake3::Hasher,
+    abandoned: Option<Position>,
 }
 
 impl ReferenceAppender {
@@ -445,6 +453,7 @@ impl ReferenceAppender {
                 record_len,
                 positions_blake3: blake3::hash(&[]).to_hex().to_string(),
                 frames_blake3: blake3::hash(&[]).to_hex().to_string(),
+                opened: None,
             }
         };
         let mut appender = Self {
@@ -452,6 +461,7 @@ impl ReferenceAppender {
             meta,
             positions_hash: blake3::Hasher::new(),
             frames_hash: blake3::Hasher::new(),
+            abandoned: None,
         };
         let pos_len = appender.meta.positions as u64 * record_len as u64;
         let frames_len = appender.meta.frames * (THUMB.0 * THUMB.1) as u64;
@@ -466,8 +476,45 @@ impl ReferenceAppender {
                 "reference files do not match their recorded BLAKE3",
             ));
         }
-        appender.write_meta()?;
+        match appender.meta.opened.take() {
+            // Parts of this position may have been served, and the pictures behind them are
+            // gone: the position is never used again.
+            Some(p) if p == appender.meta.positions => {
+                let position = Position::new(p);
+                appender.append(&CompletedPosition::abandoned(
+                    position,
+                    nominal_frames(segment_ms, frame_rate, p),
+                    record_len,
+                ))?;
+                appender.abandoned = Some(position);
+            }
+            _ => appender.write_meta()?,
+        }
         Ok(appender)
+    }
+
+    /// The position this opening recorded as abandoned: it had been opened
+    /// ([`ReferenceAppender::open_position`]) and never appended.
+    pub fn abandoned(&self) -> Option<Position> {
+        self.abandoned
+    }
+
+    /// Records, durably, that parts of `position` (it must be
+    /// [`ReferenceAppender::next_position`]) are about to be served before the position is
+    /// complete. If the channel stops before [`ReferenceAppender::append`] brings the position,
+    /// the next [`ReferenceAppender::open`] records it as abandoned and the channel goes on
+    /// after it, so no position is ever served with two different pictures.
+    pub fn open_position(&mut self, position: Position) -> Result<(), ReferenceError> {
+        if position != self.next_position() {
+            return Err(ReferenceError::Input(
+                "only the next position can be opened",
+            ));
+        }
+        if self.meta.opened != Some(position.get()) {
+            self.meta.opened = Some(position.get());
+            self.write_meta()?;
+        }
+        Ok(())
     }
 
     /// Cuts `name` back to `len` bytes (creating it empty) and returns its content.
@@ -531,17 +578,51 @@ impl ReferenceAppender {
         self.frames_hash.update(&done.thumbnails);
         self.meta.positions += 1;
         self.meta.frames += u64::from(done.frames);
+        self.meta.opened = None;
         self.meta.positions_blake3 = self.positions_hash.finalize().to_hex().to_string();
         self.meta.frames_blake3 = self.frames_hash.finalize().to_hex().to_string();
         self.write_meta()
     }
 
+    /// Replaces `index.json`: written beside it, flushed to the disk, renamed.
     fn write_meta(&self) -> Result<(), ReferenceError> {
+        use std::io::Write;
         let json = serde_json::to_vec_pretty(&self.meta)?;
         let tmp = self.dir.join(".index.json.tmp");
-        write_file(&tmp, &json)?;
+        std::fs::File::create(&tmp)
+            .and_then(|mut f| {
+                f.write_all(&json)?;
+                f.sync_data()
+            })
+            .map_err(io(&tmp))?;
         let path = self.dir.join("index.json");
         std::fs::rename(&tmp, &path).map_err(io(&path))
+    }
+}
+
+/// Frames of `position` on a timeline of `segment_ms` positions at `frame_rate`: a position
+/// starts at the first frame at or after its start time.
+pub fn nominal_frames(segment_ms: u64, frame_rate: [i32; 2], position: u32) -> u32 {
+    let first = |p: u32| -> u128 {
+        let num = u128::from(p) * u128::from(segment_ms) * frame_rate[0].max(1) as u128;
+        num.div_ceil(1000 * frame_rate[1].max(1) as u128)
+    };
+    u32::try_from(first(position.saturating_add(1)) - first(position)).unwrap_or(u32::MAX)
+}
+
+impl CompletedPosition {
+    /// The record of a position a live channel abandoned: its frames' place on the timeline
+    /// is kept (black thumbnails), and it carries no mark ([`Reference::position`] gives
+    /// `None`).
+    fn abandoned(position: Position, frames: u32, record_len: usize) -> Self {
+        let mut record = vec![0u8; record_len];
+        record[..4].copy_from_slice(&frames.to_le_bytes());
+        Self {
+            position,
+            frames,
+            record,
+            thumbnails: vec![0; frames as usize * THUMB.0 * THUMB.1],
+        }
     }
 }
 
@@ -633,12 +714,16 @@ impl Reference {
         })
     }
 
-    /// The statistics of `position`, `None` past the end.
+    /// The statistics of `position`, `None` past the end and for a position that carries no
+    /// mark (one a live channel abandoned).
     pub fn position(&self, position: Position) -> Option<PositionStats> {
         let i = position.get() as usize;
         let rec = self
             .positions
             .get(i * self.meta.record_len..(i + 1) * self.meta.record_len)?;
+        if rec[4..].iter().all(|&b| b == 0) {
+            return None;
+        }
         let frames = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
         let n_stats = self.meta.stats_size[0] * self.meta.stats_size[1];
         let vals = |from: usize, n: usize, div: f32| -> Vec<f32> {
@@ -861,6 +946,64 @@ mod tests {
         }
         // Another title's index is not resumed.
         assert!(ReferenceAppender::open(live.path(), "other", 1, 2000, [30, 1], (w, h)).is_err());
+    }
+
+    /// A position opened for low-latency delivery and never completed is abandoned when the
+    /// index is reopened: it keeps its place on the timeline, carries no mark, and the channel
+    /// goes on after it.
+    #[test]
+    fn an_opened_position_left_incomplete_is_abandoned_on_reopening() {
+        let (w, h) = (32, 18);
+        let amplitude = vec![2.0f32; GRID_COLS * GRID_ROWS];
+        let luma = vec![90u8; w * h];
+        let live = tempfile::tempdir().unwrap();
+        // 2-s positions at 30000/1001 fps: 60 frames, then 60 (59.94 per position).
+        let open = || ReferenceAppender::open(live.path(), "ch", 1, 2000, [30000, 1001], (w, h));
+        let mut app = open().unwrap();
+        assert_eq!(app.abandoned(), None);
+        let mut builder = ReferenceBuilder::resume(w, h, app.next_position());
+        for f in 0..60u32 {
+            builder
+                .add_frame(Position::new(0), &luma, w, h, 0, &amplitude)
+                .unwrap();
+            if f == 0 {
+                app.open_position(Position::new(0)).unwrap();
+            }
+        }
+        builder.complete_current().unwrap();
+        for done in builder.take_completed() {
+            app.append(&done).unwrap();
+        }
+        assert_eq!(app.meta().opened, None);
+        assert!(app.open_position(Position::new(5)).is_err());
+        app.open_position(Position::new(1)).unwrap();
+        // The packager dies with parts of position 1 served.
+        drop(app);
+        assert_eq!(Reference::load(live.path()).unwrap().meta.opened, Some(1));
+        let app = open().unwrap();
+        assert_eq!(app.abandoned(), Some(Position::new(1)));
+        assert_eq!(app.next_position(), Position::new(2));
+        let reference = Reference::load(live.path()).unwrap();
+        assert_eq!(reference.meta.opened, None);
+        assert_eq!(
+            reference.meta.frames,
+            60 + u64::from(nominal_frames(2000, [30000, 1001], 1))
+        );
+        assert_eq!(reference.position(Position::new(0)).unwrap().frames, 60);
+        assert!(reference.position(Position::new(1)).is_none());
+        // Reopened again, nothing more is abandoned.
+        drop(app);
+        let app = open().unwrap();
+        assert_eq!(
+            (app.abandoned(), app.next_position()),
+            (None, Position::new(2))
+        );
+        // 17 positions of 59.94 frames hold 1019 frames: one of them has 59.
+        let counts: Vec<u32> = (0..17)
+            .map(|p| nominal_frames(2000, [30000, 1001], p))
+            .collect();
+        assert_eq!(counts.iter().sum::<u32>(), 1019);
+        assert_eq!(counts.iter().filter(|&&n| n == 59).count(), 1);
     }
 
     #[test]
