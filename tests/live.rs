@@ -4,7 +4,11 @@
 //! `leaktrace detect` against the reference index the channel is still appending to; the
 //! channel is stopped and resumed without ever serving two pictures under one position.
 //!
-//! A second test feeds a source that misbehaves: a picture-size change mid-stream, garbage
+//! A low-latency channel publishes each segment as parts (LL-HLS `EXT-X-PART`, CMAF chunks)
+//! as they are encoded; the edge serves the parts per session and holds blocking playlist
+//! reloads; a packager killed while parts of a position are out abandons that position.
+//!
+//! A third test feeds a source that misbehaves: a picture-size change mid-stream, garbage
 //! datagrams, a stall, and a new sender at another frame rate. The channel keeps going, every
 //! segment it publishes decodes cleanly, and every playlist entry names files that exist.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
@@ -229,10 +233,23 @@ fn session(dir: &Path, account: &str) -> (String, String) {
     (v["session_id"].as_str().unwrap().to_owned(), prefix)
 }
 
-/// Every segment a playlist lists exists, in both variants, with its sidecar.
+/// The part files (`EXT-X-PART` URIs) a low-latency playlist lists.
+fn listed_parts(playlist: &str) -> Vec<String> {
+    playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-PART:"))
+        .filter_map(|l| l.split("URI=\"").nth(1))
+        .filter_map(|l| l.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every segment and part a playlist lists exists, in both variants, with its sidecar.
 fn playlist_files_exist(ch: &Path) {
     let text = std::fs::read_to_string(ch.join("360p/playlist.m3u8")).unwrap();
-    for name in listed(&text).1 {
+    let (_, mut names) = listed(&text);
+    names.extend(listed_parts(&text));
+    for name in names {
         for sub in ["a", "b", "WMPaceInfo"] {
             assert!(
                 ch.join("360p").join(sub).join(&name).is_file(),
@@ -518,5 +535,178 @@ fn a_misbehaving_source_never_breaks_the_channel() {
     let state: Value =
         serde_json::from_slice(&std::fs::read(ch.join("live.json")).unwrap()).unwrap();
     assert_eq!(state["frame_rate"], serde_json::json!([25, 1]));
+    eprintln!("{summary}");
+}
+
+/// A request that returns how long the edge took to answer.
+fn timed_get(port: u16, path: &str) -> (u16, Vec<u8>, Duration) {
+    let t = Instant::now();
+    let (status, _, body) = get(port, path);
+    (status, body, t.elapsed())
+}
+
+#[test]
+fn a_low_latency_channel_serves_parts_and_abandons_an_interrupted_position() {
+    let dir = init_workdir();
+    let dir = dir.path();
+    let port = free_port();
+    let mut seen = Vec::new();
+    let args = [
+        "--window", "6", "--keep", "40", "--stall", "3s", "--part", "500ms",
+    ];
+    let live = Live::start(dir, &format!("udp://127.0.0.1:{port}"), &args);
+    let _send = sender(&corpus("bbb.mp4"), port, "1.5", &[]);
+    for _ in 0..3 {
+        live.wait("published", Duration::from_secs(60), &mut seen);
+    }
+    let (_edge, eport) = edge(dir);
+    let (_, prefix) = session(dir, "viewer");
+    let (status, head, body) = get(eport, &format!("{prefix}/360p/playlist.m3u8"));
+    assert_eq!(status, 200);
+    assert!(head.contains("max-age=1"), "{head}");
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("#EXT-X-VERSION:9"), "{text}");
+    assert!(text.contains("#EXT-X-PART-INF:PART-TARGET=0.5"), "{text}");
+    assert!(
+        text.contains("CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.5"),
+        "{text}"
+    );
+    let (seq, names) = listed(&text);
+    assert!(!names.is_empty(), "{text}");
+    let last_complete = seq + names.len() as u64 - 1;
+
+    // The parts of a complete segment, through the edge: each is the session's variant's part
+    // file, and together they are the segment the session gets.
+    let name = format!("seg_{last_complete:05}.m4s");
+    let (status, _, whole) = get(eport, &format!("{prefix}/360p/{name}"));
+    assert_eq!(status, 200);
+    let parts: Vec<String> = listed_parts(&text)
+        .into_iter()
+        .filter(|p| p.starts_with(&format!("seg_{last_complete:05}.p")))
+        .collect();
+    assert_eq!(parts.len(), 4, "2-s segments in 0.5-s parts: {text}");
+    let mut joined = Vec::new();
+    let mut variants = Vec::new();
+    for part in &parts {
+        let (status, _, body) = get(eport, &format!("{prefix}/360p/{part}"));
+        assert_eq!(status, 200, "{part}");
+        let variant = ['a', 'b']
+            .into_iter()
+            .find(|v| {
+                std::fs::read(dir.join("ch/360p").join(v.to_string()).join(part))
+                    .map(|mut f| {
+                        leaktrace_edge::egress::neutralize_wmpi(&mut f);
+                        f == body
+                    })
+                    .unwrap_or(false)
+            })
+            .unwrap_or_else(|| panic!("{part}: served bytes are neither a/ nor b/"));
+        variants.push(variant);
+        joined.extend(body);
+    }
+    assert!(variants.windows(2).all(|w| w[0] == w[1]), "{variants:?}");
+    assert_eq!(joined, whole, "the parts of {name} are its bytes");
+
+    // Blocking playlist reload: a request for the segment after the one being published is
+    // held until the playlist holds it; one far ahead is refused.
+    let ahead = last_complete + 2;
+    let (status, body, took) = timed_get(
+        eport,
+        &format!("{prefix}/360p/playlist.m3u8?_HLS_msn={ahead}&_HLS_part=0"),
+    );
+    assert_eq!(status, 200);
+    let held = String::from_utf8(body).unwrap();
+    assert!(
+        held.contains(&format!("seg_{ahead:05}.p0.m4s"))
+            || held.contains(&format!("seg_{ahead:05}.m4s")),
+        "{held}"
+    );
+    assert!(
+        took > Duration::from_millis(300),
+        "answered in {took:?}: not held"
+    );
+    let (status, _, _) = get(
+        eport,
+        &format!("{prefix}/360p/playlist.m3u8?_HLS_msn={}", ahead + 50),
+    );
+    assert_eq!(status, 400);
+    let (status, _, _) = get(eport, &format!("{prefix}/360p/playlist.m3u8?_HLS_part=1"));
+    assert_eq!(status, 400);
+    // The preload hint names the next part before it exists: a request for it is held until
+    // it is published, then served as the session's variant.
+    let hint = held
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
+        .and_then(|l| l.split('"').next())
+        .unwrap_or_else(|| panic!("no preload hint: {held}"))
+        .to_owned();
+    let (status, body, took) = timed_get(eport, &format!("{prefix}/360p/{hint}"));
+    assert_eq!(status, 200, "{hint}");
+    assert!(
+        ['a', 'b'].into_iter().any(|v| {
+            std::fs::read(dir.join("ch/360p").join(v.to_string()).join(&hint)).is_ok_and(|mut f| {
+                leaktrace_edge::egress::neutralize_wmpi(&mut f);
+                f == body
+            })
+        }),
+        "{hint}: neither a/ nor b/"
+    );
+    eprintln!("preload hint {hint} answered after {took:?}");
+    playlist_files_exist(&dir.join("ch"));
+
+    // Killed while parts of a position are out: that position is abandoned on restart and
+    // never used again; the channel goes on after it.
+    let ch = dir.join("ch");
+    let t = Instant::now();
+    let open = loop {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no open position seen"
+        );
+        let state: Value = std::fs::read(ch.join("live.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        let parts = state["open"]["parts"].as_array().map_or(0, Vec::len);
+        if (1..3).contains(&parts) {
+            break state["open"]["position"].as_u64().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut live = live;
+    ok(Command::new("kill")
+        .arg("-KILL")
+        .arg(live.proc.0.id().to_string()));
+    let _ = live.proc.0.wait();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(ch.join("reference/index.json")).unwrap()).unwrap();
+    assert_eq!(index["opened"].as_u64(), Some(open), "{index}");
+    assert_eq!(index["positions"].as_u64(), Some(open), "{index}");
+    let served_part = ch.join("360p/a").join(format!("seg_{open:05}.p0.m4s"));
+    assert!(served_part.is_file());
+    let live = Live::start(dir, &format!("udp://127.0.0.1:{port}"), &args);
+    let abandoned = live.wait("abandoned", Duration::from_secs(60), &mut seen);
+    assert_eq!(abandoned["position"].as_u64(), Some(open));
+    let resumed = live.wait("resumed", Duration::from_secs(60), &mut seen);
+    assert_eq!(resumed["position"].as_u64(), Some(open + 1));
+    let next = live.wait("published", Duration::from_secs(60), &mut seen);
+    assert_eq!(next["position"].as_u64(), Some(open + 1));
+    assert!(
+        !served_part.exists(),
+        "the abandoned position's parts are removed"
+    );
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(ch.join("reference/index.json")).unwrap()).unwrap();
+    assert!(
+        index.get("opened").is_none_or(|o| o.as_u64() != Some(open)),
+        "{index}"
+    );
+    assert!(index["positions"].as_u64().unwrap() >= open + 2, "{index}");
+    let playlist = std::fs::read_to_string(ch.join("360p/playlist.m3u8")).unwrap();
+    assert!(!playlist.contains(&format!("seg_{open:05}")), "{playlist}");
+    assert!(playlist.contains("#EXT-X-DISCONTINUITY"), "{playlist}");
+    playlist_files_exist(&ch);
+    let summary = live.stop(&mut seen);
+    assert!(summary["parts"].as_u64().unwrap() >= 4, "{summary}");
     eprintln!("{summary}");
 }

@@ -182,6 +182,11 @@ pub struct LiveArgs {
     /// Stop after this many positions (the channel can be resumed later).
     #[arg(long, value_name = "N")]
     pub max_positions: Option<u32>,
+    /// Low latency: publish parts of about this duration as soon as they are encoded
+    /// (LL-HLS `EXT-X-PART` with blocking playlist reloads, CMAF chunks), e.g. 500ms (0.1 s
+    /// to half a segment).
+    #[arg(long, value_name = "DURATION")]
+    pub part: Option<String>,
     /// One JSON object per line on stdout (events, then the summary) instead of text.
     #[arg(long)]
     pub json: bool,

@@ -60,6 +60,17 @@ fn config(a: &LiveArgs) -> Result<LiveConfig> {
     cfg.loop_input = a.loop_input;
     cfg.stall = parse_duration(&a.stall)?;
     cfg.max_positions = a.max_positions;
+    if let Some(part) = &a.part {
+        let d = parse_duration(part)?;
+        let half = cfg.segment.as_secs_f64() / 2.0;
+        if d.as_secs_f64() > half {
+            return Err(UsageError(format!(
+                "part {part:?} out of range (expected 0.1s to half the segment, {half}s)"
+            ))
+            .into());
+        }
+        cfg.part = Some(d);
+    }
     if a.max_positions == Some(0) {
         return Err(UsageError("max-positions must be at least 1".into()).into());
     }
@@ -121,6 +132,9 @@ fn event_json(e: &LiveEvent) -> serde_json::Value {
         LiveEvent::Resumed { position } => {
             serde_json::json!({"event": "resumed", "position": position})
         }
+        LiveEvent::Abandoned { position } => {
+            serde_json::json!({"event": "abandoned", "position": position})
+        }
         LiveEvent::Published {
             position,
             latency_s,
@@ -149,6 +163,10 @@ fn event_text(e: &LiveEvent) -> String {
             format!("source timestamps jumped by {jump_s:.2} s; frame clock re-anchored")
         }
         LiveEvent::Resumed { position } => format!("channel resumed at position {position}"),
+        LiveEvent::Abandoned { position } => format!(
+            "position {position} was opened for low-latency parts and never completed: \
+             abandoned, never used again"
+        ),
         LiveEvent::Published {
             position,
             latency_s,
@@ -193,8 +211,8 @@ pub fn run(config_path: Option<&Path>, a: &LiveArgs) -> Result<Code> {
     } else {
         println!(
             "channel {}: {} positions published from {} ({:.1} s of channel in {:.1} s; \
-             latency median {:.2} s, worst {:.2} s; fell behind by {:.2} s at worst; {} dropped, \
-             {} repeated, {} reconnects)",
+             latency median {:.2} s, worst {:.2} s{}; fell behind by {:.2} s at worst; {} \
+             dropped, {} repeated, {} reconnects)",
             summary.channel,
             summary.positions,
             summary.first_position,
@@ -202,6 +220,14 @@ pub fn run(config_path: Option<&Path>, a: &LiveArgs) -> Result<Code> {
             summary.elapsed_seconds,
             summary.latency_median_s,
             summary.latency_max_s,
+            if summary.parts > 0 {
+                format!(
+                    "; {} parts, part latency median {:.2} s, worst {:.2} s",
+                    summary.parts, summary.part_latency_median_s, summary.part_latency_max_s
+                )
+            } else {
+                String::new()
+            },
             summary.max_lag_s,
             summary.dropped,
             summary.repeated,

@@ -6,6 +6,7 @@
 use super::state::{ChannelState, Segment};
 use crate::EmbedError;
 use crate::manifest::{INIT_NAME, RenditionManifest, segment_name};
+use leaktrace_core::part_file_name;
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, Event};
 use std::io::Cursor;
@@ -22,7 +23,31 @@ fn iso_utc(ms: i64) -> String {
     utc(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The media playlist of one rendition over `listed` (the last segments, in order).
+/// Complete segments at the end of a low-latency playlist whose parts are listed too (the
+/// parts of the last three target durations, RFC 8216bis section 4.4.4.9).
+const SEGMENTS_WITH_PARTS: usize = 3;
+
+/// The `EXT-X-PART` lines of `seg`.
+fn part_tags(seg: &Segment, ts: f64) -> Vec<m3u8_rs::ExtTag> {
+    seg.parts
+        .iter()
+        .enumerate()
+        .map(|(j, &d)| m3u8_rs::ExtTag {
+            tag: "X-PART".into(),
+            rest: Some(format!(
+                "DURATION={:.5},URI=\"{}\"{}",
+                d as f64 / ts,
+                part_file_name(seg.position, j as u32),
+                if j == 0 { ",INDEPENDENT=YES" } else { "" }
+            )),
+        })
+        .collect()
+}
+
+/// The media playlist of one rendition over `listed` (the last segments, in order). On a
+/// channel with low-latency parts it is an LL-HLS playlist: `EXT-X-PART-INF`,
+/// `EXT-X-SERVER-CONTROL` with blocking reloads (the edge holds a request for a part not yet
+/// published), the parts of the last segments and those of the segment being published.
 pub fn hls_live_media(state: &ChannelState, listed: &[Segment]) -> Result<String, EmbedError> {
     let ts = f64::from(state.timescale);
     let target = listed
@@ -30,7 +55,10 @@ pub fn hls_live_media(state: &ChannelState, listed: &[Segment]) -> Result<String
         .map(|s| s.duration as f64 / ts)
         .fold(state.segment_ms as f64 / 1000.0, f64::max)
         .ceil() as u64;
-    let first = listed.first().map_or(0, |s| s.position);
+    let first = listed
+        .first()
+        .or(state.open.as_ref())
+        .map_or(0, |s| s.position);
     // Discontinuities among the held segments before the first listed one.
     let before = state.discontinuities_before
         + state
@@ -39,10 +67,16 @@ pub fn hls_live_media(state: &ChannelState, listed: &[Segment]) -> Result<String
             .take_while(|s| s.position < first)
             .filter(|s| s.discontinuity)
             .count() as u64;
+    let with_parts = listed.len().saturating_sub(SEGMENTS_WITH_PARTS);
     let segments = listed
         .iter()
         .enumerate()
         .map(|(k, s)| m3u8_rs::MediaSegment {
+            unknown_tags: if k >= with_parts {
+                part_tags(s, ts)
+            } else {
+                Vec::new()
+            },
             uri: segment_name(s.position),
             duration: (s.duration as f64 / ts) as f32,
             discontinuity: s.discontinuity && k > 0,
@@ -55,7 +89,7 @@ pub fn hls_live_media(state: &ChannelState, listed: &[Segment]) -> Result<String
         })
         .collect();
     let pl = m3u8_rs::MediaPlaylist {
-        version: Some(7),
+        version: Some(if state.part_frames.is_some() { 9 } else { 7 }),
         target_duration: target,
         media_sequence: u64::from(first),
         discontinuity_sequence: before,
@@ -66,7 +100,46 @@ pub fn hls_live_media(state: &ChannelState, listed: &[Segment]) -> Result<String
     };
     let mut out = Vec::new();
     pl.write_to(&mut out).map_err(err("HLS playlist"))?;
-    String::from_utf8(out).map_err(|e| err("HLS playlist")(std::io::Error::other(e)))
+    let mut text =
+        String::from_utf8(out).map_err(|e| err("HLS playlist")(std::io::Error::other(e)))?;
+    let Some(k) = state.part_frames.filter(|_| !state.ended) else {
+        return Ok(text);
+    };
+    // LL-HLS: the part target and the server's promises after the target duration, and the
+    // parts of the segment still being published at the end.
+    let part_target = f64::from(k) * f64::from(state.frame_rate[1].max(1))
+        / f64::from(state.frame_rate[0].max(1));
+    let target_line = format!("#EXT-X-TARGETDURATION:{target}\n");
+    let header = format!(
+        "{target_line}#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3}\n\
+         #EXT-X-PART-INF:PART-TARGET={part_target:.5}\n",
+        3.0 * part_target
+    );
+    text = text.replacen(&target_line, &header, 1);
+    if let Some(open) = state.open.as_ref().filter(|o| !o.parts.is_empty()) {
+        if listed.is_empty() || open.discontinuity {
+            if !listed.is_empty() {
+                text.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            text.push_str(&format!("#EXT-X-MAP:URI=\"{INIT_NAME}\"\n"));
+        }
+        if listed.is_empty() || open.discontinuity {
+            text.push_str(&format!(
+                "#EXT-X-PROGRAM-DATE-TIME:{}\n",
+                iso_utc(open.wall_ms)
+            ));
+        }
+        for tag in part_tags(open, ts) {
+            text.push_str(&format!("{tag}\n"));
+        }
+    }
+    // The part that comes next, which the edge holds a request for until it is published.
+    let next = match &state.open {
+        Some(open) => part_file_name(open.position, open.parts.len() as u32),
+        None => part_file_name(listed.last().map_or(0, |s| s.position.saturating_add(1)), 0),
+    };
+    text.push_str(&format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{next}\"\n"));
+    Ok(text)
 }
 
 /// The dynamic MPD over `listed`: one `Period` per period of the listed segments, each with a

@@ -23,6 +23,20 @@
 //!   reference/                       the reference index, appended position by position
 //! ```
 //!
+//! **Low latency** ([`LiveConfig::part`], `leaktrace live --part 500ms`). The encoders also cut
+//! a fragment every part duration (a CMAF chunk, [`leaktrace_media::EncoderConfig::part_frames`];
+//! x264/x265 without B-frames or look-ahead), and each part is published as soon as every
+//! rendition has both variants of it: `a/seg_00042.p3.m4s`, `b/…`, its sidecar, then the
+//! LL-HLS media playlist (`EXT-X-PART`, `EXT-X-PART-INF`, `EXT-X-SERVER-CONTROL` with blocking
+//! reloads, `EXT-X-PRELOAD-HINT`; the edge holds requests for what is not yet published). The
+//! parts of a segment, in order, are its bytes, and the whole segment follows once it is
+//! complete. The DASH MPD stays at whole segments. Parts are served before their position's
+//! reference record exists, so before the first part of a position leaves, the reference index
+//! records that the position is open ([`ReferenceAppender::open_position`], written to the
+//! disk); a packager that dies with parts of a position out abandons that position on restart
+//! ([`LiveEvent::Abandoned`]): it is recorded without a mark, its files are removed, and the
+//! channel goes on after it.
+//!
 //! **Positions.** A channel counts positions from 0 when it first goes on air and never
 //! reuses one: the index is a `u32` (272 years of 2-s segments). TS 104 002's in-band and
 //! sidecar position is 15 bits, so on the wire it wraps modulo 32 767
@@ -32,10 +46,11 @@
 //! whole index, so nothing repeats. Indirect-mode tokens (the default) cover every position;
 //! a direct-mode token carries at most 65 535 bits and is not for a channel.
 //!
-//! **Restarts.** A position is served only once its sidecars exist, and its sidecars are
+//! **Restarts.** A whole segment is served only once its sidecars exist, and its sidecars are
 //! written after its reference record. After a crash the channel resumes at the position after
-//! the last one in the reference index, and deletes every file of a later position first (none
-//! of them was ever served): no position is ever served with two different pictures. The
+//! the last one in the reference index (after an abandoned one, with low-latency parts), and
+//! deletes every file of a later position first (none of them was ever served): no position is
+//! ever served with two different pictures. The
 //! restart starts a new period (DASH) and a discontinuity (HLS); media time goes on from the
 //! position's place on the channel's timeline.
 //!
@@ -62,7 +77,7 @@ use crate::pipeline::cell_amplitudes;
 use crate::{EmbedConfig, EmbedError, Embedder, LumaPlane, MaskParams};
 use leaktrace_core::wmpaceinfo::{PaceInfo, SIDECAR_DIR, Sidecar};
 use leaktrace_core::{
-    MasterKey, Position, SegmentDuration, TitleId, Variant, segment_file_position,
+    MasterKey, Position, SegmentDuration, TitleId, Variant, part_file_name, segment_file_position,
 };
 use leaktrace_media::cmaf::{Fragment, FragmentReader, Piece};
 use leaktrace_media::{
@@ -112,6 +127,9 @@ pub struct LiveConfig {
     /// Stop after this many positions of this run (tests and benches); `None`: run until
     /// stopped or until a file source ends.
     pub max_positions: Option<u32>,
+    /// Low-latency parts of about this duration (LL-HLS `EXT-X-PART`, CMAF chunks), each
+    /// published as soon as it is encoded; `None`: whole segments only.
+    pub part: Option<Duration>,
 }
 
 impl LiveConfig {
@@ -134,6 +152,7 @@ impl LiveConfig {
             stall: Duration::from_secs(5),
             reconnect: Duration::from_secs(1),
             max_positions: None,
+            part: None,
         }
     }
 
@@ -149,6 +168,16 @@ impl LiveConfig {
                 "{} segments kept out of range (expected 0 to 100000)",
                 self.keep
             )));
+        }
+        if let Some(part) = self.part {
+            let max = self.segment.as_secs_f64() / 2.0;
+            if part.as_secs_f64() < 0.1 || part.as_secs_f64() > max {
+                return Err(EmbedError::Ladder(format!(
+                    "part duration of {:.3} s out of range (expected 0.1 s to half the segment, \
+                     {max:.3} s)",
+                    part.as_secs_f64()
+                )));
+            }
         }
         if self.stall < Duration::from_millis(100) || self.stall > Duration::from_secs(3600) {
             return Err(EmbedError::Ladder(
@@ -204,6 +233,12 @@ pub enum LiveEvent {
         /// Size of the jump, seconds.
         jump_s: f64,
     },
+    /// Parts of this position were served before the packager stopped, and its pictures are
+    /// lost: it is recorded as abandoned and never used again.
+    Abandoned {
+        /// The position.
+        position: u32,
+    },
     /// The channel resumed after a restart at this position.
     Resumed {
         /// The first position of this run.
@@ -248,6 +283,13 @@ pub struct LiveSummary {
     pub latency_median_s: f64,
     /// See `latency_median_s`.
     pub latency_max_s: f64,
+    /// With low-latency parts: median and worst latency of a part (its first frame in → the
+    /// part published), seconds; 0 without parts.
+    pub part_latency_median_s: f64,
+    /// See `part_latency_median_s`.
+    pub part_latency_max_s: f64,
+    /// Parts published by this run (0 without parts).
+    pub parts: u64,
     /// How far the packager fell behind the source's own clock at worst, seconds: how much
     /// later than its timestamp says a frame was taken in, less the least that was ever so
     /// (0 when it kept up; it grows without bound when it cannot).
@@ -401,6 +443,11 @@ pub fn run_live(
         (top.width, top.height),
     )?;
     let first_position = appender.next_position().get();
+    let abandoned = appender.abandoned().map(Position::get);
+    // Frames per part: the part duration on the channel's clock, at least two parts a segment.
+    let part_frames = cfg
+        .part
+        .map(|d| (d.as_secs_f64() * fr.as_f64()).round().max(1.0) as u32);
     let mut state = previous.unwrap_or_else(|| ChannelState {
         format: "leaktrace-live".into(),
         channel: cfg.channel.to_string(),
@@ -413,16 +460,23 @@ pub fn run_live(
         segments: Vec::new(),
         discontinuities_before: 0,
         ended: false,
+        part_frames,
+        open: None,
     });
     state.ended = false;
+    state.part_frames = part_frames;
+    state.open = None;
     state.segments.retain(|s| s.position < first_position);
     let resumed = first_position > 0;
+    if let Some(position) = abandoned {
+        events(LiveEvent::Abandoned { position });
+    }
     if resumed {
         events(LiveEvent::Resumed {
             position: first_position,
         });
     }
-    remove_unpublished(out, &ladder, first_position)?;
+    remove_unpublished(out, &ladder, abandoned.unwrap_or(first_position))?;
     write_title_json(out, cfg, key, &ladder, fr)?;
 
     let mut channel = Channel {
@@ -435,16 +489,21 @@ pub fn run_live(
         pending_reference: VecDeque::new(),
         run_positions: VecDeque::new(),
         wall_of: VecDeque::new(),
+        part_frames,
+        part_arrivals: VecDeque::new(),
+        open: None,
+        flushing: false,
         published: 0,
         first_of_run: true,
         period_anchor: None,
         latencies: Vec::new(),
+        part_latencies: Vec::new(),
         dropped: 0,
         repeated: 0,
         master_written: false,
     };
     let (tx, rx) = mpsc::channel();
-    let mut runs = open_runs(&ladder, cfg, layout, fr, &tx)?;
+    let mut runs = open_runs(&ladder, cfg, layout, fr, part_frames, &tx)?;
     drop(tx);
     let mut embedder = Embedder::new(
         key,
@@ -602,6 +661,12 @@ pub fn run_live(
                     .wall_of
                     .push_back((position.get(), now_ms(), Instant::now()));
             }
+            if let Some(k) = part_frames {
+                let into = slot - first_slot(cfg.segment, fr, position.get());
+                if into.is_multiple_of(u64::from(k)) {
+                    channel.part_arrivals.push_back(Instant::now());
+                }
+            }
             mark_and_encode(
                 &f,
                 &mut runs,
@@ -641,11 +706,14 @@ pub fn run_live(
     for done in reference.take_completed() {
         channel.pending_reference.push_back(done);
     }
+    channel.flushing = true;
     channel.drain(&rx, &mut runs, events)?;
     channel.state.ended = file_ended;
-    channel.write_manifests(&runs)?;
+    channel.write_manifests(&runs, true)?;
     let mut lat = channel.latencies.clone();
     lat.sort_by(f64::total_cmp);
+    let mut part_lat = channel.part_latencies.clone();
+    part_lat.sort_by(f64::total_cmp);
     Ok(LiveSummary {
         channel: cfg.channel.to_string(),
         first_position,
@@ -658,6 +726,9 @@ pub fn run_live(
         published_seconds: f64::from(channel.published) * cfg.segment.as_secs_f64(),
         latency_median_s: lat.get(lat.len() / 2).copied().unwrap_or(0.0),
         latency_max_s: lat.last().copied().unwrap_or(0.0),
+        part_latency_median_s: part_lat.get(part_lat.len() / 2).copied().unwrap_or(0.0),
+        part_latency_max_s: part_lat.last().copied().unwrap_or(0.0),
+        parts: part_lat.len() as u64,
         max_lag_s: max_lag,
     })
 }
@@ -721,6 +792,7 @@ fn open_runs(
     cfg: &LiveConfig,
     layout: PixelLayout,
     fr: Rational,
+    part_frames: Option<u32>,
     tx: &mpsc::Sender<Msg>,
 ) -> Result<Vec<RenditionRun>, EmbedError> {
     let mut runs = Vec::new();
@@ -736,6 +808,7 @@ fn open_runs(
             max_segment_frames: (cfg.segment.as_secs_f64() * fr.as_f64()).ceil() as u32,
             threads: cfg.threads,
             max_kbps: r.max_kbps,
+            part_frames,
         };
         let open = |vi: usize| -> Result<Stream, EmbedError> {
             let (reader, writer) = std::io::pipe().map_err(io(Path::new("pipe")))?;
@@ -882,6 +955,21 @@ fn remove_unpublished(out: &Path, ladder: &Ladder, from: u32) -> Result<(), Embe
     Ok(())
 }
 
+/// The WMPaceInfo sidecar of the file `name` (and the init segment's, once) in `sdir`.
+fn write_sidecars(sdir: &Path, name: &str, wire: u16) -> Result<(), EmbedError> {
+    std::fs::create_dir_all(sdir).map_err(io(sdir))?;
+    if !sdir.join(INIT_NAME).exists() {
+        write_atomic(
+            &sdir.join(INIT_NAME),
+            &Sidecar::for_discrete_segment(None).to_cbor()?,
+        )?;
+    }
+    write_atomic(
+        &sdir.join(name),
+        &Sidecar::for_discrete_segment(Some(wire)).to_cbor()?,
+    )
+}
+
 fn write_title_json(
     out: &Path,
     cfg: &LiveConfig,
@@ -913,22 +1001,44 @@ struct Channel<'a> {
     state: ChannelState,
     appender: ReferenceAppender,
     pending_reference: VecDeque<CompletedPosition>,
-    /// Positions started by this run, not yet published (the k-th fragment of each encoder).
+    /// Positions started by this run, not yet published.
     run_positions: VecDeque<u32>,
     /// When each of them started: wall clock and monotonic.
     wall_of: VecDeque<(u32, i64, Instant)>,
+    /// Frames per low-latency part, `None` without parts.
+    part_frames: Option<u32>,
+    /// When the first frame of each part not yet published reached the packager.
+    part_arrivals: VecDeque<Instant>,
+    /// The position whose fragments are being taken.
+    open: Option<OpenPosition>,
+    /// The encoders were flushed: whatever is left of the open position is all of it.
+    flushing: bool,
     published: u32,
     first_of_run: bool,
     /// (wall ms − media ms) of the current period.
     period_anchor: Option<i64>,
     latencies: Vec<f64>,
+    part_latencies: Vec<f64>,
     dropped: u64,
     repeated: u64,
     master_written: bool,
 }
 
+/// A position whose parts are being published.
+struct OpenPosition {
+    /// What the playlists will list (its `parts` and `duration` grow part by part).
+    seg: Segment,
+    /// Frames taken so far, and the frames the position has on the channel's clock.
+    frames: u64,
+    expected: u64,
+    /// The segment's bytes so far, per rendition, for A and B.
+    bytes: Vec<[Vec<u8>; 2]>,
+    /// When its first frame reached the packager.
+    arrived: Option<Instant>,
+}
+
 impl Channel<'_> {
-    /// Takes what the readers sent and publishes every position that is complete.
+    /// Takes what the readers sent and publishes every part and position that is complete.
     fn drain(
         &mut self,
         rx: &mpsc::Receiver<Msg>,
@@ -967,87 +1077,55 @@ impl Channel<'_> {
         events: &mut dyn FnMut(LiveEvent),
     ) -> Result<(), EmbedError> {
         loop {
-            let ready = runs
-                .iter()
-                .all(|r| r.streams.iter().all(|s| !s.fragments.is_empty()));
+            let queued = |rs: &[RenditionRun]| {
+                rs.iter()
+                    .all(|r| r.streams.iter().all(|s| !s.fragments.is_empty()))
+            };
+            if let Some(open) = &self.open {
+                // All of it is out when its frames are, when the next position's first
+                // fragment is there, or when the encoders were flushed and nothing is left.
+                let complete = open.frames >= open.expected
+                    || runs
+                        .first()
+                        .and_then(|r| r.streams[0].fragments.front())
+                        .is_some_and(|f| f.starts_with_sync)
+                    || (self.flushing
+                        && runs
+                            .iter()
+                            .all(|r| r.streams.iter().all(|s| s.fragments.is_empty())));
+                if complete {
+                    let position = open.seg.position;
+                    let record_ready = self
+                        .pending_reference
+                        .front()
+                        .is_some_and(|c| c.position.get() == position);
+                    if !record_ready {
+                        return Ok(());
+                    }
+                    self.finish_position(runs, events)?;
+                    continue;
+                }
+            }
             let Some(&position) = self.run_positions.front() else {
                 return Ok(());
             };
-            let record_ready = self
-                .pending_reference
-                .front()
-                .is_some_and(|c| c.position.get() == position);
-            if !ready || !record_ready {
+            if !queued(runs) {
                 return Ok(());
             }
-            self.publish(runs, position, events)?;
+            self.take_part(runs, position)?;
         }
     }
 
-    fn publish(
-        &mut self,
-        runs: &mut [RenditionRun],
-        position: u32,
-        events: &mut dyn FnMut(LiveEvent),
-    ) -> Result<(), EmbedError> {
-        let p = Position::new(position);
-        let wire = p.to_wire_wrapping();
+    /// Opens `position` for its first part: its place on the wall clock (a new period when
+    /// the packager restarted or the wall clock left the media clock by more than a segment)
+    /// and, with low-latency parts, the durable mark that parts of it may be served.
+    fn open_position(&mut self, runs: &[RenditionRun], position: u32) -> Result<(), EmbedError> {
         let media_start = slot_ticks(self.fr, first_slot(self.cfg.segment, self.fr, position));
-        let mut duration = 0;
-        for run in runs.iter_mut() {
-            let rdir = self.out.join(&run.r.name);
-            let mut frags: Vec<Fragment> = Vec::with_capacity(2);
-            for s in &mut run.streams {
-                frags.push(
-                    s.fragments
-                        .pop_front()
-                        .ok_or(EmbedError::Mismatch("a fragment went missing"))?,
-                );
-            }
-            if frags[0].duration != frags[1].duration || !frags.iter().all(|f| f.starts_with_sync) {
-                return Err(EmbedError::Encoder(format!(
-                    "{} position {position}: A and B fragments differ in timing or do not start \
-                     with a keyframe",
-                    run.r.name
-                )));
-            }
-            let shift = *run
-                .shift
-                .get_or_insert(i128::from(media_start) - i128::from(frags[0].decode_time));
-            duration = frags[0].duration;
-            for (vi, mut f) in frags.into_iter().enumerate() {
-                let t = u64::try_from(i128::from(f.decode_time) + shift)
-                    .map_err(|_| EmbedError::Mismatch("negative media time"))?;
-                f.set_decode_time(t)?;
-                let variant = Variant::BOTH[vi];
-                let wmpi = PaceInfo::new(variant.id(), Some(wire), true, true).to_wmpi_box()?;
-                let seg = leaktrace_media::cmaf::media_segment(&f, &[&wmpi]);
-                let dir = rdir.join(variant.dir());
-                std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-                write_atomic(&dir.join(crate::manifest::segment_name(position)), &seg)?;
-            }
+        let expected = first_slot(self.cfg.segment, self.fr, position.saturating_add(1))
+            - first_slot(self.cfg.segment, self.fr, position);
+        if self.part_frames.is_some() {
+            self.appender.open_position(Position::new(position))?;
         }
-        // The reference record, then the sidecars (from here on the edge serves it).
-        let record = self
-            .pending_reference
-            .pop_front()
-            .ok_or(EmbedError::Mismatch("a reference record went missing"))?;
-        self.appender.append(&record)?;
-        for run in runs.iter() {
-            let sdir = self.out.join(&run.r.name).join(SIDECAR_DIR);
-            std::fs::create_dir_all(&sdir).map_err(io(&sdir))?;
-            if !sdir.join(INIT_NAME).exists() {
-                write_atomic(
-                    &sdir.join(INIT_NAME),
-                    &Sidecar::for_discrete_segment(None).to_cbor()?,
-                )?;
-            }
-            write_atomic(
-                &sdir.join(crate::manifest::segment_name(position)),
-                &Sidecar::for_discrete_segment(Some(wire)).to_cbor()?,
-            )?;
-        }
-        self.run_positions.pop_front();
         let (wall_ms, arrived) = match self.wall_of.front() {
             Some(&(q, w, i)) if q == position => {
                 self.wall_of.pop_front();
@@ -1055,8 +1133,6 @@ impl Channel<'_> {
             }
             _ => (now_ms(), None),
         };
-        // A new period when the packager restarted or the wall clock left the media clock by
-        // more than a segment (a stall).
         let media_ms = (media_start as f64 * 1000.0 / f64::from(TRACK_TIMESCALE)) as i64;
         let nominal = self.period_anchor.map(|a| a + media_ms);
         let seg_ms = self.cfg.segment.as_millis() as i64;
@@ -1076,23 +1152,147 @@ impl Channel<'_> {
         } else {
             nominal.unwrap_or(wall_ms)
         };
-        let period = self.state.periods.last().map_or(0, |p| p.id);
-        self.state.segments.push(Segment {
+        let seg = Segment {
             position,
             media_start,
-            duration,
+            duration: 0,
             wall_ms: wall,
-            period,
+            period: self.state.periods.last().map_or(0, |p| p.id),
             discontinuity: self.first_of_run && !self.state.segments.is_empty(),
-        });
+            parts: Vec::new(),
+        };
         self.first_of_run = false;
+        self.open = Some(OpenPosition {
+            seg,
+            frames: 0,
+            expected,
+            bytes: runs.iter().map(|_| [Vec::new(), Vec::new()]).collect(),
+            arrived,
+        });
+        Ok(())
+    }
+
+    /// Takes the next fragment of every encoder: the next part of `position`. With
+    /// low-latency parts it is published at once: its files, its sidecars, the playlists.
+    fn take_part(&mut self, runs: &mut [RenditionRun], position: u32) -> Result<(), EmbedError> {
+        if self.open.is_none() {
+            self.open_position(runs, position)?;
+        }
+        let Some(open) = self.open.as_mut() else {
+            return Err(EmbedError::Mismatch("no open position"));
+        };
+        let j = open.seg.parts.len() as u32;
+        let wire = Position::new(position).to_wire_wrapping();
+        let mut taken: Option<(u64, u32)> = None;
+        for (ri, run) in runs.iter_mut().enumerate() {
+            let rdir = self.out.join(&run.r.name);
+            let mut frags: Vec<Fragment> = Vec::with_capacity(2);
+            for s in &mut run.streams {
+                frags.push(
+                    s.fragments
+                        .pop_front()
+                        .ok_or(EmbedError::Mismatch("a fragment went missing"))?,
+                );
+            }
+            let timing = (frags[0].duration, frags[0].samples);
+            let first_ok = j > 0 || frags.iter().all(|f| f.starts_with_sync);
+            if (frags[1].duration, frags[1].samples) != timing
+                || !first_ok
+                || taken.is_some_and(|t| t != timing)
+            {
+                return Err(EmbedError::Encoder(format!(
+                    "{} position {position} part {j}: the fragments of A and B and of the \
+                     renditions differ in timing, or the position does not start with a \
+                     keyframe",
+                    run.r.name
+                )));
+            }
+            taken = Some(timing);
+            let media_start = open.seg.media_start;
+            let shift = *run
+                .shift
+                .get_or_insert(i128::from(media_start) - i128::from(frags[0].decode_time));
+            for (vi, mut f) in frags.into_iter().enumerate() {
+                let t = u64::try_from(i128::from(f.decode_time) + shift)
+                    .map_err(|_| EmbedError::Mismatch("negative media time"))?;
+                f.set_decode_time(t)?;
+                let variant = Variant::BOTH[vi];
+                let bytes = if j == 0 {
+                    let wmpi = PaceInfo::new(variant.id(), Some(wire), true, true).to_wmpi_box()?;
+                    leaktrace_media::cmaf::media_segment(&f, &[&wmpi])
+                } else {
+                    f.bytes
+                };
+                if self.part_frames.is_some() {
+                    let dir = rdir.join(variant.dir());
+                    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+                    write_atomic(&dir.join(part_file_name(position, j)), &bytes)?;
+                }
+                open.bytes[ri][vi].extend_from_slice(&bytes);
+            }
+        }
+        let (duration, samples) = taken.ok_or(EmbedError::Mismatch("no rendition"))?;
+        open.frames += u64::from(samples);
+        open.seg.duration += duration;
+        open.seg.parts.push(duration);
+        if self.part_frames.is_none() {
+            return Ok(());
+        }
+        // The sidecars of the part: from here on the edge serves it.
+        for run in runs.iter() {
+            let sdir = self.out.join(&run.r.name).join(SIDECAR_DIR);
+            write_sidecars(&sdir, &part_file_name(position, j), wire)?;
+        }
+        if let Some(at) = self.part_arrivals.pop_front() {
+            self.part_latencies.push(at.elapsed().as_secs_f64());
+        }
+        self.state.open = Some(open.seg.clone());
+        self.write_manifests(runs, false)
+    }
+
+    /// Publishes the open position, whose parts are all out and whose reference record is
+    /// ready: the whole segments, the record, the sidecars, the manifests.
+    fn finish_position(
+        &mut self,
+        runs: &mut [RenditionRun],
+        events: &mut dyn FnMut(LiveEvent),
+    ) -> Result<(), EmbedError> {
+        let Some(mut open) = self.open.take() else {
+            return Ok(());
+        };
+        let position = open.seg.position;
+        let name = crate::manifest::segment_name(position);
+        for (run, bytes) in runs.iter().zip(&open.bytes) {
+            for (vi, b) in bytes.iter().enumerate() {
+                let dir = self.out.join(&run.r.name).join(Variant::BOTH[vi].dir());
+                std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+                write_atomic(&dir.join(&name), b)?;
+            }
+        }
+        // The reference record, then the sidecars (from here on the edge serves it).
+        let record = self
+            .pending_reference
+            .pop_front()
+            .ok_or(EmbedError::Mismatch("a reference record went missing"))?;
+        self.appender.append(&record)?;
+        let wire = Position::new(position).to_wire_wrapping();
+        for run in runs.iter() {
+            let sdir = self.out.join(&run.r.name).join(SIDECAR_DIR);
+            write_sidecars(&sdir, &name, wire)?;
+        }
+        self.run_positions.pop_front();
+        if self.part_frames.is_none() {
+            open.seg.parts.clear();
+        }
+        self.state.segments.push(open.seg);
+        self.state.open = None;
         self.published += 1;
         let keep_from = position
             .saturating_add(1)
             .saturating_sub(self.cfg.window + self.cfg.keep);
         self.forget(keep_from)?;
-        self.write_manifests(runs)?;
-        let latency = arrived.map_or(0.0, |i| i.elapsed().as_secs_f64());
+        self.write_manifests(runs, true)?;
+        let latency = open.arrived.map_or(0.0, |i| i.elapsed().as_secs_f64());
         self.latencies.push(latency);
         events(LiveEvent::Published {
             position,
@@ -1105,26 +1305,27 @@ impl Channel<'_> {
 
     /// Deletes the segments before `first_kept` and forgets them.
     fn forget(&mut self, first_kept: u32) -> Result<(), EmbedError> {
-        let gone: Vec<u32> = self
+        let gone: Vec<(u32, usize)> = self
             .state
             .segments
             .iter()
             .take_while(|s| s.position < first_kept)
-            .map(|s| s.position)
+            .map(|s| (s.position, s.parts.len()))
             .collect();
-        for p in gone {
+        for (p, parts) in gone {
+            let names: Vec<String> = std::iter::once(crate::manifest::segment_name(p))
+                .chain((0..parts as u32).map(|j| part_file_name(p, j)))
+                .collect();
             for r in self.ladder.renditions() {
                 // The sidecar first: the edge stops serving the position before its files go.
                 for sub in [SIDECAR_DIR, "a", "b"] {
-                    let f = self
-                        .out
-                        .join(&r.name)
-                        .join(sub)
-                        .join(crate::manifest::segment_name(p));
-                    match std::fs::remove_file(&f) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io(&f)(e)),
+                    for name in &names {
+                        let f = self.out.join(&r.name).join(sub).join(name);
+                        match std::fs::remove_file(&f) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(io(&f)(e)),
+                        }
                     }
                 }
             }
@@ -1150,8 +1351,13 @@ impl Channel<'_> {
             .collect()
     }
 
-    /// Playlists, MPD and `live.json` for the segments held now.
-    fn write_manifests(&mut self, runs: &[RenditionRun]) -> Result<(), EmbedError> {
+    /// Playlists, MPD and `live.json` for the segments held now (after a part: the playlists
+    /// and `live.json`; the MPD changes with whole segments only).
+    fn write_manifests(
+        &mut self,
+        runs: &[RenditionRun],
+        segment_done: bool,
+    ) -> Result<(), EmbedError> {
         let listed_from = self
             .state
             .segments
@@ -1159,7 +1365,7 @@ impl Channel<'_> {
             .saturating_sub(self.cfg.window as usize);
         let listed: Vec<Segment> = self.state.segments[listed_from..].to_vec();
         let renditions = self.renditions(runs);
-        if !listed.is_empty() {
+        if !listed.is_empty() || self.state.open.is_some() {
             let media = manifest::hls_live_media(&self.state, &listed)?;
             for r in &renditions {
                 write_atomic(
@@ -1173,8 +1379,10 @@ impl Channel<'_> {
                 write_atomic(&self.out.join(MASTER_PLAYLIST), master.as_bytes())?;
                 self.master_written = true;
             }
-            let mpd = manifest::dash_live_mpd(&self.state, &listed, &renditions, now_ms())?;
-            write_atomic(&self.out.join(MPD_NAME), mpd.as_bytes())?;
+            if segment_done && !listed.is_empty() {
+                let mpd = manifest::dash_live_mpd(&self.state, &listed, &renditions, now_ms())?;
+                write_atomic(&self.out.join(MPD_NAME), mpd.as_bytes())?;
+            }
         }
         self.state.save(&self.out)
     }

@@ -23,6 +23,10 @@ pub struct Segment {
     pub period: u32,
     /// The first segment after a restart of the packager: new encoders, a new init segment.
     pub discontinuity: bool,
+    /// Durations of its parts (track timescale), each a file of its own
+    /// ([`leaktrace_core::part_file_name`]); empty on a channel without low-latency parts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<u64>,
 }
 
 /// A stretch of the channel whose media time runs with the wall clock: a new one starts when
@@ -64,6 +68,12 @@ pub struct ChannelState {
     pub discontinuities_before: u64,
     /// The channel has ended (HLS `EXT-X-ENDLIST`); a restart on air clears it.
     pub ended: bool,
+    /// Frames per low-latency part (LL-HLS `EXT-X-PART`), `None` without parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_frames: Option<u32>,
+    /// The segment whose parts are being published, not yet complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<Segment>,
 }
 
 impl ChannelState {
