@@ -55,6 +55,12 @@
 //!    viewer which variant it got; and Chromium's MSE rejects unknown top-level boxes. So a
 //!    served segment is byte-identical to the egress form of the `a/` or `b/` file, same
 //!    length.
+//! 6. Blocking playlist reloads ([`blocking`]): a live media playlist asked for with
+//!    `_HLS_msn` (and `_HLS_part`), as LL-HLS players do when the playlist says
+//!    `CAN-BLOCK-RELOAD=YES`, is held until the playlist on disk holds that segment or part
+//!    (checked every 20 ms), then served; a request more than two segments ahead gets 400, one
+//!    still waiting after three target durations 503. Low-latency parts
+//!    (`seg_00042.p3.m4s`) have sidecars of their own and are served like segments.
 //!
 //! ## Response headers
 //!
@@ -137,6 +143,7 @@
 
 pub mod admin;
 mod auth;
+pub mod blocking;
 mod cache;
 mod conn;
 pub mod egress;

@@ -21,6 +21,9 @@ pub const TITLE_JSON: &str = "title.json";
 const MAX_SIDECAR_BYTES: u64 = 1 << 20;
 /// How long "this does not exist" is remembered.
 const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// The same for a segment or part name (`seg_00042.m4s`, `seg_00042.p3.m4s`): a live channel
+/// publishes them while players already ask for them (LL-HLS preload hints).
+const NEGATIVE_TTL_SEGMENT: Duration = Duration::from_millis(20);
 /// How often a cached file is checked against the disk (size and mtime).
 const REVALIDATE: Duration = Duration::from_secs(30);
 /// How often a cached manifest is: a live channel replaces its playlists every segment.
@@ -286,7 +289,13 @@ impl Packages {
     /// A cached resolution, if one is fresh (no I/O).
     pub fn cached_resolution(&self, title: &TitleId, resource: &Resource) -> Option<Resolved> {
         let (r, at) = self.resolved.get(&resolution_key(title, resource))?;
-        (r != Resolved::Missing || at.elapsed() < NEGATIVE_TTL).then_some(r)
+        let ttl = match resource {
+            Resource::Rendition(_, f) if leaktrace_core::segment_file_position(f).is_some() => {
+                NEGATIVE_TTL_SEGMENT
+            }
+            _ => NEGATIVE_TTL,
+        };
+        (r != Resolved::Missing || at.elapsed() < ttl).then_some(r)
     }
 
     /// A cached file, if it was checked against the disk recently (no I/O).

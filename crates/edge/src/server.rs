@@ -20,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::TcpListener;
 
 use crate::auth::{Auth, Deny};
+use crate::blocking::{Availability, BlockingRequest, PlaylistState};
 use crate::cache::ByteCache;
 use crate::conn::{ConnShared, Deadlines, Guarded, Slots, Tracked};
 use crate::package::{CacheBounds, FileEntry, Located, Packages};
@@ -528,6 +529,34 @@ async fn respond(
             }
         }
     };
+    let located = match (&located, &target.resource) {
+        // An LL-HLS preload hint names the next part before it exists: hold the request.
+        (Located::Missing, Resource::Rendition(_, f)) if is_part_name(f) => {
+            let packages = state.packages.clone();
+            let title = target.title.clone();
+            let resource = target.resource.clone();
+            let started = Instant::now();
+            loop {
+                tokio::time::sleep(BLOCKING_POLL).await;
+                let (packages, title, resource) =
+                    (packages.clone(), title.clone(), resource.clone());
+                let book = codebook(state, &target.title, authorized.title_key_version);
+                let claims = authorized.claims.clone();
+                let found = tokio::task::spawn_blocking(move || {
+                    let book = book?;
+                    let choose = move |p: Option<u32>| select_variant(&book, &claims, p);
+                    packages.locate(&title, &resource, &choose, true)
+                })
+                .await;
+                match found {
+                    Ok(Some(Located::Missing)) if started.elapsed() < PART_HOLD => {}
+                    Ok(Some(l)) => break l,
+                    _ => break Located::Missing,
+                }
+            }
+        }
+        _ => located,
+    };
     let (entry, _watermarked) = match located {
         Located::File { entry, watermarked } => (entry, watermarked),
         Located::Missing => return plain_error(StatusCode::NOT_FOUND, cors),
@@ -539,7 +568,62 @@ async fn respond(
     let file = match &target.resource {
         Resource::Root(f) | Resource::Rendition(_, f) => f.as_str(),
     };
+    let blocking = match uri.query().map(BlockingRequest::parse) {
+        Some(Err(_)) => return plain_error(StatusCode::BAD_REQUEST, cors),
+        Some(Ok(b)) => b,
+        None => None,
+    };
+    let entry = match blocking {
+        Some(request) if entry.live && file.ends_with(".m3u8") => {
+            match hold(state, entry, request).await {
+                Ok(e) => e,
+                Err(status) => return plain_error(status, cors),
+            }
+        }
+        _ => entry,
+    };
     serve_file(&entry, file, head, headers, cors).await
+}
+
+/// How often a held playlist or part request looks at the disk again.
+const BLOCKING_POLL: Duration = Duration::from_millis(20);
+/// How long a request for a part not yet published is held (a preload hint's part comes
+/// within a part duration; parts are at most half a segment, segments at most 6 s).
+const PART_HOLD: Duration = Duration::from_secs(3);
+
+/// Whether `file` names a low-latency part (`seg_00042.p3.m4s`).
+fn is_part_name(file: &str) -> bool {
+    file.contains(".p") && leaktrace_core::segment_file_position(file).is_some()
+}
+
+/// Holds a blocking playlist reload ([`crate::blocking`]) until the live playlist holds what it
+/// asks for: the entry to serve, 400 for a request too far ahead, 503 after three target
+/// durations.
+async fn hold(
+    state: &Arc<State>,
+    mut entry: Arc<FileEntry>,
+    request: BlockingRequest,
+) -> Result<Arc<FileEntry>, StatusCode> {
+    let started = Instant::now();
+    loop {
+        let Some(held) = entry.bytes.as_deref().and_then(PlaylistState::read) else {
+            return Ok(entry);
+        };
+        match request.check(&held) {
+            Availability::Ready => return Ok(entry),
+            Availability::TooFar => return Err(StatusCode::BAD_REQUEST),
+            Availability::Wait => {}
+        }
+        if started.elapsed() > Duration::from_secs(3 * held.target_duration.max(1)) {
+            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        tokio::time::sleep(BLOCKING_POLL).await;
+        let packages = state.packages.clone();
+        let path = entry.path.clone();
+        if let Ok(Some(e)) = tokio::task::spawn_blocking(move || packages.file(&path)).await {
+            entry = e;
+        }
+    }
 }
 
 fn log_deny(deny: &Deny, uri: &Uri) {
