@@ -4,9 +4,16 @@
 //! the `a/` or `b/` file the session's codeword names (in its egress form), both variants occur,
 //! and playback never stalls once it has started.
 //!
+//! A second test plays a low-latency channel (`--part 500ms`: LL-HLS parts and blocking
+//! playlist reloads) with hls.js in its low-latency mode, and checks that the player stays
+//! closer to the live edge than on the same channel without parts. Both report the latency
+//! from a frame reaching the packager to its display: the wall clock less the
+//! `EXT-X-PROGRAM-DATE-TIME` of the picture on screen (`hls.playingDate`), sampled every second.
+//!
 //! Needs Debian's `chromium` and hls.js (`npm ci --prefix crates/edge/tests/player`); skipped
 //! with a notice when either is missing, unless `LEAKTRACE_REQUIRE_PLAYER=1`. Set
-//! `LEAKTRACE_LIVE_PLAY_S` to play longer or shorter (default 130 s).
+//! `LEAKTRACE_LIVE_PLAY_S` to play longer or shorter (default 130 s; the low-latency test
+//! plays half as long).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 mod common;
@@ -25,7 +32,7 @@ const PAGE: &str = r#"<!doctype html>
 <script src="PLAYER_JS"></script>
 <script>
 const SRC = "SRC_URL", REPORT = "REPORT_URL", PLAY_S = PLAY_SECONDS;
-const out = { frags: [], errors: [], waiting: [], playing: null, done: null };
+const out = { frags: [], errors: [], waiting: [], playing: null, done: null, latency: [], edge: [] };
 const pending = [];
 const v = document.getElementById("v");
 function hex(buf) { return Array.from(new Uint8Array(buf)).map(b => b.toString(16).padStart(2, "0")).join(""); }
@@ -44,6 +51,9 @@ try {
   const Base = Hls.DefaultConfig.loader;
   class Tap extends Base {
     load(context, config, callbacks) {
+      // What was asked for and when (playlists with their blocking-reload directives).
+      out.reqs = out.reqs || [];
+      if (out.reqs.length < 2000) out.reqs.push({ u: context.url.split("/").pop(), t: Math.round(performance.now()) });
       const onSuccess = callbacks.onSuccess;
       callbacks.onSuccess = (response, stats, ctx, details) => {
         if (response.data instanceof ArrayBuffer) {
@@ -57,7 +67,17 @@ try {
       super.load(context, config, callbacks);
     }
   }
-  const hls = new Hls({ loader: Tap, liveSyncDurationCount: 3 });
+  // Warnings and errors of hls.js go into the report (for a failure's message).
+  out.logs = [];
+  const keep = (k) => (...a) => { if (out.logs.length < 200) out.logs.push(k + " " + a.map(String).join(" ").slice(0, 300)); };
+  const quiet = () => {};
+  const hls = new Hls(Object.assign({ loader: Tap, debug: { log: quiet, info: quiet, debug: quiet, trace: quiet, warn: keep("W"), error: keep("E") } }, HLS_CONFIG));
+  setInterval(() => {
+    if (out.playing === null || out.done) return;
+    const at = hls.playingDate;
+    if (at) out.latency.push((Date.now() - at.getTime()) / 1000);
+    if (Number.isFinite(hls.latency)) out.edge.push(hls.latency);
+  }, 1000);
   hls.on(Hls.Events.ERROR, (e, d) => {
     out.errors.push({ type: String(d.type), details: String(d.details), fatal: !!d.fatal, at: v.currentTime });
     if (d.fatal) finish("fatal");
@@ -98,17 +118,65 @@ fn egress_file(path: &std::path::Path) -> Vec<u8> {
     bytes
 }
 
+fn play_seconds() -> u64 {
+    std::env::var("LEAKTRACE_LIVE_PLAY_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(130)
+}
+
+fn median(v: &Value) -> f64 {
+    let mut x: Vec<f64> = v
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    x.sort_by(f64::total_cmp);
+    x.get(x.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 #[test]
 fn hls_js_plays_a_live_channel_through_the_edge() {
+    let r = play_channel(&[], "{ liveSyncDurationCount: 3 }", play_seconds());
+    eprintln!(
+        "live player: latency from the packager's input to the screen, median {:.2} s",
+        median(&r["latency"])
+    );
+}
+
+#[test]
+fn hls_js_plays_a_low_latency_channel_through_the_edge() {
+    let r = play_channel(
+        &["--part", "500ms"],
+        "{ lowLatencyMode: true }",
+        play_seconds().div_ceil(2),
+    );
+    let parts = r["frags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["url"].as_str().is_some_and(|u| u.contains(".p")))
+        .count();
+    assert!(parts > 20, "hls.js loaded {parts} parts: {r}");
+    let latency = median(&r["latency"]);
+    eprintln!(
+        "live player, low latency: {parts} parts; latency from the packager's input to the \
+         screen median {latency:.2} s; hls.js distance to the live edge median {:.2} s",
+        median(&r["edge"])
+    );
+    // Without parts hls.js plays three 2-s segments behind the edge, and a segment is
+    // published after it is whole: more than 6 s. With 0.5-s parts it holds back 1.5 s.
+    assert!(latency < 5.0, "latency {latency:.2} s: {r}");
+}
+
+/// Runs a channel (`extra` flags for `leaktrace live`) and plays it in hls.js (`config`) for
+/// `play_s` seconds through the edge; checks playback and that every fragment is the
+/// session's variant; returns the page's report.
+fn play_channel(extra: &[&str], config: &str, play_s: u64) -> Value {
     let hls_js = repo().join("crates/edge/tests/player/node_modules/hls.js/dist/hls.min.js");
     let Some(browser) = player_available(&hls_js, "npm ci --prefix crates/edge/tests/player")
     else {
-        return;
+        return Value::Null;
     };
-    let play_s: u64 = std::env::var("LEAKTRACE_LIVE_PLAY_S")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(130);
     let dir = init_workdir();
     let dir = dir.path();
     let port = free_port();
@@ -119,6 +187,7 @@ fn hls_js_plays_a_live_channel_through_the_edge() {
             .arg(format!("udp://127.0.0.1:{port}"))
             .args(["--out", "ch", "--title", "news", "--ladder", "360p"])
             .args(["--window", "8", "--keep", "200", "--json"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -178,6 +247,7 @@ fn hls_js_plays_a_live_channel_through_the_edge() {
     let page = PAGE
         .replace("PLAYER_JS", &format!("file://{}", hls_js.display()))
         .replace("SRC_URL", &src)
+        .replace("HLS_CONFIG", config)
         .replace("PLAY_SECONDS", &play_s.to_string());
     let r: Value =
         serde_json::from_str(&run_page(browser, &page, Duration::from_secs(play_s + 150))).unwrap();
@@ -244,4 +314,5 @@ fn hls_js_plays_a_live_channel_through_the_edge() {
         "A/B switches: {seen:?} segments A/B"
     );
     let _ = live.0.kill();
+    r
 }
