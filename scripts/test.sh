@@ -24,7 +24,7 @@ if [ -n "$free_kib" ] && [ "$free_kib" -lt $((6 * 1024 * 1024)) ]; then
 fi
 
 log "system packages"
-bash scripts/install-system-deps.sh postgresql chromium
+bash scripts/install-system-deps.sh postgresql chromium njs
 
 log "test corpus"
 bash corpus/fetch.sh
@@ -43,6 +43,9 @@ if [ ! -d cdn/node_modules/workerd ] || [ ! -d cdn/node_modules/@noble/hashes ];
     npm ci --prefix cdn --no-audit --no-fund
 fi
 export LEAKTRACE_REQUIRE_CDN=1
+# njs, nginx's JavaScript interpreter, runs the CloudFront Function as its runtime does
+# (no JIT, no BigInt): the function's suite is replayed there.
+export LEAKTRACE_REQUIRE_NJS=1
 
 log "PostgreSQL on loopback"
 export LEAKTRACE_TEST_PG_URL

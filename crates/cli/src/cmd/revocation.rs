@@ -72,17 +72,19 @@ pub struct ExportArgs {
     pub title: String,
     /// The CDN: `cloudflare` (a JSON array for `wrangler kv bulk put` into the Worker's
     /// `SESSIONS` namespace: key = session id, value = `{"title", "key_version",
-    /// "title_key_version"}`, expiring with the session's token plus a minute).
+    /// "title_key_version"}`, expiring with the session's token plus a minute) or `cloudfront`
+    /// (a KeyValueStore import file `{"data": [{"key", "value"}]}`: key `s:<session id>`, value
+    /// `<key version> <title key version> <title>`; the store keeps no expiry, so export again
+    /// and delete what is gone as sessions expire).
     #[arg(long, value_name = "CDN")]
     pub kv: String,
 }
 
 /// `session export`: a title's sessions whose tokens have not expired, for a CDN function.
 pub fn export(config: Option<&Path>, a: &ExportArgs) -> Result<Code> {
-    if a.kv != "cloudflare" {
+    if a.kv != "cloudflare" && a.kv != "cloudfront" {
         return Err(UsageError(format!(
-            "unknown CDN {:?} for --kv (expected cloudflare; a CloudFront function reads the \
-             session from its token and needs no session store)",
+            "unknown CDN {:?} for --kv (expected cloudflare or cloudfront)",
             a.kv
         ))
         .into());
@@ -113,6 +115,24 @@ pub fn export(config: Option<&Path>, a: &ExportArgs) -> Result<Code> {
         }
         Ok((title.key_version, all))
     })?;
+    if a.kv == "cloudfront" {
+        let data: Vec<serde_json::Value> = sessions
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "key": format!("s:{}", s.session_id),
+                    "value": format!("{} {title_key_version} {}", s.key_version, s.title_id),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "data": data }));
+        eprintln!(
+            "{} session(s) of {} for cloudfront",
+            sessions.len(),
+            a.title
+        );
+        return Ok(Code::Success);
+    }
     let entries: Vec<serde_json::Value> = sessions
         .iter()
         .map(|s| {

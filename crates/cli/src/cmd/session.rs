@@ -84,7 +84,6 @@ pub fn run(config: Option<&Path>, cmd: &SessionCommand) -> Result<Code> {
         SessionCommand::Restore(a) => super::revocation::change(config, a, true),
         SessionCommand::Revoked(a) => super::revocation::list(config, a),
         SessionCommand::History(a) => super::revocation::history(config, a),
-        SessionCommand::Export(a) if a.kv == "cloudfront" => export_cloudfront(config, a),
         SessionCommand::Export(a) => super::revocation::export(config, a),
     }
 }
@@ -256,66 +255,6 @@ fn new(config: Option<&Path>, a: &SessionNewArgs) -> Result<Code> {
         println!("token    {}", issued.token);
         println!("path     {path}");
     }
-    Ok(Code::Success)
-}
-
-/// `session export --kv cloudfront`: a title's sessions whose tokens have not expired, as a
-/// CloudFront KeyValueStore import file (`{"data": [{"key", "value"}]}`): key `s:<session id>`,
-/// value `<key version> <title key version> <title>`, what `cdn/cloudfront/function.js` reads.
-/// The store keeps no expiry, and all of one function's data shares its 5 MB: export again (and
-/// delete what is gone) as sessions expire.
-fn export_cloudfront(config: Option<&Path>, a: &super::revocation::ExportArgs) -> Result<Code> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let loaded = Loaded::find(config)?;
-    let url = super::store::resolved_url(&loaded)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let found = rt.block_on(async {
-        let store = Store::open(&url).await.context("opening the store")?;
-        let r = async {
-            let Some(title) = store.get_title(&a.title).await? else {
-                return Ok(None);
-            };
-            let mut all = Vec::new();
-            let mut after: Option<String> = None;
-            loop {
-                let page = store
-                    .sessions_page(&a.title, after.as_deref(), 10_000)
-                    .await?;
-                let full = page.len() == 10_000;
-                after = page.last().map(|s| s.session_id.clone());
-                all.extend(page.into_iter().filter(|s| s.expires_at + 60 > now));
-                if !full {
-                    break;
-                }
-            }
-            Ok::<_, leaktrace_store::StoreError>(Some((title.key_version, all)))
-        }
-        .await;
-        store.close().await;
-        anyhow::Ok(r?)
-    })?;
-    let (title_key_version, sessions) =
-        found.ok_or_else(|| crate::exit::NotFoundError(format!("title {} not found", a.title)))?;
-    let data: Vec<serde_json::Value> = sessions
-        .iter()
-        .map(|s| {
-            serde_json::json!({
-                "key": format!("s:{}", s.session_id),
-                "value": format!("{} {title_key_version} {}", s.key_version, s.title_id),
-            })
-        })
-        .collect();
-    println!("{}", serde_json::json!({ "data": data }));
-    eprintln!(
-        "{} session(s) of {} for cloudfront",
-        sessions.len(),
-        a.title
-    );
     Ok(Code::Success)
 }
 
