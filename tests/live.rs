@@ -137,6 +137,16 @@ fn get(port: u16, path: &str) -> (u16, String, Vec<u8>) {
     (status, head, all[end + 4..].to_vec())
 }
 
+/// Which variant's file (`a/` or `b/` of the 360p rendition, in its egress form) `body` is.
+fn served_as(dir: &Path, name: &str, body: &[u8]) -> Option<char> {
+    ['a', 'b'].into_iter().find(|v| {
+        std::fs::read(dir.join("ch/360p").join(v.to_string()).join(name)).is_ok_and(|mut f| {
+            leaktrace_edge::egress::neutralize_wmpi(&mut f);
+            f == body
+        })
+    })
+}
+
 /// The segment names a media playlist lists, with its media sequence.
 fn listed(playlist: &str) -> (u64, Vec<String>) {
     let seq = playlist
@@ -193,16 +203,7 @@ fn capture(dir: &Path, port: u16, prefix: &str, count: u32) -> (Vec<u8>, BTreeMa
             }
             let (status, _, body) = get(port, &format!("{prefix}/360p/{name}"));
             assert_eq!(status, 200, "{name} is listed, so it is served");
-            let variant = ['a', 'b']
-                .into_iter()
-                .find(|v| {
-                    std::fs::read(dir.join("ch/360p").join(v.to_string()).join(name))
-                        .map(|mut f| {
-                            leaktrace_edge::egress::neutralize_wmpi(&mut f);
-                            f == body
-                        })
-                        .unwrap_or(false)
-                })
+            let variant = served_as(dir, name, &body)
                 .unwrap_or_else(|| panic!("{name}: served bytes are neither a/ nor b/"));
             variants.insert(p, variant);
             got.insert(p, body);
@@ -590,16 +591,7 @@ fn a_low_latency_channel_serves_parts_and_abandons_an_interrupted_position() {
     for part in &parts {
         let (status, _, body) = get(eport, &format!("{prefix}/360p/{part}"));
         assert_eq!(status, 200, "{part}");
-        let variant = ['a', 'b']
-            .into_iter()
-            .find(|v| {
-                std::fs::read(dir.join("ch/360p").join(v.to_string()).join(part))
-                    .map(|mut f| {
-                        leaktrace_edge::egress::neutralize_wmpi(&mut f);
-                        f == body
-                    })
-                    .unwrap_or(false)
-            })
+        let variant = served_as(dir, part, &body)
             .unwrap_or_else(|| panic!("{part}: served bytes are neither a/ nor b/"));
         variants.push(variant);
         joined.extend(body);
@@ -643,12 +635,7 @@ fn a_low_latency_channel_serves_parts_and_abandons_an_interrupted_position() {
     let (status, body, took) = timed_get(eport, &format!("{prefix}/360p/{hint}"));
     assert_eq!(status, 200, "{hint}");
     assert!(
-        ['a', 'b'].into_iter().any(|v| {
-            std::fs::read(dir.join("ch/360p").join(v.to_string()).join(&hint)).is_ok_and(|mut f| {
-                leaktrace_edge::egress::neutralize_wmpi(&mut f);
-                f == body
-            })
-        }),
+        served_as(dir, &hint, &body).is_some(),
         "{hint}: neither a/ nor b/"
     );
     eprintln!("preload hint {hint} answered after {took:?}");

@@ -473,16 +473,7 @@ fn read_position(sidecar: &Path) -> Result<Option<u16>, String> {
         ));
     }
     let bytes = std::fs::read(sidecar).map_err(|e| e.to_string())?;
-    let parsed = Sidecar::from_cbor(&bytes).map_err(|e| e.to_string())?;
-    if parsed.is_byterange() {
-        return Err("byterange sidecars are not supported by this edge".into());
-    }
-    match parsed.segments.as_slice() {
-        [one] => Ok(one.position),
-        many => many
-            .iter()
-            .find(|s| s.segment_regex.is_none())
-            .map(|s| s.position)
-            .ok_or_else(|| "every sidecar entry has a segmentRegex; not supported".into()),
-    }
+    Sidecar::from_cbor(&bytes)
+        .and_then(|parsed| parsed.file_position())
+        .map_err(|e| e.to_string())
 }

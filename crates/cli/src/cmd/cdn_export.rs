@@ -201,29 +201,9 @@ fn egress(path: &Path) -> Result<Vec<u8>> {
 /// The position a discrete sidecar gives (`None`: -1), as the edge reads it.
 fn sidecar_position(path: &Path) -> Result<Option<u16>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let parsed =
-        Sidecar::from_cbor(&bytes).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-    if parsed.is_byterange() {
-        return Err(UsageError(format!(
-            "{}: byterange sidecars are not supported",
-            path.display()
-        ))
-        .into());
-    }
-    match parsed.segments.as_slice() {
-        [one] => Ok(one.position),
-        many => many
-            .iter()
-            .find(|s| s.segment_regex.is_none())
-            .map(|s| s.position)
-            .ok_or_else(|| {
-                UsageError(format!(
-                    "{}: every sidecar entry has a segmentRegex",
-                    path.display()
-                ))
-                .into()
-            }),
-    }
+    Sidecar::from_cbor(&bytes)
+        .and_then(|parsed| parsed.file_position())
+        .map_err(|e| UsageError(format!("{}: {e}", path.display())).into())
 }
 
 /// One object of the export.

@@ -117,6 +117,28 @@ impl Sidecar {
         self.file_size.is_some()
     }
 
+    /// The position a discrete sidecar gives its file (`None`: -1, not watermarked), as the
+    /// edge and a CDN export read it: the one segment entry's, or with several the one without
+    /// `segmentRegex` (POSIX regular expressions are not evaluated). A byterange sidecar, or
+    /// one whose every entry has a `segmentRegex`, is an error.
+    pub fn file_position(&self) -> Result<Option<u16>> {
+        if self.is_byterange() {
+            return Err(WmPaceInfoError::InvalidSidecar {
+                reason: "a byterange sidecar gives no single position for its file".into(),
+            });
+        }
+        match self.segments.as_slice() {
+            [one] => Ok(one.position),
+            many => many
+                .iter()
+                .find(|s| s.segment_regex.is_none())
+                .map(|s| s.position)
+                .ok_or_else(|| WmPaceInfoError::InvalidSidecar {
+                    reason: "every segment entry has a segmentRegex, which is not evaluated".into(),
+                }),
+        }
+    }
+
     /// Checks every rule of clause 5.5.3.2: version 1; 1..=1 000 000
     /// segments; positions -1..=32767; byterange sidecars have `startRange`
     /// (strictly increasing, below `fileSize`) and nothing but `position`
