@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Runs the workspace's built test binaries side by side, then the doc tests.
+
+`cargo test` runs one test binary after the other. Many of leaktrace's end-to-end tests spend
+most of their time waiting: a live feed read at its own rate, a player playing for two
+minutes, a crawl against a slow site, a copy still being written, an SMTP exchange. Run side by
+side (three at a time on two cores by default), they fill each other's idle time; the work done
+is the same, the wall time is not.
+
+Reads what `cargo test --no-run --message-format=json…` printed (the build's artifacts) on
+standard input, runs every test executable from its package's directory (as `cargo test` does),
+the longest first, with its output in `--log-dir/<package>.<target>.log`, prints one line per
+binary as it ends and every failing binary's output at the end, and exits non-zero when any
+failed. The doc tests (`cargo test --workspace --doc`) run as one more job.
+
+Usage:
+  cargo test --workspace --locked --no-run --message-format=json-render-diagnostics > build.json
+  python3 scripts/run-tests.py [--jobs 3] [--log-dir target/test-logs] < build.json
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+# Test binaries known to take a minute or more, longest first: started first, so that the
+# short ones fill the gaps at the end instead of a long one starting last.
+LONGEST_FIRST = [
+    "live_player",
+    "detect_wild",
+    "demo",
+    "detect_follow",
+    "detect_blind_crop",
+    "detect_robust",
+    "time_to_act",
+    "smoke",
+    "mark_survives",
+    "crawl_e2e",
+    "cli",
+    "player",
+    "live",
+    "detect",
+    "keys",
+]
+
+
+def artifacts(lines):
+    """The test executables of a cargo JSON message stream: (name, executable, package dir)."""
+    found = []
+    for line in lines:
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            m = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+            continue
+        if not m.get("profile", {}).get("test"):
+            continue
+        target = m["target"]
+        pkg = Path(m["manifest_path"]).parent
+        package = pkg.name if pkg.name != "" else "root"
+        # The package's name is the last path segment of its id's source or its directory.
+        pid = m.get("package_id", "")
+        if "#" in pid:
+            tail = pid.rsplit("#", 1)[1]
+            package = tail.split("@", 1)[0] if "@" in tail else package
+        kind = "lib" if "lib" in target["kind"] else target["name"]
+        found.append((f"{package}::{kind}", m["executable"], str(pkg)))
+    # One entry per executable (a rebuild can report it twice).
+    seen, unique = set(), []
+    for a in found:
+        if a[1] not in seen:
+            seen.add(a[1])
+            unique.append(a)
+    return unique
+
+
+def rank(name):
+    short = name.split("::", 1)[1]
+    return LONGEST_FIRST.index(short) if short in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
+def summary_of(log):
+    passed = failed = 0
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return "no log"
+    for line in text.splitlines():
+        if line.startswith("test result:"):
+            parts = line.replace(";", "").split()
+            for i, word in enumerate(parts):
+                if word == "passed" and i > 0 and parts[i - 1].isdigit():
+                    passed += int(parts[i - 1])
+                if word == "failed" and i > 0 and parts[i - 1].isdigit():
+                    failed += int(parts[i - 1])
+    return f"{passed} passed, {failed} failed"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--jobs", type=int, default=max(2, (os.cpu_count() or 2) + 1))
+    ap.add_argument("--log-dir", default="target/test-logs")
+    ap.add_argument("--no-doc", action="store_true", help="leave out the doc tests")
+    args = ap.parse_args()
+    if args.jobs < 1 or args.jobs > 64:
+        sys.exit("--jobs out of range (expected 1 to 64)")
+    logs = Path(args.log_dir)
+    logs.mkdir(parents=True, exist_ok=True)
+
+    jobs = [(name, [exe], cwd) for name, exe, cwd in artifacts(sys.stdin)]
+    if not jobs:
+        sys.exit("no test executables in the input (expected cargo's --message-format=json)")
+    jobs.sort(key=lambda j: rank(j[0]))
+    if not args.no_doc:
+        # The doc tests compile each example: CPU work, started after the longest binaries.
+        root = str(Path(__file__).resolve().parent.parent)
+        jobs.insert(min(4, len(jobs)), ("doc tests", ["cargo", "test", "--workspace", "--doc", "--locked"], root))
+
+    lock = threading.Lock()
+    pending = list(jobs)
+    results = []
+    started = time.monotonic()
+
+    def worker():
+        while True:
+            with lock:
+                if not pending:
+                    return
+                name, cmd, cwd = pending.pop(0)
+            log = logs / (name.replace("::", ".").replace(" ", "_") + ".log")
+            env = dict(os.environ, CARGO_MANIFEST_DIR=cwd)
+            t0 = time.monotonic()
+            with open(log, "wb") as out:
+                code = subprocess.call(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+            took = time.monotonic() - t0
+            with lock:
+                results.append((name, code, took, log))
+                state = "ok  " if code == 0 else "FAIL"
+                print(f"[test] {state} {took:7.1f} s  {name} ({summary_of(log)})", flush=True)
+
+    threads = [threading.Thread(target=worker) for _ in range(min(args.jobs, len(jobs)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    wall = time.monotonic() - started
+    failed = [r for r in results if r[1] != 0]
+    for name, code, _, log in failed:
+        print(f"\n[test] ===== {name} failed (exit {code}); its output: =====", flush=True)
+        sys.stdout.write(log.read_text(errors="replace"))
+    busy = sum(r[2] for r in results)
+    print(
+        f"\n[test] {len(results)} test binaries and doc-test groups in {wall:.0f} s "
+        f"({busy:.0f} s of test time, {args.jobs} at a time); {len(failed)} failed",
+        flush=True,
+    )
+    times = logs / "times.txt"
+    times.write_text(
+        "".join(f"{took:8.1f} s  {name}\n" for name, _, took, _ in sorted(results, key=lambda r: -r[2]))
+    )
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
