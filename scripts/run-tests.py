@@ -11,7 +11,11 @@ Reads what `cargo test --no-run --message-format=json…` printed (the build's a
 standard input, runs every test executable from its package's directory (as `cargo test` does),
 the longest first, with its output in `--log-dir/<package>.<target>.log`, prints one line per
 binary as it ends and every failing binary's output at the end, and exits non-zero when any
-failed. The doc tests (`cargo test --workspace --doc`) run as one more job.
+failed. The doc tests run as one more job: `cargo test --workspace -- "(line"`, which runs
+every test binary filtered down to nothing (no unit or integration test name holds "(line")
+and every doc test (their names are `src/lib.rs - (line N)`). It resolves features exactly as
+the build did, so nothing is compiled again (`cargo test --doc` alone resolves them for the
+libraries only and rebuilds part of the dependency graph).
 
 Usage:
   cargo test --workspace --locked --no-run --message-format=json-render-diagnostics > build.json
@@ -21,6 +25,7 @@ Usage:
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -49,7 +54,8 @@ LONGEST_FIRST = [
 
 
 def artifacts(lines):
-    """The test executables of a cargo JSON message stream: (name, executable, package dir)."""
+    """The test executables of a cargo JSON message stream: (name, executable, package dir,
+    the environment `cargo test` gives it)."""
     found = []
     for line in lines:
         line = line.strip()
@@ -65,14 +71,24 @@ def artifacts(lines):
             continue
         target = m["target"]
         pkg = Path(m["manifest_path"]).parent
-        package = pkg.name if pkg.name != "" else "root"
-        # The package's name is the last path segment of its id's source or its directory.
+        # A package id ends in `#name@version`, or `#version` when the name is the directory's.
+        package, version = pkg.name, ""
         pid = m.get("package_id", "")
         if "#" in pid:
             tail = pid.rsplit("#", 1)[1]
-            package = tail.split("@", 1)[0] if "@" in tail else package
+            if "@" in tail:
+                package, version = tail.split("@", 1)
+            else:
+                version = tail
         kind = "lib" if "lib" in target["kind"] else target["name"]
-        found.append((f"{package}::{kind}", m["executable"], str(pkg)))
+        env = {
+            "CARGO_MANIFEST_DIR": str(pkg),
+            "CARGO_MANIFEST_PATH": m["manifest_path"],
+            "CARGO_PKG_NAME": package,
+            "CARGO_PKG_VERSION": version,
+            "CARGO_CRATE_NAME": target["name"].replace("-", "_"),
+        }
+        found.append((f"{package}::{kind}", m["executable"], str(pkg), env))
     # One entry per executable (a rebuild can report it twice).
     seen, unique = set(), []
     for a in found:
@@ -115,14 +131,18 @@ def main():
     logs = Path(args.log_dir)
     logs.mkdir(parents=True, exist_ok=True)
 
-    jobs = [(name, [exe], cwd) for name, exe, cwd in artifacts(sys.stdin)]
+    cargo = os.environ.get("CARGO") or shutil.which("cargo") or "cargo"
+    jobs = [(name, [exe], cwd, dict(env, CARGO=cargo)) for name, exe, cwd, env in artifacts(sys.stdin)]
     if not jobs:
         sys.exit("no test executables in the input (expected cargo's --message-format=json)")
     jobs.sort(key=lambda j: rank(j[0]))
     if not args.no_doc:
         # The doc tests compile each example: CPU work, started after the longest binaries.
         root = str(Path(__file__).resolve().parent.parent)
-        jobs.insert(min(4, len(jobs)), ("doc tests", ["cargo", "test", "--workspace", "--doc", "--locked"], root))
+        doc = [cargo, "test", "--workspace", "--locked", "--", "(line"]
+        # No CARGO_MANIFEST_DIR or other package variables for cargo itself: some build
+        # scripts (ring's) would see them as a change and compile again.
+        jobs.insert(min(4, len(jobs)), ("doc tests", doc, root, None))
 
     lock = threading.Lock()
     pending = list(jobs)
@@ -134,9 +154,15 @@ def main():
             with lock:
                 if not pending:
                     return
-                name, cmd, cwd = pending.pop(0)
+                name, cmd, cwd, extra = pending.pop(0)
             log = logs / (name.replace("::", ".").replace(" ", "_") + ".log")
-            env = dict(os.environ, CARGO_MANIFEST_DIR=cwd)
+            if extra is None:
+                env = {k: v for k, v in os.environ.items() if not k.startswith("CARGO_PKG_")}
+                env.pop("CARGO_MANIFEST_DIR", None)
+                env.pop("CARGO_MANIFEST_PATH", None)
+                env.pop("CARGO_CRATE_NAME", None)
+            else:
+                env = dict(os.environ, **extra)
             t0 = time.monotonic()
             with open(log, "wb") as out:
                 code = subprocess.call(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -777,9 +777,12 @@ export function parseSessionRecord(text) {
 // Positions: WMPaceInfo sidecars and segment file names
 // ---------------------------------------------------------------------------------------------
 
-/** The position a `seg_NNNNN.m4s` name carries (5 to 10 digits, a u32), else null. */
+/**
+ * The position a `seg_NNNNN.m4s` name, or a low-latency part's `seg_NNNNN.pJ.m4s`, carries
+ * (5 to 10 digits, a u32), else null (leaktrace_core::segment_file_position).
+ */
 export function segmentFilePosition(name) {
-  const m = /^seg_([0-9]{5,10})\.m4s$/.exec(name);
+  const m = /^seg_([0-9]{5,10})(?:\.p(?:0|[1-9][0-9]{0,4}))?\.m4s$/.exec(name);
   if (!m) return null;
   const p = Number(m[1]);
   return p <= 0xffffffff ? p : null;
