@@ -352,6 +352,11 @@ fn kill_between_sent_and_recorded_sends_no_duplicate() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     std::fs::remove_file(sink_dir.join("hold")).unwrap();
+    // The sink writes the message, then its line in received.log: wait for the line.
+    let t = Instant::now();
+    while received(sink_dir).is_empty() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(received(sink_dir).len(), 1);
 
     // Restart: nothing is sent again; the notice is in doubt, for a human.
