@@ -710,10 +710,8 @@ pub fn run_live(
     channel.drain(&rx, &mut runs, events)?;
     channel.state.ended = file_ended;
     channel.write_manifests(&runs, true)?;
-    let mut lat = channel.latencies.clone();
-    lat.sort_by(f64::total_cmp);
-    let mut part_lat = channel.part_latencies.clone();
-    part_lat.sort_by(f64::total_cmp);
+    let (latency_median_s, latency_max_s) = median_and_max(&channel.latencies);
+    let (part_latency_median_s, part_latency_max_s) = median_and_max(&channel.part_latencies);
     Ok(LiveSummary {
         channel: cfg.channel.to_string(),
         first_position,
@@ -724,13 +722,23 @@ pub fn run_live(
         reconnects,
         elapsed_seconds: started.elapsed().as_secs_f64(),
         published_seconds: f64::from(channel.published) * cfg.segment.as_secs_f64(),
-        latency_median_s: lat.get(lat.len() / 2).copied().unwrap_or(0.0),
-        latency_max_s: lat.last().copied().unwrap_or(0.0),
-        part_latency_median_s: part_lat.get(part_lat.len() / 2).copied().unwrap_or(0.0),
-        part_latency_max_s: part_lat.last().copied().unwrap_or(0.0),
-        parts: part_lat.len() as u64,
+        latency_median_s,
+        latency_max_s,
+        part_latency_median_s,
+        part_latency_max_s,
+        parts: channel.part_latencies.len() as u64,
         max_lag_s: max_lag,
     })
+}
+
+/// Median and largest of `values` (0 for none).
+fn median_and_max(values: &[f64]) -> (f64, f64) {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    (
+        v.get(v.len() / 2).copied().unwrap_or(0.0),
+        v.last().copied().unwrap_or(0.0),
+    )
 }
 
 /// The ladder `live.json` recorded (`name:WxH`).
