@@ -11,6 +11,9 @@
 //! A third test feeds a source that misbehaves: a picture-size change mid-stream, garbage
 //! datagrams, a stall, and a new sender at another frame rate. The channel keeps going, every
 //! segment it publishes decodes cleanly, and every playlist entry names files that exist.
+//!
+//! Contribution feeds over SRT and RTMP: FFmpeg serves the feed as an SRT listener and as an
+//! RTMP server, `leaktrace live` connects to each and publishes marked positions that decode.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 mod common;
@@ -537,6 +540,72 @@ fn a_misbehaving_source_never_breaks_the_channel() {
         serde_json::from_slice(&std::fs::read(ch.join("live.json")).unwrap()).unwrap();
     assert_eq!(state["frame_rate"], serde_json::json!([25, 1]));
     eprintln!("{summary}");
+}
+
+/// FFmpeg serving `input` in a loop at twice its rate as a contribution feed on 127.0.0.1:`port`,
+/// waiting for the packager to connect: an SRT listener (MPEG-TS) or an RTMP server (FLV).
+/// Returns it and the URL `leaktrace live` reads.
+fn contribution_feed(input: &Path, protocol: &str, port: u16) -> (Proc, String) {
+    let (format, serve, read) = match protocol {
+        "srt" => (
+            "mpegts",
+            format!("srt://127.0.0.1:{port}?mode=listener"),
+            format!("srt://127.0.0.1:{port}"),
+        ),
+        "rtmp" => (
+            "flv",
+            format!("rtmp://127.0.0.1:{port}/live/feed"),
+            format!("rtmp://127.0.0.1:{port}/live/feed"),
+        ),
+        other => panic!("no feed for {other}"),
+    };
+    let listen: &[&str] = if protocol == "rtmp" {
+        &["-listen", "1"]
+    } else {
+        &[]
+    };
+    let proc = Proc(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-readrate", "2", "-stream_loop", "-1"])
+            .arg("-i")
+            .arg(input)
+            .args(["-map", "0:v:0", "-c", "copy", "-f", format])
+            .args(listen)
+            .arg(serve)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    (proc, read)
+}
+
+#[test]
+fn srt_and_rtmp_contribution_feeds_are_marked() {
+    for protocol in ["srt", "rtmp"] {
+        let dir = init_workdir();
+        let dir = dir.path();
+        let source = pattern_ts(dir, "feed.ts", "640x360", 25, 4);
+        let (_feed, url) = contribution_feed(&source, protocol, free_port());
+        // The packager may connect before the feed listens: it retries every reconnect delay.
+        let live = Live::start(dir, &url, &["--max-positions", "3", "--stall", "2s"]);
+        let mut seen = Vec::new();
+        let summary = live.wait("summary", Duration::from_secs(90), &mut seen);
+        assert_eq!(summary["positions"], 3, "{protocol}: {seen:?}");
+        let ch = dir.join("ch");
+        playlist_files_exist(&ch);
+        for p in 0..3 {
+            let seg = format!("seg_{p:05}.m4s");
+            assert_eq!(decodes_cleanly(&ch, &seg), 50, "{protocol}: position {p}");
+            let rend = ch.join("360p");
+            assert_ne!(
+                std::fs::read(rend.join("a").join(&seg)).unwrap(),
+                std::fs::read(rend.join("b").join(&seg)).unwrap(),
+                "{protocol}: position {p} has one picture under A and B"
+            );
+        }
+        eprintln!("{protocol}: {summary}");
+    }
 }
 
 /// A request that returns how long the edge took to answer.
