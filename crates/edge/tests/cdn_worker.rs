@@ -7,8 +7,15 @@
 //! paths with the edge's status. The selector vectors (`tests/vectors/selector-v2.json`) are run
 //! inside workerd too.
 //!
+//! hls.js in headless Chromium (`tests/player/worker-hls.html`) plays two sessions at once
+//! through the Worker: every response it received is the edge's for the same token, each video
+//! segment the variant the session's codeword names, with no error and no stall, and the two
+//! sessions' variant sequences differ.
+//!
 //! Needs `npm ci --prefix cdn` (workerd and @noble/hashes); skipped with a notice when
-//! `cdn/node_modules/workerd` is missing, unless `LEAKTRACE_REQUIRE_CDN=1`.
+//! `cdn/node_modules/workerd` is missing, unless `LEAKTRACE_REQUIRE_CDN=1`. The playback test
+//! also needs Debian's `chromium` and hls.js (`npm ci --prefix crates/edge/tests/player`);
+//! skipped with a notice without them, unless `LEAKTRACE_REQUIRE_PLAYER=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -19,10 +26,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Resp, fixture, get, key, request};
+use common::{Resp, codeword, fixture, get, key, request, which_variant};
 use leaktrace_core::session::session_of;
 use leaktrace_core::token::{Verifier, WmToken, decode_and_verify};
-use leaktrace_testkit::{free_port, repo};
+use leaktrace_core::{SessionId, Variant};
+use leaktrace_testkit::{browser, free_port, repo};
+use sha2::{Digest, Sha256};
 
 /// The `cdn/` folder of the repository.
 fn cdn() -> PathBuf {
@@ -45,7 +54,8 @@ fn workerd_available() -> bool {
     installed
 }
 
-/// A workerd process serving `cdn/cloudflare/test/config.capnp`; killed on drop.
+/// A workerd process serving `cdn/cloudflare/test/config.capnp`; killed on drop, then its KV
+/// directories removed.
 struct Workerd {
     child: Child,
     /// The Worker (position from the sidecar).
@@ -55,6 +65,8 @@ struct Workerd {
     /// The test-only Worker (vectors).
     selftest: SocketAddr,
     log: PathBuf,
+    /// The KV namespaces (`sessions/`, `revoked/`: one file per session id) and the logs.
+    kv: tempfile::TempDir,
 }
 
 impl Drop for Workerd {
@@ -84,9 +96,18 @@ fn es256_public_hex() -> String {
     point.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Starts workerd with the Worker pointed at `origin` and KV namespaces backed by `kv/sessions`
-/// and `kv/revoked` (one file per session id).
-fn start_workerd(origin: SocketAddr, kv: &Path) -> Workerd {
+/// Starts workerd with the Worker pointed at a static origin on 127.0.0.1 serving `root`, the
+/// `(token, title)` sessions recorded in its SESSIONS namespace and none revoked.
+fn start_workerd(root: PathBuf, sessions: &[(&str, &str)]) -> Workerd {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = dir.path();
+    std::fs::create_dir_all(kv.join("sessions")).unwrap();
+    std::fs::create_dir_all(kv.join("revoked")).unwrap();
+    for (token, title) in sessions {
+        let sid = session_of(&claims_of(token)).unwrap();
+        record_session(kv, sid.as_str(), title);
+    }
+    let origin = serve_origin(root);
     let ports = [free_port(), free_port(), free_port()];
     let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
     let log = kv.join("workerd.log");
@@ -121,6 +142,7 @@ fn start_workerd(origin: SocketAddr, kv: &Path) -> Workerd {
         names: addr(ports[1]),
         selftest: addr(ports[2]),
         log,
+        kv: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     for a in [w.http, w.names, w.selftest] {
@@ -128,7 +150,7 @@ fn start_workerd(origin: SocketAddr, kv: &Path) -> Workerd {
             assert!(
                 Instant::now() < deadline,
                 "workerd did not listen on {a}: {}",
-                std::fs::read_to_string(kv.join("workerd.err")).unwrap_or_default()
+                std::fs::read_to_string(w.log.with_extension("err")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -269,6 +291,10 @@ fn same_response(what: &str, edge: &Resp, worker: &Resp) {
         "cache-control",
         "content-range",
         "vary",
+        "accept-ranges",
+        "x-content-type-options",
+        "access-control-allow-origin",
+        "access-control-expose-headers",
     ] {
         assert_eq!(edge.header(h), worker.header(h), "{what}: {h}");
     }
@@ -284,11 +310,8 @@ fn selector_vectors_pass_inside_workerd() {
     if !workerd_available() {
         return;
     }
-    let kv = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(kv.path().join("sessions")).unwrap();
-    std::fs::create_dir_all(kv.path().join("revoked")).unwrap();
-    let origin = serve_origin(kv.path().to_path_buf());
-    let w = start_workerd(origin, kv.path());
+    let empty = tempfile::tempdir().unwrap();
+    let w = start_workerd(empty.path().to_path_buf(), &[]);
     let r = get(w.selftest, "/vectors");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let report: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
@@ -307,9 +330,6 @@ fn worker_in_workerd_serves_the_edges_bytes_and_refuses_bad_tokens() {
     }
     let f = fixture();
     let root = f.pkg.parent().unwrap().to_path_buf();
-    let kv = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(kv.path().join("sessions")).unwrap();
-    std::fs::create_dir_all(kv.path().join("revoked")).unwrap();
     let t = &f.tokens;
     let titled: Vec<(&str, &str)> = vec![
         (t.s1.1.as_str(), common::TITLE),
@@ -321,12 +341,7 @@ fn worker_in_workerd_serves_the_edges_bytes_and_refuses_bad_tokens() {
         (t.drm[0].1.as_str(), common::DRM_TITLES[0].0),
         (t.drm[1].1.as_str(), common::DRM_TITLES[1].0),
     ];
-    for (token, title) in &titled {
-        let sid = session_of(&claims_of(token)).unwrap();
-        record_session(kv.path(), sid.as_str(), title);
-    }
-    let origin = serve_origin(root.clone());
-    let w = start_workerd(origin, kv.path());
+    let w = start_workerd(root.clone(), &titled);
 
     // Every file of every title, for every kind of token: the Worker serves the edge's bytes.
     let mut compared = 0usize;
@@ -443,18 +458,245 @@ fn worker_in_workerd_serves_the_edges_bytes_and_refuses_bad_tokens() {
     }
     let post = request(w.http, "POST", &format!("/wmt/{s1}/{seg}"), &[]);
     assert_eq!(post.status, 405);
+    // A browser's CORS preflight: answered as the edge answers it.
+    let preflight = [
+        ("Origin", "null"),
+        ("Access-Control-Request-Method", "GET"),
+        ("Access-Control-Request-Headers", "range"),
+    ];
+    let edge = request(f.addr, "OPTIONS", &format!("/wmt/{s1}/{seg}"), &preflight);
+    let worker = request(w.http, "OPTIONS", &format!("/wmt/{s1}/{seg}"), &preflight);
+    assert_eq!((edge.status, worker.status), (204, 204));
+    for h in [
+        "allow",
+        "access-control-allow-origin",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+        "access-control-max-age",
+    ] {
+        assert!(edge.header(h).is_some(), "preflight: {h}");
+        assert_eq!(edge.header(h), worker.header(h), "preflight: {h}");
+    }
 
     // Revocation: a session put in the REVOKED namespace is refused at once.
     let s2 = t.s2.0.as_str();
     assert_eq!(get(w.http, &format!("/wmt/{}/{seg}", t.s2.1)).status, 200);
-    std::fs::write(kv.path().join("revoked").join(s2), "2026-12-01T00:00:00Z").unwrap();
+    let revoked = w.kv.path().join("revoked").join(s2);
+    std::fs::write(&revoked, "2026-12-01T00:00:00Z").unwrap();
     assert_eq!(get(w.http, &format!("/wmt/{}/{seg}", t.s2.1)).status, 403);
     assert_eq!(get(w.names, &format!("/wmt/{}/{seg}", t.s2.1)).status, 403);
-    std::fs::remove_file(kv.path().join("revoked").join(s2)).unwrap();
+    std::fs::remove_file(&revoked).unwrap();
     assert_eq!(get(w.http, &format!("/wmt/{}/{seg}", t.s2.1)).status, 200);
 
     eprintln!(
         "workerd: {compared} files identical to the edge's ({by_name} more with positions from file names); log {}",
         w.log.display()
+    );
+}
+
+/// hls.js (`crates/edge/tests/player`).
+fn hls_js() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/player/node_modules/hls.js/dist/hls.min.js")
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
+/// What one player of `player/worker-hls.html` received through the Worker at `worker`:
+/// every response compared with the edge's answer for the same path (so for the same token),
+/// and the variant of each video segment checked against the session's codeword; no error, no
+/// stall, every segment in time.
+fn check_player(
+    f: &common::Fixture,
+    player: &serde_json::Value,
+    worker: SocketAddr,
+    sid: &SessionId,
+) -> Played {
+    // The report without its list of responses (checked one by one below).
+    let mut summary = player.clone();
+    summary["responses"] = serde_json::json!(player["responses"].as_array().map_or(0, Vec::len));
+    let report = summary.to_string();
+    assert_eq!(
+        player["errors"],
+        serde_json::json!([]),
+        "player errors: {report}"
+    );
+    assert_eq!(player["ended"], true, "did not play to the end: {report}");
+    assert!(player["mediaError"].is_null(), "{report}");
+    assert_eq!(player["stalls"], 0, "buffer stalls: {report}");
+    assert_eq!(
+        player["waiting"], 0,
+        "waited for data while playing: {report}"
+    );
+    assert!(
+        player["audioDecodedBytes"].as_u64().unwrap_or(0) > 0,
+        "no sound decoded: {report}"
+    );
+    let prefix = format!("http://{worker}");
+    let mut variants = std::collections::BTreeMap::new();
+    let (mut playlists, mut inits, mut audio, mut texts) = (0, 0, 0, 0);
+    let (mut renditions, mut load_ms) = (std::collections::BTreeSet::new(), Vec::new());
+    for r in player["responses"].as_array().unwrap() {
+        let url = r["url"].as_str().unwrap();
+        let path = url
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{url}: not from the Worker at {worker}"));
+        let edge = get(f.addr, path);
+        assert_eq!(edge.status, 200, "edge: {path}");
+        assert_eq!(
+            r["sha256"].as_str().unwrap(),
+            sha256_hex(&edge.body),
+            "{path}: the player's bytes are not the edge's ({} received, {} from the edge)",
+            r["len"],
+            edge.body.len()
+        );
+        let rest = path
+            .split_once(&format!("/{}/", common::TITLE))
+            .unwrap_or_else(|| panic!("{path}: not the title's"))
+            .1;
+        let Some((rendition, file)) = rest.split_once('/') else {
+            playlists += 1;
+            continue;
+        };
+        let position = file
+            .strip_prefix("seg_")
+            .and_then(|s| s.strip_suffix(".m4s"))
+            .and_then(|s| s.parse::<u32>().ok());
+        match position {
+            _ if file.ends_with(".m3u8") => playlists += 1,
+            _ if rendition == common::AUDIO => audio += 1,
+            _ if rendition.starts_with("text-") => texts += 1,
+            None => inits += 1,
+            Some(p) => {
+                // Positions are 1 s long: the segment was there before the playhead reached it.
+                let at = r["at"].as_f64().unwrap();
+                assert!(at <= f64::from(p), "{path} arrived late, at {at} s");
+                renditions.insert(rendition.to_owned());
+                load_ms.push(r["ms"].as_u64().unwrap());
+                let got = which_variant(&f.pkg, rendition, p, &edge.body);
+                assert_eq!(got, codeword(sid, p), "{path}: not the session's variant");
+                variants.insert(p, got);
+            }
+        }
+    }
+    assert!(playlists >= 3 && inits >= 1 && texts >= 1, "{report}");
+    assert_eq!(
+        audio,
+        common::POSITIONS + 1,
+        "audio init + segments: {report}"
+    );
+    assert_eq!(
+        variants.keys().copied().collect::<Vec<_>>(),
+        (0..common::POSITIONS).collect::<Vec<_>>(),
+        "positions received: {report}"
+    );
+    load_ms.sort_unstable();
+    let seq = variants
+        .values()
+        .map(|v| if *v == Variant::A { 'A' } else { 'B' })
+        .collect();
+    Played {
+        seq,
+        renditions: renditions.into_iter().collect(),
+        median_ms: load_ms[load_ms.len() / 2],
+        max_ms: load_ms[load_ms.len() - 1],
+    }
+}
+
+/// What [`check_player`] found.
+struct Played {
+    /// The variant at each position, e.g. `ABBA…`.
+    seq: String,
+    /// The video renditions played.
+    renditions: Vec<String>,
+    /// Median and longest load time of a video segment (ms, as hls.js measured it).
+    median_ms: u64,
+    max_ms: u64,
+}
+
+#[test]
+fn hls_js_plays_sessions_through_the_worker_in_workerd() {
+    if !workerd_available() {
+        return;
+    }
+    let Some(chromium) =
+        browser::player_available(&hls_js(), "npm ci --prefix crates/edge/tests/player")
+    else {
+        return;
+    };
+    let started = Instant::now();
+    let f = fixture();
+    let (s1, s2) = (&f.tokens.s1, &f.tokens.s2);
+    let w = start_workerd(
+        f.pkg.parent().unwrap().to_path_buf(),
+        &[(&s1.1, common::TITLE), (&s2.1, common::TITLE)],
+    );
+    // Two viewers at once: the first through the Worker reading positions from the sidecars,
+    // the second through the one reading them from file names.
+    let viewers = [(w.http, s1), (w.names, s2)];
+    let sources: Vec<String> = viewers
+        .iter()
+        .map(|(addr, (_, token))| {
+            format!("http://{addr}/wmt/{token}/{}/master.m3u8", common::TITLE)
+        })
+        .collect();
+    let page = include_str!("player/worker-hls.html")
+        .replace("HLS_JS_URL", &format!("file://{}", hls_js().display()))
+        .replace("SOURCES_JSON", &serde_json::to_string(&sources).unwrap())
+        .replace("PLAYBACK_RATE", "2");
+    let played = Instant::now();
+    let report: serde_json::Value =
+        serde_json::from_str(&browser::run_page(chromium, &page, Duration::from_secs(90))).unwrap();
+    let played = played.elapsed();
+    assert_eq!(report["mse"], true, "no Media Source Extensions: {report}");
+    assert_eq!(report["reason"], "ended", "{report}");
+    let players = report["players"].as_array().unwrap();
+    assert_eq!(players.len(), viewers.len(), "{report}");
+    let mut sequences = Vec::new();
+    let mut renditions = std::collections::BTreeSet::new();
+    for (player, (addr, (sid, _))) in players.iter().zip(&viewers) {
+        let p = check_player(f, player, *addr, sid);
+        let seq = &p.seq;
+        let switches = seq.as_bytes().windows(2).filter(|w| w[0] != w[1]).count();
+        eprintln!(
+            "hls.js via workerd: session {sid}, {:?} played to {:.1} s: {} responses identical to the edge's, segments loaded in {} ms (median, {} ms at most), {} frames ({} dropped), no stall; variants {seq} (A {}, B {}, {switches} switches)",
+            p.renditions,
+            player["currentTime"].as_f64().unwrap_or(0.0),
+            player["responses"].as_array().map_or(0, Vec::len),
+            p.median_ms,
+            p.max_ms,
+            player["frames"],
+            player["droppedFrames"],
+            seq.matches('A').count(),
+            seq.matches('B').count(),
+        );
+        assert!(switches >= 1, "no A/B switch in {seq}");
+        renditions.extend(p.renditions);
+        sequences.push(p.seq);
+    }
+    assert_ne!(
+        sequences[0], sequences[1],
+        "two sessions got the same variant sequence"
+    );
+    assert_eq!(
+        renditions.into_iter().collect::<Vec<_>>(),
+        {
+            let mut all = common::RENDITIONS.map(str::to_owned).to_vec();
+            all.sort();
+            all
+        },
+        "every video rendition played"
+    );
+    eprintln!(
+        "hls.js via workerd: {:.1} s in Chromium, {:.1} s in all",
+        played.as_secs_f64(),
+        started.elapsed().as_secs_f64()
     );
 }
