@@ -12,6 +12,9 @@
 //! segment the variant the session's codeword names, with no error and no stall, and the two
 //! sessions' variant sequences differ.
 //!
+//! Cloudflare's `wrangler` checks the deployment configuration offline (`deploy --dry-run`, in
+//! a network namespace of its own where that is allowed).
+//!
 //! Needs `npm ci --prefix cdn` (workerd and @noble/hashes); skipped with a notice when
 //! `cdn/node_modules/workerd` is missing, unless `LEAKTRACE_REQUIRE_CDN=1`. The playback test
 //! also needs Debian's `chromium` and hls.js (`npm ci --prefix crates/edge/tests/player`);
@@ -303,6 +306,122 @@ fn same_response(what: &str, edge: &Resp, worker: &Resp) {
         None,
         "{what}: Last-Modified"
     );
+}
+
+/// Runs Cloudflare's `wrangler` (pinned in `cdn/package.json`) with `args`, from a scratch
+/// directory, with no network: inside a network namespace of its own when `unshare -n` is
+/// allowed, and in any case with its metrics and update check off (`CI`), which open no
+/// connection. Returns whether it succeeded and what it printed.
+fn wrangler(args: &[&str], scratch: &Path) -> (bool, String) {
+    let js = cdn().join("node_modules/wrangler/bin/wrangler.js");
+    let isolated = Command::new("unshare")
+        .args(["-n", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut cmd = if isolated {
+        let mut c = Command::new("unshare");
+        c.args(["-n", "node"]);
+        c
+    } else {
+        Command::new("node")
+    };
+    let out = cmd
+        .arg(js)
+        .args(args)
+        .current_dir(scratch)
+        .env("CI", "true")
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("WRANGLER_LOG_PATH", scratch.join("logs"))
+        .env("HOME", scratch)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The deployment configuration (`cdn/cloudflare/wrangler.toml`) is checked by Cloudflare's own
+/// tool without an account: `wrangler deploy --dry-run` bundles the Worker with its dependency
+/// and reads every binding; the bundle is a module whose default export has `fetch`. A
+/// configuration whose entry point is missing is refused.
+#[test]
+fn wrangler_accepts_the_deployment_configuration_offline() {
+    let required = std::env::var("LEAKTRACE_REQUIRE_CDN").as_deref() == Ok("1");
+    if !cdn()
+        .join("node_modules/wrangler/bin/wrangler.js")
+        .is_file()
+    {
+        assert!(
+            !required,
+            "LEAKTRACE_REQUIRE_CDN=1 but cdn/node_modules/wrangler is missing (npm ci --prefix cdn)"
+        );
+        eprintln!("SKIPPED: needs cdn/node_modules/wrangler (npm ci --prefix cdn)");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let bundle = scratch.path().join("bundle");
+    let config = cdn().join("cloudflare/wrangler.toml");
+    let (ok, text) = wrangler(
+        &[
+            "deploy",
+            "--dry-run",
+            "--outdir",
+            bundle.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        scratch.path(),
+    );
+    // wrangler keeps a cache beside the configuration; it is not part of the repository.
+    let _ = std::fs::remove_dir_all(cdn().join("cloudflare/.wrangler"));
+    assert!(ok, "wrangler deploy --dry-run failed:\n{text}");
+    for binding in [
+        "SESSIONS",
+        "REVOKED",
+        "LEAKTRACE_ORIGIN",
+        "--dry-run: exiting now",
+    ] {
+        assert!(
+            text.contains(binding),
+            "{binding} not in wrangler's output:\n{text}"
+        );
+    }
+    let js = std::fs::read_to_string(bundle.join("worker.js")).unwrap();
+    assert!(
+        js.contains("export {") && js.contains("default"),
+        "the bundle exports no default"
+    );
+    // The bundled BLAKE3 comes from cdn/node_modules.
+    assert!(
+        js.contains("blake3"),
+        "the bundle lacks @noble/hashes' blake3"
+    );
+
+    let bad = scratch.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"leaktrace-edge\"\nmain = \"missing.mjs\"\ncompatibility_date = \"2026-11-01\"\n",
+    )
+    .unwrap();
+    let (ok, text) = wrangler(
+        &[
+            "deploy",
+            "--dry-run",
+            "--outdir",
+            scratch.path().join("bad-bundle").to_str().unwrap(),
+            "--config",
+            bad.to_str().unwrap(),
+        ],
+        scratch.path(),
+    );
+    assert!(
+        !ok,
+        "wrangler accepted a configuration without its entry point:\n{text}"
+    );
+    eprintln!("wrangler deploy --dry-run: the deployment configuration bundles and checks offline");
 }
 
 #[test]
