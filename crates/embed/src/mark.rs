@@ -69,26 +69,44 @@ const BAYER: [[u8; 8]; 8] = [
     [63, 31, 55, 23, 61, 29, 53, 21],
 ];
 
-/// Reusable per-row scratch of the kernel (per-pixel amplitudes and dither offsets).
+/// Pixels per step of the kernel: one 128-bit register of 8-bit samples, and a multiple of
+/// the dither period, so every step of a row sees the same dither offsets.
+const LANES: usize = 16;
+
+/// Reusable per-row scratch of the kernel: per-pixel amplitudes and the dither offsets.
 #[derive(Debug, Default)]
 pub struct Scratch {
+    /// The amplitude of each pixel of the current block row, `× 256` (see [`product`]).
     amp: Vec<i16>,
-    dither_rows: Vec<Vec<i16>>,
+    /// The dither offsets of each of the 8 rows of the Bayer period, for one step of pixels.
+    dither: [[i16; LANES]; 8],
+    /// The bit depth the dither offsets are scaled for (0 before the first use).
+    dither_depth: u8,
 }
 
 impl Scratch {
-    fn prepare(&mut self, width: usize, shift: u32) {
-        if self.amp.len() != width || self.dither_rows.len() != 8 {
+    fn prepare(&mut self, width: usize, bit_depth: u8) {
+        if self.amp.len() != width {
             self.amp = vec![0; width];
-            self.dither_rows = (0..8)
-                .map(|r| {
-                    (0..width)
-                        .map(|x| (i16::from(BAYER[r][x % 8]) * 32 + 16) >> shift)
-                        .collect()
-                })
-                .collect();
+        }
+        if self.dither_depth != bit_depth {
+            let extra = u32::from(bit_depth - 8);
+            for (row, bayer) in self.dither.iter_mut().zip(&BAYER) {
+                for (x, d) in row.iter_mut().enumerate() {
+                    *d = (i16::from(bayer[x % 8]) * 32 + 16) >> extra;
+                }
+            }
+            self.dither_depth = bit_depth;
         }
     }
+}
+
+/// `pattern × amplitude` from the pattern value and the amplitude `× 256`: the high half of
+/// `(pattern × 256) × (amplitude × 256)`, which is exact (|pattern| ≤ 127, amplitude ≤ 64)
+/// and maps onto one 16-bit multiply-high per lane.
+#[inline(always)]
+fn product(pattern: i8, amp_x256: i16) -> i16 {
+    ((i32::from(i16::from(pattern) << 8) * i32::from(amp_x256)) >> 16) as i16
 }
 
 /// Marks one luma plane into both variants.
@@ -124,29 +142,33 @@ pub fn mark_pair<S: KernelSample>(
             needed: w * h,
         });
     }
-    let extra = u32::from(luma.bit_depth() - 8);
-    scratch.prepare(w, extra);
-    let shift = 11 - extra;
-    let max = (1i32 << luma.bit_depth()) - 1;
+    scratch.prepare(w, luma.bit_depth());
+    let shift = 11 - u32::from(luma.bit_depth() - 8);
+    let max = (1i16 << luma.bit_depth()) - 1;
     let amps = mask.amplitudes_q4();
-    for y in 0..h {
+    let rows = out_a
+        .chunks_exact_mut(w)
+        .zip(out_b.chunks_exact_mut(w))
+        .zip(pattern.q.chunks_exact(w))
+        .take(h)
+        .enumerate();
+    for (y, ((a, b), pat)) in rows {
         if y % block == 0 {
             let by = y / block;
             let row = &amps[by * mask.blocks_x()..(by + 1) * mask.blocks_x()];
-            for (chunk, &a) in scratch.amp.chunks_mut(block).zip(row) {
-                chunk.fill(i16::from(a));
+            for (chunk, &amp) in scratch.amp.chunks_mut(block).zip(row) {
+                chunk.fill(i16::from(amp) << 8);
             }
         }
-        let range = y * w..(y + 1) * w;
         S::mark_row(
             luma.row(y),
-            &pattern.q[range.clone()],
+            pat,
             &scratch.amp,
-            &scratch.dither_rows[y % 8],
+            &scratch.dither[y % 8],
             shift,
             max,
-            &mut out_a[range.clone()],
-            &mut out_b[range],
+            a,
+            b,
         );
     }
     Ok(())
@@ -154,18 +176,43 @@ pub fn mark_pair<S: KernelSample>(
 
 /// Samples the kernel can mark (implemented for `u8` and `u16`).
 pub trait KernelSample: Sample {
-    /// Marks one row.
+    /// Marks one row: `amp` holds each pixel's amplitude `× 256`, `dither` the offsets of
+    /// the row for pixels `16k .. 16k + 16`, `shift` and `max` follow from the bit depth.
+    /// Every slice is used up to the shortest one's length.
     #[allow(clippy::too_many_arguments)]
     fn mark_row(
         src: &[Self],
         pat: &[i8],
         amp: &[i16],
-        dither: &[i16],
+        dither: &[i16; LANES],
         shift: u32,
-        max: i32,
+        max: i16,
         a: &mut [Self],
         b: &mut [Self],
     );
+}
+
+/// Marks the pixels `n - n % LANES ..` of a row one at a time, where `n` is the row's length;
+/// `one` maps a sample, its product and dither offset to the A and B samples.
+#[inline(always)]
+fn mark_tail<S: Copy>(
+    src: &[S],
+    pat: &[i8],
+    amp: &[i16],
+    dither: &[i16; LANES],
+    a: &mut [S],
+    b: &mut [S],
+    one: impl Fn(S, i16, i16) -> (S, S),
+) {
+    let tail = src
+        .iter()
+        .zip(pat)
+        .zip(amp)
+        .zip(a.iter_mut().zip(b.iter_mut()))
+        .zip(dither);
+    for ((((&s, &p), &m), (a, b)), &d) in tail {
+        (*a, *b) = one(s, product(p, m), d);
+    }
 }
 
 impl KernelSample for u8 {
@@ -174,24 +221,54 @@ impl KernelSample for u8 {
         src: &[u8],
         pat: &[i8],
         amp: &[i16],
-        dither: &[i16],
+        dither: &[i16; LANES],
         _shift: u32,
-        _max: i32,
+        _max: i16,
         a: &mut [u8],
         b: &mut [u8],
     ) {
-        // 8-bit: |pat × amp| ≤ 127 × 64 and the dither < 2048, so i16 never overflows.
-        let n = src.len();
-        let (pat, amp, dither) = (&pat[..n], &amp[..n], &dither[..n]);
+        // 8-bit: |pat × amp| ≤ 127 × 64 and the dither < 2048, so i16 never overflows, and
+        // each change is within ±4 levels, so it fits a signed byte and the sums saturate in
+        // 8-bit lanes (a sample biased by -128 is signed; the saturating signed add then
+        // clamps to 0..=255 once the bias is undone).
+        let n = src
+            .len()
+            .min(pat.len())
+            .min(amp.len())
+            .min(a.len())
+            .min(b.len());
+        let (src, pat, amp) = (&src[..n], &pat[..n], &amp[..n]);
         let (a, b) = (&mut a[..n], &mut b[..n]);
-        for i in 0..n {
-            let p = i16::from(pat[i]) * amp[i];
-            let s = i16::from(src[i]);
-            let da = (p + dither[i]) >> 11;
-            let db = (dither[i] - p) >> 11;
-            a[i] = (s + da).clamp(0, 255) as u8;
-            b[i] = (s + db).clamp(0, 255) as u8;
+        let (src_c, src_t) = src.as_chunks::<LANES>();
+        let (pat_c, pat_t) = pat.as_chunks::<LANES>();
+        let (amp_c, amp_t) = amp.as_chunks::<LANES>();
+        let (a_c, a_t) = a.as_chunks_mut::<LANES>();
+        let (b_c, b_t) = b.as_chunks_mut::<LANES>();
+        let steps = src_c
+            .iter()
+            .zip(pat_c)
+            .zip(amp_c)
+            .zip(a_c.iter_mut().zip(b_c.iter_mut()));
+        for (((s, p), m), (oa, ob)) in steps {
+            let (mut da, mut db) = ([0i8; LANES], [0i8; LANES]);
+            for i in 0..LANES {
+                let pm = product(p[i], m[i]);
+                da[i] = ((dither[i] + pm) >> 11) as i8;
+                db[i] = ((dither[i] - pm) >> 11) as i8;
+            }
+            for i in 0..LANES {
+                let biased = (s[i] ^ 0x80) as i8;
+                oa[i] = biased.saturating_add(da[i]) as u8 ^ 0x80;
+                ob[i] = biased.saturating_add(db[i]) as u8 ^ 0x80;
+            }
         }
+        mark_tail(src_t, pat_t, amp_t, dither, a_t, b_t, |s, pm, d| {
+            let s = i16::from(s);
+            (
+                (s + ((d + pm) >> 11)).clamp(0, 255) as u8,
+                (s + ((d - pm) >> 11)).clamp(0, 255) as u8,
+            )
+        });
     }
 }
 
@@ -201,22 +278,46 @@ impl KernelSample for u16 {
         src: &[u16],
         pat: &[i8],
         amp: &[i16],
-        dither: &[i16],
+        dither: &[i16; LANES],
         shift: u32,
-        max: i32,
+        max: i16,
         a: &mut [u16],
         b: &mut [u16],
     ) {
-        let n = src.len();
-        let (pat, amp, dither) = (&pat[..n], &amp[..n], &dither[..n]);
+        // 9- and 10-bit: the change is within ±20 levels, so a sample above 2047 (out of
+        // range for the bit depth) ends at `max` whatever its value; clamping it there first
+        // keeps every sum in i16.
+        let one = |s: u16, pm: i16, d: i16| {
+            let s = s.min(2047) as i16;
+            (
+                (s + ((d + pm) >> shift)).clamp(0, max) as u16,
+                (s + ((d - pm) >> shift)).clamp(0, max) as u16,
+            )
+        };
+        let n = src
+            .len()
+            .min(pat.len())
+            .min(amp.len())
+            .min(a.len())
+            .min(b.len());
+        let (src, pat, amp) = (&src[..n], &pat[..n], &amp[..n]);
         let (a, b) = (&mut a[..n], &mut b[..n]);
-        for i in 0..n {
-            let p = i32::from(pat[i]) * i32::from(amp[i]);
-            let s = i32::from(src[i]);
-            let d = i32::from(dither[i]);
-            a[i] = (s + ((p + d) >> shift)).clamp(0, max) as u16;
-            b[i] = (s + ((d - p) >> shift)).clamp(0, max) as u16;
+        let (src_c, src_t) = src.as_chunks::<LANES>();
+        let (pat_c, pat_t) = pat.as_chunks::<LANES>();
+        let (amp_c, amp_t) = amp.as_chunks::<LANES>();
+        let (a_c, a_t) = a.as_chunks_mut::<LANES>();
+        let (b_c, b_t) = b.as_chunks_mut::<LANES>();
+        let steps = src_c
+            .iter()
+            .zip(pat_c)
+            .zip(amp_c)
+            .zip(a_c.iter_mut().zip(b_c.iter_mut()));
+        for (((s, p), m), (oa, ob)) in steps {
+            for i in 0..LANES {
+                (oa[i], ob[i]) = one(s[i], product(p[i], m[i]), dither[i]);
+            }
         }
+        mark_tail(src_t, pat_t, amp_t, dither, a_t, b_t, one);
     }
 }
 
@@ -307,6 +408,122 @@ mod tests {
             mark_pair(&luma, &mask, &pat, &mut Scratch::default(), &mut a, &mut b).unwrap();
             assert!(a.iter().chain(&b).all(|&x| x.abs_diff(v) <= 8));
         }
+    }
+
+    /// A small deterministic generator (xorshift64*).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            (self.next() >> 32) % n
+        }
+    }
+
+    /// The kernel's definition, one pixel at a time in 32-bit arithmetic: `d = pattern ×
+    /// amplitude` plus the Bayer offset, shifted down to the sample's scale, added to (A) or
+    /// subtracted from (B) the sample and clamped to its range.
+    fn reference<S: KernelSample>(
+        luma: &LumaPlane<'_, S>,
+        mask: &Mask,
+        pattern: &RenderedPattern,
+    ) -> (Vec<i32>, Vec<i32>) {
+        let (w, h) = (luma.width(), luma.height());
+        let extra = u32::from(luma.bit_depth() - 8);
+        let max = (1i32 << luma.bit_depth()) - 1;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for y in 0..h {
+            for (x, &s) in luma.row(y).iter().enumerate() {
+                let amp =
+                    mask.amplitudes_q4()[(y / mask.block()) * mask.blocks_x() + x / mask.block()];
+                let p = i32::from(pattern.q[y * w + x]) * i32::from(amp);
+                let d = (i32::from(BAYER[y % 8][x % 8]) * 32 + 16) >> extra;
+                let s = s.to_u32() as i32;
+                a.push((s + ((p + d) >> (11 - extra))).clamp(0, max));
+                b.push((s + ((d - p) >> (11 - extra))).clamp(0, max));
+            }
+        }
+        (a, b)
+    }
+
+    /// Random planes (any sample value the type holds, so out-of-range high-bit-depth samples
+    /// too), patterns over the full fixed-point range and amplitudes over the full mask range,
+    /// at widths around the kernel's step and block sizes and strides wider than the frame.
+    fn matches_reference<S: KernelSample + Default>(depth: u8, sample: fn(&mut Rng) -> S) {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ u64::from(depth));
+        let widths = (64..=100).chain([127, 128, 129, 1279, 1280, 1281, 1295, 1296, 1297]);
+        for (i, w) in widths.enumerate() {
+            let h = 36 + i % 5;
+            let stride = w + i % 3 * 7;
+            let data: Vec<S> = (0..stride * h).map(|_| sample(&mut rng)).collect();
+            let luma = LumaPlane::new(&data, w, h, stride, depth).unwrap();
+            let block = block_size(w);
+            let (bx, by) = (w.div_ceil(block), h.div_ceil(block));
+            let amps = (0..bx * by)
+                .map(|_| rng.below(u64::from(crate::mask::MAX_AMPLITUDE_Q4) + 1) as u8)
+                .collect();
+            let mask = Mask::from_amplitudes(block, bx, by, amps);
+            let pattern = RenderedPattern {
+                position: Position::new(0),
+                width: w,
+                height: h,
+                q: (0..w * h)
+                    .map(|_| (rng.below(255) as i32 - 127) as i8)
+                    .collect(),
+            };
+            let (mut a, mut b) = (vec![S::default(); w * h], vec![S::default(); w * h]);
+            mark_pair(
+                &luma,
+                &mask,
+                &pattern,
+                &mut Scratch::default(),
+                &mut a,
+                &mut b,
+            )
+            .unwrap();
+            let (ra, rb) = reference(&luma, &mask, &pattern);
+            let got = |v: &[S]| v.iter().map(|s| s.to_u32() as i32).collect::<Vec<_>>();
+            assert_eq!(got(&a), ra, "A differs at width {w}");
+            assert_eq!(got(&b), rb, "B differs at width {w}");
+        }
+    }
+
+    #[test]
+    fn eight_bit_kernel_matches_its_definition() {
+        matches_reference::<u8>(8, |r| r.next() as u8);
+    }
+
+    #[test]
+    fn high_bit_depth_kernel_matches_its_definition() {
+        matches_reference::<u16>(10, |r| r.next() as u16);
+        matches_reference::<u16>(9, |r| (r.next() % 600) as u16);
+        matches_reference::<u16>(10, |r| (r.next() % 1024) as u16);
+    }
+
+    #[test]
+    fn scratch_follows_the_bit_depth_between_calls() {
+        // One scratch for 8- and then 10-bit frames of the same width, as an embedder reused
+        // across renditions sees them: the dither offsets must follow the bit depth.
+        let (w, h) = (96, 40);
+        let src8 = textured(w, h);
+        let src10: Vec<u16> = src8.iter().map(|&v| u16::from(v) << 2).collect();
+        let l8 = LumaPlane::new(&src8, w, h, w, 8).unwrap();
+        let l10 = LumaPlane::new(&src10, w, h, w, 10).unwrap();
+        let mask = Mask::compute(&l8, &MaskParams::default().scaled(4.0));
+        let pat = RenderedPattern::new(&key(), Position::new(2), w, h);
+        let mut scratch = Scratch::default();
+        let (mut a8, mut b8) = (vec![0u8; w * h], vec![0u8; w * h]);
+        let (mut a10, mut b10) = (vec![0u16; w * h], vec![0u16; w * h]);
+        mark_pair(&l8, &mask, &pat, &mut scratch, &mut a8, &mut b8).unwrap();
+        mark_pair(&l10, &mask, &pat, &mut scratch, &mut a10, &mut b10).unwrap();
+        let (ra, rb) = reference(&l10, &mask, &pat);
+        let got = |v: &[u16]| v.iter().map(|&s| i32::from(s)).collect::<Vec<_>>();
+        assert_eq!((got(&a10), got(&b10)), (ra, rb));
     }
 
     #[test]

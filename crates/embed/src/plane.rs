@@ -13,6 +13,74 @@ pub trait Sample: Copy + Send + Sync + 'static + sealed::Sealed {
     /// Adds one row's samples and absolute gradients (to the right and down neighbours) to
     /// per-column `u16` accumulators (enough for a few rows of 10-bit samples).
     fn accumulate_columns(row: &[Self], below: &[Self], col_sum: &mut [u16], col_grad: &mut [u16]);
+    /// Adds one row's sample sum and absolute gradients (to the right and down neighbours;
+    /// the last column has no right neighbour) to per-block totals, one entry per `block`
+    /// columns, and returns true; returns false without adding anything where this sample
+    /// type and block size have no per-block path (the caller then uses
+    /// [`Sample::accumulate_columns`], whose per-column totals give the same sums).
+    fn add_block_stats(
+        row: &[Self],
+        below: &[Self],
+        block: usize,
+        sums: &mut [u32],
+        grads: &mut [u32],
+    ) -> bool;
+}
+
+/// Block width of the per-block statistics path of 8-bit samples (the 1080p-and-up block).
+const STATS_BLOCK: usize = 16;
+
+/// Sum of `|a[i] - b[i]|`, written as the widening reduction that compiles to one `psadbw`
+/// (sum of absolute byte differences) per 16 pixels with baseline SSE2.
+#[inline(always)]
+fn abs_diff_sum(a: &[u8; STATS_BLOCK], b: &[u8; STATS_BLOCK]) -> u32 {
+    let mut acc = 0u32;
+    for (&x, &y) in a.iter().zip(b) {
+        acc += (i32::from(x) - i32::from(y)).unsigned_abs();
+    }
+    acc
+}
+
+/// Sum of 16 bytes (one `psadbw` against zero).
+#[inline(always)]
+fn byte_sum(a: &[u8; STATS_BLOCK]) -> u32 {
+    a.iter().map(|&v| u32::from(v)).sum()
+}
+
+/// [`Sample::add_block_stats`] for 8-bit samples and 16-pixel blocks: whole blocks by byte
+/// sums of absolute differences, the columns after the last whole block one at a time.
+fn add_block_stats_u8(row: &[u8], below: &[u8], sums: &mut [u32], grads: &mut [u32]) {
+    let w = row.len().min(below.len());
+    let (row, below) = (&row[..w], &below[..w]);
+    let (row_c, _) = row.as_chunks::<STATS_BLOCK>();
+    let (right_c, _) = row.get(1..).unwrap_or_default().as_chunks::<STATS_BLOCK>();
+    let (below_c, _) = below.as_chunks::<STATS_BLOCK>();
+    // Separate loops: each keeps one reduction per step, the shape that compiles to psadbw.
+    for (r, s) in row_c.iter().zip(sums.iter_mut()) {
+        *s += byte_sum(r);
+    }
+    // Whole blocks whose right neighbour column exists (all but possibly the last).
+    let whole = row_c.len().min(right_c.len()).min(grads.len());
+    for (((r, right), b), g) in row_c
+        .iter()
+        .zip(right_c)
+        .zip(below_c)
+        .zip(&mut grads[..whole])
+    {
+        *g += abs_diff_sum(r, b);
+        *g += abs_diff_sum(r, right);
+    }
+    for (x, &v) in row.iter().enumerate().skip(row_c.len() * STATS_BLOCK) {
+        if let Some(s) = sums.get_mut(x / STATS_BLOCK) {
+            *s += u32::from(v);
+        }
+    }
+    for (x, (&v, &b)) in row.iter().zip(below).enumerate().skip(whole * STATS_BLOCK) {
+        let right = row.get(x + 1).map_or(0, |&r| u32::from(v.abs_diff(r)));
+        if let Some(g) = grads.get_mut(x / STATS_BLOCK) {
+            *g += u32::from(v.abs_diff(b)) + right;
+        }
+    }
 }
 
 /// Per-pixel statistics in signed 16-bit lanes (samples are at most 10-bit), as plain indexed
@@ -41,12 +109,12 @@ fn accumulate_columns<S: Sample>(
     for i in 0..w {
         let (a, b) = (row[i].to_u16() as i16, below[i].to_u16() as i16);
         cs[i] = cs[i].wrapping_add(a as u16);
-        cg[i] = cg[i].wrapping_add((a.max(b) - a.min(b)) as u16);
+        cg[i] = cg[i].wrapping_add(a.max(b).wrapping_sub(a.min(b)) as u16);
     }
     let (left, right, g) = (&row[..w - 1], &row[1..w], &mut cg[..w - 1]);
     for i in 0..w - 1 {
         let (a, b) = (left[i].to_u16() as i16, right[i].to_u16() as i16);
-        g[i] = g[i].wrapping_add((a.max(b) - a.min(b)) as u16);
+        g[i] = g[i].wrapping_add(a.max(b).wrapping_sub(a.min(b)) as u16);
     }
 }
 
@@ -63,6 +131,20 @@ impl Sample for u8 {
     fn accumulate_columns(row: &[u8], below: &[u8], col_sum: &mut [u16], col_grad: &mut [u16]) {
         accumulate_columns(row, below, col_sum, col_grad);
     }
+
+    fn add_block_stats(
+        row: &[u8],
+        below: &[u8],
+        block: usize,
+        sums: &mut [u32],
+        grads: &mut [u32],
+    ) -> bool {
+        if block != STATS_BLOCK {
+            return false;
+        }
+        add_block_stats_u8(row, below, sums, grads);
+        true
+    }
 }
 
 impl Sample for u16 {
@@ -77,6 +159,16 @@ impl Sample for u16 {
     #[inline]
     fn accumulate_columns(row: &[u16], below: &[u16], col_sum: &mut [u16], col_grad: &mut [u16]) {
         accumulate_columns(row, below, col_sum, col_grad);
+    }
+
+    fn add_block_stats(
+        _row: &[u16],
+        _below: &[u16],
+        _block: usize,
+        _sums: &mut [u32],
+        _grads: &mut [u32],
+    ) -> bool {
+        false
     }
 }
 
@@ -167,4 +259,63 @@ pub(crate) fn check_geometry(width: usize, height: usize) -> Result<(), EmbedErr
         return Err(EmbedError::FrameSize { width, height });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Per-block totals through the per-column path (the definition).
+    fn by_columns(rows: &[(&[u8], &[u8])], block: usize) -> (Vec<u32>, Vec<u32>) {
+        let w = rows[0].0.len();
+        let (mut cs, mut cg) = (vec![0u16; w], vec![0u16; w]);
+        for &(row, below) in rows {
+            u8::accumulate_columns(row, below, &mut cs, &mut cg);
+        }
+        let total = |c: &[u16]| -> Vec<u32> {
+            c.chunks(block)
+                .map(|b| b.iter().map(|&v| u32::from(v)).sum())
+                .collect()
+        };
+        (total(&cs), total(&cg))
+    }
+
+    #[test]
+    fn eight_bit_block_totals_match_the_column_path() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut byte = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        };
+        for w in (1..=80).chain([1279, 1280, 1281, 1294, 1295, 1296, 1297, 1920, 1921]) {
+            let plane: Vec<u8> = (0..w * 8).map(|_| byte()).collect();
+            let rows: Vec<(&[u8], &[u8])> = (0..4)
+                .map(|r| (&plane[2 * r * w..][..w], &plane[(2 * r + 1) * w..][..w]))
+                .collect();
+            let blocks = w.div_ceil(STATS_BLOCK);
+            let (mut sums, mut grads) = (vec![0u32; blocks], vec![0u32; blocks]);
+            for &(row, below) in &rows {
+                assert!(u8::add_block_stats(
+                    row,
+                    below,
+                    STATS_BLOCK,
+                    &mut sums,
+                    &mut grads
+                ));
+            }
+            assert_eq!((sums, grads), by_columns(&rows, STATS_BLOCK), "width {w}");
+        }
+    }
+
+    #[test]
+    fn only_eight_bit_sixteen_pixel_blocks_have_the_block_path() {
+        let row = [7u8; 64];
+        let (mut s, mut g) = (vec![0u32; 8], vec![0u32; 8]);
+        assert!(!u8::add_block_stats(&row, &row, 8, &mut s, &mut g));
+        let row16 = [7u16; 64];
+        assert!(!u16::add_block_stats(&row16, &row16, 16, &mut s, &mut g));
+        assert!(s.iter().chain(&g).all(|&v| v == 0));
+    }
 }

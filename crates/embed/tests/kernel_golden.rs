@@ -62,19 +62,14 @@ fn params() -> [MaskParams; 3] {
     ]
 }
 
+/// One case: width, height, stride, bit depth, position, index into [`params`].
+type Case = (usize, usize, usize, u8, u32, usize);
+
 /// Hash of the mask amplitudes and the A and B planes of one case.
-fn case<S: KernelSample + Default>(
-    data: &[S],
-    w: usize,
-    h: usize,
-    stride: usize,
-    depth: u8,
-    position: u32,
-    params: &MaskParams,
-    to_bytes: fn(S) -> [u8; 2],
-) -> u64 {
+fn case<S: KernelSample + Default>(data: &[S], case: Case, to_bytes: fn(S) -> [u8; 2]) -> u64 {
+    let (w, h, stride, depth, position, p) = case;
     let luma = LumaPlane::new(data, w, h, stride, depth).unwrap();
-    let mask = Mask::compute(&luma, params);
+    let mask = Mask::compute(&luma, &params()[p]);
     let pattern = RenderedPattern::new(&key(), Position::new(position), w, h);
     let (mut a, mut b) = (vec![S::default(); w * h], vec![S::default(); w * h]);
     mark_pair(
@@ -94,7 +89,7 @@ fn case<S: KernelSample + Default>(
 }
 
 /// The cases: (width, height, stride, bit depth, position, index into `params`).
-const CASES: &[(usize, usize, usize, u8, u32, usize)] = &[
+const CASES: &[Case] = &[
     (1920, 1080, 1920, 8, 3, 0),
     (1920, 1080, 1920, 8, 0, 2),
     (1920, 1080, 1920, 10, 5, 0),
@@ -117,25 +112,16 @@ const CASES: &[(usize, usize, usize, u8, u32, usize)] = &[
 fn hashes() -> Vec<u64> {
     CASES
         .iter()
-        .map(|&(w, h, stride, depth, position, p)| {
-            let params = &params()[p];
+        .map(|&c| {
+            let (w, h, stride, depth, ..) = c;
             let max = (1u32 << depth) - 1;
             let data = frame(w, h, stride, max);
             if depth == 8 {
                 let data: Vec<u8> = data.iter().map(|&v| v as u8).collect();
-                case(&data, w, h, stride, depth, position, params, |v| [v, 0])
+                case(&data, c, |v| [v, 0])
             } else {
                 let data: Vec<u16> = data.iter().map(|&v| v as u16).collect();
-                case(
-                    &data,
-                    w,
-                    h,
-                    stride,
-                    depth,
-                    position,
-                    params,
-                    u16::to_le_bytes,
-                )
+                case(&data, c, u16::to_le_bytes)
             }
         })
         .collect()
