@@ -401,13 +401,7 @@ impl<'a> Segmenter<'a> {
         if self.start.is_none() {
             self.start = Some(time);
         }
-        self.samples.push(SampleInfo {
-            duration,
-            size: u32::try_from(bytes.len())
-                .map_err(|_| MediaError::BadMp4("an audio frame over 4 GiB".into()))?,
-            flags: SYNC_SAMPLE,
-            composition_offset: 0,
-        });
+        self.samples.push(aac_sample(duration, bytes)?);
         self.data.extend_from_slice(bytes);
         Ok(())
     }
@@ -454,10 +448,37 @@ fn write_init(
     language: Option<&str>,
     configure: impl FnOnce(&mut ffm::format::stream::StreamMut<'_>) -> Result<(), MediaError>,
 ) -> Result<(cmaf::Init, Option<crate::cenc::Protector>), MediaError> {
-    let tmp = out.dir.join(".init.partial.mp4");
+    let init = mux_init(
+        &out.dir.join(".init.partial.mp4"),
+        codec,
+        language,
+        configure,
+    )?;
+    let protector = match out.protection {
+        Some(p) => {
+            let (bytes, protector) = p.init(&init.bytes)?;
+            out.write(out.init_name, &bytes)?;
+            Some(protector)
+        }
+        None => {
+            out.write(out.init_name, &init.bytes)?;
+            None
+        }
+    };
+    Ok((init, protector))
+}
+
+/// The CMAF init segment FFmpeg's MP4 muxer makes for one audio stream (`configure` sets its
+/// parameters), muxed through the scratch file `tmp` (removed again).
+pub(crate) fn mux_init(
+    tmp: &Path,
+    codec: ffm::codec::Id,
+    language: Option<&str>,
+    configure: impl FnOnce(&mut ffm::format::stream::StreamMut<'_>) -> Result<(), MediaError>,
+) -> Result<cmaf::Init, MediaError> {
     let result = (|| {
         let mut octx = ffm::format::output_as(&tmp, "mp4").map_err(|e| MediaError::Io {
-            path: tmp.clone(),
+            path: tmp.into(),
             source: std::io::Error::other(e.to_string()),
         })?;
         {
@@ -479,26 +500,14 @@ fn write_init(
             .map_err(ff("writing the audio init segment"))?;
         octx.write_trailer()
             .map_err(ff("writing the audio init segment"))?;
-        let bytes = std::fs::read(&tmp).map_err(|source| MediaError::Io {
-            path: tmp.clone(),
+        let bytes = std::fs::read(tmp).map_err(|source| MediaError::Io {
+            path: tmp.into(),
             source,
         })?;
         cmaf::init(&bytes)
     })();
-    let _ = std::fs::remove_file(&tmp);
-    let init = result?;
-    let protector = match out.protection {
-        Some(p) => {
-            let (bytes, protector) = p.init(&init.bytes)?;
-            out.write(out.init_name, &bytes)?;
-            Some(protector)
-        }
-        None => {
-            out.write(out.init_name, &init.bytes)?;
-            None
-        }
-    };
-    Ok((init, protector))
+    let _ = std::fs::remove_file(tmp);
+    result
 }
 
 fn copy(
@@ -587,29 +596,35 @@ fn output_layout(channels: u16) -> ffm::ChannelLayout {
 }
 
 /// Planar float samples waiting to be encoded, one queue per channel.
-struct Fifo {
-    channels: Vec<VecDeque<f32>>,
+pub(crate) struct Fifo {
+    pub(crate) channels: Vec<VecDeque<f32>>,
 }
 
 impl Fifo {
-    fn len(&self) -> usize {
+    pub(crate) fn new(channels: usize) -> Self {
+        Self {
+            channels: vec![VecDeque::new(); channels],
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
         self.channels.first().map_or(0, VecDeque::len)
     }
 
-    fn push_frame(&mut self, frame: &ffm::frame::Audio) {
+    pub(crate) fn push_frame(&mut self, frame: &ffm::frame::Audio) {
         let n = frame.samples();
         for (c, q) in self.channels.iter_mut().enumerate() {
             q.extend(frame.plane::<f32>(c).iter().take(n));
         }
     }
 
-    fn push_silence(&mut self, n: usize) {
+    pub(crate) fn push_silence(&mut self, n: usize) {
         for q in &mut self.channels {
             q.extend(std::iter::repeat_n(0.0, n));
         }
     }
 
-    fn drop_front(&mut self, n: usize) -> usize {
+    pub(crate) fn drop_front(&mut self, n: usize) -> usize {
         let n = n.min(self.len());
         for q in &mut self.channels {
             q.drain(..n);
@@ -617,7 +632,7 @@ impl Fifo {
         n
     }
 
-    fn pop_frame(&mut self, n: usize, layout: ffm::ChannelLayout) -> ffm::frame::Audio {
+    pub(crate) fn pop_frame(&mut self, n: usize, layout: ffm::ChannelLayout) -> ffm::frame::Audio {
         let n = n.min(self.len());
         let mut f = ffm::frame::Audio::new(
             ffm::format::Sample::F32(ffm::format::sample::Type::Planar),
@@ -632,6 +647,120 @@ impl Fifo {
         f.set_rate(SAMPLE_RATE);
         f
     }
+}
+
+/// Converts decoded audio to [`SAMPLE_RATE`] planar float in one channel layout, whatever
+/// the format, rate and layout of each frame (rebuilt when they change).
+pub(crate) struct Resampler {
+    ctx: Option<(
+        ffm::software::resampling::Context,
+        ffm::ChannelLayout,
+        ffm::format::Sample,
+        u32,
+    )>,
+    layout: ffm::ChannelLayout,
+}
+
+impl Resampler {
+    pub(crate) fn new(layout: ffm::ChannelLayout) -> Self {
+        Self { ctx: None, layout }
+    }
+
+    /// Converts `frame`, appending the result to `fifo`; the error says why it cannot.
+    pub(crate) fn run(
+        &mut self,
+        frame: &mut ffm::frame::Audio,
+        fifo: &mut Fifo,
+    ) -> Result<(), String> {
+        if frame.channel_layout().is_empty() {
+            frame.set_channel_layout(ffm::ChannelLayout::default(i32::from(frame.channels())));
+        }
+        let key = (frame.channel_layout(), frame.format(), frame.rate());
+        if self
+            .ctx
+            .as_ref()
+            .is_none_or(|(_, l, f, r)| (*l, *f, *r) != key)
+        {
+            let ctx = ffm::software::resampling::Context::get(
+                key.1,
+                key.0,
+                key.2,
+                PLANAR,
+                self.layout,
+                SAMPLE_RATE,
+            )
+            .map_err(|e| format!("cannot resample: {e}"))?;
+            self.ctx = Some((ctx, key.0, key.1, key.2));
+        }
+        if let Some((r, ..)) = self.ctx.as_mut() {
+            let cap = frame.samples() * SAMPLE_RATE as usize / frame.rate().max(1) as usize + 64;
+            let mut converted = ffm::frame::Audio::new(PLANAR, cap, self.layout);
+            r.run(frame, &mut converted)
+                .map_err(|e| format!("cannot resample: {e}"))?;
+            fifo.push_frame(&converted);
+        }
+        Ok(())
+    }
+
+    /// What the resampler still holds, into `fifo`.
+    pub(crate) fn flush(&mut self, fifo: &mut Fifo) -> Result<(), String> {
+        if let Some((r, ..)) = self.ctx.as_mut() {
+            loop {
+                let mut rest = ffm::frame::Audio::new(PLANAR, 4096, self.layout);
+                r.flush(&mut rest)
+                    .map_err(|e| format!("cannot resample: {e}"))?;
+                if rest.samples() == 0 {
+                    break;
+                }
+                fifo.push_frame(&rest);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The sample format every AAC encode takes.
+pub(crate) const PLANAR: ffm::format::Sample =
+    ffm::format::Sample::F32(ffm::format::sample::Type::Planar);
+
+/// FFmpeg's AAC-LC encoder at [`SAMPLE_RATE`] for `layout`, at `bitrate` per stereo pair;
+/// returns it with its frame size.
+pub(crate) fn open_aac_encoder(
+    layout: ffm::ChannelLayout,
+    bitrate: u32,
+) -> Result<(ffm::encoder::Audio, usize), MediaError> {
+    let channels = layout.channels().max(1) as usize;
+    let aac = ffm::encoder::find(ffm::codec::Id::AAC).ok_or(MediaError::EncoderMissing("aac"))?;
+    let mut ctx = ffm::codec::context::Context::new_with_codec(aac)
+        .encoder()
+        .audio()
+        .map_err(ff("creating the AAC encoder"))?;
+    ctx.set_rate(SAMPLE_RATE as i32);
+    ctx.set_format(PLANAR);
+    ctx.set_channel_layout(layout);
+    ctx.set_channels(channels as i32);
+    ctx.set_bit_rate(bitrate as usize * channels / 2);
+    ctx.set_time_base(ffm::Rational::new(1, SAMPLE_RATE as i32));
+    ctx.set_flags(ffm::codec::Flags::GLOBAL_HEADER);
+    let encoder = ctx
+        .open_as(aac)
+        .map_err(|e| MediaError::InvalidSetting(format!("the AAC encoder refused: {e}")))?;
+    let frame_size = match encoder.frame_size() {
+        0 => AAC_FRAME as usize,
+        n => n as usize,
+    };
+    Ok((encoder, frame_size))
+}
+
+/// The `trun` entry of one AAC frame (every one a sync sample).
+pub(crate) fn aac_sample(duration: u32, bytes: &[u8]) -> Result<SampleInfo, MediaError> {
+    Ok(SampleInfo {
+        duration,
+        size: u32::try_from(bytes.len())
+            .map_err(|_| MediaError::BadMp4("an audio frame over 4 GiB".into()))?,
+        flags: SYNC_SAMPLE,
+        composition_offset: 0,
+    })
 }
 
 fn encode(
@@ -658,26 +787,7 @@ fn encode(
         .map_err(|e| bad_audio(input, stream.index, format!("cannot decode: {e}")))?;
     let layout = output_layout(stream.channels);
     let out_channels = layout.channels() as u16;
-    let aac = ffm::encoder::find(ffm::codec::Id::AAC).ok_or(MediaError::EncoderMissing("aac"))?;
-    let mut ctx = ffm::codec::context::Context::new_with_codec(aac)
-        .encoder()
-        .audio()
-        .map_err(ff("creating the AAC encoder"))?;
-    let planar = ffm::format::Sample::F32(ffm::format::sample::Type::Planar);
-    ctx.set_rate(SAMPLE_RATE as i32);
-    ctx.set_format(planar);
-    ctx.set_channel_layout(layout);
-    ctx.set_channels(i32::from(out_channels));
-    ctx.set_bit_rate(bitrate as usize * usize::from(out_channels) / 2);
-    ctx.set_time_base(ffm::Rational::new(1, SAMPLE_RATE as i32));
-    ctx.set_flags(ffm::codec::Flags::GLOBAL_HEADER);
-    let mut encoder = ctx
-        .open_as(aac)
-        .map_err(|e| MediaError::InvalidSetting(format!("the AAC encoder refused: {e}")))?;
-    let frame_size = match encoder.frame_size() {
-        0 => AAC_FRAME as usize,
-        n => n as usize,
-    };
+    let (mut encoder, frame_size) = open_aac_encoder(layout, bitrate)?;
     let (init, protector) = write_init(
         out,
         ffm::codec::Id::AAC,
@@ -692,13 +802,11 @@ fn encode(
     // The encoder delays its output by its priming; its input starts that far into the
     // source, so output sample t is source sample t.
     let priming = AAC_FRAME as usize;
-    let mut fifo = Fifo {
-        channels: vec![VecDeque::new(); usize::from(out_channels)],
-    };
+    let mut fifo = Fifo::new(usize::from(out_channels));
     let mut to_skip = priming as i64;
     let mut fed: u64 = 0;
     let feed_limit = total.saturating_sub(priming as u64);
-    let mut resampler: Option<(ffm::software::resampling::Context, ffm::ChannelLayout)> = None;
+    let mut resampler = Resampler::new(layout);
     let mut started = false;
     let mut packet_out = ffm::Packet::empty();
     let mut decoded = ffm::frame::Audio::empty();
@@ -754,37 +862,14 @@ fn encode(
 
     let to_seconds =
         |v: i64| v as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator().max(1));
-    let consume =
-        |frame: &mut ffm::frame::Audio,
-         fifo: &mut Fifo,
-         resampler: &mut Option<(ffm::software::resampling::Context, ffm::ChannelLayout)>|
-         -> Result<(), MediaError> {
-            if frame.channel_layout().is_empty() {
-                frame.set_channel_layout(ffm::ChannelLayout::default(i32::from(frame.channels())));
-            }
-            let in_layout = frame.channel_layout();
-            if resampler.as_ref().is_none_or(|(_, l)| *l != in_layout) {
-                let ctx = ffm::software::resampling::Context::get(
-                    frame.format(),
-                    in_layout,
-                    frame.rate(),
-                    planar,
-                    layout,
-                    SAMPLE_RATE,
-                )
-                .map_err(|e| bad_audio(input, stream.index, format!("cannot resample: {e}")))?;
-                *resampler = Some((ctx, in_layout));
-            }
-            if let Some((r, _)) = resampler.as_mut() {
-                let cap =
-                    frame.samples() * SAMPLE_RATE as usize / frame.rate().max(1) as usize + 64;
-                let mut converted = ffm::frame::Audio::new(planar, cap, layout);
-                r.run(frame, &mut converted)
-                    .map_err(|e| bad_audio(input, stream.index, format!("cannot resample: {e}")))?;
-                fifo.push_frame(&converted);
-            }
-            Ok(())
-        };
+    let consume = |frame: &mut ffm::frame::Audio,
+                   fifo: &mut Fifo,
+                   resampler: &mut Resampler|
+     -> Result<(), MediaError> {
+        resampler
+            .run(frame, fifo)
+            .map_err(|e| bad_audio(input, stream.index, e))
+    };
 
     let index = stream.index;
     for (s, packet) in ictx.packets() {
@@ -827,17 +912,9 @@ fn encode(
     while decoder.receive_frame(&mut decoded).is_ok() {
         consume(&mut decoded, &mut fifo, &mut resampler)?;
     }
-    if let Some((r, _)) = resampler.as_mut() {
-        loop {
-            let mut rest = ffm::frame::Audio::new(planar, 4096, layout);
-            r.flush(&mut rest)
-                .map_err(|e| bad_audio(input, stream.index, format!("cannot resample: {e}")))?;
-            if rest.samples() == 0 {
-                break;
-            }
-            fifo.push_frame(&rest);
-        }
-    }
+    resampler
+        .flush(&mut fifo)
+        .map_err(|e| bad_audio(input, stream.index, e))?;
     if to_skip > 0 {
         to_skip -= fifo.drop_front(to_skip as usize) as i64;
     }

@@ -35,6 +35,8 @@ pub struct Decoder {
     /// Opened with [`Decoder::open_growing`]: the read that times out waiting for more bytes
     /// is the end of the stream.
     growing: bool,
+    /// The audio stream decoded beside the video ([`Decoder::enable_audio`]).
+    audio: Option<crate::live_audio::AudioTap>,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -225,6 +227,7 @@ impl Decoder {
             limits,
             stopped: None,
             growing,
+            audio: None,
         })
     }
 
@@ -261,6 +264,32 @@ impl Decoder {
     /// gives no timestamp for it.
     pub fn last_time(&self) -> Option<f64> {
         self.last_time
+    }
+
+    /// Also decodes the source's best audio stream while it reads the video: its samples, at
+    /// 48 kHz in `channels` (1 or 2; mono for a mono stream and stereo otherwise when `None`),
+    /// are taken with [`Decoder::take_audio`]. Returns what the stream is, `None` when the
+    /// source has no audio stream. Audio packets that do not decode are skipped; they never
+    /// stop the video.
+    ///
+    /// # Errors
+    /// There is no decoder for the stream's codec ([`MediaError::InvalidSetting`]).
+    pub fn enable_audio(
+        &mut self,
+        channels: Option<u16>,
+    ) -> Result<Option<crate::live_audio::AudioInfo>, MediaError> {
+        self.audio = crate::live_audio::AudioTap::open(&self.input, channels)?;
+        Ok(self.audio.as_ref().map(|a| a.info.clone()))
+    }
+
+    /// The audio decoded since the last call (see [`Decoder::enable_audio`]); the packets are
+    /// read as the video's are, so after each [`Decoder::next_frame`] this holds the audio
+    /// the source interleaved up to that frame.
+    pub fn take_audio(&mut self) -> Vec<crate::live_audio::PcmChunk> {
+        self.audio
+            .as_mut()
+            .map(crate::live_audio::AudioTap::take)
+            .unwrap_or_default()
     }
 
     /// The input file.
@@ -454,6 +483,11 @@ impl Decoder {
             match packet.read(&mut self.input) {
                 Ok(()) => {
                     if packet.stream() != self.stream_index {
+                        if let Some(tap) = self.audio.as_mut()
+                            && tap.index() == packet.stream()
+                        {
+                            tap.packet(&packet);
+                        }
                         continue;
                     }
                     match self.decoder.send_packet(&packet) {

@@ -19,6 +19,8 @@
 //!   MP4 with one fragment per segment.
 //! - [`audio`]: the audio tracks of a file as CMAF AAC-LC renditions at 48 kHz, copied or
 //!   encoded, cut at the video's position boundaries.
+//! - [`live_audio`]: a live source's audio decoded beside its video, and a streaming AAC-LC
+//!   encoder, for a live channel's audio rendition.
 //! - [`cmaf`]: split that fragmented MP4 into an init segment and CMAF media segments, add
 //!   `styp` and arbitrary boxes (e.g. `wmpi`) before each `moof`, and read the codec string.
 //!
@@ -49,6 +51,7 @@ mod decode;
 mod encode;
 mod frame;
 mod limits;
+pub mod live_audio;
 mod probe;
 mod scale;
 pub mod text;

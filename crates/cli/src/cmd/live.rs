@@ -135,6 +135,9 @@ fn event_json(e: &LiveEvent) -> serde_json::Value {
         LiveEvent::Abandoned { position } => {
             serde_json::json!({"event": "abandoned", "position": position})
         }
+        LiveEvent::Audio { message } => {
+            serde_json::json!({"event": "audio", "message": message})
+        }
         LiveEvent::Published {
             position,
             latency_s,
@@ -163,6 +166,7 @@ fn event_text(e: &LiveEvent) -> String {
             format!("source timestamps jumped by {jump_s:.2} s; frame clock re-anchored")
         }
         LiveEvent::Resumed { position } => format!("channel resumed at position {position}"),
+        LiveEvent::Audio { message } => message.clone(),
         LiveEvent::Abandoned { position } => format!(
             "position {position} was opened for low-latency parts and never completed: \
              abandoned, never used again"

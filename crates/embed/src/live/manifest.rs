@@ -5,7 +5,7 @@
 
 use super::state::{ChannelState, Segment};
 use crate::EmbedError;
-use crate::manifest::{INIT_NAME, RenditionManifest, segment_name};
+use crate::manifest::{AudioManifest, INIT_NAME, RenditionManifest, segment_name};
 use leaktrace_core::part_file_name;
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, Event};
@@ -142,12 +142,41 @@ pub fn hls_live_media(state: &ChannelState, listed: &[Segment]) -> Result<String
     Ok(text)
 }
 
+/// The media playlist of the audio rendition over `listed` (the last segments, in order):
+/// the video's sliding window, media sequence, program date-times and discontinuities, with
+/// each segment's audio duration (48 kHz). Segments without audio (published before the
+/// channel had it) are left out; there are no parts.
+pub fn hls_live_audio_media(
+    state: &ChannelState,
+    listed: &[Segment],
+) -> Result<String, EmbedError> {
+    let audio_of = |s: &Segment| {
+        s.audio.map(|[start, duration]| Segment {
+            media_start: start,
+            duration,
+            parts: Vec::new(),
+            ..s.clone()
+        })
+    };
+    let audio_state = ChannelState {
+        timescale: leaktrace_media::audio::SAMPLE_RATE,
+        part_frames: None,
+        open: None,
+        segments: state.segments.iter().filter_map(audio_of).collect(),
+        ..state.clone()
+    };
+    let listed: Vec<Segment> = listed.iter().filter_map(audio_of).collect();
+    hls_live_media(&audio_state, &listed)
+}
+
 /// The dynamic MPD over `listed`: one `Period` per period of the listed segments, each with a
-/// `SegmentTemplate` (`$Number$` = the position) and its `SegmentTimeline`.
+/// `SegmentTemplate` (`$Number$` = the position) and its `SegmentTimeline`, for the video and,
+/// on a channel with audio, the audio rendition (its own timeline at 48 kHz).
 pub fn dash_live_mpd(
     state: &ChannelState,
     listed: &[Segment],
     renditions: &[RenditionManifest],
+    audio: Option<&AudioManifest>,
     now_ms: i64,
 ) -> Result<String, EmbedError> {
     let ser = err("DASH MPD");
@@ -264,6 +293,77 @@ pub fn dash_live_mpd(
                                     .with_attribute(("sar", "1:1"))
                                     .write_empty()?;
                             }
+                            Ok(())
+                        })?;
+                    let Some(a) = audio else {
+                        return Ok(());
+                    };
+                    let timed: Vec<(u32, [u64; 2])> = segs
+                        .iter()
+                        .filter_map(|s| s.audio.map(|t| (s.position, t)))
+                        .collect();
+                    let Some(&(number, _)) = timed.first() else {
+                        return Ok(());
+                    };
+                    let (bw, rate) = (a.peak_bps.to_string(), a.sample_rate.to_string());
+                    let ts = a.sample_rate;
+                    let pto = (u128::from(period.media_start) * u128::from(ts)
+                        / u128::from(state.timescale.max(1)))
+                    .to_string();
+                    let (number, ts) = (number.to_string(), ts.to_string());
+                    let init = format!("$RepresentationID$/{INIT_NAME}");
+                    w.create_element("AdaptationSet")
+                        .with_attribute(("id", "1"))
+                        .with_attribute(("contentType", "audio"))
+                        .with_attribute(("mimeType", "audio/mp4"))
+                        .with_attribute(("lang", a.language.as_str()))
+                        .with_attribute(("segmentAlignment", "true"))
+                        .with_attribute(("startWithSAP", "1"))
+                        .write_inner_content(|w| {
+                            w.create_element("Role")
+                                .with_attribute(("schemeIdUri", "urn:mpeg:dash:role:2011"))
+                                .with_attribute(("value", a.role))
+                                .write_empty()?;
+                            w.create_element("SegmentTemplate")
+                                .with_attribute(("timescale", ts.as_str()))
+                                .with_attribute(("presentationTimeOffset", pto.as_str()))
+                                .with_attribute(("initialization", init.as_str()))
+                                .with_attribute((
+                                    "media",
+                                    "$RepresentationID$/seg_$Number%05d$.m4s",
+                                ))
+                                .with_attribute(("startNumber", number.as_str()))
+                                .write_inner_content(|w| {
+                                    w.create_element("SegmentTimeline").write_inner_content(
+                                        |w| {
+                                            for (_, [t, d]) in &timed {
+                                                let (t, d) = (t.to_string(), d.to_string());
+                                                w.create_element("S")
+                                                    .with_attribute(("t", t.as_str()))
+                                                    .with_attribute(("d", d.as_str()))
+                                                    .write_empty()?;
+                                            }
+                                            Ok(())
+                                        },
+                                    )?;
+                                    Ok(())
+                                })?;
+                            w.create_element("Representation")
+                                .with_attribute(("id", a.name.as_str()))
+                                .with_attribute(("bandwidth", bw.as_str()))
+                                .with_attribute(("codecs", a.codec.as_str()))
+                                .with_attribute(("audioSamplingRate", rate.as_str()))
+                                .write_inner_content(|w| {
+                                    let c = a.channels.to_string();
+                                    w.create_element("AudioChannelConfiguration")
+                                        .with_attribute((
+                                            "schemeIdUri",
+                                            "urn:mpeg:mpegB:cicp:ChannelConfiguration",
+                                        ))
+                                        .with_attribute(("value", c.as_str()))
+                                        .write_empty()?;
+                                    Ok(())
+                                })?;
                             Ok(())
                         })?;
                     Ok(())

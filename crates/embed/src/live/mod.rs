@@ -20,8 +20,26 @@
 //!   720p/playlist.m3u8               sliding window, EXT-X-PROGRAM-DATE-TIME per segment
 //!   720p/a/init.mp4, 720p/b/init.mp4
 //!   720p/a/seg_00000.m4s ...         variant A; 720p/b/... variant B; 720p/WMPaceInfo/...
+//!   audio-eng/playlist.m3u8, init.mp4, seg_00000.m4s ...   the feed's audio (no mark)
 //!   reference/                       the reference index, appended position by position
 //! ```
+//!
+//! **Audio.** The feed's first (best) audio stream is decoded as the video's packets are read,
+//! resampled to 48 kHz (mono stays mono, everything else becomes stereo), encoded to AAC-LC
+//! ([`LiveConfig::audio_bitrate`]) and cut into one segment per position on the channel's
+//! timeline: segment *p* holds the AAC frames that start in position *p*, as in a VOD package,
+//! so its `tfdt` is within one AAC frame after the position's start. It is written with the
+//! position's video segments (before the playlists), listed in a media playlist with the
+//! video's window, sequence, date-times and discontinuities, in the multivariant playlist
+//! (`EXT-X-MEDIA:TYPE=AUDIO`, `AUDIO=` and `mp4a.40.2` on every variant) and as an audio
+//! adaptation set in each period of the MPD. It is the same for every viewer: the edge serves
+//! `audio-*/` as plain files. Audio follows the video's frame clock, so each source open is
+//! anchored where the channel resumes; audio that is missing or late (a feed without audio
+//! after a reopen, a stall) is replaced by silence and logged ([`LiveEvent::Audio`]). The
+//! rendition is decided when the channel first goes on air (a feed without audio makes a
+//! channel without it) and kept across restarts. With low-latency parts the audio is left out,
+//! and the channel says so in its log: LL-HLS wants parts in every rendition, and audio is
+//! packaged as whole segments only.
 //!
 //! **Low latency** ([`LiveConfig::part`], `leaktrace live --part 500ms`). The encoders also cut
 //! a fragment every part duration (a CMAF chunk, [`leaktrace_media::EncoderConfig::part_frames`];
@@ -68,6 +86,7 @@
 //! segments come from leaktrace's own encoders, so whatever the source sends, a published
 //! segment is whole and every playlist entry names files that exist.
 
+mod audio;
 pub mod manifest;
 pub mod state;
 
@@ -130,6 +149,12 @@ pub struct LiveConfig {
     /// Low-latency parts of about this duration (LL-HLS `EXT-X-PART`, CMAF chunks), each
     /// published as soon as it is encoded; `None`: whole segments only.
     pub part: Option<Duration>,
+    /// Package the feed's audio (its first audio stream, AAC-LC at 48 kHz). Without
+    /// low-latency parts only: with [`LiveConfig::part`] the audio is left out (and logged).
+    pub audio: bool,
+    /// Bitrate of the AAC encode for a stereo pair (bit/s, in
+    /// [`leaktrace_media::audio::BITRATES`]); a mono rendition gets half.
+    pub audio_bitrate: u32,
 }
 
 impl LiveConfig {
@@ -153,10 +178,15 @@ impl LiveConfig {
             reconnect: Duration::from_secs(1),
             max_positions: None,
             part: None,
+            audio: true,
+            audio_bitrate: crate::pipeline::DEFAULT_AUDIO_BITRATE,
         }
     }
 
     fn check(&self) -> Result<(), EmbedError> {
+        if self.audio {
+            leaktrace_media::audio::check_bitrate(self.audio_bitrate)?;
+        }
         if !(1..=1000).contains(&self.window) {
             return Err(EmbedError::Ladder(format!(
                 "window of {} segments out of range (expected 1 to 1000)",
@@ -238,6 +268,12 @@ pub enum LiveEvent {
     Abandoned {
         /// The position.
         position: u32,
+    },
+    /// Something about the channel's audio rendition: the feed has none (or it went missing
+    /// and silence stands in), it came back, or it is left out.
+    Audio {
+        /// What happened.
+        message: String,
     },
     /// The channel resumed after a restart at this position.
     Resumed {
@@ -448,6 +484,49 @@ pub fn run_live(
     let part_frames = cfg
         .part
         .map(|d| (d.as_secs_f64() * fr.as_f64()).round().max(1.0) as u32);
+    // The audio rendition: the one a resumed channel has, else the feed's (a channel that went
+    // on air without audio stays without).
+    let audio_state = if !cfg.audio {
+        None
+    } else if cfg.part.is_some() {
+        events(LiveEvent::Audio {
+            message: "low-latency parts: the feed's audio is left out (audio renditions are \
+                      packaged on channels without --part)"
+                .into(),
+        });
+        None
+    } else {
+        let kept = previous.as_ref().map(|p| p.audio.clone());
+        let channels = kept.clone().flatten().map(|a| a.channels);
+        let info = decoder
+            .as_mut()
+            .and_then(|d| open_audio(d, channels, events));
+        match (kept, info) {
+            (Some(Some(a)), _) => Some(state::AudioState {
+                bitrate: cfg.audio_bitrate,
+                ..a
+            }),
+            (Some(None), Some(_)) => {
+                events(LiveEvent::Audio {
+                    message: "the channel went on air without audio and stays without; the \
+                              feed's audio is left out"
+                        .into(),
+                });
+                None
+            }
+            (None, Some(info)) => {
+                let (name, language) = audio::rendition_name(info.language.as_deref());
+                Some(state::AudioState {
+                    name,
+                    language,
+                    channels: info.channels,
+                    codec: String::new(),
+                    bitrate: cfg.audio_bitrate,
+                })
+            }
+            (_, None) => None,
+        }
+    };
     let mut state = previous.unwrap_or_else(|| ChannelState {
         format: "leaktrace-live".into(),
         channel: cfg.channel.to_string(),
@@ -462,6 +541,7 @@ pub fn run_live(
         ended: false,
         part_frames,
         open: None,
+        audio: None,
     });
     state.ended = false;
     state.part_frames = part_frames;
@@ -478,6 +558,10 @@ pub fn run_live(
     }
     remove_unpublished(out, &ladder, abandoned.unwrap_or(first_position))?;
     write_title_json(out, cfg, key, &ladder, fr)?;
+    let live_audio = audio_state
+        .map(|a| audio::LiveAudio::start(out, a, fr, cfg.segment, first_position))
+        .transpose()?;
+    state.audio = live_audio.as_ref().map(|a| a.state.clone());
 
     let mut channel = Channel {
         out: out.to_path_buf(),
@@ -501,6 +585,9 @@ pub fn run_live(
         dropped: 0,
         repeated: 0,
         master_written: false,
+        audio: live_audio,
+        video_slot: 0,
+        source_down: false,
     };
     let (tx, rx) = mpsc::channel();
     let mut runs = open_runs(&ladder, cfg, layout, fr, part_frames, &tx)?;
@@ -557,6 +644,7 @@ pub fn run_live(
                 // Close it (a UDP source holds its port), then reopen it until it comes back or
                 // the channel is stopped.
                 drop(decoder.take());
+                channel.source_down = true;
                 loop {
                     if stop.load(Ordering::Relaxed) {
                         break 'channel;
@@ -565,7 +653,7 @@ pub fn run_live(
                         std::thread::sleep(cfg.reconnect);
                     }
                     match Decoder::open_live(source, Limits::default(), cfg.stall) {
-                        Ok(d) => {
+                        Ok(mut d) => {
                             let (w, h) = d.size();
                             events(LiveEvent::SourceOpened {
                                 width: w,
@@ -573,6 +661,10 @@ pub fn run_live(
                                 frame_rate: d.frame_rate().as_f64(),
                             });
                             source_size = (w, h);
+                            if let Some(a) = &channel.audio {
+                                open_audio(&mut d, Some(a.state.channels), events);
+                            }
+                            channel.source_down = false;
                             decoder = Some(d);
                             clock.reanchor();
                             pace_anchor = None;
@@ -608,6 +700,23 @@ pub fn run_live(
             .and_then(Decoder::last_time)
             .unwrap_or_else(|| clock.last_t.map_or(0.0, |l| l + 1.0 / fr.as_f64()));
         let (copies, jump) = clock.place(t, fr.as_f64());
+        // The audio read up to this frame, placed by the frame clock just anchored.
+        if let Some(d) = decoder.as_mut() {
+            let chunks = d.take_audio();
+            if let Some(a) = channel.audio.as_mut()
+                && !chunks.is_empty()
+            {
+                let fps = fr.as_f64();
+                let base = first_slot(cfg.segment, fr, first_position) as f64;
+                let clock = &clock;
+                a.feed(
+                    chunks,
+                    |ts| clock.channel_frames(ts, fps).map(|f| (base + f) / fps),
+                    slot as f64 / fps,
+                    events,
+                )?;
+            }
+        }
         if jump.is_some() {
             lag_anchor = None;
         }
@@ -680,6 +789,7 @@ pub fn run_live(
                 channel.pending_reference.push_back(done);
             }
             slot += 1;
+            channel.video_slot = slot;
             frames += 1;
             last = Some(f);
         }
@@ -766,6 +876,12 @@ struct FrameClock {
 impl FrameClock {
     fn reanchor(&mut self) {
         self.anchor = None;
+    }
+
+    /// Where source time `t` falls on the clock (frames since the run's first), `None`
+    /// before the clock is anchored.
+    fn channel_frames(&self, t: f64, fps: f64) -> Option<f64> {
+        self.anchor.map(|(t0, n0)| n0 + (t - t0) * fps)
     }
 
     /// How many clock frames this source frame fills (0: drop it; 2+: repeat the previous
@@ -941,26 +1057,73 @@ fn mark_and_encode(
     Ok(())
 }
 
-/// Remove every file of a position at or after `from` (never served: its sidecars come last).
+/// Has `d` decode its audio as well (in `channels`, from the stream when `None`), and logs
+/// what the source's audio is; `None` when it has none the channel can use.
+fn open_audio(
+    d: &mut Decoder,
+    channels: Option<u16>,
+    events: &mut dyn FnMut(LiveEvent),
+) -> Option<leaktrace_media::live_audio::AudioInfo> {
+    let message = match d.enable_audio(channels) {
+        Ok(Some(info)) => {
+            let message = format!(
+                "audio: {} at {} Hz, {} channel(s), encoded to AAC-LC at 48 kHz, {} channel(s)",
+                info.codec, info.sample_rate, info.source_channels, info.channels
+            );
+            events(LiveEvent::Audio { message });
+            return Some(info);
+        }
+        Ok(None) => "the source has no audio stream".to_owned(),
+        Err(e) => format!(
+            "the source's audio cannot be decoded ({})",
+            leaktrace_core::error_chain(&e)
+        ),
+    };
+    events(LiveEvent::Audio { message });
+    None
+}
+
+/// Remove every file of a position at or after `from` (never served: its sidecars come last),
+/// in the renditions and the audio renditions (`audio-*`).
 fn remove_unpublished(out: &Path, ladder: &Ladder, from: u32) -> Result<(), EmbedError> {
-    for r in ladder.renditions() {
-        for sub in ["a", "b", SIDECAR_DIR] {
-            let dir = out.join(&r.name).join(sub);
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                let stale = segment_file_position(&name).is_some_and(|p| p >= from)
-                    || name.starts_with('.');
-                if stale {
-                    std::fs::remove_file(e.path()).map_err(io(&e.path()))?;
-                }
+    let audio_dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("audio-"))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    let video_dirs = ladder.renditions().iter().flat_map(|r| {
+        ["a", "b", SIDECAR_DIR]
+            .into_iter()
+            .map(move |sub| out.join(&r.name).join(sub))
+    });
+    for dir in video_dirs.chain(audio_dirs) {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let stale =
+                segment_file_position(&name).is_some_and(|p| p >= from) || name.starts_with('.');
+            if stale {
+                std::fs::remove_file(e.path()).map_err(io(&e.path()))?;
             }
         }
     }
     Ok(())
+}
+
+/// Removes the file `f` if it is there.
+fn remove_if_there(f: &Path) -> Result<(), EmbedError> {
+    match std::fs::remove_file(f) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(f)(e)),
+    }
 }
 
 /// The WMPaceInfo sidecar of the file `name` (and the init segment's, once) in `sdir`.
@@ -1030,6 +1193,12 @@ struct Channel<'a> {
     dropped: u64,
     repeated: u64,
     master_written: bool,
+    /// The audio rendition, `None` on a channel without audio.
+    audio: Option<audio::LiveAudio>,
+    /// The next frame of the channel's clock (where the video is).
+    video_slot: u64,
+    /// The source is lost and being reopened.
+    source_down: bool,
 }
 
 /// A position whose parts are being published.
@@ -1107,7 +1276,7 @@ impl Channel<'_> {
                         .pending_reference
                         .front()
                         .is_some_and(|c| c.position.get() == position);
-                    if !record_ready {
+                    if !record_ready || !self.audio_ready(position, events)? {
                         return Ok(());
                     }
                     self.finish_position(runs, events)?;
@@ -1122,6 +1291,29 @@ impl Channel<'_> {
             }
             self.take_part(runs, position)?;
         }
+    }
+
+    /// Whether `position`'s audio is encoded (always, without audio). Audio missing or late
+    /// (the video [`audio::AUDIO_WAIT_S`] ahead, the source lost, the run ending) is completed
+    /// with silence.
+    fn audio_ready(
+        &mut self,
+        position: u32,
+        events: &mut dyn FnMut(LiveEvent),
+    ) -> Result<bool, EmbedError> {
+        let Some(a) = self.audio.as_mut() else {
+            return Ok(true);
+        };
+        if a.ready(position) {
+            return Ok(true);
+        }
+        let wait = (audio::AUDIO_WAIT_S * self.fr.as_f64()).ceil() as u64;
+        let end = first_slot(self.cfg.segment, self.fr, position.saturating_add(1));
+        if !(self.flushing || self.source_down || self.video_slot >= end + wait) {
+            return Ok(false);
+        }
+        a.fill(position, events)?;
+        Ok(true)
     }
 
     /// Opens `position` for its first part: its place on the wall clock (a new period when
@@ -1168,6 +1360,7 @@ impl Channel<'_> {
             period: self.state.periods.last().map_or(0, |p| p.id),
             discontinuity: self.first_of_run && !self.state.segments.is_empty(),
             parts: Vec::new(),
+            audio: None,
         };
         self.first_of_run = false;
         self.open = Some(OpenPosition {
@@ -1277,6 +1470,10 @@ impl Channel<'_> {
                 write_atomic(&dir.join(&name), b)?;
             }
         }
+        // Its audio (the same for every viewer, served as soon as a playlist lists it).
+        if let Some(a) = self.audio.as_mut() {
+            open.seg.audio = Some(a.publish(position)?);
+        }
         // The reference record, then the sidecars (from here on the edge serves it).
         let record = self
             .pending_reference
@@ -1320,20 +1517,19 @@ impl Channel<'_> {
             .take_while(|s| s.position < first_kept)
             .map(|s| (s.position, s.parts.len()))
             .collect();
+        let audio_dir = self.state.audio.as_ref().map(|a| self.out.join(&a.name));
         for (p, parts) in gone {
             let names: Vec<String> = std::iter::once(crate::manifest::segment_name(p))
                 .chain((0..parts as u32).map(|j| part_file_name(p, j)))
                 .collect();
+            if let Some(dir) = &audio_dir {
+                remove_if_there(&dir.join(crate::manifest::segment_name(p)))?;
+            }
             for r in self.ladder.renditions() {
                 // The sidecar first: the edge stops serving the position before its files go.
                 for sub in [SIDECAR_DIR, "a", "b"] {
                     for name in &names {
-                        let f = self.out.join(&r.name).join(sub).join(name);
-                        match std::fs::remove_file(&f) {
-                            Ok(()) => {}
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                            Err(e) => return Err(io(&f)(e)),
-                        }
+                        remove_if_there(&self.out.join(&r.name).join(sub).join(name))?;
                     }
                 }
             }
@@ -1373,7 +1569,19 @@ impl Channel<'_> {
             .saturating_sub(self.cfg.window as usize);
         let listed: Vec<Segment> = self.state.segments[listed_from..].to_vec();
         let renditions = self.renditions(runs);
+        let audios: Vec<crate::manifest::AudioManifest> =
+            self.audio.iter().map(audio::LiveAudio::manifest).collect();
         if !listed.is_empty() || self.state.open.is_some() {
+            // The audio playlist first: it lists what the video's will.
+            if let Some(a) = &self.state.audio
+                && !listed.is_empty()
+            {
+                let text = manifest::hls_live_audio_media(&self.state, &listed)?;
+                write_atomic(
+                    &self.out.join(&a.name).join(MEDIA_PLAYLIST),
+                    text.as_bytes(),
+                )?;
+            }
             let media = manifest::hls_live_media(&self.state, &listed)?;
             for r in &renditions {
                 write_atomic(
@@ -1383,12 +1591,18 @@ impl Channel<'_> {
             }
             if !self.master_written && renditions.iter().all(|r| !r.codec.is_empty()) {
                 let master =
-                    crate::manifest::hls_master(&renditions, &[], &[], self.fr.as_f64(), None)?;
+                    crate::manifest::hls_master(&renditions, &audios, &[], self.fr.as_f64(), None)?;
                 write_atomic(&self.out.join(MASTER_PLAYLIST), master.as_bytes())?;
                 self.master_written = true;
             }
             if segment_done && !listed.is_empty() {
-                let mpd = manifest::dash_live_mpd(&self.state, &listed, &renditions, now_ms())?;
+                let mpd = manifest::dash_live_mpd(
+                    &self.state,
+                    &listed,
+                    &renditions,
+                    audios.first(),
+                    now_ms(),
+                )?;
                 write_atomic(&self.out.join(MPD_NAME), mpd.as_bytes())?;
             }
         }

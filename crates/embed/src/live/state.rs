@@ -27,6 +27,24 @@ pub struct Segment {
     /// ([`leaktrace_core::part_file_name`]); empty on a channel without low-latency parts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<u64>,
+    /// Its audio segment on a channel with audio: `[start, duration]` in 48 kHz samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<[u64; 2]>,
+}
+
+/// The audio rendition of a channel: the feed's audio, the same for every viewer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioState {
+    /// Its directory (`audio-<language>`, `audio-und` without a language tag).
+    pub name: String,
+    /// BCP 47 language tag (`und` when the feed names none).
+    pub language: String,
+    /// Channels (1 or 2).
+    pub channels: u16,
+    /// RFC 6381 codec string (`mp4a.40.2`).
+    pub codec: String,
+    /// Bitrate of the encode (bit/s, for a stereo pair).
+    pub bitrate: u32,
 }
 
 /// A stretch of the channel whose media time runs with the wall clock: a new one starts when
@@ -74,6 +92,9 @@ pub struct ChannelState {
     /// The segment whose parts are being published, not yet complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open: Option<Segment>,
+    /// The audio rendition, `None` on a channel without audio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioState>,
 }
 
 impl ChannelState {

@@ -1,0 +1,428 @@
+//! Audio in a live channel: FFmpeg sends a corpus clip with its AAC audio (44.1 kHz stereo) as
+//! MPEG-TS over UDP on loopback at 3× its rate, `leaktrace live` passes the audio through as an
+//! AAC-LC 48 kHz rendition cut at the video's positions; the source stalls and comes back
+//! without audio, then with it again, and the channel is restarted. Every listed audio segment
+//! exists and decodes, lines up with its position's video within one AAC frame, and the audio
+//! timeline is contiguous within each run. A feed without audio makes a channel without an
+//! audio rendition.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Samples per AAC frame.
+const AAC_FRAME: i64 = 1024;
+
+/// `leaktrace live` with `--json`, its event lines on a channel.
+struct Live {
+    proc: Proc,
+    events: mpsc::Receiver<Value>,
+}
+
+impl Live {
+    fn start(dir: &Path, source: &str, extra: &[&str]) -> Self {
+        let mut child = bin()
+            .current_dir(dir)
+            .args(["live", source, "--out", "ch", "--title", "news"])
+            .args(["--ladder", "360p", "--threads", "1", "--json"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && tx.send(v).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Self {
+            proc: Proc(child),
+            events: rx,
+        }
+    }
+
+    /// Waits for an event `is` accepts (all are kept in `seen`), at most `within`.
+    fn wait_for(
+        &self,
+        what: &str,
+        within: Duration,
+        seen: &mut Vec<Value>,
+        is: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let t = Instant::now();
+        loop {
+            let left = within.saturating_sub(t.elapsed());
+            let e = self
+                .events
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {what} within {within:?}; seen {seen:#?}"));
+            seen.push(e.clone());
+            if is(&e) {
+                return e;
+            }
+        }
+    }
+
+    fn wait(&self, kind: &str, within: Duration, seen: &mut Vec<Value>) -> Value {
+        self.wait_for(kind, within, seen, |e| e["event"] == kind)
+    }
+
+    /// Waits for an `audio` event whose message contains `text`.
+    fn wait_audio(&self, text: &str, within: Duration, seen: &mut Vec<Value>) -> Value {
+        self.wait_for(&format!("audio event {text:?}"), within, seen, |e| {
+            e["event"] == "audio" && e["message"].as_str().is_some_and(|m| m.contains(text))
+        })
+    }
+
+    /// SIGTERM (unless it stops by itself), then the summary line and a clean exit.
+    fn finish(mut self, terminate: bool, seen: &mut Vec<Value>) -> Value {
+        if terminate {
+            ok(Command::new("kill")
+                .arg("-TERM")
+                .arg(self.proc.0.id().to_string()));
+        }
+        let summary = self.wait("summary", Duration::from_secs(60), seen);
+        let status = self.proc.0.wait().unwrap();
+        assert!(status.success(), "live exited with {status}");
+        summary
+    }
+}
+
+/// FFmpeg sending `seconds` of the corpus's `bbb.mp4` from `from` s (stream copy; its audio
+/// too when `audio`) as MPEG-TS to udp://127.0.0.1:`port` at 3× speed.
+fn sender(port: u16, from: u32, seconds: u32, audio: bool) -> Proc {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-v", "error", "-readrate", "3"])
+        .args(["-ss", &from.to_string(), "-t", &seconds.to_string()])
+        .arg("-i")
+        .arg(corpus("bbb.mp4"))
+        .args(["-map", "0:v:0"]);
+    if audio {
+        cmd.args(["-map", "0:a:0"]);
+    }
+    cmd.args(["-c", "copy", "-f", "mpegts"])
+        .arg(format!("udp://127.0.0.1:{port}?pkt_size=1316"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Proc(cmd.spawn().unwrap())
+}
+
+/// The segment names a media playlist lists, with its media sequence, and the index of each
+/// segment that follows an `EXT-X-DISCONTINUITY`.
+fn listed(playlist: &str) -> (u64, Vec<String>, Vec<usize>) {
+    let seq = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut names = Vec::new();
+    let mut breaks = Vec::new();
+    for l in playlist.lines() {
+        if l == "#EXT-X-DISCONTINUITY" {
+            breaks.push(names.len());
+        } else if !l.starts_with('#') && !l.trim().is_empty() {
+            names.push(l.trim().to_owned());
+        }
+    }
+    (seq, names, breaks)
+}
+
+/// The payload of the first box named `name` among the boxes of `buf`.
+fn child<'a>(buf: &'a [u8], name: &[u8; 4]) -> Option<&'a [u8]> {
+    let mut at = 0;
+    while at + 8 <= buf.len() {
+        let size = u32::from_be_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+        if size < 8 || at + size > buf.len() {
+            return None;
+        }
+        if &buf[at + 4..at + 8] == name {
+            return Some(&buf[at + 8..at + size]);
+        }
+        at += size;
+    }
+    None
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// `tfdt` and the summed sample durations (`trun`, or `tfhd`'s default) of a media segment.
+fn timing(segment: &[u8]) -> (u64, u64) {
+    let traf = child(child(segment, b"moof").unwrap(), b"traf").unwrap();
+    let tfdt = child(traf, b"tfdt").unwrap();
+    let start = if tfdt[0] == 1 {
+        u64::from_be_bytes(tfdt[4..12].try_into().unwrap())
+    } else {
+        u64::from(u32_at(tfdt, 4))
+    };
+    let tfhd = child(traf, b"tfhd").unwrap();
+    let tf_flags = u32_at(tfhd, 0) & 0xff_ffff;
+    let mut at = 8; // version/flags, track id
+    for (bit, len) in [(0x1, 8), (0x2, 4)] {
+        if tf_flags & bit != 0 {
+            at += len;
+        }
+    }
+    let default = (tf_flags & 0x8 != 0).then(|| u32_at(tfhd, at));
+    let trun = child(traf, b"trun").unwrap();
+    let flags = u32_at(trun, 0) & 0xff_ffff;
+    let count = u32_at(trun, 4);
+    let mut at = 8 + if flags & 0x1 != 0 { 4 } else { 0 } + if flags & 0x4 != 0 { 4 } else { 0 };
+    let mut total = 0u64;
+    for _ in 0..count {
+        if flags & 0x100 != 0 {
+            total += u64::from(u32_at(trun, at));
+            at += 4;
+        } else {
+            total += u64::from(default.unwrap());
+        }
+        for bit in [0x200, 0x400, 0x800] {
+            if flags & bit != 0 {
+                at += 4;
+            }
+        }
+    }
+    (start, total)
+}
+
+/// FFmpeg decodes `file` with no error; returns its mean volume (dB).
+fn decode_audio(file: &Path) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-xerror", "-i"])
+        .arg(file)
+        .args(["-af", "volumedetect", "-f", "null", "-"])
+        .env("AV_LOG_FORCE_NOCOLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{} does not decode: {err}",
+        file.display()
+    );
+    // volumedetect reports at info level: run it again at that level for the figure.
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-i"])
+        .arg(file)
+        .args(["-af", "volumedetect", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .find_map(|l| l.split("mean_volume:").nth(1))
+        .and_then(|v| v.trim().trim_end_matches("dB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no mean volume for {}: {text}", file.display()))
+}
+
+#[test]
+fn a_live_channel_carries_the_feeds_audio_through_a_stall_and_a_restart() {
+    let dir = init_workdir();
+    let dir = dir.path();
+    let port = free_port();
+    let url = format!("udp://127.0.0.1:{port}");
+    let args = ["--window", "30", "--keep", "10", "--stall", "1s"];
+    let started = Instant::now();
+    let live = Live::start(dir, &url, &args);
+    let mut seen = Vec::new();
+    let wait = Duration::from_secs(120);
+    // 12 s of the clip with its audio, then a stall.
+    let first = sender(port, 30, 12, true);
+    live.wait_audio("encoded to AAC-LC", wait, &mut seen);
+    live.wait("source_lost", wait, &mut seen);
+    drop(first);
+    // The source comes back without audio: silence stands in, and is logged.
+    let second = sender(port, 60, 8, false);
+    live.wait_audio("no audio stream", wait, &mut seen);
+    live.wait_audio("no audio from the feed", wait, &mut seen);
+    live.wait("source_lost", wait, &mut seen);
+    drop(second);
+    // With audio again.
+    let third = sender(port, 90, 8, true);
+    live.wait_audio("is back", wait, &mut seen);
+    live.wait("source_lost", wait, &mut seen);
+    drop(third);
+    let summary = live.finish(true, &mut seen);
+    let first_run = summary["positions"].as_u64().unwrap();
+    assert!(first_run >= 10, "{summary}");
+    // Restarted: the channel keeps its audio rendition.
+    let fourth = sender(port, 120, 10, true);
+    let live = Live::start(dir, &url, &[&args[..], &["--max-positions", "3"]].concat());
+    live.wait("resumed", wait, &mut seen);
+    let summary = live.finish(false, &mut seen);
+    assert_eq!(summary["positions"], 3, "{summary}");
+    drop(fourth);
+    eprintln!("channel run in {:.1} s", started.elapsed().as_secs_f64());
+
+    let ch = dir.join("ch");
+    let master = std::fs::read_to_string(ch.join("master.m3u8")).unwrap();
+    let media_line = master
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO"))
+        .unwrap_or_else(|| panic!("no audio rendition: {master}"));
+    for attr in ["GROUP-ID=\"audio\"", "DEFAULT=YES", "AUTOSELECT=YES"] {
+        assert!(media_line.contains(attr), "{media_line}");
+    }
+    let uri = media_line
+        .split("URI=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let audio_dir = ch.join(uri.trim_end_matches("/playlist.m3u8"));
+    assert!(uri.starts_with("audio-") && audio_dir.is_dir(), "{uri}");
+    let variants: Vec<&str> = master
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-STREAM-INF:"))
+        .collect();
+    assert!(!variants.is_empty());
+    for v in &variants {
+        assert!(
+            v.contains("AUDIO=\"audio\"") && v.contains("mp4a.40.2"),
+            "{v}"
+        );
+    }
+
+    // The audio playlist has the video's window, sequence, date-times and discontinuities.
+    let audio_pl = std::fs::read_to_string(ch.join(uri)).unwrap();
+    let video_pl = std::fs::read_to_string(ch.join("360p/playlist.m3u8")).unwrap();
+    let (a_seq, a_names, a_breaks) = listed(&audio_pl);
+    let (v_seq, v_names, v_breaks) = listed(&video_pl);
+    assert_eq!((a_seq, &a_names, &a_breaks), (v_seq, &v_names, &v_breaks));
+    assert_eq!(a_breaks.len(), 1, "one restart: {audio_pl}");
+    assert!(a_names.len() >= 13, "{audio_pl}");
+    let pdt = |pl: &str| -> Vec<String> {
+        pl.lines()
+            .filter(|l| l.starts_with("#EXT-X-PROGRAM-DATE-TIME:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(pdt(&audio_pl), pdt(&video_pl));
+    assert_eq!(pdt(&audio_pl).len(), a_names.len());
+
+    // The MPD: an audio adaptation set in every period.
+    let mpd = std::fs::read_to_string(ch.join("manifest.mpd")).unwrap();
+    let periods = mpd.matches("<Period ").count();
+    assert!(periods >= 2, "{mpd}");
+    assert_eq!(
+        mpd.matches("contentType=\"audio\"").count(),
+        periods,
+        "{mpd}"
+    );
+    assert!(mpd.contains("codecs=\"mp4a.40.2\"") && mpd.contains("audioSamplingRate=\"48000\""));
+
+    // Every listed audio segment exists, lines up with its video, and each run's audio is
+    // contiguous and decodes.
+    let init = std::fs::read(audio_dir.join("init.mp4")).unwrap();
+    let mut worst_start = 0i64;
+    let mut worst_duration = 0i64;
+    let runs = [(0, a_breaks[0]), (a_breaks[0], a_names.len())];
+    let mut volumes = Vec::new();
+    for (k, &(from, to)) in runs.iter().enumerate() {
+        let mut stream = init.clone();
+        let mut expected_next: Option<u64> = None;
+        for i in from..to {
+            let name = &a_names[i];
+            let audio = std::fs::read(audio_dir.join(name))
+                .unwrap_or_else(|e| panic!("{name} is listed but missing: {e}"));
+            let video = std::fs::read(ch.join("360p/a").join(name)).unwrap();
+            let (a_start, a_dur) = timing(&audio);
+            let (v_start, _) = timing(&video);
+            // Video at 90 kHz; audio at 48 kHz.
+            let v_start = (v_start * 48_000 + 45_000) / 90_000;
+            let lead = a_start as i64 - v_start as i64;
+            assert!(
+                (0..AAC_FRAME).contains(&lead),
+                "{name}: audio starts {lead} samples after its video"
+            );
+            worst_start = worst_start.max(lead);
+            if i + 1 < to {
+                let next = std::fs::read(ch.join("360p/a").join(&a_names[i + 1])).unwrap();
+                let v_dur = (timing(&next).0 * 48_000 + 45_000) / 90_000 - v_start;
+                let off = (a_dur as i64 - v_dur as i64).abs();
+                assert!(
+                    off < AAC_FRAME,
+                    "{name}: audio {a_dur}, video {v_dur} samples"
+                );
+                worst_duration = worst_duration.max(off);
+            }
+            if let Some(e) = expected_next {
+                assert_eq!(a_start, e, "{name}: a gap or overlap in the audio timeline");
+            }
+            expected_next = Some(a_start + a_dur);
+            stream.extend(audio);
+        }
+        let file = dir.join(format!("run{k}.mp4"));
+        std::fs::write(&file, &stream).unwrap();
+        volumes.push(decode_audio(&file));
+    }
+    // The feed's audio is there (bbb's soundtrack, not silence).
+    assert!(
+        volumes.iter().all(|&v| v > -50.0),
+        "mean volume of each run: {volumes:?} dB"
+    );
+    eprintln!(
+        "audio/video alignment over {} positions: start at most {worst_start} samples after the \
+         video, duration within {worst_duration} samples; mean volume {volumes:?} dB",
+        a_names.len()
+    );
+    // Old segments were deleted with the video's, and only listed/kept ones remain.
+    let on_disk = std::fs::read_dir(&audio_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".m4s"))
+        .count();
+    let video_on_disk = std::fs::read_dir(ch.join("360p/a"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".m4s"))
+        .count();
+    assert_eq!(on_disk, video_on_disk);
+}
+
+#[test]
+fn a_feed_without_audio_makes_a_channel_without_an_audio_rendition() {
+    let dir = init_workdir();
+    let dir = dir.path();
+    let port = free_port();
+    let live = Live::start(
+        dir,
+        &format!("udp://127.0.0.1:{port}"),
+        &["--max-positions", "2", "--stall", "2s"],
+    );
+    let _feed = sender(port, 10, 10, false);
+    let mut seen = Vec::new();
+    live.wait_audio("no audio stream", Duration::from_secs(120), &mut seen);
+    let summary = live.finish(false, &mut seen);
+    assert_eq!(summary["positions"], 2, "{summary}");
+    let ch = dir.join("ch");
+    let master = std::fs::read_to_string(ch.join("master.m3u8")).unwrap();
+    assert!(
+        !master.contains("TYPE=AUDIO") && !master.contains("mp4a"),
+        "{master}"
+    );
+    let mpd = std::fs::read_to_string(ch.join("manifest.mpd")).unwrap();
+    assert!(!mpd.contains("contentType=\"audio\""), "{mpd}");
+    let audio_dirs = std::fs::read_dir(&ch)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("audio-"))
+        .count();
+    assert_eq!(audio_dirs, 0);
+    let (_, names, _) = listed(&std::fs::read_to_string(ch.join("360p/playlist.m3u8")).unwrap());
+    assert_eq!(names.len(), 2);
+}
