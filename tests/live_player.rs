@@ -2,7 +2,9 @@
 //! loopback, `leaktrace live` marks it, the edge serves one session, and hls.js in headless
 //! Chromium plays the channel for more than two minutes. Every segment the player received is
 //! the `a/` or `b/` file the session's codeword names (in its egress form), both variants occur,
-//! and playback never stalls once it has started.
+//! and playback never stalls once it has started. The feed carries its audio: the player loads
+//! the channel's audio rendition too (the same files for every session); the low-latency
+//! channel leaves audio out.
 //!
 //! A second test plays a low-latency channel (`--part 500ms`: LL-HLS parts and blocking
 //! playlist reloads) with hls.js in its low-latency mode, and checks that the player stays
@@ -198,7 +200,9 @@ fn play_channel(extra: &[&str], config: &str, play_s: u64) -> Value {
         Command::new("ffmpeg")
             .args(["-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i"])
             .arg(corpus("bbb.mp4"))
-            .args(["-map", "0:v:0", "-c", "copy", "-f", "mpegts"])
+            .args([
+                "-map", "0:v:0", "-map", "0:a:0", "-c", "copy", "-f", "mpegts",
+            ])
             .arg(format!("udp://127.0.0.1:{port}?pkt_size=1316"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -291,10 +295,21 @@ fn play_channel(extra: &[&str], config: &str, play_s: u64) -> Value {
     let session = SessionId::new(sid).unwrap();
     let rend = dir.join("ch/360p");
     let mut seen = [0usize; 2];
+    let mut audio = 0usize;
     for frag in r["frags"].as_array().unwrap() {
         let url = frag["url"].as_str().unwrap();
         let file = url.rsplit('/').next().unwrap();
         let hash = frag["sha256"].as_str().unwrap();
+        // The feed's audio: the same files for every session.
+        if let Some(adir) = url.rsplit('/').nth(1).filter(|d| d.starts_with("audio-")) {
+            assert_eq!(
+                hash,
+                sha256_hex(&std::fs::read(dir.join("ch").join(adir).join(file)).unwrap()),
+                "{url}: not the audio rendition's file"
+            );
+            audio += usize::from(file != "init.mp4");
+            continue;
+        }
         if file == "init.mp4" {
             assert_eq!(hash, sha256_hex(&egress_file(&rend.join("a/init.mp4"))));
             continue;
@@ -313,6 +328,12 @@ fn play_channel(extra: &[&str], config: &str, play_s: u64) -> Value {
         seen[0] > 0 && seen[1] > 0,
         "A/B switches: {seen:?} segments A/B"
     );
+    // The audio rendition plays along (a low-latency channel leaves the audio out).
+    if extra.contains(&"--part") {
+        assert_eq!(audio, 0, "audio segments on a channel with parts");
+    } else {
+        assert!(audio >= 3, "hls.js loaded {audio} audio segments: {report}");
+    }
     let _ = live.0.kill();
     r
 }
