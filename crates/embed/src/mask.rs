@@ -103,24 +103,24 @@ impl Mask {
         let inv_scale = 1.0 / (1u32 << shift) as f32;
         let lum = &*LUMINANCE;
         let gain = resolution_gain(h);
+        let mut sampled = Vec::with_capacity(block.div_ceil(4));
         for by in 0..blocks_y {
             sums.fill(0);
             grads.fill(0);
-            let mut columns = false;
             let y_end = ((by + 1) * block).min(h);
-            let mut rows = 0u32;
-            for y in sampled_rows(by * block, y_end, block) {
-                rows += 1;
-                let row = luma.row(y);
-                let below = luma.row((y + 1).min(h - 1));
-                if !S::add_block_stats(row, below, block, &mut sums, &mut grads) {
-                    if !columns {
-                        col_sum.clear();
-                        col_sum.resize(w, 0u16);
-                        col_grad.clear();
-                        col_grad.resize(w, 0u16);
-                        columns = true;
-                    }
+            sampled.clear();
+            sampled.extend(
+                sampled_rows(by * block, y_end, block)
+                    .map(|y| (luma.row(y), luma.row((y + 1).min(h - 1)))),
+            );
+            let rows = sampled.len() as u32;
+            let columns = !S::add_block_stats(&sampled, block, &mut sums, &mut grads);
+            if columns {
+                col_sum.clear();
+                col_sum.resize(w, 0u16);
+                col_grad.clear();
+                col_grad.resize(w, 0u16);
+                for &(row, below) in &sampled {
                     S::accumulate_columns(row, below, &mut col_sum, &mut col_grad);
                 }
             }

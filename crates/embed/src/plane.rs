@@ -13,14 +13,14 @@ pub trait Sample: Copy + Send + Sync + 'static + sealed::Sealed {
     /// Adds one row's samples and absolute gradients (to the right and down neighbours) to
     /// per-column `u16` accumulators (enough for a few rows of 10-bit samples).
     fn accumulate_columns(row: &[Self], below: &[Self], col_sum: &mut [u16], col_grad: &mut [u16]);
-    /// Adds one row's sample sum and absolute gradients (to the right and down neighbours;
-    /// the last column has no right neighbour) to per-block totals, one entry per `block`
-    /// columns, and returns true; returns false without adding anything where this sample
-    /// type and block size have no per-block path (the caller then uses
-    /// [`Sample::accumulate_columns`], whose per-column totals give the same sums).
+    /// Adds the sample sums and absolute gradients (to the right and down neighbours; the
+    /// last column has no right neighbour) of `rows` (each a row and the row below it, all of
+    /// one width) to per-block totals, one entry per `block` columns, and returns true;
+    /// returns false without adding anything where this sample type and block size have no
+    /// per-block path (the caller then uses [`Sample::accumulate_columns`], whose per-column
+    /// totals give the same sums).
     fn add_block_stats(
-        row: &[Self],
-        below: &[Self],
+        rows: &[(&[Self], &[Self])],
         block: usize,
         sums: &mut [u32],
         grads: &mut [u32],
@@ -47,38 +47,104 @@ fn byte_sum(a: &[u8; STATS_BLOCK]) -> u32 {
     a.iter().map(|&v| u32::from(v)).sum()
 }
 
+// The per-block reductions below are kept out of line on purpose: each loop then holds one
+// simple reduction per step over slices the compiler cannot relate to each other (a row and
+// the same row one pixel on), the shape it turns into `psadbw`; inlined next to each other they
+// can be fused into shuffle-heavy code several times slower.
+
+/// `out[k] += Σ_r byte_sum(rows[r][16k..16k + 16])` over the whole 16-pixel blocks of 4 rows.
+#[inline(never)]
+fn sums_of_4_rows(rows: [&[u8]; 4], out: &mut [u32]) {
+    let [c0, c1, c2, c3] = rows.map(|r| r.as_chunks::<STATS_BLOCK>().0);
+    for ((((a, b), c), d), o) in c0.iter().zip(c1).zip(c2).zip(c3).zip(out) {
+        *o += byte_sum(a);
+        *o += byte_sum(b);
+        *o += byte_sum(c);
+        *o += byte_sum(d);
+    }
+}
+
+/// `out[k] += byte_sum(row[16k..16k + 16])` over the whole 16-pixel blocks of a row.
+#[inline(never)]
+fn sums_of_row(row: &[u8], out: &mut [u32]) {
+    for (a, o) in row.as_chunks::<STATS_BLOCK>().0.iter().zip(out) {
+        *o += byte_sum(a);
+    }
+}
+
+/// `out[k] += Σ_r abs_diff_sum` of the `k`-th 16-pixel blocks of `a[r]` and `b[r]` (up to the
+/// shortest slice's whole blocks).
+#[inline(never)]
+fn abs_diffs_of_4_rows(a: [&[u8]; 4], b: [&[u8]; 4], out: &mut [u32]) {
+    let [a0, a1, a2, a3] = a.map(|r| r.as_chunks::<STATS_BLOCK>().0);
+    let [b0, b1, b2, b3] = b.map(|r| r.as_chunks::<STATS_BLOCK>().0);
+    let steps = a0.iter().zip(a1).zip(a2).zip(a3);
+    let steps = steps.zip(b0).zip(b1).zip(b2).zip(b3).zip(out);
+    for ((((((((x0, x1), x2), x3), y0), y1), y2), y3), o) in steps {
+        *o += abs_diff_sum(x0, y0);
+        *o += abs_diff_sum(x1, y1);
+        *o += abs_diff_sum(x2, y2);
+        *o += abs_diff_sum(x3, y3);
+    }
+}
+
+/// `out[k] += abs_diff_sum` of the `k`-th 16-pixel blocks of `a` and `b` (up to the shorter
+/// slice's whole blocks).
+#[inline(never)]
+fn abs_diffs_of_row(a: &[u8], b: &[u8], out: &mut [u32]) {
+    let (a, b) = (
+        a.as_chunks::<STATS_BLOCK>().0,
+        b.as_chunks::<STATS_BLOCK>().0,
+    );
+    for ((x, y), o) in a.iter().zip(b).zip(out) {
+        *o += abs_diff_sum(x, y);
+    }
+}
+
+/// Columns `1..w` of a row: each pixel's right neighbour.
+fn right_of(row: &[u8], w: usize) -> &[u8] {
+    row.get(1..w).unwrap_or_default()
+}
+
 /// [`Sample::add_block_stats`] for 8-bit samples and 16-pixel blocks: whole blocks by byte
-/// sums of absolute differences, the columns after the last whole block one at a time.
-fn add_block_stats_u8(row: &[u8], below: &[u8], sums: &mut [u32], grads: &mut [u32]) {
-    let w = row.len().min(below.len());
-    let (row, below) = (&row[..w], &below[..w]);
-    let (row_c, _) = row.as_chunks::<STATS_BLOCK>();
-    let (right_c, _) = row.get(1..).unwrap_or_default().as_chunks::<STATS_BLOCK>();
-    let (below_c, _) = below.as_chunks::<STATS_BLOCK>();
-    // Separate loops: each keeps one reduction per step, the shape that compiles to psadbw.
-    for (r, s) in row_c.iter().zip(sums.iter_mut()) {
-        *s += byte_sum(r);
+/// sums of absolute differences, four rows at a time, the columns after the last whole block
+/// one at a time.
+fn add_block_stats_u8(rows: &[(&[u8], &[u8])], sums: &mut [u32], grads: &mut [u32]) {
+    let Some(w) = rows.iter().map(|(r, b)| r.len().min(b.len())).min() else {
+        return;
+    };
+    let mut groups = rows.chunks_exact(4);
+    for group in &mut groups {
+        let row = [0, 1, 2, 3].map(|i| &group[i].0[..w]);
+        let below = [0, 1, 2, 3].map(|i| &group[i].1[..w]);
+        sums_of_4_rows(row, sums);
+        abs_diffs_of_4_rows(row, below, grads);
+        abs_diffs_of_4_rows(row, row.map(|r| right_of(r, w)), grads);
     }
-    // Whole blocks whose right neighbour column exists (all but possibly the last).
-    let whole = row_c.len().min(right_c.len()).min(grads.len());
-    for (((r, right), b), g) in row_c
-        .iter()
-        .zip(right_c)
-        .zip(below_c)
-        .zip(&mut grads[..whole])
-    {
-        *g += abs_diff_sum(r, b);
-        *g += abs_diff_sum(r, right);
+    for &(row, below) in groups.remainder() {
+        sums_of_row(&row[..w], sums);
+        abs_diffs_of_row(&row[..w], &below[..w], grads);
+        abs_diffs_of_row(&row[..w], right_of(row, w), grads);
     }
-    for (x, &v) in row.iter().enumerate().skip(row_c.len() * STATS_BLOCK) {
-        if let Some(s) = sums.get_mut(x / STATS_BLOCK) {
-            *s += u32::from(v);
+    // Columns after the whole blocks: sums and vertical gradients from `w / 16 × 16` on,
+    // horizontal gradients from `(w - 1) / 16 × 16` on (a block needs its right neighbour).
+    let whole = w / STATS_BLOCK * STATS_BLOCK;
+    let whole_right = w.saturating_sub(1) / STATS_BLOCK * STATS_BLOCK;
+    for &(row, below) in rows {
+        let (row, below) = (&row[..w], &below[..w]);
+        for (x, (&v, &b)) in row.iter().zip(below).enumerate().skip(whole) {
+            if let (Some(s), Some(g)) = (
+                sums.get_mut(x / STATS_BLOCK),
+                grads.get_mut(x / STATS_BLOCK),
+            ) {
+                *s += u32::from(v);
+                *g += u32::from(v.abs_diff(b));
+            }
         }
-    }
-    for (x, (&v, &b)) in row.iter().zip(below).enumerate().skip(whole * STATS_BLOCK) {
-        let right = row.get(x + 1).map_or(0, |&r| u32::from(v.abs_diff(r)));
-        if let Some(g) = grads.get_mut(x / STATS_BLOCK) {
-            *g += u32::from(v.abs_diff(b)) + right;
+        for (x, pair) in row.windows(2).enumerate().skip(whole_right) {
+            if let Some(g) = grads.get_mut(x / STATS_BLOCK) {
+                *g += u32::from(pair[0].abs_diff(pair[1]));
+            }
         }
     }
 }
@@ -133,8 +199,7 @@ impl Sample for u8 {
     }
 
     fn add_block_stats(
-        row: &[u8],
-        below: &[u8],
+        rows: &[(&[u8], &[u8])],
         block: usize,
         sums: &mut [u32],
         grads: &mut [u32],
@@ -142,7 +207,7 @@ impl Sample for u8 {
         if block != STATS_BLOCK {
             return false;
         }
-        add_block_stats_u8(row, below, sums, grads);
+        add_block_stats_u8(rows, sums, grads);
         true
     }
 }
@@ -162,8 +227,7 @@ impl Sample for u16 {
     }
 
     fn add_block_stats(
-        _row: &[u16],
-        _below: &[u16],
+        _rows: &[(&[u16], &[u16])],
         _block: usize,
         _sums: &mut [u32],
         _grads: &mut [u32],
@@ -289,23 +353,26 @@ mod tests {
             state ^= state << 17;
             (state >> 24) as u8
         };
-        for w in (1..=80).chain([1279, 1280, 1281, 1294, 1295, 1296, 1297, 1920, 1921]) {
-            let plane: Vec<u8> = (0..w * 8).map(|_| byte()).collect();
-            let rows: Vec<(&[u8], &[u8])> = (0..4)
+        let widths = (1..=80).chain([1279, 1280, 1281, 1294, 1295, 1296, 1297, 1920, 1921]);
+        for (w, count) in widths.zip((1..=9).cycle()) {
+            // `count` sampled rows: groups of four and the rows left over.
+            let plane: Vec<u8> = (0..w * 2 * count).map(|_| byte()).collect();
+            let rows: Vec<(&[u8], &[u8])> = (0..count)
                 .map(|r| (&plane[2 * r * w..][..w], &plane[(2 * r + 1) * w..][..w]))
                 .collect();
             let blocks = w.div_ceil(STATS_BLOCK);
             let (mut sums, mut grads) = (vec![0u32; blocks], vec![0u32; blocks]);
-            for &(row, below) in &rows {
-                assert!(u8::add_block_stats(
-                    row,
-                    below,
-                    STATS_BLOCK,
-                    &mut sums,
-                    &mut grads
-                ));
-            }
-            assert_eq!((sums, grads), by_columns(&rows, STATS_BLOCK), "width {w}");
+            assert!(u8::add_block_stats(
+                &rows,
+                STATS_BLOCK,
+                &mut sums,
+                &mut grads
+            ));
+            assert_eq!(
+                (sums, grads),
+                by_columns(&rows, STATS_BLOCK),
+                "width {w}, {count} rows"
+            );
         }
     }
 
@@ -313,9 +380,14 @@ mod tests {
     fn only_eight_bit_sixteen_pixel_blocks_have_the_block_path() {
         let row = [7u8; 64];
         let (mut s, mut g) = (vec![0u32; 8], vec![0u32; 8]);
-        assert!(!u8::add_block_stats(&row, &row, 8, &mut s, &mut g));
+        assert!(!u8::add_block_stats(&[(&row, &row)], 8, &mut s, &mut g));
         let row16 = [7u16; 64];
-        assert!(!u16::add_block_stats(&row16, &row16, 16, &mut s, &mut g));
+        assert!(!u16::add_block_stats(
+            &[(&row16, &row16)],
+            16,
+            &mut s,
+            &mut g
+        ));
         assert!(s.iter().chain(&g).all(|&v| v == 0));
     }
 }
