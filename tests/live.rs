@@ -18,77 +18,13 @@
 
 mod common;
 
+use common::live::Live;
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// `leaktrace live` with `--json`, its event lines on a channel.
-struct Live {
-    proc: Proc,
-    events: mpsc::Receiver<Value>,
-}
-
-impl Live {
-    fn start(dir: &Path, source: &str, extra: &[&str]) -> Self {
-        let mut child = bin()
-            .current_dir(dir)
-            .args(["live", source, "--out", "ch", "--title", "news"])
-            .args(["--ladder", "360p", "--threads", "1", "--json"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && tx.send(v).is_err()
-                {
-                    return;
-                }
-            }
-        });
-        Self {
-            proc: Proc(child),
-            events: rx,
-        }
-    }
-
-    /// Waits for an event of `kind` (others are kept in `seen`), at most `within`.
-    fn wait(&self, kind: &str, within: Duration, seen: &mut Vec<Value>) -> Value {
-        let t = Instant::now();
-        loop {
-            let left = within.saturating_sub(t.elapsed());
-            let e = self
-                .events
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {kind} event within {within:?}; seen {seen:?}"));
-            let is = e["event"] == kind;
-            seen.push(e.clone());
-            if is {
-                return e;
-            }
-        }
-    }
-
-    /// SIGTERM, then the summary line.
-    fn stop(mut self, seen: &mut Vec<Value>) -> Value {
-        ok(Command::new("kill")
-            .arg("-TERM")
-            .arg(self.proc.0.id().to_string()));
-        let summary = self.wait("summary", Duration::from_secs(60), seen);
-        let status = self.proc.0.wait().unwrap();
-        assert!(status.success(), "live exited with {status}");
-        summary
-    }
-}
 
 /// FFmpeg sending `input` (stream copy) as MPEG-TS to udp://127.0.0.1:`port` at `rate`× speed.
 fn sender(input: &Path, port: u16, rate: &str, extra: &[&str]) -> Proc {
@@ -566,7 +502,15 @@ fn contribution_feed(input: &Path, protocol: &str, port: u16) -> (Proc, String) 
     };
     let proc = Proc(
         Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-readrate", "2", "-stream_loop", "-1"])
+            .args([
+                "-nostdin",
+                "-v",
+                "error",
+                "-readrate",
+                "2",
+                "-stream_loop",
+                "-1",
+            ])
             .arg("-i")
             .arg(input)
             .args(["-map", "0:v:0", "-c", "copy", "-f", format])

@@ -9,97 +9,14 @@
 
 mod common;
 
+use common::live::Live;
 use common::*;
-use serde_json::Value;
-use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Samples per AAC frame.
 const AAC_FRAME: i64 = 1024;
-
-/// `leaktrace live` with `--json`, its event lines on a channel.
-struct Live {
-    proc: Proc,
-    events: mpsc::Receiver<Value>,
-}
-
-impl Live {
-    fn start(dir: &Path, source: &str, extra: &[&str]) -> Self {
-        let mut child = bin()
-            .current_dir(dir)
-            .args(["live", source, "--out", "ch", "--title", "news"])
-            .args(["--ladder", "360p", "--threads", "1", "--json"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && tx.send(v).is_err()
-                {
-                    return;
-                }
-            }
-        });
-        Self {
-            proc: Proc(child),
-            events: rx,
-        }
-    }
-
-    /// Waits for an event `is` accepts (all are kept in `seen`), at most `within`.
-    fn wait_for(
-        &self,
-        what: &str,
-        within: Duration,
-        seen: &mut Vec<Value>,
-        is: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let t = Instant::now();
-        loop {
-            let left = within.saturating_sub(t.elapsed());
-            let e = self
-                .events
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {what} within {within:?}; seen {seen:#?}"));
-            seen.push(e.clone());
-            if is(&e) {
-                return e;
-            }
-        }
-    }
-
-    fn wait(&self, kind: &str, within: Duration, seen: &mut Vec<Value>) -> Value {
-        self.wait_for(kind, within, seen, |e| e["event"] == kind)
-    }
-
-    /// Waits for an `audio` event whose message contains `text`.
-    fn wait_audio(&self, text: &str, within: Duration, seen: &mut Vec<Value>) -> Value {
-        self.wait_for(&format!("audio event {text:?}"), within, seen, |e| {
-            e["event"] == "audio" && e["message"].as_str().is_some_and(|m| m.contains(text))
-        })
-    }
-
-    /// SIGTERM (unless it stops by itself), then the summary line and a clean exit.
-    fn finish(mut self, terminate: bool, seen: &mut Vec<Value>) -> Value {
-        if terminate {
-            ok(Command::new("kill")
-                .arg("-TERM")
-                .arg(self.proc.0.id().to_string()));
-        }
-        let summary = self.wait("summary", Duration::from_secs(60), seen);
-        let status = self.proc.0.wait().unwrap();
-        assert!(status.success(), "live exited with {status}");
-        summary
-    }
-}
 
 /// FFmpeg sending `seconds` of the corpus's `bbb.mp4` from `from` s (stream copy; its audio
 /// too when `audio`) as MPEG-TS to udp://127.0.0.1:`port` at 3× speed.
@@ -409,7 +326,45 @@ fn a_feed_without_audio_makes_a_channel_without_an_audio_rendition() {
     live.wait_audio("no audio stream", Duration::from_secs(120), &mut seen);
     let summary = live.finish(false, &mut seen);
     assert_eq!(summary["positions"], 2, "{summary}");
-    let ch = dir.join("ch");
+    assert_no_audio_rendition(&dir.join("ch"));
+}
+
+#[test]
+fn no_audio_leaves_the_feeds_audio_out_and_a_bad_bitrate_is_refused() {
+    let dir = init_workdir();
+    let dir = dir.path();
+    let out = bin()
+        .current_dir(dir)
+        .args([
+            "live",
+            "udp://127.0.0.1:9",
+            "--out",
+            "ch",
+            "--title",
+            "news",
+        ])
+        .args(["--audio-bitrate", "8k"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("32000") && err.contains("512000"), "{err}");
+    let port = free_port();
+    let live = Live::start(
+        dir,
+        &format!("udp://127.0.0.1:{port}"),
+        &["--max-positions", "2", "--stall", "2s", "--no-audio"],
+    );
+    let _feed = sender(port, 10, 10, true);
+    let mut seen = Vec::new();
+    let summary = live.finish(false, &mut seen);
+    assert_eq!(summary["positions"], 2, "{summary}");
+    assert_no_audio_rendition(&dir.join("ch"));
+}
+
+/// The channel in `ch` lists no audio anywhere and has no audio directory; its video playlist
+/// lists two segments.
+fn assert_no_audio_rendition(ch: &Path) {
     let master = std::fs::read_to_string(ch.join("master.m3u8")).unwrap();
     assert!(
         !master.contains("TYPE=AUDIO") && !master.contains("mp4a"),
@@ -417,7 +372,7 @@ fn a_feed_without_audio_makes_a_channel_without_an_audio_rendition() {
     );
     let mpd = std::fs::read_to_string(ch.join("manifest.mpd")).unwrap();
     assert!(!mpd.contains("contentType=\"audio\""), "{mpd}");
-    let audio_dirs = std::fs::read_dir(&ch)
+    let audio_dirs = std::fs::read_dir(ch)
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("audio-"))

@@ -3,6 +3,7 @@
 //! ffmpeg come from the test kit (`leaktrace-testkit`), re-exported here.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod live;
 pub mod loopback;
 
 use std::path::Path;

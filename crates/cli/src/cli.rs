@@ -187,6 +187,13 @@ pub struct LiveArgs {
     /// to half a segment).
     #[arg(long, value_name = "DURATION")]
     pub part: Option<String>,
+    /// Leave out the feed's audio (its first audio stream becomes an AAC-LC 48 kHz rendition
+    /// by default, cut at the channel's positions; not with --part).
+    #[arg(long)]
+    pub no_audio: bool,
+    /// AAC bitrate of the stereo audio rendition, 32k to 512k (e.g. 128k or 128000).
+    #[arg(long, default_value = "128k", value_name = "RATE")]
+    pub audio_bitrate: String,
     /// One JSON object per line on stdout (events, then the summary) instead of text.
     #[arg(long)]
     pub json: bool,

@@ -44,7 +44,7 @@ pub fn run(config: Option<&Path>, a: &EmbedArgs) -> Result<Code> {
     cfg.subtitles = a.subtitles.iter().map(|s| subtitle_input(s)).collect();
     cfg.mezzanine_subtitles = !a.no_mezzanine_subtitles;
     cfg.audio = !a.no_audio;
-    cfg.audio_bitrate = audio_bitrate(&a.audio_bitrate)?;
+    cfg.audio_bitrate = super::audio_bitrate(&a.audio_bitrate)?;
     cfg.encryption = encryption(a)?;
     let loaded = Loaded::find(config)?;
     let key = loaded.master_key()?;
@@ -135,26 +135,6 @@ fn encryption(a: &EmbedArgs) -> Result<Option<Encryption>> {
     Ok(Some(Encryption::new(scheme, keys, pssh)))
 }
 
-/// An audio bitrate: bits per second, or kilobits with a `k` suffix (`128k`). The range is
-/// checked by the packager, which names it.
-fn audio_bitrate(value: &str) -> Result<u32> {
-    let v = value.trim();
-    let (digits, scale) = match v.strip_suffix(['k', 'K']) {
-        Some(d) => (d, 1000),
-        None => (v, 1),
-    };
-    digits
-        .parse::<u32>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .ok_or_else(|| {
-            crate::exit::UsageError(format!(
-                "--audio-bitrate {value:?}: expected bits per second like 128000 or 128k"
-            ))
-            .into()
-        })
-}
-
 /// `FILE[:LANG]`: the language is what follows the last `:` when it reads as a language tag
 /// (letters, digits and `-`); otherwise the whole value is the file and the language `und`.
 fn subtitle_input(value: &str) -> SubtitleInput {
@@ -179,14 +159,6 @@ fn subtitle_input(value: &str) -> SubtitleInput {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn audio_bitrates_read_with_or_without_k() {
-        assert_eq!(audio_bitrate("128k").unwrap(), 128_000);
-        assert_eq!(audio_bitrate("96000").unwrap(), 96_000);
-        assert!(audio_bitrate("fast").is_err());
-        assert!(audio_bitrate("99999999k").is_err());
-    }
 
     #[test]
     fn subtitle_values_split_on_a_language_suffix_only() {

@@ -60,6 +60,8 @@ fn config(a: &LiveArgs) -> Result<LiveConfig> {
     cfg.loop_input = a.loop_input;
     cfg.stall = parse_duration(&a.stall)?;
     cfg.max_positions = a.max_positions;
+    cfg.audio = !a.no_audio;
+    cfg.audio_bitrate = super::audio_bitrate(&a.audio_bitrate)?;
     if let Some(part) = &a.part {
         let d = parse_duration(part)?;
         let half = cfg.segment.as_secs_f64() / 2.0;

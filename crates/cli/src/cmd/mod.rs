@@ -47,6 +47,26 @@ pub fn run(cli: Cli) -> Result<Code> {
     }
 }
 
+/// An audio bitrate: bits per second, or kilobits with a `k` suffix (`128k`). The range is
+/// checked by the packager, which names it.
+pub fn audio_bitrate(value: &str) -> Result<u32> {
+    let v = value.trim();
+    let (digits, scale) = match v.strip_suffix(['k', 'K']) {
+        Some(d) => (d, 1000),
+        None => (v, 1),
+    };
+    digits
+        .parse::<u32>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| {
+            UsageError(format!(
+                "--audio-bitrate {value:?}: expected bits per second like 128000 or 128k"
+            ))
+            .into()
+        })
+}
+
 /// Parses `2s`, `2000ms` or `1.5s` into a segment duration (1 to 6 s).
 pub fn parse_segment(s: &str) -> Result<SegmentDuration> {
     let t = s.trim();
@@ -137,5 +157,13 @@ mod tests {
         for bad in ["7s", "0s", "abc", "2", "-1s", "NaNs"] {
             assert!(parse_segment(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn audio_bitrates_read_with_or_without_k() {
+        assert_eq!(audio_bitrate("128k").unwrap(), 128_000);
+        assert_eq!(audio_bitrate("96000").unwrap(), 96_000);
+        assert!(audio_bitrate("fast").is_err());
+        assert!(audio_bitrate("99999999k").is_err());
     }
 }
