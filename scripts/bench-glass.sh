@@ -10,7 +10,9 @@
 # top edge. The feed goes to UDP MPEG-TS on 127.0.0.1 (x264 ultrafast, zerolatency, 8 Mbit/s).
 #
 # Two chains, one after the other, each played by hls.js in headless Chromium for N seconds
-# (default 60) with its default live configuration (three segments behind the live edge):
+# (default 60) with its default live target (three segments behind the live edge) and
+# `maxLiveSyncPlaybackRate: 1.5`, so that a slow start is caught up and both chains are measured
+# at the player's steady distance from their live edge:
 #   (a) `leaktrace live udp://…` (A and B, `--ladder`, default 720p, 2-s segments) served by
 #       `leaktrace edge` to one session;
 #   (b) FFmpeg's own live HLS packaging of the same feed at the same settings (one x264
@@ -24,7 +26,8 @@
 # latency: the whole chain from the source's clock to the screen (feed encode, UDP, packaging,
 # HTTP, the player's buffer, decode). Both chains share every step but the packaging, so their
 # difference is what leaktrace adds. Reads that disagree with their neighbours (a square caught
-# mid-change by the encoder) are dropped; the figures are medians over all frames read.
+# mid-change by the encoder) are dropped; the figures are medians over the frames of the second
+# half of the play (after the player's catch-up).
 #
 # Needs ffmpeg, python3, Debian's chromium (scripts/install-system-deps.sh chromium), hls.js
 # (npm ci --prefix crates/edge/tests/player) and the corpus (corpus/fetch.sh). Every server
@@ -223,7 +226,7 @@ def latencies(report):
     # The burned value is the wall clock in centiseconds modulo 2^24: unwrap against now.
     times = [(now_cs - ((now_cs - v) % wrap)) / 100 for v, _ in reads]
     out = []
-    for i in range(1, len(reads) - 1):
+    for i in range(len(reads) // 2, len(reads) - 1):
         if abs(times[i] - times[i - 1]) < 0.5 and abs(times[i + 1] - times[i]) < 0.5:
             out.append(reads[i][1] / 1000 - times[i])
     return out
@@ -259,7 +262,8 @@ try:
     s = json.loads(subprocess.run([bin_, "session", "new", "--title", "glass", "--account",
                                    "viewer", "--json"], cwd=work, check=True,
                                   capture_output=True, text=True).stdout)
-    config = "{ lowLatencyMode: true }" if part else "{ liveSyncDurationCount: 3 }"
+    config = ("{ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 }" if part
+              else "{ liveSyncDurationCount: 3, maxLiveSyncPlaybackRate: 1.5 }")
     name = f"leaktrace live{' --part ' + part if part else ''}"
     r = play(f"{addr}{s['path']}", config, "leaktrace")
     results["leaktrace"] = summary(name, r, latencies(r))
@@ -281,7 +285,7 @@ try:
                     lambda *a, **k: Static(*a, directory=ff, **k))
     threading.Thread(target=static.serve_forever, daemon=True).start()
     r = play(f"http://127.0.0.1:{static.server_address[1]}/playlist.m3u8",
-             "{ liveSyncDurationCount: 3 }", "ffmpeg")
+             "{ liveSyncDurationCount: 3, maxLiveSyncPlaybackRate: 1.5 }", "ffmpeg")
     results["ffmpeg"] = summary("ffmpeg hls", r, latencies(r))
     static.shutdown()
 finally:
