@@ -127,24 +127,31 @@ fn add_block_stats_u8(rows: &[(&[u8], &[u8])], sums: &mut [u32], grads: &mut [u3
         abs_diffs_of_row(&row[..w], right_of(row, w), grads);
     }
     // Columns after the whole blocks: sums and vertical gradients from `w / 16 × 16` on,
-    // horizontal gradients from `(w - 1) / 16 × 16` on (a block needs its right neighbour).
+    // horizontal gradients from `(w - 1) / 16 × 16` on (a block needs its right neighbour);
+    // each range has fewer than 16 columns, so it lies in one block.
     let whole = w / STATS_BLOCK * STATS_BLOCK;
     let whole_right = w.saturating_sub(1) / STATS_BLOCK * STATS_BLOCK;
     for &(row, below) in rows {
         let (row, below) = (&row[..w], &below[..w]);
-        for (x, (&v, &b)) in row.iter().zip(below).enumerate().skip(whole) {
-            if let (Some(s), Some(g)) = (
-                sums.get_mut(x / STATS_BLOCK),
-                grads.get_mut(x / STATS_BLOCK),
-            ) {
-                *s += u32::from(v);
-                *g += u32::from(v.abs_diff(b));
-            }
+        let (sum, down) = row[whole..]
+            .iter()
+            .zip(&below[whole..])
+            .fold((0, 0), |(s, g), (&v, &b)| {
+                (s + u32::from(v), g + u32::from(v.abs_diff(b)))
+            });
+        let right: u32 = row[whole_right..]
+            .windows(2)
+            .map(|p| u32::from(p[0].abs_diff(p[1])))
+            .sum();
+        if let (Some(s), Some(g)) = (
+            sums.get_mut(whole / STATS_BLOCK),
+            grads.get_mut(whole / STATS_BLOCK),
+        ) {
+            *s += sum;
+            *g += down;
         }
-        for (x, pair) in row.windows(2).enumerate().skip(whole_right) {
-            if let Some(g) = grads.get_mut(x / STATS_BLOCK) {
-                *g += u32::from(pair[0].abs_diff(pair[1]));
-            }
+        if let Some(g) = grads.get_mut(whole_right / STATS_BLOCK) {
+            *g += right;
         }
     }
 }
