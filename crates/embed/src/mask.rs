@@ -351,6 +351,21 @@ mod tests {
     }
 
     #[test]
+    fn out_of_range_high_bit_depth_samples_are_not_an_error() {
+        // A u16 plane declared 10-bit may hold any value; the statistics wrap instead of
+        // overflowing (and panicking where overflow is checked), and give the values in range.
+        let (w, h) = (96, 40);
+        let img: Vec<u16> = (0..w * h)
+            .map(|i| if i % 2 == 0 { 32767 } else { 32768 })
+            .collect();
+        let m = Mask::compute(
+            &LumaPlane::new(&img, w, h, w, 10).unwrap(),
+            &MaskParams::default(),
+        );
+        assert!(m.amplitudes_q4().iter().all(|&a| a <= MAX_AMPLITUDE_Q4));
+    }
+
+    #[test]
     fn ten_bit_matches_eight_bit() {
         // 8- and 16-pixel blocks (8-bit samples take a per-block path with 16-pixel blocks).
         for (w, h) in [(80, 40), (1296, 40), (1299, 37)] {
