@@ -4,7 +4,9 @@
 //! without audio, then with it again, and the channel is restarted. Every listed audio segment
 //! exists and decodes, lines up with its position's video within one AAC frame, and the audio
 //! timeline is contiguous within each run. A feed without audio makes a channel without an
-//! audio rendition.
+//! audio rendition. A low-latency channel (`--part 500ms`) has audio parts cut on the video's
+//! part boundaries, listed in an LL-HLS audio playlist the edge holds blocking reloads on; a
+//! position abandoned on restart loses its audio parts with its video parts.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 mod common;
@@ -21,8 +23,13 @@ const AAC_FRAME: i64 = 1024;
 /// FFmpeg sending `seconds` of the corpus's `bbb.mp4` from `from` s (stream copy; its audio
 /// too when `audio`) as MPEG-TS to udp://127.0.0.1:`port` at 3× speed.
 fn sender(port: u16, from: u32, seconds: u32, audio: bool) -> Proc {
+    sender_at(port, "3", from, seconds, audio)
+}
+
+/// [`sender`] at `rate`× speed.
+fn sender_at(port: u16, rate: &str, from: u32, seconds: u32, audio: bool) -> Proc {
     let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-nostdin", "-v", "error", "-readrate", "3"])
+    cmd.args(["-nostdin", "-v", "error", "-readrate", rate])
         .args(["-ss", &from.to_string(), "-t", &seconds.to_string()])
         .arg("-i")
         .arg(corpus("bbb.mp4"))
@@ -380,4 +387,315 @@ fn assert_no_audio_rendition(ch: &Path) {
     assert_eq!(audio_dirs, 0);
     let (_, names, _) = listed(&std::fs::read_to_string(ch.join("360p/playlist.m3u8")).unwrap());
     assert_eq!(names.len(), 2);
+}
+
+/// The part files (`EXT-X-PART` URIs) a low-latency playlist lists.
+fn listed_parts(playlist: &str) -> Vec<String> {
+    playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-PART:"))
+        .filter_map(|l| l.split("URI=\"").nth(1))
+        .filter_map(|l| l.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Position and number of a part file name (`seg_00042.p3.m4s`).
+fn part_of(name: &str) -> (u32, u32) {
+    let (seg, part) = name
+        .strip_prefix("seg_")
+        .and_then(|n| n.strip_suffix(".m4s"))
+        .and_then(|n| n.split_once(".p"))
+        .unwrap_or_else(|| panic!("not a part: {name}"));
+    (seg.parse().unwrap(), part.parse().unwrap())
+}
+
+/// The lines of a playlist that start with `prefix`.
+fn tag_lines<'a>(playlist: &'a str, prefix: &str) -> Vec<&'a str> {
+    playlist.lines().filter(|l| l.starts_with(prefix)).collect()
+}
+
+/// Starts `leaktrace edge` over `dir/ch`; returns it and its port.
+fn edge(dir: &Path) -> (Proc, u16) {
+    let (proc, line) = spawn_first_line(
+        bin()
+            .current_dir(dir)
+            .args(["edge", "--root", "ch", "--listen", "127.0.0.1:0"])
+            .args(["--threads", "1"])
+            .stderr(Stdio::null()),
+    );
+    let addr = line.split_whitespace().nth(1).unwrap();
+    (proc, addr.rsplit(':').next().unwrap().parse().unwrap())
+}
+
+/// A GET on 127.0.0.1:`port`: status, body and how long it took.
+fn get(port: u16, path: &str) -> (u16, Vec<u8>, Duration) {
+    use std::io::{Read, Write};
+    let t = Instant::now();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..end]).to_string();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, all[end + 4..].to_vec(), t.elapsed())
+}
+
+/// The path prefix of a new session of the channel (`/s/<token>/news`).
+fn session_prefix(dir: &Path) -> String {
+    let out = ok(bin().current_dir(dir).args([
+        "session",
+        "new",
+        "--title",
+        "news",
+        "--account",
+        "viewer",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let path = v["path"].as_str().unwrap();
+    path.rsplit_once('/').unwrap().0.to_owned()
+}
+
+/// The audio playlist of a low-latency channel, read after the video's (the channel writes the
+/// audio playlist first, so it is at least as new): every part it lists exists, and its last
+/// part is at most one part behind the video's last.
+fn check_low_latency_snapshot(ch: &Path, adir: &Path) -> (usize, usize) {
+    let video = std::fs::read_to_string(ch.join("360p/playlist.m3u8")).unwrap();
+    let audio = std::fs::read_to_string(adir.join("playlist.m3u8")).unwrap();
+    let (a_parts, v_parts) = (listed_parts(&audio), listed_parts(&video));
+    for part in &a_parts {
+        assert!(adir.join(part).is_file(), "{part} is listed but missing");
+    }
+    if let Some(v_last) = v_parts.last() {
+        let (vp, vj) = part_of(v_last);
+        let a_last = a_parts.last().map(|p| part_of(p));
+        let ok = a_last.is_some_and(|a| a >= (vp, vj.saturating_sub(1)))
+            || (vj == 0 && listed(&audio).1.contains(&format!("seg_{:05}.m4s", vp - 1)));
+        assert!(
+            ok,
+            "the audio lags the video by more than a part: {a_last:?} vs {v_last}\n{audio}\n{video}"
+        );
+    }
+    (a_parts.len(), v_parts.len())
+}
+
+#[test]
+fn a_low_latency_channel_has_audio_parts_on_the_video_parts() {
+    let dir = init_workdir();
+    let dir = dir.path();
+    let port = free_port();
+    let url = format!("udp://127.0.0.1:{port}");
+    let args = [
+        "--window", "6", "--keep", "40", "--stall", "2s", "--part", "500ms",
+    ];
+    let started = Instant::now();
+    let live = Live::start(dir, &url, &args);
+    let _feed = sender_at(port, "1.5", 30, 40, true);
+    let mut seen = Vec::new();
+    let wait = Duration::from_secs(120);
+    live.wait_audio("encoded to AAC-LC", wait, &mut seen);
+    let ch = dir.join("ch");
+    let master_at = Instant::now();
+    while !ch.join("master.m3u8").is_file() {
+        assert!(master_at.elapsed() < wait, "no master playlist");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let master = std::fs::read_to_string(ch.join("master.m3u8")).unwrap();
+    let uri = master
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO"))
+        .and_then(|l| l.split("URI=\"").nth(1))
+        .and_then(|l| l.split('"').next())
+        .unwrap_or_else(|| panic!("no audio rendition: {master}"))
+        .to_owned();
+    let rendition = uri.trim_end_matches("/playlist.m3u8").to_owned();
+    let adir = ch.join(&rendition);
+    // While on air: the audio playlist is there whenever the master is, its parts exist and
+    // keep up with the video's.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (ch, adir, done) = (ch.clone(), adir.clone(), done.clone());
+        std::thread::spawn(move || {
+            let (mut snapshots, mut most) = (0, (0, 0));
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let (a, v) = check_low_latency_snapshot(&ch, &adir);
+                most = (most.0.max(a), most.1.max(v));
+                snapshots += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (snapshots, most)
+        })
+    };
+    for _ in 0..4 {
+        live.wait("published", wait, &mut seen);
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (snapshots, most) = watcher.join().expect("a playlist snapshot failed");
+    let audio_pl = std::fs::read_to_string(adir.join("playlist.m3u8")).unwrap();
+    let video_pl = std::fs::read_to_string(ch.join("360p/playlist.m3u8")).unwrap();
+    // The LL-HLS tags of the video's.
+    for tag in [
+        "#EXT-X-VERSION:",
+        "#EXT-X-PART-INF:",
+        "#EXT-X-SERVER-CONTROL:",
+    ] {
+        let (a, v) = (tag_lines(&audio_pl, tag), tag_lines(&video_pl, tag));
+        assert_eq!(a.len(), 1, "{tag}: {audio_pl}");
+        assert_eq!(a, v, "{tag}");
+    }
+    assert!(audio_pl.contains("CAN-BLOCK-RELOAD=YES"), "{audio_pl}");
+    assert_eq!(
+        tag_lines(&audio_pl, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg_").len(),
+        1,
+        "{audio_pl}"
+    );
+    assert!(listed_parts(&audio_pl).len() >= 8, "{audio_pl}");
+
+    // Through the edge: a blocking reload of the audio playlist is held until it lists the
+    // part asked for, and the preload hint's part is held until it is published.
+    let (_edge, eport) = edge(dir);
+    let prefix = session_prefix(dir);
+    let (status, body, _) = get(eport, &format!("{prefix}/{uri}"));
+    assert_eq!(status, 200);
+    let now = String::from_utf8(body).unwrap();
+    let (seq, names, _) = listed(&now);
+    let ahead = seq + names.len() as u64 + 1;
+    let (status, body, took) = get(
+        eport,
+        &format!("{prefix}/{uri}?_HLS_msn={ahead}&_HLS_part=1"),
+    );
+    assert_eq!(status, 200);
+    let held = String::from_utf8(body).unwrap();
+    assert!(
+        held.contains(&format!("seg_{ahead:05}.p1.m4s")),
+        "not held until the part: {held}"
+    );
+    assert!(took > Duration::from_millis(500), "answered in {took:?}");
+    let hint = held
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
+        .and_then(|l| l.split('"').next())
+        .unwrap()
+        .to_owned();
+    let (status, body, took) = get(eport, &format!("{prefix}/{rendition}/{hint}"));
+    assert_eq!(status, 200, "{hint}");
+    assert_eq!(body, std::fs::read(adir.join(&hint)).unwrap(), "{hint}");
+    eprintln!("audio blocking reload held {took:?}; preload hint {hint}");
+
+    // Killed while parts of a position are out: its audio parts go with its video parts.
+    let t = Instant::now();
+    let open = loop {
+        assert!(t.elapsed() < wait, "no open position seen");
+        let state: serde_json::Value = std::fs::read(ch.join("live.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let parts = state["open"]["audio_parts"].as_array().map_or(0, Vec::len);
+        if (1..3).contains(&parts) {
+            break state["open"]["position"].as_u64().unwrap() as u32;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut live = live;
+    ok(Command::new("kill")
+        .arg("-KILL")
+        .arg(live.proc.0.id().to_string()));
+    let _ = live.proc.0.wait();
+    let abandoned_part = adir.join(format!("seg_{open:05}.p0.m4s"));
+    assert!(abandoned_part.is_file());
+    let live = Live::start(dir, &url, &args);
+    let e = live.wait("abandoned", wait, &mut seen);
+    assert_eq!(e["position"].as_u64(), Some(u64::from(open)));
+    for _ in 0..2 {
+        live.wait("published", wait, &mut seen);
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(&adir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("seg_{open:05}")))
+        .collect();
+    assert!(leftovers.is_empty(), "abandoned audio files: {leftovers:?}");
+    let summary = live.stop(&mut seen);
+    assert!(summary["parts"].as_u64().unwrap() >= 8, "{summary}");
+    eprintln!(
+        "low-latency channel run in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // After the run: the audio playlist keeps the video's window and discontinuity; the parts
+    // of every complete segment it lists are the segment's bytes, and each part starts within
+    // one AAC frame of its video part.
+    let audio_pl = std::fs::read_to_string(adir.join("playlist.m3u8")).unwrap();
+    let video_pl = std::fs::read_to_string(ch.join("360p/playlist.m3u8")).unwrap();
+    let (a_seq, a_names, a_breaks) = listed(&audio_pl);
+    assert_eq!(
+        (a_seq, a_names.clone(), a_breaks.clone()),
+        listed(&video_pl)
+    );
+    assert_eq!(a_breaks.len(), 1, "{audio_pl}");
+    assert!(!audio_pl.contains(&format!("seg_{open:05}")), "{audio_pl}");
+    let parts = listed_parts(&audio_pl);
+    let mut checked_segments = 0;
+    let mut worst = 0i64;
+    let mut silent = 0;
+    for name in &a_names {
+        let p: u32 = name[4..9].parse().unwrap();
+        let mine: Vec<&String> = parts.iter().filter(|q| part_of(q).0 == p).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut joined = Vec::new();
+        for q in &mine {
+            let bytes = std::fs::read(adir.join(q)).unwrap();
+            let video = std::fs::read(ch.join("360p/a").join(q))
+                .unwrap_or_else(|e| panic!("video part {q}: {e}\n{audio_pl}\n{video_pl}"));
+            let (a_start, _) = timing(&bytes);
+            let v_start = (timing(&video).0 * 48_000 + 45_000) / 90_000;
+            let lead = a_start as i64 - v_start as i64;
+            assert!(
+                (0..AAC_FRAME).contains(&lead),
+                "{q}: audio starts {lead} samples after its video part"
+            );
+            worst = worst.max(lead);
+            joined.extend(bytes);
+        }
+        let whole = std::fs::read(adir.join(name)).unwrap();
+        assert_eq!(joined, whole, "the audio parts of {name} are its bytes");
+        checked_segments += 1;
+        let mut file = std::fs::read(adir.join("init.mp4")).unwrap();
+        file.extend(whole);
+        let f = dir.join(format!("ll{p}.mp4"));
+        std::fs::write(&f, file).unwrap();
+        let volume = decode_audio(&f);
+        eprintln!("{name}: {} parts, mean volume {volume:.1} dB", mine.len());
+        // Not digital silence (the feed's audio, not what stands in for it).
+        silent += usize::from(volume < -80.0);
+    }
+    assert!(checked_segments >= 3, "{audio_pl}");
+    let audio_events: Vec<&str> = seen
+        .iter()
+        .filter(|e| e["event"] == "audio")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    eprintln!("audio events: {audio_events:#?}");
+    assert_eq!(silent, 0, "segments of silence");
+    let fills = seen
+        .iter()
+        .filter(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("no audio from the feed"))
+        })
+        .count();
+    eprintln!(
+        "low latency: {snapshots} playlist snapshots (at most {} audio / {} video parts listed), \
+         {} audio parts in the last playlist over {checked_segments} segments, starts at most \
+         {worst} samples after their video parts; silence filled {fills} time(s)",
+        most.0,
+        most.1,
+        parts.len()
+    );
 }

@@ -346,14 +346,30 @@ pub fn aac_segment(
     track_id: u32,
     frames: &[AacFrame],
 ) -> Result<Vec<u8>, MediaError> {
-    let Some(first) = frames.first() else {
+    aac_chunk(sequence, track_id, frames, true)
+}
+
+/// A CMAF chunk (`moof`, `mdat`) of consecutive AAC `frames` of track `track_id`, its `tfdt` at
+/// the first frame's time, after a `styp` when `first` (the first chunk of a segment): the
+/// chunks of a segment, in order, are the segment's bytes. [`aac_segment`] is the one chunk of
+/// a whole segment.
+///
+/// # Errors
+/// No frame, or frames that are not consecutive ([`MediaError::InvalidSetting`]).
+pub fn aac_chunk(
+    sequence: u32,
+    track_id: u32,
+    frames: &[AacFrame],
+    first: bool,
+) -> Result<Vec<u8>, MediaError> {
+    let Some(head) = frames.first() else {
         return Err(MediaError::InvalidSetting(
             "an audio segment needs at least one AAC frame".into(),
         ));
     };
     let mut samples = Vec::with_capacity(frames.len());
     let mut data = Vec::new();
-    let mut next = first.time;
+    let mut next = head.time;
     for f in frames {
         if f.time != next {
             return Err(MediaError::InvalidSetting(format!(
@@ -365,8 +381,12 @@ pub fn aac_segment(
         samples.push(aac_sample(f.duration, &f.bytes)?);
         data.extend_from_slice(&f.bytes);
     }
-    let frag = cmaf::fragment(sequence, track_id, first.time, &samples, &data)?;
-    Ok(cmaf::media_segment(&frag, &[]))
+    let frag = cmaf::fragment(sequence, track_id, head.time, &samples, &data)?;
+    Ok(if first {
+        cmaf::media_segment(&frag, &[])
+    } else {
+        frag.bytes
+    })
 }
 
 #[cfg(test)]
@@ -408,6 +428,20 @@ mod tests {
         assert_eq!(split.fragments[0].decode_time, start);
         assert_eq!(split.fragments[0].samples, 10);
         assert!(aac_segment(1, 1, &[frames[0].clone(), frames[2].clone()]).is_err());
+        // Chunks: the first after a styp, the rest moof + mdat; together one segment of two
+        // fragments whose decode times follow the frames.
+        let mut chunked = aac_chunk(1, enc.init().track_id, &frames[..4], true).unwrap();
+        let rest = aac_chunk(2, enc.init().track_id, &frames[4..10], false).unwrap();
+        assert_eq!(&rest[4..8], b"moof");
+        chunked.extend(&rest);
+        assert_eq!(chunked[..24], seg[..24], "the same styp");
+        let mut file = enc.init().bytes.clone();
+        file.extend(&chunked);
+        let split = cmaf::split(&file).unwrap();
+        assert_eq!(split.fragments.len(), 2);
+        assert_eq!(split.fragments[1].decode_time, frames[4].time);
+        assert_eq!(split.fragments[0].samples + split.fragments[1].samples, 10);
+        assert!(aac_chunk(1, 1, &[], false).is_err());
         assert!(aac_segment(1, 1, &[]).is_err());
     }
 

@@ -13,14 +13,25 @@
 //! A position is published once its audio is encoded; when the feed's audio is missing or
 //! late (the video is more than [`AUDIO_WAIT_S`] ahead, the source is lost, or the run ends),
 //! the position's audio is completed with silence and the channel logs it once.
+//!
+//! **Low-latency parts.** On a channel with parts the audio is cut on the video's part
+//! boundaries: audio part *j* of position *p* (`seg_00042.p3.m4s`, the number of the video
+//! part) holds the AAC frames that start in the time span of video part *j*, as a CMAF chunk
+//! (`moof` + `mdat`, its `tfdt` at its first frame; the position's first part after a
+//! `styp`), so the parts of a position, in order, are its whole audio segment. A part is
+//! written as soon as its audio is encoded and its video part is out. Audio never lags the
+//! picture by more than a part: when video part *j* is published, the audio parts before it
+//! are completed with silence if their audio is still missing, and a position's last part when
+//! the next position's video is ready. A span in which no AAC frame starts (a last video part
+//! shorter than an AAC frame) has no audio part; its frames go to the next one.
 
-use super::state::{AudioState, write_atomic};
+use super::state::{AudioPart, AudioState, write_atomic};
 use super::{LiveEvent, first_slot, slot_ticks};
 use crate::EmbedError;
 use crate::manifest::{AudioManifest, INIT_NAME, segment_name};
-use leaktrace_core::SegmentDuration;
+use leaktrace_core::{SegmentDuration, part_file_name};
 use leaktrace_media::audio::{AAC_FRAME, SAMPLE_RATE};
-use leaktrace_media::live_audio::{AacFrame, LiveAacEncoder, PcmChunk, aac_segment};
+use leaktrace_media::live_audio::{AacFrame, LiveAacEncoder, PcmChunk, aac_chunk, aac_segment};
 use leaktrace_media::{Rational, TRACK_TIMESCALE};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -68,6 +79,25 @@ pub(super) struct LiveAudio {
     segment: SegmentDuration,
     /// Silence is standing in for the feed's audio (logged once until it comes back).
     silent: bool,
+    /// Fragment sequence number of the last audio part.
+    sequence: u32,
+    /// With low-latency parts: the parts of the position being published.
+    open: Option<OpenAudio>,
+}
+
+/// The audio parts of the position being published.
+#[derive(Debug)]
+struct OpenAudio {
+    position: u32,
+    /// The next video part to cut audio for.
+    next: u32,
+    parts: Vec<AudioPart>,
+    /// The segment's bytes so far: its parts, in order.
+    bytes: Vec<u8>,
+    /// Where its first part starts (48 kHz samples).
+    start: u64,
+    /// Samples in its parts.
+    duration: u64,
 }
 
 impl LiveAudio {
@@ -100,7 +130,14 @@ impl LiveAudio {
             fr,
             segment,
             silent: false,
+            sequence: 0,
+            open: None,
         })
+    }
+
+    /// Where frame `slot` of the channel's clock starts on the audio timeline.
+    pub(super) fn slot_start(&self, slot: u64) -> u64 {
+        to_audio(slot_ticks(self.fr, slot))
     }
 
     /// Where `position` starts on the audio timeline.
@@ -179,7 +216,20 @@ impl LiveAudio {
         position: u32,
         events: &mut dyn FnMut(LiveEvent),
     ) -> Result<(), EmbedError> {
-        let end = self.position_start(position.saturating_add(1));
+        self.fill_until(
+            self.position_start(position.saturating_add(1)),
+            position,
+            events,
+        )
+    }
+
+    /// Completes the audio up to `end` (samples) with silence, for `position`.
+    fn fill_until(
+        &mut self,
+        end: u64,
+        position: u32,
+        events: &mut dyn FnMut(LiveEvent),
+    ) -> Result<(), EmbedError> {
         // The encoder gives a frame about two frames after its samples went in.
         for _ in 0..64 {
             if self.next_out >= end {
@@ -205,6 +255,103 @@ impl LiveAudio {
             });
         }
         Ok(())
+    }
+
+    /// Cuts audio parts of `position` for its video parts out so far, whose ends (on the audio
+    /// timeline, see [`LiveAudio::slot_start`]) are `ends`: part *j* holds the frames that
+    /// start before `ends[j]` and are in no earlier part. Each part is written (beside its
+    /// name, then renamed) once its audio is encoded; the parts before `force` are completed
+    /// with silence when it is not. Returns whether a part was written.
+    pub(super) fn cut_parts(
+        &mut self,
+        position: u32,
+        ends: &[u64],
+        force: usize,
+        events: &mut dyn FnMut(LiveEvent),
+    ) -> Result<bool, EmbedError> {
+        let mut open = match self.open.take() {
+            Some(o) if o.position == position => o,
+            _ => OpenAudio {
+                position,
+                next: 0,
+                parts: Vec::new(),
+                bytes: Vec::new(),
+                start: 0,
+                duration: 0,
+            },
+        };
+        let mut written = false;
+        while let Some(&end) = ends.get(open.next as usize) {
+            let j = open.next;
+            if self.next_out < end {
+                if (j as usize) >= force {
+                    break;
+                }
+                self.fill_until(end, position, events)?;
+            }
+            open.next += 1;
+            let n = self.frames.iter().take_while(|f| f.time < end).count();
+            if n == 0 {
+                continue;
+            }
+            let frames: Vec<AacFrame> = self.frames.drain(..n).collect();
+            let first = open.parts.is_empty();
+            self.sequence = self.sequence.wrapping_add(1);
+            let bytes = aac_chunk(self.sequence, self.enc.init().track_id, &frames, first)?;
+            write_atomic(&self.dir.join(part_file_name(position, j)), &bytes)?;
+            let duration: u64 = frames.iter().map(|f| u64::from(f.duration)).sum();
+            if first {
+                open.start = frames[0].time;
+            }
+            open.duration += duration;
+            open.bytes.extend_from_slice(&bytes);
+            open.parts.push(AudioPart { index: j, duration });
+            written = true;
+        }
+        self.open = Some(open);
+        Ok(written)
+    }
+
+    /// The audio parts of `position` out so far: `[start, duration]` (48 kHz samples) and the
+    /// parts; `None` before its first.
+    pub(super) fn parts_of(&self, position: u32) -> Option<([u64; 2], Vec<AudioPart>)> {
+        self.open
+            .as_ref()
+            .filter(|o| o.position == position && !o.parts.is_empty())
+            .map(|o| ([o.start, o.duration], o.parts.clone()))
+    }
+
+    /// Whether audio was cut for the first `n` video parts of `position`.
+    pub(super) fn parts_done(&self, position: u32, n: usize) -> bool {
+        self.open
+            .as_ref()
+            .is_some_and(|o| o.position == position && o.next as usize >= n)
+    }
+
+    /// Completes `position`'s audio parts for its video parts, whose ends are `ends` (the last
+    /// is the position's end unless the run ended in it), with silence where the audio is
+    /// missing, and writes its whole audio segment: its parts, in order. Returns
+    /// `[start, duration]` and the parts.
+    pub(super) fn finish_parts(
+        &mut self,
+        position: u32,
+        ends: &[u64],
+        events: &mut dyn FnMut(LiveEvent),
+    ) -> Result<([u64; 2], Vec<AudioPart>), EmbedError> {
+        // A position cut short (the run ends) ends with its video.
+        let whole = [self.position_start(position.saturating_add(1))];
+        let ends = if ends.is_empty() { &whole[..] } else { ends };
+        self.cut_parts(position, ends, ends.len(), events)?;
+        let Some(open) = self.open.take().filter(|o| o.position == position) else {
+            return Err(EmbedError::Mismatch("no audio parts for a position"));
+        };
+        if open.parts.is_empty() {
+            return Err(EmbedError::Mismatch(
+                "no audio for a position being published",
+            ));
+        }
+        write_atomic(&self.dir.join(segment_name(position)), &open.bytes)?;
+        Ok(([open.start, open.duration], open.parts))
     }
 
     /// Writes `position`'s audio segment (beside its name, then renamed); returns its
@@ -324,5 +471,90 @@ mod tests {
         let [s5, _] = a.publish(5).unwrap();
         assert_eq!(s5, s4 + d4);
         assert!(s4 >= p4 && s4 < p4 + u64::from(AAC_FRAME));
+    }
+
+    #[test]
+    fn parts_are_cut_on_the_video_parts_and_make_the_whole_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let fr = Rational { num: 25, den: 1 };
+        let seg = SegmentDuration::DEFAULT;
+        let state = AudioState {
+            name: "audio-eng".into(),
+            language: "eng".into(),
+            channels: 2,
+            codec: String::new(),
+            bitrate: 128_000,
+        };
+        let mut a = LiveAudio::start(dir.path(), state, fr, seg, 3).unwrap();
+        let p3 = a.position_start(3);
+        let p4 = a.position_start(4);
+        // Video parts of 12 frames (0.48 s): the position's frames 150..200.
+        let ends: Vec<u64> = [162, 174, 186, 198, 200]
+            .iter()
+            .map(|&s| a.slot_start(s))
+            .collect();
+        assert_eq!(ends[0], p3 + 23_040);
+        assert_eq!(ends[4], p4);
+        let mut log = Vec::new();
+        // 0.8 s of tone from the position's start.
+        let tone: Vec<f32> = (0..38_400)
+            .map(|i| ((i % 80) as f32 / 80.0) - 0.5)
+            .collect();
+        let chunk = PcmChunk {
+            time: Some(6.0),
+            planes: vec![tone.clone(), tone],
+        };
+        a.feed(vec![chunk], Some, 6.8, &mut |e| log.push(e))
+            .unwrap();
+        // The first video part is out: its audio is there.
+        assert!(a.cut_parts(3, &ends[..1], 0, &mut |e| log.push(e)).unwrap());
+        let ([start, d0], parts) = a.parts_of(3).unwrap();
+        assert_eq!((start, parts.len()), (p3, 1));
+        assert!(d0.abs_diff(ends[0] - p3) < u64::from(AAC_FRAME), "{d0}");
+        // Three are out and the audio stops short of the second: it waits, unless forced.
+        assert!(!a.cut_parts(3, &ends[..3], 1, &mut |e| log.push(e)).unwrap());
+        assert!(a.parts_done(3, 1) && !a.parts_done(3, 2));
+        assert!(log.is_empty(), "{log:?}");
+        assert!(a.cut_parts(3, &ends[..3], 2, &mut |e| log.push(e)).unwrap());
+        assert!(a.parts_done(3, 2) && !a.parts_done(3, 3));
+        assert_eq!(log.len(), 1, "silence is logged: {log:?}");
+        let (timing, parts) = a.finish_parts(3, &ends, &mut |e| log.push(e)).unwrap();
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert_eq!(
+            parts.iter().map(|p| p.index).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        assert_eq!(timing[0], p3);
+        assert_eq!(timing[1], parts.iter().map(|p| p.duration).sum::<u64>());
+        assert!(
+            (timing[0] + timing[1]).abs_diff(p4) < u64::from(AAC_FRAME),
+            "{timing:?}"
+        );
+        // The parts, in order, are the whole segment; each starts within a frame of its span.
+        let adir = dir.path().join("audio-eng");
+        let whole = std::fs::read(adir.join("seg_00003.m4s")).unwrap();
+        let mut joined = Vec::new();
+        let mut at = p3;
+        for (p, span_start) in parts.iter().zip(std::iter::once(p3).chain(ends.clone())) {
+            let bytes = std::fs::read(adir.join(part_file_name(3, p.index))).unwrap();
+            let mut file = a.enc.init().bytes.clone();
+            file.extend(&bytes);
+            let split = leaktrace_media::cmaf::split(&file).unwrap();
+            let tfdt = split.fragments[0].decode_time;
+            assert_eq!(tfdt, at);
+            assert!((span_start..span_start + u64::from(AAC_FRAME)).contains(&tfdt));
+            at += p.duration;
+            joined.extend(bytes);
+        }
+        assert_eq!(joined, whole);
+        assert_eq!(&whole[4..8], b"styp");
+
+        // A span in which no AAC frame starts has no part; its neighbour carries on.
+        let frame = |n: u64| timing[0] + timing[1] + n * u64::from(AAC_FRAME);
+        let ends = [frame(5) + 1, frame(5) + 2, a.position_start(5)];
+        let (_, parts) = a.finish_parts(4, &ends, &mut |e| log.push(e)).unwrap();
+        assert_eq!(parts.iter().map(|p| p.index).collect::<Vec<_>>(), [0, 2]);
+        assert!(!adir.join(part_file_name(4, 1)).exists());
+        assert_eq!(parts[0].duration, 6 * u64::from(AAC_FRAME));
     }
 }

@@ -27,18 +27,38 @@ fn iso_utc(ms: i64) -> String {
 /// parts of the last three target durations, RFC 8216bis section 4.4.4.9).
 const SEGMENTS_WITH_PARTS: usize = 3;
 
-/// The `EXT-X-PART` lines of `seg`.
-fn part_tags(seg: &Segment, ts: f64) -> Vec<m3u8_rs::ExtTag> {
+/// One part as a playlist lists it: its number in the segment, its duration (in the
+/// playlist's timescale), and whether it starts with an independent frame.
+type PartRef = (u32, u64, bool);
+
+/// The parts of a video segment: numbered in order, the first independent.
+fn video_parts(seg: &Segment) -> Vec<PartRef> {
     seg.parts
         .iter()
         .enumerate()
-        .map(|(j, &d)| m3u8_rs::ExtTag {
+        .map(|(j, &d)| (j as u32, d, j == 0))
+        .collect()
+}
+
+/// The parts of an audio segment: every AAC frame is a sync sample, so each is independent.
+fn audio_parts(seg: &Segment) -> Vec<PartRef> {
+    seg.audio_parts
+        .iter()
+        .map(|p| (p.index, p.duration, true))
+        .collect()
+}
+
+/// The `EXT-X-PART` lines of `parts` of the segment at `position`.
+fn part_tags(position: u32, parts: &[PartRef], ts: f64) -> Vec<m3u8_rs::ExtTag> {
+    parts
+        .iter()
+        .map(|&(j, d, independent)| m3u8_rs::ExtTag {
             tag: "X-PART".into(),
             rest: Some(format!(
                 "DURATION={:.5},URI=\"{}\"{}",
                 d as f64 / ts,
-                part_file_name(seg.position, j as u32),
-                if j == 0 { ",INDEPENDENT=YES" } else { "" }
+                part_file_name(position, j),
+                if independent { ",INDEPENDENT=YES" } else { "" }
             )),
         })
         .collect()
@@ -49,12 +69,23 @@ fn part_tags(seg: &Segment, ts: f64) -> Vec<m3u8_rs::ExtTag> {
 /// `EXT-X-SERVER-CONTROL` with blocking reloads (the edge holds a request for a part not yet
 /// published), the parts of the last segments and those of the segment being published.
 pub fn hls_live_media(state: &ChannelState, listed: &[Segment]) -> Result<String, EmbedError> {
+    media_playlist(state, listed, &video_parts)
+}
+
+/// A media playlist over `listed`, whose segments have the parts `parts_of` gives.
+fn media_playlist(
+    state: &ChannelState,
+    listed: &[Segment],
+    parts_of: &dyn Fn(&Segment) -> Vec<PartRef>,
+) -> Result<String, EmbedError> {
     let ts = f64::from(state.timescale);
+    // Every EXTINF, rounded to the nearest integer, is at most the target (RFC 8216 section
+    // 4.3.3.1): a segment a few milliseconds over its nominal duration (an AAC frame, a
+    // 29.97-fps frame) does not raise it.
     let target = listed
         .iter()
-        .map(|s| s.duration as f64 / ts)
-        .fold(state.segment_ms as f64 / 1000.0, f64::max)
-        .ceil() as u64;
+        .map(|s| (s.duration as f64 / ts).round())
+        .fold((state.segment_ms as f64 / 1000.0).ceil(), f64::max) as u64;
     let first = listed
         .first()
         .or(state.open.as_ref())
@@ -73,7 +104,7 @@ pub fn hls_live_media(state: &ChannelState, listed: &[Segment]) -> Result<String
         .enumerate()
         .map(|(k, s)| m3u8_rs::MediaSegment {
             unknown_tags: if k >= with_parts {
-                part_tags(s, ts)
+                part_tags(s.position, &parts_of(s), ts)
             } else {
                 Vec::new()
             },
@@ -116,7 +147,8 @@ pub fn hls_live_media(state: &ChannelState, listed: &[Segment]) -> Result<String
         3.0 * part_target
     );
     text = text.replacen(&target_line, &header, 1);
-    if let Some(open) = state.open.as_ref().filter(|o| !o.parts.is_empty()) {
+    let open_parts = state.open.as_ref().map(parts_of).unwrap_or_default();
+    if let Some(open) = state.open.as_ref().filter(|_| !open_parts.is_empty()) {
         if listed.is_empty() || open.discontinuity {
             if !listed.is_empty() {
                 text.push_str("#EXT-X-DISCONTINUITY\n");
@@ -129,14 +161,15 @@ pub fn hls_live_media(state: &ChannelState, listed: &[Segment]) -> Result<String
                 iso_utc(open.wall_ms)
             ));
         }
-        for tag in part_tags(open, ts) {
+        for tag in part_tags(open.position, &open_parts, ts) {
             text.push_str(&format!("{tag}\n"));
         }
     }
     // The part that comes next, which the edge holds a request for until it is published.
-    let next = match &state.open {
-        Some(open) => part_file_name(open.position, open.parts.len() as u32),
-        None => part_file_name(listed.last().map_or(0, |s| s.position.saturating_add(1)), 0),
+    let next = match (&state.open, open_parts.last()) {
+        (Some(open), Some(&(j, _, _))) => part_file_name(open.position, j.saturating_add(1)),
+        (Some(open), None) => part_file_name(open.position, 0),
+        (None, _) => part_file_name(listed.last().map_or(0, |s| s.position.saturating_add(1)), 0),
     };
     text.push_str(&format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{next}\"\n"));
     Ok(text)
@@ -145,7 +178,8 @@ pub fn hls_live_media(state: &ChannelState, listed: &[Segment]) -> Result<String
 /// The media playlist of the audio rendition over `listed` (the last segments, in order):
 /// the video's sliding window, media sequence, program date-times and discontinuities, with
 /// each segment's audio duration (48 kHz). Segments without audio (published before the
-/// channel had it) are left out; there are no parts.
+/// channel had it) are left out. On a channel with low-latency parts it is an LL-HLS playlist
+/// like the video's (the same part target and server control), listing the audio parts.
 pub fn hls_live_audio_media(
     state: &ChannelState,
     listed: &[Segment],
@@ -160,13 +194,20 @@ pub fn hls_live_audio_media(
     };
     let audio_state = ChannelState {
         timescale: leaktrace_media::audio::SAMPLE_RATE,
-        part_frames: None,
-        open: None,
+        open: state.open.as_ref().and_then(|o| {
+            audio_of(o).or_else(|| {
+                Some(Segment {
+                    parts: Vec::new(),
+                    audio_parts: Vec::new(),
+                    ..o.clone()
+                })
+            })
+        }),
         segments: state.segments.iter().filter_map(audio_of).collect(),
         ..state.clone()
     };
     let listed: Vec<Segment> = listed.iter().filter_map(audio_of).collect();
-    hls_live_media(&audio_state, &listed)
+    media_playlist(&audio_state, &listed, &audio_parts)
 }
 
 /// The dynamic MPD over `listed`: one `Period` per period of the listed segments, each with a

@@ -37,9 +37,8 @@
 //! anchored where the channel resumes; audio that is missing or late (a feed without audio
 //! after a reopen, a stall) is replaced by silence and logged ([`LiveEvent::Audio`]). The
 //! rendition is decided when the channel first goes on air (a feed without audio makes a
-//! channel without it) and kept across restarts. With low-latency parts the audio is left out,
-//! and the channel says so in its log: LL-HLS wants parts in every rendition, and audio is
-//! packaged as whole segments only.
+//! channel without it) and kept across restarts. With low-latency parts the audio has parts
+//! too, cut on the video's part boundaries (see below).
 //!
 //! **Low latency** ([`LiveConfig::part`], `leaktrace live --part 500ms`). The encoders also cut
 //! a fragment every part duration (a CMAF chunk, [`leaktrace_media::EncoderConfig::part_frames`];
@@ -48,7 +47,11 @@
 //! LL-HLS media playlist (`EXT-X-PART`, `EXT-X-PART-INF`, `EXT-X-SERVER-CONTROL` with blocking
 //! reloads, `EXT-X-PRELOAD-HINT`; the edge holds requests for what is not yet published). The
 //! parts of a segment, in order, are its bytes, and the whole segment follows once it is
-//! complete. The DASH MPD stays at whole segments. Parts are served before their position's
+//! complete. The audio rendition's parts (`audio-eng/seg_00042.p3.m4s`) hold the AAC frames
+//! that start in the span of the video part of the same number; each is written as soon as
+//! its audio is encoded and its video part is out, and never lags the picture by more than a
+//! part (what is still missing then is completed with silence). The audio playlist is an
+//! LL-HLS playlist like the video's, written before it. The DASH MPD stays at whole segments. Parts are served before their position's
 //! reference record exists, so before the first part of a position leaves, the reference index
 //! records that the position is open ([`ReferenceAppender::open_position`], written to the
 //! disk); a packager that dies with parts of a position out abandons that position on restart
@@ -149,8 +152,8 @@ pub struct LiveConfig {
     /// Low-latency parts of about this duration (LL-HLS `EXT-X-PART`, CMAF chunks), each
     /// published as soon as it is encoded; `None`: whole segments only.
     pub part: Option<Duration>,
-    /// Package the feed's audio (its first audio stream, AAC-LC at 48 kHz). Without
-    /// low-latency parts only: with [`LiveConfig::part`] the audio is left out (and logged).
+    /// Package the feed's audio (its first audio stream, AAC-LC at 48 kHz; with
+    /// [`LiveConfig::part`], in parts on the video's part boundaries).
     pub audio: bool,
     /// Bitrate of the AAC encode for a stereo pair (bit/s, in
     /// [`leaktrace_media::audio::BITRATES`]); a mono rendition gets half.
@@ -487,13 +490,6 @@ pub fn run_live(
     // The audio rendition: the one a resumed channel has, else the feed's (a channel that went
     // on air without audio stays without).
     let audio_state = if !cfg.audio {
-        None
-    } else if cfg.part.is_some() {
-        events(LiveEvent::Audio {
-            message: "low-latency parts: the feed's audio is left out (audio renditions are \
-                      packaged on channels without --part)"
-                .into(),
-        });
         None
     } else {
         let kept = previous.as_ref().map(|p| p.audio.clone());
@@ -1208,6 +1204,8 @@ struct OpenPosition {
     /// Frames taken so far, and the frames the position has on the channel's clock.
     frames: u64,
     expected: u64,
+    /// Where each of its parts taken so far ends (a frame of the channel's clock).
+    part_ends: Vec<u64>,
     /// The segment's bytes so far, per rendition, for A and B.
     bytes: Vec<[Vec<u8>; 2]>,
     /// When its first frame reached the packager.
@@ -1253,6 +1251,7 @@ impl Channel<'_> {
         runs: &mut [RenditionRun],
         events: &mut dyn FnMut(LiveEvent),
     ) -> Result<(), EmbedError> {
+        self.audio_parts_ready(runs, events)?;
         loop {
             let queued = |rs: &[RenditionRun]| {
                 rs.iter()
@@ -1276,7 +1275,7 @@ impl Channel<'_> {
                         .pending_reference
                         .front()
                         .is_some_and(|c| c.position.get() == position);
-                    if !record_ready || !self.audio_ready(position, events)? {
+                    if !record_ready || !self.audio_ready(position, queued(runs), events)? {
                         return Ok(());
                     }
                     self.finish_position(runs, events)?;
@@ -1289,27 +1288,69 @@ impl Channel<'_> {
             if !queued(runs) {
                 return Ok(());
             }
-            self.take_part(runs, position)?;
+            self.take_part(runs, position, events)?;
         }
     }
 
+    /// The ends of the open position's video parts out so far, on the audio timeline.
+    fn audio_part_ends(&self) -> Vec<u64> {
+        match (&self.audio, &self.open) {
+            (Some(a), Some(open)) => open.part_ends.iter().map(|&s| a.slot_start(s)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// With low-latency parts: writes the audio parts of the open position whose audio came
+    /// in since its video parts went out, and the playlists when there are any.
+    fn audio_parts_ready(
+        &mut self,
+        runs: &[RenditionRun],
+        events: &mut dyn FnMut(LiveEvent),
+    ) -> Result<(), EmbedError> {
+        if self.part_frames.is_none() {
+            return Ok(());
+        }
+        let ends = self.audio_part_ends();
+        let (Some(a), Some(open)) = (self.audio.as_mut(), self.open.as_mut()) else {
+            return Ok(());
+        };
+        let position = open.seg.position;
+        if a.parts_done(position, ends.len()) || !a.cut_parts(position, &ends, 0, events)? {
+            return Ok(());
+        }
+        if let Some((timing, parts)) = a.parts_of(position) {
+            open.seg.audio = Some(timing);
+            open.seg.audio_parts = parts;
+        }
+        self.state.open = Some(open.seg.clone());
+        self.write_manifests(runs, false)
+    }
+
     /// Whether `position`'s audio is encoded (always, without audio). Audio missing or late
-    /// (the video [`audio::AUDIO_WAIT_S`] ahead, the source lost, the run ending) is completed
-    /// with silence.
+    /// (the video [`audio::AUDIO_WAIT_S`] ahead, the source lost, the run ending; with
+    /// low-latency parts, also the next position's video parts ready, `next_ready`) is
+    /// completed with silence.
     fn audio_ready(
         &mut self,
         position: u32,
+        next_ready: bool,
         events: &mut dyn FnMut(LiveEvent),
     ) -> Result<bool, EmbedError> {
         let Some(a) = self.audio.as_mut() else {
             return Ok(true);
         };
+        let wait = (audio::AUDIO_WAIT_S * self.fr.as_f64()).ceil() as u64;
+        let end = first_slot(self.cfg.segment, self.fr, position.saturating_add(1));
+        let late = self.flushing || self.source_down || self.video_slot >= end + wait;
+        if self.part_frames.is_some() {
+            // The audio must not lag the next position's first video part: completed with
+            // silence by `finish_parts` then.
+            return Ok(late || next_ready || a.ready(position));
+        }
         if a.ready(position) {
             return Ok(true);
         }
-        let wait = (audio::AUDIO_WAIT_S * self.fr.as_f64()).ceil() as u64;
-        let end = first_slot(self.cfg.segment, self.fr, position.saturating_add(1));
-        if !(self.flushing || self.source_down || self.video_slot >= end + wait) {
+        if !late {
             return Ok(false);
         }
         a.fill(position, events)?;
@@ -1361,12 +1402,14 @@ impl Channel<'_> {
             discontinuity: self.first_of_run && !self.state.segments.is_empty(),
             parts: Vec::new(),
             audio: None,
+            audio_parts: Vec::new(),
         };
         self.first_of_run = false;
         self.open = Some(OpenPosition {
             seg,
             frames: 0,
             expected,
+            part_ends: Vec::new(),
             bytes: runs.iter().map(|_| [Vec::new(), Vec::new()]).collect(),
             arrived,
         });
@@ -1375,7 +1418,12 @@ impl Channel<'_> {
 
     /// Takes the next fragment of every encoder: the next part of `position`. With
     /// low-latency parts it is published at once: its files, its sidecars, the playlists.
-    fn take_part(&mut self, runs: &mut [RenditionRun], position: u32) -> Result<(), EmbedError> {
+    fn take_part(
+        &mut self,
+        runs: &mut [RenditionRun],
+        position: u32,
+        events: &mut dyn FnMut(LiveEvent),
+    ) -> Result<(), EmbedError> {
         if self.open.is_none() {
             self.open_position(runs, position)?;
         }
@@ -1436,6 +1484,8 @@ impl Channel<'_> {
         open.frames += u64::from(samples);
         open.seg.duration += duration;
         open.seg.parts.push(duration);
+        open.part_ends
+            .push(first_slot(self.cfg.segment, self.fr, position) + open.frames);
         if self.part_frames.is_none() {
             return Ok(());
         }
@@ -1446,6 +1496,16 @@ impl Channel<'_> {
         }
         if let Some(at) = self.part_arrivals.pop_front() {
             self.part_latencies.push(at.elapsed().as_secs_f64());
+        }
+        // The audio of this part if it is encoded, and of every earlier one (the audio never
+        // lags the picture by more than a part).
+        if let Some(a) = self.audio.as_mut() {
+            let ends: Vec<u64> = open.part_ends.iter().map(|&s| a.slot_start(s)).collect();
+            a.cut_parts(position, &ends, ends.len().saturating_sub(1), events)?;
+            if let Some((timing, parts)) = a.parts_of(position) {
+                open.seg.audio = Some(timing);
+                open.seg.audio_parts = parts;
+            }
         }
         self.state.open = Some(open.seg.clone());
         self.write_manifests(runs, false)
@@ -1472,7 +1532,14 @@ impl Channel<'_> {
         }
         // Its audio (the same for every viewer, served as soon as a playlist lists it).
         if let Some(a) = self.audio.as_mut() {
-            open.seg.audio = Some(a.publish(position)?);
+            if self.part_frames.is_some() {
+                let ends: Vec<u64> = open.part_ends.iter().map(|&s| a.slot_start(s)).collect();
+                let (timing, parts) = a.finish_parts(position, &ends, events)?;
+                open.seg.audio = Some(timing);
+                open.seg.audio_parts = parts;
+            } else {
+                open.seg.audio = Some(a.publish(position)?);
+            }
         }
         // The reference record, then the sidecars (from here on the edge serves it).
         let record = self
@@ -1510,19 +1577,26 @@ impl Channel<'_> {
 
     /// Deletes the segments before `first_kept` and forgets them.
     fn forget(&mut self, first_kept: u32) -> Result<(), EmbedError> {
-        let gone: Vec<(u32, usize)> = self
+        let gone: Vec<(u32, usize, Vec<u32>)> = self
             .state
             .segments
             .iter()
             .take_while(|s| s.position < first_kept)
-            .map(|s| (s.position, s.parts.len()))
+            .map(|s| {
+                let audio = s.audio_parts.iter().map(|a| a.index).collect();
+                (s.position, s.parts.len(), audio)
+            })
             .collect();
         let audio_dir = self.state.audio.as_ref().map(|a| self.out.join(&a.name));
-        for (p, parts) in gone {
+        for (p, parts, audio_parts) in gone {
             let names: Vec<String> = std::iter::once(crate::manifest::segment_name(p))
                 .chain((0..parts as u32).map(|j| part_file_name(p, j)))
                 .collect();
             if let Some(dir) = &audio_dir {
+                // The parts first: the playlists stopped listing them with their segment.
+                for j in audio_parts {
+                    remove_if_there(&dir.join(part_file_name(p, j)))?;
+                }
                 remove_if_there(&dir.join(crate::manifest::segment_name(p)))?;
             }
             for r in self.ladder.renditions() {
@@ -1572,9 +1646,10 @@ impl Channel<'_> {
         let audios: Vec<crate::manifest::AudioManifest> =
             self.audio.iter().map(audio::LiveAudio::manifest).collect();
         if !listed.is_empty() || self.state.open.is_some() {
-            // The audio playlist first: it lists what the video's will.
+            // The audio playlist first: it lists what the video's will (with low-latency
+            // parts, as soon as the video's is written, which may be before a whole segment).
             if let Some(a) = &self.state.audio
-                && !listed.is_empty()
+                && (!listed.is_empty() || self.part_frames.is_some())
             {
                 let text = manifest::hls_live_audio_media(&self.state, &listed)?;
                 write_atomic(

@@ -27,9 +27,25 @@ pub struct Segment {
     /// ([`leaktrace_core::part_file_name`]); empty on a channel without low-latency parts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<u64>,
-    /// Its audio segment on a channel with audio: `[start, duration]` in 48 kHz samples.
+    /// Its audio segment on a channel with audio: `[start, duration]` in 48 kHz samples (of
+    /// the parts out so far, for the segment being published).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<[u64; 2]>,
+    /// Its audio parts on a channel with audio and low-latency parts, each a file of its own
+    /// in the audio rendition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audio_parts: Vec<AudioPart>,
+}
+
+/// One low-latency part of the audio rendition: the AAC frames that start in the time span of
+/// the video part of the same number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioPart {
+    /// Its number in the segment ([`leaktrace_core::part_file_name`]); a span without the
+    /// start of an AAC frame has no part, so a number may be missing.
+    pub index: u32,
+    /// Its duration (48 kHz samples).
+    pub duration: u64,
 }
 
 /// The audio rendition of a channel: the feed's audio, the same for every viewer.
