@@ -535,16 +535,36 @@ fn a_low_latency_channel_has_audio_parts_on_the_video_parts() {
     let (snapshots, most) = watcher.join().expect("a playlist snapshot failed");
     let audio_pl = std::fs::read_to_string(adir.join("playlist.m3u8")).unwrap();
     let video_pl = std::fs::read_to_string(ch.join("360p/playlist.m3u8")).unwrap();
-    // The LL-HLS tags of the video's.
-    for tag in [
-        "#EXT-X-VERSION:",
-        "#EXT-X-PART-INF:",
-        "#EXT-X-SERVER-CONTROL:",
-    ] {
-        let (a, v) = (tag_lines(&audio_pl, tag), tag_lines(&video_pl, tag));
-        assert_eq!(a.len(), 1, "{tag}: {audio_pl}");
-        assert_eq!(a, v, "{tag}");
-    }
+    // The LL-HLS tags of the video's; each playlist's part target is at least every part it
+    // lists, and the audio's is at most one AAC frame over the video's.
+    let version = tag_lines(&audio_pl, "#EXT-X-VERSION:");
+    assert_eq!(version.len(), 1, "{audio_pl}");
+    assert_eq!(version, tag_lines(&video_pl, "#EXT-X-VERSION:"));
+    let part_target = |pl: &str| -> f64 {
+        let target: f64 = pl
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-PART-INF:PART-TARGET="))
+            .unwrap_or_else(|| panic!("no PART-INF: {pl}"))
+            .parse()
+            .unwrap();
+        for l in pl
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXT-X-PART:DURATION="))
+        {
+            let d: f64 = l.split(',').next().unwrap().parse().unwrap();
+            assert!(
+                d <= target,
+                "a part of {d} s over the part target {target} s: {pl}"
+            );
+        }
+        assert_eq!(tag_lines(pl, "#EXT-X-SERVER-CONTROL:").len(), 1, "{pl}");
+        target
+    };
+    let (audio_target, video_target) = (part_target(&audio_pl), part_target(&video_pl));
+    assert!(
+        audio_target >= video_target && audio_target - video_target <= 1024.0 / 48_000.0 + 1e-5,
+        "part targets: audio {audio_target} s, video {video_target} s"
+    );
     assert!(audio_pl.contains("CAN-BLOCK-RELOAD=YES"), "{audio_pl}");
     assert_eq!(
         tag_lines(&audio_pl, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg_").len(),

@@ -137,9 +137,21 @@ fn media_playlist(
         return Ok(text);
     };
     // LL-HLS: the part target and the server's promises after the target duration, and the
-    // parts of the segment still being published at the end.
-    let part_target = f64::from(k) * f64::from(state.frame_rate[1].max(1))
-        / f64::from(state.frame_rate[0].max(1));
+    // parts of the segment still being published at the end. Every part listed is at most the
+    // part target (RFC 8216bis section 4.4.3.7): audio parts hold whole AAC frames and can be
+    // a frame longer than the video's, so the target is the longest part when that is more.
+    let open_parts = state.open.as_ref().map(parts_of).unwrap_or_default();
+    let longest = listed[with_parts..]
+        .iter()
+        .flat_map(|s| parts_of(s))
+        .chain(open_parts.iter().copied())
+        .map(|(_, d, _)| d as f64 / ts)
+        .fold(0.0, f64::max);
+    let part_target = (f64::from(k) * f64::from(state.frame_rate[1].max(1))
+        / f64::from(state.frame_rate[0].max(1)))
+    .max(longest);
+    // Printed rounded up, so no part's printed duration exceeds it.
+    let part_target = (part_target * 1e5).ceil() / 1e5;
     let target_line = format!("#EXT-X-TARGETDURATION:{target}\n");
     let header = format!(
         "{target_line}#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3}\n\
@@ -147,7 +159,6 @@ fn media_playlist(
         3.0 * part_target
     );
     text = text.replacen(&target_line, &header, 1);
-    let open_parts = state.open.as_ref().map(parts_of).unwrap_or_default();
     if let Some(open) = state.open.as_ref().filter(|_| !open_parts.is_empty()) {
         if listed.is_empty() || open.discontinuity {
             if !listed.is_empty() {
