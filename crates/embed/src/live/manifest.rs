@@ -143,7 +143,7 @@ fn media_playlist(
     let open_parts = state.open.as_ref().map(parts_of).unwrap_or_default();
     let longest = listed[with_parts..]
         .iter()
-        .flat_map(|s| parts_of(s))
+        .flat_map(parts_of)
         .chain(open_parts.iter().copied())
         .map(|(_, d, _)| d as f64 / ts)
         .fold(0.0, f64::max);
