@@ -19,6 +19,8 @@ pub struct Decoder {
     layout: PixelLayout,
     converter: Option<ffm::software::scaling::Context>,
     shrinker: Option<ffm::software::scaling::Context>,
+    /// The column and row weights of the last luma area average ([`Decoder::next_luma`]).
+    area: AreaShrinker,
     frame_rate: Rational,
     declared_frames: u64,
     /// Duration the container declares, seconds (0: unknown).
@@ -215,6 +217,7 @@ impl Decoder {
             layout,
             converter: None,
             shrinker: None,
+            area: AreaShrinker::default(),
             frame_rate: fr,
             declared_frames,
             declared_duration: duration,
@@ -314,10 +317,15 @@ impl Decoder {
         self.stop_on_limit(next)
     }
 
-    /// The luma of the next frame in presentation order, area-averaged (swscale) to
-    /// `width × height` on the 16-bit scale (an 8-bit code value `v` is `v × 256`, a 10-bit one
-    /// `v × 64`; no range conversion), `None` at the end. Much cheaper than [`Decoder::next_frame`] followed by a downscale: no
-    /// chroma is copied and the averaging runs in swscale's SIMD code.
+    /// The luma of the next frame in presentation order, area-averaged to `width × height` on
+    /// the 16-bit scale (an 8-bit code value `v` is `v × 256`, a 10-bit one `v × 64`; no range
+    /// conversion), `None` at the end. Much cheaper than [`Decoder::next_frame`] followed by a
+    /// downscale: no chroma is touched and nothing is copied before averaging.
+    ///
+    /// Each output pixel is the mean of the source pixels under it, each weighted by the area
+    /// it shares with the output pixel, rounded to the nearest 16-bit unit: the decoder's luma
+    /// plane is read in place for planar limited-range YUV at 8 or 10 bits (what video codecs
+    /// give), and other layouts go through swscale's area filter first.
     ///
     /// The decoded frame is held to the decoder's [`Limits`] as in [`Decoder::next_frame`], and
     /// so is the size asked for (the caller usually derives it from the input's aspect ratio).
@@ -348,6 +356,39 @@ impl Decoder {
             w,
             h,
         )?;
+        if let Some(luma) = self.area_luma(&decoded, width, height) {
+            return Ok(Some(luma));
+        }
+        self.swscale_luma(&decoded, w, h).map(Some)
+    }
+
+    /// The luma of `decoded` area-averaged in place ([`AreaShrinker`]), when its layout is plain
+    /// planar limited-range YUV.
+    fn area_luma(
+        &mut self,
+        decoded: &ffm::frame::Video,
+        width: usize,
+        height: usize,
+    ) -> Option<Vec<u16>> {
+        let depth = plain_luma_depth(decoded.format())?;
+        let plane = LumaPlane {
+            data: decoded.data(0),
+            stride: decoded.stride(0),
+            width: decoded.width() as usize,
+            height: decoded.height() as usize,
+            depth,
+        };
+        self.area.shrink(&plane, width, height)
+    }
+
+    /// The luma of `decoded` area-averaged by swscale (any layout), on the 16-bit scale.
+    fn swscale_luma(
+        &mut self,
+        decoded: &ffm::frame::Video,
+        w: u32,
+        h: u32,
+    ) -> Result<Vec<u16>, MediaError> {
+        let (width, height) = (w as usize, h as usize);
         let needs_new = match &self.shrinker {
             Some(c) => {
                 c.input().format != decoded.format()
@@ -377,8 +418,7 @@ impl Decoder {
         }
         let mut out = ffm::frame::Video::empty();
         if let Some(c) = self.shrinker.as_mut() {
-            c.run(&decoded, &mut out)
-                .map_err(ff("shrinking the luma"))?;
+            c.run(decoded, &mut out).map_err(ff("shrinking the luma"))?;
         }
         let stride = out.stride(0);
         let data = out.data(0);
@@ -390,7 +430,7 @@ impl Decoder {
                     .map(|b| u16::from_le_bytes([b[0], b[1]])),
             );
         }
-        Ok(Some(luma))
+        Ok(luma)
     }
 
     /// The limit error that stopped the decoder, again.
@@ -605,6 +645,160 @@ impl Decoder {
     }
 }
 
+/// The luma bit depth of a planar limited-range YUV layout whose first plane is the luma,
+/// one sample per pixel (8-bit bytes or 10-bit little-endian words); `None` for any other layout
+/// (full-range `yuvj`, packed, semi-planar, RGB, big-endian…).
+fn plain_luma_depth(format: ffm::format::Pixel) -> Option<u8> {
+    use ffm::format::Pixel as P;
+    match format {
+        P::YUV420P | P::YUV422P | P::YUV444P => Some(8),
+        P::YUV420P10LE | P::YUV422P10LE | P::YUV444P10LE => Some(10),
+        _ => None,
+    }
+}
+
+/// A luma plane as the decoder holds it.
+struct LumaPlane<'a> {
+    data: &'a [u8],
+    /// Bytes per row.
+    stride: usize,
+    width: usize,
+    height: usize,
+    /// 8 (one byte per sample) or 10 (two bytes, little-endian).
+    depth: u8,
+}
+
+impl LumaPlane<'_> {
+    /// Sample `x` of row `y`, when the plane holds it.
+    fn row(&self, y: usize) -> Option<&[u8]> {
+        let bytes = if self.depth > 8 { 2 } else { 1 };
+        let start = y.checked_mul(self.stride)?;
+        self.data
+            .get(start..start.checked_add(self.width.checked_mul(bytes)?)?)
+    }
+}
+
+/// The overlap of each output pixel with the source pixels along one axis, in units of
+/// `1 / out` source pixel: output pixel `o` spans `[o × src, (o + 1) × src)` and source pixel
+/// `s` spans `[s × out, (s + 1) × out)`, so the weights of one output pixel sum to `src`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct AxisWeights {
+    src: usize,
+    out: usize,
+    /// Per output pixel: its first source pixel and the weights from there on.
+    taps: Vec<(usize, Vec<u32>)>,
+}
+
+impl AxisWeights {
+    fn new(src: usize, out: usize) -> Option<Self> {
+        let taps = (0..out)
+            .map(|o| {
+                let (lo, hi) = (o.checked_mul(src)?, (o + 1).checked_mul(src)?);
+                let (first, last) = (lo / out, (hi - 1) / out);
+                let weights = (first..=last)
+                    .map(|s| {
+                        let (a, b) = (s * out, (s + 1) * out);
+                        u32::try_from(b.min(hi) - a.max(lo)).ok()
+                    })
+                    .collect::<Option<Vec<u32>>>()?;
+                Some((first, weights))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self { src, out, taps })
+    }
+}
+
+/// Area averaging of a luma plane, with the weights of the last size kept.
+#[derive(Debug, Default)]
+struct AreaShrinker {
+    columns: AxisWeights,
+    rows: AxisWeights,
+    /// Column sums of the source rows an output row covers whole.
+    whole: Vec<u32>,
+    /// Weighted column sums of the source rows it covers in part.
+    part: Vec<u32>,
+}
+
+impl AreaShrinker {
+    /// `plane` averaged to `width × height` on the 16-bit scale; `None` when the sizes are out
+    /// of this path's range (the caller then uses swscale).
+    fn shrink(&mut self, plane: &LumaPlane<'_>, width: usize, height: usize) -> Option<Vec<u16>> {
+        let (sw, sh) = (plane.width, plane.height);
+        // Weighted sums stay exact in 64 bits far beyond these sizes.
+        if sw == 0 || sh == 0 || sw > 1 << 16 || sh > 1 << 16 || width > 1 << 16 || height > 1 << 16
+        {
+            return None;
+        }
+        if self.columns.src != sw || self.columns.out != width {
+            self.columns = AxisWeights::new(sw, width)?;
+        }
+        if self.rows.src != sh || self.rows.out != height {
+            self.rows = AxisWeights::new(sh, height)?;
+        }
+        // Sum of weights of one output pixel: sw × sh (units of 1/(width × height) pixel²);
+        // the 16-bit scale multiplies a code value by 2^(16 − depth).
+        let unit = 1u64 << (16 - u32::from(plane.depth.min(16)));
+        let total = (sw as u64) * (sh as u64);
+        // Column sums of the rows under one output row: rows it covers whole (weight
+        // `height`) are added as they are, the partly covered ones with their weight; both fit
+        // in 32 bits (at most 1023 × 2^16 × 2).
+        let full_row = u32::try_from(height).ok()?;
+        self.whole.clear();
+        self.whole.resize(sw, 0);
+        self.part.clear();
+        self.part.resize(sw, 0);
+        let mut out = Vec::with_capacity(width * height);
+        for (first_row, row_weights) in &self.rows.taps {
+            self.whole.fill(0);
+            self.part.fill(0);
+            let mut any_part = false;
+            for (k, &wy) in row_weights.iter().enumerate() {
+                let row = plane.row(first_row + k)?;
+                let sums = if wy == full_row {
+                    &mut self.whole
+                } else {
+                    any_part = true;
+                    &mut self.part
+                };
+                match (plane.depth > 8, wy == full_row) {
+                    (false, true) => sums
+                        .iter_mut()
+                        .zip(row)
+                        .for_each(|(s, &v)| *s += u32::from(v)),
+                    (false, false) => sums
+                        .iter_mut()
+                        .zip(row)
+                        .for_each(|(s, &v)| *s += u32::from(v) * wy),
+                    (true, whole) => {
+                        let m = if whole { 1 } else { wy };
+                        sums.iter_mut().zip(row.chunks_exact(2)).for_each(|(s, b)| {
+                            *s += u32::from(u16::from_le_bytes([b[0], b[1]])) * m
+                        });
+                    }
+                }
+            }
+            let full = u64::from(full_row);
+            for (first, weights) in &self.columns.taps {
+                let range = *first..first + weights.len();
+                let (whole, part) = (self.whole.get(range.clone())?, self.part.get(range)?);
+                let sum: u64 = whole
+                    .iter()
+                    .zip(part)
+                    .zip(weights)
+                    .map(|((&a, &b), &wx)| {
+                        let col = u64::from(a) * full + if any_part { u64::from(b) } else { 0 };
+                        col * u64::from(wx)
+                    })
+                    .sum();
+                // Rounded to the nearest unit of the 16-bit scale.
+                let v = (sum * unit + total / 2) / total;
+                out.push(u16::try_from(v).unwrap_or(u16::MAX));
+            }
+        }
+        Some(out)
+    }
+}
+
 /// A copy of a [`MediaError::TooLarge`] (`MediaError` is not `Clone`), `None` for any other error.
 fn copy_limit_error(e: &MediaError) -> Option<MediaError> {
     match e {
@@ -754,4 +948,47 @@ fn open_live_input(
 /// `rw_timeout` passed): EIO, or ETIMEDOUT in some versions.
 fn is_idle_end(e: ffm::Error) -> bool {
     matches!(e, ffm::Error::Other { errno } if errno == ffm::util::error::EIO || errno == ffm::util::error::ETIMEDOUT)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// The in-place area average against swscale's area filter on real frames: the same
+    /// picture to within rounding, at an integer and at a fractional ratio.
+    #[test]
+    fn area_luma_matches_swscale_area_filter() {
+        let clip = leaktrace_testkit::corpus("bikes.mp4");
+        let mut dec = Decoder::open(&clip).unwrap();
+        let (sw, sh) = dec.size();
+        let mut checked = 0;
+        while let Some(decoded) = dec.next_decoded().unwrap() {
+            if checked == 12 {
+                break;
+            }
+            for (w, h) in [(sw / 5, sh / 5), (256, 144), (97, 61)] {
+                let ours = dec.area_luma(&decoded, w, h).expect("a planar 4:2:0 clip");
+                let theirs = dec.swscale_luma(&decoded, w as u32, h as u32).unwrap();
+                assert_eq!(ours.len(), theirs.len());
+                let diff: Vec<i32> = ours
+                    .iter()
+                    .zip(&theirs)
+                    .map(|(&a, &b)| i32::from(a) - i32::from(b))
+                    .collect();
+                let max = diff.iter().map(|d| d.abs()).max().unwrap();
+                let mean = diff.iter().map(|&d| f64::from(d)).sum::<f64>() / diff.len() as f64;
+                let mad = diff.iter().map(|&d| f64::from(d.abs())).sum::<f64>() / diff.len() as f64;
+                // swscale's 14-bit filter coefficients round differently: a few units of
+                // 1/256 grey level at most, and no bias.
+                assert!(max <= 8, "{sw}x{sh} -> {w}x{h}: differs by up to {max}");
+                assert!(
+                    mean.abs() < 0.25 && mad < 0.5,
+                    "{sw}x{sh} -> {w}x{h}: mean {mean}, mad {mad}"
+                );
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, 12);
+    }
 }
