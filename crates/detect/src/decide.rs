@@ -367,36 +367,28 @@ impl Scene<'_> {
             .collect();
         let correlator = Correlator::new(pattern_key, rw, rh, &points, correlate::HIGHPASS_RADIUS);
         let field = keep(vfield);
-        let mut out = Decided {
-            positions: Vec::new(),
-            mad_sum: 0.0,
-            mad_n: 0,
-            kept_score_sum: 0.0,
-            transient: 0.0,
-        };
-        for (p, count, mean, ref_mean) in observed {
+        // Positions are decided independently, on every core; their sums are added in
+        // position order, as a sequential loop would.
+        let per_position = crate::par::map(observed, |(p, count, mean, ref_mean)| {
             let pos = Position::new(*p as u32);
-            let Some(stats) = reference.position(pos) else {
-                continue;
-            };
+            let stats = reference.position(pos)?;
             // The match measure is over every visible pixel, overlays included: leaving out
             // what the reference does not explain would make any footage look like the title.
             let (all, all_model) = self.residual(visible, vfield, mean, ref_mean);
-            out.mad_sum += all.iter().map(|v| v.abs()).sum::<f64>();
-            out.mad_n += all.len();
+            let mad_sum = all.iter().map(|v| v.abs()).sum::<f64>();
             let (kept_model, kept_suspect): (Vec<f64>, Vec<f64>) = all_model
                 .iter()
                 .zip(&all)
                 .zip(kept)
                 .filter_map(|((m, d), &k)| k.then_some((*m, m + d)))
                 .unzip();
-            out.kept_score_sum += normalised_correlation(&kept_model, &kept_suspect);
+            let kept_score = normalised_correlation(&kept_model, &kept_suspect);
             let (mut d, model) = (keep(&all), keep(&all_model));
             regress_out(&mut d, &model);
             // What stands out at this position only (subtitles) is left out of its decision.
             let cut = overlay::TRANSIENT_K * overlay::robust_sigma(&d).max(1e-3);
             let skip: Vec<bool> = d.iter().map(|v| v.abs() > cut).collect();
-            out.transient += skip.iter().filter(|&&b| b).count() as f64 / skip.len().max(1) as f64;
+            let transient = skip.iter().filter(|&&b| b).count() as f64 / skip.len().max(1) as f64;
             // The expected mark's amplitude per visible pixel: the embed-time mask amplitude of
             // the pixel's pattern cell times the photometric gain.
             let amp: Vec<f64> = points
@@ -410,8 +402,23 @@ impl Scene<'_> {
                         * self.photometric.gain(f64::from(ref_mean[i]))
                 })
                 .collect();
-            out.positions
-                .push(correlator.decide(pos, *count, &d, &amp, &skip, erasure_z));
+            let decision = correlator.decide(pos, *count, &d, &amp, &skip, erasure_z);
+            Some((decision, mad_sum, all.len(), kept_score, transient))
+        });
+        let mut out = Decided {
+            positions: Vec::new(),
+            mad_sum: 0.0,
+            mad_n: 0,
+            kept_score_sum: 0.0,
+            transient: 0.0,
+        };
+        for (decision, mad_sum, mad_n, kept_score, transient) in per_position.into_iter().flatten()
+        {
+            out.mad_sum += mad_sum;
+            out.mad_n += mad_n;
+            out.kept_score_sum += kept_score;
+            out.transient += transient;
+            out.positions.push(decision);
         }
         out
     }

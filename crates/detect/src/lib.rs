@@ -80,6 +80,7 @@ pub mod follow;
 pub mod frames;
 pub mod investigate;
 pub mod overlay;
+mod par;
 pub mod plot;
 pub mod register;
 pub mod report;

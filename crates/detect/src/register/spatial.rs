@@ -141,7 +141,8 @@ impl Image<'_> {
     pub fn sample(&self, u: f64, v: f64) -> f32 {
         let x = (u - 0.5).clamp(0.0, (self.w - 1) as f64);
         let y = (v - 0.5).clamp(0.0, (self.h - 1) as f64);
-        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+        // Both are clamped to 0 or more, where truncation is the floor.
+        let (x0, y0) = (x as usize, y as usize);
         let (x1, y1) = ((x0 + 1).min(self.w - 1), (y0 + 1).min(self.h - 1));
         let (fx, fy) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
         let d = self.data;
@@ -663,13 +664,10 @@ fn gauss_newton(
         if pts.len() < 64 {
             return (f64::INFINITY, 0.0);
         }
-        let mut acc = acc;
-        let mut sse = 0.0;
         let n = pts.len() as f64;
-        // Per view: (base, model, obs, mo, gain, mm) and the residuals.
-        let mut fitted = Vec::with_capacity(views.len());
-        let mut all_res = Vec::with_capacity(views.len() * pts.len());
-        for (r, s) in views {
+        let pts = pts.as_slice();
+        // Per view, on every core: the mapped reference, the residuals and the view's gain.
+        let fitted = crate::par::map(views, |(r, s)| {
             // Per-position gain and offset against V·f(R).
             let base: Vec<f64> = pts
                 .iter()
@@ -692,17 +690,20 @@ fn gauss_newton(
                 .map(|(m, o)| (m - mm) * (o - mo))
                 .sum();
             let gain = if smm > 0.0 { smo / smm } else { 1.0 };
-            all_res.extend(
-                obs.iter()
-                    .zip(&model)
-                    .map(|(o, m)| o - (mo + gain * (m - mm))),
-            );
-            fitted.push((base, model, obs, mo, gain, mm));
-        }
+            let res: Vec<f64> = obs
+                .iter()
+                .zip(&model)
+                .map(|(o, m)| o - (mo + gain * (m - mm)))
+                .collect();
+            (base, res, gain)
+        });
         // The robust scale: 1.4826 × the median absolute residual (floored so a perfect fit
         // does not divide by zero).
         let scale = scale.unwrap_or_else(|| {
-            let mut a: Vec<f64> = all_res.iter().map(|r| r.abs()).collect();
+            let mut a: Vec<f64> = fitted
+                .iter()
+                .flat_map(|f| f.1.iter().map(|r| r.abs()))
+                .collect();
             let mid = a.len() / 2;
             let med = if a.is_empty() {
                 0.0
@@ -712,20 +713,25 @@ fn gauss_newton(
             (1.4826 * med).max(0.05)
         });
         let cut = TUKEY_C * scale;
-        for ((_, s), (base, model, obs, mo, gain, mm)) in views.iter().zip(&fitted) {
-            let (base, model, obs) = (base.as_slice(), model.as_slice(), obs.as_slice());
-            let (mo, gain, mm) = (*mo, *gain, *mm);
+        let want_jacobian = acc.is_some();
+        // Per view, on every core: its loss and (when asked) its share of JᵀWJ (upper
+        // triangle) and JᵀWr; the views' shares are added in view order.
+        let indices: Vec<usize> = (0..views.len()).collect();
+        let shares = crate::par::map(&indices, |&i| {
+            let s = &views[i].1;
+            let (base, res, gain) = (&fitted[i].0, &fitted[i].1, fitted[i].2);
+            let mut sse = 0.0;
+            let mut jtj = vec![vec![0.0; params]; if want_jacobian { params } else { 0 }];
+            let mut jtr = vec![0.0; if want_jacobian { params } else { 0 }];
             // Means of the vignetting derivatives (the per-position offset absorbs them).
             let (m2, m4) = pts.iter().zip(base).fold((0.0, 0.0), |(a, b), (p, f)| {
                 (a + f * p.6 / n, b + f * p.6 * p.6 / n)
             });
             for (k, &(_, _, xn, yn, u, v, rv2)) in pts.iter().enumerate() {
-                let res = obs[k] - (mo + gain * (model[k] - mm));
+                let res = res[k];
                 let (weight, loss) = tukey(res, cut);
                 sse += loss;
-                if weight > 0.0
-                    && let Some((jtj, jtr)) = acc.as_mut()
-                {
+                if weight > 0.0 && want_jacobian {
                     let gu = f64::from(s.sample(u + 0.5, v) - s.sample(u - 0.5, v));
                     let gv = f64::from(s.sample(u, v + 0.5) - s.sample(u, v - 0.5));
                     let d = g.h[6] * xn + g.h[7] * yn + 1.0;
@@ -751,11 +757,33 @@ fn gauss_newton(
                         -gain * (base[k] * rv2 * rv2 - m4),
                     ];
                     for a in 0..params {
-                        for b in 0..params {
-                            jtj[a][b] += weight * j[a] * j[b];
+                        let wa = weight * j[a];
+                        for b in a..params {
+                            jtj[a][b] += wa * j[b];
                         }
-                        jtr[a] += weight * j[a] * res;
+                        jtr[a] += wa * res;
                     }
+                }
+            }
+            (sse, jtj, jtr)
+        });
+        let mut sse = 0.0;
+        let mut acc = acc;
+        for (part, jtj_v, jtr_v) in shares {
+            sse += part;
+            if let Some((jtj, jtr)) = acc.as_mut() {
+                for a in 0..params {
+                    for b in a..params {
+                        jtj[a][b] += jtj_v[a][b];
+                    }
+                    jtr[a] += jtr_v[a];
+                }
+            }
+        }
+        if let Some((jtj, _)) = acc.as_mut() {
+            for a in 0..params {
+                for b in 0..a {
+                    jtj[a][b] = jtj[b][a];
                 }
             }
         }
