@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::live::Live;
+use common::live::{Live, edge, get, listed_parts, session, timed_get};
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -41,39 +41,6 @@ fn sender(input: &Path, port: u16, rate: &str, extra: &[&str]) -> Proc {
             .spawn()
             .unwrap(),
     )
-}
-
-/// Starts `leaktrace edge` over `dir/ch`; returns it and its port.
-fn edge(dir: &Path) -> (Proc, u16) {
-    let (proc, line) = spawn_first_line(
-        bin()
-            .current_dir(dir)
-            .args([
-                "edge",
-                "--root",
-                "ch",
-                "--listen",
-                "127.0.0.1:0",
-                "--threads",
-                "1",
-            ])
-            .stderr(Stdio::null()),
-    );
-    let addr = line.split_whitespace().nth(1).unwrap();
-    (proc, addr.rsplit(':').next().unwrap().parse().unwrap())
-}
-
-/// A GET that also returns the response head (lower-cased).
-fn get(port: u16, path: &str) -> (u16, String, Vec<u8>) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut all = Vec::new();
-    s.read_to_end(&mut all).unwrap();
-    let end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&all[..end]).to_lowercase();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, head, all[end + 4..].to_vec())
 }
 
 /// Which variant's file (`a/` or `b/` of the 360p rendition, in its egress form) `body` is.
@@ -155,33 +122,6 @@ fn capture(dir: &Path, port: u16, prefix: &str, count: u32) -> (Vec<u8>, BTreeMa
         stream.extend(&got[&p]);
     }
     (stream, variants, positions.start)
-}
-
-fn session(dir: &Path, account: &str) -> (String, String) {
-    let out = ok(bin().current_dir(dir).args([
-        "session",
-        "new",
-        "--title",
-        "news",
-        "--account",
-        account,
-        "--json",
-    ]));
-    let v: Value = serde_json::from_str(&out).unwrap();
-    let path = v["path"].as_str().unwrap();
-    let prefix = path.rsplit_once('/').unwrap().0.to_owned();
-    (v["session_id"].as_str().unwrap().to_owned(), prefix)
-}
-
-/// The part files (`EXT-X-PART` URIs) a low-latency playlist lists.
-fn listed_parts(playlist: &str) -> Vec<String> {
-    playlist
-        .lines()
-        .filter_map(|l| l.strip_prefix("#EXT-X-PART:"))
-        .filter_map(|l| l.split("URI=\"").nth(1))
-        .filter_map(|l| l.split('"').next())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Every segment and part a playlist lists exists, in both variants, with its sidecar.
@@ -550,13 +490,6 @@ fn srt_and_rtmp_contribution_feeds_are_marked() {
         }
         eprintln!("{protocol}: {summary}");
     }
-}
-
-/// A request that returns how long the edge took to answer.
-fn timed_get(port: u16, path: &str) -> (u16, Vec<u8>, Duration) {
-    let t = Instant::now();
-    let (status, _, body) = get(port, path);
-    (status, body, t.elapsed())
 }
 
 #[test]

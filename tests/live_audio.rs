@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::live::Live;
+use common::live::{Live, edge, listed_parts, session, timed_get};
 use common::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -389,17 +389,6 @@ fn assert_no_audio_rendition(ch: &Path) {
     assert_eq!(names.len(), 2);
 }
 
-/// The part files (`EXT-X-PART` URIs) a low-latency playlist lists.
-fn listed_parts(playlist: &str) -> Vec<String> {
-    playlist
-        .lines()
-        .filter_map(|l| l.strip_prefix("#EXT-X-PART:"))
-        .filter_map(|l| l.split("URI=\"").nth(1))
-        .filter_map(|l| l.split('"').next())
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Position and number of a part file name (`seg_00042.p3.m4s`).
 fn part_of(name: &str) -> (u32, u32) {
     let (seg, part) = name
@@ -413,49 +402,6 @@ fn part_of(name: &str) -> (u32, u32) {
 /// The lines of a playlist that start with `prefix`.
 fn tag_lines<'a>(playlist: &'a str, prefix: &str) -> Vec<&'a str> {
     playlist.lines().filter(|l| l.starts_with(prefix)).collect()
-}
-
-/// Starts `leaktrace edge` over `dir/ch`; returns it and its port.
-fn edge(dir: &Path) -> (Proc, u16) {
-    let (proc, line) = spawn_first_line(
-        bin()
-            .current_dir(dir)
-            .args(["edge", "--root", "ch", "--listen", "127.0.0.1:0"])
-            .args(["--threads", "1"])
-            .stderr(Stdio::null()),
-    );
-    let addr = line.split_whitespace().nth(1).unwrap();
-    (proc, addr.rsplit(':').next().unwrap().parse().unwrap())
-}
-
-/// A GET on 127.0.0.1:`port`: status, body and how long it took.
-fn get(port: u16, path: &str) -> (u16, Vec<u8>, Duration) {
-    use std::io::{Read, Write};
-    let t = Instant::now();
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut all = Vec::new();
-    s.read_to_end(&mut all).unwrap();
-    let end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&all[..end]).to_string();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, all[end + 4..].to_vec(), t.elapsed())
-}
-
-/// The path prefix of a new session of the channel (`/s/<token>/news`).
-fn session_prefix(dir: &Path) -> String {
-    let out = ok(bin().current_dir(dir).args([
-        "session",
-        "new",
-        "--title",
-        "news",
-        "--account",
-        "viewer",
-        "--json",
-    ]));
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let path = v["path"].as_str().unwrap();
-    path.rsplit_once('/').unwrap().0.to_owned()
 }
 
 /// The audio playlist of a low-latency channel, read after the video's (the channel writes the
@@ -576,13 +522,13 @@ fn a_low_latency_channel_has_audio_parts_on_the_video_parts() {
     // Through the edge: a blocking reload of the audio playlist is held until it lists the
     // part asked for, and the preload hint's part is held until it is published.
     let (_edge, eport) = edge(dir);
-    let prefix = session_prefix(dir);
-    let (status, body, _) = get(eport, &format!("{prefix}/{uri}"));
+    let prefix = session(dir, "viewer").1;
+    let (status, body, _) = timed_get(eport, &format!("{prefix}/{uri}"));
     assert_eq!(status, 200);
     let now = String::from_utf8(body).unwrap();
     let (seq, names, _) = listed(&now);
     let ahead = seq + names.len() as u64 + 1;
-    let (status, body, took) = get(
+    let (status, body, took) = timed_get(
         eport,
         &format!("{prefix}/{uri}?_HLS_msn={ahead}&_HLS_part=1"),
     );
@@ -599,7 +545,7 @@ fn a_low_latency_channel_has_audio_parts_on_the_video_parts() {
         .and_then(|l| l.split('"').next())
         .unwrap()
         .to_owned();
-    let (status, body, took) = get(eport, &format!("{prefix}/{rendition}/{hint}"));
+    let (status, body, took) = timed_get(eport, &format!("{prefix}/{rendition}/{hint}"));
     assert_eq!(status, 200, "{hint}");
     assert_eq!(body, std::fs::read(adir.join(&hint)).unwrap(), "{hint}");
     eprintln!("audio blocking reload held {took:?}; preload hint {hint}");

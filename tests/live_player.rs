@@ -20,6 +20,7 @@
 
 mod common;
 
+use common::live::{edge, session_path};
 use common::*;
 use leaktrace_core::{KeyVersion, MasterKey, SessionId, TitleId, Variant};
 use leaktrace_testkit::browser::{player_available, run_page};
@@ -224,34 +225,9 @@ fn play_channel(extra: &[&str], config: &str, play_s: u64) -> Value {
         }
     }
     std::thread::spawn(move || for _ in lines.by_ref() {});
-    let (edge_proc, line) = spawn_first_line(
-        bin()
-            .current_dir(dir)
-            .args([
-                "edge",
-                "--root",
-                "ch",
-                "--listen",
-                "127.0.0.1:0",
-                "--threads",
-                "1",
-            ])
-            .stderr(Stdio::null()),
-    );
-    let _edge = edge_proc;
-    let addr = line.split_whitespace().nth(1).unwrap().to_owned();
-    let out = ok(bin().current_dir(dir).args([
-        "session",
-        "new",
-        "--title",
-        "news",
-        "--account",
-        "viewer",
-        "--json",
-    ]));
-    let s: Value = serde_json::from_str(&out).unwrap();
-    let sid = s["session_id"].as_str().unwrap().to_owned();
-    let src = format!("{addr}{}", s["path"].as_str().unwrap());
+    let (_edge, port) = edge(dir);
+    let (sid, path) = session_path(dir, "viewer");
+    let src = format!("http://127.0.0.1:{port}{path}");
     let page = PAGE
         .replace("PLAYER_JS", &format!("file://{}", hls_js.display()))
         .replace("SRC_URL", &src)

@@ -1,6 +1,6 @@
 //! `leaktrace live --json` under test: its event lines, waited for one by one.
 
-use super::{Proc, bin, ok};
+use super::{Proc, bin, ok, spawn_first_line};
 use serde_json::Value;
 use std::io::BufRead;
 use std::path::Path;
@@ -95,4 +95,82 @@ impl Live {
     pub fn stop(self, seen: &mut Vec<Value>) -> Value {
         self.finish(true, seen)
     }
+}
+
+/// Starts `leaktrace edge` over `dir/ch`; returns it and its port.
+pub fn edge(dir: &Path) -> (Proc, u16) {
+    let (proc, line) = spawn_first_line(
+        bin()
+            .current_dir(dir)
+            .args([
+                "edge",
+                "--root",
+                "ch",
+                "--listen",
+                "127.0.0.1:0",
+                "--threads",
+                "1",
+            ])
+            .stderr(Stdio::null()),
+    );
+    let addr = line.split_whitespace().nth(1).unwrap();
+    (proc, addr.rsplit(':').next().unwrap().parse().unwrap())
+}
+
+/// A GET that also returns the response head (lower-cased).
+pub fn get(port: u16, path: &str) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..end]).to_lowercase();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head, all[end + 4..].to_vec())
+}
+
+/// A request that returns how long the edge took to answer.
+pub fn timed_get(port: u16, path: &str) -> (u16, Vec<u8>, Duration) {
+    let t = Instant::now();
+    let (status, _, body) = get(port, path);
+    (status, body, t.elapsed())
+}
+
+/// A new session of the channel `news` for `account`: its id and its path prefix
+/// (`/s/<token>/news`).
+pub fn session(dir: &Path, account: &str) -> (String, String) {
+    let (id, path) = session_path(dir, account);
+    let prefix = path.rsplit_once('/').unwrap().0.to_owned();
+    (id, prefix)
+}
+
+/// A new session of the channel `news` for `account`: its id and the path of its multivariant
+/// playlist.
+pub fn session_path(dir: &Path, account: &str) -> (String, String) {
+    let out = ok(bin().current_dir(dir).args([
+        "session",
+        "new",
+        "--title",
+        "news",
+        "--account",
+        account,
+        "--json",
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    (
+        v["session_id"].as_str().unwrap().to_owned(),
+        v["path"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The part files (`EXT-X-PART` URIs) a low-latency playlist lists.
+pub fn listed_parts(playlist: &str) -> Vec<String> {
+    playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-PART:"))
+        .filter_map(|l| l.split("URI=\"").nth(1))
+        .filter_map(|l| l.split('"').next())
+        .map(str::to_owned)
+        .collect()
 }
