@@ -10,8 +10,10 @@
 #   3. runs wrk (1 thread, 64 connections, 10 s; --quick: 5 s) with a Lua script that requests
 #      random segments: the edge through /wmt/<token>/... (token check, sidecar, codeword,
 #      wmpi rewrite from cache), nginx the a/ files directly;
-#   4. prints requests/s, p50/p99 latency, errors and the ratio edge/nginx (target >= 0.5),
-#      for segments and for small files (media playlists: the per-request overhead);
+#   4. prints requests/s, p50/p99 latency, errors, the CPU time each server spent per request
+#      (user + system, from /proc: steadier than requests/s on a loaded machine) and the ratio
+#      edge/nginx (target >= 1.0), for segments and for small files (media playlists: the
+#      per-request overhead);
 #      With --revoked N, N other sessions of the title are recorded and revoked first
 #      (`leaktrace session revoke --account`), so the edge holds N revoked sessions.
 #   5. holds 10 000 concurrent connections against the edge (wrk -c 10000) and reports errors.
@@ -54,7 +56,7 @@ done
 [[ -f "$CLIP" ]] || { echo "missing $CLIP (run corpus/fetch.sh or set LEAKTRACE_CORPUS)" >&2; exit 2; }
 
 if [[ $BUILD == 1 ]]; then
-    (cd "$ROOT" && cargo build --release -q -p leaktrace)
+    (cd "$ROOT" && cargo build --release --locked -q -p leaktrace)
 fi
 LT="${CARGO_TARGET_DIR:-$ROOT/target}/release/leaktrace"
 [[ -x "$LT" ]] || { echo "missing $LT (build without --no-build)" >&2; exit 2; }
@@ -179,19 +181,40 @@ done = function(summary, latency, requests)
 end
 EOF
 
+EDGE_PID=${PIDS[0]}
+NGINX_PID=${PIDS[1]}
+# CPU ticks (user + system) of a server: the edge process, or nginx's master and workers.
+ticks() {
+    local pids=$1
+    [[ $1 == nginx ]] && pids="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
+    [[ $1 == edge ]] && pids=$EDGE_PID
+    local sum=0 p
+    for p in $pids; do
+        [[ -r /proc/$p/stat ]] || continue
+        # Fields 14 and 15 (utime, stime), counted after the command name's closing parenthesis.
+        sum=$((sum + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+    done
+    echo "$sum"
+}
+HZ="$(getconf CLK_TCK)"
 run_wrk() { # name port paths connections duration
-    PATHS_FILE="$3" wrk -t1 -c"$4" -d"$5"s --timeout 10s -s "$WORK/bench.lua" "http://127.0.0.1:$2" \
-        | grep '^RESULT' | sed "s/^RESULT/$1/"
+    local server=${1%%-*} before after out requests
+    before=$(ticks "$server")
+    out=$(PATHS_FILE="$3" wrk -t1 -c"$4" -d"$5"s --timeout 10s -s "$WORK/bench.lua" "http://127.0.0.1:$2" \
+        | grep '^RESULT' | sed "s/^RESULT/$1/")
+    after=$(ticks "$server")
+    requests=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$out")
+    echo "$out cpu_us_per_req=$(python3 -c "print(f'{($after - $before) * 1e6 / $HZ / max($requests, 1):.1f}')")"
 }
 
-echo "== wrk -t1 -c64 -d${DURATION}s, random segments (~140 KB each)"
+echo "== wrk -t1 -c64 -d${DURATION}s, random segments (~175 KB each); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 NG=$(run_wrk nginx "$NGINX_PORT" "$WORK/nginx.paths" 64 "$DURATION")
 ED=$(run_wrk edge "$EDGE_PORT" "$WORK/edge.paths" 64 "$DURATION")
 echo "$NG"
 echo "$ED"
 rps() { sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$1"; }
 RATIO=$(python3 -c "print(f'{$(rps "$ED") / $(rps "$NG"):.2f}')")
-echo "ratio edge/nginx (requests/s) = $RATIO (target >= 0.5)"
+echo "ratio edge/nginx (requests/s) = $RATIO (target >= 1.0)"
 
 echo "== wrk -t1 -c64 -d${DURATION}s, media playlists (~1 KB: per-request overhead, token check included)"
 for r in 360p 240p; do echo "/wmt/$TOKEN/bbb/$r/playlist.m3u8"; done >"$WORK/edge.small"

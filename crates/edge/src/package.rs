@@ -1,12 +1,14 @@
 //! Title packages on disk: finding a title's directory, resolving a viewer's resource to the
 //! origin files (A, B or plain), and the in-memory file cache.
 
+use std::cell::RefCell;
 use std::mem::size_of;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use http::HeaderValue;
 use leaktrace_core::wmpaceinfo::{SIDECAR_DIR, Sidecar};
 use leaktrace_core::{TitleId, Variant};
 
@@ -78,6 +80,10 @@ pub struct FileEntry {
     pub len: u64,
     /// Strong ETag: the first 128 bits of BLAKE3 of the bytes served, quoted hex.
     pub etag: String,
+    /// The same, as a header value (built once, cloned per response).
+    pub etag_value: HeaderValue,
+    /// `len` as a `Content-Length` value.
+    pub len_value: HeaderValue,
     /// Canonical path.
     pub path: PathBuf,
     /// `wmpi` boxes to neutralise while streaming (cached bytes are already rewritten).
@@ -96,7 +102,8 @@ impl FileEntry {
             + size_of::<Self>()
             + self.bytes.as_ref().map_or(0, Bytes::len)
             + self.path.as_os_str().len()
-            + self.etag.len()
+            + 2 * self.etag.len()
+            + 20
             + self.patches.len() * size_of::<egress::Patch>()
     }
 }
@@ -131,9 +138,10 @@ pub struct CacheBounds {
 #[derive(Debug)]
 pub struct Packages {
     root: PathBuf,
-    single: Option<String>,
+    /// A single-package root: its title and the root, shared with every request.
+    single: Option<(String, Arc<PathBuf>)>,
     titles: ByteCache<str, TitleDirEntry>,
-    resolved: ByteCache<str, (Resolved, Instant)>,
+    resolved: ByteCache<str, (Arc<Resolved>, Instant)>,
     files: ByteCache<Path, Arc<FileEntry>>,
     cache_bytes: u64,
     max_cached_file: u64,
@@ -163,7 +171,7 @@ impl Packages {
             .ok()
             .filter(|p| p.is_dir())
             .ok_or_else(|| EdgeError::Root(root.to_path_buf()))?;
-        let single = read_title_json(&root);
+        let single = read_title_json(&root).map(|t| (t, Arc::new(root.clone())));
         Ok(Self {
             root,
             single,
@@ -191,13 +199,13 @@ impl Packages {
 
     /// The title of a single-package root, if the root is one package.
     pub fn single_title(&self) -> Option<&str> {
-        self.single.as_deref()
+        self.single.as_ref().map(|(t, _)| t.as_str())
     }
 
     /// The package directory of `title`, if known from the cache (`Some(None)`: known absent).
     fn cached_title_dir(&self, title: &TitleId) -> Option<Option<Arc<PathBuf>>> {
-        if let Some(single) = &self.single {
-            return Some((single == title.as_str()).then(|| Arc::new(self.root.clone())));
+        if let Some((single, dir)) = &self.single {
+            return Some((single == title.as_str()).then(|| dir.clone()));
         }
         let (dir, at) = self.titles.get(title.as_str())?;
         (dir.is_some() || at.elapsed() < NEGATIVE_TTL).then_some(dir)
@@ -251,19 +259,19 @@ impl Packages {
         } else {
             self.cached_resolution(title, resource)?
         };
-        let (path, watermarked) = match resolved {
+        let (path, watermarked) = match &*resolved {
             Resolved::Missing => return Some(Located::Missing),
-            Resolved::Broken(why) => return Some(Located::Broken(why)),
+            Resolved::Broken(why) => return Some(Located::Broken(why.clone())),
             Resolved::Plain(p) => (p, false),
-            Resolved::Watermarked { position, a, b } => match choose(position) {
+            Resolved::Watermarked { position, a, b } => match choose(*position) {
                 Variant::A => (a, true),
                 Variant::B => (b, true),
             },
         };
         let entry = if blocking {
-            self.file(&path)
+            self.file(path)
         } else {
-            Some(self.cached_file(&path)?)
+            Some(self.cached_file(path)?)
         };
         Some(match entry {
             Some(entry) => Located::File { entry, watermarked },
@@ -273,29 +281,31 @@ impl Packages {
     }
 
     /// Resolves a resource of the package in `dir` (blocking I/O; cached).
-    pub fn resolve(&self, title: &TitleId, dir: &Path, resource: &Resource) -> Resolved {
+    pub fn resolve(&self, title: &TitleId, dir: &Path, resource: &Resource) -> Arc<Resolved> {
         if let Some(r) = self.cached_resolution(title, resource) {
             return r;
         }
-        let resolved = resolve_uncached(dir, resource);
-        self.resolved.insert(
-            Arc::from(resolution_key(title, resource)),
-            (resolved.clone(), Instant::now()),
-            resolved.owned_bytes(),
-        );
+        let resolved = Arc::new(resolve_uncached(dir, resource));
+        let key = with_resolution_key(title, resource, |k| Arc::<str>::from(k));
+        let owned = 2 * size_of::<usize>() + size_of::<Resolved>() + resolved.owned_bytes();
+        self.resolved
+            .insert(key, (resolved.clone(), Instant::now()), owned);
         resolved
     }
 
     /// A cached resolution, if one is fresh (no I/O).
-    pub fn cached_resolution(&self, title: &TitleId, resource: &Resource) -> Option<Resolved> {
-        let (r, at) = self.resolved.get(&resolution_key(title, resource))?;
+    pub fn cached_resolution(&self, title: &TitleId, resource: &Resource) -> Option<Arc<Resolved>> {
+        let (r, at) = with_resolution_key(title, resource, |key| self.resolved.get(key))?;
+        if *r != Resolved::Missing {
+            return Some(r);
+        }
         let ttl = match resource {
             Resource::Rendition(_, f) if leaktrace_core::segment_file_position(f).is_some() => {
                 NEGATIVE_TTL_SEGMENT
             }
             _ => NEGATIVE_TTL,
         };
-        (r != Resolved::Missing || at.elapsed() < ttl).then_some(r)
+        (at.elapsed() < ttl).then_some(r)
     }
 
     /// A cached file, if it was checked against the disk recently (no I/O).
@@ -383,10 +393,14 @@ impl Packages {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        let etag = format!("\"{hex}\"");
+        let len = bytes.as_ref().map_or(len, |b| b.len() as u64);
         Some(FileEntry {
-            len: bytes.as_ref().map_or(len, |b| b.len() as u64),
+            len,
+            len_value: HeaderValue::from(len),
             bytes,
-            etag: format!("\"{hex}\""),
+            etag_value: HeaderValue::from_str(&etag).ok()?,
+            etag,
             path: canonical,
             patches,
             live,
@@ -407,11 +421,36 @@ fn is_live_manifest(bytes: &[u8]) -> bool {
     }
 }
 
-fn resolution_key(title: &TitleId, resource: &Resource) -> String {
-    match resource {
-        Resource::Root(f) => format!("{title}/{f}"),
-        Resource::Rendition(r, f) => format!("{title}/{r}/{f}"),
+/// Calls `f` with the resolution cache key of `resource` (`<title>/<file>`,
+/// `<title>/<rendition>/<file>`), built in a per-thread buffer: a cache hit allocates nothing.
+fn with_resolution_key<T>(title: &TitleId, resource: &Resource, f: impl FnOnce(&str) -> T) -> T {
+    thread_local! {
+        static KEY: RefCell<String> = const { RefCell::new(String::new()) };
     }
+    let build = |key: &mut String| {
+        key.clear();
+        key.push_str(title.as_str());
+        if let Resource::Rendition(rendition, _) = resource {
+            key.push('/');
+            key.push_str(rendition);
+        }
+        key.push('/');
+        key.push_str(match resource {
+            Resource::Root(file) | Resource::Rendition(_, file) => file,
+        });
+    };
+    KEY.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut key) => {
+            build(&mut key);
+            f(&key)
+        }
+        // Re-entered from `f` (never, in practice): a buffer of its own.
+        Err(_) => {
+            let mut key = String::new();
+            build(&mut key);
+            f(&key)
+        }
+    })
 }
 
 fn resolve_uncached(dir: &Path, resource: &Resource) -> Resolved {

@@ -132,6 +132,7 @@ fn empty() -> Body {
 }
 
 const VARY: HeaderValue = HeaderValue::from_static("Authorization");
+const ACCEPT_BYTES: HeaderValue = HeaderValue::from_static("bytes");
 const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 const EXPOSE: HeaderValue =
     HeaderValue::from_static("Content-Length, Content-Range, Accept-Ranges, ETag");
@@ -412,11 +413,28 @@ impl Edge {
 /// The codebook of `title` marked with key `version` (cached); `None` when the edge does not
 /// hold that version.
 fn codebook(state: &State, title: &TitleId, version: KeyVersion) -> Option<Codebook> {
-    let id = format!("{}\0{}", title.as_str(), version.get());
-    if let Some(b) = state.books.get(id.as_str()) {
+    thread_local! {
+        static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    let key = |id: &mut String| {
+        use std::fmt::Write as _;
+        id.clear();
+        id.push_str(title.as_str());
+        id.push('\0');
+        let _ = write!(id, "{}", version.get());
+    };
+    // The key is built in a per-thread buffer: a hit allocates nothing.
+    let hit = KEY.with(|cell| {
+        let mut id = cell.try_borrow_mut().ok()?;
+        key(&mut id);
+        state.books.get(id.as_str())
+    });
+    if let Some(b) = hit {
         return Some(b);
     }
     let book = state.keys.get(version).ok()?.codebook(title);
+    let mut id = String::new();
+    key(&mut id);
     state.books.insert(Arc::from(id.as_str()), book.clone(), 0);
     Some(book)
 }
@@ -671,22 +689,16 @@ async fn serve_file(
     } else {
         CACHE_MEDIA
     };
-    let etag = HeaderValue::from_str(&entry.etag).ok();
-    let mut builder = Response::builder()
-        .header(header::CACHE_CONTROL, cache)
-        .header(header::VARY, VARY)
-        .header(header::ACCEPT_RANGES, "bytes");
-    if let Some(e) = &etag {
-        builder = builder.header(header::ETAG, e.clone());
-    }
+    // Room for every header of a response (base and CORS included), so nothing grows.
+    let mut h = HeaderMap::with_capacity(16);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(header::VARY, VARY);
+    h.insert(header::ACCEPT_RANGES, ACCEPT_BYTES);
+    h.insert(header::ETAG, entry.etag_value.clone());
     let if_none_match = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
     if if_none_match.is_some_and(|l| etag_matches(l, &entry.etag)) {
-        let mut r = builder
-            .status(StatusCode::NOT_MODIFIED)
-            .body(empty())
-            .unwrap_or_else(|_| plain_error(StatusCode::INTERNAL_SERVER_ERROR, cors));
-        base_headers(r.headers_mut(), cors);
-        return r;
+        base_headers(&mut h, cors);
+        return with_headers(StatusCode::NOT_MODIFIED, h, empty());
     }
     let range_header = req.get(header::RANGE).and_then(|v| v.to_str().ok());
     let if_range_ok = req
@@ -710,15 +722,15 @@ async fn serve_file(
             return r;
         }
     };
-    builder = builder
-        .status(status)
-        .header(header::CONTENT_TYPE, content_type)
-        .header(header::CONTENT_LENGTH, end - start);
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if status == StatusCode::PARTIAL_CONTENT {
-        builder = builder.header(
-            header::CONTENT_RANGE,
-            format!("bytes {start}-{}/{len}", end - 1),
-        );
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+        match HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1)) {
+            Ok(v) => h.insert(header::CONTENT_RANGE, v),
+            Err(_) => return plain_error(StatusCode::INTERNAL_SERVER_ERROR, cors),
+        };
+    } else {
+        h.insert(header::CONTENT_LENGTH, entry.len_value.clone());
     }
     let body = if head {
         empty()
@@ -737,10 +749,15 @@ async fn serve_file(
             None => stream_file(entry.path.clone(), start, end, entry.patches.clone()),
         }
     };
-    let mut r = builder
-        .body(body)
-        .unwrap_or_else(|_| plain_error(StatusCode::INTERNAL_SERVER_ERROR, cors));
-    base_headers(r.headers_mut(), cors);
+    base_headers(&mut h, cors);
+    with_headers(status, h, body)
+}
+
+/// A response of `status` with headers `h` and `body`.
+fn with_headers(status: StatusCode, h: HeaderMap, body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    *r.headers_mut() = h;
     r
 }
 
