@@ -777,19 +777,28 @@ impl AreaShrinker {
                     }
                 }
             }
-            let full = u64::from(full_row);
+            // One column sum per source column (at most 1023 × the source height: 32 bits).
+            if any_part {
+                for (w, &p) in self.whole.iter_mut().zip(&self.part) {
+                    *w = *w * full_row + p;
+                }
+            } else {
+                self.whole.iter_mut().for_each(|w| *w *= full_row);
+            }
+            let full_column = u64::from(u32::try_from(width).ok()?);
             for (first, weights) in &self.columns.taps {
-                let range = *first..first + weights.len();
-                let (whole, part) = (self.whole.get(range.clone())?, self.part.get(range)?);
-                let sum: u64 = whole
-                    .iter()
-                    .zip(part)
-                    .zip(weights)
-                    .map(|((&a, &b), &wx)| {
-                        let col = u64::from(a) * full + if any_part { u64::from(b) } else { 0 };
-                        col * u64::from(wx)
-                    })
-                    .sum();
+                let cols = self.whole.get(*first..first + weights.len())?;
+                // Every column between the first and the last is covered whole.
+                let sum = match (cols, weights.as_slice()) {
+                    ([c], [w]) => u64::from(*c) * u64::from(*w),
+                    ([c0, inner @ .., cn], [w0, .., wn]) => {
+                        let inner: u64 = inner.iter().map(|&c| u64::from(c)).sum();
+                        u64::from(*c0) * u64::from(*w0)
+                            + inner * full_column
+                            + u64::from(*cn) * u64::from(*wn)
+                    }
+                    _ => 0,
+                };
                 // Rounded to the nearest unit of the 16-bit scale.
                 let v = (sum * unit + total / 2) / total;
                 out.push(u16::try_from(v).unwrap_or(u16::MAX));
