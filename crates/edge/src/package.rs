@@ -415,7 +415,8 @@ impl Packages {
 fn is_live_manifest(bytes: &[u8]) -> bool {
     let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     if bytes.starts_with(b"#EXTM3U") {
-        has(b"#EXTINF") && !has(b"#EXT-X-ENDLIST")
+        // A low-latency playlist lists parts before its first whole segment.
+        (has(b"#EXTINF") || has(b"#EXT-X-PART:")) && !has(b"#EXT-X-ENDLIST")
     } else {
         has(b"<MPD") && has(b"type=\"dynamic\"")
     }
@@ -515,4 +516,27 @@ fn read_position(sidecar: &Path) -> Result<Option<u16>, String> {
     Sidecar::from_cbor(&bytes)
         .and_then(|parsed| parsed.file_position())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_live_manifest;
+
+    #[test]
+    fn live_playlists_are_told_from_finished_ones_and_masters() {
+        let media = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg_00000.m4s\n";
+        assert!(is_live_manifest(media.as_bytes()));
+        assert!(!is_live_manifest(
+            format!("{media}#EXT-X-ENDLIST\n").as_bytes()
+        ));
+        // A low-latency channel before its first whole segment: parts only.
+        let parts = "#EXTM3U\n#EXT-X-PART-INF:PART-TARGET=0.5\n\
+                     #EXT-X-PART:DURATION=0.5,URI=\"seg_00000.p0.m4s\",INDEPENDENT=YES\n";
+        assert!(is_live_manifest(parts.as_bytes()));
+        let master =
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,CODECS=\"avc1.64001f\"\n360p/playlist.m3u8\n";
+        assert!(!is_live_manifest(master.as_bytes()));
+        assert!(is_live_manifest(b"<MPD type=\"dynamic\">"));
+        assert!(!is_live_manifest(b"<MPD type=\"static\">"));
+    }
 }
