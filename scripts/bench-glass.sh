@@ -2,7 +2,8 @@
 # Glass-to-glass latency of a live channel: the wall clock burned into the source's pictures,
 # read back from the pictures a real player puts on screen.
 #
-# Usage: scripts/bench-glass.sh [--seconds N] [--part DURATION] [--ladder LIST] [--quick] [--no-build]
+# Usage: scripts/bench-glass.sh [--seconds N] [--part DURATION] [--ladder LIST] [--audio] [--quick]
+#                                [--no-build]
 #
 # The source: the first 120 s of the corpus's bbb.mp4 at 720p30 (as scripts/bench-live.sh),
 # looped at its own rate by FFmpeg, which burns the wall clock (`time(0)`, in centiseconds,
@@ -18,6 +19,8 @@
 #   (b) FFmpeg's own live HLS packaging of the same feed at the same settings (one x264
 #       veryfast CRF 20 encode at 720p, keyframe every 2 s, fMP4, 2-s segments) served by a
 #       static loopback HTTP server.
+# With --audio the feed also carries a 440-Hz tone (AAC, 48 kHz), which chain (a) packages as
+# its audio rendition (in parts with --part) and chain (b) muxes into its segments.
 # With --part DURATION, chain (a) publishes LL-HLS parts (`live --part`) and hls.js plays it in
 # its low-latency mode; chain (b) stays as it is (FFmpeg's HLS muxer has no parts).
 #
@@ -40,6 +43,7 @@ SECONDS_PLAYED=60
 PART=
 LADDER=720p
 BUILD=1
+AUDIO=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --seconds) SECONDS_PLAYED="$2"; shift 2 ;;
@@ -47,6 +51,7 @@ while [[ $# -gt 0 ]]; do
         --ladder) LADDER="$2"; shift 2 ;;
         --quick) SECONDS_PLAYED=20; shift ;;
         --no-build) BUILD=0; shift ;;
+        --audio) AUDIO=1; shift ;;
         *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
     esac
 done
@@ -72,11 +77,15 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 "$BIN" init "$WORK" >/dev/null
 
-python3 - "$BIN" "$SRC" "$WORK" "$SECONDS_PLAYED" "$PART" "$LADDER" "$HLS_JS" "$BROWSER" <<'PY'
+python3 - "$BIN" "$SRC" "$WORK" "$SECONDS_PLAYED" "$PART" "$LADDER" "$HLS_JS" "$BROWSER" "$AUDIO" <<'PY'
 import http.server, json, os, socket, socketserver, statistics, subprocess, sys, threading, time
 
-bin_, src, work, play_s, part, ladder, hls_js, browser = sys.argv[1:9]
-play_s = int(play_s)
+bin_, src, work, play_s, part, ladder, hls_js, browser, audio = sys.argv[1:10]
+play_s, audio = int(play_s), audio == "1"
+# The tone of --audio, and how each FFmpeg treats the audio.
+TONE = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"] if audio else []
+FEED_AUDIO = ["-map", "0:v", "-map", "1:a", "-c:a", "aac", "-b:a", "128k"] if audio else ["-an"]
+PACKAGE_AUDIO = ["-c:a", "aac", "-b:a", "128k"] if audio else ["-an"]
 BITS, SQUARE = 24, 40
 
 def free_port(kind=socket.SOCK_STREAM):
@@ -107,8 +116,9 @@ def feed(port):
     for k in range(BITS):
         boxes.append(f"drawbox=x={k * SQUARE}:y=0:w={SQUARE}:h={SQUARE}:color=white:t=fill:"
                      f"enable='gte(mod(time(0)*100/{2 ** k},2),1)'")
-    return start(["ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", src,
-                  "-an", "-vf", ",".join(boxes), "-c:v", "libx264", "-preset", "ultrafast",
+    return start(["ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", src]
+                 + TONE + FEED_AUDIO +
+                 ["-vf", ",".join(boxes), "-c:v", "libx264", "-preset", "ultrafast",
                   "-tune", "zerolatency", "-b:v", "8M", "-maxrate", "8M", "-bufsize", "1M",
                   "-g", "30", "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"],
                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -274,7 +284,7 @@ try:
     ff = os.path.join(work, "ff")
     os.makedirs(ff)
     start(["ffmpeg", "-nostdin", "-v", "error", "-i", f"udp://127.0.0.1:{port}?fifo_size=100000",
-           "-an", "-vf", "scale=1280:720", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+           *PACKAGE_AUDIO, "-vf", "scale=1280:720", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
            "-force_key_frames", "expr:gte(t,n_forced*2)", "-sc_threshold", "0",
            "-f", "hls", "-hls_time", "2", "-hls_list_size", "8", "-hls_segment_type", "fmp4",
            "-hls_flags", "delete_segments+program_date_time", "playlist.m3u8"],
