@@ -305,34 +305,8 @@ pub fn dash_live_mpd(
                             let ts = state.timescale.to_string();
                             let pto = period.media_start.to_string();
                             let number = first.position.to_string();
-                            let init = format!("$RepresentationID$/{INIT_NAME}");
-                            w.create_element("SegmentTemplate")
-                                .with_attribute(("timescale", ts.as_str()))
-                                .with_attribute(("presentationTimeOffset", pto.as_str()))
-                                .with_attribute(("initialization", init.as_str()))
-                                .with_attribute((
-                                    "media",
-                                    "$RepresentationID$/seg_$Number%05d$.m4s",
-                                ))
-                                .with_attribute(("startNumber", number.as_str()))
-                                .write_inner_content(|w| {
-                                    w.create_element("SegmentTimeline").write_inner_content(
-                                        |w| {
-                                            for s in &segs {
-                                                let (t, d) = (
-                                                    s.media_start.to_string(),
-                                                    s.duration.to_string(),
-                                                );
-                                                w.create_element("S")
-                                                    .with_attribute(("t", t.as_str()))
-                                                    .with_attribute(("d", d.as_str()))
-                                                    .write_empty()?;
-                                            }
-                                            Ok(())
-                                        },
-                                    )?;
-                                    Ok(())
-                                })?;
+                            let timeline = segs.iter().map(|s| (s.media_start, s.duration));
+                            segment_template(w, &ts, &pto, &number, timeline)?;
                             for r in renditions {
                                 let bw = r.peak_bps.to_string();
                                 let (wd, ht) = (r.width.to_string(), r.height.to_string());
@@ -363,7 +337,6 @@ pub fn dash_live_mpd(
                         / u128::from(state.timescale.max(1)))
                     .to_string();
                     let (number, ts) = (number.to_string(), ts.to_string());
-                    let init = format!("$RepresentationID$/{INIT_NAME}");
                     w.create_element("AdaptationSet")
                         .with_attribute(("id", "1"))
                         .with_attribute(("contentType", "audio"))
@@ -376,30 +349,8 @@ pub fn dash_live_mpd(
                                 .with_attribute(("schemeIdUri", "urn:mpeg:dash:role:2011"))
                                 .with_attribute(("value", a.role))
                                 .write_empty()?;
-                            w.create_element("SegmentTemplate")
-                                .with_attribute(("timescale", ts.as_str()))
-                                .with_attribute(("presentationTimeOffset", pto.as_str()))
-                                .with_attribute(("initialization", init.as_str()))
-                                .with_attribute((
-                                    "media",
-                                    "$RepresentationID$/seg_$Number%05d$.m4s",
-                                ))
-                                .with_attribute(("startNumber", number.as_str()))
-                                .write_inner_content(|w| {
-                                    w.create_element("SegmentTimeline").write_inner_content(
-                                        |w| {
-                                            for (_, [t, d]) in &timed {
-                                                let (t, d) = (t.to_string(), d.to_string());
-                                                w.create_element("S")
-                                                    .with_attribute(("t", t.as_str()))
-                                                    .with_attribute(("d", d.as_str()))
-                                                    .write_empty()?;
-                                            }
-                                            Ok(())
-                                        },
-                                    )?;
-                                    Ok(())
-                                })?;
+                            let timeline = timed.iter().map(|&(_, [t, d])| (t, d));
+                            segment_template(w, &ts, &pto, &number, timeline)?;
                             w.create_element("Representation")
                                 .with_attribute(("id", a.name.as_str()))
                                 .with_attribute(("bandwidth", bw.as_str()))
@@ -425,4 +376,37 @@ pub fn dash_live_mpd(
     })
     .map_err(&ser)?;
     String::from_utf8(w.into_inner().into_inner()).map_err(|e| ser(std::io::Error::other(e)))
+}
+
+/// A `SegmentTemplate` with `$Number$` names from `start_number` and a `SegmentTimeline` of
+/// `(t, d)` entries in `timescale` units.
+fn segment_template<W: std::io::Write>(
+    w: &mut Writer<W>,
+    timescale: &str,
+    presentation_time_offset: &str,
+    start_number: &str,
+    timeline: impl Iterator<Item = (u64, u64)>,
+) -> std::io::Result<()> {
+    let init = format!("$RepresentationID$/{INIT_NAME}");
+    w.create_element("SegmentTemplate")
+        .with_attribute(("timescale", timescale))
+        .with_attribute(("presentationTimeOffset", presentation_time_offset))
+        .with_attribute(("initialization", init.as_str()))
+        .with_attribute(("media", "$RepresentationID$/seg_$Number%05d$.m4s"))
+        .with_attribute(("startNumber", start_number))
+        .write_inner_content(|w| {
+            w.create_element("SegmentTimeline")
+                .write_inner_content(|w| {
+                    for (t, d) in timeline {
+                        let (t, d) = (t.to_string(), d.to_string());
+                        w.create_element("S")
+                            .with_attribute(("t", t.as_str()))
+                            .with_attribute(("d", d.as_str()))
+                            .write_empty()?;
+                    }
+                    Ok::<(), std::io::Error>(())
+                })?;
+            Ok::<(), std::io::Error>(())
+        })?;
+    Ok(())
 }
