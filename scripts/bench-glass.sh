@@ -63,19 +63,7 @@ HLS_JS="$PWD/crates/edge/tests/player/node_modules/hls.js/dist/hls.min.js"
 BROWSER=$(command -v chromium || command -v chromium-browser || true)
 [[ -n $BROWSER ]] || { echo "needs chromium: scripts/install-system-deps.sh chromium" >&2; exit 2; }
 
-bash corpus/fetch.sh >/dev/null
-[[ $BUILD == 0 ]] || cargo build --release -q --locked
-BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/leaktrace"
-CACHE="$PWD/target/bench-live"
-mkdir -p "$CACHE"
-SRC="$CACHE/bbb-720p30.mp4"
-if [[ ! -s "$SRC" ]]; then
-    ffmpeg -nostdin -v error -y -i corpus/cache/bbb.mp4 -t 120 -an -vf fps=30 \
-        -c:v libx264 -preset veryfast -crf 16 "$SRC"
-fi
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-"$BIN" init "$WORK" >/dev/null
+source scripts/bench-live-setup.sh
 
 python3 - "$BIN" "$SRC" "$WORK" "$SECONDS_PLAYED" "$PART" "$LADDER" "$HLS_JS" "$BROWSER" "$AUDIO" <<'PY'
 import http.server, json, os, socket, socketserver, statistics, subprocess, sys, threading, time

@@ -40,19 +40,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-bash corpus/fetch.sh >/dev/null
-cargo build --release -q
-BIN="$PWD/target/release/leaktrace"
-CACHE="$PWD/target/bench-live"
-mkdir -p "$CACHE"
-SRC="$CACHE/bbb-720p30.mp4"
-if [[ ! -s "$SRC" ]]; then
-    ffmpeg -nostdin -v error -y -i corpus/cache/bbb.mp4 -t 120 -an -vf fps=30 \
-        -c:v libx264 -preset veryfast -crf 16 "$SRC"
-fi
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-"$BIN" init "$WORK" >/dev/null
+source scripts/bench-live-setup.sh
 # With --part every `live` run below publishes low-latency parts.
 PART_ARGS=()
 WITH=""
