@@ -48,15 +48,12 @@ const JITTER: i64 = SAMPLE_RATE as i64 / 100;
 const MAX_LEAD: i64 = 2 * SAMPLE_RATE as i64;
 
 /// The directory name of a channel's audio rendition for a feed whose language tag is
-/// `language`: `audio-<language>`, `audio-und` when it has none (or one that is not a tag).
+/// `language`, and the language: `audio-<language>` with the tag made canonical as in a file
+/// package (`eng` → `en`), `audio-und` when it has none (or one that is not a tag).
 pub fn rendition_name(language: Option<&str>) -> (String, String) {
     let lang = language
-        .map(str::to_ascii_lowercase)
-        .filter(|l| {
-            (2..=35).contains(&l.len())
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !l.starts_with('-')
-        })
+        .map(crate::subtitles::canonical_language)
+        .filter(|l| crate::subtitles::valid_language(l))
         .unwrap_or_else(|| "und".to_owned());
     (format!("audio-{lang}"), lang)
 }
@@ -411,8 +408,8 @@ mod tests {
 
     #[test]
     fn rendition_names_follow_the_language_tag() {
-        assert_eq!(rendition_name(Some("eng")).0, "audio-eng");
-        assert_eq!(rendition_name(Some("pt-BR")).0, "audio-pt-br");
+        assert_eq!(rendition_name(Some("eng")).0, "audio-en");
+        assert_eq!(rendition_name(Some("pt-BR")).0, "audio-pt-BR");
         assert_eq!(rendition_name(None), ("audio-und".into(), "und".into()));
         assert_eq!(rendition_name(Some("../x")).0, "audio-und");
         assert_eq!(rendition_name(Some("")).0, "audio-und");
