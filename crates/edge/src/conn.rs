@@ -1,5 +1,6 @@
 //! Connection limits: the global and per-address connection caps, and the deadlines of one
-//! connection (request headers, idle keep-alive, undrained responses).
+//! connection (request headers, idle keep-alive, undrained responses); and the zero-copy send
+//! of cached files (see [`SendFrom`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,9 +14,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+
+use crate::package::FileEntry;
 
 /// Bytes a stalled client must take to restart the write clock (see [`Guarded`]).
 pub(crate) const WRITE_PROGRESS: u64 = 1 << 20;
@@ -133,7 +136,17 @@ pub(crate) fn refuse(stream: TcpStream) {
     drop(stream);
 }
 
-/// What the request handling tells the connection's deadlines.
+/// Marks a response whose body is (a slice of) the cached bytes of this entry: the connection
+/// may send the parts the edge does not rewrite from the entry's open file (`sendfile`). A
+/// response extension, set by the request handling and taken by the server.
+#[derive(Debug, Clone)]
+pub(crate) struct SendFrom(pub Arc<FileEntry>);
+
+/// Most cached files a connection has queued for a zero-copy send at once (pipelined
+/// responses); older ones are then written from memory.
+const MAX_SENDS: usize = 4;
+
+/// What the request handling tells the connection's deadlines and writes.
 #[derive(Debug)]
 pub(crate) struct ConnShared {
     epoch: Instant,
@@ -143,6 +156,9 @@ pub(crate) struct ConnShared {
     busy: AtomicBool,
     /// When the last response body finished, in ms since `epoch`.
     idle_since_ms: AtomicU64,
+    /// Cached files whose bytes responses have queued (see [`SendFrom`]); cleared when
+    /// everything queued is written.
+    sends: Mutex<Vec<Arc<FileEntry>>>,
 }
 
 impl ConnShared {
@@ -152,7 +168,24 @@ impl ConnShared {
             requests: AtomicUsize::new(0),
             busy: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(0),
+            sends: Mutex::new(Vec::new()),
         })
+    }
+
+    /// A response's body comes from `entry`'s cached bytes: lets the connection send its
+    /// unchanged parts from the open file, if the entry holds one that is unchanged on disk.
+    pub(crate) fn send_from(&self, entry: Arc<FileEntry>) {
+        if entry.unchanged_origin().is_none() {
+            return;
+        }
+        let mut sends = self
+            .sends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sends.len() >= MAX_SENDS {
+            sends.remove(0);
+        }
+        sends.push(entry);
     }
 
     /// A request's head is complete; returns how many requests this connection has started.
@@ -245,7 +278,28 @@ pub(crate) struct Guarded {
     read_armed: Option<Instant>,
     write_timer: Pin<Box<Sleep>>,
     write_armed: Option<Instant>,
+    /// The socket is corked (`TCP_CORK`) while a response is sent partly from a file, so its
+    /// head and first bytes leave in full packets with the file's; uncorked when flushed.
+    corked: bool,
 }
+
+/// How the next write of queued response bytes is made.
+enum Plan {
+    /// As given (no bytes of a file held open).
+    Plain,
+    /// The first `whole` slices, then `part` bytes of the next one, from memory: what comes
+    /// before bytes that are sent from a file.
+    Memory { whole: usize, part: usize },
+    /// `count` bytes from `offset` of the entry's open file, which are the first queued bytes.
+    File {
+        entry: Arc<FileEntry>,
+        offset: u64,
+        count: usize,
+    },
+}
+
+/// Most slices written at once from memory (hyper queues at most 64).
+const MAX_SLICES: usize = 64;
 
 /// Arms `timer` for `deadline` (if not armed for it already) and tells whether it has passed,
 /// registering the task to be woken when it does.
@@ -280,6 +334,14 @@ impl Guarded {
             read_armed: None,
             write_timer: Box::pin(tokio::time::sleep_until(now + deadlines.write)),
             write_armed: None,
+            corked: false,
+        }
+    }
+
+    /// Corks the socket, once per response sent partly from a file (see `corked`).
+    fn cork(&mut self) {
+        if !self.corked {
+            self.corked = rustix::net::sockopt::set_tcp_cork(&self.io, true).is_ok();
         }
     }
 
@@ -313,6 +375,126 @@ impl Guarded {
             if stall.taken >= WRITE_PROGRESS {
                 self.stall = None;
             }
+        }
+    }
+
+    /// Where the next write of `bufs` comes from: queued bytes that lie in the cached bytes of
+    /// an entry registered with [`ConnShared::send_from`] (the same memory, so the same bytes)
+    /// are sent from its open file, except rewritten ranges and short runs. Anything else, the
+    /// response head included, is written from memory.
+    fn plan(&self, bufs: &[io::IoSlice<'_>]) -> Plan {
+        let sends = self
+            .shared
+            .sends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sends.is_empty() {
+            return Plan::Plain;
+        }
+        for (i, buf) in bufs.iter().enumerate().take(MAX_SLICES) {
+            if buf.is_empty() {
+                continue;
+            }
+            let at = buf.as_ptr().addr();
+            let found = sends.iter().find_map(|entry| {
+                let cached = entry.bytes.as_deref()?;
+                let offset = at.checked_sub(cached.as_ptr().addr())?;
+                (offset.checked_add(buf.len())? <= cached.len()).then_some((entry, offset as u64))
+            });
+            let Some((entry, offset)) = found else {
+                continue;
+            };
+            let Some(origin) = entry.origin() else {
+                return Plan::Plain;
+            };
+            let memory = origin.memory_len(offset, buf.len());
+            if memory > 0 {
+                if memory < buf.len() {
+                    return Plan::Memory {
+                        whole: i,
+                        part: memory,
+                    };
+                }
+                continue;
+            }
+            if bufs.iter().take(i).any(|b| !b.is_empty()) {
+                return Plan::Memory { whole: i, part: 0 };
+            }
+            return Plan::File {
+                entry: entry.clone(),
+                offset,
+                count: origin.run_len(offset, buf.len()),
+            };
+        }
+        Plan::Plain
+    }
+
+    /// Sends `count` bytes from `offset` of `entry`'s open file into the socket (`sendfile`,
+    /// non-blocking: a partial count, or pending until the socket takes more).
+    fn poll_send_file(
+        &mut self,
+        cx: &mut Context<'_>,
+        entry: &FileEntry,
+        offset: u64,
+        count: usize,
+    ) -> Poll<io::Result<usize>> {
+        let Some(origin) = entry.origin() else {
+            return Poll::Ready(Err(io::Error::other("no open file to send from")));
+        };
+        loop {
+            match self.io.poll_write_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending if self.write_stalled(cx) => {
+                    tracing::debug!("closing a connection: response not drained in time");
+                    return Poll::Ready(Err(timed_out("write")));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+            let sock = &self.io;
+            let sent = sock.try_io(Interest::WRITABLE, || {
+                let mut at = offset;
+                rustix::fs::sendfile(sock, origin.file(), Some(&mut at), count)
+                    .map_err(io::Error::from)
+            });
+            match sent {
+                Ok(0) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while being sent",
+                    )));
+                }
+                Ok(n) => {
+                    self.wrote(n);
+                    return Poll::Ready(Ok(n));
+                }
+                // Not writable after all (readiness cleared) or interrupted: wait again.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Writes `bufs` from memory.
+    fn poll_write_memory(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.io).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Ok(n)) => {
+                self.wrote(n);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending if self.write_stalled(cx) => {
+                tracing::debug!("closing a connection: response not drained in time");
+                Poll::Ready(Err(timed_out("write")))
+            }
+            other => other,
         }
     }
 
@@ -394,16 +576,35 @@ impl AsyncWrite for Guarded {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                this.wrote(n);
-                Poll::Ready(Ok(n))
+        let plan = this.plan(bufs);
+        if !matches!(plan, Plan::Plain) {
+            this.cork();
+        }
+        match plan {
+            Plan::Plain => this.poll_write_memory(cx, bufs),
+            Plan::File {
+                entry,
+                offset,
+                count,
+            } => this.poll_send_file(cx, &entry, offset, count),
+            Plan::Memory { whole, part } => {
+                let mut slices = [io::IoSlice::new(&[]); MAX_SLICES];
+                let mut n = 0;
+                for (slot, buf) in slices.iter_mut().zip(bufs.iter().take(whole)) {
+                    *slot = *buf;
+                    n += 1;
+                }
+                if part > 0
+                    && let (Some(slot), Some(cut)) = (
+                        slices.get_mut(n),
+                        bufs.get(whole).and_then(|b| b.get(..part)),
+                    )
+                {
+                    *slot = io::IoSlice::new(cut);
+                    n += 1;
+                }
+                this.poll_write_memory(cx, slices.get(..n).unwrap_or_default())
             }
-            Poll::Pending if this.write_stalled(cx) => {
-                tracing::debug!("closing a connection: response not drained in time");
-                Poll::Ready(Err(timed_out("write")))
-            }
-            other => other,
         }
     }
 
@@ -414,10 +615,24 @@ impl AsyncWrite for Guarded {
     /// hyper flushes once everything it queued is written: the client took it all.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.corked {
+            // Everything queued is written: let the last partial packet go.
+            this.corked = false;
+            if let Err(e) = rustix::net::sockopt::set_tcp_cork(&this.io, false) {
+                return Poll::Ready(Err(e.into()));
+            }
+        }
         let r = Pin::new(&mut this.io).poll_flush(cx);
         if matches!(r, Poll::Ready(Ok(()))) {
             this.stall = None;
             this.last_flush = Instant::now();
+            // Everything queued is written: no queued bytes lie in a registered file's.
+            let mut sends = this
+                .shared
+                .sends
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            sends.clear();
         }
         r
     }

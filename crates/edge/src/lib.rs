@@ -99,7 +99,14 @@
 //!
 //! - Files up to 32 MiB (and at most half the file cache) are kept in memory with their ETag,
 //!   [`EdgeConfig::file_cache_bytes`] in all (512 MiB by default), and re-checked against the
-//!   disk (size, mtime) every 30 s; larger files are streamed.
+//!   disk (size, mtime) every 30 s; larger files are streamed. A cached file of 64 KiB or more
+//!   also keeps its file open (up to an eighth of the process's file-descriptor limit, at most
+//!   4096 files): a response sends the bytes the edge does not rewrite from it with `sendfile`
+//!   (the socket corked, so the head leaves with them), and writes the rewritten `wmpi` boxes,
+//!   short runs and the head from memory. It does so only while the open file still has the
+//!   size and mtime the cached bytes were read with (checked per response); otherwise, and for
+//!   HEAD, 304 and small files, the cached bytes are written as they are. The bytes on the
+//!   wire are the same either way.
 //! - [`EdgeConfig::lookup_cache_bytes`] (128 MiB by default) is shared out: verified tokens 3/8,
 //!   sessions 1/4 (kept 5 minutes, absent ones 5 s), resolutions of paths to files 1/4 (absent
 //!   ones kept 5 s), title directories 1/16, codebooks 1/16.

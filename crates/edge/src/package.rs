@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::mem::size_of;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,6 +31,11 @@ const NEGATIVE_TTL_SEGMENT: Duration = Duration::from_millis(20);
 const REVALIDATE: Duration = Duration::from_secs(30);
 /// How often a cached manifest is: a live channel replaces its playlists every segment.
 const REVALIDATE_MANIFEST: Duration = Duration::from_millis(200);
+/// Cached files from this size on keep their file open, so that the bytes the edge does not
+/// rewrite are sent from it (`sendfile`) rather than copied from memory into the socket.
+pub(crate) const SEND_FROM_FILE_MIN: u64 = 64 * 1024;
+/// Shortest run of unchanged bytes sent from the file; shorter runs are written from memory.
+const SEND_RUN_MIN: u64 = 16 * 1024;
 
 /// Where a viewer's resource comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +99,65 @@ pub struct FileEntry {
     pub live: bool,
     mtime: Option<SystemTime>,
     checked: RwLock<Instant>,
+    /// The file the cached bytes were read from, held open (see [`Origin`]).
+    origin: Option<Origin>,
+}
+
+/// The open file a cached entry was read from. Its bytes equal the cached ones except in the
+/// rewritten ranges (the `wmpi` boxes), so a response may send the rest from the file with
+/// `sendfile` while it is unchanged on disk (same size and mtime, checked on the open file).
+#[derive(Debug)]
+pub(crate) struct Origin {
+    file: std::fs::File,
+    /// Byte ranges (start, end) that are served rewritten, in order: written from memory.
+    rewritten: Vec<(u64, u64)>,
+    /// Files held open by the cache, given back when this is dropped.
+    held: Arc<AtomicUsize>,
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.held.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Origin {
+    /// The open file.
+    pub(crate) fn file(&self) -> &std::fs::File {
+        &self.file
+    }
+
+    /// Of the `len` bytes from `offset`, how many come before the first run that is sent from
+    /// the file (all of them if there is none): rewritten bytes and short runs.
+    pub(crate) fn memory_len(&self, offset: u64, len: usize) -> usize {
+        let end = offset.saturating_add(len as u64);
+        let mut pos = offset;
+        while pos < end {
+            match self.rewritten.iter().find(|&&(_, e)| e > pos) {
+                Some(&(s, e)) if s <= pos => pos = e,
+                next => {
+                    let stop = next.map_or(end, |&(s, _)| s.min(end));
+                    if stop - pos >= SEND_RUN_MIN {
+                        break;
+                    }
+                    pos = stop;
+                }
+            }
+        }
+        usize::try_from(pos.min(end) - offset).unwrap_or(len)
+    }
+
+    /// How many of the `len` bytes from `offset` (not rewritten) the file may send before the
+    /// next rewritten range.
+    pub(crate) fn run_len(&self, offset: u64, len: usize) -> usize {
+        let end = offset.saturating_add(len as u64);
+        let stop = self
+            .rewritten
+            .iter()
+            .find(|&&(_, e)| e > offset)
+            .map_or(end, |&(s, _)| s.clamp(offset, end));
+        usize::try_from(stop - offset).unwrap_or(len)
+    }
 }
 
 impl FileEntry {
@@ -105,6 +170,25 @@ impl FileEntry {
             + 2 * self.etag.len()
             + 20
             + self.patches.len() * size_of::<egress::Patch>()
+            + self
+                .origin
+                .as_ref()
+                .map_or(0, |o| o.rewritten.len() * size_of::<(u64, u64)>())
+    }
+
+    /// The open file the cached bytes were read from, if the entry holds one (not checked
+    /// against the disk: see [`Self::unchanged_origin`]).
+    pub(crate) fn origin(&self) -> Option<&Origin> {
+        self.origin.as_ref()
+    }
+
+    /// The open file to send unchanged bytes from, if the entry holds one and the file still
+    /// has the size and mtime its cached bytes were read with (one `fstat`).
+    pub(crate) fn unchanged_origin(&self) -> Option<&Origin> {
+        let origin = self.origin.as_ref()?;
+        let meta = origin.file.metadata().ok()?;
+        let mtime = meta.modified().ok()?;
+        (meta.len() == self.len && Some(mtime) == self.mtime).then_some(origin)
     }
 }
 
@@ -145,6 +229,9 @@ pub struct Packages {
     files: ByteCache<Path, Arc<FileEntry>>,
     cache_bytes: u64,
     max_cached_file: u64,
+    /// Files held open by cached entries ([`Origin`]), and how many may be.
+    held_files: Arc<AtomicUsize>,
+    max_held_files: usize,
 }
 
 #[derive(serde::Deserialize)]
@@ -180,6 +267,8 @@ impl Packages {
             files: ByteCache::new(bounds.files),
             cache_bytes: bounds.files,
             max_cached_file,
+            held_files: Arc::new(AtomicUsize::new(0)),
+            max_held_files: max_held_files(),
         })
     }
 
@@ -358,10 +447,28 @@ impl Packages {
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(egress::is_isobmff);
+        let mut origin = None;
         let (bytes, hash, patches) = if len <= self.max_cached_file && len <= self.cache_bytes / 2 {
-            let mut data = std::fs::read(&canonical).ok()?;
-            if rewrite {
-                egress::neutralize_wmpi(&mut data);
+            let mut file = std::fs::File::open(&canonical).ok()?;
+            let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            file.read_to_end(&mut data).ok()?;
+            let data_len = data.len() as u64;
+            let patches = if rewrite {
+                egress::find_wmpi(&mut std::io::Cursor::new(&data), data_len).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            egress::apply(&mut data, 0, &patches);
+            // Held open only if what was read is the whole file as stat'ed, and within the cap.
+            if data_len >= SEND_FROM_FILE_MIN && data_len == len && self.hold_file() {
+                origin = Some(Origin {
+                    file,
+                    rewritten: patches
+                        .iter()
+                        .map(|p| (p.offset, p.offset.saturating_add(p.size)))
+                        .collect(),
+                    held: self.held_files.clone(),
+                });
             }
             let hash = blake3::hash(&data);
             (Some(Bytes::from(data)), hash, Vec::new())
@@ -406,8 +513,26 @@ impl Packages {
             live,
             mtime: meta.modified().ok(),
             checked: RwLock::new(Instant::now()),
+            origin,
         })
     }
+
+    /// Takes one of the open-file places of the cache, if one is left.
+    fn hold_file(&self) -> bool {
+        self.held_files
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max_held_files).then_some(n + 1)
+            })
+            .is_ok()
+    }
+}
+
+/// How many files cached entries may hold open: an eighth of the process's file-descriptor
+/// limit, at most 4096, so that connections keep the rest.
+fn max_held_files() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    soft.map_or(4096, |n| usize::try_from(n / 8).unwrap_or(4096))
+        .min(4096)
 }
 
 /// Whether `bytes` are a live manifest: an HLS media playlist without `#EXT-X-ENDLIST`, or an
@@ -520,7 +645,36 @@ fn read_position(sidecar: &Path) -> Result<Option<u16>, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_live_manifest;
+    use super::{Arc, AtomicUsize, Ordering, Origin, is_live_manifest};
+
+    #[test]
+    fn rewritten_ranges_and_short_runs_come_from_memory() {
+        let Ok(file) = std::fs::File::open("Cargo.toml") else {
+            return;
+        };
+        let held = Arc::new(AtomicUsize::new(1));
+        // A `wmpi` box at 24..37, another at 100 000..100 013, in a 200 000-byte file.
+        let origin = Origin {
+            file,
+            rewritten: vec![(24, 37), (100_000, 100_013)],
+            held: held.clone(),
+        };
+        // From the start: the head boxes from memory, then the file up to the next box.
+        assert_eq!(origin.memory_len(0, 200_000), 37);
+        assert_eq!(origin.run_len(37, 199_963), 100_000 - 37);
+        // At the second box: the box from memory, then the file to the end.
+        assert_eq!(origin.memory_len(100_000, 100_000), 13);
+        assert_eq!(origin.run_len(100_013, 99_987), 99_987);
+        // A run shorter than the minimum is written from memory with what precedes it.
+        assert_eq!(origin.memory_len(90_000, 10_013), 10_013);
+        assert_eq!(origin.memory_len(0, 1000), 1000);
+        // A short range between the boxes, from the file only if long enough.
+        assert_eq!(origin.memory_len(50_000, 100), 100);
+        assert_eq!(origin.memory_len(50_000, 20_000), 0);
+        assert_eq!(origin.run_len(50_000, 20_000), 20_000);
+        drop(origin);
+        assert_eq!(held.load(Ordering::Relaxed), 0);
+    }
 
     #[test]
     fn live_playlists_are_told_from_finished_ones_and_masters() {

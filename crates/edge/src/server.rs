@@ -22,8 +22,8 @@ use tokio::net::TcpListener;
 use crate::auth::{Auth, Deny};
 use crate::blocking::{Availability, BlockingRequest, PlaylistState};
 use crate::cache::ByteCache;
-use crate::conn::{ConnShared, Deadlines, Guarded, Slots, Tracked};
-use crate::package::{CacheBounds, FileEntry, Located, Packages};
+use crate::conn::{ConnShared, Deadlines, Guarded, SendFrom, Slots, Tracked};
+use crate::package::{CacheBounds, FileEntry, Located, Packages, SEND_FROM_FILE_MIN};
 use crate::path::{self, PathError, Resource};
 use crate::range::{self, RangeRequest};
 use crate::{EdgeConfig, EdgeError};
@@ -369,6 +369,9 @@ impl Edge {
                     } else {
                         edge.handle(&req).await
                     };
+                    if let Some(SendFrom(entry)) = resp.extensions_mut().remove::<SendFrom>() {
+                        shared.send_from(entry);
+                    }
                     if n >= limits.max_requests {
                         // The request budget is spent: hyper closes after this response, and
                         // drops whatever else was pipelined.
@@ -732,6 +735,9 @@ async fn serve_file(
     } else {
         h.insert(header::CONTENT_LENGTH, entry.len_value.clone());
     }
+    // A body of at least this size from a cached file that is held open may be sent from
+    // the file by the connection.
+    let send_from = !head && entry.origin().is_some() && end - start >= SEND_FROM_FILE_MIN;
     let body = if head {
         empty()
     } else {
@@ -750,7 +756,11 @@ async fn serve_file(
         }
     };
     base_headers(&mut h, cors);
-    with_headers(status, h, body)
+    let mut r = with_headers(status, h, body);
+    if send_from {
+        r.extensions_mut().insert(SendFrom(entry.clone()));
+    }
+    r
 }
 
 /// A response of `status` with headers `h` and `body`.
