@@ -380,8 +380,9 @@ impl Guarded {
 
     /// Where the next write of `bufs` comes from: queued bytes that lie in the cached bytes of
     /// an entry registered with [`ConnShared::send_from`] (the same memory, so the same bytes)
-    /// are sent from its open file, except rewritten ranges and short runs. Anything else, the
-    /// response head included, is written from memory.
+    /// are sent from its open file, except rewritten ranges and short runs, while that file has
+    /// the size and mtime the cached bytes were read with (one `fstat` per write). Anything
+    /// else, the response head included, is written from memory.
     fn plan(&self, bufs: &[io::IoSlice<'_>]) -> Plan {
         let sends = self
             .shared
@@ -404,7 +405,9 @@ impl Guarded {
             let Some((entry, offset)) = found else {
                 continue;
             };
-            let Some(origin) = entry.origin() else {
+            // Checked before every send: a file changed on disk since the response was
+            // queued (rewritten in place) no longer holds the cached bytes.
+            let Some(origin) = entry.unchanged_origin() else {
                 return Plan::Plain;
             };
             let memory = origin.memory_len(offset, buf.len());
@@ -430,7 +433,8 @@ impl Guarded {
     }
 
     /// Sends `count` bytes from `offset` of `entry`'s open file into the socket (`sendfile`,
-    /// non-blocking: a partial count, or pending until the socket takes more).
+    /// non-blocking: a partial count, or pending until the socket takes more). Fails if the
+    /// file no longer has its size and mtime after the send (see [`Self::plan`]).
     fn poll_send_file(
         &mut self,
         cx: &mut Context<'_>,
@@ -463,6 +467,12 @@ impl Guarded {
                         io::ErrorKind::UnexpectedEof,
                         "file shrank while being sent",
                     )));
+                }
+                // The file changed during the send: the bytes just sent may be its new ones,
+                // which the cached head and ETag do not describe. They cannot be taken back, so
+                // the connection is closed and the client sees a body short of its length.
+                Ok(_) if entry.unchanged_origin().is_none() => {
+                    return Poll::Ready(Err(io::Error::other("file changed while being sent")));
                 }
                 Ok(n) => {
                     self.wrote(n);

@@ -104,9 +104,11 @@
 //!   4096 files): a response sends the bytes the edge does not rewrite from it with `sendfile`
 //!   (the socket corked, so the head leaves with them), and writes the rewritten `wmpi` boxes,
 //!   short runs and the head from memory. It does so only while the open file still has the
-//!   size and mtime the cached bytes were read with (checked per response); otherwise, and for
-//!   HEAD, 304 and small files, the cached bytes are written as they are. The bytes on the
-//!   wire are the same either way.
+//!   size and mtime the cached bytes were read with (checked before each send from the file:
+//!   otherwise the rest is written from memory; and after it: a file changed during a send
+//!   closes the connection, the body short of its length); otherwise, and for HEAD, 304 and
+//!   small files, the cached bytes are written as they are. The bytes on the wire are the same
+//!   either way.
 //! - [`EdgeConfig::lookup_cache_bytes`] (128 MiB by default) is shared out: verified tokens 3/8,
 //!   sessions 1/4 (kept 5 minutes, absent ones 5 s), resolutions of paths to files 1/4 (absent
 //!   ones kept 5 s), title directories 1/16, codebooks 1/16.
