@@ -173,6 +173,85 @@ impl SuspectFrames {
         Ok(())
     }
 
+    /// A stream spliced frame by frame from `sources`: frame `i` is frame `i` of
+    /// `sources[pick[i]]`. The sources must be decodes of streams with the same frame grid and
+    /// the same frame times (the variants of one package), and `pick` must name one of them
+    /// for each of their frames; anything else is an error.
+    pub fn splice(sources: &[&SuspectFrames], pick: &[usize]) -> Result<Self, DetectError> {
+        let first = sources
+            .first()
+            .ok_or_else(|| DetectError::Invalid("no streams to splice".into()))?;
+        for s in sources {
+            if s.size != first.size || s.source_size != first.source_size {
+                return Err(DetectError::Invalid(format!(
+                    "streams to splice differ in picture size ({}x{} and {}x{})",
+                    first.source_size.0, first.source_size.1, s.source_size.0, s.source_size.1
+                )));
+            }
+            if s.times != first.times {
+                return Err(DetectError::Invalid(format!(
+                    "streams to splice differ in their frame times ({} and {} frames)",
+                    first.len(),
+                    s.len()
+                )));
+            }
+        }
+        if pick.len() != first.len() {
+            return Err(DetectError::Invalid(format!(
+                "{} frames picked from streams of {} frames",
+                pick.len(),
+                first.len()
+            )));
+        }
+        let mut out = Self {
+            size: first.size,
+            source_size: first.source_size,
+            times: first.times.clone(),
+            means: Vec::with_capacity(pick.len()),
+            central: Vec::with_capacity(pick.len()),
+            fps: first.fps,
+            store: Store::Memory(Vec::new()),
+            origin: first.origin,
+        };
+        let mut raw = vec![0u16; first.size.0 * first.size.1];
+        for (i, &k) in pick.iter().enumerate() {
+            let s = sources.get(k).ok_or_else(|| {
+                DetectError::Invalid(format!(
+                    "frame {i} picked from stream {k} of {}",
+                    sources.len()
+                ))
+            })?;
+            s.read_raw(i, &mut raw)?;
+            out.means.push(s.means[i]);
+            out.central.push(s.central[i]);
+            out.keep(&raw)?;
+        }
+        Ok(out)
+    }
+
+    /// Copies the working image of frame `i` into `out` (one working grid of samples).
+    fn read_raw(&self, i: usize, out: &mut [u16]) -> Result<(), DetectError> {
+        let n = out.len();
+        match &self.store {
+            Store::Memory(mem) => {
+                let src = mem.get(i * n..(i + 1) * n).ok_or_else(|| {
+                    DetectError::Invalid(format!("frame {i} of {} requested", self.len()))
+                })?;
+                out.copy_from_slice(src);
+            }
+            Store::File(file) => {
+                use std::os::unix::fs::FileExt;
+                let mut bytes = vec![0u8; n * 2];
+                file.read_exact_at(&mut bytes, (i * n * 2) as u64)
+                    .map_err(io)?;
+                for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *o = u16::from_le_bytes([b[0], b[1]]);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Number of frames.
     pub fn len(&self) -> usize {
         self.times.len()

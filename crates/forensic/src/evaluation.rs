@@ -7,12 +7,13 @@ use crate::error::io;
 use crate::jobs::{Job, Outcome};
 use crate::quality;
 use crate::stats::{self, Accuracy, Innocents, Sweep};
-use crate::stream::Package;
+use crate::tasks::{Task, Uniform};
 use crate::{Config, ForensicError};
 use leaktrace_core::{Codebook, MasterKey, SessionId, TitleId, Variant};
 use leaktrace_embed::PipelineConfig;
 use serde::Serialize;
 use std::path::Path;
+use std::sync::Mutex;
 
 /// Which leak a result belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -122,6 +123,12 @@ pub struct Report {
     pub innocents_total: Innocents,
     /// Invisibility.
     pub invisibility: Invisibility,
+    /// Wall time of each stage (s), in order; the leak jobs and the invisibility
+    /// measurements run together on the run's threads.
+    pub stages: Vec<(String, f64)>,
+    /// CPU seconds of the run: this process (embedding, decoding, deciding) and the ffmpeg
+    /// processes it ran; `None` where not measurable.
+    pub cpu_s: Option<[f64; 2]>,
     /// Total wall time (s).
     pub elapsed_s: f64,
 }
@@ -263,54 +270,148 @@ pub(crate) fn by_group(
     (attacks, collusion, innocent_sources, total)
 }
 
-/// Measures invisibility: A and B against the plain encode, VMAF when an ffmpeg with libvmaf
-/// is given, and the mark-only PSNR.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn measure_quality(
-    cfg: &Config,
-    pkg: &Package,
-    work: &Path,
-    mezz: &Path,
-    plain: &Path,
-    key: &MasterKey,
-    title: &TitleId,
-    pcfg: &PipelineConfig,
-) -> Result<Invisibility, ForensicError> {
-    let n = pkg.positions as usize;
-    let (fa, fb) = (work.join("all-a.mp4"), work.join("all-b.mp4"));
-    pkg.render(&vec![Variant::A; n], &fa)?;
-    pkg.render(&vec![Variant::B; n], &fb)?;
-    let qdir = work.join("quality");
-    std::fs::create_dir_all(&qdir).map_err(io(&qdir))?;
-    let a_vs_plain = quality::psnr_ssim(&fa, plain, &qdir)?;
-    let b_vs_plain = quality::psnr_ssim(&fb, plain, &qdir)?;
-    let (vmaf, vmaf_note) = match &cfg.vmaf_ffmpeg {
-        Some(ff) => {
+/// A measurement's result, filled in by the task that makes it.
+type Slot<T> = Mutex<Option<Result<T, ForensicError>>>;
+
+/// The invisibility measurements (A and B against the plain encode, VMAF when an ffmpeg with
+/// libvmaf is given, the mark-only PSNR), each a task of its own that runs beside the leak
+/// jobs.
+#[derive(Default)]
+pub(crate) struct Quality {
+    a_vs_plain: Slot<quality::Quality>,
+    b_vs_plain: Slot<quality::Quality>,
+    /// Plain, A and B against the mezzanine.
+    vmaf: [Slot<f64>; 3],
+    mark_only: Slot<quality::MarkOnly>,
+}
+
+/// What the invisibility measurements read.
+pub(crate) struct QualityInputs<'a> {
+    pub(crate) cfg: &'a Config,
+    pub(crate) uniform: &'a Uniform<'a>,
+    pub(crate) work: &'a Path,
+    pub(crate) mezz: &'a Path,
+    pub(crate) plain: &'a Path,
+    pub(crate) key: &'a MasterKey,
+    pub(crate) title: &'a TitleId,
+    pub(crate) pcfg: &'a PipelineConfig,
+}
+
+fn fill<T>(slot: &Slot<T>, r: Result<T, ForensicError>) {
+    if let Ok(mut s) = slot.lock() {
+        *s = Some(r);
+    }
+}
+
+fn take<T>(slot: Slot<T>, what: &str) -> Result<T, ForensicError> {
+    slot.into_inner()
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Err(ForensicError::Invalid(format!("{what} was not measured"))))
+}
+
+/// Each measurement in its own directory under `work/quality` (the filters write fixed
+/// file names).
+fn quality_dir(work: &Path, name: &str) -> Result<std::path::PathBuf, ForensicError> {
+    let d = work.join("quality").join(name);
+    std::fs::create_dir_all(&d).map_err(io(&d))?;
+    Ok(d)
+}
+
+impl Quality {
+    /// The measurements as named tasks, each filling its slot of `self`.
+    pub(crate) fn tasks<'a>(&'a self, q: &'a QualityInputs<'a>) -> Vec<(String, Task<'a>)> {
+        let mut tasks: Vec<(String, Task<'a>)> = Vec::new();
+        for (v, slot) in [
+            (Variant::A, &self.a_vs_plain),
+            (Variant::B, &self.b_vs_plain),
+        ] {
+            tasks.push((
+                format!("invisibility: {v} against the plain encode"),
+                Box::new(move || {
+                    fill(
+                        slot,
+                        (|| {
+                            let dir = quality_dir(q.work, &format!("psnr-{}", v.dir()))?;
+                            quality::psnr_ssim(q.uniform.file(v)?, q.plain, &dir)
+                        })(),
+                    );
+                }),
+            ));
+        }
+        if let Some(ff) = &q.cfg.vmaf_ffmpeg {
+            for (k, slot) in self.vmaf.iter().enumerate() {
+                let name = ["plain", "a", "b"][k];
+                tasks.push((
+                    format!("invisibility: VMAF of {name}"),
+                    Box::new(move || {
+                        fill(
+                            slot,
+                            (|| {
+                                let dir = quality_dir(q.work, &format!("vmaf-{name}"))?;
+                                let distorted = match k {
+                                    0 => q.plain,
+                                    1 => q.uniform.file(Variant::A)?,
+                                    _ => q.uniform.file(Variant::B)?,
+                                };
+                                quality::vmaf(ff, distorted, q.mezz, &dir)
+                            })(),
+                        );
+                    }),
+                ));
+            }
+        }
+        tasks.push((
+            "invisibility: the mark alone".into(),
+            Box::new(move || {
+                fill(
+                    &self.mark_only,
+                    quality::mark_only(
+                        q.mezz,
+                        q.key,
+                        q.title,
+                        q.pcfg.segment,
+                        q.pcfg.mask,
+                        q.cfg.mark_step,
+                    ),
+                );
+            }),
+        ));
+        tasks
+    }
+
+    /// The figures, once every task has run; a VMAF failure becomes the report's note.
+    pub(crate) fn finish(self, cfg: &Config) -> Result<Invisibility, ForensicError> {
+        let a_vs_plain = take(self.a_vs_plain, "PSNR/SSIM of A")?;
+        let b_vs_plain = take(self.b_vs_plain, "PSNR/SSIM of B")?;
+        let [plain, a, b] = self.vmaf;
+        let (vmaf, vmaf_note) = if cfg.vmaf_ffmpeg.is_some() {
             let r = (|| -> Result<[f64; 3], ForensicError> {
                 Ok([
-                    quality::vmaf(ff, plain, mezz, &qdir)?,
-                    quality::vmaf(ff, &fa, mezz, &qdir)?,
-                    quality::vmaf(ff, &fb, mezz, &qdir)?,
+                    take(plain, "VMAF of the plain encode")?,
+                    take(a, "VMAF of A")?,
+                    take(b, "VMAF of B")?,
                 ])
             })();
             match r {
                 Ok(v) => (Some(v), None),
                 Err(e) => (None, Some(crate::error::chain(&e))),
             }
-        }
-        None => (
-            None,
-            Some("no ffmpeg with libvmaf given (set LEAKTRACE_VMAF_FFMPEG or install tools/.venv: tools/quality.sh does it)".into()),
-        ),
-    };
-    let mark_only = quality::mark_only(mezz, key, title, pcfg.segment, pcfg.mask, cfg.mark_step)?;
-    Ok(Invisibility {
-        a_vs_plain,
-        b_vs_plain,
-        vmaf,
-        vmaf_note,
-        mark_only,
-    })
+        } else {
+            (
+                None,
+                Some("no ffmpeg with libvmaf given (set LEAKTRACE_VMAF_FFMPEG or install tools/.venv: tools/quality.sh does it)".into()),
+            )
+        };
+        let mark_only = take(self.mark_only, "the mark-only PSNR")?;
+        Ok(Invisibility {
+            a_vs_plain,
+            b_vs_plain,
+            vmaf,
+            vmaf_note,
+            mark_only,
+        })
+    }
 }
 
 #[cfg(test)]

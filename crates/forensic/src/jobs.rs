@@ -1,17 +1,16 @@
 //! The leak jobs of a run: what each one feeds to ffmpeg and the detector (the served
-//! stream, the single-pirate attacks, collusion, the innocent sources), and running them at
-//! most `cfg.jobs` at a time into their decisions.
+//! stream, the single-pirate attacks, collusion, the innocent sources), and running one into
+//! its decisions.
 
 use crate::attack::{self, Attack, Source, Target};
 use crate::error::{chain, io};
 use crate::stream::{self, Package};
-use crate::{AttackSet, Config, Event, ForensicError, Group};
+use crate::tasks::Uniform;
+use crate::{AttackSet, Config, ForensicError, Group};
 use leaktrace_core::{Codebook, SessionId, Variant};
-use leaktrace_detect::{DecideOptions, Decisions, decide};
+use leaktrace_detect::{DecideOptions, Decisions, decide, decide_frames};
 use leaktrace_reference::Reference;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// What a job feeds to its attack (or straight to the detector).
@@ -347,93 +346,83 @@ pub(crate) fn keep_only(jobs: &mut Vec<Job>, only: &[String]) -> Result<(), Fore
     Ok(())
 }
 
-/// Runs the jobs on `cfg.jobs` threads; the outcomes come back in the jobs' order.
-pub(crate) fn run_jobs(
-    cfg: &Config,
-    jobs: &[Job],
-    pkg: &Package,
-    work: &Path,
-    reference: &Reference,
-    pattern_key: &leaktrace_core::DerivedKey,
-    progress: &(dyn Fn(Event) + Sync),
-) -> Vec<Outcome> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..cfg.jobs {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = jobs.get(i) else { break };
-                    let out = run_job(
-                        job,
-                        i,
-                        pkg,
-                        work,
-                        cfg.work.is_some(),
-                        reference,
-                        pattern_key,
-                    );
-                    if let Ok(mut r) = results.lock() {
-                        r[i] = Some(out);
-                    }
-                    progress(Event::JobDone(job.name.clone()));
-                }
-            });
+/// What every job reads: the package, the work directory, the reference and the pattern
+/// key, and the decoded all-A and all-B streams that the served-bytes leaks are spliced from.
+pub(crate) struct Context<'a> {
+    pub(crate) pkg: &'a Package,
+    pub(crate) work: &'a Path,
+    /// The work files are kept (`--keep`): each job writes what is needed to re-examine it.
+    pub(crate) keep: bool,
+    pub(crate) reference: &'a Reference,
+    pub(crate) pattern_key: &'a leaktrace_core::DerivedKey,
+    pub(crate) uniform: &'a Uniform<'a>,
+}
+
+impl Job {
+    /// The variant sequence of a leak that is served bytes unchanged (no attack, no blend).
+    pub(crate) fn served(&self) -> Option<&[Variant]> {
+        match (&self.input, &self.attack) {
+            (Input::Stream(v), None) => Some(v),
+            _ => None,
         }
-    });
-    results
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|o| {
-            o.unwrap_or(Outcome {
-                command: String::new(),
-                ffmpeg_s: 0.0,
-                decide_s: 0.0,
-                decisions: Err("job did not run".into()),
-            })
-        })
-        .collect()
+    }
 }
 
 /// Makes one leak in its work directory, decodes it and, when the run is kept, writes what
-/// is needed to re-examine it offline.
-fn run_job(
-    job: &Job,
-    i: usize,
-    pkg: &Package,
-    work: &Path,
-    keep: bool,
-    reference: &Reference,
-    pattern_key: &leaktrace_core::DerivedKey,
-) -> Outcome {
-    let dir = work.join(format!("job{i:02}-{}", job.name));
+/// is needed to re-examine it offline. A leak of served bytes is decided on frames spliced
+/// from the decoded all-A and all-B streams ([`Uniform::splice`]); it decodes its own file
+/// only when they cannot be spliced.
+pub(crate) fn run_job(job: &Job, i: usize, ctx: &Context<'_>) -> Outcome {
+    let dir = ctx.work.join(format!("job{i:02}-{}", job.name));
     let mut command = String::new();
     let mut ffmpeg_s = 0.0;
     let mut decide_s = 0.0;
     let result = (|| -> Result<Decisions, ForensicError> {
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let input = make_input(&job.input, pkg, &dir, &mut ffmpeg_s, &mut command)?;
-        let suspect = match &job.attack {
-            Some(a) => {
-                let out = dir.join("attacked.mp4");
-                ffmpeg_s += a.run(&input, &out)?;
-                command = a.command(Path::new("IN"), Path::new("OUT.mp4")).join(" ");
-                out
-            }
-            None => input,
-        };
         let opts = DecideOptions::default();
-        let t = Instant::now();
-        let d = decide(&suspect, reference, pattern_key, &opts).map_err(ForensicError::Detect);
-        decide_s = t.elapsed().as_secs_f64();
-        if let (true, Ok(d)) = (keep, &d) {
+        let spliced = match job.served() {
+            Some(v) => {
+                let t = Instant::now();
+                let frames = ctx.uniform.splice(v, ctx.reference).ok();
+                decide_s += t.elapsed().as_secs_f64();
+                frames
+            }
+            None => None,
+        };
+        let d = match spliced {
+            Some(mut frames) => {
+                if ctx.keep {
+                    make_input(&job.input, ctx.pkg, &dir, &mut ffmpeg_s, &mut command)?;
+                }
+                let t = Instant::now();
+                let d = decide_frames(&mut frames, ctx.reference, ctx.pattern_key, &opts);
+                decide_s += t.elapsed().as_secs_f64();
+                d
+            }
+            None => {
+                let input = make_input(&job.input, ctx.pkg, &dir, &mut ffmpeg_s, &mut command)?;
+                let suspect = match &job.attack {
+                    Some(a) => {
+                        let out = dir.join("attacked.mp4");
+                        ffmpeg_s += a.run(&input, &out)?;
+                        command = a.command(Path::new("IN"), Path::new("OUT.mp4")).join(" ");
+                        out
+                    }
+                    None => input,
+                };
+                let t = Instant::now();
+                let d = decide(&suspect, ctx.reference, ctx.pattern_key, &opts);
+                decide_s += t.elapsed().as_secs_f64();
+                d
+            }
+        }
+        .map_err(ForensicError::Detect);
+        if let (true, Ok(d)) = (ctx.keep, &d) {
             write_kept(job, &dir, d)?;
         }
         d
     })();
-    if !keep {
+    if !ctx.keep {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Outcome {

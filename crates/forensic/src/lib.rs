@@ -19,9 +19,14 @@
 //! 4. decodes each leak once with [`leaktrace_detect::decide`] and then, without re-running
 //!    ffmpeg, sweeps the capture length to find the segments needed for an accusation at the
 //!    requested probability over the registry ([`stats::sweep`]), and scores many sessions
-//!    that did not make the leak ([`stats::innocents`]);
-//! 5. measures invisibility ([`quality`]) and writes a Markdown report with PNG plots
-//!    ([`report`]).
+//!    that did not make the leak ([`stats::innocents`]). A leak of served bytes unchanged
+//!    (no attack, collusion by whole segments, the random codeword) is not decoded on its
+//!    own: its frames are spliced from one decode of the all-A and one of the all-B stream
+//!    ([`leaktrace_detect::frames::SuspectFrames::splice`]), which gives the same pictures
+//!    because every segment starts with an IDR picture;
+//! 5. measures invisibility ([`quality`]) beside the leak jobs, on the same threads (the
+//!    ffmpeg leaks first, then the measurements, then the spliced leaks), and writes a
+//!    Markdown report with PNG plots and the wall time of each stage ([`report`]).
 //!
 //! ```no_run
 //! use leaktrace_forensic::{Config, Mode, run};
@@ -43,6 +48,7 @@ pub mod report;
 pub mod stats;
 pub mod stream;
 mod suite;
+mod tasks;
 
 pub use config::{AttackSet, Clip, Config, Mode};
 pub use error::ForensicError;

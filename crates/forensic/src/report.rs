@@ -409,7 +409,26 @@ pub fn markdown(r: &Report) -> String {
     for (k, v) in &r.machine {
         let _ = writeln!(md, "- {k}: {v}");
     }
-    let _ = writeln!(md, "- total wall time: {:.0} s\n", r.elapsed_s);
+    let _ = writeln!(md, "- total wall time: {:.0} s", r.elapsed_s);
+    let stages: Vec<String> = r
+        .stages
+        .iter()
+        .map(|(name, s)| format!("{name} {s:.0} s"))
+        .collect();
+    let _ = writeln!(md, "- wall time by stage: {}", stages.join("; "));
+    match r.cpu_s {
+        Some([own, ffmpeg]) => {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            let _ = writeln!(
+                md,
+                "- CPU time: leaktrace {own:.0} s, the ffmpeg processes it ran {ffmpeg:.0} s; together {:.0} s of wall time on {cores} cores at the least\n",
+                (own + ffmpeg) / cores as f64
+            );
+        }
+        None => {
+            let _ = writeln!(md, "- CPU time: not measured on this system\n");
+        }
+    }
 
     let p = &r.package;
     let _ = writeln!(md, "## Setup\n");

@@ -4,14 +4,16 @@
 
 use crate::attack::{self, Source};
 use crate::error::io;
-use crate::evaluation::{by_group, evaluate, measure_quality};
-use crate::jobs::{build_jobs, keep_only, run_jobs};
+use crate::evaluation::{Quality, QualityInputs, by_group, evaluate};
+use crate::jobs::{Context, Outcome, build_jobs, keep_only, run_job};
 use crate::stream::Package;
+use crate::tasks::{self, Task, Uniform};
 use crate::{Clip, Config, ForensicError, LeakResult, PackageInfo, Report, report};
 use leaktrace_core::{KeyVersion, MasterKey, SessionId, TitleId};
 use leaktrace_embed::PipelineConfig;
 use leaktrace_reference::Reference;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Progress events.
@@ -29,6 +31,7 @@ pub enum Event {
 /// Runs the suite.
 pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, ForensicError> {
     let started = Instant::now();
+    let cpu_at_start = process_cpu();
     check(cfg)?;
     let tmp = tempfile::Builder::new()
         .prefix("leaktrace-forensic-")
@@ -42,12 +45,14 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
         None => tmp.path().to_path_buf(),
     };
     let corpus_sha256 = hash_corpus(cfg, progress)?;
+    let mut stages = Stages::default();
 
     progress(Event::Stage("cutting the mezzanine".into()));
     let mezz = work.join("mezzanine.mp4");
     cut(&cfg.corpus, &cfg.clip, cfg.height, true, &mezz)?;
     let other = work.join("other-title.mp4");
     cut(&cfg.corpus, &cfg.other, cfg.height, false, &other)?;
+    stages.done("cutting the mezzanine and the other title");
 
     progress(Event::Stage("embedding".into()));
     let key = MasterKey::from_bytes(random_bytes()?, KeyVersion::new(1));
@@ -75,6 +80,7 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
     let pkg = Package::open(&pkg_dir.join(&rend.name))?;
     let reference = Reference::load(&pkg_dir.join("reference"))?;
     let fps = f64::from(summary.frame_rate[0]) / f64::from(summary.frame_rate[1]);
+    stages.done("embedding");
     progress(Event::Stage("plain encode".into()));
     let plain_dir = work.join("plain");
     std::fs::create_dir_all(&plain_dir).map_err(io(&plain_dir))?;
@@ -84,6 +90,7 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
         .first()
         .cloned()
         .ok_or_else(|| ForensicError::Invalid("plain encode wrote nothing".into()))?;
+    stages.done("plain encode");
 
     progress(Event::Stage("issuing sessions".into()));
     let sessions = issue(
@@ -130,19 +137,76 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
         let f = work.join("key.hex");
         std::fs::write(&f, key.to_hex()).map_err(io(&f))?;
     }
-    progress(Event::Jobs(jobs.len()));
+    stages.done("issuing sessions");
     let pattern_key = key.pattern_key(&title);
-    let outcomes = run_jobs(cfg, &jobs, &pkg, &work, &reference, &pattern_key, progress);
+    let uniform = Uniform::new(&pkg, &work);
+    let ctx = Context {
+        pkg: &pkg,
+        work: &work,
+        keep: cfg.work.is_some(),
+        reference: &reference,
+        pattern_key: &pattern_key,
+        uniform: &uniform,
+    };
+    let quality = Quality::default();
+    let inputs = QualityInputs {
+        cfg,
+        uniform: &uniform,
+        work: &work,
+        mezz: &mezz,
+        plain: &plain_file,
+        key: &key,
+        title: &title,
+        pcfg: &pcfg,
+    };
+    let outcomes: Vec<Mutex<Option<Outcome>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
+    // The schedule: the leaks that run ffmpeg first (the longest tasks), then the
+    // invisibility measurements, then the served-bytes leaks (spliced from two decodes,
+    // a few seconds each), so that neither thread idles long at the end.
+    let (mut heavy, mut light): (Vec<Task<'_>>, Vec<Task<'_>>) = (Vec::new(), Vec::new());
+    for (i, job) in jobs.iter().enumerate() {
+        let (ctx, slot) = (&ctx, &outcomes[i]);
+        let task: Task<'_> = Box::new(move || {
+            let out = run_job(job, i, ctx);
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(out);
+            }
+            progress(Event::JobDone(job.name.clone()));
+        });
+        if job.served().is_some() {
+            light.push(task);
+        } else {
+            heavy.push(task);
+        }
+    }
+    let measurements = quality.tasks(&inputs);
+    progress(Event::Jobs(jobs.len() + measurements.len()));
+    for (name, task) in measurements {
+        heavy.push(Box::new(move || {
+            task();
+            progress(Event::JobDone(name));
+        }));
+    }
+    heavy.extend(light);
+    tasks::run(cfg.jobs, heavy);
+    stages.done("leak jobs and invisibility");
 
     let evaluated: Vec<LeakResult> = jobs
         .iter()
         .zip(outcomes)
-        .map(|(job, out)| evaluate(cfg, job, out, &book, &sessions, &nonce))
+        .map(|(job, out)| {
+            let out = out.into_inner().ok().flatten().unwrap_or(Outcome {
+                command: String::new(),
+                ffmpeg_s: 0.0,
+                decide_s: 0.0,
+                decisions: Err("job did not run".into()),
+            });
+            evaluate(cfg, job, out, &book, &sessions, &nonce)
+        })
         .collect();
     let (attacks, collusion, innocent_sources, total) = by_group(evaluated);
-
-    progress(Event::Stage("invisibility".into()));
-    let invisibility = measure_quality(cfg, &pkg, &work, &mezz, &plain_file, &key, &title, &pcfg)?;
+    let invisibility = quality.finish(cfg)?;
+    stages.done("evaluation");
 
     let config = cfg.as_recorded();
     let machine = report::machine(config.vmaf_ffmpeg.as_deref());
@@ -163,9 +227,55 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
         innocent_sources,
         innocents_total: total,
         invisibility,
+        stages: stages.0,
+        cpu_s: match (cpu_at_start, process_cpu()) {
+            (Some(a), Some(b)) => Some([b[0] - a[0], b[1] - a[1]]),
+            _ => None,
+        },
         elapsed_s: started.elapsed().as_secs_f64(),
     };
     Ok(report)
+}
+
+/// CPU seconds (user + system) used so far by this process (all its threads) and by its
+/// children that have ended (every ffmpeg run), from `/proc/self/stat`; `None` where that is
+/// not readable.
+fn process_cpu() -> Option<[f64; 2]> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which may hold spaces) in parentheses: state is
+    // field 3, utime..cstime are fields 14 to 17.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // The kernel reports these in USER_HZ ticks, 100 per second on Linux.
+    const TICKS: f64 = 100.0;
+    match f.as_slice() {
+        [ut, st, cut, cst] => Some([(ut + st) / TICKS, (cut + cst) / TICKS]),
+        _ => None,
+    }
+}
+
+/// Wall time of each stage of a run, in order.
+struct Stages(Vec<(String, f64)>, Instant);
+
+impl Default for Stages {
+    fn default() -> Self {
+        Self(Vec::new(), Instant::now())
+    }
+}
+
+impl Stages {
+    /// The stage `name` ends now (it began where the previous one ended).
+    fn done(&mut self, name: &str) {
+        self.0
+            .push((name.to_owned(), self.1.elapsed().as_secs_f64()));
+        self.1 = Instant::now();
+    }
 }
 
 /// Checks the settings a run cannot start with: the concurrent jobs, the strength, the pirates
