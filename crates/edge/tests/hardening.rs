@@ -7,6 +7,9 @@
 //! large A-only file under `big/a/` that every session is served.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
+#[path = "common/server.rs"]
+mod server;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::OnceLock;
@@ -18,6 +21,7 @@ use leaktrace_core::{KeyVersion, MasterKey, TitleId};
 use leaktrace_edge::{Edge, EdgeConfig};
 use leaktrace_session::{Issuer, issue_session};
 use leaktrace_store::{NewTitle, Store};
+use server::{Server, start_edge};
 
 const TITLE: &str = "bbb";
 /// Size of `big/a/seg_00000.m4s`: far more than loopback socket buffers hold.
@@ -87,56 +91,11 @@ fn config(f: &Fixture) -> EdgeConfig {
     EdgeConfig::new(f.dir.path().join("pkg"), key())
 }
 
-/// An edge on 127.0.0.1 with its own runtime; dropping it shuts it down.
-struct Server {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn start(adjust: impl FnOnce(&mut EdgeConfig)) -> Server {
     let f = fixture();
     let mut cfg = config(f);
     adjust(&mut cfg);
-    let url = store_url(f.dir.path());
-    let (tx_addr, rx_addr) = std::sync::mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let store = Store::open(&url).await.unwrap();
-            let edge = Edge::new(cfg, store).unwrap();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx_addr.send(listener.local_addr().unwrap()).unwrap();
-            edge.serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-    });
-    let addr = rx_addr.recv().unwrap();
-    assert!(addr.ip().is_loopback());
-    Server {
-        addr,
-        stop: Some(stop),
-        thread: Some(thread),
-    }
+    start_edge(cfg, store_url(f.dir.path()))
 }
 
 /// A blocking client socket from `from` (a loopback address) to the edge.

@@ -19,6 +19,9 @@
 //! while a response is being sent; a client reading slowly in small pieces.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // tests: a panic is a failure
 
+#[path = "common/server.rs"]
+mod server;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -26,9 +29,10 @@ use std::time::{Duration, Instant};
 
 use leaktrace_core::wmpaceinfo::{PaceInfo, SIDECAR_DIR, Sidecar};
 use leaktrace_core::{KeyVersion, MasterKey, SessionId, TitleId, TokenMode, Variant};
-use leaktrace_edge::{Edge, EdgeConfig};
+use leaktrace_edge::EdgeConfig;
 use leaktrace_session::{Issuer, issue_session};
 use leaktrace_store::{NewTitle, Store};
+use server::{Server, start_edge};
 
 const TITLE: &str = "zc";
 const RENDITION: &str = "360p";
@@ -279,55 +283,10 @@ fn store_url(dir: &Path) -> String {
 // The edge
 // ---------------------------------------------------------------------------------------------
 
-/// An edge on 127.0.0.1 with its own runtime; dropping it shuts it down.
-struct Server {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn start(f: &Fixture, adjust: impl FnOnce(&mut EdgeConfig)) -> Server {
     let mut cfg = EdgeConfig::new(f.dir.path().join("pkg"), key());
     adjust(&mut cfg);
-    let url = store_url(f.dir.path());
-    let (tx_addr, rx_addr) = std::sync::mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let store = Store::open(&url).await.unwrap();
-            let edge = Edge::new(cfg, store).unwrap();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx_addr.send(listener.local_addr().unwrap()).unwrap();
-            edge.serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-    });
-    let addr = rx_addr.recv().unwrap();
-    assert!(addr.ip().is_loopback());
-    Server {
-        addr,
-        stop: Some(stop),
-        thread: Some(thread),
-    }
+    start_edge(cfg, store_url(f.dir.path()))
 }
 
 // ---------------------------------------------------------------------------------------------
