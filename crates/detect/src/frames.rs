@@ -9,7 +9,7 @@
 //! memory stays bounded whatever the length of the suspect.
 
 use crate::DetectError;
-use leaktrace_media::Decoder;
+use leaktrace_media::{Decoder, Luma, LumaError};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -108,6 +108,10 @@ impl SuspectFrames {
     /// a later decoder's timestamps are taken relative to the first frame ever added, so the
     /// segments of one stream line up; a timestamp that does not increase continues the run
     /// at the nominal frame rate.
+    ///
+    /// The calling thread only decodes; the area average and what is kept of each frame are
+    /// done on a worker thread, frames in order, a few at most queued between the two
+    /// ([`Decoder::for_each_luma`]).
     pub fn extend(&mut self, dec: &mut Decoder, max: usize) -> Result<usize, DetectError> {
         let (ww, wh) = self.size;
         let (cx0, cy0) = (
@@ -118,14 +122,11 @@ impl SuspectFrames {
             ((CENTRE[2] * ww as f64).round() as usize).clamp(cx0 + 1, ww),
             ((CENTRE[3] * wh as f64).round() as usize).clamp(cy0 + 1, wh),
         );
-        let mut added = 0;
-        while added < max {
-            let next = dec.next_luma(ww, wh);
-            let Some(raw) = next.map_err(media(dec.path()))? else {
-                break;
-            };
+        // The decoder's thread only decodes; this runs on the thread that averages.
+        let add = |luma: Luma| -> Result<(), DetectError> {
+            let raw = luma.samples;
             let frame = 1.0 / self.fps;
-            let t = match (dec.last_time(), self.times.last()) {
+            let t = match (luma.time, self.times.last()) {
                 (Some(t), prev) => {
                     let base = *self.origin.get_or_insert(t);
                     let rel = t - base;
@@ -147,10 +148,13 @@ impl SuspectFrames {
                 .sum();
             let cn = ((cx1 - cx0) * (cy1 - cy0)).max(1);
             self.central.push((csum as f64 / cn as f64 / SCALE) as f32);
-            self.keep(&raw)?;
-            added += 1;
-        }
-        Ok(added)
+            self.keep(&raw)
+        };
+        let path = dec.path().to_path_buf();
+        dec.for_each_luma(ww, wh, max, add).map_err(|e| match e {
+            LumaError::Decoder(source) => media(&path)(source),
+            LumaError::Consumer(e) => e,
+        })
     }
 
     /// Keeps one working image: in memory up to [`MEMORY_BUDGET`], then appended to a

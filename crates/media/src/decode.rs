@@ -340,45 +340,100 @@ impl Decoder {
     }
 
     fn luma(&mut self, width: usize, height: usize) -> Result<Option<Vec<u16>>, MediaError> {
+        match self.pending_luma(width, height)? {
+            None => Ok(None),
+            Some(Pending::Luma(luma, _)) => Ok(Some(luma)),
+            Some(Pending::Plane(decoded, depth, _)) => {
+                match self
+                    .area
+                    .shrink(&LumaPlane::of(&decoded, depth), width, height)
+                {
+                    Some(luma) => Ok(Some(luma)),
+                    None => {
+                        let (w, h) = (luma_dim(width)?, luma_dim(height)?);
+                        self.swscale_luma(&decoded, w, h).map(Some)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next frame, admitted under the limits, with the luma size asked of it checked: its
+    /// decoded picture when its luma plane can be area-averaged as it is ([`AreaShrinker`]:
+    /// plain planar limited-range YUV), otherwise its luma through swscale.
+    fn pending_luma(&mut self, width: usize, height: usize) -> Result<Option<Pending>, MediaError> {
         let Some(decoded) = self.next_decoded()? else {
             return Ok(None);
         };
         let index = self.admit(&decoded)?;
-        let dims = |v: usize| {
-            u32::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| {
-                MediaError::InvalidSetting(format!("luma size {v} out of range (1 to 2^32)"))
-            })
-        };
-        let (w, h) = (dims(width)?, dims(height)?);
+        let (w, h) = (luma_dim(width)?, luma_dim(height)?);
         self.limits.check_picture(
             &self.path,
             || format!("the luma asked of frame {index}"),
             w,
             h,
         )?;
-        if let Some(luma) = self.area_luma(&decoded, width, height) {
-            return Ok(Some(luma));
+        let time = self.last_time;
+        if let Some(depth) = plain_luma_depth(decoded.format())
+            && AreaShrinker::accepts(&LumaPlane::of(&decoded, depth), width, height)
+        {
+            return Ok(Some(Pending::Plane(decoded, depth, time)));
         }
-        self.swscale_luma(&decoded, w, h).map(Some)
+        let luma = self.swscale_luma(&decoded, w, h)?;
+        Ok(Some(Pending::Luma(luma, time)))
     }
 
-    /// The luma of `decoded` area-averaged in place ([`AreaShrinker`]), when its layout is plain
-    /// planar limited-range YUV.
-    fn area_luma(
+    /// Calls `f` with the luma of each next frame, in presentation order, up to `max` frames
+    /// or the end; returns how many frames `f` was given. The luma is the one
+    /// [`Decoder::next_luma`] gives, with the frame's presentation time.
+    ///
+    /// The calling thread only decodes: the area average and `f` run on a worker thread,
+    /// which takes the decoded pictures (not copies) through a queue of a few frames, so
+    /// decoding goes on while a frame is averaged and memory stays bounded.
+    ///
+    /// The first error stops both sides: an error of `f` ([`LumaError::Consumer`]) ends the
+    /// decoding; a decoding error ([`LumaError::Decoder`], which stops the decoder as in
+    /// [`Decoder::next_luma`]) is returned after `f` has had every frame decoded before it.
+    pub fn for_each_luma<E, F>(
         &mut self,
-        decoded: &ffm::frame::Video,
         width: usize,
         height: usize,
-    ) -> Option<Vec<u16>> {
-        let depth = plain_luma_depth(decoded.format())?;
-        let plane = LumaPlane {
-            data: decoded.data(0),
-            stride: decoded.stride(0),
-            width: decoded.width() as usize,
-            height: decoded.height() as usize,
-            depth,
-        };
-        self.area.shrink(&plane, width, height)
+        max: usize,
+        f: F,
+    ) -> Result<usize, LumaError<E>>
+    where
+        E: Send,
+        F: FnMut(Luma) -> Result<(), E> + Send,
+    {
+        self.still_running().map_err(LumaError::Decoder)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Pending>(LUMA_QUEUE);
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(move || average_each(rx, width, height, f));
+            let mut sent = 0;
+            let mut decoded = Ok(());
+            while sent < max {
+                let next = self.pending_luma(width, height);
+                match self.stop_on_limit(next) {
+                    Ok(Some(pending)) => {
+                        if tx.send(pending).is_err() {
+                            break;
+                        }
+                        sent += 1;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        decoded = Err(e);
+                        break;
+                    }
+                }
+            }
+            drop(tx);
+            match worker.join() {
+                Err(panic) => std::panic::resume_unwind(panic),
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(())) => decoded.map(|()| sent).map_err(LumaError::Decoder),
+            }
+        })
     }
 
     /// The luma of `decoded` area-averaged by swscale (any layout), on the 16-bit scale.
@@ -645,6 +700,72 @@ impl Decoder {
     }
 }
 
+/// Frames queued between the thread that decodes and the one that averages
+/// ([`Decoder::for_each_luma`]).
+const LUMA_QUEUE: usize = 4;
+
+/// The luma of one frame, as [`Decoder::for_each_luma`] gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Luma {
+    /// The samples, row by row, on the 16-bit scale (as [`Decoder::next_luma`]).
+    pub samples: Vec<u16>,
+    /// Presentation time in seconds, from the container's timestamps (as
+    /// [`Decoder::last_time`]); `None` when the frame has none.
+    pub time: Option<f64>,
+}
+
+/// Why [`Decoder::for_each_luma`] stopped early.
+#[derive(Debug)]
+pub enum LumaError<E> {
+    /// Decoding failed.
+    Decoder(MediaError),
+    /// The consumer failed.
+    Consumer(E),
+}
+
+/// A frame on its way to the averaging thread: its decoded picture and luma depth, or a luma
+/// already made by swscale; with its presentation time.
+enum Pending {
+    Plane(ffm::frame::Video, u8, Option<f64>),
+    Luma(Vec<u16>, Option<f64>),
+}
+
+/// The averaging side of [`Decoder::for_each_luma`]: every pending frame averaged and given to
+/// `f`, in order, until the queue closes or `f` fails.
+fn average_each<E>(
+    rx: std::sync::mpsc::Receiver<Pending>,
+    width: usize,
+    height: usize,
+    mut f: impl FnMut(Luma) -> Result<(), E>,
+) -> Result<(), LumaError<E>> {
+    let mut area = AreaShrinker::default();
+    for pending in rx {
+        let (samples, time) = match pending {
+            Pending::Luma(samples, time) => (samples, time),
+            Pending::Plane(decoded, depth, time) => {
+                let plane = LumaPlane::of(&decoded, depth);
+                // `pending_luma` only sends planes the shrinker accepts.
+                let samples = area.shrink(&plane, width, height).ok_or_else(|| {
+                    LumaError::Decoder(MediaError::InvalidSetting(format!(
+                        "luma of {}x{} cannot be averaged to {width}x{height}",
+                        plane.width, plane.height
+                    )))
+                })?;
+                (samples, time)
+            }
+        };
+        f(Luma { samples, time }).map_err(LumaError::Consumer)?;
+    }
+    Ok(())
+}
+
+/// A luma size as FFmpeg takes it (1 to 2^32 − 1).
+fn luma_dim(v: usize) -> Result<u32, MediaError> {
+    u32::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| {
+        MediaError::InvalidSetting(format!("luma size {v} out of range (1 to 2^32)"))
+    })
+}
+
 /// The luma bit depth of a planar limited-range YUV layout whose first plane is the luma,
 /// one sample per pixel (8-bit bytes or 10-bit little-endian words); `None` for any other layout
 /// (full-range `yuvj`, packed, semi-planar, RGB, big-endian…).
@@ -668,7 +789,18 @@ struct LumaPlane<'a> {
     depth: u8,
 }
 
-impl LumaPlane<'_> {
+impl<'a> LumaPlane<'a> {
+    /// The luma plane of `decoded`, whose samples have `depth` bits.
+    fn of(decoded: &'a ffm::frame::Video, depth: u8) -> Self {
+        Self {
+            data: decoded.data(0),
+            stride: decoded.stride(0),
+            width: decoded.width() as usize,
+            height: decoded.height() as usize,
+            depth,
+        }
+    }
+
     /// Sample `x` of row `y`, when the plane holds it.
     fn row(&self, y: usize) -> Option<&[u8]> {
         let bytes = if self.depth > 8 { 2 } else { 1 };
@@ -717,16 +849,51 @@ struct AreaShrinker {
     whole: Vec<u32>,
     /// Weighted column sums of the source rows it covers in part.
     part: Vec<u32>,
+    /// Column sums of up to [`NARROW_ROWS`] whole 8-bit rows, before they join `whole`.
+    narrow: Vec<u16>,
+}
+
+/// Whole 8-bit rows summed in 16 bits before they are added to the 32-bit sums (257 × 255 ≤
+/// 65 535): twice the samples per vector instruction.
+const NARROW_ROWS: usize = 257;
+
+/// `n / d` rounded down, exactly, by a floating-point estimate corrected once each way (no
+/// 64-bit division: a few times cheaper per output pixel); `n < 2^53`, `d > 0`.
+fn div_exact(n: u64, d: u64, inv: f64) -> u64 {
+    // Through `i64`, which converts to and from `f64` in one instruction (`n < 2^53`).
+    let q = ((n as i64) as f64 * inv) as i64 as u64;
+    let p = q.saturating_mul(d);
+    if p > n {
+        q - 1
+    } else if n - p >= d {
+        q + 1
+    } else {
+        q
+    }
 }
 
 impl AreaShrinker {
+    /// Whether [`AreaShrinker::shrink`] averages `plane` to `width × height`: the sizes are in
+    /// its range and the plane holds every row.
+    fn accepts(plane: &LumaPlane<'_>, width: usize, height: usize) -> bool {
+        let (sw, sh) = (plane.width, plane.height);
+        // Weighted sums stay exact in 64 bits far beyond these sizes.
+        let sizes = sw > 0
+            && sh > 0
+            && sw <= 1 << 16
+            && sh <= 1 << 16
+            && width > 0
+            && height > 0
+            && width <= 1 << 16
+            && height <= 1 << 16;
+        sizes && plane.row(sh - 1).is_some()
+    }
+
     /// `plane` averaged to `width × height` on the 16-bit scale; `None` when the sizes are out
     /// of this path's range (the caller then uses swscale).
     fn shrink(&mut self, plane: &LumaPlane<'_>, width: usize, height: usize) -> Option<Vec<u16>> {
         let (sw, sh) = (plane.width, plane.height);
-        // Weighted sums stay exact in 64 bits far beyond these sizes.
-        if sw == 0 || sh == 0 || sw > 1 << 16 || sh > 1 << 16 || width > 1 << 16 || height > 1 << 16
-        {
+        if !Self::accepts(plane, width, height) {
             return None;
         }
         if self.columns.src != sw || self.columns.out != width {
@@ -747,13 +914,37 @@ impl AreaShrinker {
         self.whole.resize(sw, 0);
         self.part.clear();
         self.part.resize(sw, 0);
+        self.narrow.clear();
+        self.narrow.resize(sw, 0);
+        let inv_total = 1.0 / total as f64;
         let mut out = Vec::with_capacity(width * height);
         for (first_row, row_weights) in &self.rows.taps {
             self.whole.fill(0);
             self.part.fill(0);
             let mut any_part = false;
+            // Whole 8-bit rows summed in `narrow` since it was last added to `whole`.
+            let mut narrowed = 0;
             for (k, &wy) in row_weights.iter().enumerate() {
                 let row = plane.row(first_row + k)?;
+                if plane.depth <= 8 && wy == full_row {
+                    if narrowed == 0 {
+                        self.narrow
+                            .iter_mut()
+                            .zip(row)
+                            .for_each(|(s, &v)| *s = u16::from(v));
+                    } else {
+                        self.narrow
+                            .iter_mut()
+                            .zip(row)
+                            .for_each(|(s, &v)| *s += u16::from(v));
+                    }
+                    narrowed += 1;
+                    if narrowed == NARROW_ROWS {
+                        widen_into(&mut self.whole, &self.narrow);
+                        narrowed = 0;
+                    }
+                    continue;
+                }
                 let sums = if wy == full_row {
                     &mut self.whole
                 } else {
@@ -776,6 +967,9 @@ impl AreaShrinker {
                         });
                     }
                 }
+            }
+            if narrowed > 0 {
+                widen_into(&mut self.whole, &self.narrow);
             }
             // One column sum per source column (at most 1023 × the source height: 32 bits).
             if any_part {
@@ -800,12 +994,19 @@ impl AreaShrinker {
                     _ => 0,
                 };
                 // Rounded to the nearest unit of the 16-bit scale.
-                let v = (sum * unit + total / 2) / total;
+                let v = div_exact(sum * unit + total / 2, total, inv_total);
                 out.push(u16::try_from(v).unwrap_or(u16::MAX));
             }
         }
         Some(out)
     }
+}
+
+/// `sums += narrow`, column by column.
+fn widen_into(sums: &mut [u32], narrow: &[u16]) {
+    sums.iter_mut()
+        .zip(narrow)
+        .for_each(|(s, &v)| *s += u32::from(v));
 }
 
 /// A copy of a [`MediaError::TooLarge`] (`MediaError` is not `Clone`), `None` for any other error.
@@ -977,7 +1178,11 @@ mod tests {
                 break;
             }
             for (w, h) in [(sw / 5, sh / 5), (256, 144), (97, 61)] {
-                let ours = dec.area_luma(&decoded, w, h).expect("a planar 4:2:0 clip");
+                let depth = plain_luma_depth(decoded.format()).expect("a planar 4:2:0 clip");
+                let ours = dec
+                    .area
+                    .shrink(&LumaPlane::of(&decoded, depth), w, h)
+                    .expect("sizes in range");
                 let theirs = dec.swscale_luma(&decoded, w as u32, h as u32).unwrap();
                 assert_eq!(ours.len(), theirs.len());
                 let diff: Vec<i32> = ours
@@ -999,5 +1204,140 @@ mod tests {
             checked += 1;
         }
         assert_eq!(checked, 12);
+    }
+
+    /// The area average against its definition (exact overlap weights, rounded to nearest),
+    /// on synthetic 8- and 10-bit planes: integer and fractional ratios, and a plane tall
+    /// enough that more than [`NARROW_ROWS`] whole rows meet in one output row.
+    #[test]
+    fn area_average_matches_its_definition() {
+        for (sw, sh, w, h, depth) in [
+            (40, 30, 8, 6, 8),
+            (37, 29, 7, 5, 8),
+            (13, 600, 3, 1, 8),
+            (9, 700, 2, 2, 8),
+            (21, 17, 5, 4, 10),
+            (16, 9, 16, 9, 8),
+        ] {
+            let bytes = if depth > 8 { 2 } else { 1 };
+            let stride = sw * bytes + 5;
+            let max = (1u32 << depth) - 1;
+            let value = |x: usize, y: usize| ((x * 7919 + y * 104_729 + x * y) as u32) % (max + 1);
+            let mut data = vec![0u8; stride * sh];
+            for y in 0..sh {
+                for x in 0..sw {
+                    let v = value(x, y);
+                    if bytes == 2 {
+                        data[y * stride + 2 * x..y * stride + 2 * x + 2]
+                            .copy_from_slice(&(v as u16).to_le_bytes());
+                    } else {
+                        data[y * stride + x] = v as u8;
+                    }
+                }
+            }
+            let plane = LumaPlane {
+                data: &data,
+                stride,
+                width: sw,
+                height: sh,
+                depth: depth as u8,
+            };
+            let got = AreaShrinker::default().shrink(&plane, w, h).unwrap();
+            let overlap = |o: usize, s: usize, src: usize, out: usize| -> u128 {
+                let (lo, hi) = (o * src, (o + 1) * src);
+                let (a, b) = (s * out, (s + 1) * out);
+                b.min(hi).saturating_sub(a.max(lo)) as u128
+            };
+            let unit = 1u128 << (16 - depth);
+            let total = (sw * sh) as u128;
+            for oy in 0..h {
+                for ox in 0..w {
+                    let mut sum = 0u128;
+                    for y in 0..sh {
+                        for x in 0..sw {
+                            sum += overlap(ox, x, sw, w)
+                                * overlap(oy, y, sh, h)
+                                * u128::from(value(x, y));
+                        }
+                    }
+                    let want = (sum * unit + total / 2) / total;
+                    assert_eq!(
+                        u128::from(got[oy * w + ox]),
+                        want,
+                        "{sw}x{sh} -> {w}x{h} at ({ox}, {oy})"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn div_exact_is_integer_division() {
+        let mut n = 1u64;
+        for d in [1u64, 2, 3, 7, 921_600, 1 << 32, (1 << 32) - 1, 123_456_789] {
+            let inv = 1.0 / d as f64;
+            for k in [
+                0u64,
+                1,
+                2,
+                d - 1,
+                d,
+                d + 1,
+                5 * d - 1,
+                5 * d,
+                (1 << 48) / d * d,
+            ] {
+                assert_eq!(div_exact(k, d, inv), k / d, "{k} / {d}");
+            }
+            for _ in 0..10_000 {
+                n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let k = n >> 15;
+                assert_eq!(div_exact(k, d, inv), k / d, "{k} / {d}");
+            }
+        }
+    }
+
+    /// The luma handed to a worker thread is the luma `next_luma` gives, frame for frame, with
+    /// the same times; `max` stops it, and the next call goes on where it stopped.
+    #[test]
+    fn for_each_luma_gives_what_next_luma_gives() {
+        let clip = leaktrace_testkit::corpus("trailer_bbb_20s.mp4");
+        let (w, h) = (256, 144);
+        let mut one = Decoder::open(&clip).unwrap();
+        let mut want = Vec::new();
+        while let Some(l) = one.next_luma(w, h).unwrap() {
+            want.push(Luma {
+                samples: l,
+                time: one.last_time(),
+            });
+        }
+        let mut dec = Decoder::open(&clip).unwrap();
+        let mut got = Vec::new();
+        let first = dec
+            .for_each_luma(w, h, 100, |l| {
+                got.push(l);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        assert_eq!(first, 100);
+        let rest = dec
+            .for_each_luma(w, h, usize::MAX, |l| {
+                got.push(l);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        assert_eq!(first + rest, want.len());
+        assert!(got == want, "the lumas differ");
+        assert_eq!(dec.for_each_luma(w, h, 5, |_| Ok::<(), ()>(())).unwrap(), 0);
+
+        // The consumer's error stops the decoding.
+        let mut dec = Decoder::open(&clip).unwrap();
+        let mut seen = 0;
+        let stopped = dec.for_each_luma(w, h, usize::MAX, |_| {
+            seen += 1;
+            if seen == 3 { Err("full") } else { Ok(()) }
+        });
+        assert!(matches!(stopped, Err(LumaError::Consumer("full"))));
+        assert_eq!(seen, 3);
     }
 }

@@ -56,7 +56,7 @@ mod probe;
 mod scale;
 pub mod text;
 
-pub use decode::{Decoder, LIVE_PROTOCOLS};
+pub use decode::{Decoder, LIVE_PROTOCOLS, Luma, LumaError};
 pub use encode::{Codec, EncodeStats, Encoder, EncoderConfig, TRACK_TIMESCALE};
 pub use frame::{PixelLayout, Samples, VideoFrame};
 pub use limits::{LimitKind, Limits};
