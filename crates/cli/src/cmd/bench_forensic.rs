@@ -14,7 +14,7 @@ pub struct BenchForensicArgs {
     /// A few minutes on 2 cores: a 192 s excerpt at 360p, every attack (the default).
     #[arg(long, conflicts_with_all = ["full", "smoke"])]
     pub quick: bool,
-    /// About two hours on 2 cores: the whole film at 720p, every attack.
+    /// About 1 h 30 min on 2 cores: the whole film at 720p, every attack.
     #[arg(long, conflicts_with_all = ["smoke", "collusion"])]
     pub full: bool,
     /// Collusion on real video: the whole film at 360p with 1-s positions (596), collusion of
