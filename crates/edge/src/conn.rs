@@ -175,7 +175,7 @@ impl ConnShared {
     /// A response's body comes from `entry`'s cached bytes: lets the connection send its
     /// unchanged parts from the open file, if the entry holds one that is unchanged on disk.
     pub(crate) fn send_from(&self, entry: Arc<FileEntry>) {
-        if entry.unchanged_origin().is_none() {
+        if entry.origin().is_none() {
             return;
         }
         let mut sends = self
@@ -278,9 +278,6 @@ pub(crate) struct Guarded {
     read_armed: Option<Instant>,
     write_timer: Pin<Box<Sleep>>,
     write_armed: Option<Instant>,
-    /// The socket is corked (`TCP_CORK`) while a response is sent partly from a file, so its
-    /// head and first bytes leave in full packets with the file's; uncorked when flushed.
-    corked: bool,
 }
 
 /// How the next write of queued response bytes is made.
@@ -288,7 +285,8 @@ enum Plan {
     /// As given (no bytes of a file held open).
     Plain,
     /// The first `whole` slices, then `part` bytes of the next one, from memory: what comes
-    /// before bytes that are sent from a file.
+    /// before bytes that are sent from a file. Written with `MSG_MORE`, so the head and first
+    /// bytes of a response leave in full packets with the file's bytes that follow them.
     Memory { whole: usize, part: usize },
     /// `count` bytes from `offset` of the entry's open file, which are the first queued bytes.
     File {
@@ -334,14 +332,6 @@ impl Guarded {
             read_armed: None,
             write_timer: Box::pin(tokio::time::sleep_until(now + deadlines.write)),
             write_armed: None,
-            corked: false,
-        }
-    }
-
-    /// Corks the socket, once per response sent partly from a file (see `corked`).
-    fn cork(&mut self) {
-        if !self.corked {
-            self.corked = rustix::net::sockopt::set_tcp_cork(&self.io, true).is_ok();
         }
     }
 
@@ -381,8 +371,8 @@ impl Guarded {
     /// Where the next write of `bufs` comes from: queued bytes that lie in the cached bytes of
     /// an entry registered with [`ConnShared::send_from`] (the same memory, so the same bytes)
     /// are sent from its open file, except rewritten ranges and short runs, while that file has
-    /// the size and mtime the cached bytes were read with (one `fstat` per write). Anything
-    /// else, the response head included, is written from memory.
+    /// the size and mtime the cached bytes were read with (one `fstat` before each send from
+    /// the file). Anything else, the response head included, is written from memory.
     fn plan(&self, bufs: &[io::IoSlice<'_>]) -> Plan {
         let sends = self
             .shared
@@ -405,9 +395,7 @@ impl Guarded {
             let Some((entry, offset)) = found else {
                 continue;
             };
-            // Checked before every send: a file changed on disk since the response was
-            // queued (rewritten in place) no longer holds the cached bytes.
-            let Some(origin) = entry.unchanged_origin() else {
+            let Some(origin) = entry.origin() else {
                 return Plan::Plain;
             };
             let memory = origin.memory_len(offset, buf.len());
@@ -422,6 +410,11 @@ impl Guarded {
             }
             if bufs.iter().take(i).any(|b| !b.is_empty()) {
                 return Plan::Memory { whole: i, part: 0 };
+            }
+            // Checked before every send from the file: a file changed on disk since the
+            // response was queued (rewritten in place) no longer holds the cached bytes.
+            if entry.unchanged_origin().is_none() {
+                return Plan::Plain;
             }
             return Plan::File {
                 entry: entry.clone(),
@@ -508,6 +501,49 @@ impl Guarded {
         }
     }
 
+    /// Writes `bufs` from memory with `MSG_MORE`: bytes from a file follow them at once, so the
+    /// kernel holds a partial last packet for them (as `TCP_CORK` would, without its two
+    /// `setsockopt` calls per response).
+    fn poll_write_more(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match self.io.poll_write_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending if self.write_stalled(cx) => {
+                    tracing::debug!("closing a connection: response not drained in time");
+                    return Poll::Ready(Err(timed_out("write")));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+            let sock = &self.io;
+            let sent = sock.try_io(Interest::WRITABLE, || {
+                rustix::net::sendmsg(
+                    sock,
+                    bufs,
+                    &mut rustix::net::SendAncillaryBuffer::default(),
+                    rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL,
+                )
+                .map_err(io::Error::from)
+            });
+            match sent {
+                Ok(n) => {
+                    self.wrote(n);
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
     /// A write is pending: start the clock (if not running) and tell whether it ran out.
     fn write_stalled(&mut self, cx: &mut Context<'_>) -> bool {
         let since = self
@@ -586,11 +622,7 @@ impl AsyncWrite for Guarded {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let plan = this.plan(bufs);
-        if !matches!(plan, Plan::Plain) {
-            this.cork();
-        }
-        match plan {
+        match this.plan(bufs) {
             Plan::Plain => this.poll_write_memory(cx, bufs),
             Plan::File {
                 entry,
@@ -613,7 +645,7 @@ impl AsyncWrite for Guarded {
                     *slot = io::IoSlice::new(cut);
                     n += 1;
                 }
-                this.poll_write_memory(cx, slices.get(..n).unwrap_or_default())
+                this.poll_write_more(cx, slices.get(..n).unwrap_or_default())
             }
         }
     }
@@ -625,13 +657,6 @@ impl AsyncWrite for Guarded {
     /// hyper flushes once everything it queued is written: the client took it all.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.corked {
-            // Everything queued is written: let the last partial packet go.
-            this.corked = false;
-            if let Err(e) = rustix::net::sockopt::set_tcp_cork(&this.io, false) {
-                return Poll::Ready(Err(e.into()));
-            }
-        }
         let r = Pin::new(&mut this.io).poll_flush(cx);
         if matches!(r, Poll::Ready(Ok(()))) {
             this.stall = None;

@@ -102,8 +102,8 @@
 //!   disk (size, mtime) every 30 s; larger files are streamed. A cached file of 64 KiB or more
 //!   also keeps its file open (up to an eighth of the process's file-descriptor limit, at most
 //!   4096 files): a response sends the bytes the edge does not rewrite from it with `sendfile`
-//!   (the socket corked, so the head leaves with them), and writes the rewritten `wmpi` boxes,
-//!   short runs and the head from memory. It does so only while the open file still has the
+//!   and writes the rewritten `wmpi` boxes, short runs and the head from memory (with
+//!   `MSG_MORE` where file bytes follow, so the head leaves with them). It does so only while the open file still has the
 //!   size and mtime the cached bytes were read with (checked before each send from the file:
 //!   otherwise the rest is written from memory; and after it: a file changed during a send
 //!   closes the connection, the body short of its length); otherwise, and for HEAD, 304 and
