@@ -52,7 +52,7 @@ impl std::fmt::Debug for Decoder {
 }
 
 impl Decoder {
-    /// Opens `path` and prepares its decoder (codec threads on, automatic count).
+    /// Opens `path` and prepares its decoder (frame threads on: twice the cores, plus one).
     ///
     /// `path` may be a captured HLS stream: a local `.m3u8` playlist (media or multivariant)
     /// with its segments (fMP4/CMAF or MPEG-TS), read with FFmpeg restricted to local files; a
@@ -177,7 +177,7 @@ impl Decoder {
             .map_err(ff("reading codec parameters"))?;
         ctx.set_threading(ffm::codec::threading::Config {
             kind: ffm::codec::threading::Type::Frame,
-            count: 0,
+            count: if growing { 0 } else { frame_threads() },
             ..Default::default()
         });
         let codec = ffm::codec::decoder::find(ctx.id())
@@ -840,6 +840,19 @@ impl AxisWeights {
     }
 }
 
+/// Frame threads of a decoder that reads a whole file: twice the cores, plus one (FFmpeg's own
+/// count is the cores plus one; 0 leaves it to FFmpeg). A frame thread that waits for rows of
+/// its reference pictures leaves its core idle, and more frames in flight fill it: on 2 cores,
+/// 5 threads decode a 720p H.264 file about 3 % faster than 3 (`docs/BENCHMARKS.md` §6.2). The
+/// decoded pictures are the same whatever the count. A live or growing source keeps FFmpeg's
+/// count: each frame thread delays the pictures by one frame.
+fn frame_threads() -> usize {
+    match std::thread::available_parallelism().map_or(1, std::num::NonZero::get) {
+        0 | 1 => 0,
+        n => n.saturating_mul(2).saturating_add(1).min(16),
+    }
+}
+
 /// Area averaging of a luma plane, with the weights of the last size kept.
 #[derive(Debug, Default)]
 struct AreaShrinker {
@@ -889,6 +902,47 @@ impl AreaShrinker {
         sizes && plane.row(sh - 1).is_some()
     }
 
+    /// [`AreaShrinker::shrink`] of an 8-bit plane whose sizes are whole multiples of the
+    /// output's: `kx × ky` source pixels under each output pixel (`ky` ≤ [`NARROW_ROWS`]), summed
+    /// as they are, then scaled and rounded as the general path does, from the same integers
+    /// (there a source pixel under an output pixel weighs `width × height`).
+    fn shrink_whole(
+        &mut self,
+        plane: &LumaPlane<'_>,
+        (width, height): (usize, usize),
+        (kx, ky): (usize, usize),
+        unit: u64,
+        total: u64,
+    ) -> Option<Vec<u16>> {
+        let weight = (width as u64) * (height as u64);
+        let inv_total = 1.0 / total as f64;
+        self.narrow.clear();
+        self.narrow.resize(plane.width, 0);
+        let mut out = Vec::with_capacity(width * height);
+        for oy in 0..height {
+            for k in 0..ky {
+                let row = plane.row(oy * ky + k)?;
+                if k == 0 {
+                    self.narrow
+                        .iter_mut()
+                        .zip(row)
+                        .for_each(|(s, &v)| *s = u16::from(v));
+                } else {
+                    self.narrow
+                        .iter_mut()
+                        .zip(row)
+                        .for_each(|(s, &v)| *s += u16::from(v));
+                }
+            }
+            out.extend(self.narrow.chunks_exact(kx).map(|under| {
+                let sum: u64 = under.iter().map(|&v| u64::from(v)).sum();
+                let v = div_exact(sum * weight * unit + total / 2, total, inv_total);
+                u16::try_from(v).unwrap_or(u16::MAX)
+            }));
+        }
+        Some(out)
+    }
+
     /// `plane` averaged to `width × height` on the 16-bit scale; `None` when the sizes are out
     /// of this path's range (the caller then uses swscale).
     fn shrink(&mut self, plane: &LumaPlane<'_>, width: usize, height: usize) -> Option<Vec<u16>> {
@@ -906,6 +960,10 @@ impl AreaShrinker {
         // the 16-bit scale multiplies a code value by 2^(16 − depth).
         let unit = 1u64 << (16 - u32::from(plane.depth.min(16)));
         let total = (sw as u64) * (sh as u64);
+        let (kx, ky) = (sw / width, sh / height);
+        if plane.depth <= 8 && kx * width == sw && ky * height == sh && ky <= NARROW_ROWS {
+            return self.shrink_whole(plane, (width, height), (kx, ky), unit, total);
+        }
         // Column sums of the rows under one output row: rows it covers whole (weight
         // `height`) are added as they are, the partly covered ones with their weight; both fit
         // in 32 bits (at most 1023 × 2^16 × 2).
@@ -1214,6 +1272,11 @@ mod tests {
         for (sw, sh, w, h, depth) in [
             (40, 30, 8, 6, 8),
             (37, 29, 7, 5, 8),
+            // Whole multiples (one path of their own at 8 bits), one a single column wide.
+            (12, 8, 3, 2, 8),
+            (35, 14, 7, 7, 8),
+            (30, 21, 1, 3, 8),
+            (20, 15, 4, 3, 10),
             (13, 600, 3, 1, 8),
             (9, 700, 2, 2, 8),
             (21, 17, 5, 4, 10),
