@@ -60,15 +60,28 @@ impl Grid {
     /// Subtracts from `values` (one per visible pixel) their local mean over the visible
     /// pixels within a box of radius `r`.
     pub fn highpass(&self, values: &[f64], r: usize) -> Vec<f64> {
+        let mut out = Vec::with_capacity(values.len());
+        self.highpass_into(values, r, &mut Scratch::default(), &mut out);
+        out
+    }
+
+    /// [`Grid::highpass`] into `out`, with the working buffers of `scratch` (reused from one
+    /// call to the next: no allocation once they have grown).
+    fn highpass_into(&self, values: &[f64], r: usize, scratch: &mut Scratch, out: &mut Vec<f64>) {
+        out.clear();
         if r == 0 {
-            return values.to_vec();
+            out.extend_from_slice(values);
+            return;
         }
         let (w, h) = (self.w, self.h);
-        let mut v = vec![0.0f64; w * h];
+        let v = &mut scratch.grid;
+        v.clear();
+        v.resize(w * h, 0.0);
         for (&i, &x) in self.points.iter().zip(values) {
             v[i] = x;
         }
-        let bv = box_sum(&v, w, h, r);
+        box_sum_into(v, w, h, r, &mut scratch.sums);
+        let bv = &scratch.sums.out;
         let counted;
         let bm = if r == self.radius {
             &self.counts
@@ -80,24 +93,58 @@ impl Grid {
             counted = box_sum(&m, w, h, r);
             &counted
         };
-        self.points
-            .iter()
-            .zip(values)
-            .map(|(&i, &x)| if bm[i] > 0.0 { x - bv[i] / bm[i] } else { x })
-            .collect()
+        out.extend(
+            self.points
+                .iter()
+                .zip(values)
+                .map(|(&i, &x)| if bm[i] > 0.0 { x - bv[i] / bm[i] } else { x }),
+        );
     }
 }
 
+/// Working buffers of [`Grid::highpass_into`], kept between calls.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// The values spread on the whole grid.
+    grid: Vec<f64>,
+    sums: BoxSums,
+}
+
+/// Working buffers and result of [`box_sum_into`].
+#[derive(Debug, Default)]
+struct BoxSums {
+    tmp: Vec<f64>,
+    prefix: Vec<[f64; BOX_ROWS]>,
+    acc: Vec<f64>,
+    /// The box sums.
+    out: Vec<f64>,
+}
+
+/// Rows of the horizontal pass of [`box_sum_into`] summed together.
+const BOX_ROWS: usize = 4;
+
 /// Separable box sums of radius `r` (running sums, clipped at the borders).
 fn box_sum(src: &[f64], w: usize, h: usize, r: usize) -> Vec<f64> {
+    let mut sums = BoxSums::default();
+    box_sum_into(src, w, h, r, &mut sums);
+    sums.out
+}
+
+/// [`box_sum`] into `sums.out`, with the working buffers of `sums`.
+fn box_sum_into(src: &[f64], w: usize, h: usize, r: usize, sums: &mut BoxSums) {
+    sums.out.clear();
     if w == 0 || h == 0 {
-        return Vec::new();
+        return;
     }
-    let mut tmp = vec![0.0; w * h];
+    let tmp = &mut sums.tmp;
+    tmp.clear();
+    tmp.resize(w * h, 0.0);
     // Horizontal pass by running sums, four rows at a time: four independent chains of
     // additions (the same additions, in the same order, as one row at a time).
-    const ROWS: usize = 4;
-    let mut prefix = vec![[0.0f64; ROWS]; w + 1];
+    const ROWS: usize = BOX_ROWS;
+    let prefix = &mut sums.prefix;
+    prefix.clear();
+    prefix.resize(w + 1, [0.0f64; ROWS]);
     for (src_rows, tmp_rows) in src.chunks(ROWS * w).zip(tmp.chunks_mut(ROWS * w)) {
         let rows = src_rows.len() / w.max(1);
         for x in 0..w {
@@ -115,8 +162,11 @@ fn box_sum(src: &[f64], w: usize, h: usize, r: usize) -> Vec<f64> {
         }
     }
     // Vertical pass row by row (cache friendly): a running window of rows.
-    let mut out = vec![0.0; w * h];
-    let mut acc = vec![0.0; w];
+    let out = &mut sums.out;
+    out.resize(w * h, 0.0);
+    let acc = &mut sums.acc;
+    acc.clear();
+    acc.resize(w, 0.0);
     for y in 0..r.min(h) {
         acc.iter_mut()
             .zip(&tmp[y * w..(y + 1) * w])
@@ -134,9 +184,8 @@ fn box_sum(src: &[f64], w: usize, h: usize, r: usize) -> Vec<f64> {
                 .zip(&tmp[o * w..(o + 1) * w])
                 .for_each(|(a, v)| *a -= v);
         }
-        out[y * w..(y + 1) * w].copy_from_slice(&acc);
+        out[y * w..(y + 1) * w].copy_from_slice(acc);
     }
-    out
 }
 
 /// Weighted Pearson correlation (all weights 1: Pearson).
@@ -208,7 +257,10 @@ impl<'a> Correlator<'a> {
             .zip(skip)
             .map(|(&v, &s)| if s { 0.0 } else { v })
             .collect();
-        let mut d = self.grid.highpass(&cleaned, self.radius);
+        let mut scratch = Scratch::default();
+        let mut d = Vec::with_capacity(cleaned.len());
+        self.grid
+            .highpass_into(&cleaned, self.radius, &mut scratch, &mut d);
         let any_skip = skip.iter().any(|&s| s);
         if any_skip {
             d.iter_mut()
@@ -217,25 +269,30 @@ impl<'a> Correlator<'a> {
                 .for_each(|(v, _)| *v = 0.0);
         }
         let (w, h) = self.size;
-        let corr = |key: &DerivedKey| -> f64 {
+        let fixed = Centred::of(&d);
+        let (mut expected, mut whitened) = (Vec::new(), Vec::new());
+        let mut corr = |key: &DerivedKey| -> f64 {
             let field = Pattern::new(key, pos).render(w, h);
-            let e: Vec<f64> = self
-                .points
-                .iter()
-                .zip(amp)
-                .map(|(&(i, ..), a)| f64::from(field[i]) * a)
-                .collect();
-            let mut e = self.grid.highpass(&e, self.radius);
+            expected.clear();
+            expected.extend(
+                self.points
+                    .iter()
+                    .zip(amp)
+                    .map(|(&(i, ..), a)| f64::from(field[i]) * a),
+            );
+            self.grid
+                .highpass_into(&expected, self.radius, &mut scratch, &mut whitened);
             if any_skip {
-                e.iter_mut()
+                whitened
+                    .iter_mut()
                     .zip(skip)
                     .filter(|(_, s)| **s)
                     .for_each(|(v, _)| *v = 0.0);
             }
-            normalised_correlation(&d, &e)
+            fixed.correlation(&whitened)
         };
         let c = corr(self.pattern_key);
-        let null: Vec<f64> = self.decoys.iter().map(&corr).collect();
+        let null: Vec<f64> = self.decoys.iter().map(&mut corr).collect();
         let sigma0 = (null.iter().map(|v| v * v).sum::<f64>() / null.len().max(1) as f64).sqrt();
         let z = if sigma0 > 0.0 { c / sigma0 } else { 0.0 };
         PositionDecision {
@@ -245,6 +302,59 @@ impl<'a> Correlator<'a> {
             sigma0,
             z,
             erased: z.abs() < erasure_z,
+        }
+    }
+}
+
+/// A vector correlated with many others: its mean, centred values and sum of squares computed
+/// once. [`Centred::correlation`] equals [`normalised_correlation`] bit for bit (every sum is
+/// taken in the same order).
+struct Centred<'a> {
+    values: &'a [f64],
+    mean: f64,
+    /// Sum of squared deviations from the mean.
+    squares: f64,
+}
+
+impl<'a> Centred<'a> {
+    fn of(values: &'a [f64]) -> Self {
+        let n = values.len() as f64;
+        let mean = if values.is_empty() {
+            0.0
+        } else {
+            values.iter().sum::<f64>() / n
+        };
+        let squares = values
+            .iter()
+            .map(|x| (x - mean) * (x - mean))
+            .fold(0.0, |s, v| s + v);
+        Self {
+            values,
+            mean,
+            squares,
+        }
+    }
+
+    /// `normalised_correlation(values, other)` for `other` as long as `values`.
+    fn correlation(&self, other: &[f64]) -> f64 {
+        if other.len() != self.values.len() {
+            return normalised_correlation(self.values, other);
+        }
+        let n = self.values.len() as f64;
+        if n == 0.0 {
+            return 0.0;
+        }
+        let mb = other.iter().sum::<f64>() / n;
+        let (mut sab, mut sbb) = (0.0, 0.0);
+        for (x, y) in self.values.iter().zip(other) {
+            let (x, y) = (x - self.mean, y - mb);
+            sab += x * y;
+            sbb += y * y;
+        }
+        if self.squares == 0.0 || sbb == 0.0 {
+            0.0
+        } else {
+            sab / (self.squares * sbb).sqrt()
         }
     }
 }

@@ -186,7 +186,6 @@ fn register_time(
     fps: f64,
     max_offset_s: f64,
 ) -> TimeMap {
-    let full = temporal::register(&frames.times, &frames.means, ref_means, fps, max_offset_s);
     let (tw, th) = THUMB;
     let tl = tw * th;
     let (c0, r0) = (
@@ -211,13 +210,29 @@ fn register_time(
             sum / n.max(1.0)
         })
         .collect();
-    let centre = temporal::register(
-        &frames.times,
-        &frames.central,
-        &ref_central,
-        fps,
-        max_offset_s,
-    );
+    let full = || temporal::register(&frames.times, &frames.means, ref_means, fps, max_offset_s);
+    let centre = || {
+        temporal::register(
+            &frames.times,
+            &frames.central,
+            &ref_central,
+            fps,
+            max_offset_s,
+        )
+    };
+    // The two registrations are independent: on two cores when there are.
+    let (full, centre) = if crate::score::threads() > 1 {
+        std::thread::scope(|scope| {
+            let centre = scope.spawn(centre);
+            let full = full();
+            match centre.join() {
+                Ok(centre) => (full, centre),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    } else {
+        (full(), centre())
+    };
     let span = frames.times.last().copied().unwrap_or(0.0) + 1.0 / fps;
     if temporal_quality(&centre, span) > temporal_quality(&full, span) {
         centre
@@ -354,17 +369,17 @@ impl Scene<'_> {
         erasure_z: f64,
     ) -> Decided {
         let (rw, rh) = self.stats;
-        let keep = |v: &[f64]| -> Vec<f64> {
-            v.iter()
-                .zip(kept)
-                .filter_map(|(x, &k)| k.then_some(*x))
-                .collect()
-        };
         let points: Vec<(usize, f64, f64)> = visible
             .iter()
             .zip(kept)
             .filter_map(|(p, &k)| k.then_some(*p))
             .collect();
+        // The kept values of `v`, in a vector of their final size (no regrowing).
+        let keep = |v: &[f64]| -> Vec<f64> {
+            let mut out = Vec::with_capacity(points.len());
+            out.extend(v.iter().zip(kept).filter_map(|(x, &k)| k.then_some(*x)));
+            out
+        };
         let correlator = Correlator::new(pattern_key, rw, rh, &points, correlate::HIGHPASS_RADIUS);
         let field = keep(vfield);
         // Positions are decided independently, on every core; their sums are added in
@@ -376,12 +391,14 @@ impl Scene<'_> {
             // what the reference does not explain would make any footage look like the title.
             let (all, all_model) = self.residual(visible, vfield, mean, ref_mean);
             let mad_sum = all.iter().map(|v| v.abs()).sum::<f64>();
-            let (kept_model, kept_suspect): (Vec<f64>, Vec<f64>) = all_model
-                .iter()
-                .zip(&all)
-                .zip(kept)
-                .filter_map(|((m, d), &k)| k.then_some((*m, m + d)))
-                .unzip();
+            let (mut kept_model, mut kept_suspect) = (
+                Vec::with_capacity(points.len()),
+                Vec::with_capacity(points.len()),
+            );
+            for ((m, d), _) in all_model.iter().zip(&all).zip(kept).filter(|(_, k)| **k) {
+                kept_model.push(*m);
+                kept_suspect.push(m + d);
+            }
             let kept_score = normalised_correlation(&kept_model, &kept_suspect);
             let (mut d, model) = (keep(&all), keep(&all_model));
             regress_out(&mut d, &model);

@@ -139,16 +139,38 @@ pub struct Image<'a> {
 impl Image<'_> {
     /// Bilinear sample at edge coordinates (clamped to the image).
     pub fn sample(&self, u: f64, v: f64) -> f32 {
-        let x = (u - 0.5).clamp(0.0, (self.w - 1) as f64);
-        let y = (v - 0.5).clamp(0.0, (self.h - 1) as f64);
-        // Both are clamped to 0 or more, where truncation is the floor.
-        let (x0, y0) = (x as usize, y as usize);
-        let (x1, y1) = ((x0 + 1).min(self.w - 1), (y0 + 1).min(self.h - 1));
-        let (fx, fy) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
+        self.sample_taps(Tap::at(u, self.w), Tap::at(v, self.h))
+    }
+
+    /// The bilinear sample between the columns of `x` and the rows of `y`.
+    fn sample_taps(&self, x: Tap, y: Tap) -> f32 {
         let d = self.data;
-        let top = d[y0 * self.w + x0] * (1.0 - fx) + d[y0 * self.w + x1] * fx;
-        let bot = d[y1 * self.w + x0] * (1.0 - fx) + d[y1 * self.w + x1] * fx;
-        top * (1.0 - fy) + bot * fy
+        let top = d[y.i0 * self.w + x.i0] * (1.0 - x.f) + d[y.i0 * self.w + x.i1] * x.f;
+        let bot = d[y.i1 * self.w + x.i0] * (1.0 - x.f) + d[y.i1 * self.w + x.i1] * x.f;
+        top * (1.0 - y.f) + bot * y.f
+    }
+}
+
+/// Where a bilinear sample falls along one axis: the two samples it lies between and the
+/// weight of the second.
+#[derive(Clone, Copy, Debug)]
+struct Tap {
+    i0: usize,
+    i1: usize,
+    f: f32,
+}
+
+impl Tap {
+    /// At edge coordinate `c` along an axis of `n` samples (clamped to it).
+    fn at(c: f64, n: usize) -> Self {
+        let x = (c - 0.5).clamp(0.0, (n - 1) as f64);
+        // Clamped to 0 or more, where truncation is the floor.
+        let i0 = x as usize;
+        Self {
+            i0,
+            i1: (i0 + 1).min(n - 1),
+            f: (x - i0 as f64) as f32,
+        }
     }
 }
 
@@ -255,15 +277,36 @@ fn trimmed_ncc(a: &[f64], b: &[f64], keep: f64) -> f64 {
         saa += (x - ma) * (x - ma);
     }
     let alpha = if saa > 0.0 { sab / saa } else { 0.0 };
-    let mut r: Vec<(f64, usize)> = a
-        .iter()
-        .zip(b)
-        .enumerate()
-        .map(|(i, (x, y))| ((y - mb - alpha * (x - ma)).abs(), i))
-        .collect();
-    r.select_nth_unstable_by(k - 1, |p, q| p.0.total_cmp(&q.0));
-    let (ka, kb): (Vec<f64>, Vec<f64>) = r[..k].iter().map(|&(_, i)| (a[i], b[i])).unzip();
-    ncc(&ka, &kb)
+    // Working buffers of this thread, kept between calls (the coarse search makes thousands).
+    thread_local! {
+        static KEPT: std::cell::RefCell<TrimScratch> = std::cell::RefCell::default();
+    }
+    KEPT.with_borrow_mut(|t| {
+        t.residuals.clear();
+        t.residuals.extend(
+            a.iter()
+                .zip(b)
+                .enumerate()
+                .map(|(i, (x, y))| ((y - mb - alpha * (x - ma)).abs(), i)),
+        );
+        t.residuals
+            .select_nth_unstable_by(k - 1, |p, q| p.0.total_cmp(&q.0));
+        t.a.clear();
+        t.b.clear();
+        for &(_, i) in &t.residuals[..k] {
+            t.a.push(a[i]);
+            t.b.push(b[i]);
+        }
+        ncc(&t.a, &t.b)
+    })
+}
+
+/// Working buffers of [`trimmed_ncc`].
+#[derive(Default)]
+struct TrimScratch {
+    residuals: Vec<(f64, usize)>,
+    a: Vec<f64>,
+    b: Vec<f64>,
 }
 
 /// Mean NCC over pairs of the reference sampled on a `step` grid against the suspect under
@@ -271,6 +314,91 @@ fn trimmed_ncc(a: &[f64], b: &[f64], keep: f64) -> f64 {
 /// share of best-fitting points ([`trimmed_ncc`]); `None` when under 40 % of the points fall
 /// in the picture.
 fn score(
+    pairs: &[(Image<'_>, Image<'_>)],
+    g: &Geometry,
+    photo: &Photometric,
+    step: usize,
+    keep: f64,
+) -> Option<f64> {
+    if is_separable(g, photo) {
+        score_separable(pairs, g, step, keep)
+    } else {
+        score_general(pairs, g, photo, step, keep)
+    }
+}
+
+/// Whether `g` maps columns and rows independently, with no vignetting: a scale and a shift
+/// per axis (no shear, perspective or radial distortion; every coarse candidate). Then the
+/// suspect coordinate of a point depends on its column or its row alone, bit for bit: the
+/// homography's denominator is exactly 1, its cross terms exactly 0, the radial factor and the
+/// vignetting field exactly 1.
+fn is_separable(g: &Geometry, photo: &Photometric) -> bool {
+    g.h[1] == 0.0
+        && g.h[3] == 0.0
+        && g.h[6] == 0.0
+        && g.h[7] == 0.0
+        && g.radial == [0.0, 0.0]
+        && photo.vignette == [0.0, 0.0]
+        // Coordinates far from overflowing when squared (the radial factor's radius).
+        && g.h.iter().chain(&g.content).all(|v| v.abs() < 1e100)
+}
+
+/// [`score`] of a separable geometry ([`is_separable`]): each sampled column and row mapped
+/// once, the bilinear taps of each worked out once per axis. The same value as
+/// [`score_general`], bit for bit.
+fn score_separable(
+    pairs: &[(Image<'_>, Image<'_>)],
+    g: &Geometry,
+    step: usize,
+    keep: f64,
+) -> Option<f64> {
+    let (rw, rh) = (pairs[0].0.w, pairs[0].0.h);
+    let yn0 = (step / 2) as f64 + 0.5;
+    let xn0 = yn0 / rw as f64;
+    let yn0 = yn0 / rh as f64;
+    let cols: Vec<(usize, f64)> = (step / 2..rw)
+        .step_by(step)
+        .map(|x| (x, g.map((x as f64 + 0.5) / rw as f64, yn0).0))
+        .collect();
+    let rows: Vec<(usize, f64)> = (step / 2..rh)
+        .step_by(step)
+        .map(|y| (y, g.map(xn0, (y as f64 + 0.5) / rh as f64).1))
+        .collect();
+    let margin = 0.5;
+    let (c, total) = (&g.content, cols.len() * rows.len());
+    let cols: Vec<(usize, f64)> = cols
+        .into_iter()
+        .filter(|&(_, u)| u >= c[0] + margin && u <= c[2] - margin)
+        .collect();
+    let rows: Vec<(usize, f64)> = rows
+        .into_iter()
+        .filter(|&(_, v)| v >= c[1] + margin && v <= c[3] - margin)
+        .collect();
+    if cols.len() * rows.len() * 10 < total * 4 {
+        return None;
+    }
+    let n = cols.len() * rows.len();
+    let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut sum = 0.0;
+    for (r, s) in pairs {
+        let xt: Vec<Tap> = cols.iter().map(|&(_, u)| Tap::at(u, s.w)).collect();
+        a.clear();
+        b.clear();
+        for &(y, v) in &rows {
+            let yt = Tap::at(v, s.h);
+            let row = &r.data[y * rw..];
+            for (&(x, _), &t) in cols.iter().zip(&xt) {
+                a.push(f64::from(row[x]));
+                b.push(f64::from(s.sample_taps(t, yt)));
+            }
+        }
+        sum += trimmed_ncc(&a, &b, keep);
+    }
+    Some(sum / pairs.len() as f64)
+}
+
+/// [`score`] of any geometry.
+fn score_general(
     pairs: &[(Image<'_>, Image<'_>)],
     g: &Geometry,
     photo: &Photometric,
@@ -619,6 +747,10 @@ fn fit_photometric(
 /// Gaussian residuals).
 const TUKEY_C: f64 = 4.685;
 
+/// Parameters [`gauss_newton`] fits at most: the eight of the homography, the two of the
+/// radial distortion and the two of the vignetting.
+const GN_PARAMS: usize = 12;
+
 /// Tukey's biweight: (IRLS weight, loss) of residual `r` at cut-off `c`. Residuals beyond `c`
 /// get weight 0 and a constant loss, so pixels the copy did not take from the title (a logo,
 /// burned-in subtitles, a ticker) stop pulling the fit once they stand out.
@@ -714,6 +846,23 @@ fn gauss_newton(
         });
         let cut = TUKEY_C * scale;
         let want_jacobian = acc.is_some();
+        // What the Jacobian needs of each point's mapping, the same in every view: worked out
+        // once per point. Each entry: the homography's denominator, the homography (u', v')
+        // and the radial factor with r² and r⁴ at (u', v').
+        let mapping: Vec<[f64; 6]> = if want_jacobian {
+            pts.iter()
+                .map(|&(_, _, xn, yn, ..)| {
+                    let d = g.h[6] * xn + g.h[7] * yn + 1.0;
+                    let (hu, hv) = g.homography(xn, yn);
+                    let (f, r2, r4) = g.radial_factor(hu, hv);
+                    [d, hu, hv, f, r2, r4]
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let (cx, cy) = g.centre();
+        let params = params.min(GN_PARAMS);
         // Per view, on every core: its loss and (when asked) its share of JᵀWJ (upper
         // triangle) and JᵀWr; the views' shares are added in view order.
         let indices: Vec<usize> = (0..views.len()).collect();
@@ -721,8 +870,8 @@ fn gauss_newton(
             let s = &views[i].1;
             let (base, res, gain) = (&fitted[i].0, &fitted[i].1, fitted[i].2);
             let mut sse = 0.0;
-            let mut jtj = vec![vec![0.0; params]; if want_jacobian { params } else { 0 }];
-            let mut jtr = vec![0.0; if want_jacobian { params } else { 0 }];
+            let mut jtj = [[0.0f64; GN_PARAMS]; GN_PARAMS];
+            let mut jtr = [0.0f64; GN_PARAMS];
             // Means of the vignetting derivatives (the per-position offset absorbs them).
             let (m2, m4) = pts.iter().zip(base).fold((0.0, 0.0), |(a, b), (p, f)| {
                 (a + f * p.6 / n, b + f * p.6 * p.6 / n)
@@ -731,15 +880,13 @@ fn gauss_newton(
                 let res = res[k];
                 let (weight, loss) = tukey(res, cut);
                 sse += loss;
-                if weight > 0.0 && want_jacobian {
+                if weight > 0.0
+                    && let Some(&[d, hu, hv, f, r2, r4]) = mapping.get(k)
+                {
                     let gu = f64::from(s.sample(u + 0.5, v) - s.sample(u - 0.5, v));
                     let gv = f64::from(s.sample(u, v + 0.5) - s.sample(u, v - 0.5));
-                    let d = g.h[6] * xn + g.h[7] * yn + 1.0;
                     // Through the homography (u', v'), then the radial factor f (its own
                     // dependence on (u', v') is left out: a small term for small k).
-                    let (hu, hv) = g.homography(xn, yn);
-                    let (f, r2, r4) = g.radial_factor(hu, hv);
-                    let (cx, cy) = g.centre();
                     let (fu, fv) = (gu * f, gv * f);
                     let radial = gu * (hu - cx) + gv * (hv - cy);
                     let j = [
@@ -873,6 +1020,78 @@ pub(crate) mod tests {
                 (0..sw * sh).map(|i| pixel(&img, i % sw, i / sw)).collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn separable_scores_equal_the_general_ones_bit_for_bit() {
+        let (rw, rh, sw, sh) = (64, 36, 83, 47);
+        let refs: Vec<Vec<f32>> = (0..3).map(|k| texture(rw, rh, k)).collect();
+        let sus: Vec<Vec<f32>> = (0..3).map(|k| texture(sw, sh, k + 7)).collect();
+        let views: Vec<(Image<'_>, Image<'_>)> = refs
+            .iter()
+            .zip(&sus)
+            .map(|(r, s)| {
+                (
+                    Image {
+                        data: r,
+                        w: rw,
+                        h: rh,
+                    },
+                    Image {
+                        data: s,
+                        w: sw,
+                        h: sh,
+                    },
+                )
+            })
+            .collect();
+        let flat = Photometric::default();
+        let base = Geometry::fill([1.5, 0.0, 81.0, 46.25], (sw, sh));
+        let mut compared = 0;
+        let mut refused = 0;
+        for (i, (m, dx, dy)) in [
+            (1.0, 0.0, 0.0),
+            (0.9, 3.7, -2.2),
+            (1.13, -5.0, 4.0),
+            (0.37, 20.5, 11.0),
+            (1.5, -30.0, 0.0),
+            (0.97, 0.25, 0.75),
+            (1.0, 70.0, 0.0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut g = base.clone();
+            g.h[0] *= m;
+            g.h[4] *= m;
+            g.h[2] += dx;
+            g.h[5] += dy;
+            assert!(is_separable(&g, &flat));
+            for (step, keep) in [(2, 0.8), (1, 1.0), (3, 0.5)] {
+                let general = score_general(&views, &g, &flat, step, keep);
+                let separable = score_separable(&views, &g, step, keep);
+                assert_eq!(
+                    general.map(f64::to_bits),
+                    separable.map(f64::to_bits),
+                    "candidate {i}, step {step}"
+                );
+                compared += usize::from(general.is_some());
+                refused += usize::from(general.is_none());
+            }
+        }
+        assert!(
+            compared >= 12 && refused >= 1,
+            "{compared} scored, {refused} refused"
+        );
+        // What is not separable takes the general path.
+        let mut sheared = base.clone();
+        sheared.h[1] = 0.01;
+        assert!(!is_separable(&sheared, &flat));
+        let vignetted = Photometric {
+            vignette: [0.1, 0.0],
+            ..Photometric::default()
+        };
+        assert!(!is_separable(&base, &vignetted));
     }
 
     /// Reference and suspect images paired by position.
