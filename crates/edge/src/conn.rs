@@ -314,6 +314,15 @@ fn passed(
     timer.as_mut().poll(cx).is_ready()
 }
 
+/// A write that failed because the socket was not writable after all (readiness cleared) or
+/// was interrupted: it is tried again.
+fn write_again(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
 fn timed_out(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, format!("{what} deadline passed"))
 }
@@ -439,14 +448,8 @@ impl Guarded {
             return Poll::Ready(Err(io::Error::other("no open file to send from")));
         };
         loop {
-            match self.io.poll_write_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending if self.write_stalled(cx) => {
-                    tracing::debug!("closing a connection: response not drained in time");
-                    return Poll::Ready(Err(timed_out("write")));
-                }
-                Poll::Pending => return Poll::Pending,
+            if let Err(e) = std::task::ready!(self.poll_socket_writable(cx)) {
+                return Poll::Ready(Err(e));
             }
             let sock = &self.io;
             let sent = sock.try_io(Interest::WRITABLE, || {
@@ -471,12 +474,7 @@ impl Guarded {
                     self.wrote(n);
                     return Poll::Ready(Ok(n));
                 }
-                // Not writable after all (readiness cleared) or interrupted: wait again.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if write_again(&e) => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
@@ -501,6 +499,19 @@ impl Guarded {
         }
     }
 
+    /// Ready when the socket takes more bytes; pending until then, or failed once the write
+    /// deadline has passed (see [`Guarded`]).
+    fn poll_socket_writable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.io.poll_write_ready(cx) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending if self.write_stalled(cx) => {
+                tracing::debug!("closing a connection: response not drained in time");
+                Poll::Ready(Err(timed_out("write")))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
     /// Writes `bufs` from memory with `MSG_MORE`: bytes from a file follow them at once, so the
     /// kernel holds a partial last packet for them (as `TCP_CORK` would, without its two
     /// `setsockopt` calls per response).
@@ -510,14 +521,8 @@ impl Guarded {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         loop {
-            match self.io.poll_write_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending if self.write_stalled(cx) => {
-                    tracing::debug!("closing a connection: response not drained in time");
-                    return Poll::Ready(Err(timed_out("write")));
-                }
-                Poll::Pending => return Poll::Pending,
+            if let Err(e) = std::task::ready!(self.poll_socket_writable(cx)) {
+                return Poll::Ready(Err(e));
             }
             let sock = &self.io;
             let sent = sock.try_io(Interest::WRITABLE, || {
@@ -534,11 +539,7 @@ impl Guarded {
                     self.wrote(n);
                     return Poll::Ready(Ok(n));
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if write_again(&e) => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }

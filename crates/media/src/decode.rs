@@ -921,18 +921,7 @@ impl AreaShrinker {
         let mut out = Vec::with_capacity(width * height);
         for oy in 0..height {
             for k in 0..ky {
-                let row = plane.row(oy * ky + k)?;
-                if k == 0 {
-                    self.narrow
-                        .iter_mut()
-                        .zip(row)
-                        .for_each(|(s, &v)| *s = u16::from(v));
-                } else {
-                    self.narrow
-                        .iter_mut()
-                        .zip(row)
-                        .for_each(|(s, &v)| *s += u16::from(v));
-                }
+                add_row(&mut self.narrow, plane.row(oy * ky + k)?, k == 0);
             }
             out.extend(self.narrow.chunks_exact(kx).map(|under| {
                 let sum: u64 = under.iter().map(|&v| u64::from(v)).sum();
@@ -985,17 +974,7 @@ impl AreaShrinker {
             for (k, &wy) in row_weights.iter().enumerate() {
                 let row = plane.row(first_row + k)?;
                 if plane.depth <= 8 && wy == full_row {
-                    if narrowed == 0 {
-                        self.narrow
-                            .iter_mut()
-                            .zip(row)
-                            .for_each(|(s, &v)| *s = u16::from(v));
-                    } else {
-                        self.narrow
-                            .iter_mut()
-                            .zip(row)
-                            .for_each(|(s, &v)| *s += u16::from(v));
-                    }
+                    add_row(&mut self.narrow, row, narrowed == 0);
                     narrowed += 1;
                     if narrowed == NARROW_ROWS {
                         widen_into(&mut self.whole, &self.narrow);
@@ -1061,6 +1040,19 @@ impl AreaShrinker {
 }
 
 /// `sums += narrow`, column by column.
+/// Adds an 8-bit row to 16-bit column sums (or starts them with it, when `first`).
+fn add_row(sums: &mut [u16], row: &[u8], first: bool) {
+    if first {
+        sums.iter_mut()
+            .zip(row)
+            .for_each(|(s, &v)| *s = u16::from(v));
+    } else {
+        sums.iter_mut()
+            .zip(row)
+            .for_each(|(s, &v)| *s += u16::from(v));
+    }
+}
+
 fn widen_into(sums: &mut [u32], narrow: &[u16]) {
     sums.iter_mut()
         .zip(narrow)

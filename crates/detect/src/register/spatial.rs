@@ -1027,23 +1027,9 @@ pub(crate) mod tests {
         let (rw, rh, sw, sh) = (64, 36, 83, 47);
         let refs: Vec<Vec<f32>> = (0..3).map(|k| texture(rw, rh, k)).collect();
         let sus: Vec<Vec<f32>> = (0..3).map(|k| texture(sw, sh, k + 7)).collect();
-        let views: Vec<(Image<'_>, Image<'_>)> = refs
-            .iter()
-            .zip(&sus)
-            .map(|(r, s)| {
-                (
-                    Image {
-                        data: r,
-                        w: rw,
-                        h: rh,
-                    },
-                    Image {
-                        data: s,
-                        w: sw,
-                        h: sh,
-                    },
-                )
-            })
+        let views: Vec<(Image<'_>, Image<'_>)> = pairs_of(&refs, (rw, rh), &sus, (sw, sh))
+            .into_iter()
+            .map(|p| (p.reference, p.suspect))
             .collect();
         let flat = Photometric::default();
         let base = Geometry::fill([1.5, 0.0, 81.0, 46.25], (sw, sh));
