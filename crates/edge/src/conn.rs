@@ -173,7 +173,8 @@ impl ConnShared {
     }
 
     /// A response's body comes from `entry`'s cached bytes: lets the connection send its
-    /// unchanged parts from the open file, if the entry holds one that is unchanged on disk.
+    /// unchanged parts from the open file, if the entry holds one (checked against the disk
+    /// before each send from it, see [`Guarded`]).
     pub(crate) fn send_from(&self, entry: Arc<FileEntry>) {
         if entry.origin().is_none() {
             return;
