@@ -7,13 +7,14 @@
 #      (20 s, 360p+240p, 1 s segments) and one session in a temporary directory;
 #   2. starts the edge (`leaktrace edge`) and nginx (2 workers, sendfile, open_file_cache,
 #      access log off) on 127.0.0.1, both serving the package's media segments;
-#   3. runs wrk (1 thread, 64 connections, 10 s; --quick: 5 s) with a Lua script that requests
-#      random segments: the edge through /wmt/<token>/... (token check, sidecar, codeword,
-#      wmpi rewrite from cache), nginx the a/ files directly;
-#   4. prints requests/s, p50/p99 latency, errors, the CPU time each server spent per request
-#      (user + system, from /proc: steadier than requests/s on a loaded machine) and the ratio
-#      edge/nginx (target >= 1.0), for segments and for small files (media playlists: the
-#      per-request overhead);
+#   3. runs wrk (1 thread, 64 connections) with a Lua script that requests random segments:
+#      the edge through /wmt/<token>/... (token check, sidecar, codeword, wmpi rewrite from
+#      cache), nginx the a/ files directly. nginx and the edge take turns: 5 rounds of 4 s each
+#      (--quick: 2 rounds of 3 s), so that a change in the machine's load falls on both;
+#   4. prints, for each round and as the median over the rounds, requests/s, p50/p99 latency,
+#      errors and the CPU time each server spent per request (user + system, from /proc), and
+#      the ratio edge/nginx (target >= 1.0): the median of the rounds' ratios. Twice: for
+#      segments, and for small files (media playlists: the per-request overhead);
 #      With --revoked N, N other sessions of the title are recorded and revoked first
 #      (`leaktrace session revoke --account`), so the edge holds N revoked sessions.
 #   5. holds 10 000 concurrent connections against the edge (wrk -c 10000) and reports errors.
@@ -49,7 +50,13 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CORPUS="${LEAKTRACE_CORPUS:-$ROOT/corpus/cache}"
 CLIP="$CORPUS/trailer_bbb_20s.mp4"
 DURATION=10
-[[ $QUICK == 1 ]] && DURATION=5
+ROUNDS=5
+ROUND_SECS=4
+if [[ $QUICK == 1 ]]; then
+    DURATION=5
+    ROUNDS=2
+    ROUND_SECS=3
+fi
 for tool in wrk nginx ffmpeg; do
     command -v "$tool" >/dev/null || { echo "missing $tool (scripts/install-system-deps.sh wrk nginx-light)" >&2; exit 2; }
 done
@@ -207,24 +214,43 @@ run_wrk() { # name port paths connections duration
     echo "$out cpu_us_per_req=$(python3 -c "print(f'{($after - $before) * 1e6 / $HZ / max($requests, 1):.1f}')")"
 }
 
-echo "== wrk -t1 -c64 -d${DURATION}s, random segments (~175 KB each); load: $(cut -d' ' -f1-3 /proc/loadavg)"
-NG=$(run_wrk nginx "$NGINX_PORT" "$WORK/nginx.paths" 64 "$DURATION")
-ED=$(run_wrk edge "$EDGE_PORT" "$WORK/edge.paths" 64 "$DURATION")
-echo "$NG"
-echo "$ED"
-rps() { sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$1"; }
-RATIO=$(python3 -c "print(f'{$(rps "$ED") / $(rps "$NG"):.2f}')")
-echo "ratio edge/nginx (requests/s) = $RATIO (target >= 1.0)"
+# Rounds of nginx then the edge on the same paths; prints each run, the medians and the median
+# of the rounds' ratios (edge/nginx requests/s), and sets RATIO.
+compare() { # label edge-paths nginx-paths
+    local runs="$WORK/runs.$1" i
+    : >"$runs"
+    for i in $(seq "$ROUNDS"); do
+        run_wrk "nginx$1" "$NGINX_PORT" "$3" 64 "$ROUND_SECS" | sed "s/^/round $i /" | tee -a "$runs"
+        run_wrk "edge$1" "$EDGE_PORT" "$2" 64 "$ROUND_SECS" | sed "s/^/round $i /" | tee -a "$runs"
+    done
+    RATIO=$(python3 - "$runs" <<'PY'
+import re, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    _, n, server, rest = line.split(" ", 3)
+    runs.setdefault(server.split("-")[0], {})[int(n)] = dict(re.findall(r"(\w+)=([\d.]+)", rest))
+for server in ("nginx", "edge"):
+    med = {k: statistics.median(float(r[k]) for r in runs[server].values())
+           for k in ("rps", "p50_us", "p99_us", "cpu_us_per_req")}
+    errors = sum(int(r[k]) for r in runs[server].values() for k in r if k.startswith("errors_"))
+    print(f"median {server}: rps={med['rps']:.1f} p50_us={med['p50_us']:.0f} "
+          f"p99_us={med['p99_us']:.0f} cpu_us_per_req={med['cpu_us_per_req']:.1f} errors={errors}",
+          file=sys.stderr)
+ratios = [float(runs["edge"][n]["rps"]) / float(runs["nginx"][n]["rps"]) for n in runs["edge"]]
+print(f"{statistics.median(ratios):.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+PY
+    )
+}
 
-echo "== wrk -t1 -c64 -d${DURATION}s, media playlists (~1 KB: per-request overhead, token check included)"
+echo "== wrk -t1 -c64, random segments (~175 KB each), $ROUNDS rounds of ${ROUND_SECS}s each, alternating; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+compare "" "$WORK/edge.paths" "$WORK/nginx.paths" 2>&1
+echo "ratio edge/nginx (requests/s, median of rounds) = $RATIO (target >= 1.0)"
+
+echo "== wrk -t1 -c64, media playlists (~1 KB: per-request overhead, token check included), $ROUNDS rounds of ${ROUND_SECS}s each"
 for r in 360p 240p; do echo "/wmt/$TOKEN/bbb/$r/playlist.m3u8"; done >"$WORK/edge.small"
 for r in 360p 240p; do echo "/bbb/$r/playlist.m3u8"; done >"$WORK/nginx.small"
-NGS=$(run_wrk nginx-small "$NGINX_PORT" "$WORK/nginx.small" 64 "$DURATION")
-EDS=$(run_wrk edge-small "$EDGE_PORT" "$WORK/edge.small" 64 "$DURATION")
-echo "$NGS"
-echo "$EDS"
-RATIO_SMALL=$(python3 -c "print(f'{$(rps "$EDS") / $(rps "$NGS"):.2f}')")
-echo "ratio edge/nginx (requests/s, small files) = $RATIO_SMALL"
+compare "-small" "$WORK/edge.small" "$WORK/nginx.small" 2>&1
+echo "ratio edge/nginx (requests/s, small files, median of rounds) = $RATIO"
 
 echo "== 10 000 concurrent connections on the edge from one address (wrk -t2 -c10000 -d${DURATION}s; per-address cap raised to 16 384)"
 ED10K=$(PATHS_FILE="$WORK/edge.paths" wrk -t2 -c10000 -d"$DURATION"s --timeout 20s -s "$WORK/bench.lua" \

@@ -1,7 +1,7 @@
 //! Token checks: signature, expiry, operator, key version, and the session's title (store).
 
 use std::mem::size_of;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use leaktrace_core::SessionId;
@@ -53,6 +53,23 @@ pub struct Authorized {
     pub session: SessionId,
     /// The key version the session's title was marked with (its codebook's).
     pub title_key_version: KeyVersion,
+}
+
+/// The last token a connection presented and what its check found. A player sends the same
+/// token with every request of a connection: the next check of that token skips the token and
+/// session caches (shared by every connection, so each lookup is a lock and a hash of the
+/// whole token), while still refusing it once it expires or its session is revoked, and
+/// reading the session again as often as the session cache would.
+#[derive(Debug, Default)]
+pub(crate) struct AuthMemo(Mutex<Option<Memo>>);
+
+#[derive(Debug)]
+struct Memo {
+    token: Box<str>,
+    title: TitleId,
+    authorized: Arc<Authorized>,
+    /// When the session's facts were read from the store.
+    facts_read: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -169,7 +186,8 @@ impl Auth {
         Err(Deny::Token(last))
     }
 
-    async fn session(&self, sid: &SessionId) -> Result<Option<SessionFacts>, Deny> {
+    /// The session's facts (`None`: not in the store) and when they were read.
+    async fn session(&self, sid: &SessionId) -> Result<SessionEntry, Deny> {
         if let Some((facts, at)) = self.sessions.get(sid.as_str()) {
             let ttl = if facts.is_some() {
                 SESSION_TTL
@@ -177,7 +195,7 @@ impl Auth {
                 SESSION_NEGATIVE_TTL
             };
             if at.elapsed() < ttl {
-                return Ok(facts);
+                return Ok((facts, at));
             }
         }
         let found = self.store.get_session(sid.as_str()).await.map_err(|e| {
@@ -199,25 +217,64 @@ impl Auth {
             }
         };
         let owned = facts.as_ref().map_or(0, |f| f.title.len());
-        self.sessions.insert(
-            Arc::from(sid.as_str()),
-            (facts.clone(), Instant::now()),
-            owned,
-        );
-        Ok(facts)
+        let read = Instant::now();
+        self.sessions
+            .insert(Arc::from(sid.as_str()), (facts.clone(), read), owned);
+        Ok((facts, read))
     }
 
-    /// Checks `token` for a request of `title` at time `now` (UTC unix seconds).
+    /// Checks `token` for a request of `title` at time `now` (UTC unix seconds), remembering
+    /// the last success in a connection's `memo`.
     ///
     /// # Errors
     /// A [`Deny`] reason; the edge answers every one with 403.
-    pub async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         token: Option<&str>,
         title: &TitleId,
         now: u64,
-    ) -> Result<Authorized, Deny> {
+        memo: Option<&AuthMemo>,
+    ) -> Result<Arc<Authorized>, Deny> {
         let token = token.ok_or(Deny::Missing)?;
+        if let Some(memo) = memo {
+            let last = memo.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(m) = last.as_ref()
+                && *m.token == *token
+                && m.title == *title
+                && m.facts_read.elapsed() < SESSION_TTL
+            {
+                // What a hit in the token cache checks, then the revocation.
+                let exp = m.authorized.claims.exp;
+                if exp.saturating_add(DEFAULT_LEEWAY_SECS) <= now {
+                    return Err(Deny::Token(TokenError::Expired { exp, now }));
+                }
+                if self.revocations.is_revoked(m.authorized.session.as_str()) {
+                    return Err(Deny::Revoked);
+                }
+                return Ok(m.authorized.clone());
+            }
+        }
+        let (authorized, facts_read) = self.check(token, title, now).await?;
+        let authorized = Arc::new(authorized);
+        if let Some(memo) = memo {
+            *memo.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(Memo {
+                token: token.into(),
+                title: title.clone(),
+                authorized: authorized.clone(),
+                facts_read,
+            });
+        }
+        Ok(authorized)
+    }
+
+    /// Every check of a token, through the token and session caches; with when the session's
+    /// facts were read.
+    async fn check(
+        &self,
+        token: &str,
+        title: &TitleId,
+        now: u64,
+    ) -> Result<(Authorized, Instant), Deny> {
         let (claims, verified_by) = self.verify(token, now)?;
         let held = |v: u64| {
             u32::try_from(v).is_ok_and(|v| self.key_versions.contains(&v))
@@ -240,7 +297,8 @@ impl Auth {
         if self.revocations.is_revoked(sid.as_str()) {
             return Err(Deny::Revoked);
         }
-        let facts = self.session(&sid).await?.ok_or(Deny::UnknownSession)?;
+        let (facts, facts_read) = self.session(&sid).await?;
+        let facts = facts.ok_or(Deny::UnknownSession)?;
         if facts.title != title.as_str() {
             return Err(Deny::WrongTitle);
         }
@@ -251,10 +309,13 @@ impl Auth {
         if !self.key_versions.contains(&title_version) {
             return Err(Deny::KeyVersion(u64::from(title_version)));
         }
-        Ok(Authorized {
-            claims,
-            session: sid,
-            title_key_version: KeyVersion::new(title_version),
-        })
+        Ok((
+            Authorized {
+                claims,
+                session: sid,
+                title_key_version: KeyVersion::new(title_version),
+            },
+            facts_read,
+        ))
     }
 }

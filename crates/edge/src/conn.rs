@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
+use crate::auth::AuthMemo;
 use crate::package::FileEntry;
 
 /// Bytes a stalled client must take to restart the write clock (see [`Guarded`]).
@@ -159,6 +160,8 @@ pub(crate) struct ConnShared {
     /// Cached files whose bytes responses have queued (see [`SendFrom`]); cleared when
     /// everything queued is written.
     sends: Mutex<Vec<Arc<FileEntry>>>,
+    /// The last token checked on this connection.
+    pub(crate) auth: AuthMemo,
 }
 
 impl ConnShared {
@@ -169,6 +172,7 @@ impl ConnShared {
             busy: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(0),
             sends: Mutex::new(Vec::new()),
+            auth: AuthMemo::default(),
         })
     }
 
@@ -274,6 +278,9 @@ pub(crate) struct Guarded {
     head: Option<(Instant, usize)>,
     /// When the client last took everything queued.
     last_flush: Instant,
+    /// Bytes were written since the last flush (a flush of nothing, as on every wake-up of
+    /// the connection, does not restart the idle clock).
+    unflushed: bool,
     stall: Option<Stall>,
     read_timer: Pin<Box<Sleep>>,
     read_armed: Option<Instant>,
@@ -300,19 +307,33 @@ enum Plan {
 /// Most slices written at once from memory (hyper queues at most 64).
 const MAX_SLICES: usize = 64;
 
-/// Arms `timer` for `deadline` (if not armed for it already) and tells whether it has passed,
-/// registering the task to be woken when it does.
+/// Tells whether `deadline` has passed, with `timer` armed so that the task is woken by then.
+///
+/// The timer moves only when the deadline comes earlier than where it is armed, or when it
+/// fires before a deadline that has since moved later. A connection whose idle deadline moves
+/// with every request therefore re-arms its timer about once per deadline period, not once per
+/// request (each re-arm is a timer-wheel removal and insertion).
 fn passed(
     timer: &mut Pin<Box<Sleep>>,
     armed: &mut Option<Instant>,
     deadline: Instant,
     cx: &mut Context<'_>,
 ) -> bool {
-    if *armed != Some(deadline) {
+    if !matches!(*armed, Some(at) if at <= deadline) {
         timer.as_mut().reset(deadline);
         *armed = Some(deadline);
     }
-    timer.as_mut().poll(cx).is_ready()
+    loop {
+        if timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        // Fired at the armed instant: the deadline itself, or an earlier one it moved from.
+        if *armed == Some(deadline) {
+            return true;
+        }
+        timer.as_mut().reset(deadline);
+        *armed = Some(deadline);
+    }
 }
 
 /// A write that failed because the socket was not writable after all (readiness cleared) or
@@ -337,6 +358,7 @@ impl Guarded {
             deadlines,
             head: Some((now, 0)),
             last_flush: now,
+            unflushed: false,
             stall: None,
             read_timer: Box::pin(tokio::time::sleep_until(now + deadlines.header)),
             read_armed: None,
@@ -370,6 +392,7 @@ impl Guarded {
     }
 
     fn wrote(&mut self, n: usize) {
+        self.unflushed = true;
         if let Some(stall) = &mut self.stall {
             stall.taken = stall.taken.saturating_add(n as u64);
             if stall.taken >= WRITE_PROGRESS {
@@ -591,7 +614,16 @@ impl AsyncRead for Guarded {
                     tracing::debug!(deadline = what, "closing a connection");
                     Poll::Ready(Err(timed_out(what)))
                 }
-                _ => Poll::Pending,
+                Some(_) => Poll::Pending,
+                None => {
+                    // No deadline while a request is answered, but hyper may have read for the
+                    // last time before the response ends, and would not read again before the
+                    // client sends a byte: the timer wakes the connection to look again. No
+                    // idle deadline can come sooner than one idle timeout from now.
+                    let again = Instant::now() + this.deadlines.idle;
+                    passed(&mut this.read_timer, &mut this.read_armed, again, cx);
+                    Poll::Pending
+                }
             },
             other => other,
         }
@@ -662,6 +694,9 @@ impl AsyncWrite for Guarded {
         let r = Pin::new(&mut this.io).poll_flush(cx);
         if matches!(r, Poll::Ready(Ok(()))) {
             this.stall = None;
+        }
+        if matches!(r, Poll::Ready(Ok(()))) && this.unflushed {
+            this.unflushed = false;
             this.last_flush = Instant::now();
             // Everything queued is written: no queued bytes lie in a registered file's.
             let mut sends = this

@@ -130,7 +130,7 @@
 //! | `max_requests_per_connection` | 1 000 | the last response says `Connection: close`; requests pipelined beyond it are dropped |
 //!
 //! A missed deadline closes the connection. Request heads are bounded too: the path at
-//! [`path::MAX_PATH_LEN`] bytes, at most 64 headers, and at most about 33 KiB buffered per
+//! [`path::MAX_PATH_LEN`] bytes, at most 100 headers, and at most about 33 KiB buffered per
 //! connection (pipelined requests included). With the defaults, slow or idle clients from one
 //! address hold at most 256 connections, each for at most 20 s without progress.
 //!

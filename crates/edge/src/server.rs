@@ -13,13 +13,13 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Body as _, Frame, Incoming};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use leaktrace_core::session::select_variant;
 use leaktrace_core::{Codebook, KeyVersion, Keyring, TitleId};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::TcpListener;
 
-use crate::auth::{Auth, Deny};
+use crate::auth::{Auth, AuthMemo, Deny};
 use crate::blocking::{Availability, BlockingRequest, PlaylistState};
 use crate::cache::ByteCache;
 use crate::conn::{ConnShared, Deadlines, Guarded, SendFrom, Slots, Tracked};
@@ -274,15 +274,22 @@ impl Edge {
 
     /// Answers one request (what the server does for each; usable without a socket).
     pub async fn handle<B>(&self, req: &Request<B>) -> Response<Body> {
-        let started = Instant::now();
-        let resp = respond(&self.state, req.method(), req.uri(), req.headers()).await;
-        tracing::debug!(
-            method = %req.method(),
-            path = %path::redact(req.uri().path()),
-            status = resp.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
-            "request"
-        );
+        self.answer(req, None).await
+    }
+
+    /// [`Self::handle`] for a request of a connection, whose last token check is `memo`.
+    async fn answer<B>(&self, req: &Request<B>, memo: Option<&AuthMemo>) -> Response<Body> {
+        let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
+        let resp = respond(&self.state, req.method(), req.uri(), req.headers(), memo).await;
+        if let Some(started) = started {
+            tracing::debug!(
+                method = %req.method(),
+                path = %path::redact(req.uri().path()),
+                status = resp.status().as_u16(),
+                micros = started.elapsed().as_micros() as u64,
+                "request"
+            );
+        }
         resp
     }
 
@@ -305,12 +312,13 @@ impl Edge {
         let slots = Slots::new(limits.max_connections, limits.max_connections_per_ip);
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
-            .timer(TokioTimer::new())
-            // A backstop only: hyper's clock runs from when it waits for a head, idle included;
-            // the connection's own deadlines (`Guarded`) are the tighter ones.
-            .header_read_timeout(limits.deadlines.idle + limits.deadlines.header)
+            // The connection's own deadlines (`Guarded`) bound the head, idle and write times;
+            // hyper's header timer would add a timer allocation, insertion and removal to every
+            // request.
+            .header_read_timeout(None)
+            // hyper's default bound on headers (100) is kept: a configured one costs two array
+            // fills per request.
             .max_buf_size(path::MAX_PATH_LEN + 16 * 1024)
-            .max_headers(64)
             .keep_alive(true);
         let mut shutdown = std::pin::pin!(shutdown);
         // The revoked sessions: read once before the first request, then followed.
@@ -367,7 +375,7 @@ impl Edge {
                     let mut resp = if req.body().size_hint().lower() > 0 {
                         plain_error(StatusCode::PAYLOAD_TOO_LARGE, edge.state.cors.as_ref())
                     } else {
-                        edge.handle(&req).await
+                        edge.answer(&req, Some(&shared.auth)).await
                     };
                     if let Some(SendFrom(entry)) = resp.extensions_mut().remove::<SendFrom>() {
                         shared.send_from(entry);
@@ -500,6 +508,7 @@ async fn respond(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    memo: Option<&AuthMemo>,
 ) -> Response<Body> {
     let cors = state.cors.as_ref();
     let head = match *method {
@@ -517,7 +526,11 @@ async fn respond(
         .path_token
         .or_else(|| uri.query().and_then(path::query_token))
         .or_else(|| bearer(headers));
-    let authorized = match state.auth.authorize(token, &target.title, now_unix()).await {
+    let authorized = match state
+        .auth
+        .authorize(token, &target.title, now_unix(), memo)
+        .await
+    {
         Ok(a) => a,
         Err(deny) => {
             log_deny(&deny, uri);

@@ -508,6 +508,46 @@ fn idle_connections_are_closed() {
     );
 }
 
+/// The idle deadline runs from the last response: a connection whose requests come more often
+/// than the idle timeout stays open past it, and is closed one idle timeout after it stops.
+#[test]
+fn idle_deadline_follows_the_last_response() {
+    let f = fixture();
+    let idle = Duration::from_secs(1);
+    let server = start(|c| {
+        c.idle_timeout = idle;
+        c.header_timeout = Duration::from_secs(10);
+    });
+    let mut s = connect_from(Ipv4Addr::LOCALHOST, server.addr);
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let target = format!("/wmt/{}/{TITLE}/master.m3u8", f.token);
+    let started = Instant::now();
+    let mut answered = 0;
+    while started.elapsed() < 3 * idle {
+        s.write_all(get_request(&target).as_bytes()).unwrap();
+        assert_eq!(
+            read_response(&mut s).map(|r| r.0),
+            Some(200),
+            "request {answered} after {:?}",
+            started.elapsed()
+        );
+        answered += 1;
+        std::thread::sleep(idle * 2 / 5);
+    }
+    assert!(answered >= 5, "{answered} requests");
+    let last = Instant::now();
+    assert!(
+        closed_within(&mut s, idle * 4),
+        "idle connection still open after {:?}",
+        last.elapsed()
+    );
+    let took = last.elapsed();
+    assert!(
+        took >= idle / 2 && took <= idle * 3,
+        "closed {took:?} after the last response, idle timeout {idle:?}"
+    );
+}
+
 /// At most `max_requests_per_connection` requests are answered on one connection, however many
 /// are pipelined; then the connection is closed.
 #[test]

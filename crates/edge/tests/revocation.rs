@@ -40,6 +40,49 @@ async fn status(addr: SocketAddr, target: &str) -> u16 {
         .unwrap_or(0)
 }
 
+/// One keep-alive connection: the edge remembers the last token checked on a connection, and a
+/// revocation must reach that connection's next request too.
+struct KeepAlive(tokio::io::BufReader<tokio::net::TcpStream>);
+
+impl KeepAlive {
+    async fn open(addr: SocketAddr) -> Self {
+        assert!(addr.ip().is_loopback());
+        Self(tokio::io::BufReader::new(
+            tokio::net::TcpStream::connect(addr).await.unwrap(),
+        ))
+    }
+
+    /// The status of `GET target` on this connection (the body is read and dropped).
+    async fn status(&mut self, target: &str) -> u16 {
+        use tokio::io::AsyncBufReadExt;
+        self.0
+            .get_mut()
+            .write_all(format!("GET {target} HTTP/1.1\r\nHost: edge.test\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut status = 0;
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            assert!(self.0.read_line(&mut line).await.unwrap() > 0, "closed");
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if status == 0 {
+                status = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            } else if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0u8; length];
+        self.0.read_exact(&mut body).await.unwrap();
+        status
+    }
+}
+
 /// Polls until `target` answers `want`; the time it took, or `None` past [`BOUND`] and a
 /// margin.
 async fn until(addr: SocketAddr, target: &str, want: u16) -> Option<Duration> {
@@ -113,6 +156,9 @@ async fn revocation_reaches_the_edge(url: &str) {
     }
     // A shared PostgreSQL database may hold revocations of earlier runs.
     let before = edge.revoked_count();
+    let mut kept = KeepAlive::open(addr).await;
+    assert_eq!(kept.status(&target(0)).await, 200);
+    assert_eq!(kept.status(&target(0)).await, 200, "a second request");
 
     // One session: refused within the bound, the others still play.
     let s0 = issued[0].session.session_id.clone();
@@ -125,6 +171,17 @@ async fn revocation_reaches_the_edge(url: &str) {
         .expect("revoked session refused");
     assert!(took <= BOUND, "refused after {took:?}");
     eprintln!("revocation reached the edge in {took:?}");
+    assert_eq!(
+        kept.status(&target(0)).await,
+        403,
+        "refused on a connection that had checked the token before"
+    );
+    assert_eq!(
+        kept.status(&target(1)).await,
+        200,
+        "another token, same connection"
+    );
+    assert_eq!(kept.status(&target(0)).await, 403);
     assert_eq!(status(addr, &target(1)).await, 200);
     assert_eq!(status(addr, &target(2)).await, 200);
 
