@@ -764,6 +764,27 @@ fn tukey(r: f64, c: f64) -> (f64, f64) {
     }
 }
 
+/// Adds one point's share, `w·jᵀj` (upper triangle) and `w·j·r`, to the normal equations of
+/// the first `params` parameters. Inlined, so that a constant `params` unrolls the loops (each
+/// entry still sums the points in the same order, so the sums do not change).
+#[inline(always)]
+fn add_normal(
+    jtj: &mut [[f64; GN_PARAMS]; GN_PARAMS],
+    jtr: &mut [f64; GN_PARAMS],
+    j: &[f64; GN_PARAMS],
+    weight: f64,
+    res: f64,
+    params: usize,
+) {
+    for a in 0..params.min(GN_PARAMS) {
+        let wa = weight * j[a];
+        for b in a..params.min(GN_PARAMS) {
+            jtj[a][b] += wa * j[b];
+        }
+        jtr[a] += wa * res;
+    }
+}
+
 /// One damped Gauss–Newton step on the first `params` parameters (the eight of the
 /// homography, then the two radial distortion terms, then the two vignetting terms of
 /// `photo`); false when it did not improve the residual.
@@ -798,6 +819,32 @@ fn gauss_newton(
         }
         let n = pts.len() as f64;
         let pts = pts.as_slice();
+        // Where each point samples the suspect is the same in every view (one working grid):
+        // its bilinear taps are worked out once, not once per view. With the gradient's four
+        // neighbours when the Jacobian is wanted: u ± ½ along the row, v ± ½ along the column.
+        let (sw, sh) = (views[0].1.w, views[0].1.h);
+        let want_jacobian = acc.is_some();
+        let taps: Vec<[Tap; 6]> = if views.iter().all(|(_, s)| s.w == sw && s.h == sh) {
+            pts.iter()
+                .map(|&(.., u, v, _)| {
+                    let (x, y) = (Tap::at(u, sw), Tap::at(v, sh));
+                    if want_jacobian {
+                        [
+                            x,
+                            y,
+                            Tap::at(u + 0.5, sw),
+                            Tap::at(u - 0.5, sw),
+                            Tap::at(v + 0.5, sh),
+                            Tap::at(v - 0.5, sh),
+                        ]
+                    } else {
+                        [x, y, x, x, y, y]
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         // Per view, on every core: the mapped reference, the residuals and the view's gain.
         let fitted = crate::par::map(views, |(r, s)| {
             // Per-position gain and offset against V·f(R).
@@ -812,7 +859,13 @@ fn gauss_newton(
                 .collect();
             let obs: Vec<f64> = pts
                 .iter()
-                .map(|&(.., u, v, _)| f64::from(s.sample(u, v)))
+                .enumerate()
+                .map(|(k, &(.., u, v, _))| {
+                    f64::from(match taps.get(k) {
+                        Some(t) => s.sample_taps(t[0], t[1]),
+                        None => s.sample(u, v),
+                    })
+                })
                 .collect();
             let (mm, mo) = (model.iter().sum::<f64>() / n, obs.iter().sum::<f64>() / n);
             let smm: f64 = model.iter().map(|m| (m - mm).powi(2)).sum();
@@ -845,7 +898,6 @@ fn gauss_newton(
             (1.4826 * med).max(0.05)
         });
         let cut = TUKEY_C * scale;
-        let want_jacobian = acc.is_some();
         // What the Jacobian needs of each point's mapping, the same in every view: worked out
         // once per point. Each entry: the homography's denominator, the homography (u', v')
         // and the radial factor with r² and r⁴ at (u', v').
@@ -883,8 +935,17 @@ fn gauss_newton(
                 if weight > 0.0
                     && let Some(&[d, hu, hv, f, r2, r4]) = mapping.get(k)
                 {
-                    let gu = f64::from(s.sample(u + 0.5, v) - s.sample(u - 0.5, v));
-                    let gv = f64::from(s.sample(u, v + 0.5) - s.sample(u, v - 0.5));
+                    let (gu, gv) = match taps.get(k) {
+                        Some(&[x, y, right, left, below, above]) => (
+                            s.sample_taps(right, y) - s.sample_taps(left, y),
+                            s.sample_taps(x, below) - s.sample_taps(x, above),
+                        ),
+                        None => (
+                            s.sample(u + 0.5, v) - s.sample(u - 0.5, v),
+                            s.sample(u, v + 0.5) - s.sample(u, v - 0.5),
+                        ),
+                    };
+                    let (gu, gv) = (f64::from(gu), f64::from(gv));
                     // Through the homography (u', v'), then the radial factor f (its own
                     // dependence on (u', v') is left out: a small term for small k).
                     let (fu, fv) = (gu * f, gv * f);
@@ -903,12 +964,12 @@ fn gauss_newton(
                         -gain * (base[k] * rv2 - m2),
                         -gain * (base[k] * rv2 * rv2 - m4),
                     ];
-                    for a in 0..params {
-                        let wa = weight * j[a];
-                        for b in a..params {
-                            jtj[a][b] += wa * j[b];
-                        }
-                        jtr[a] += wa * res;
+                    // Constant bounds for the usual counts, so that the loops are unrolled.
+                    match params {
+                        6 => add_normal(&mut jtj, &mut jtr, &j, weight, res, 6),
+                        8 => add_normal(&mut jtj, &mut jtr, &j, weight, res, 8),
+                        GN_PARAMS => add_normal(&mut jtj, &mut jtr, &j, weight, res, GN_PARAMS),
+                        _ => add_normal(&mut jtj, &mut jtr, &j, weight, res, params),
                     }
                 }
             }
