@@ -114,7 +114,9 @@
 //!   ones kept 5 s), title directories 1/16, codebooks 1/16.
 //!
 //! A token verifies only in the issuer's encoding ([`leaktrace_core::token`]), so one token is
-//! one cache key. [`Edge::cache_usage`] reports the bytes held.
+//! one cache key. [`Edge::cache_usage`] reports the bytes held. Each connection also remembers
+//! the last token it checked: the next request with that token skips the shared token and
+//! session caches, and is still refused once the token expires or its session is revoked.
 //!
 //! ## Limits
 //!
