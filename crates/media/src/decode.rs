@@ -902,10 +902,10 @@ impl AreaShrinker {
         sizes && plane.row(sh - 1).is_some()
     }
 
-    /// [`AreaShrinker::shrink`] of an 8-bit plane whose sizes are whole multiples of the
-    /// output's: `kx × ky` source pixels under each output pixel (`ky` ≤ [`NARROW_ROWS`]), summed
-    /// as they are, then scaled and rounded as the general path does, from the same integers
-    /// (there a source pixel under an output pixel weighs `width × height`).
+    /// [`AreaShrinker::shrink`] of a plane whose sizes are whole multiples of the output's:
+    /// `kx × ky` source pixels under each output pixel (for 8 bits, `ky` ≤ [`NARROW_ROWS`]),
+    /// summed as they are, then scaled and rounded as the general path does, from the same
+    /// integers (there a source pixel under an output pixel weighs `width × height`).
     fn shrink_whole(
         &mut self,
         plane: &LumaPlane<'_>,
@@ -916,18 +916,38 @@ impl AreaShrinker {
     ) -> Option<Vec<u16>> {
         let weight = (width as u64) * (height as u64);
         let inv_total = 1.0 / total as f64;
-        self.narrow.clear();
-        self.narrow.resize(plane.width, 0);
+        let scaled = |sum: u64| {
+            let v = div_exact(sum * weight * unit + total / 2, total, inv_total);
+            u16::try_from(v).unwrap_or(u16::MAX)
+        };
         let mut out = Vec::with_capacity(width * height);
-        for oy in 0..height {
-            for k in 0..ky {
-                add_row(&mut self.narrow, plane.row(oy * ky + k)?, k == 0);
+        if plane.depth <= 8 {
+            self.narrow.clear();
+            self.narrow.resize(plane.width, 0);
+            for oy in 0..height {
+                for k in 0..ky {
+                    add_row(&mut self.narrow, plane.row(oy * ky + k)?, k == 0);
+                }
+                out.extend(
+                    self.narrow
+                        .chunks_exact(kx)
+                        .map(|under| scaled(under.iter().map(|&v| u64::from(v)).sum())),
+                );
             }
-            out.extend(self.narrow.chunks_exact(kx).map(|under| {
-                let sum: u64 = under.iter().map(|&v| u64::from(v)).sum();
-                let v = div_exact(sum * weight * unit + total / 2, total, inv_total);
-                u16::try_from(v).unwrap_or(u16::MAX)
-            }));
+        } else {
+            // Column sums of at most 2^16 rows of 16-bit samples: 32 bits.
+            self.whole.clear();
+            self.whole.resize(plane.width, 0);
+            for oy in 0..height {
+                for k in 0..ky {
+                    add_row_wide(&mut self.whole, plane.row(oy * ky + k)?, k == 0);
+                }
+                out.extend(
+                    self.whole
+                        .chunks_exact(kx)
+                        .map(|under| scaled(under.iter().map(|&v| u64::from(v)).sum())),
+                );
+            }
         }
         Some(out)
     }
@@ -950,7 +970,7 @@ impl AreaShrinker {
         let unit = 1u64 << (16 - u32::from(plane.depth.min(16)));
         let total = (sw as u64) * (sh as u64);
         let (kx, ky) = (sw / width, sh / height);
-        if plane.depth <= 8 && kx * width == sw && ky * height == sh && ky <= NARROW_ROWS {
+        if kx * width == sw && ky * height == sh && (plane.depth > 8 || ky <= NARROW_ROWS) {
             return self.shrink_whole(plane, (width, height), (kx, ky), unit, total);
         }
         // Column sums of the rows under one output row: rows it covers whole (weight
@@ -1039,7 +1059,6 @@ impl AreaShrinker {
     }
 }
 
-/// `sums += narrow`, column by column.
 /// Adds an 8-bit row to 16-bit column sums (or starts them with it, when `first`).
 fn add_row(sums: &mut [u16], row: &[u8], first: bool) {
     if first {
@@ -1053,6 +1072,20 @@ fn add_row(sums: &mut [u16], row: &[u8], first: bool) {
     }
 }
 
+/// Adds a row of 16-bit little-endian samples to 32-bit column sums (or starts them with it,
+/// when `first`).
+fn add_row_wide(sums: &mut [u32], row: &[u8], first: bool) {
+    let samples = row
+        .chunks_exact(2)
+        .map(|b| u32::from(u16::from_le_bytes([b[0], b[1]])));
+    if first {
+        sums.iter_mut().zip(samples).for_each(|(s, v)| *s = v);
+    } else {
+        sums.iter_mut().zip(samples).for_each(|(s, v)| *s += v);
+    }
+}
+
+/// `sums += narrow`, column by column.
 fn widen_into(sums: &mut [u32], narrow: &[u16]) {
     sums.iter_mut()
         .zip(narrow)
@@ -1269,6 +1302,7 @@ mod tests {
             (35, 14, 7, 7, 8),
             (30, 21, 1, 3, 8),
             (20, 15, 4, 3, 10),
+            (6, 700, 3, 2, 10),
             (13, 600, 3, 1, 8),
             (9, 700, 2, 2, 8),
             (21, 17, 5, 4, 10),
