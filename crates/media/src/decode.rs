@@ -922,32 +922,21 @@ impl AreaShrinker {
         };
         let mut out = Vec::with_capacity(width * height);
         if plane.depth <= 8 {
-            self.narrow.clear();
-            self.narrow.resize(plane.width, 0);
-            for oy in 0..height {
-                for k in 0..ky {
-                    add_row(&mut self.narrow, plane.row(oy * ky + k)?, k == 0);
-                }
-                out.extend(
-                    self.narrow
-                        .chunks_exact(kx)
-                        .map(|under| scaled(under.iter().map(|&v| u64::from(v)).sum())),
-                );
-            }
+            sum_whole(&mut self.narrow, plane, height, (kx, ky), add_row, |sum| {
+                out.push(scaled(sum));
+            })?;
         } else {
             // Column sums of at most 2^16 rows of 16-bit samples: 32 bits.
-            self.whole.clear();
-            self.whole.resize(plane.width, 0);
-            for oy in 0..height {
-                for k in 0..ky {
-                    add_row_wide(&mut self.whole, plane.row(oy * ky + k)?, k == 0);
-                }
-                out.extend(
-                    self.whole
-                        .chunks_exact(kx)
-                        .map(|under| scaled(under.iter().map(|&v| u64::from(v)).sum())),
-                );
-            }
+            sum_whole(
+                &mut self.whole,
+                plane,
+                height,
+                (kx, ky),
+                add_row_wide,
+                |sum| {
+                    out.push(scaled(sum));
+                },
+            )?;
         }
         Some(out)
     }
@@ -1057,6 +1046,31 @@ impl AreaShrinker {
         }
         Some(out)
     }
+}
+
+/// For each of `height` output rows, sums its `ky` source rows of `plane` column by column into
+/// `sums` (with `add`), then hands `each` the sum of every `kx` columns, left to right: the
+/// source pixels under each output pixel of a whole-multiple size. `None` when the plane lacks
+/// a row.
+fn sum_whole<S: Copy + Default + Into<u64>>(
+    sums: &mut Vec<S>,
+    plane: &LumaPlane<'_>,
+    height: usize,
+    (kx, ky): (usize, usize),
+    add: fn(&mut [S], &[u8], bool),
+    mut each: impl FnMut(u64),
+) -> Option<()> {
+    sums.clear();
+    sums.resize(plane.width, S::default());
+    for oy in 0..height {
+        for k in 0..ky {
+            add(sums, plane.row(oy * ky + k)?, k == 0);
+        }
+        for under in sums.chunks_exact(kx) {
+            each(under.iter().map(|&v| v.into()).sum());
+        }
+    }
+    Some(())
 }
 
 /// Adds an 8-bit row to 16-bit column sums (or starts them with it, when `first`).
