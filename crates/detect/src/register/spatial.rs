@@ -380,12 +380,19 @@ fn score_separable(
     let n = cols.len() * rows.len();
     let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut sum = 0.0;
+    // The taps of each column and row, worked out again only when a suspect's size differs
+    // from the last one's (the positions of one copy share a working grid).
+    let (mut xt, mut yt): (Vec<Tap>, Vec<Tap>) = (Vec::new(), Vec::new());
+    let mut size = None;
     for (r, s) in pairs {
-        let xt: Vec<Tap> = cols.iter().map(|&(_, u)| Tap::at(u, s.w)).collect();
+        if size != Some((s.w, s.h)) {
+            xt = cols.iter().map(|&(_, u)| Tap::at(u, s.w)).collect();
+            yt = rows.iter().map(|&(_, v)| Tap::at(v, s.h)).collect();
+            size = Some((s.w, s.h));
+        }
         a.clear();
         b.clear();
-        for &(y, v) in &rows {
-            let yt = Tap::at(v, s.h);
+        for (&(y, _), &yt) in rows.iter().zip(&yt) {
             let row = &r.data[y * rw..];
             for (&(x, _), &t) in cols.iter().zip(&xt) {
                 a.push(f64::from(row[x]));
