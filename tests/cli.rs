@@ -1095,3 +1095,41 @@ fn bad_keys_give_one_line_and_no_output() {
     ]);
     run(pssh, 2, "not base64");
 }
+
+/// `bench encode --json` reports each arm's wall and CPU time. The A/B package encodes every
+/// frame twice, so its CPU time must exceed the plain encode's, whatever the machine's load.
+#[test]
+fn bench_encode_reports_wall_and_cpu_ratios() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["bench", "encode"])
+        .arg(corpus("trailer_bbb_20s.mp4"))
+        .args(["--title", "t", "--ladder", "360p", "--max-frames", "48"])
+        .args([
+            "--preset",
+            "veryfast",
+            "--repeat",
+            "1",
+            "--encrypt",
+            "none",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let num = |k: &str| {
+        v[k].as_f64()
+            .unwrap_or_else(|| panic!("{k} is not a number: {v}"))
+    };
+    assert_eq!(v["frames"], 48, "{v}");
+    let (plain, ab) = (num("plain_cpu_seconds"), num("ab_cpu_seconds"));
+    assert!(
+        plain > 0.0 && ab > plain,
+        "plain {plain} s, A/B {ab} s of CPU: {v}"
+    );
+    assert!((num("cpu_ratio") - ab / plain).abs() < 1e-9, "{v}");
+    assert!(num("ratio") > 0.0, "{v}");
+    assert_eq!(v["cpu_ratios"].as_array().map(Vec::len), Some(1), "{v}");
+}
