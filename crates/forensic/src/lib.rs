@@ -53,4 +53,4 @@ mod tasks;
 pub use config::{AttackSet, Clip, Config, Mode};
 pub use error::ForensicError;
 pub use evaluation::{Group, Invisibility, LeakResult, PackageInfo, Report};
-pub use suite::{Event, run, sha256};
+pub use suite::{Event, process_cpu, run, sha256};

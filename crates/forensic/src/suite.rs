@@ -240,7 +240,7 @@ pub fn run(cfg: &Config, progress: &(dyn Fn(Event) + Sync)) -> Result<Report, Fo
 /// CPU seconds (user + system) used so far by this process (all its threads) and by its
 /// children that have ended (every ffmpeg run), from `/proc/self/stat`; `None` where that is
 /// not readable.
-fn process_cpu() -> Option<[f64; 2]> {
+pub fn process_cpu() -> Option<[f64; 2]> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The fields after the command name (which may hold spaces) in parentheses: state is
     // field 3, utime..cstime are fields 14 to 17.

@@ -155,25 +155,22 @@ pub fn encode(a: &BenchEncodeArgs) -> Result<Code> {
             "A/B package  {ab_median:.2} s, video only (median; mask+mark {:.2} s in the last run)",
             ab.mark_seconds
         );
-        let list: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
         println!(
             "ratio        {ratio:.3}, median of [{}] (target <= 1.9)",
-            list.join(", ")
+            listed(&ratios)
         );
-        let list: Vec<String> = cpu_ratios.iter().map(|r| format!("{r:.3}")).collect();
         println!(
             "CPU          plain {plain_cpu_median:.2} s, A/B package {ab_cpu_median:.2} s: ratio {cpu_ratio:.3}, median of [{}]",
-            list.join(", ")
+            listed(&cpu_ratios)
         );
         if let (Some(full), Some(extra)) = (full_median, extra_ratio) {
             println!(
                 "full package {full:.2} s, with {audio_renditions} audio rendition(s), encryption {} (median)",
                 a.encrypt
             );
-            let list: Vec<String> = extra_ratios.iter().map(|r| format!("{r:.3}")).collect();
             println!(
                 "extras cost  {extra:.3} x the clear video-only package, median of [{}] (target <= 1.05)",
-                list.join(", ")
+                listed(&extra_ratios)
             );
         } else {
             println!("extras cost  not measured: no audio track and --encrypt none");
@@ -182,10 +179,15 @@ pub fn encode(a: &BenchEncodeArgs) -> Result<Code> {
     Ok(Code::Success)
 }
 
-/// CPU seconds used so far by every thread of this process.
+/// CPU seconds used so far by every thread of this process (NaN where that is not readable).
 fn process_cpu_seconds() -> f64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+    leaktrace_forensic::process_cpu().map_or(f64::NAN, |[own, _children]| own)
+}
+
+/// `[1.000, 2.000]`-style list of ratios.
+fn listed(ratios: &[f64]) -> String {
+    let list: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+    list.join(", ")
 }
 
 /// Per-frame luma as f32 (8-bit scale).
