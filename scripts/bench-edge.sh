@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load bench of the leaktrace edge against nginx serving the same files, on loopback only.
 #
-# Usage: scripts/bench-edge.sh [--quick] [--no-build] [--revoked N]
+# Usage: scripts/bench-edge.sh [--quick] [--no-build] [--revoked N] [--baseline BIN]
 #
 #   1. builds `leaktrace` (release) unless --no-build, makes a package from the corpus clip
 #      (20 s, 360p+240p, 1 s segments) and one session in a temporary directory;
@@ -17,6 +17,9 @@
 #      segments, and for small files (media playlists: the per-request overhead);
 #      With --revoked N, N other sessions of the title are recorded and revoked first
 #      (`leaktrace session revoke --account`), so the edge holds N revoked sessions.
+#      With --baseline BIN, the other side is not nginx but the edge of another `leaktrace`
+#      build (BIN) on the same package, store and paths: two builds compared side by side,
+#      without nginx's own spread in the ratio.
 #   5. holds 10 000 concurrent connections against the edge (wrk -c 10000) and reports errors.
 #      They all come from 127.0.0.1, so beyond the edge's per-address cap (256 by default) they
 #      are refused at once (503 or reset, counted by wrk as errors): this step measures the
@@ -30,6 +33,7 @@ set -euo pipefail
 QUICK=0
 BUILD=1
 REVOKED=0
+BASELINE=""
 while [[ $# -gt 0 ]]; do
     arg="$1"
     shift
@@ -41,7 +45,12 @@ while [[ $# -gt 0 ]]; do
             shift || true
             [[ $REVOKED =~ ^[0-9]+$ && $REVOKED -le 10000000 ]] || { echo "--revoked takes a number of sessions (0 to 10000000)" >&2; exit 2; }
             ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --baseline)
+            BASELINE="${1:-}"
+            shift || true
+            [[ -x $BASELINE ]] || { echo "--baseline takes the path of another leaktrace binary" >&2; exit 2; }
+            ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -57,7 +66,10 @@ if [[ $QUICK == 1 ]]; then
     ROUNDS=2
     ROUND_SECS=3
 fi
-for tool in wrk nginx ffmpeg; do
+# The other side of the comparison: nginx, or the edge of the --baseline build.
+OTHER=nginx
+[[ -n $BASELINE ]] && OTHER=baseline
+for tool in wrk ffmpeg $([[ $OTHER == nginx ]] && echo nginx); do
     command -v "$tool" >/dev/null || { echo "missing $tool (scripts/install-system-deps.sh wrk nginx-light)" >&2; exit 2; }
 done
 [[ -f "$CLIP" ]] || { echo "missing $CLIP (run corpus/fetch.sh or set LEAKTRACE_CORPUS)" >&2; exit 2; }
@@ -105,6 +117,9 @@ PY
 fi
 
 EDGE_PORT="$(free_port)"
+# The baseline edge is asked the edge's paths; nginx the a/ files directly.
+OTHER_PREFIX=""
+[[ $OTHER == baseline ]] && OTHER_PREFIX="/wmt/$TOKEN"
 NGINX_PORT="$(free_port)"
 # Every load client here connects from 127.0.0.1: the per-address cap is raised to the global
 # one, as behind a reverse proxy, so this measures throughput (scripts/bench-edge-dos.sh
@@ -143,11 +158,16 @@ http {
     }
 }
 EOF
-nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
+if [[ $OTHER == nginx ]]; then
+    nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
+else
+    RUST_LOG=warn "$BASELINE" edge --root "$WORK/pkg" --listen "127.0.0.1:$NGINX_PORT" --threads 2 \
+        --max-connections-per-ip 16384 >"$WORK/baseline.out" 2>"$WORK/baseline.err" &
+fi
 PIDS+=($!)
 
 for i in $(seq 50); do
-    if curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/bbb/master.m3u8" \
+    if curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT$OTHER_PREFIX/bbb/master.m3u8" \
         && curl -s -o /dev/null "http://127.0.0.1:$EDGE_PORT/wmt/$TOKEN/bbb/master.m3u8"; then
         break
     fi
@@ -161,7 +181,11 @@ for r in 360p 240p; do
     for p in $(seq 0 19); do
         seg=$(printf 'seg_%05d.m4s' "$p")
         echo "/wmt/$TOKEN/bbb/$r/$seg" >>"$WORK/edge.paths"
-        echo "/bbb/$r/a/$seg" >>"$WORK/nginx.paths"
+        if [[ $OTHER == nginx ]]; then
+            echo "/bbb/$r/a/$seg" >>"$WORK/nginx.paths"
+        else
+            echo "/wmt/$TOKEN/bbb/$r/$seg" >>"$WORK/nginx.paths"
+        fi
     done
 done
 # Sanity: the edge answers 200 on every path.
@@ -195,6 +219,7 @@ ticks() {
     local pids=$1
     [[ $1 == nginx ]] && pids="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
     [[ $1 == edge ]] && pids=$EDGE_PID
+    [[ $1 == baseline ]] && pids=$NGINX_PID
     local sum=0 p
     for p in $pids; do
         [[ -r /proc/$p/stat ]] || continue
@@ -220,23 +245,24 @@ compare() { # label edge-paths nginx-paths
     local runs="$WORK/runs.$1" i
     : >"$runs"
     for i in $(seq "$ROUNDS"); do
-        run_wrk "nginx$1" "$NGINX_PORT" "$3" 64 "$ROUND_SECS" | sed "s/^/round $i /" | tee -a "$runs"
+        run_wrk "$OTHER$1" "$NGINX_PORT" "$3" 64 "$ROUND_SECS" | sed "s/^/round $i /" | tee -a "$runs"
         run_wrk "edge$1" "$EDGE_PORT" "$2" 64 "$ROUND_SECS" | sed "s/^/round $i /" | tee -a "$runs"
     done
-    RATIO=$(python3 - "$runs" <<'PY'
+    RATIO=$(python3 - "$runs" "$OTHER" <<'PY'
 import re, statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
     _, n, server, rest = line.split(" ", 3)
     runs.setdefault(server.split("-")[0], {})[int(n)] = dict(re.findall(r"(\w+)=([\d.]+)", rest))
-for server in ("nginx", "edge"):
+other = sys.argv[2]
+for server in (other, "edge"):
     med = {k: statistics.median(float(r[k]) for r in runs[server].values())
            for k in ("rps", "p50_us", "p99_us", "cpu_us_per_req")}
     errors = sum(int(r[k]) for r in runs[server].values() for k in r if k.startswith("errors_"))
     print(f"median {server}: rps={med['rps']:.1f} p50_us={med['p50_us']:.0f} "
           f"p99_us={med['p99_us']:.0f} cpu_us_per_req={med['cpu_us_per_req']:.1f} errors={errors}",
           file=sys.stderr)
-ratios = [float(runs["edge"][n]["rps"]) / float(runs["nginx"][n]["rps"]) for n in runs["edge"]]
+ratios = [float(runs["edge"][n]["rps"]) / float(runs[other][n]["rps"]) for n in runs["edge"]]
 print(f"{statistics.median(ratios):.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
 PY
     )
@@ -244,13 +270,13 @@ PY
 
 echo "== wrk -t1 -c64, random segments (~175 KB each), $ROUNDS rounds of ${ROUND_SECS}s each, alternating; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 compare "" "$WORK/edge.paths" "$WORK/nginx.paths" 2>&1
-echo "ratio edge/nginx (requests/s, median of rounds) = $RATIO (target >= 1.0)"
+echo "ratio edge/$OTHER (requests/s, median of rounds) = $RATIO$([[ $OTHER == nginx ]] && echo ' (target >= 1.0)')"
 
 echo "== wrk -t1 -c64, media playlists (~1 KB: per-request overhead, token check included), $ROUNDS rounds of ${ROUND_SECS}s each"
 for r in 360p 240p; do echo "/wmt/$TOKEN/bbb/$r/playlist.m3u8"; done >"$WORK/edge.small"
-for r in 360p 240p; do echo "/bbb/$r/playlist.m3u8"; done >"$WORK/nginx.small"
+for r in 360p 240p; do echo "$OTHER_PREFIX/bbb/$r/playlist.m3u8"; done >"$WORK/nginx.small"
 compare "-small" "$WORK/edge.small" "$WORK/nginx.small" 2>&1
-echo "ratio edge/nginx (requests/s, small files, median of rounds) = $RATIO"
+echo "ratio edge/$OTHER (requests/s, small files, median of rounds) = $RATIO"
 
 echo "== 10 000 concurrent connections on the edge from one address (wrk -t2 -c10000 -d${DURATION}s; per-address cap raised to 16 384)"
 ED10K=$(PATHS_FILE="$WORK/edge.paths" wrk -t2 -c10000 -d"$DURATION"s --timeout 20s -s "$WORK/bench.lua" \
