@@ -442,49 +442,92 @@ fn score_general(
     Some(sum / pairs.len() as f64)
 }
 
-/// The index and score of the best-scoring candidate (the first of equal scores; `None` when
-/// none has a score), the candidates scored on all cores.
-fn best_of<T: Sync>(cands: &[T], eval: impl Fn(&T) -> Option<f64> + Sync) -> Option<(usize, f64)> {
+/// The `top` best-scoring of the candidates `i` in `which`, best first (of equal scores, the
+/// lower index first; candidates without a score, or scoring −∞, left out), scored by `eval` on
+/// all cores.
+fn best_of(
+    which: &[usize],
+    top: usize,
+    eval: impl Fn(usize) -> Option<f64> + Sync,
+) -> Vec<(usize, f64)> {
     const BLOCK: usize = 16;
     let threads = crate::score::threads()
-        .min(cands.len().div_ceil(BLOCK))
+        .min(which.len().div_ceil(BLOCK))
         .max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let better = |a: Option<(usize, f64)>, b: Option<(usize, f64)>| match (a, b) {
-        (Some(x), Some(y)) => Some(if y.1 > x.1 || (y.1 == x.1 && y.0 < x.0) {
-            y
-        } else {
-            x
-        }),
-        (x, None) => x,
-        (None, y) => y,
+    // Best first: the higher score, then the lower index (as a sequential scan keeps the first).
+    let order = |a: &(usize, f64), b: &(usize, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    let keep = |found: &mut Vec<(usize, f64)>| {
+        found.sort_by(order);
+        found.truncate(top);
     };
     let work = || {
-        let mut best: Option<(usize, f64)> = None;
+        let mut found: Vec<(usize, f64)> = Vec::new();
         loop {
             let from = next.fetch_add(BLOCK, std::sync::atomic::Ordering::Relaxed);
-            if from >= cands.len() {
-                return best;
+            if from >= which.len() {
+                keep(&mut found);
+                return found;
             }
-            let to = (from + BLOCK).min(cands.len());
-            for (i, c) in cands[from..to].iter().enumerate() {
-                let i = from + i;
-                if let Some(s) = eval(c).filter(|s| *s > f64::NEG_INFINITY) {
-                    best = better(best, Some((i, s)));
+            let to = (from + BLOCK).min(which.len());
+            for &i in &which[from..to] {
+                if let Some(s) = eval(i).filter(|s| *s > f64::NEG_INFINITY) {
+                    found.push((i, s));
                 }
+            }
+            if found.len() > 4 * top.max(BLOCK) {
+                keep(&mut found);
             }
         }
     };
-    if threads == 1 {
-        return work();
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().ok().flatten())
-            .fold(None, better)
-    })
+    let mut found = if threads == 1 {
+        work()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    };
+    keep(&mut found);
+    found
+}
+
+/// The best candidate of a grid whose candidate `i` sits at `cell[i]` = (scale, column, row),
+/// scored by `eval` (the first of equal scores scored; `None` when none has a score), coarse to fine:
+/// every scale at every other column and row first (a quarter of the grid), then the cells
+/// between around the [`GRID_SEEDS`] best of those. A correlation peak of the coarse search's
+/// reduced images is wider than one reduced pixel, so the whole grid's best candidate
+/// neighbours one of the best of the first pass.
+fn coarse_to_fine(
+    cell: &[(usize, i64, i64)],
+    eval: impl Fn(usize) -> Option<f64> + Sync,
+) -> Option<(usize, f64)> {
+    let on_first = |&(_, ix, iy): &(usize, i64, i64)| ix % 2 == 0 && iy % 2 == 0;
+    let first: Vec<usize> = (0..cell.len()).filter(|&i| on_first(&cell[i])).collect();
+    let seeds = best_of(&first, GRID_SEEDS, &eval);
+    let index: std::collections::HashMap<(usize, i64, i64), usize> =
+        cell.iter().enumerate().map(|(i, c)| (*c, i)).collect();
+    let mut between: Vec<usize> = seeds
+        .iter()
+        .flat_map(|&(i, _)| {
+            let (sc, ix, iy) = cell[i];
+            (-1..=1).flat_map(move |dy| (-1..=1).map(move |dx| (sc, ix + dx, iy + dy)))
+        })
+        .filter_map(|c| index.get(&c).copied())
+        .filter(|&i| !on_first(&cell[i]))
+        .collect();
+    between.sort_unstable();
+    between.dedup();
+    let second = best_of(&between, 1, &eval);
+    seeds
+        .first()
+        .into_iter()
+        .chain(second.first())
+        .copied()
+        .min_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)))
 }
 
 /// The smallest isotropic scale of the coarse grid search (its translations reach every
@@ -492,6 +535,8 @@ fn best_of<T: Sync>(cands: &[T], eval: impl Fn(&T) -> Option<f64> + Sync) -> Opt
 const GRID_MIN_SCALE: f64 = 0.6;
 /// The smallest picture-in-picture window searched, as a share of the picture's width.
 const PIP_MIN_WIDTH: f64 = 0.35;
+/// The best candidates of the coarse grid's first pass whose neighbours the second pass scores.
+const GRID_SEEDS: usize = 64;
 /// Placements the FFT search proposes per window width.
 const PIP_CANDIDATES: usize = 3;
 
@@ -583,8 +628,12 @@ pub fn coarse(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, f64) {
         ];
         g
     };
+    // The grid: isotropic scales 0.6-1.5 in 3 % steps, translations in steps of one reduced
+    // pixel. `cell[i]` is candidate i's (scale, column, row) on it.
     let mut grid = Vec::new();
+    let mut cell: Vec<(usize, i64, i64)> = Vec::new();
     let mut m = GRID_MIN_SCALE;
+    let mut scale = 0;
     while m <= 1.5 {
         let rx = ((m - 1.0).abs() / 2.0 + 0.04) * cw;
         let ry = ((m - 1.0).abs() / 2.0 + 0.04) * ch;
@@ -593,15 +642,16 @@ pub fn coarse(pairs: &[Pair<'_>], working: (usize, usize)) -> (Geometry, f64) {
         for iy in -ny..=ny {
             for ix in -nx..=nx {
                 grid.push(candidate(m, ix as f64 * step, iy as f64 * step));
+                cell.push((scale, ix, iy));
             }
         }
         m *= 1.03;
+        scale += 1;
     }
-    // The grid's candidates are independent: scored on all cores, the best kept (the first
-    // of equal scores, as a sequential scan would).
-    let mut best = match best_of(&grid, |g| {
-        score(&small, &scaled(g, F as f64), &flat, 2, COARSE_KEEP)
-    }) {
+    let top = coarse_to_fine(&cell, |i| {
+        score(&small, &scaled(&grid[i], F as f64), &flat, 2, COARSE_KEEP)
+    });
+    let mut best = match top {
         Some((i, s)) => (s, grid[i].clone()),
         None => (f64::NEG_INFINITY, first.clone()),
     };
@@ -1088,6 +1138,83 @@ pub(crate) mod tests {
                 (0..sw * sh).map(|i| pixel(&img, i % sw, i / sw)).collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn best_of_keeps_the_best_scores_and_the_first_of_equal_ones() {
+        // Eleven score levels, so many ties; some candidates without a score or at −∞.
+        let eval = |i: usize| match i % 7 {
+            0 => None,
+            1 => Some(f64::NEG_INFINITY),
+            _ => Some(((i * 37) % 11) as f64),
+        };
+        let all: Vec<usize> = (0..700).collect();
+        let odd: Vec<usize> = (0..700).filter(|i| i % 2 == 1).collect();
+        for which in [&all, &odd] {
+            let mut want: Vec<(usize, f64)> = which
+                .iter()
+                .filter_map(|&i| eval(i).filter(|s| *s > f64::NEG_INFINITY).map(|s| (i, s)))
+                .collect();
+            want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            for top in [1, 5, 64, 1000] {
+                let got = best_of(which, top, eval);
+                assert_eq!(got, want[..top.min(want.len())].to_vec(), "top {top}");
+            }
+        }
+        assert!(best_of(&[], 3, eval).is_empty());
+    }
+
+    #[test]
+    fn coarse_to_fine_finds_the_whole_grids_best() {
+        // A grid shaped like the coarse search's (21 scales, a translation range growing with
+        // the scale) and landscapes of a few smooth peaks, each about one cell wide, at
+        // random cells: the two passes find the candidate a scan of the whole grid finds.
+        let mut cell = Vec::new();
+        for sc in 0..21usize {
+            let n = 6 + (sc as i64 - 10).abs();
+            for iy in -n..=n {
+                for ix in -n - 3..=n + 3 {
+                    cell.push((sc, ix, iy));
+                }
+            }
+        }
+        let all: Vec<usize> = (0..cell.len()).collect();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |m: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % m
+        };
+        for _ in 0..200 {
+            let peaks: Vec<(f64, f64, f64, f64)> = (0..1 + next(8))
+                .map(|_| {
+                    let (sc, ix, iy) = cell[next(cell.len() as u64) as usize];
+                    let height = 0.3 + next(1000) as f64 / 1500.0;
+                    (sc as f64, ix as f64, iy as f64, height)
+                })
+                .collect();
+            let eval = |i: usize| {
+                let (sc, ix, iy) = cell[i];
+                let v = peaks
+                    .iter()
+                    .map(|&(ps, px, py, h)| {
+                        let d2 = (sc as f64 - ps).powi(2)
+                            + (ix as f64 - px).powi(2)
+                            + (iy as f64 - py).powi(2);
+                        h * (-d2 / 1.5).exp()
+                    })
+                    .fold(0.0, f64::max);
+                Some(v)
+            };
+            let full = best_of(&all, 1, eval);
+            assert_eq!(
+                coarse_to_fine(&cell, eval),
+                full.first().copied(),
+                "{peaks:?}"
+            );
+        }
+        assert_eq!(coarse_to_fine(&cell, |_| None), None);
     }
 
     #[test]
