@@ -455,10 +455,8 @@ fn best_of(
         .min(which.len().div_ceil(BLOCK))
         .max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    // Best first: the higher score, then the lower index (as a sequential scan keeps the first).
-    let order = |a: &(usize, f64), b: &(usize, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     let keep = |found: &mut Vec<(usize, f64)>| {
-        found.sort_by(order);
+        found.sort_by(best_first);
         found.truncate(top);
     };
     let work = || {
@@ -527,7 +525,13 @@ fn coarse_to_fine(
         .into_iter()
         .chain(second.first())
         .copied()
-        .min_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)))
+        .min_by(best_first)
+}
+
+/// Orders scored candidates best first: the higher score, then the lower index (the one a
+/// sequential scan keeps of equal scores).
+fn best_first(a: &(usize, f64), b: &(usize, f64)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
 }
 
 /// The smallest isotropic scale of the coarse grid search (its translations reach every
