@@ -17,6 +17,12 @@ and every doc test (their names are `src/lib.rs - (line N)`). It resolves featur
 the build did, so nothing is compiled again (`cargo test --doc` alone resolves them for the
 libraries only and rebuilds part of the dependency graph).
 
+Side by side, the binaries share two cores. Most only need their work done; a few keep pace
+with a clock (a live feed at its rate, a player that must never stall), and a packager starved
+of CPU for a second by a detection beside it makes a low-latency player stall. Those (`PACED`)
+run at the normal priority, every other binary and the doc tests at `nice 10`: the paced ones
+get the CPU when they need it, the rest get all that is left, and the total work is the same.
+
 Usage:
   cargo test --workspace --locked --no-run --message-format=json-render-diagnostics > build.json
   python3 scripts/run-tests.py [--jobs 3] [--log-dir target/test-logs] < build.json
@@ -51,6 +57,12 @@ LONGEST_FIRST = [
     "detect",
     "keys",
 ]
+
+
+# Test binaries that keep pace with a clock: a live feed read at its rate, a player whose
+# playback must not stall. They run at the normal priority, the others at `nice 10`.
+PACED = {"live_player", "live", "live_audio", "player", "cdn_worker"}
+NICE = ["nice", "-n", "10"]
 
 
 def artifacts(lines):
@@ -132,14 +144,18 @@ def main():
     logs.mkdir(parents=True, exist_ok=True)
 
     cargo = os.environ.get("CARGO") or shutil.which("cargo") or "cargo"
-    jobs = [(name, [exe], cwd, dict(env, CARGO=cargo)) for name, exe, cwd, env in artifacts(sys.stdin)]
+    nice = NICE if shutil.which("nice") else []
+    jobs = [
+        (name, ([] if name.split("::", 1)[1] in PACED else nice) + [exe], cwd, dict(env, CARGO=cargo))
+        for name, exe, cwd, env in artifacts(sys.stdin)
+    ]
     if not jobs:
         sys.exit("no test executables in the input (expected cargo's --message-format=json)")
     jobs.sort(key=lambda j: rank(j[0]))
     if not args.no_doc:
         # The doc tests compile each example: CPU work, started after the longest binaries.
         root = str(Path(__file__).resolve().parent.parent)
-        doc = [cargo, "test", "--workspace", "--locked", "--", "(line"]
+        doc = nice + [cargo, "test", "--workspace", "--locked", "--", "(line"]
         # No CARGO_MANIFEST_DIR or other package variables for cargo itself: some build
         # scripts (ring's) would see them as a change and compile again.
         jobs.insert(min(4, len(jobs)), ("doc tests", doc, root, None))

@@ -224,7 +224,18 @@ fn play_channel(extra: &[&str], config: &str, play_s: u64) -> Value {
             published += 1;
         }
     }
-    std::thread::spawn(move || for _ in lines.by_ref() {});
+    // The packager's own pace: how long after its first frame each segment was published. A
+    // stall's message says whether the packager fell behind (a machine short of CPU) or not.
+    let pace = std::sync::Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
+    let pace_in = pace.clone();
+    std::thread::spawn(move || {
+        for line in lines.by_ref().map_while(Result::ok) {
+            let v: Value = serde_json::from_str(&line).unwrap_or_default();
+            if let (true, Some(s)) = (v["event"] == "published", v["latency_s"].as_f64()) {
+                pace_in.lock().unwrap().push(s);
+            }
+        }
+    });
     let (_edge, port) = edge(dir);
     let (sid, path) = session_path(dir, "viewer");
     let src = format!("http://127.0.0.1:{port}{path}");
@@ -257,10 +268,14 @@ fn play_channel(extra: &[&str], config: &str, play_s: u64) -> Value {
         .filter(|e| e["fatal"] == true)
         .collect();
     assert!(fatal.is_empty(), "fatal player errors: {fatal:?}");
+    let pace = pace.lock().unwrap().clone();
     assert_eq!(
         r["waiting"],
         serde_json::json!([]),
-        "playback stalled: {report}"
+        "playback stalled; the packager published segments {:.2}–{:.2} s after their first \
+         frame: {report}",
+        pace.iter().copied().fold(f64::INFINITY, f64::min),
+        pace.iter().copied().fold(0.0, f64::max),
     );
     let played = r["currentTime"].as_f64().unwrap() - r["startTime"].as_f64().unwrap();
     assert!(
