@@ -110,8 +110,13 @@ def artifacts(lines):
     return unique
 
 
+def target_of(name):
+    """The test target of a job name `<package>::<target>`."""
+    return name.split("::", 1)[1]
+
+
 def rank(name):
-    short = name.split("::", 1)[1]
+    short = target_of(name)
     return LONGEST_FIRST.index(short) if short in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
@@ -146,7 +151,7 @@ def main():
     cargo = os.environ.get("CARGO") or shutil.which("cargo") or "cargo"
     nice = NICE if shutil.which("nice") else []
     jobs = [
-        (name, ([] if name.split("::", 1)[1] in PACED else nice) + [exe], cwd, dict(env, CARGO=cargo))
+        (name, ([] if target_of(name) in PACED else nice) + [exe], cwd, dict(env, CARGO=cargo))
         for name, exe, cwd, env in artifacts(sys.stdin)
     ]
     if not jobs:

@@ -269,13 +269,17 @@ fn play_channel(extra: &[&str], config: &str, play_s: u64) -> Value {
         .collect();
     assert!(fatal.is_empty(), "fatal player errors: {fatal:?}");
     let pace = pace.lock().unwrap().clone();
+    let pace = match (
+        pace.iter().copied().reduce(f64::min),
+        pace.iter().copied().reduce(f64::max),
+    ) {
+        (Some(lo), Some(hi)) => format!("{lo:.2}–{hi:.2} s after their first frame"),
+        _ => "no segment after the first four".to_string(),
+    };
     assert_eq!(
         r["waiting"],
         serde_json::json!([]),
-        "playback stalled; the packager published segments {:.2}–{:.2} s after their first \
-         frame: {report}",
-        pace.iter().copied().fold(f64::INFINITY, f64::min),
-        pace.iter().copied().fold(0.0, f64::max),
+        "playback stalled; the packager published segments {pace}: {report}"
     );
     let played = r["currentTime"].as_f64().unwrap() - r["startTime"].as_f64().unwrap();
     assert!(
