@@ -346,11 +346,18 @@ fn hand_held_footage_with_stacked_overlays() {
     );
     // Fifteen positions among 30 sessions cannot single out a pirate (another codeword may
     // agree as well): what is checked is that the copy is taken as the title and its positions
-    // are read right.
+    // are read right, far from chance (a copy without the mark: median |z| 0.67, half the
+    // signs wrong). The keys are drawn fresh each run and the stacked copy's margin moves with
+    // them: over 73 runs its median |z| was 3.0–5.4 (mean 4.2, sd 0.5; the bound of 3 this
+    // test had failed about one run in a hundred) and 0 to 2 of its 15 signs were wrong (7 of
+    // 1 095 in all, 5 of 105 in the seven runs with median |z| below 3.5); the clean copy's
+    // median |z| was 7.2 or more. The bounds sit outside that spread: a median |z| of 2 is four
+    // standard deviations below the stacked copy's mean (about 10⁻⁵), and four or more wrong
+    // signs of 15 come to about one run in 2 000 at the low-margin runs' rate.
     for (name, r, mz, wrong) in &rows {
         let read = r["positions"].as_array().unwrap().len();
         assert!(read * 2 >= bits.len(), "{name}: {read} positions read");
-        assert!(*wrong <= 1, "{name}: {wrong} wrong signs of {}", bits.len());
-        assert!(*mz >= 3.0, "{name}: median |z| {mz:.2}");
+        assert!(*wrong <= 3, "{name}: {wrong} wrong signs of {}", bits.len());
+        assert!(*mz >= 2.0, "{name}: median |z| {mz:.2}");
     }
 }
