@@ -123,6 +123,20 @@ fn detect(dir: &Path, title: &str, leak: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The z of every position `report` decided against the variant `bits` holds there.
+fn wrong_signs(report: &Value, bits: &str) -> Vec<f64> {
+    report["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|pos| {
+            let p = pos["position"].as_u64().unwrap() as usize;
+            let z = pos["z"].as_f64().unwrap();
+            ((z > 0.0) != (&bits[p..=p] == "A")).then_some(z)
+        })
+        .collect()
+}
+
 /// One row of results: (attack, report, median |z|, wrong signs).
 type Row = (&'static str, Value, f64, usize);
 
@@ -151,16 +165,7 @@ fn run(dir: &Path, title: &str, bits: &str, attacks: Vec<(&'static str, String)>
         let r = detect(dir, title, &leak);
         let reg = &r["registration"]["details"]["registration"];
         let mz = median_abs_z(&r);
-        let wrong = r["positions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|pos| {
-                let p = pos["position"].as_u64().unwrap() as usize;
-                let z = pos["z"].as_f64().unwrap();
-                (z > 0.0) != (&bits[p..=p] == "A")
-            })
-            .count();
+        let wrong = wrong_signs(&r, bits).len();
         eprintln!(
             "{title} {name:<12} median |z| {mz:5.2}  wrong signs {wrong:2}/{}  {} ({})  flip {}  \
              excluded {:.3} (transient {:.3})  regions {}  top {} score {:.1}",
@@ -184,26 +189,32 @@ fn run(dir: &Path, title: &str, bits: &str, attacks: Vec<(&'static str, String)>
 }
 
 /// The checks every copy must pass: registered the right way round, the pirate on top, few
-/// wrong decisions, a healthy median margin.
-fn check(rows: &[Row], pirate: &str, positions: usize) {
+/// wrong decisions, a healthy median margin (at least `margin` for a copy of the whole
+/// picture at the film's rate).
+fn check(rows: &[Row], pirate: &str, positions: usize, margin: f64) {
     for (name, r, mz, wrong) in rows {
         assert_eq!(
             r["top"][0]["session_id"].as_str(),
             Some(pirate),
             "{name}: the pirate is not the top score"
         );
-        // A speed change's time map is fitted, not exact (section 6.7 of docs/BENCHMARKS.md:
-        // 0 wrong and median |z| 10–11 measured at 0.9–1.1×): up to one in ten wrong, else one
-        // in 20.
+        // The keys are drawn fresh each run, and each bound sits well outside the spread
+        // measured over runs (section 9 of docs/BENCHMARKS.md). A speed change's time map is
+        // fitted, not exact (section 6.7: 0 wrong and median |z| 10–11 measured at 0.9–1.1×):
+        // up to one in ten wrong, else one in 20.
+        // A window of 65 % of the width keeps 42 % of the picture: median |z| 4.1–4.8 and 0 to
+        // 2 wrong of 40 (about 0.7 a run) measured; one in 20 (2) failed about one run in 30,
+        // one in ten (4) leaves that tail below 10⁻³.
         // A window of 40 % of the width keeps 16 % of the picture: the margin falls to about
-        // an eighth of a full-frame copy's (median |z| 1.4–1.7 measured), where about one
-        // decision in ten is wrong (2 to 6 of 40 measured over fresh keys); a bound of one in
-        // four leaves that binomial a tail of about 1 %. Forty positions may not yet accuse at
-        // 1e-6 (the forensic suite's 96 do): the pirate must be first, in the right window.
+        // an eighth of a full-frame copy's (median |z| 1.2–1.9 measured, a copy without the
+        // mark 0.67 ± 0.12), where about one decision in eight is wrong (2 to 7 of 40); a
+        // bound of one in three (13, chance is 20 ± 3) leaves that binomial a tail below 10⁻³
+        // at the mean rate. Forty positions may not yet accuse at 1e-6 (the forensic suite's
+        // 96 do): the pirate must be first, in the right window.
         let (share, least) = match *name {
-            "faster" | "slower" | "faster-10" | "slower-10" | "faster-logo" => (10, 3.0),
-            "pip-small" => (4, 1.1),
-            _ => (20, 3.0),
+            "faster" | "slower" | "faster-10" | "slower-10" | "faster-logo" | "pip" => (10, 3.0),
+            "pip-small" => (3, 0.9),
+            _ => (20, margin),
         };
         assert!(
             *wrong * share <= positions,
@@ -245,7 +256,7 @@ fn overlays_and_mirrors_are_registered_and_traced() {
     let bits = assemble(dir, pirate);
     assert_eq!(bits.len(), 40);
     let rows = run(dir, "bbb", &bits, attacks());
-    check(&rows, pirate, bits.len());
+    check(&rows, pirate, bits.len(), 3.0);
     // The logo and the ticker are found where they are; a clean copy loses little.
     assert!(
         excluded(&rows, "clean")["persistent_fraction"]
@@ -286,7 +297,11 @@ fn natural_footage_with_a_logo_or_a_ticker() {
         )])
         .collect();
     let rows = run(dir, "street", &bits, pick);
-    check(&rows, pirate, bits.len());
+    // This footage keeps less of the mark than the film (a fixed camera, 10 fps): over 22 runs
+    // with fresh keys the ticker copy's median |z| was 3.2–4.4 (mean 3.7, sd 0.26), the others'
+    // 3.7–5.0, with at most 1 wrong sign of 40. The film's bound of 3 failed the ticker copy
+    // about one run in 250; 2.5 is more than four standard deviations below its mean.
+    check(&rows, pirate, bits.len(), 2.5);
     // The logo (centre 8 %, 8.5 % of the picture) is inside one of the regions left out; on
     // this footage the brick and window texture a CRF 28 re-encode loses is left out too.
     let regions = excluded(&rows, "small-logo")["regions"].clone();
@@ -346,18 +361,26 @@ fn hand_held_footage_with_stacked_overlays() {
     );
     // Fifteen positions among 30 sessions cannot single out a pirate (another codeword may
     // agree as well): what is checked is that the copy is taken as the title and its positions
-    // are read right, far from chance (a copy without the mark: median |z| 0.67, half the
-    // signs wrong). The keys are drawn fresh each run and the stacked copy's margin moves with
-    // them: over 73 runs its median |z| was 3.0–5.4 (mean 4.2, sd 0.5; the bound of 3 this
-    // test had failed about one run in a hundred) and 0 to 2 of its 15 signs were wrong (7 of
-    // 1 095 in all, 5 of 105 in the seven runs with median |z| below 3.5); the clean copy's
-    // median |z| was 7.2 or more. The bounds sit outside that spread: a median |z| of 2 is four
-    // standard deviations below the stacked copy's mean (about 10⁻⁵), and four or more wrong
-    // signs of 15 come to about one run in 2 000 at the low-margin runs' rate.
+    // are read far from chance (a copy without the mark: median |z| 0.67, half the signs
+    // wrong), with no confident decision wrong. The keys are drawn fresh each run and the
+    // stacked copy's margin moves with them: over 139 runs its median |z| was 2.9–5.8 (mean
+    // 4.2, sd 0.53; the bound of 3 this test had failed about one run in a hundred), and at
+    // most 3 of the 10 or so positions read had the wrong sign, each at |z| below 0.5 where it
+    // was printed (60 runs). A median |z| of 2 is four standard deviations below the mean,
+    // and a wrong sign at |z| 3 or more would take more than three standard deviations of
+    // noise against the mark.
     for (name, r, mz, wrong) in &rows {
         let read = r["positions"].as_array().unwrap().len();
         assert!(read * 2 >= bits.len(), "{name}: {read} positions read");
-        assert!(*wrong <= 3, "{name}: {wrong} wrong signs of {}", bits.len());
         assert!(*mz >= 2.0, "{name}: median |z| {mz:.2}");
+        assert!(*wrong * 2 < read, "{name}: {wrong} wrong signs of {read}");
+        let confident: Vec<f64> = wrong_signs(r, &bits)
+            .into_iter()
+            .filter(|z| z.abs() >= 3.0)
+            .collect();
+        assert!(
+            confident.is_empty(),
+            "{name}: confident decisions wrong, z {confident:?}"
+        );
     }
 }
