@@ -5,12 +5,14 @@
 //!
 //! For each copy the detector must register it (no "does not match"), give the pirate the top
 //! score, keep a median decision margin |z| of at least 3 and at most 1 wrong sign in 20 (1 in
-//! 10 for a speed change), and say what it
-//! did: the flip it undid, the share of the picture it left out and where. Also: played faster
-//! or slower (6 % and 8 %, 1.1× and 0.9×, 5 % with a logo), and picture-in-picture (a window of 65 % of the width, and a
-//! small one of 40 % in a corner). The same on camera
-//! footage (`vtest.avi`) with a small logo box alone, a ticker and a mirror; and hand-held
-//! footage (`tree.avi`) with a logo, a ticker and subtitles at once.
+//! 10 for a speed change or a picture-in-picture window), and say what it did: the flip it
+//! undid, the share of the picture it left out and where. Also: played faster or slower (6 %
+//! and 8 %, 1.1× and 0.9×, 5 % with a logo), and picture-in-picture (a window of 65 % of the
+//! width, and a small one of 40 % in a corner, whose margin is an eighth of the film's). The
+//! same on camera footage (`vtest.avi`, a median margin of at least 2.5) with a small logo box
+//! alone, a ticker and a mirror; and hand-held footage (`tree.avi`) with a logo, a ticker and
+//! subtitles at once. Each bound sits outside the spread measured over runs with fresh keys
+//! (section 9 of docs/BENCHMARKS.md).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test code: a panic is a failure report
 
 mod common;
@@ -137,8 +139,8 @@ fn wrong_signs(report: &Value, bits: &str) -> Vec<f64> {
         .collect()
 }
 
-/// One row of results: (attack, report, median |z|, wrong signs).
-type Row = (&'static str, Value, f64, usize);
+/// One row of results: (attack, report, median |z|, the z of the wrong signs).
+type Row = (&'static str, Value, f64, Vec<f64>);
 
 /// Re-encodes the pirate's stream (`dir/session.mp4`) under each attack and detects each copy
 /// against title `title`; prints and returns the figures.
@@ -165,10 +167,11 @@ fn run(dir: &Path, title: &str, bits: &str, attacks: Vec<(&'static str, String)>
         let r = detect(dir, title, &leak);
         let reg = &r["registration"]["details"]["registration"];
         let mz = median_abs_z(&r);
-        let wrong = wrong_signs(&r, bits).len();
+        let wrong = wrong_signs(&r, bits);
         eprintln!(
-            "{title} {name:<12} median |z| {mz:5.2}  wrong signs {wrong:2}/{}  {} ({})  flip {}  \
+            "{title} {name:<12} median |z| {mz:5.2}  wrong signs {:2}/{}  {} ({})  flip {}  \
              excluded {:.3} (transient {:.3})  regions {}  top {} score {:.1}",
+            wrong.len(),
             bits.len(),
             r["verdict"].as_str().unwrap_or_default(),
             r["reason"].as_str().unwrap_or_default(),
@@ -217,8 +220,9 @@ fn check(rows: &[Row], pirate: &str, positions: usize, margin: f64) {
             _ => (20, margin),
         };
         assert!(
-            *wrong * share <= positions,
-            "{name}: {wrong} wrong signs of {positions}"
+            wrong.len() * share <= positions,
+            "{name}: {} wrong signs of {positions}: z {wrong:?}",
+            wrong.len()
         );
         assert!(*mz >= least, "{name}: median |z| {mz:.2}");
         if *name == "pip-small" {
@@ -373,11 +377,12 @@ fn hand_held_footage_with_stacked_overlays() {
         let read = r["positions"].as_array().unwrap().len();
         assert!(read * 2 >= bits.len(), "{name}: {read} positions read");
         assert!(*mz >= 2.0, "{name}: median |z| {mz:.2}");
-        assert!(*wrong * 2 < read, "{name}: {wrong} wrong signs of {read}");
-        let confident: Vec<f64> = wrong_signs(r, &bits)
-            .into_iter()
-            .filter(|z| z.abs() >= 3.0)
-            .collect();
+        assert!(
+            wrong.len() * 2 < read,
+            "{name}: {} wrong signs of {read}: z {wrong:?}",
+            wrong.len()
+        );
+        let confident: Vec<&f64> = wrong.iter().filter(|z| z.abs() >= 3.0).collect();
         assert!(
             confident.is_empty(),
             "{name}: confident decisions wrong, z {confident:?}"
