@@ -20,6 +20,7 @@ mod common;
 
 use common::live::{Live, edge, get, listed_parts, session, timed_get};
 use common::*;
+use leaktrace_core::{KeyVersion, MasterKey, SessionId, TitleId, Variant};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -171,7 +172,7 @@ fn a_live_channel_is_served_captured_and_traced_while_on_air() {
         .unwrap();
     assert_eq!(direct.status.code(), Some(2), "{direct:?}");
     assert!(String::from_utf8_lossy(&direct.stderr).contains("indirect mode"));
-    let (_other, other_prefix) = session(dir, "viewer");
+    let (other_id, other_prefix) = session(dir, "viewer");
     for _ in 0..9 {
         live.wait("published", Duration::from_secs(60), &mut seen);
     }
@@ -206,11 +207,37 @@ fn a_live_channel_is_served_captured_and_traced_while_on_air() {
         .copied()
         .collect();
     assert!(both.len() >= 6, "the two captures overlap on {both:?}");
-    let differ = both
-        .iter()
-        .filter(|p| pirate_variants[p] != other_variants[p])
-        .count();
-    assert!(differ > 0, "two sessions got the same variants at {both:?}");
+    // Each session is served its own codeword at every position it fetched. Two codewords
+    // agree at a position with probability E[p² + (1 − p)²] ≈ 3/4 over the biases, so a dozen
+    // shared positions alone would leave them identical about once in 30 channels: that they
+    // differ is checked over the pirate's 45 positions (3/4⁴⁵ ≈ 2·10⁻⁶).
+    let key = std::fs::read_to_string(dir.join("master.key")).unwrap();
+    let key = MasterKey::from_hex(key.trim(), KeyVersion::new(1)).unwrap();
+    let book = key.codebook(&TitleId::new("news").unwrap());
+    let (pirate_id, other_id) = (
+        SessionId::new(pirate.clone()).unwrap(),
+        SessionId::new(other_id).unwrap(),
+    );
+    for (id, variants) in [(&pirate_id, &pirate_variants), (&other_id, &other_variants)] {
+        for (&p, &v) in variants {
+            let want = if book.bit(id, p) == Variant::A {
+                'a'
+            } else {
+                'b'
+            };
+            assert_eq!(
+                v, want,
+                "session {id} at position {p}: served {v}, its codeword {want}"
+            );
+        }
+    }
+    assert!(
+        pirate_variants
+            .keys()
+            .any(|&p| book.bit(&pirate_id, p) != book.bit(&other_id, p)),
+        "two sessions' codewords agree on all of {:?}",
+        pirate_variants.keys().collect::<Vec<_>>()
+    );
     std::fs::write(dir.join("capture.mp4"), &stream).unwrap();
     let leak = dir.join("leak.mp4");
     ok(Command::new("ffmpeg")
