@@ -208,15 +208,17 @@ fn detect_end_to_end_360p() {
         .collect();
     eprintln!("unmarked copy z: {zs:?}; top {}", v["top"][0]);
     assert_eq!(v["verdict"], "no accusation");
-    // Its per-position z are the decoy-calibrated noise, N(0, 1): no position shows a mark.
-    // (A bare "nobody accused" at a loose `--fp` would be wrong in up to that fraction of runs
-    // by the bound's own statement; the calibration itself is tested over 10⁴ innocents in
-    // `leaktrace-detect`'s accuse_sim and the forensic smoke test.) |z| ≥ 5 by chance in one of
-    // 10 positions: about 6e-6.
+    // Its per-position z are the decoy-calibrated noise: no position shows a mark. (A bare
+    // "nobody accused" at a loose `--fp` would be wrong in up to that fraction of runs by the
+    // bound's own statement; the calibration itself is tested over 10⁴ innocents in
+    // `leaktrace-detect`'s accuse_sim and the forensic smoke test.) A z is a correlation over
+    // the RMS of 24 decoys', so without a mark it follows Student's t with 24 degrees of
+    // freedom, whose tails are heavier than N(0, 1)'s: |z| ≥ 5 in one of 10 positions has
+    // probability 4e-4, |z| ≥ 6 3.4e-5.
     for pos in v["positions"].as_array().unwrap() {
         let z = pos["z"].as_f64().unwrap();
         assert!(
-            z.abs() < 5.0,
+            z.abs() < 6.0,
             "unmarked copy, position {}: z {z}",
             pos["position"]
         );
@@ -227,7 +229,16 @@ fn detect_end_to_end_360p() {
         .current_dir(dir)
         .arg("detect")
         .arg(dir.join("leak.mp4"))
-        .args(["--title", "bbb", "--reference", "pkg/reference"]));
+        .args([
+            "--title",
+            "bbb",
+            "--reference",
+            "pkg/reference",
+            "--top",
+            "50",
+        ]));
+    // Every session listed: innocents whose codewords match the pirate's on all 10 positions
+    // tie with it (0.4 of them a run), and a tie is listed in registry order.
     assert!(text.contains("verdict"), "{text}");
     assert!(text.contains(pirate.as_str()), "{text}");
 

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::live::{Live, edge, listed_parts, session, timed_get};
+use common::live::{Live, edge, get_hinted_part, listed_parts, session, timed_get};
 use common::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -534,21 +534,22 @@ fn a_low_latency_channel_has_audio_parts_on_the_video_parts() {
     );
     assert_eq!(status, 200);
     let held = String::from_utf8(body).unwrap();
+    // The playlist fetched just before did not list that segment at all: an answer that
+    // lists its part came from a later playlist (how long that took depends on the
+    // packager's pace, which a loaded host makes bursty: no wall-clock bound).
     assert!(
         held.contains(&format!("seg_{ahead:05}.p1.m4s")),
         "not held until the part: {held}"
     );
-    assert!(took > Duration::from_millis(500), "answered in {took:?}");
     let hint = held
         .lines()
         .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
         .and_then(|l| l.split('"').next())
         .unwrap()
         .to_owned();
-    let (status, body, took) = timed_get(eport, &format!("{prefix}/{rendition}/{hint}"));
-    assert_eq!(status, 200, "{hint}");
+    let (body, hint_took) = get_hinted_part(eport, &format!("{prefix}/{rendition}/{hint}"));
     assert_eq!(body, std::fs::read(adir.join(&hint)).unwrap(), "{hint}");
-    eprintln!("audio blocking reload held {took:?}; preload hint {hint}");
+    eprintln!("audio blocking reload held {took:?}; preload hint {hint} after {hint_took:?}");
 
     // Killed while parts of a position are out: its audio parts go with its video parts.
     let t = Instant::now();

@@ -137,6 +137,24 @@ pub fn timed_get(port: u16, path: &str) -> (u16, Vec<u8>, Duration) {
     (status, body, t.elapsed())
 }
 
+/// A preload hint's part through the edge, `path` on `port`: the body and how long the
+/// answer took. The edge holds such a request for at most 3 s and then answers 404; a
+/// packager that a loaded host holds back longer than that gets the request repeated, as a
+/// player would (three times at most). Anything else fails.
+pub fn get_hinted_part(port: u16, path: &str) -> (Vec<u8>, Duration) {
+    for attempt in 1..=3 {
+        let (status, body, took) = timed_get(port, path);
+        if status == 200 {
+            return (body, took);
+        }
+        assert!(
+            status == 404 && took >= Duration::from_millis(2900),
+            "{path}: {status} after {took:?} (attempt {attempt}): not held"
+        );
+    }
+    panic!("{path}: not published within three holds");
+}
+
 /// A new session of the channel `news` for `account`: its id and its path prefix
 /// (`/s/<token>/news`).
 pub fn session(dir: &Path, account: &str) -> (String, String) {
