@@ -182,8 +182,9 @@ fn sigkill_of_a_worker_process_loses_and_duplicates_nothing_on_postgres() {
             signal("-STOP", victim.0.id());
             // A completion the victim sent just before it was frozen still runs on the server
             // (a frozen client does not stop its backend) and would end done, by the victim,
-            // in one attempt: the leases are read once the server is through with it.
-            std::thread::sleep(Duration::from_millis(300));
+            // in one attempt: the leases are read once the server is through with it (a
+            // second: a database server on a loaded host takes its time).
+            std::thread::sleep(Duration::from_millis(1000));
             let held = held_by_victim(&store);
             if !held.is_empty() {
                 break held;

@@ -4,7 +4,7 @@
 //! - bbb.mp4 embedded at 360p (`LEAKTRACE_TTA_FRAMES` frames, default 2400 = 100 s; positions
 //!   of `LEAKTRACE_TTA_SEGMENT`, default 1s), 20 sessions issued; `leaktrace edge` serves them;
 //! - a pirate restreams one session live: FFmpeg reads the session's HLS stream from the edge
-//!   at `LEAKTRACE_TTA_READRATE` × real time (default 4), re-encodes it at 720p (x264
+//!   at `LEAKTRACE_TTA_READRATE` × real time (default 2), re-encodes it at 720p (x264
 //!   veryfast, 1.5 Mbit/s) to a live HLS playlist with a sliding window, on a loopback site
 //!   whose page embeds it;
 //! - `leaktrace crawl --once` with the revocation policy `auto`: it finds the page, captures
@@ -62,7 +62,10 @@ struct Figures {
 fn one_run(dir: &Path, edge_port: u16, session: &Value, others: &[String], run: usize) -> Figures {
     let sid = session["session_id"].as_str().unwrap().to_owned();
     let playlist = session["path"].as_str().unwrap().to_owned();
-    let readrate = env_or("LEAKTRACE_TTA_READRATE", "4");
+    // At 4× the restream's 100 s end 25 s after it starts, and a crawler that a loaded host
+    // slows (accused 18–24 s in, beside two other suites) races the pirate's natural end; at
+    // 2× it has twice the time.
+    let readrate = env_or("LEAKTRACE_TTA_READRATE", "2");
     let fp = env_or("LEAKTRACE_TTA_FP", "1e-6");
 
     let root = dir.join(format!("site-{run}"));
@@ -281,7 +284,7 @@ fn a_live_restream_is_accused_and_its_session_cut_off() {
             f.refused_s,
             f.pirate_end_s,
             f.captured_s,
-            env_or("LEAKTRACE_TTA_READRATE", "4"),
+            env_or("LEAKTRACE_TTA_READRATE", "2"),
         );
         assert!(
             f.refused_s >= f.accused_s - 1.0,

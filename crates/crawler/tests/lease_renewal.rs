@@ -28,7 +28,7 @@ struct Slow {
 impl Analyzer for Slow {
     fn analyze(&self, _capture: &Path, _title_id: &str) -> Result<Analysis, CrawlError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_secs(5));
+        std::thread::sleep(Duration::from_secs(10));
         Ok(Analysis {
             verdict: FindingVerdict::NoAccusation,
             accused: Vec::new(),
@@ -73,8 +73,10 @@ capture_dir = "{}"
         dir.path().join("captures").display()
     ))
     .unwrap();
-    // A lease much shorter than the job (the analysis alone takes 5 s).
-    cfg.fetch.lease_secs = 2;
+    // A lease much shorter than the job (the analysis alone takes 10 s), renewed every
+    // third of it: a renewal may come up to 2.7 s late on a loaded host before the lease
+    // lapses (with 2 s, 1.3 s).
+    cfg.fetch.lease_secs = 4;
     let cfg = Arc::new(cfg);
     let analyzer = Arc::new(Slow::default());
     let worker = |name: &str| {

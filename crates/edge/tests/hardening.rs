@@ -501,8 +501,10 @@ fn idle_connections_are_closed() {
     s.write_all(get_request(&target).as_bytes()).unwrap();
     assert_eq!(read_response(&mut s).map(|r| r.0), Some(200));
     let started = Instant::now();
+    // Closed at all is what is tested; how late is bounded loosely, since a host loaded by
+    // other suites delays the server's timer (once past 4 s for a 1 s deadline).
     assert!(
-        closed_within(&mut s, Duration::from_secs(4)),
+        closed_within(&mut s, Duration::from_secs(10)),
         "idle connection still open after {:?}",
         started.elapsed()
     );
@@ -513,7 +515,9 @@ fn idle_connections_are_closed() {
 #[test]
 fn idle_deadline_follows_the_last_response() {
     let f = fixture();
-    let idle = Duration::from_secs(1);
+    // Requests every 0.4 idle timeouts: 2 s leaves 1.2 s of slack for a loaded host to
+    // schedule the client late without the connection going idle.
+    let idle = Duration::from_secs(2);
     let server = start(|c| {
         c.idle_timeout = idle;
         c.header_timeout = Duration::from_secs(10);
