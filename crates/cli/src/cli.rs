@@ -98,7 +98,8 @@ pub struct EncoderOpts {
     /// veryfast for a live channel).
     #[arg(long)]
     pub preset: Option<String>,
-    /// Codec threads per encoder (0 = automatic).
+    /// Codec threads per encoder (0 = automatic: an embed shares the cores among its encoders,
+    /// which run side by side; an H.264 encoder on one thread writes the same bytes every run).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Mark strength relative to the default perceptual mask (0.1 to 4.0; 1.0 is the measured

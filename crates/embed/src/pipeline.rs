@@ -810,6 +810,30 @@ fn run(
     Ok(summary)
 }
 
+/// Codec threads of each of the package's `encoders` encoders, which run side by side, one
+/// thread each ([`mark_and_encode`]). `--threads N` is taken as given. By default (0) they
+/// share the machine's cores, and an H.264 encoder with a core or less runs on one thread:
+/// x264 then writes the same bytes on every run. With several frame threads, the peak-rate cap
+/// (VBV) of the standard rungs plans each frame from the sizes the other threads' frames have
+/// reached so far, which depends on their timing, so packages of the same input and key
+/// differ from run to run after the first frames the cap constrains. HEVC and AV1 keep their
+/// encoders' own automatic setting.
+fn encoder_threads(cfg: &PipelineConfig, encoders: usize) -> usize {
+    if cfg.threads != 0 || cfg.codec != Codec::H264 {
+        return cfg.threads;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (cores / encoders.max(1)).max(1)
+}
+
+/// Pictures queued for each encoder's thread: enough to keep it busy while the next frame is
+/// decoded and marked, few enough to bound the memory (two pictures per encoder).
+const ENCODER_QUEUE: usize = 2;
+
+/// One picture for an encoder's thread: the frame, its index, and whether it starts a
+/// position (a forced keyframe).
+type Feed = (VideoFrame, i64, bool);
+
 /// Opens the A and B encoders (and the scaler) of every rendition of the ladder.
 fn open_renditions(
     ladder: &Ladder,
@@ -824,7 +848,8 @@ fn open_renditions(
     for r in ladder.renditions() {
         let dir = staging.join(&r.name);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let ecfg = cfg.encoder_config(r, layout, fr);
+        let mut ecfg = cfg.encoder_config(r, layout, fr);
+        ecfg.threads = encoder_threads(cfg, 2 * ladder.renditions().len());
         let frag = [dir.join(".a.frag.mp4"), dir.join(".b.frag.mp4")];
         let enc = [
             Some(Encoder::create(&frag[0], &ecfg)?),
@@ -866,9 +891,69 @@ struct Marked {
 
 /// Reads every frame (up to `--max-frames`), marks it into A and B for every rendition, feeds
 /// the encoders, and adds the first rendition's unmarked frame to the reference index.
+///
+/// Each encoder runs on its own thread, fed in frame order through a short queue, so the
+/// variants and renditions encode side by side while the next frame is decoded and marked;
+/// the encoders come back into `jobs` when every frame is in.
 fn mark_and_encode(
     decoder: &mut Decoder,
     jobs: &mut [RenditionJob],
+    embedder: &mut Embedder,
+    reference: &mut ReferenceBuilder,
+    cfg: &PipelineConfig,
+    progress: &mut dyn FnMut(ProgressEvent),
+) -> Result<Marked, EmbedError> {
+    std::thread::scope(|scope| {
+        let mut queues: Vec<[Option<std::sync::mpsc::SyncSender<Feed>>; 2]> = Vec::new();
+        let mut workers = Vec::new();
+        for (ji, job) in jobs.iter_mut().enumerate() {
+            let mut pair = [None, None];
+            for (vi, slot) in job.enc.iter_mut().enumerate() {
+                if let Some(mut enc) = slot.take() {
+                    let (tx, rx) = std::sync::mpsc::sync_channel::<Feed>(ENCODER_QUEUE);
+                    let worker = scope.spawn(move || {
+                        for (frame, index, key) in rx {
+                            enc.encode(&frame, index, key)?;
+                        }
+                        Ok::<_, leaktrace_media::MediaError>(enc)
+                    });
+                    pair[vi] = Some(tx);
+                    workers.push((ji, vi, worker));
+                }
+            }
+            queues.push(pair);
+        }
+        let fed = feed_encoders(decoder, jobs, &queues, embedder, reference, cfg, progress);
+        drop(queues);
+        // An encoder's own error explains a queue it stopped reading: it comes first.
+        let mut failed = None;
+        for (ji, vi, worker) in workers {
+            match worker.join() {
+                Ok(Ok(enc)) => jobs[ji].enc[vi] = Some(enc),
+                Ok(Err(e)) => {
+                    failed.get_or_insert(EmbedError::from(e));
+                }
+                Err(_) => {
+                    failed.get_or_insert(EmbedError::Encoder(format!(
+                        "{}: the {} encoder's thread panicked",
+                        jobs[ji].r.name,
+                        Variant::BOTH[vi].dir()
+                    )));
+                }
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => fed,
+        }
+    })
+}
+
+/// The frame loop of [`mark_and_encode`]: each marked picture goes to its encoder's queue.
+fn feed_encoders(
+    decoder: &mut Decoder,
+    jobs: &mut [RenditionJob],
+    queues: &[[Option<std::sync::mpsc::SyncSender<Feed>>; 2]],
     embedder: &mut Embedder,
     reference: &mut ReferenceBuilder,
     cfg: &PipelineConfig,
@@ -961,9 +1046,11 @@ fn mark_and_encode(
                 y: job.buf_b.clone(),
                 ..scaled
             };
-            for (enc, f) in job.enc.iter_mut().zip([&frame_a, &frame_b]) {
-                if let Some(e) = enc.as_mut() {
-                    e.encode(f, index as i64, boundary)?;
+            for (queue, f) in queues[ji].iter().zip([frame_a, frame_b]) {
+                if let Some(q) = queue {
+                    q.send((f, index as i64, boundary)).map_err(|_| {
+                        EmbedError::Encoder(format!("{}: an encoder stopped", job.r.name))
+                    })?;
                 }
             }
         }
