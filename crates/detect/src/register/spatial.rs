@@ -752,8 +752,9 @@ pub fn refine(pairs: &[Pair<'_>], mut g: Geometry) -> (Geometry, Photometric) {
                 }
             })
             .collect();
+        let mut damping = GN_DAMPING_MIN;
         for _ in 0..8 {
-            if !gauss_newton(&views, &mut g, &mut photo, params) {
+            if !gauss_newton(&views, &mut g, &mut photo, params, &mut damping) {
                 break;
             }
         }
@@ -846,9 +847,39 @@ fn add_normal(
     }
 }
 
-/// One damped Gauss–Newton step on the first `params` parameters (the eight of the
-/// homography, then the two radial distortion terms, then the two vignetting terms of
-/// `photo`); false when it did not improve the residual.
+/// The Levenberg–Marquardt damping a stage starts from, and the largest a step tries (each
+/// trial that does not lower the loss tries again at ten times the damping; none lowering it
+/// up to the largest ends the stage).
+const GN_DAMPING_MIN: f64 = 1e-3;
+const GN_DAMPING_MAX: f64 = 1e2;
+
+/// A step that moves every corner and the centre of the reference by less than this (working
+/// pixels of the suspect), and each vignetting term by less than [`GN_VIGNETTE_SETTLED`], ends
+/// its stage: the fit has settled far below what the decisions can tell apart (they average
+/// the mark over blocks of several pixels).
+const GN_SETTLED_PX: f64 = 0.01;
+const GN_VIGNETTE_SETTLED: f64 = 1e-3;
+
+/// How far a change of placement from `a` to `b` moves the reference's corners and centre on
+/// the suspect's working grid, at most.
+fn displacement(a: &Geometry, b: &Geometry) -> f64 {
+    [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.5, 0.5)]
+        .into_iter()
+        .map(|(x, y)| {
+            let ((au, av), (bu, bv)) = (a.map(x, y), b.map(x, y));
+            (au - bu).hypot(av - bv)
+        })
+        .fold(0.0, f64::max)
+}
+
+/// One damped Gauss–Newton (Levenberg–Marquardt) step on the first `params` parameters (the
+/// eight of the homography, then the two radial distortion terms, then the two vignetting
+/// terms of `photo`); false when it did not improve the residual, or improved it so little
+/// (a relative gain under 10⁻⁶, or a step under [`GN_SETTLED_PX`]) that the stage is done.
+///
+/// `damping` carries from one step of a stage to the next: a step accepted at a damping
+/// starts the next a tenth of it (never below [`GN_DAMPING_MIN`]), so a stage whose full
+/// Gauss–Newton steps overshoot does not try them again on every step.
 ///
 /// The step is iteratively reweighted (Tukey's biweight on the residual, scale from the
 /// residuals' median absolute deviation at the start of the step and held for its trials): a
@@ -858,6 +889,7 @@ fn gauss_newton(
     g: &mut Geometry,
     photo: &mut Photometric,
     params: usize,
+    damping: &mut f64,
 ) -> bool {
     let (rw, rh) = (views[0].0.w, views[0].0.h);
     let residual = |g: &Geometry,
@@ -1064,8 +1096,8 @@ fn gauss_newton(
     if !before.is_finite() {
         return false;
     }
-    let mut lambda = 1e-3;
-    for _ in 0..6 {
+    let mut lambda = damping.clamp(GN_DAMPING_MIN, GN_DAMPING_MAX);
+    while lambda <= GN_DAMPING_MAX * 1.000_001 {
         let mut m: Vec<Vec<f64>> = (0..params)
             .map(|a| {
                 let mut row: Vec<f64> = (0..params)
@@ -1097,9 +1129,16 @@ fn gauss_newton(
         let (after, _) = residual(&c, &q, Some(scale), None);
         if after < before {
             let gain = (before - after) / before;
+            let settled = displacement(g, &c) < GN_SETTLED_PX
+                && photo
+                    .vignette
+                    .iter()
+                    .zip(&q.vignette)
+                    .all(|(a, b)| (a - b).abs() < GN_VIGNETTE_SETTLED);
             *g = c;
             *photo = q;
-            return gain > 1e-6;
+            *damping = lambda / 10.0;
+            return gain > 1e-6 && !settled;
         }
         lambda *= 10.0;
     }
