@@ -635,7 +635,18 @@ fn register_space(
             return (g, ph, f);
         }
     }
-    let (g, ph) = fitted.unwrap_or_else(|| spatial::refine(&own, start));
+    let (g, ph) = fitted.unwrap_or_else(|| spatial::refine(&own, start.clone()));
+    // Nothing registered well: the coarse grid may have chosen the wrong scale. The 4×-reduced
+    // means of a picture that is mostly smooth (a fixed camera on grass and a road) correlate
+    // almost as well at any scale, and a fit started at the wrong one stays there. The whole
+    // picture, where a copy most often puts the title, is fitted too, and the better fit kept.
+    let full = Geometry::fill(start.content, (ww, wh));
+    if full.h != start.h {
+        let (fg, fph) = spatial::refine(&own, full);
+        if fg.score > g.score {
+            return (fg, fph, overlay::Flip::None);
+        }
+    }
     (g, ph, overlay::Flip::None)
 }
 
