@@ -25,8 +25,10 @@
 //!    *mean* images, jointly over up to 24 positions (the transform is constant, so only
 //!    means are warped, never frames). A picture-in-picture window from 35 % of the width is
 //!    found anywhere in the frame by FFT correlation ([`register::window`]), and its time is
-//!    then registered again on the window alone; a poor match is tried mirrored and flipped.
-//!    Reference pixels outside the suspect's picture are masked out.
+//!    then registered again on the window alone; a poor match is tried mirrored and flipped,
+//!    and fitted from the whole picture too (on a picture whose reduced means correlate alike
+//!    at every scale the coarse search can pick the wrong one). Reference pixels outside the
+//!    suspect's picture are masked out.
 //! 4. **Photometric registration** ([`register::photometric`]): a monotone cubic from
 //!    reference luma to suspect luma (brightness, contrast, gamma), fitted on the registered
 //!    means; it maps the reference mean before subtraction and its derivative scales the
