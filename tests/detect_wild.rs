@@ -126,17 +126,18 @@ fn detect(dir: &Path, title: &str, leak: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Each position `report` decided, with its z and whether `bits` holds variant A there.
+fn decided<'a>(report: &'a Value, bits: &'a str) -> impl Iterator<Item = (f64, bool)> + 'a {
+    report["positions"].as_array().unwrap().iter().map(|pos| {
+        let p = pos["position"].as_u64().unwrap() as usize;
+        (pos["z"].as_f64().unwrap(), &bits[p..=p] == "A")
+    })
+}
+
 /// The z of every position `report` decided against the variant `bits` holds there.
 fn wrong_signs(report: &Value, bits: &str) -> Vec<f64> {
-    report["positions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|pos| {
-            let p = pos["position"].as_u64().unwrap() as usize;
-            let z = pos["z"].as_f64().unwrap();
-            ((z > 0.0) != (&bits[p..=p] == "A")).then_some(z)
-        })
+    decided(report, bits)
+        .filter_map(|(z, a)| ((z > 0.0) != a).then_some(z))
         .collect()
 }
 
@@ -352,15 +353,8 @@ fn natural_footage_with_a_logo_or_a_ticker() {
     let score = r["registration"]["details"]["registration"]["geometry"]["score"]
         .as_f64()
         .unwrap();
-    let signed: Vec<f64> = r["positions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|pos| {
-            let p = pos["position"].as_u64().unwrap() as usize;
-            let z = pos["z"].as_f64().unwrap();
-            if &bits[p..=p] == "A" { z } else { -z }
-        })
+    let signed: Vec<f64> = decided(&r, &bits)
+        .map(|(z, a)| if a { z } else { -z })
         .collect();
     let mean = signed.iter().sum::<f64>() / signed.len().max(1) as f64;
     eprintln!(
