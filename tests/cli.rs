@@ -24,6 +24,13 @@ fn embed(ws: &Path, input: &Path, out: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// [`embed`], which must succeed (its error output is the failure message otherwise).
+fn embed_ok(ws: &Path, input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let o = embed(ws, input, out, extra);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
 fn files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -196,7 +203,7 @@ fn h264_package_is_valid_for_every_external_checker() {
         format!("{}:en", en.display()),
         format!("{}:fr", fr.display()),
     );
-    let out = embed(
+    let out = embed_ok(
         ws.path(),
         &corpus("trailer_bbb_20s.mp4"),
         &pkg,
@@ -213,11 +220,6 @@ fn h264_package_is_valid_for_every_external_checker() {
             &fr,
             "--json",
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["positions"], 4); // 150 frames at 24 fps = 6.25 s
@@ -275,7 +277,7 @@ fn hevc_ten_bit_and_av1_packages_are_valid() {
         src10.to_str().unwrap(),
     ]);
     let pkg = ws.path().join("hevc");
-    let out = embed(
+    embed_ok(
         ws.path(),
         &src10,
         &pkg,
@@ -288,11 +290,6 @@ fn hevc_ten_bit_and_av1_packages_are_valid() {
             "ultrafast",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(check_rendition(&pkg.join("360p")), 2);
     let master = std::fs::read_to_string(pkg.join("master.m3u8")).unwrap();
     assert!(
@@ -302,7 +299,7 @@ fn hevc_ten_bit_and_av1_packages_are_valid() {
     check_external_validators(&pkg);
 
     let pkg = ws.path().join("av1");
-    let out = embed(
+    embed_ok(
         ws.path(),
         &corpus("trailer_bbb_20s.mp4"),
         &pkg,
@@ -316,11 +313,6 @@ fn hevc_ten_bit_and_av1_packages_are_valid() {
             "--max-frames",
             "72",
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(check_rendition(&pkg.join("240p")), 2);
     assert!(
@@ -531,8 +523,7 @@ fn the_mezzanines_text_tracks_become_subtitle_renditions() {
     ffmpeg(&a);
     let small = ["--ladder", "240p", "--preset", "ultrafast", "--json"];
     let pkg = w.join("pkg-mp4");
-    let o = embed(w, &mp4, &pkg, &small);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    embed_ok(w, &mp4, &pkg, &small);
     // Container language codes (ISO 639-2 `fra`, `eng`) become BCP 47 tags (`fr`, `en`).
     let vtt = std::fs::read_to_string(pkg.join("text-fr/subtitles.vtt")).unwrap();
     assert!(
@@ -545,8 +536,7 @@ fn the_mezzanines_text_tracks_become_subtitle_renditions() {
     let extra = format!("{}:fra", w.join("fr.srt").display());
     let mut args = small.to_vec();
     args.extend(["--subtitles", &extra]);
-    let o = embed(w, &mkv, &pkg, &args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = embed_ok(w, &mkv, &pkg, &args);
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
         summary["text_renditions"],
@@ -565,8 +555,7 @@ fn the_mezzanines_text_tracks_become_subtitle_renditions() {
     let pkg = w.join("pkg-none");
     let mut args = small.to_vec();
     args.push("--no-mezzanine-subtitles");
-    let o = embed(w, &mkv, &pkg, &args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    embed_ok(w, &mkv, &pkg, &args);
     assert!(!pkg.join("text-fr").exists());
     assert!(
         !std::fs::read_to_string(pkg.join("master.m3u8"))
@@ -650,8 +639,7 @@ fn audio_tracks_become_aac_renditions_that_ffprobe_and_the_validators_accept() {
 
     let pkg = w.join("pkg");
     let small = ["--ladder", "240p", "--preset", "ultrafast", "--json"];
-    let o = embed(w, &mkv, &pkg, &small);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = embed_ok(w, &mkv, &pkg, &small);
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let audio = summary["audio_renditions"].as_array().unwrap();
     let names: Vec<&str> = audio.iter().map(|a| a["name"].as_str().unwrap()).collect();
@@ -712,8 +700,7 @@ fn audio_tracks_become_aac_renditions_that_ffprobe_and_the_validators_accept() {
     let pkg = w.join("pkg-silent");
     let mut args = small.to_vec();
     args.push("--no-audio");
-    let o = embed(w, &mkv, &pkg, &args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    embed_ok(w, &mkv, &pkg, &args);
     assert!(!pkg.join("audio-en").exists());
     let master = std::fs::read_to_string(pkg.join("master.m3u8")).unwrap();
     assert!(!master.contains("TYPE=AUDIO") && !master.contains("mp4a"));
@@ -766,13 +753,12 @@ fn bad_audio_input_gives_one_line_and_no_output() {
     );
     // ...which --no-audio leaves out.
     let pkg = w.join("pkg-low");
-    let o = embed(
+    embed_ok(
         w,
         &low,
         &pkg,
         &["--ladder", "144p", "--preset", "ultrafast", "--no-audio"],
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // More tracks than are packaged.
     let many = w.join("many.mkv");
     let mut a: Vec<String> = video.map(String::from).to_vec();
@@ -887,14 +873,12 @@ fn encrypted_packages_decrypt_in_ffmpeg_and_shaka_packager_with_the_key_only() {
         "--json",
     ];
     let clear = w.join("clear");
-    let o = embed(w, &mezz, &clear, &base);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    embed_ok(w, &mezz, &clear, &base);
     for scheme in ["cenc", "cbcs"] {
         let pkg = w.join(scheme);
         let mut args = base.to_vec();
         args.extend(["--encrypt", scheme, "--key-file", keys.to_str().unwrap()]);
-        let o = embed(w, &mezz, &pkg, &args);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = embed_ok(w, &mezz, &pkg, &args);
         let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(summary["encryption"], scheme);
         for (dir, key) in [
@@ -1064,13 +1048,11 @@ fn bad_keys_give_one_line_and_no_output() {
         "--threads",
         "1",
     ];
-    let o = embed(w, &clip, &w.join("hevc-clear"), &hevc);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    embed_ok(w, &clip, &w.join("hevc-clear"), &hevc);
     let mut args = enc(&good);
     args.extend(hevc.map(String::from));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = embed(w, &clip, &w.join("hevc"), &refs);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    embed_ok(w, &clip, &w.join("hevc"), &refs);
     let init = w.join("hevc/240p/a/init.mp4");
     let seg = w.join("hevc/240p/a/seg_00000.m4s");
     let head = std::fs::read(&init).unwrap();
@@ -1163,7 +1145,7 @@ fn an_embed_run_twice_writes_the_same_bytes() {
     let ws = init_workdir();
     let run = |name: &str| {
         let pkg = ws.path().join(name);
-        let out = embed(
+        embed_ok(
             ws.path(),
             &corpus("bbb.mp4"),
             &pkg,
@@ -1177,11 +1159,6 @@ fn an_embed_run_twice_writes_the_same_bytes() {
                 "--threads",
                 "1",
             ],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
         );
         package_files(&pkg)
     };
