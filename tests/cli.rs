@@ -105,6 +105,14 @@ fn check_rendition(dir: &Path) -> usize {
                 track.fragments[0].starts_with_sync,
                 "{variant}/{name} starts with a keyframe"
             );
+            // The keyframe opening a closed group presents first: at the segment's decode
+            // time, where its manifest entry and the audio put it (the encoder's reordering
+            // delay is not left in the composition offsets).
+            assert_eq!(
+                track.fragments[0].first_composition_offset().unwrap(),
+                0,
+                "{variant}/{name} presents from its decode time"
+            );
             durations.push(track.fragments[0].duration);
             let joined = dir.join(format!(".probe-{variant}.mp4"));
             std::fs::write(&joined, &whole).unwrap();
@@ -1173,4 +1181,60 @@ fn an_embed_run_twice_writes_the_same_bytes() {
         .map(|(a, _)| &a.0)
         .collect();
     assert!(differ.is_empty(), "differ between two runs: {differ:?}");
+}
+
+/// An anamorphic mezzanine (a 16:9 picture stored in 720x576 pixels of 64:45, as PAL
+/// broadcast and DVD masters are) gives square-pixel renditions as wide as the picture is
+/// shown: 854x480 and 640x360, not the 600x480 and 450x360 of its stored shape, which every
+/// player would show squeezed to 5:4.
+#[test]
+fn an_anamorphic_mezzanine_gives_renditions_as_wide_as_it_is_shown() {
+    let d = init_workdir();
+    let dir = d.path();
+    let mezzanine = dir.join("pal_16x9.mp4");
+    ok(ffmpeg_command()
+        .arg("-i")
+        .arg(corpus("trailer_bbb_20s.mp4"))
+        .args([
+            "-frames:v",
+            "48",
+            "-an",
+            "-vf",
+            "scale=720:576,setsar=64/45",
+        ])
+        .args(["-c:v", "libx264", "-crf", "18", "-preset", "veryfast"])
+        .arg(&mezzanine));
+    let o = embed_ok(
+        dir,
+        &mezzanine,
+        &dir.join("pkg"),
+        &["--preset", "veryfast", "--json"],
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sizes: Vec<(u64, u64)> = summary["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["width"].as_u64().unwrap(), r["height"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(sizes, [(854, 480), (640, 360)], "{summary}");
+    for (name, w) in [("480p", "854"), ("360p", "640")] {
+        let init = dir.join("pkg").join(name).join("a/init.mp4");
+        let shown = ffprobe(
+            &[
+                "-show_entries",
+                "stream=width,sample_aspect_ratio",
+                "-of",
+                "compact=p=0:nk=1",
+            ],
+            &init,
+        );
+        // No pixel aspect written: square pixels.
+        let fields: Vec<&str> = shown.trim().split('|').collect();
+        assert_eq!(fields[0], w, "{name}: {shown}");
+        assert!(
+            matches!(fields.get(1), Some(&"N/A" | &"1:1") | None),
+            "{name}: {shown}"
+        );
+    }
 }

@@ -284,3 +284,87 @@ fn detect_accuses_at_1e6_with_60_positions() {
     assert_eq!(acc[0]["session_id"], pirate.as_str());
     assert!(acc[0]["probability"].as_f64().unwrap() <= 1e-6);
 }
+
+/// A phone's recording: landscape pictures stored with a display matrix that turns them to
+/// portrait. The package is made of the pictures as shown (portrait renditions, no display
+/// matrix left for a player to apply), and a leak recorded the same way (stored sideways,
+/// turned back by its own display matrix) is registered as it is shown and traced.
+#[test]
+fn portrait_by_display_matrix_packaged_and_traced_as_shown() {
+    let d = init_workdir();
+    let dir = d.path();
+    // 16 s of the trailer stored as 640x360 pictures with MP4's `rotate` tag: shown 360x640.
+    ok(ffmpeg_command()
+        .arg("-i")
+        .arg(corpus("trailer_bbb_20s.mp4"))
+        .args(["-t", "16", "-an", "-vf", "scale=640:360"])
+        .args(["-c:v", "libx264", "-crf", "16", "-preset", "veryfast"])
+        .arg(dir.join("stored.mp4")));
+    ok(ffmpeg_command()
+        .arg("-i")
+        .arg(dir.join("stored.mp4"))
+        .args(["-c", "copy", "-metadata:s:v:0", "rotate=90"])
+        .arg(dir.join("phone.mp4")));
+    ok(bin()
+        .current_dir(dir)
+        .arg("embed")
+        .arg(dir.join("phone.mp4"))
+        .args(["--out", "pkg", "--title", "bbb", "--ladder", "360p"])
+        .args(["--preset", "veryfast"]));
+    let init = dir.join("pkg/360p/a/init.mp4");
+    let shown = ffprobe(
+        &[
+            "-show_entries",
+            "stream=width,height:stream_side_data=rotation",
+            "-of",
+            "compact=p=0:nk=1",
+        ],
+        &init,
+    );
+    assert_eq!(
+        shown.trim(),
+        "202|360",
+        "the 360p rendition as stored: {shown}"
+    );
+
+    let sessions = issue_sessions(dir, "bbb", 20);
+    let pirate = &sessions[7];
+    let bits = assemble_rendition(dir, "bbb", "360p", pirate);
+    assert_eq!(bits.len(), 8);
+    // The leak recorded sideways: pictures turned a quarter clockwise, and the display
+    // matrix that turns them back.
+    ok(ffmpeg_command()
+        .arg("-i")
+        .arg(dir.join("session.mp4"))
+        .args(["-an", "-vf", "transpose=clock,scale=480:270"])
+        .args(["-c:v", "libx264", "-b:v", "500k", "-preset", "veryfast"])
+        .arg(dir.join("sideways.mp4")));
+    ok(ffmpeg_command()
+        .arg("-i")
+        .arg(dir.join("sideways.mp4"))
+        .args(["-c", "copy", "-metadata:s:v:0", "rotate=90"])
+        .arg(dir.join("leak.mp4")));
+    let (v, out) = detect(dir, &dir.join("leak.mp4"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reg = &v["registration"]["details"]["registration"];
+    eprintln!("pirate bits {bits}; registration {reg}");
+    assert_eq!(reg["suspect_size"], serde_json::json!([270, 480]), "{reg}");
+    assert_eq!(
+        reg["suspect_turned"], "a quarter turn counter-clockwise",
+        "{reg}"
+    );
+    for (p, pos) in v["positions"].as_array().unwrap().iter().enumerate() {
+        let z = pos["z"].as_f64().unwrap();
+        let want = if &bits[p..=p] == "A" { 1.0 } else { -1.0 };
+        assert!(
+            z * want > 3.0,
+            "position {p}: z {z}, served {}",
+            &bits[p..=p]
+        );
+    }
+    assert_best_scored(&v, pirate, "a leak stored sideways");
+}

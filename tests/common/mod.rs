@@ -86,12 +86,17 @@ pub fn assemble(dir: &Path, session: &str) -> String {
 
 /// [`assemble`] for title `title` (package `dir/pkg`, rendition 360p).
 pub fn assemble_title(dir: &Path, title: &str, session: &str) -> String {
+    assemble_rendition(dir, title, "360p", session)
+}
+
+/// [`assemble`] for title `title` and rendition `rendition` of the package `dir/pkg`.
+pub fn assemble_rendition(dir: &Path, title: &str, rendition: &str, session: &str) -> String {
     use leaktrace_core::{KeyVersion, MasterKey, SessionId, TitleId, Variant};
     let key_hex = std::fs::read_to_string(dir.join("master.key")).unwrap();
     let key = MasterKey::from_hex(key_hex.trim(), KeyVersion::new(1)).unwrap();
     let book = key.codebook(&TitleId::new(title).unwrap());
     let sid = SessionId::new(session.to_owned()).unwrap();
-    let rend = dir.join("pkg/360p");
+    let rend = dir.join("pkg").join(rendition);
     let mut stream = std::fs::read(rend.join("a/init.mp4")).unwrap();
     let mut bits = String::new();
     for p in 0u32.. {

@@ -155,6 +155,7 @@ pub fn decide_frames(
             geometry,
             photometric,
             suspect_size: [frames.source_size.0, frames.source_size.1],
+            suspect_turned: crate::turned(frames.turned),
             suspect_fps: frames.fps,
             frames_used: mapped.used,
             frames_at_boundaries: mapped.boundary,

@@ -9,7 +9,7 @@
 //! memory stays bounded whatever the length of the suspect.
 
 use crate::DetectError;
-use leaktrace_media::{Decoder, Luma, LumaError};
+use leaktrace_media::{Decoder, Luma, LumaError, Orientation};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -24,8 +24,10 @@ pub const WORK_WIDTH: usize = 256;
 pub struct SuspectFrames {
     /// Working grid `(w, h)`.
     pub size: (usize, usize),
-    /// Decoded picture size.
+    /// Decoded picture size, as displayed.
     pub source_size: (usize, usize),
+    /// How the stream's display matrix turns its pictures (the decoder turns them).
+    pub turned: Orientation,
     /// Presentation time of each frame in seconds, from the first frame.
     pub times: Vec<f64>,
     /// Global mean luma of each frame (8-bit scale).
@@ -94,6 +96,7 @@ impl SuspectFrames {
         Self {
             size: (ww, wh),
             source_size: (w, h),
+            turned: dec.orientation(),
             times: Vec::new(),
             means: Vec::new(),
             central: Vec::new(),
@@ -210,6 +213,7 @@ impl SuspectFrames {
         let mut out = Self {
             size: first.size,
             source_size: first.source_size,
+            turned: first.turned,
             times: first.times.clone(),
             means: Vec::with_capacity(pick.len()),
             central: Vec::with_capacity(pick.len()),

@@ -277,8 +277,12 @@ pub struct Registration {
     pub geometry: Geometry,
     /// Reference luma → suspect luma.
     pub photometric: Photometric,
-    /// Decoded picture size of the suspect.
+    /// Decoded picture size of the suspect, as displayed.
     pub suspect_size: [usize; 2],
+    /// How the suspect's display matrix turns its pictures (a phone's recording stored
+    /// sideways), when it does: the pictures are registered as displayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspect_turned: Option<&'static str>,
     /// Nominal frame rate of the suspect.
     pub suspect_fps: f64,
     /// Suspect frames averaged into positions.
@@ -308,6 +312,11 @@ pub struct Decisions {
     pub positions: Vec<PositionDecision>,
     /// Registration details.
     pub registration: Registration,
+}
+
+/// [`Registration::suspect_turned`] of a suspect whose pictures `orientation` turns.
+pub(crate) fn turned(orientation: leaktrace_media::Orientation) -> Option<&'static str> {
+    (!orientation.is_upright()).then(|| orientation.describe())
 }
 
 /// The `i`-th decoy key: a pattern key that was never used for embedding.

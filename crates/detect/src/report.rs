@@ -333,11 +333,16 @@ fn registration_lines(v: &serde_json::Value) -> Option<Vec<(&'static str, String
     let (w, h) = pair(v, "suspect_size")?;
     let g = v.get("geometry")?;
     let (k1, k2) = pair(g, "radial")?;
+    let turned = v
+        .get("suspect_turned")
+        .and_then(serde_json::Value::as_str)
+        .map(|t| format!(" as shown (display matrix: {t})"))
+        .unwrap_or_default();
     out.push((
         "geometry",
         format!(
-            "suspect {w}x{h} at {:.3} fps; {:.1} % of the reference picture visible; fit \
-             correlation {:.3}{}",
+            "suspect {w}x{h}{turned} at {:.3} fps; {:.1} % of the reference picture visible; \
+             fit correlation {:.3}{}",
             num(v, "suspect_fps")?,
             100.0 * num(g, "visible")?,
             num(g, "score")?,

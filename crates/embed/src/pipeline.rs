@@ -437,9 +437,13 @@ impl PipelineConfig {
         let decoder = Decoder::open(input)?;
         let (sw, sh) = decoder.size();
         crate::plane::check_geometry(sw, sh)?;
+        // Renditions have square pixels: their widths follow the picture as shown (an
+        // anamorphic source's pixel aspect applied).
+        let dw = decoder.display_width();
+        crate::plane::check_geometry(dw, sh)?;
         let ladder = match &self.ladder {
-            Some(spec) => Ladder::parse(spec, sw, sh)?,
-            None => Ladder::default_for(sw, sh),
+            Some(spec) => Ladder::parse(spec, dw, sh)?,
+            None => Ladder::default_for(dw, sh),
         };
         Ok((decoder, ladder))
     }

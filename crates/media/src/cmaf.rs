@@ -648,6 +648,66 @@ impl Fragment {
         self.decode_time = decode_time;
         Ok(())
     }
+
+    /// Where the composition offsets of the fragment's `trun` boxes are: for each `trun`
+    /// with per-sample offsets, the position of its version byte, and of each sample's
+    /// offset.
+    fn composition_offsets(&self) -> Result<Vec<(usize, Vec<usize>)>, MediaError> {
+        let buf = &self.bytes;
+        let moof = boxes(buf, 0, buf.len())?
+            .into_iter()
+            .find(|b| &b.kind == b"moof")
+            .ok_or_else(|| bad("fragment without moof"))?;
+        let traf = path(buf, &moof, &[b"traf"])?;
+        let mut out = Vec::new();
+        for trun in boxes(buf, traf.payload, traf.end)?
+            .into_iter()
+            .filter(|b| &b.kind == b"trun")
+        {
+            let flags = be_u32(buf, trun.payload)? & 0x00FF_FFFF;
+            if flags & 0x800 == 0 {
+                continue;
+            }
+            let count = be_u32(buf, trun.payload + 4)? as usize;
+            let mut at = trun.payload + 8;
+            if flags & 0x001 != 0 {
+                at += 4;
+            }
+            if flags & 0x004 != 0 {
+                at += 4;
+            }
+            let per = [0x100u32, 0x200, 0x400, 0x800]
+                .iter()
+                .filter(|&&f| flags & f != 0)
+                .count()
+                * 4;
+            if count.saturating_mul(per) > trun.end.saturating_sub(at) {
+                return Err(bad("trun sample table past the end of its box"));
+            }
+            // The offset is the last of the per-sample fields.
+            let sample_offsets = (0..count).map(|s| at + s * per + per - 4).collect();
+            out.push((trun.payload, sample_offsets));
+        }
+        Ok(out)
+    }
+
+    /// The composition offset of the fragment's first sample (its presentation time less its
+    /// decode time), in the track timescale; 0 when the fragment gives none.
+    pub fn first_composition_offset(&self) -> Result<i64, MediaError> {
+        let truns = self.composition_offsets()?;
+        let Some((version_at, offsets)) = truns.first() else {
+            return Ok(0);
+        };
+        let Some(&at) = offsets.first() else {
+            return Ok(0);
+        };
+        let raw = be_u32(&self.bytes, at)?;
+        Ok(if self.bytes.get(*version_at) == Some(&0) {
+            i64::from(raw)
+        } else {
+            i64::from(raw as i32)
+        })
+    }
 }
 
 /// One sample of a fragment to be written by [`fragment`].
@@ -841,6 +901,39 @@ mod tests {
         let offset = be_u32(&f.bytes, trun.payload + 8).unwrap() as usize;
         assert_eq!(f.bytes[offset], 1);
         assert!(fragment(1, 1, 0, &samples, &[1, 2]).is_err());
+    }
+
+    #[test]
+    fn the_first_composition_offset_reads_both_trun_versions() {
+        // Pictures as x264 orders them with B-frames (I P B B), written the way FFmpeg's CMAF
+        // muxer writes them (version 1, the keyframe at offset 0, signed offsets after it)
+        // and the way a plain MP4 muxer would (version 0, everything two frames late).
+        let sample = |flags, composition_offset| SampleInfo {
+            duration: 1000,
+            size: 1,
+            flags,
+            composition_offset,
+        };
+        let cmaf = [
+            sample(SYNC_SAMPLE, 0),
+            sample(0x0101_0000, 2000),
+            sample(0x0101_0000, -1000),
+            sample(0x0101_0000, -1000),
+        ];
+        let f = fragment(1, 1, 0, &cmaf, &[1, 2, 3, 4]).unwrap();
+        assert_eq!(f.first_composition_offset().unwrap(), 0);
+        let late = cmaf.map(|s| SampleInfo {
+            composition_offset: s.composition_offset + 2000,
+            ..s
+        });
+        let mut f = fragment(1, 1, 0, &late, &[1, 2, 3, 4]).unwrap();
+        let (version_at, _) = f.composition_offsets().unwrap().remove(0);
+        f.bytes[version_at] = 0;
+        assert_eq!(f.first_composition_offset().unwrap(), 2000);
+        // Audio: no offsets at all.
+        let audio = fragment(1, 1, 0, &[sample(SYNC_SAMPLE, 0)], &[9]).unwrap();
+        assert_eq!(audio.first_composition_offset().unwrap(), 0);
+        assert!(audio.composition_offsets().unwrap().is_empty());
     }
 
     #[test]

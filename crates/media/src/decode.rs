@@ -1,7 +1,9 @@
 //! Decoding to 4:2:0 planes.
 
 use crate::probe::{bit_depth, check_file, declared_duration, frame_rate, open_input_with};
-use crate::{LimitKind, Limits, MediaError, Overrun, PixelLayout, Rational, VideoFrame, ff};
+use crate::{
+    LimitKind, Limits, MediaError, Orientation, Overrun, PixelLayout, Rational, VideoFrame, ff,
+};
 use ffmpeg_next as ffm;
 use std::path::{Path, PathBuf};
 
@@ -39,6 +41,10 @@ pub struct Decoder {
     growing: bool,
     /// The audio stream decoded beside the video ([`Decoder::enable_audio`]).
     audio: Option<crate::live_audio::AudioTap>,
+    /// How the stream's display matrix turns its pictures; frames and luma come out turned.
+    orientation: Orientation,
+    /// The shape of a pixel as shown, after the turn ([`Decoder::pixel_aspect`]).
+    pixel_aspect: Rational,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -148,6 +154,7 @@ impl Decoder {
             .best(ffm::media::Type::Video)
             .ok_or_else(|| MediaError::NoVideo(path.into()))?;
         let stream_index = stream.index();
+        let orientation = crate::orient::of_stream(&stream);
         let tb = stream.time_base();
         let time_base = (tb.numerator() > 0 && tb.denominator() > 0)
             .then(|| (tb.numerator(), tb.denominator()));
@@ -203,6 +210,7 @@ impl Decoder {
                 )));
             }
         };
+        let pixel_aspect = shown_pixel_aspect(decoder.aspect_ratio(), orientation);
         if decoder.width() < 2 || decoder.height() < 2 {
             return Err(MediaError::NotMedia {
                 path: path.into(),
@@ -231,6 +239,8 @@ impl Decoder {
             stopped: None,
             growing,
             audio: None,
+            orientation,
+            pixel_aspect,
         })
     }
 
@@ -249,12 +259,40 @@ impl Decoder {
         self.frame_rate
     }
 
-    /// Luma width and height.
+    /// Luma width and height as displayed: turned by the stream's display matrix (a phone's
+    /// portrait recording stored as landscape pictures is as tall as it is shown).
     pub fn size(&self) -> (usize, usize) {
-        (
+        self.orientation.display_size(
             self.decoder.width() as usize,
             self.decoder.height() as usize,
         )
+    }
+
+    /// The shape of a pixel as shown: the stream's sample aspect ratio (a pixel's width over
+    /// its height; 64:45 for a 16:9 picture stored in 720x576), turned with the pictures.
+    /// 1:1 when the stream declares none, or one outside 1:4 to 4:1 (no real format has one;
+    /// a hostile file must not make a ladder four times wider than its pictures).
+    pub fn pixel_aspect(&self) -> Rational {
+        self.pixel_aspect
+    }
+
+    /// The width the pictures are shown at for their height: [`Decoder::size`]'s width times
+    /// [`Decoder::pixel_aspect`], rounded (an anamorphic 720x576 16:9 picture is shown 1024
+    /// wide). Equal to the width for square pixels.
+    pub fn display_width(&self) -> usize {
+        let (w, _) = self.size();
+        let Rational { num, den } = self.pixel_aspect;
+        if num == den {
+            return w;
+        }
+        ((w as f64 * f64::from(num) / f64::from(den)).round() as usize).max(1)
+    }
+
+    /// How the stream's display matrix turns its pictures. Every frame and luma this decoder
+    /// gives is already turned: [`Orientation::UPRIGHT`] unless the stream asks for a right
+    /// angle or a mirror.
+    pub fn orientation(&self) -> Orientation {
+        self.orientation
     }
 
     /// Frame count declared by the container (0 when unknown).
@@ -340,33 +378,35 @@ impl Decoder {
     }
 
     fn luma(&mut self, width: usize, height: usize) -> Result<Option<Vec<u16>>, MediaError> {
+        let orientation = self.orientation;
+        let (sw, sh) = orientation.display_size(width, height);
         match self.pending_luma(width, height)? {
             None => Ok(None),
             Some(Pending::Luma(luma, _)) => Ok(Some(luma)),
             Some(Pending::Plane(decoded, depth, _)) => {
-                match self
-                    .area
-                    .shrink(&LumaPlane::of(&decoded, depth), width, height)
-                {
-                    Some(luma) => Ok(Some(luma)),
+                let stored = match self.area.shrink(&LumaPlane::of(&decoded, depth), sw, sh) {
+                    Some(luma) => luma,
                     None => {
-                        let (w, h) = (luma_dim(width)?, luma_dim(height)?);
-                        self.swscale_luma(&decoded, w, h).map(Some)
+                        let (w, h) = (luma_dim(sw)?, luma_dim(sh)?);
+                        self.swscale_luma(&decoded, w, h)?
                     }
-                }
+                };
+                Ok(Some(orientation.turn(stored, sw, sh)))
             }
         }
     }
 
-    /// The next frame, admitted under the limits, with the luma size asked of it checked: its
-    /// decoded picture when its luma plane can be area-averaged as it is ([`AreaShrinker`]:
-    /// plain planar limited-range YUV), otherwise its luma through swscale.
+    /// The next frame, admitted under the limits, with the luma size asked of it (as
+    /// displayed) checked: its decoded picture when its luma plane can be area-averaged as it
+    /// is ([`AreaShrinker`]: plain planar limited-range YUV; the average is then made at the
+    /// stored size and turned), otherwise its luma through swscale, already turned.
     fn pending_luma(&mut self, width: usize, height: usize) -> Result<Option<Pending>, MediaError> {
         let Some(decoded) = self.next_decoded()? else {
             return Ok(None);
         };
         let index = self.admit(&decoded)?;
-        let (w, h) = (luma_dim(width)?, luma_dim(height)?);
+        let (sw, sh) = self.orientation.display_size(width, height);
+        let (w, h) = (luma_dim(sw)?, luma_dim(sh)?);
         self.limits.check_picture(
             &self.path,
             || format!("the luma asked of frame {index}"),
@@ -375,11 +415,12 @@ impl Decoder {
         )?;
         let time = self.last_time;
         if let Some(depth) = plain_luma_depth(decoded.format())
-            && AreaShrinker::accepts(&LumaPlane::of(&decoded, depth), width, height)
+            && AreaShrinker::accepts(&LumaPlane::of(&decoded, depth), sw, sh)
         {
             return Ok(Some(Pending::Plane(decoded, depth, time)));
         }
         let luma = self.swscale_luma(&decoded, w, h)?;
+        let luma = self.orientation.turn(luma, sw, sh);
         Ok(Some(Pending::Luma(luma, time)))
     }
 
@@ -407,8 +448,9 @@ impl Decoder {
     {
         self.still_running().map_err(LumaError::Decoder)?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Pending>(LUMA_QUEUE);
+        let orientation = self.orientation;
         std::thread::scope(|scope| {
-            let worker = scope.spawn(move || average_each(rx, width, height, f));
+            let worker = scope.spawn(move || average_each(rx, (width, height), orientation, f));
             let mut sent = 0;
             let mut decoded = Ok(());
             while sent < max {
@@ -666,7 +708,7 @@ impl Decoder {
         let index = self.admit(f)?;
         let target = self.layout.ff();
         if f.format() == target {
-            return Ok(VideoFrame::from_ff(f, self.layout, index));
+            return Ok(VideoFrame::from_ff(f, self.layout, index).turned(self.orientation));
         }
         let needs_new = match &self.converter {
             Some(c) => {
@@ -696,7 +738,22 @@ impl Decoder {
             c.run(f, &mut out)
                 .map_err(ff("converting the pixel format"))?;
         }
-        Ok(VideoFrame::from_ff(&out, self.layout, index))
+        Ok(VideoFrame::from_ff(&out, self.layout, index).turned(self.orientation))
+    }
+}
+
+/// The pixel aspect a stream declares (`sar`, FFmpeg's sample aspect ratio), as shown after
+/// `orientation`: 1:1 when it declares none or one outside 1:4 to 4:1.
+fn shown_pixel_aspect(sar: ffm::Rational, orientation: Orientation) -> Rational {
+    let (num, den) = (sar.numerator(), sar.denominator());
+    let plausible = num > 0 && den > 0 && {
+        let r = f64::from(num) / f64::from(den);
+        (0.25..=4.0).contains(&r)
+    };
+    match (plausible, orientation.swaps_axes()) {
+        (false, _) => Rational::new(1, 1),
+        (true, false) => Rational::new(num, den),
+        (true, true) => Rational::new(den, num),
     }
 }
 
@@ -730,14 +787,16 @@ enum Pending {
     Luma(Vec<u16>, Option<f64>),
 }
 
-/// The averaging side of [`Decoder::for_each_luma`]: every pending frame averaged and given to
-/// `f`, in order, until the queue closes or `f` fails.
+/// The averaging side of [`Decoder::for_each_luma`]: every pending frame averaged to the
+/// displayed `width × height`, turned by `orientation`, and given to `f`, in order, until the
+/// queue closes or `f` fails.
 fn average_each<E>(
     rx: std::sync::mpsc::Receiver<Pending>,
-    width: usize,
-    height: usize,
+    (width, height): (usize, usize),
+    orientation: Orientation,
     mut f: impl FnMut(Luma) -> Result<(), E>,
 ) -> Result<(), LumaError<E>> {
+    let (width, height) = orientation.display_size(width, height);
     let mut area = AreaShrinker::default();
     for pending in rx {
         let (samples, time) = match pending {
@@ -751,7 +810,7 @@ fn average_each<E>(
                         plane.width, plane.height
                     )))
                 })?;
-                (samples, time)
+                (orientation.turn(samples, width, height), time)
             }
         };
         f(Luma { samples, time }).map_err(LumaError::Consumer)?;

@@ -137,6 +137,29 @@ impl VideoFrame {
         }
     }
 
+    /// The frame as `orientation` shows it: each plane turned (a quarter turn swaps width and
+    /// height, and the chroma planes' with them).
+    pub(crate) fn turned(self, orientation: crate::Orientation) -> Self {
+        if orientation.is_upright() {
+            return self;
+        }
+        let (cw, ch) = (self.chroma_width(), self.chroma_height());
+        let turn = |samples: &Samples, w: usize, h: usize| match samples {
+            Samples::U8(v) => Samples::U8(orientation.apply(v, w, h)),
+            Samples::U16(v) => Samples::U16(orientation.apply(v, w, h)),
+        };
+        let (width, height) = orientation.display_size(self.width, self.height);
+        VideoFrame {
+            index: self.index,
+            width,
+            height,
+            layout: self.layout,
+            y: turn(&self.y, self.width, self.height),
+            u: turn(&self.u, cw, ch),
+            v: turn(&self.v, cw, ch),
+        }
+    }
+
     /// Copies the planes into an FFmpeg frame of the same layout and size.
     pub(crate) fn to_ff(&self) -> ffmpeg_next::frame::Video {
         let mut f =

@@ -6,7 +6,10 @@
 //! what is decoded.
 //!
 //! - [`probe`]: what a file is (codec, size, frame rate, duration, pixel format).
-//! - [`Decoder`]: decode the best video stream into [`VideoFrame`]s in 8-bit or 10-bit 4:2:0.
+//! - [`Decoder`]: decode the best video stream into [`VideoFrame`]s in 8-bit or 10-bit 4:2:0,
+//!   turned as the stream's display matrix asks ([`Orientation`]: a phone's portrait
+//!   recording comes out portrait, as players show it), with the stream's pixel aspect
+//!   ([`Decoder::display_width`]: how wide an anamorphic picture is shown).
 //! - [`Limits`]: what a hostile input may make the decoder do (picture width, height and
 //!   pixel count, frame count, duration), checked against what the file declares on open and
 //!   against every decoded frame; going over one is [`MediaError::TooLarge`], naming the limit.
@@ -52,6 +55,7 @@ mod encode;
 mod frame;
 mod limits;
 pub mod live_audio;
+mod orient;
 mod probe;
 mod scale;
 pub mod text;
@@ -60,6 +64,7 @@ pub use decode::{Decoder, LIVE_PROTOCOLS, Luma, LumaError};
 pub use encode::{Codec, EncodeStats, Encoder, EncoderConfig, TRACK_TIMESCALE};
 pub use frame::{PixelLayout, Samples, VideoFrame};
 pub use limits::{LimitKind, Limits};
+pub use orient::Orientation;
 pub use probe::{MediaInfo, Rational, probe, probe_with_limits};
 pub use scale::Scaler;
 

@@ -50,9 +50,10 @@ pub struct MediaInfo {
     pub container: String,
     /// Video codec name, e.g. `h264`.
     pub codec: String,
-    /// Luma width.
+    /// Luma width as displayed (turned by the stream's display matrix, as [`crate::Decoder`]
+    /// turns its frames).
     pub width: usize,
-    /// Luma height.
+    /// Luma height as displayed.
     pub height: usize,
     /// FFmpeg pixel format name, e.g. `yuv420p`.
     pub pixel_format: String,
@@ -241,12 +242,14 @@ pub fn probe_with_limits(path: &Path, limits: Limits) -> Result<MediaInfo, Media
     )?;
     let pix = video.format();
     let fr = frame_rate(&stream).ok_or_else(|| MediaError::FrameRate(path.into()))?;
+    let (width, height) = crate::orient::of_stream(&stream)
+        .display_size(video.width() as usize, video.height() as usize);
     Ok(MediaInfo {
         path: path.into(),
         container: input.format().name().to_string(),
         codec,
-        width: video.width() as usize,
-        height: video.height() as usize,
+        width,
+        height,
         pixel_format: pix
             .descriptor()
             .map(|d| d.name().to_string())
