@@ -1238,3 +1238,108 @@ fn an_anamorphic_mezzanine_gives_renditions_as_wide_as_it_is_shown() {
         );
     }
 }
+
+/// An HDR10 master (BT.2020 primaries, the PQ transfer, 10-bit) stays HDR: every rendition's
+/// stream declares its colour description (as ffprobe reads it from the init segment), the
+/// HLS variants say `VIDEO-RANGE=PQ` and the DASH video adaptation set carries the CICP
+/// properties, and both manifests still pass the validators. An untagged source adds none.
+#[test]
+fn an_hdr_master_stays_hdr_in_every_rendition() {
+    let d = init_workdir();
+    let dir = d.path();
+    let master = dir.join("hdr10.mp4");
+    ok(ffmpeg_command()
+        .arg("-i")
+        .arg(corpus("trailer_bbb_20s.mp4"))
+        .args(["-frames:v", "48", "-an", "-vf", "scale=640:360"])
+        .args([
+            "-pix_fmt",
+            "yuv420p10le",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+        ])
+        .args([
+            "-x265-params",
+            "log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc",
+        ])
+        .args(["-color_primaries", "bt2020", "-color_trc", "smpte2084"])
+        .args(["-colorspace", "bt2020nc"])
+        .arg(&master));
+    let pkg = dir.join("pkg");
+    embed_ok(
+        dir,
+        &master,
+        &pkg,
+        &[
+            "--codec",
+            "hevc",
+            "--ladder",
+            "360p,240p",
+            "--preset",
+            "ultrafast",
+        ],
+    );
+    let colour = |init: &Path| {
+        ffprobe(
+            &[
+                "-show_entries",
+                "stream=color_primaries,color_transfer,color_space",
+                "-of",
+                "compact=p=0:nk=1",
+            ],
+            init,
+        )
+    };
+    for r in ["360p", "240p"] {
+        for v in ["a", "b"] {
+            let init = pkg.join(r).join(v).join("init.mp4");
+            assert_eq!(colour(&init).trim(), "bt2020nc|smpte2084|bt2020", "{r}/{v}");
+        }
+    }
+    let hls = std::fs::read_to_string(pkg.join("master.m3u8")).unwrap();
+    assert_eq!(hls.matches("VIDEO-RANGE=PQ").count(), 2, "{hls}");
+    let mpd = std::fs::read_to_string(pkg.join("manifest.mpd")).unwrap();
+    for (scheme, value) in [
+        ("ColourPrimaries", 9),
+        ("TransferCharacteristics", 16),
+        ("MatrixCoefficients", 9),
+    ] {
+        let want = format!(
+            "<SupplementalProperty schemeIdUri=\"urn:mpeg:mpegB:cicp:{scheme}\" value=\"{value}\"/>"
+        );
+        assert!(mpd.contains(&want), "{want} in {mpd}");
+    }
+    check_external_validators(&pkg);
+
+    // An untagged source: no description invented.
+    let sdr = dir.join("sdr");
+    embed_ok(
+        dir,
+        &corpus("trailer_bbb_20s.mp4"),
+        &sdr,
+        &[
+            "--ladder",
+            "240p",
+            "--preset",
+            "ultrafast",
+            "--max-frames",
+            "48",
+        ],
+    );
+    assert_eq!(
+        colour(&sdr.join("240p/a/init.mp4")).trim(),
+        "unknown|unknown|unknown"
+    );
+    assert!(
+        !std::fs::read_to_string(sdr.join("master.m3u8"))
+            .unwrap()
+            .contains("VIDEO-RANGE")
+    );
+    assert!(
+        !std::fs::read_to_string(sdr.join("manifest.mpd"))
+            .unwrap()
+            .contains("cicp")
+    );
+}

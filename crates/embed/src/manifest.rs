@@ -21,6 +21,9 @@ pub struct RenditionManifest {
     pub height: usize,
     /// RFC 6381 codec string.
     pub codec: String,
+    /// The colour description its stream declares: the HLS `VIDEO-RANGE` and the DASH
+    /// colour properties come from it.
+    pub colour: leaktrace_media::Colour,
     /// Peak segment bitrate over both variants, bit/s.
     pub peak_bps: u64,
     /// Average bitrate over the larger variant, bit/s.
@@ -312,6 +315,13 @@ pub fn hls_master(
             }),
             frame_rate: Some((frame_rate * 1000.0).round() / 1000.0),
             subtitles: (!texts.is_empty()).then(|| SUBTITLE_GROUP.to_owned()),
+            // PQ or HLG: an SDR-only player leaves the variant out. Absent means SDR.
+            other_attributes: r.colour.video_range().map(|range| {
+                std::collections::HashMap::from([(
+                    "VIDEO-RANGE".to_owned(),
+                    m3u8_rs::QuotedOrUnquoted::Unquoted(range.to_owned()),
+                )])
+            }),
             ..Default::default()
         })
         .collect();
@@ -451,6 +461,9 @@ pub fn dash_mpd(
                         if let Some(d) = drm {
                             content_protection(w, d, &d.video_kid)?;
                         }
+                        if let Some(r) = rs.first() {
+                            colour_properties(w, &r.colour)?;
+                        }
                         for r in rs {
                             let bw = r.peak_bps.to_string();
                             let (wd, ht) = (r.width.to_string(), r.height.to_string());
@@ -542,6 +555,31 @@ pub fn dash_mpd(
 
 /// The `ContentProtection` descriptors of an adaptation set: the scheme with its default key
 /// ID, then one per DRM system with its `pssh` box.
+/// The video's colour description as DASH-IF's CICP properties (primaries, transfer,
+/// matrix), each when declared: how a DASH player tells an HDR10 or HLG adaptation set.
+fn colour_properties<W: std::io::Write>(
+    w: &mut Writer<W>,
+    colour: &leaktrace_media::Colour,
+) -> std::io::Result<()> {
+    for (scheme, code) in [
+        ("urn:mpeg:mpegB:cicp:ColourPrimaries", colour.primaries),
+        (
+            "urn:mpeg:mpegB:cicp:TransferCharacteristics",
+            colour.transfer,
+        ),
+        ("urn:mpeg:mpegB:cicp:MatrixCoefficients", colour.matrix),
+    ] {
+        if code != leaktrace_media::Colour::UNSPECIFIED.primaries {
+            let value = code.to_string();
+            w.create_element("SupplementalProperty")
+                .with_attribute(("schemeIdUri", scheme))
+                .with_attribute(("value", value.as_str()))
+                .write_empty()?;
+        }
+    }
+    Ok(())
+}
+
 fn content_protection<W: std::io::Write>(
     w: &mut Writer<W>,
     drm: &DrmSignal,
@@ -626,6 +664,7 @@ mod tests {
             width: 1280,
             height: 720,
             codec: "avc1.64001f".into(),
+            colour: Default::default(),
             peak_bps: 3_000_000,
             average_bps: 2_000_000,
             durations: vec![180000, 180000, 180000, 90000],

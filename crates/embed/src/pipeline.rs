@@ -407,11 +407,12 @@ impl PipelineConfig {
         }
     }
 
-    /// The encoder settings of one rendition (identical for A, B and the plain baseline).
+    /// The encoder settings of one rendition (identical for A, B and the plain baseline), with
+    /// the source's colour description.
     fn encoder_config(
         &self,
         r: &Rendition,
-        layout: PixelLayout,
+        (layout, colour): (PixelLayout, leaktrace_media::Colour),
         fr: leaktrace_media::Rational,
     ) -> EncoderConfig {
         EncoderConfig {
@@ -429,6 +430,7 @@ impl PipelineConfig {
             threads: self.threads,
             max_kbps: r.max_kbps,
             part_frames: None,
+            colour,
         }
     }
 
@@ -565,6 +567,8 @@ pub struct EmbedSummary {
 
 struct RenditionJob {
     r: Rendition,
+    /// The colour description its encoders write (the source's).
+    colour: leaktrace_media::Colour,
     scaler: Option<Scaler>,
     enc: [Option<Encoder>; 2],
     frag: [PathBuf; 2],
@@ -852,7 +856,7 @@ fn open_renditions(
     for r in ladder.renditions() {
         let dir = staging.join(&r.name);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let mut ecfg = cfg.encoder_config(r, layout, fr);
+        let mut ecfg = cfg.encoder_config(r, (layout, decoder.colour()), fr);
         ecfg.threads = encoder_threads(cfg, 2 * ladder.renditions().len());
         let frag = [dir.join(".a.frag.mp4"), dir.join(".b.frag.mp4")];
         let enc = [
@@ -873,6 +877,7 @@ fn open_renditions(
         };
         jobs.push(RenditionJob {
             r: r.clone(),
+            colour: ecfg.colour,
             scaler,
             enc,
             frag,
@@ -1194,6 +1199,7 @@ fn package_rendition(
         width: job.r.width,
         height: job.r.height,
         codec: a.codec.clone(),
+        colour: job.colour,
         peak_bps: peak,
         average_bps: average,
         durations: durations.clone(),
@@ -1273,7 +1279,7 @@ pub fn encode_plain(
     let mut files = Vec::new();
     for r in ladder.renditions() {
         let path = dir.join(format!("{}.mp4", r.name));
-        let ecfg = cfg.encoder_config(r, layout, fr);
+        let ecfg = cfg.encoder_config(r, (layout, decoder.colour()), fr);
         let scaler = scaler_for(r, (sw, sh), layout)?;
         jobs.push((Encoder::create(&path, &ecfg)?, scaler));
         files.push(path);

@@ -45,6 +45,8 @@ pub struct Decoder {
     orientation: Orientation,
     /// The shape of a pixel as shown, after the turn ([`Decoder::pixel_aspect`]).
     pixel_aspect: Rational,
+    /// The colour description the stream declares ([`Decoder::colour`]).
+    colour: crate::Colour,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -211,6 +213,7 @@ impl Decoder {
             }
         };
         let pixel_aspect = shown_pixel_aspect(decoder.aspect_ratio(), orientation);
+        let colour = crate::Colour::of_decoder(&decoder);
         if decoder.width() < 2 || decoder.height() < 2 {
             return Err(MediaError::NotMedia {
                 path: path.into(),
@@ -241,6 +244,7 @@ impl Decoder {
             audio: None,
             orientation,
             pixel_aspect,
+            colour,
         })
     }
 
@@ -286,6 +290,12 @@ impl Decoder {
             return w;
         }
         ((w as f64 * f64::from(num) / f64::from(den)).round() as usize).max(1)
+    }
+
+    /// The colour description the stream declares (primaries, transfer, matrix, range):
+    /// [`crate::Colour::UNSPECIFIED`] when it declares none.
+    pub fn colour(&self) -> crate::Colour {
+        self.colour
     }
 
     /// How the stream's display matrix turns its pictures. Every frame and luma this decoder

@@ -91,6 +91,9 @@ pub struct EncoderConfig {
     /// Also cut a fragment every this many frames after each keyframe: CMAF chunks, the parts
     /// of a low-latency live segment. `None`: one fragment per keyframe.
     pub part_frames: Option<u32>,
+    /// The colour description written into the stream (the source's, so that an HDR master
+    /// stays HDR); [`crate::Colour::UNSPECIFIED`] writes none.
+    pub colour: crate::Colour,
 }
 
 /// What an encoder wrote.
@@ -198,6 +201,7 @@ impl Encoder {
         video.set_width(cfg.width as u32);
         video.set_height(cfg.height as u32);
         video.set_format(cfg.layout.ff());
+        cfg.colour.apply(&mut video);
         video.set_time_base(enc_tb);
         video.set_frame_rate(Some(cfg.frame_rate.ff()));
         let gop = cfg.max_segment_frames.max(1);

@@ -9,7 +9,8 @@
 //! - [`Decoder`]: decode the best video stream into [`VideoFrame`]s in 8-bit or 10-bit 4:2:0,
 //!   turned as the stream's display matrix asks ([`Orientation`]: a phone's portrait
 //!   recording comes out portrait, as players show it), with the stream's pixel aspect
-//!   ([`Decoder::display_width`]: how wide an anamorphic picture is shown).
+//!   ([`Decoder::display_width`]: how wide an anamorphic picture is shown) and its colour
+//!   description ([`Colour`]: an HDR master's BT.2020 and PQ, written into every encode).
 //! - [`Limits`]: what a hostile input may make the decoder do (picture width, height and
 //!   pixel count, frame count, duration), checked against what the file declares on open and
 //!   against every decoded frame; going over one is [`MediaError::TooLarge`], naming the limit.
@@ -50,6 +51,7 @@
 pub mod audio;
 pub mod cenc;
 pub mod cmaf;
+mod colour;
 mod decode;
 mod encode;
 mod frame;
@@ -60,6 +62,7 @@ mod probe;
 mod scale;
 pub mod text;
 
+pub use colour::Colour;
 pub use decode::{Decoder, LIVE_PROTOCOLS, Luma, LumaError};
 pub use encode::{Codec, EncodeStats, Encoder, EncoderConfig, TRACK_TIMESCALE};
 pub use frame::{PixelLayout, Samples, VideoFrame};

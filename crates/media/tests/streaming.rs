@@ -39,6 +39,7 @@ fn fragments_arrive_while_encoding_on_the_given_timeline() {
         threads: 1,
         max_kbps: None,
         part_frames: None,
+        colour: Default::default(),
     };
     let (reader, writer) = std::io::pipe().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -91,6 +92,7 @@ fn fragment_times_follow_the_frame_counter() {
         threads: 0,
         max_kbps: None,
         part_frames: None,
+        colour: Default::default(),
     };
     let (reader, writer) = std::io::pipe().unwrap();
     let reading = std::thread::spawn(move || {
@@ -171,6 +173,7 @@ fn parts_are_cut_every_k_frames_after_each_keyframe() {
             threads: 0,
             max_kbps: None,
             part_frames: Some(k),
+            colour: Default::default(),
         };
         let (reader, writer) = std::io::pipe().unwrap();
         let reading = std::thread::spawn(move || {

@@ -352,6 +352,8 @@ struct Stream {
 
 struct RenditionRun {
     r: Rendition,
+    /// The colour description its encoders write (the source's).
+    colour: leaktrace_media::Colour,
     scaler: Option<((usize, usize), Scaler)>,
     streams: [Stream; 2],
     buf_a: Samples,
@@ -431,6 +433,7 @@ pub fn run_live(
     let (sw, sh) = first_decoder.size();
     crate::plane::check_geometry(sw, sh)?;
     let layout = first_decoder.layout();
+    let colour = first_decoder.colour();
     let source_rate = first_decoder.frame_rate();
     events(LiveEvent::SourceOpened {
         width: sw,
@@ -586,7 +589,7 @@ pub fn run_live(
         source_down: false,
     };
     let (tx, rx) = mpsc::channel();
-    let mut runs = open_runs(&ladder, cfg, layout, fr, part_frames, &tx)?;
+    let mut runs = open_runs(&ladder, cfg, (layout, colour), fr, part_frames, &tx)?;
     drop(tx);
     let mut embedder = Embedder::new(
         key,
@@ -910,7 +913,7 @@ impl FrameClock {
 fn open_runs(
     ladder: &Ladder,
     cfg: &LiveConfig,
-    layout: PixelLayout,
+    (layout, colour): (PixelLayout, leaktrace_media::Colour),
     fr: Rational,
     part_frames: Option<u32>,
     tx: &mpsc::Sender<Msg>,
@@ -929,6 +932,7 @@ fn open_runs(
             threads: cfg.threads,
             max_kbps: r.max_kbps,
             part_frames,
+            colour,
         };
         let open = |vi: usize| -> Result<Stream, EmbedError> {
             let (reader, writer) = std::io::pipe().map_err(io(Path::new("pipe")))?;
@@ -974,6 +978,7 @@ fn open_runs(
         };
         runs.push(RenditionRun {
             r: r.clone(),
+            colour,
             scaler: None,
             streams,
             buf_a,
@@ -1621,6 +1626,7 @@ impl Channel<'_> {
                     width: run.r.width,
                     height: run.r.height,
                     codec: run.codec.clone(),
+                    colour: run.colour,
                     peak_bps: cap,
                     average_bps: cap / 2,
                     durations: Vec::new(),
