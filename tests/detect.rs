@@ -50,6 +50,20 @@ fn ffmpeg_reencode(input: &Path, output: &Path) {
         .arg(output));
 }
 
+/// Every position of the report `v` decided as `bits` served it ("A"/"B" per position),
+/// with a margin of |z| > 3.
+fn assert_decided_as_served(v: &Value, bits: &str) {
+    for (p, pos) in v["positions"].as_array().unwrap().iter().enumerate() {
+        let z = pos["z"].as_f64().unwrap();
+        let want = if &bits[p..=p] == "A" { 1.0 } else { -1.0 };
+        assert!(
+            z * want > 3.0,
+            "position {p}: z {z}, served {}",
+            &bits[p..=p]
+        );
+    }
+}
+
 fn detect(dir: &Path, suspect: &Path) -> (Value, std::process::Output) {
     let out = bin()
         .current_dir(dir)
@@ -101,15 +115,7 @@ fn detect_end_to_end_360p() {
         v["registration"], v["calibration"], v["top"][0]
     );
     // Every position decided correctly, with margin.
-    for (p, pos) in v["positions"].as_array().unwrap().iter().enumerate() {
-        let z = pos["z"].as_f64().unwrap();
-        let want = if &bits[p..=p] == "A" { 1.0 } else { -1.0 };
-        assert!(
-            z * want > 3.0,
-            "position {p}: z {z}, served {}",
-            &bits[p..=p]
-        );
-    }
+    assert_decided_as_served(&v, &bits);
     assert_eq!(v["registration"]["offset_frames"], 0);
     // The pirate has the highest score. With 10 positions an innocent whose codeword agrees on
     // all of them ties with it (probability Π q' per session, a few percent here), so ties are
@@ -285,6 +291,16 @@ fn detect_accuses_at_1e6_with_60_positions() {
     assert!(acc[0]["probability"].as_f64().unwrap() <= 1e-6);
 }
 
+/// `src` with MP4's `rotate` tag of 90 (a display matrix a phone writes; players turn the
+/// pictures a quarter counter-clockwise), the pictures untouched, into `dst`.
+fn tag_rotate_90(src: &Path, dst: &Path) {
+    ok(ffmpeg_command()
+        .arg("-i")
+        .arg(src)
+        .args(["-c", "copy", "-metadata:s:v:0", "rotate=90"])
+        .arg(dst));
+}
+
 /// A phone's recording: landscape pictures stored with a display matrix that turns them to
 /// portrait. The package is made of the pictures as shown (portrait renditions, no display
 /// matrix left for a player to apply), and a leak recorded the same way (stored sideways,
@@ -300,11 +316,7 @@ fn portrait_by_display_matrix_packaged_and_traced_as_shown() {
         .args(["-t", "16", "-an", "-vf", "scale=640:360"])
         .args(["-c:v", "libx264", "-crf", "16", "-preset", "veryfast"])
         .arg(dir.join("stored.mp4")));
-    ok(ffmpeg_command()
-        .arg("-i")
-        .arg(dir.join("stored.mp4"))
-        .args(["-c", "copy", "-metadata:s:v:0", "rotate=90"])
-        .arg(dir.join("phone.mp4")));
+    tag_rotate_90(&dir.join("stored.mp4"), &dir.join("phone.mp4"));
     ok(bin()
         .current_dir(dir)
         .arg("embed")
@@ -339,11 +351,7 @@ fn portrait_by_display_matrix_packaged_and_traced_as_shown() {
         .args(["-an", "-vf", "transpose=clock,scale=480:270"])
         .args(["-c:v", "libx264", "-b:v", "500k", "-preset", "veryfast"])
         .arg(dir.join("sideways.mp4")));
-    ok(ffmpeg_command()
-        .arg("-i")
-        .arg(dir.join("sideways.mp4"))
-        .args(["-c", "copy", "-metadata:s:v:0", "rotate=90"])
-        .arg(dir.join("leak.mp4")));
+    tag_rotate_90(&dir.join("sideways.mp4"), &dir.join("leak.mp4"));
     let (v, out) = detect(dir, &dir.join("leak.mp4"));
     assert!(
         out.status.success(),
@@ -357,14 +365,6 @@ fn portrait_by_display_matrix_packaged_and_traced_as_shown() {
         reg["suspect_turned"], "a quarter turn counter-clockwise",
         "{reg}"
     );
-    for (p, pos) in v["positions"].as_array().unwrap().iter().enumerate() {
-        let z = pos["z"].as_f64().unwrap();
-        let want = if &bits[p..=p] == "A" { 1.0 } else { -1.0 };
-        assert!(
-            z * want > 3.0,
-            "position {p}: z {z}, served {}",
-            &bits[p..=p]
-        );
-    }
+    assert_decided_as_served(&v, &bits);
     assert_best_scored(&v, pirate, "a leak stored sideways");
 }

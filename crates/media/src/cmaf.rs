@@ -261,6 +261,52 @@ pub fn split(buf: &[u8]) -> Result<Track, MediaError> {
     })
 }
 
+/// The sample table of a `trun`: its flags, its sample count, its data offset and first
+/// sample flags when present, where the first sample's fields start and how many bytes each
+/// sample's fields take (duration, size, flags, composition offset, as the flags say),
+/// checked to lie within the box.
+pub(crate) struct TrunTable {
+    pub(crate) flags: u32,
+    pub(crate) count: usize,
+    pub(crate) data_offset: Option<i32>,
+    pub(crate) first_flags: Option<u32>,
+    pub(crate) at: usize,
+    pub(crate) per: usize,
+}
+
+/// Reads the header of `trun` in `buf` ([`TrunTable`]).
+pub(crate) fn trun_table(buf: &[u8], trun: &BoxRef) -> Result<TrunTable, MediaError> {
+    let flags = be_u32(buf, trun.payload)? & 0x00FF_FFFF;
+    let count = be_u32(buf, trun.payload + 4)? as usize;
+    let mut at = trun.payload + 8;
+    let mut data_offset = None;
+    if flags & 0x001 != 0 {
+        data_offset = Some(be_u32(buf, at)? as i32);
+        at += 4;
+    }
+    let mut first_flags = None;
+    if flags & 0x004 != 0 {
+        first_flags = Some(be_u32(buf, at)?);
+        at += 4;
+    }
+    let per = [0x100u32, 0x200, 0x400, 0x800]
+        .iter()
+        .filter(|&&f| flags & f != 0)
+        .count()
+        * 4;
+    if count.saturating_mul(per) > trun.end.saturating_sub(at) {
+        return Err(bad("trun sample table past the end of its box"));
+    }
+    Ok(TrunTable {
+        flags,
+        count,
+        data_offset,
+        first_flags,
+        at,
+        per,
+    })
+}
+
 fn read_moof(
     buf: &[u8],
     moof: &BoxRef,
@@ -300,25 +346,15 @@ fn read_moof(
         .into_iter()
         .filter(|b| &b.kind == b"trun")
     {
-        let flags = be_u32(buf, trun.payload)? & 0x00FF_FFFF;
-        let count = be_u32(buf, trun.payload + 4)?;
-        let mut at = trun.payload + 8;
-        if flags & 0x001 != 0 {
-            at += 4;
-        }
-        let mut first = None;
-        if flags & 0x004 != 0 {
-            first = Some(be_u32(buf, at)?);
-            at += 4;
-        }
-        let per = [0x100u32, 0x200, 0x400, 0x800]
-            .iter()
-            .filter(|&&f| flags & f != 0)
-            .count()
-            * 4;
-        if per > 0 && (count as usize).saturating_mul(per) > trun.end.saturating_sub(at) {
-            return Err(bad("trun sample table past the end of its box"));
-        }
+        let TrunTable {
+            flags,
+            count,
+            first_flags: first,
+            at,
+            per,
+            ..
+        } = trun_table(buf, &trun)?;
+        let count = u32::try_from(count).map_err(|_| bad("trun sample count over 32 bits"))?;
         if per == 0 {
             // No per-sample fields: every sample has the defaults, no loop over a count the
             // box does not pay for with bytes.
@@ -620,16 +656,22 @@ impl<R: std::io::Read> FragmentReader<R> {
 }
 
 impl Fragment {
-    /// Moves the fragment to `decode_time` on its track's timeline (the `tfdt` of its `moof`
-    /// rewritten in place; a version-0 `tfdt` must still fit 32 bits). A live packager puts
-    /// every fragment at its position's time, whatever the muxer started counting from.
-    pub fn set_decode_time(&mut self, decode_time: u64) -> Result<(), MediaError> {
+    /// The `traf` of the fragment's `moof`.
+    fn traf(&self) -> Result<BoxRef, MediaError> {
         let buf = &self.bytes;
         let moof = boxes(buf, 0, buf.len())?
             .into_iter()
             .find(|b| &b.kind == b"moof")
             .ok_or_else(|| bad("fragment without moof"))?;
-        let traf = path(buf, &moof, &[b"traf"])?;
+        path(buf, &moof, &[b"traf"])
+    }
+
+    /// Moves the fragment to `decode_time` on its track's timeline (the `tfdt` of its `moof`
+    /// rewritten in place; a version-0 `tfdt` must still fit 32 bits). A live packager puts
+    /// every fragment at its position's time, whatever the muxer started counting from.
+    pub fn set_decode_time(&mut self, decode_time: u64) -> Result<(), MediaError> {
+        let buf = &self.bytes;
+        let traf = self.traf()?;
         let tfdt = child(buf, &traf, b"tfdt")?.ok_or_else(|| bad("traf without tfdt"))?;
         let at = tfdt.payload + 4;
         if buf.get(tfdt.payload) == Some(&1) {
@@ -654,35 +696,21 @@ impl Fragment {
     /// offset.
     fn composition_offsets(&self) -> Result<Vec<(usize, Vec<usize>)>, MediaError> {
         let buf = &self.bytes;
-        let moof = boxes(buf, 0, buf.len())?
-            .into_iter()
-            .find(|b| &b.kind == b"moof")
-            .ok_or_else(|| bad("fragment without moof"))?;
-        let traf = path(buf, &moof, &[b"traf"])?;
+        let traf = self.traf()?;
         let mut out = Vec::new();
         for trun in boxes(buf, traf.payload, traf.end)?
             .into_iter()
             .filter(|b| &b.kind == b"trun")
         {
-            let flags = be_u32(buf, trun.payload)? & 0x00FF_FFFF;
+            let TrunTable {
+                flags,
+                count,
+                at,
+                per,
+                ..
+            } = trun_table(buf, &trun)?;
             if flags & 0x800 == 0 {
                 continue;
-            }
-            let count = be_u32(buf, trun.payload + 4)? as usize;
-            let mut at = trun.payload + 8;
-            if flags & 0x001 != 0 {
-                at += 4;
-            }
-            if flags & 0x004 != 0 {
-                at += 4;
-            }
-            let per = [0x100u32, 0x200, 0x400, 0x800]
-                .iter()
-                .filter(|&&f| flags & f != 0)
-                .count()
-                * 4;
-            if count.saturating_mul(per) > trun.end.saturating_sub(at) {
-                return Err(bad("trun sample table past the end of its box"));
             }
             // The offset is the last of the per-sample fields.
             let sample_offsets = (0..count).map(|s| at + s * per + per - 4).collect();

@@ -467,24 +467,15 @@ impl Protector {
         let [trun] = truns.as_slice() else {
             return Err(bad("encryption needs exactly one trun per fragment"));
         };
-        let flags = be32(buf, trun.payload)? & 0x00FF_FFFF;
-        let count = be32(buf, trun.payload + 4)? as usize;
-        if flags & 0x001 == 0 {
-            return Err(bad("trun without data offset"));
-        }
-        let offset = be32(buf, trun.payload + 8)? as i32;
-        let mut at = trun.payload + 12;
-        if flags & 0x004 != 0 {
-            at += 4;
-        }
-        let per = [0x100u32, 0x200, 0x400, 0x800]
-            .iter()
-            .filter(|&&f| flags & f != 0)
-            .count()
-            * 4;
-        if count.saturating_mul(per) > trun.end.saturating_sub(at) {
-            return Err(bad("trun sample table past the end of its box"));
-        }
+        let crate::cmaf::TrunTable {
+            flags,
+            count,
+            data_offset,
+            at,
+            per,
+            ..
+        } = crate::cmaf::trun_table(buf, trun)?;
+        let offset = data_offset.ok_or_else(|| bad("trun without data offset"))?;
         let mut pos = usize::try_from(i64::from(offset) + moof.start as i64)
             .map_err(|_| bad("negative data offset"))?;
         let mut out = Vec::with_capacity(count);
