@@ -120,6 +120,15 @@ def rank(name):
     return LONGEST_FIRST.index(short) if short in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
+def run(cmd, cwd, env, out):
+    """Runs one job to its end; returns its exit code and the CPU time (user + system) it and
+    every process it waited for used, which is what a shared two-core machine pays for it."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_utime + usage.ru_stime
+
+
 def summary_of(log):
     passed = failed = 0
     try:
@@ -186,12 +195,15 @@ def main():
                 env = dict(os.environ, **extra)
             t0 = time.monotonic()
             with open(log, "wb") as out:
-                code = subprocess.call(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+                code, cpu = run(cmd, cwd, env, out)
             took = time.monotonic() - t0
             with lock:
-                results.append((name, code, took, log))
+                results.append((name, code, took, log, cpu))
                 state = "ok  " if code == 0 else "FAIL"
-                print(f"[test] {state} {took:7.1f} s  {name} ({summary_of(log)})", flush=True)
+                print(
+                    f"[test] {state} {took:7.1f} s  {cpu:7.1f} s CPU  {name} ({summary_of(log)})",
+                    flush=True,
+                )
 
     threads = [threading.Thread(target=worker) for _ in range(min(args.jobs, len(jobs)))]
     for t in threads:
@@ -201,18 +213,23 @@ def main():
 
     wall = time.monotonic() - started
     failed = [r for r in results if r[1] != 0]
-    for name, code, _, log in failed:
+    for name, code, _, log, _ in failed:
         print(f"\n[test] ===== {name} failed (exit {code}); its output: =====", flush=True)
         sys.stdout.write(log.read_text(errors="replace"))
     busy = sum(r[2] for r in results)
+    cpu = sum(r[4] for r in results)
     print(
         f"\n[test] {len(results)} test binaries and doc-test groups in {wall:.0f} s "
-        f"({busy:.0f} s of test time, {args.jobs} at a time); {len(failed)} failed",
+        f"({busy:.0f} s of test time, {cpu:.0f} s of CPU, {args.jobs} at a time); "
+        f"{len(failed)} failed",
         flush=True,
     )
     times = logs / "times.txt"
     times.write_text(
-        "".join(f"{took:8.1f} s  {name}\n" for name, _, took, _ in sorted(results, key=lambda r: -r[2]))
+        "".join(
+            f"{took:8.1f} s  {cpu:8.1f} s CPU  {name}\n"
+            for name, _, took, _, cpu in sorted(results, key=lambda r: -r[2])
+        )
     )
     sys.exit(1 if failed else 0)
 

@@ -4,8 +4,7 @@
 //! of expiring leases) and findings idempotency, on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::sync::Arc;
 

@@ -3,8 +3,7 @@
 //! 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -6,8 +6,7 @@
 //! expiry. ~5 s in all.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,8 +5,7 @@
 //! page, malformed HTML and a never-ending live playlist. Every connection goes to 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::Write;
 use std::sync::Arc;

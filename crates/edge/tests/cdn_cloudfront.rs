@@ -17,14 +17,12 @@
 //! with a notice when either is missing, unless `LEAKTRACE_REQUIRE_CDN=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{Resp, fixture, get, key, which_variant};
+use crate::common::{Resp, fixture, get, key, which_variant};
 use leaktrace_core::Purpose;
 use leaktrace_core::session::session_of;
 use leaktrace_core::token::{Verifier, WmToken, decode_and_verify};
@@ -92,7 +90,7 @@ fn now() -> u64 {
 fn claims_of(token: &str) -> WmToken {
     let verifiers = [
         Verifier::hmac_sha256(key().token_mac_key().as_bytes()),
-        common::es256_signer().verifier(),
+        crate::common::es256_signer().verifier(),
     ];
     let now = now();
     // Fixture tokens were issued now or a day ago, for an hour.
@@ -249,30 +247,30 @@ fn function_names_the_variant_file_the_edge_serves() {
     let t = &f.tokens;
     let record = |token: &str, title: &str| serde_json::json!({"key": format!("s:{}", sid_of(token).as_str()), "value": format!("1 1 {title}")});
     let sessions = serde_json::json!({"data": [
-        record(&t.s1.1, common::TITLE),
-        record(&t.s2.1, common::TITLE),
-        record(&t.direct.1, common::TITLE),
-        record(&t.es256.1, common::TITLE),
-        record(&t.expired, common::TITLE),
-        record(&t.other_title, common::OTHER_TITLE),
-        record(&t.drm[0].1, common::DRM_TITLES[0].0),
-        record(&t.drm[1].1, common::DRM_TITLES[1].0),
+        record(&t.s1.1, crate::common::TITLE),
+        record(&t.s2.1, crate::common::TITLE),
+        record(&t.direct.1, crate::common::TITLE),
+        record(&t.es256.1, crate::common::TITLE),
+        record(&t.expired, crate::common::TITLE),
+        record(&t.other_title, crate::common::OTHER_TITLE),
+        record(&t.drm[0].1, crate::common::DRM_TITLES[0].0),
+        record(&t.drm[1].1, crate::common::DRM_TITLES[1].0),
     ]});
     let kvs = vec![config_file(), sessions.clone()];
 
     let mut cases: Vec<(String, String, String, String)> = Vec::new();
-    let mut renditions: Vec<&str> = common::RENDITIONS.to_vec();
-    renditions.push(common::AUDIO);
-    let mut files: Vec<String> = (0..common::POSITIONS)
+    let mut renditions: Vec<&str> = crate::common::RENDITIONS.to_vec();
+    renditions.push(crate::common::AUDIO);
+    let mut files: Vec<String> = (0..crate::common::POSITIONS)
         .map(|p| format!("seg_{p:05}.m4s"))
         .collect();
     files.push("init.mp4".into());
     let titled: Vec<(&str, &str, &str)> = vec![
-        ("s1", t.s1.1.as_str(), common::TITLE),
-        ("s2", t.s2.1.as_str(), common::TITLE),
-        ("direct", t.direct.1.as_str(), common::TITLE),
-        ("cenc", t.drm[0].1.as_str(), common::DRM_TITLES[0].0),
-        ("cbcs", t.drm[1].1.as_str(), common::DRM_TITLES[1].0),
+        ("s1", t.s1.1.as_str(), crate::common::TITLE),
+        ("s2", t.s2.1.as_str(), crate::common::TITLE),
+        ("direct", t.direct.1.as_str(), crate::common::TITLE),
+        ("cenc", t.drm[0].1.as_str(), crate::common::DRM_TITLES[0].0),
+        ("cbcs", t.drm[1].1.as_str(), crate::common::DRM_TITLES[1].0),
     ];
     for (name, token, title) in &titled {
         for r in &renditions {
@@ -317,22 +315,22 @@ fn function_names_the_variant_file_the_edge_serves() {
         "audio-und/playlist.m3u8",
     ]
     .iter()
-    .map(|m| format!("/wmt/{s1}/{}/{m}", common::TITLE))
+    .map(|m| format!("/wmt/{s1}/{}/{m}", crate::common::TITLE))
     .collect();
     for (target, (status, uri)) in manifests.iter().zip(rewrite(&kvs, &manifests)) {
         assert_eq!(status, 200, "{target}");
         let path = uri.unwrap();
         assert_eq!(get(f.addr, target).status, 200, "edge: {target}");
         assert!(
-            package(common::TITLE)
-                .join(path.trim_start_matches(&format!("/{}/", common::TITLE)))
+            package(crate::common::TITLE)
+                .join(path.trim_start_matches(&format!("/{}/", crate::common::TITLE)))
                 .is_file(),
             "{path}"
         );
     }
 
     // Refusals: what the edge refuses, the function refuses; ES256 by design; a revoked session.
-    let seg = format!("{}/360p/seg_00003.m4s", common::TITLE);
+    let seg = format!("{}/360p/seg_00003.m4s", crate::common::TITLE);
     let refused = [
         ("forged", t.forged.as_str(), true),
         ("expired", t.expired.as_str(), true),

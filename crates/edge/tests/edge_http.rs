@@ -2,9 +2,7 @@
 //! clip (20 positions of 1 s, renditions 360p and 240p).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use leaktrace_core::SessionId;
 use leaktrace_core::Variant;
 use std::process::Command;

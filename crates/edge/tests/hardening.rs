@@ -7,8 +7,7 @@
 //! large A-only file under `big/a/` that every session is served.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
-#[path = "common/server.rs"]
-mod server;
+use crate::server;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};

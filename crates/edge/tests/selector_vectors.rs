@@ -3,7 +3,7 @@
 //!
 //! Regenerate after an intended change with
 //! `leaktrace session vectors --out crates/edge/tests/vectors/selector-v2.json`
-//! (or `LEAKTRACE_REGENERATE_VECTORS=1 cargo test -p leaktrace-edge --test selector_vectors`).
+//! (or `LEAKTRACE_REGENERATE_VECTORS=1 cargo test -p leaktrace-edge --test edge selector_vectors::`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 use leaktrace_edge::vectors;

@@ -19,8 +19,7 @@
 //! while a response is being sent; a client reading slowly in small pieces.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // tests: a panic is a failure
 
-#[path = "common/server.rs"]
-mod server;
+use crate::server;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};

@@ -7,26 +7,24 @@
 //! `scripts/pg-test-server.sh start`.
 //!
 //! `child_writer` is not a test of its own: `sigkill_durability` re-runs this
-//! test binary with `--exact child_writer --ignored` to get a process that
+//! test binary with `--exact backends::child_writer --ignored` to get a process that
 //! inserts sessions until it is killed.
 
 // Test bodies are plain async fns called from generated #[test]s, which
 // clippy's allow-unwrap-in-tests does not see as tests. A panic is a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestDb, session, title};
+use crate::common::{TestDb, session, title};
 use futures_util::TryStreamExt;
 use leaktrace_store::{Backend, NewSession, SCHEMA_VERSION, Store, StoreError};
 use sqlx::Connection;
 
-common::both_backends!(
+crate::common::both_backends!(
     migrate_is_idempotent,
     title_round_trip,
     session_round_trip,
@@ -423,9 +421,14 @@ fn child_writer() {
 async fn sigkill_durability(db: &TestDb) {
     db.store.upsert_title(&title("dur")).await.unwrap();
     let exe = std::env::current_exe().unwrap();
+    // The helper test's name as libtest lists it: its module path within the test binary.
+    let helper = match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::child_writer"),
+        None => "child_writer".to_owned(),
+    };
     let mut child = Command::new(exe)
         .args([
-            "child_writer",
+            helper.as_str(),
             "--exact",
             "--ignored",
             "--nocapture",
@@ -703,7 +706,7 @@ async fn pg_schema(db: &TestDb) -> Vec<String> {
 /// A wrong password gives `Open`, and the password appears nowhere in the error.
 #[tokio::test]
 async fn postgres_open_error_hides_password() {
-    let Some(admin) = common::pg_admin_url("postgres_open_error_hides_password") else {
+    let Some(admin) = crate::common::pg_admin_url("postgres_open_error_hides_password") else {
         return;
     };
     let mut url = url::Url::parse(&admin).unwrap();

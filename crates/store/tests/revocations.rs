@@ -3,13 +3,10 @@
 //! edge follows. PostgreSQL runs when `LEAKTRACE_TEST_PG_URL` is set (see backends.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[allow(dead_code)] // shared helpers, partly used here
-mod common;
-
-use common::{TestDb, session, title};
+use crate::common::{TestDb, session, title};
 use leaktrace_store::{NewSession, RevocationAction, RevocationTarget, StoreError};
 
-common::both_backends!(
+crate::common::both_backends!(
     revoke_and_restore_one_session,
     revoke_every_session_of_an_account,
     refusals_change_nothing,

@@ -3,15 +3,12 @@
 //! PostgreSQL runs when `LEAKTRACE_TEST_PG_URL` is set (see backends.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[allow(dead_code)] // shared helpers, partly used here
-mod common;
-
-use common::TestDb;
+use crate::common::TestDb;
 use leaktrace_store::{
     NewNotice, NoticeChannel, NoticeDelivery, NoticeDisposition, NoticeLevel, OutboxClaim,
 };
 
-common::both_backends!(
+crate::common::both_backends!(
     notice_lifecycle,
     claim_is_exclusive_and_rate_limited,
     rdap_cache_expires

@@ -5,8 +5,7 @@
 //! Every server here listens on 127.0.0.1; nothing else is ever connected to.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use leaktrace_store::Store;
 use leaktrace_takedown::config::RecipientOverride;

@@ -5,8 +5,7 @@
 //! contacts nothing and records nothing. Runtime: under 1 s in all.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use leaktrace_store::{NoticeDelivery, Store};
 use leaktrace_takedown::config::RecipientOverride;

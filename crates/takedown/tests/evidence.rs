@@ -6,8 +6,7 @@
 //! intact or not trusted, and a notice is never added to such a bundle.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use leaktrace_takedown::{FindingEvidence, Notice, evidence};
 use std::fs;

@@ -6,8 +6,7 @@
 //! here listens on 127.0.0.1; refused addresses are refused before any connection.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use leaktrace_takedown::config::RecipientOverride;
 use leaktrace_takedown::deliver::{Deliverer, SendOutcome, token_for};

@@ -3,8 +3,7 @@
 //! published request formats).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use leaktrace_takedown::{Element, Notice, TakedownError, gate, render};
 use serde_json::Value;

@@ -5,8 +5,7 @@
 //! with the reason, unsent notices withdrawn). Loopback HTTP only. Runtime: under 1 s.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use leaktrace_store::Store;
 use leaktrace_takedown::config::RecipientOverride;

@@ -1,5 +1,5 @@
 //! An edge on 127.0.0.1 on a runtime of its own, for tests that talk to it over raw TCP.
-//! Included with `#[path = "common/server.rs"] mod server;`.
+//! Included with `#[path = "common/server.rs"] mod server;` by the `edge` test binary.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;

@@ -16,7 +16,7 @@ macro_rules! both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let db = crate::common::TestDb::sqlite().await;
-                    crate::$name(&db).await;
+                    super::$name(&db).await;
                     db.finish().await;
                 }
             )*
@@ -28,7 +28,7 @@ macro_rules! both_backends {
                     let Some(db) = crate::common::TestDb::postgres(stringify!($name)).await else {
                         return;
                     };
-                    crate::$name(&db).await;
+                    super::$name(&db).await;
                     db.finish().await;
                 }
             )*
