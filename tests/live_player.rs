@@ -148,9 +148,12 @@ fn hls_js_plays_a_live_channel_through_the_edge() {
 
 #[test]
 fn hls_js_plays_a_low_latency_channel_through_the_edge() {
+    // A player that starts late (its first loads slowed by a busy host) sits behind the edge
+    // for good at 1x: hls.js only moves back to its target latency when it may play faster,
+    // as low-latency players are set up to. Up to 1.5x, and only with a second of buffer.
     let r = play_channel(
         &["--part", "500ms"],
-        "{ lowLatencyMode: true }",
+        "{ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 }",
         play_seconds().div_ceil(2),
     );
     let parts = r["frags"]
