@@ -10,9 +10,9 @@ is the same, the wall time is not.
 Reads what `cargo test --no-run --message-format=json…` printed (the build's artifacts) on
 standard input, runs every test executable from its package's directory (as `cargo test` does),
 the longest first, with its output in `--log-dir/<package>.<target>.log`, prints one line per
-binary as it ends and every failing binary's output at the end, and exits non-zero when any
-failed. The doc tests run as one more job: `cargo test --workspace -- "(line"`, which runs
-every test binary filtered down to nothing (no unit or integration test name holds "(line")
+binary as it ends (its wall time and its CPU time, with every process it waited for) and
+every failing binary's output at the end, and exits non-zero when any failed. The doc tests
+run as one more job: `cargo test --workspace -- "(line"`, which runs every test binary filtered down to nothing (no unit or integration test name holds "(line")
 and every doc test (their names are `src/lib.rs - (line N)`). It resolves features exactly as
 the build did, so nothing is compiled again (`cargo test --doc` alone resolves them for the
 libraries only and rebuilds part of the dependency graph).
