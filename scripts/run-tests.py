@@ -10,12 +10,13 @@ is the same, the wall time is not.
 Reads what `cargo test --no-run --message-format=json…` printed (the build's artifacts) on
 standard input, runs every test executable from its package's directory (as `cargo test` does),
 the longest first, with its output in `--log-dir/<package>.<target>.log`, prints one line per
-binary as it ends (its wall time and its CPU time, with every process it waited for) and
-every failing binary's output at the end, and exits non-zero when any failed. The doc tests
-run as one more job: `cargo test --workspace -- "(line"`, which runs every test binary filtered down to nothing (no unit or integration test name holds "(line")
-and every doc test (their names are `src/lib.rs - (line N)`). It resolves features exactly as
-the build did, so nothing is compiled again (`cargo test --doc` alone resolves them for the
-libraries only and rebuilds part of the dependency graph).
+binary as it ends (its wall time and its CPU time, with every process it waited for) and every
+failing binary's output at the end, and exits non-zero when any failed. The doc tests run as
+one more job: `cargo test --workspace -- "(line"`, which runs every test binary filtered down
+to nothing (no unit or integration test name holds "(line") and every doc test (their names are
+`src/lib.rs - (line N)`). It resolves features exactly as the build did, so nothing is compiled
+again (`cargo test --doc` alone resolves them for the libraries only and rebuilds part of the
+dependency graph).
 
 Side by side, the binaries share two cores. Most only need their work done; a few keep pace
 with a clock (a live feed at its rate, a player that must never stall), and a packager starved
