@@ -268,7 +268,7 @@ fn h264_package_is_valid_for_every_external_checker() {
 }
 
 #[test]
-fn hevc_ten_bit_and_av1_packages_are_valid() {
+fn hevc_ten_bit_h264_eight_bit_and_av1_packages_are_valid() {
     let ws = init_workdir();
     let src10 = ws.path().join("src10.mkv");
     ffmpeg(&[
@@ -305,6 +305,41 @@ fn hevc_ten_bit_and_av1_packages_are_valid() {
         "10-bit HEVC is Main 10: {master}"
     );
     check_external_validators(&pkg);
+
+    // H.264 of the same 10-bit SDR source is 8-bit High profile, which every player decodes
+    // (High 10 only with `--bit-depth 10`); the picture is marked at 8 bits.
+    for (depth, codec, profile, pix_fmt) in [
+        (None, "avc1.64", "High", "yuv420p"),
+        (Some("10"), "avc1.6e", "High 10", "yuv420p10le"),
+    ] {
+        let pkg = ws.path().join(format!("h264-{}", depth.unwrap_or("auto")));
+        let mut args = vec!["--ladder", "360p", "--preset", "veryfast", "--json"];
+        if let Some(d) = depth {
+            args.extend(["--bit-depth", d]);
+        }
+        let out = embed_ok(ws.path(), &src10, &pkg, &args);
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let bits = if depth.is_some() { 10 } else { 8 };
+        assert_eq!(summary["renditions"][0]["bit_depth"], bits, "{summary}");
+        let master = std::fs::read_to_string(pkg.join("master.m3u8")).unwrap();
+        assert!(master.contains(&format!("CODECS=\"{codec}")), "{master}");
+        let rend = pkg.join("360p");
+        let mut stream = std::fs::read(rend.join("a/init.mp4")).unwrap();
+        stream.extend(std::fs::read(rend.join("a/seg_00000.m4s")).unwrap());
+        let joined = ws.path().join(format!("h264-{bits}.mp4"));
+        std::fs::write(&joined, stream).unwrap();
+        let shown = ffprobe(
+            &[
+                "-show_entries",
+                "stream=profile,pix_fmt",
+                "-of",
+                "compact=p=0:nk=1",
+            ],
+            &joined,
+        );
+        assert_eq!(shown.trim(), format!("{profile}|{pix_fmt}"));
+        assert_eq!(check_rendition(&rend), 2);
+    }
 
     let pkg = ws.path().join("av1");
     embed_ok(
@@ -1239,10 +1274,13 @@ fn an_anamorphic_mezzanine_gives_renditions_as_wide_as_it_is_shown() {
     }
 }
 
-/// An HDR10 master (BT.2020 primaries, the PQ transfer, 10-bit) stays HDR: every rendition's
-/// stream declares its colour description (as ffprobe reads it from the init segment), the
-/// HLS variants say `VIDEO-RANGE=PQ` and the DASH video adaptation set carries the CICP
-/// properties, and both manifests still pass the validators. An untagged source adds none.
+/// An HDR10 master (BT.2020 primaries, the PQ transfer, 10-bit, a mastering display and
+/// content light levels in its SEI) stays HDR: every rendition's stream declares its colour
+/// description (as ffprobe reads it from the init segment) and carries the master's static
+/// metadata (as FFmpeg decodes it from the first picture; for H.264, which FFmpeg 5.1 does not
+/// decode it from, as its bitstream tracer reads the SEI), the HLS variants say
+/// `VIDEO-RANGE=PQ` and the DASH video adaptation set carries the CICP properties, and both
+/// manifests still pass the validators. An untagged source adds none.
 #[test]
 fn an_hdr_master_stays_hdr_in_every_rendition() {
     let d = init_workdir();
@@ -1262,7 +1300,9 @@ fn an_hdr_master_stays_hdr_in_every_rendition() {
         ])
         .args([
             "-x265-params",
-            "log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc",
+            "log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:\
+             master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)\
+             L(10000000,50):max-cll=1000,400",
         ])
         .args(["-color_primaries", "bt2020", "-color_trc", "smpte2084"])
         .args(["-colorspace", "bt2020nc"])
@@ -1296,8 +1336,83 @@ fn an_hdr_master_stays_hdr_in_every_rendition() {
         for v in ["a", "b"] {
             let init = pkg.join(r).join(v).join("init.mp4");
             assert_eq!(colour(&init).trim(), "bt2020nc|smpte2084|bt2020", "{r}/{v}");
+            let joined = dir.join(format!("{r}-{v}.mp4"));
+            concat(&init, [pkg.join(r).join(v).join("seg_00000.m4s")], &joined);
+            let side = ffprobe(
+                &[
+                    "-show_frames",
+                    "-read_intervals",
+                    "%+#1",
+                    "-show_entries",
+                    "frame=side_data_list",
+                ],
+                &joined,
+            );
+            for want in [
+                "side_data_type=Mastering display metadata",
+                "red_x=34000/50000",
+                "green_y=34500/50000",
+                "white_point_x=15635/50000",
+                "max_luminance=10000000/10000",
+                "min_luminance=50/10000",
+                "max_content=1000",
+                "max_average=400",
+            ] {
+                assert!(side.contains(want), "{r}/{v}: {want} in {side}");
+            }
         }
     }
+    // H.264 of the same master (10-bit, the PQ transfer kept): the SEI messages of a
+    // mastering display (type 137) and of content light levels (144), with the master's values.
+    let avc = dir.join("avc");
+    embed_ok(
+        dir,
+        &master,
+        &avc,
+        &["--ladder", "240p", "--preset", "ultrafast"],
+    );
+    let joined = dir.join("avc.mp4");
+    concat(
+        &avc.join("240p/a/init.mp4"),
+        [avc.join("240p/a/seg_00000.m4s")],
+        &joined,
+    );
+    let traced = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "trace", "-i"])
+        .arg(&joined)
+        .args([
+            "-frames:v",
+            "1",
+            "-c",
+            "copy",
+            "-bsf:v",
+            "trace_headers",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let trace = String::from_utf8_lossy(&traced.stderr);
+    let field = |name: &str| -> Vec<u64> {
+        trace
+            .lines()
+            .filter(|l| l.contains("trace_headers") && l.contains(name))
+            .filter_map(|l| l.rsplit("= ").next()?.trim().parse().ok())
+            .collect()
+    };
+    let types = field("last_payload_type_byte");
+    assert!(
+        types.contains(&137) && types.contains(&144),
+        "SEI payload types {types:?}"
+    );
+    assert_eq!(field("display_primaries_x[2]").first(), Some(&34000));
+    assert_eq!(
+        field("max_display_mastering_luminance").first(),
+        Some(&10_000_000)
+    );
+    assert_eq!(field("max_content_light_level").first(), Some(&1000));
+    assert_eq!(field("max_pic_average_light_level").first(), Some(&400));
     let hls = std::fs::read_to_string(pkg.join("master.m3u8")).unwrap();
     assert_eq!(hls.matches("VIDEO-RANGE=PQ").count(), 2, "{hls}");
     let mpd = std::fs::read_to_string(pkg.join("manifest.mpd")).unwrap();

@@ -102,10 +102,23 @@ pub struct EncoderOpts {
     /// which run side by side; an H.264 encoder on one thread writes the same bytes every run).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Bit depth of the renditions, 8 or 10 (default: the source's, except 8 for H.264 from a
+    /// deeper SDR source: High profile, which every player decodes; an HDR source keeps 10).
+    #[arg(long, value_name = "BITS", value_parser = bit_depth)]
+    pub bit_depth: Option<u8>,
     /// Mark strength relative to the default perceptual mask (0.1 to 4.0; 1.0 is the measured
     /// default, see docs/BENCHMARKS.md).
     #[arg(long, default_value_t = 1.0)]
     pub strength: f32,
+}
+
+/// A rendition bit depth: 8 or 10.
+fn bit_depth(s: &str) -> Result<u8, String> {
+    match s {
+        "8" => Ok(8),
+        "10" => Ok(10),
+        _ => Err(format!("bit depth {s:?} out of range (expected 8 or 10)")),
+    }
 }
 
 /// `leaktrace embed`.

@@ -52,7 +52,7 @@ pub use mark::{KernelSample, RenderedPattern, Scratch};
 pub use mask::{Mask, MaskParams};
 pub use pipeline::{
     AudioSummary, DEFAULT_AUDIO_BITRATE, EmbedSummary, PipelineConfig, PlainSummary, ProgressEvent,
-    SubtitleInput, embed_file, encode_plain,
+    SubtitleInput, embed_file, encode_plain, rendition_layout,
 };
 pub use plane::{LumaPlane, Sample};
 
@@ -74,6 +74,9 @@ pub enum EmbedError {
     /// The bit depth is not one the marker handles.
     #[error("unsupported bit depth {0} (expected 8 for u8 samples, 9 or 10 for u16 samples)")]
     UnsupportedBitDepth(u8),
+    /// The bit depth asked of the renditions is not one the encoders are given.
+    #[error("rendition bit depth {0} out of range (expected 8 or 10)")]
+    RenditionBitDepth(u8),
     /// A plane buffer is shorter than its geometry says.
     #[error("plane buffer has {len} samples, needs at least {needed}")]
     PlaneTooShort {

@@ -57,6 +57,9 @@ pub struct PipelineConfig {
     pub ladder: Option<String>,
     /// Codec threads per encoder, 0 for automatic.
     pub threads: usize,
+    /// Bit depth of the renditions (8 or 10); `None` for [`rendition_layout`]'s choice from
+    /// the source and the codec.
+    pub bit_depth: Option<u8>,
     /// Mask parameters.
     pub mask: MaskParams,
     /// Stop after this many frames (tests and benches), `None` for the whole input.
@@ -397,6 +400,7 @@ impl PipelineConfig {
             crf: None,
             ladder: None,
             threads: 0,
+            bit_depth: None,
             mask: MaskParams::default(),
             max_frames: None,
             subtitles: Vec::new(),
@@ -408,11 +412,15 @@ impl PipelineConfig {
     }
 
     /// The encoder settings of one rendition (identical for A, B and the plain baseline), with
-    /// the source's colour description.
+    /// the source's colour description and HDR static metadata.
     fn encoder_config(
         &self,
         r: &Rendition,
-        (layout, colour): (PixelLayout, leaktrace_media::Colour),
+        (layout, colour, hdr): (
+            PixelLayout,
+            leaktrace_media::Colour,
+            leaktrace_media::HdrStatic,
+        ),
         fr: leaktrace_media::Rational,
     ) -> EncoderConfig {
         EncoderConfig {
@@ -431,6 +439,7 @@ impl PipelineConfig {
             max_kbps: r.max_kbps,
             part_frames: None,
             colour,
+            hdr,
         }
     }
 
@@ -487,6 +496,8 @@ pub struct RenditionSummary {
     pub height: usize,
     /// RFC 6381 codec string.
     pub codec: String,
+    /// Bits per sample of the encoded pictures (8 or 10).
+    pub bit_depth: u8,
     /// Segments (positions).
     pub segments: usize,
     /// Bytes of variant A media segments.
@@ -628,16 +639,47 @@ pub fn embed_file(
     }
 }
 
-/// A scaler to the rendition's size, or `None` when the source already has it.
+/// The layout (bit depth) the renditions of a source in `source` layout with the colour
+/// description `colour` are encoded in: `bit_depth` when it is given (8 or 10), otherwise the
+/// source's own, except that H.264 renditions of a deeper SDR source are 8-bit. An 8-bit
+/// H.264 stream is High profile, which every player and hardware decoder takes; High 10 is
+/// decoded by few (no Apple device, no hardware decoder in browsers), and studio masters are
+/// mostly 10-bit. An HDR source (the PQ or HLG transfer) keeps its depth: its transfer needs
+/// the levels.
+///
+/// # Errors
+/// [`EmbedError::RenditionBitDepth`] for a `bit_depth` other than 8 or 10.
+pub fn rendition_layout(
+    codec: Codec,
+    source: PixelLayout,
+    colour: &leaktrace_media::Colour,
+    bit_depth: Option<u8>,
+) -> Result<PixelLayout, EmbedError> {
+    match bit_depth {
+        Some(8) => Ok(PixelLayout::Yuv420p8),
+        Some(10) => Ok(PixelLayout::Yuv420p10),
+        Some(other) => Err(EmbedError::RenditionBitDepth(other)),
+        None if codec == Codec::H264
+            && source.bit_depth() > 8
+            && colour.video_range().is_none() =>
+        {
+            Ok(PixelLayout::Yuv420p8)
+        }
+        None => Ok(source),
+    }
+}
+
+/// A scaler to the rendition's size and layout, or `None` when the source already has both.
 fn scaler_for(
     r: &Rendition,
     src: (usize, usize),
     layout: PixelLayout,
+    out: PixelLayout,
 ) -> Result<Option<Scaler>, EmbedError> {
-    Ok(if (r.width, r.height) == src {
+    Ok(if (r.width, r.height) == src && layout == out {
         None
     } else {
-        Some(Scaler::new(src, (r.width, r.height), layout)?)
+        Some(Scaler::converting(src, layout, (r.width, r.height), out)?)
     })
 }
 
@@ -847,25 +889,27 @@ fn open_renditions(
     ladder: &Ladder,
     staging: &Path,
     cfg: &PipelineConfig,
-    decoder: &Decoder,
+    decoder: &mut Decoder,
 ) -> Result<Vec<RenditionJob>, EmbedError> {
     let (sw, sh) = decoder.size();
     let layout = decoder.layout();
+    let out = rendition_layout(cfg.codec, layout, &decoder.colour(), cfg.bit_depth)?;
+    let hdr = decoder.hdr_static()?;
     let fr = decoder.frame_rate();
     let mut jobs = Vec::new();
     for r in ladder.renditions() {
         let dir = staging.join(&r.name);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let mut ecfg = cfg.encoder_config(r, (layout, decoder.colour()), fr);
+        let mut ecfg = cfg.encoder_config(r, (out, decoder.colour(), hdr), fr);
         ecfg.threads = encoder_threads(cfg, 2 * ladder.renditions().len());
         let frag = [dir.join(".a.frag.mp4"), dir.join(".b.frag.mp4")];
         let enc = [
             Some(Encoder::create(&frag[0], &ecfg)?),
             Some(Encoder::create(&frag[1], &ecfg)?),
         ];
-        let scaler = scaler_for(r, (sw, sh), layout)?;
+        let scaler = scaler_for(r, (sw, sh), layout, out)?;
         let n = r.width * r.height;
-        let (buf_a, buf_b) = match layout {
+        let (buf_a, buf_b) = match out {
             PixelLayout::Yuv420p8 => (Samples::U8(vec![0; n]), Samples::U8(vec![0; n])),
             PixelLayout::Yuv420p10 => (Samples::U16(vec![0; n]), Samples::U16(vec![0; n])),
             other => {
@@ -968,7 +1012,6 @@ fn feed_encoders(
     cfg: &PipelineConfig,
     progress: &mut dyn FnMut(ProgressEvent),
 ) -> Result<Marked, EmbedError> {
-    let bit_depth = decoder.layout().bit_depth();
     let fr = decoder.frame_rate();
     // Expected frames for the progress bar: the declared count, capped by --max-frames.
     let declared = decoder.declared_frames();
@@ -1015,6 +1058,9 @@ fn feed_encoders(
             };
             let t0 = Instant::now();
             let (w, h) = (job.r.width, job.r.height);
+            // The rendition's own depth: an 8-bit H.264 rung of a 10-bit source is marked
+            // (and indexed) on its 8-bit picture.
+            let bit_depth = scaled.layout.bit_depth();
             match (&scaled.y, &mut job.buf_a, &mut job.buf_b) {
                 (Samples::U8(y), Samples::U8(a), Samples::U8(b)) => {
                     let plane = LumaPlane::new(y, w, h, w, bit_depth)?;
@@ -1211,6 +1257,10 @@ fn package_rendition(
         width: job.r.width,
         height: job.r.height,
         codec: a.codec.clone(),
+        bit_depth: match job.buf_a {
+            Samples::U8(_) => 8,
+            _ => 10,
+        },
         segments: durations.len(),
         bytes_a: bytes[0],
         bytes_b: bytes[1],
@@ -1274,13 +1324,15 @@ pub fn encode_plain(
     let (mut decoder, ladder) = cfg.open_source(input)?;
     let (sw, sh) = decoder.size();
     let layout = decoder.layout();
+    let out = rendition_layout(cfg.codec, layout, &decoder.colour(), cfg.bit_depth)?;
+    let hdr = decoder.hdr_static()?;
     let fr = decoder.frame_rate();
     let mut jobs = Vec::new();
     let mut files = Vec::new();
     for r in ladder.renditions() {
         let path = dir.join(format!("{}.mp4", r.name));
-        let ecfg = cfg.encoder_config(r, (layout, decoder.colour()), fr);
-        let scaler = scaler_for(r, (sw, sh), layout)?;
+        let ecfg = cfg.encoder_config(r, (out, decoder.colour(), hdr), fr);
+        let scaler = scaler_for(r, (sw, sh), layout, out)?;
         jobs.push((Encoder::create(&path, &ecfg)?, scaler));
         files.push(path);
     }
@@ -1352,4 +1404,61 @@ pub(crate) fn cell_amplitudes(mask: &crate::Mask, w: usize, h: usize) -> Vec<f32
         .flat_map(|row| (0..GRID_COLS).map(move |col| cell_centre(w, h, col, row)))
         .map(|(x, y)| mask.amplitude_at(x, y))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use leaktrace_media::Colour;
+
+    fn transfer(code: u8) -> Colour {
+        Colour {
+            primaries: 9,
+            transfer: code,
+            matrix: 9,
+            full_range: false,
+        }
+    }
+
+    #[test]
+    fn h264_renditions_of_a_ten_bit_sdr_source_are_eight_bit() {
+        use PixelLayout::{Yuv420p8 as Eight, Yuv420p10 as Ten};
+        let sdr = [Colour::UNSPECIFIED, transfer(1), transfer(14)];
+        for c in &sdr {
+            assert_eq!(rendition_layout(Codec::H264, Ten, c, None).unwrap(), Eight);
+            assert_eq!(
+                rendition_layout(Codec::H264, Eight, c, None).unwrap(),
+                Eight
+            );
+            // HEVC Main 10 and AV1 10-bit are what their players decode: the source's depth.
+            for codec in [Codec::Hevc, Codec::Av1] {
+                assert_eq!(rendition_layout(codec, Ten, c, None).unwrap(), Ten);
+                assert_eq!(rendition_layout(codec, Eight, c, None).unwrap(), Eight);
+            }
+        }
+        // PQ and HLG need their levels, whatever the codec.
+        for hdr in [transfer(16), transfer(18)] {
+            for codec in [Codec::H264, Codec::Hevc, Codec::Av1] {
+                assert_eq!(rendition_layout(codec, Ten, &hdr, None).unwrap(), Ten);
+            }
+        }
+        // Asked for: given as asked, either way.
+        assert_eq!(
+            rendition_layout(Codec::H264, Ten, &sdr[0], Some(10)).unwrap(),
+            Ten
+        );
+        assert_eq!(
+            rendition_layout(Codec::Hevc, Ten, &transfer(16), Some(8)).unwrap(),
+            Eight
+        );
+        assert_eq!(
+            rendition_layout(Codec::Hevc, Eight, &sdr[0], Some(10)).unwrap(),
+            Ten
+        );
+        for bad in [0, 9, 12, 16] {
+            let e = rendition_layout(Codec::H264, Ten, &sdr[0], Some(bad)).unwrap_err();
+            assert!(e.to_string().contains("expected 8 or 10"), "{e}");
+        }
+    }
 }

@@ -47,6 +47,10 @@ pub struct Decoder {
     pixel_aspect: Rational,
     /// The colour description the stream declares ([`Decoder::colour`]).
     colour: crate::Colour,
+    /// The HDR static metadata known so far ([`Decoder::hdr_static`]).
+    hdr: crate::HdrStatic,
+    /// A picture decoded ahead by [`Decoder::hdr_static`], returned next.
+    ahead: Option<ffm::frame::Video>,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -157,6 +161,7 @@ impl Decoder {
             .ok_or_else(|| MediaError::NoVideo(path.into()))?;
         let stream_index = stream.index();
         let orientation = crate::orient::of_stream(&stream);
+        let hdr = hdr_of_stream(&stream);
         let tb = stream.time_base();
         let time_base = (tb.numerator() > 0 && tb.denominator() > 0)
             .then(|| (tb.numerator(), tb.denominator()));
@@ -245,6 +250,8 @@ impl Decoder {
             orientation,
             pixel_aspect,
             colour,
+            hdr,
+            ahead: None,
         })
     }
 
@@ -290,6 +297,25 @@ impl Decoder {
             return w;
         }
         ((w as f64 * f64::from(num) / f64::from(den)).round() as usize).max(1)
+    }
+
+    /// The HDR static metadata of the stream: what its container declares (MP4 `mdcv` and
+    /// `clli`, Matroska's colour elements), completed from the first picture's own (HEVC and
+    /// H.264 SEI, AV1 metadata OBUs). Called before the first frame is read, it decodes that
+    /// picture ahead (the next read returns it); later, it gives what was found by then.
+    ///
+    /// # Errors
+    /// What decoding the first picture fails with ([`Decoder::next_frame`]).
+    pub fn hdr_static(&mut self) -> Result<crate::HdrStatic, MediaError> {
+        let complete = self.hdr.mastering.is_some() && self.hdr.light.is_some();
+        if !complete && self.next_index == 0 && self.ahead.is_none() && self.stopped.is_none() {
+            let next = self.next_decoded();
+            if let Some(frame) = self.stop_on_limit(next)? {
+                self.hdr = self.hdr.or(hdr_of_frame(&frame));
+                self.ahead = Some(frame);
+            }
+        }
+        Ok(self.hdr)
     }
 
     /// The colour description the stream declares (primaries, transfer, matrix, range):
@@ -608,6 +634,9 @@ impl Decoder {
     }
 
     fn next_decoded(&mut self) -> Result<Option<ffm::frame::Video>, MediaError> {
+        if let Some(frame) = self.ahead.take() {
+            return Ok(Some(frame));
+        }
         let mut decoded = ffm::frame::Video::empty();
         loop {
             match self.decoder.receive_frame(&mut decoded) {
@@ -1324,6 +1353,31 @@ fn open_live_input(
 /// `rw_timeout` passed): EIO, or ETIMEDOUT in some versions.
 fn is_idle_end(e: ffm::Error) -> bool {
     matches!(e, ffm::Error::Other { errno } if errno == ffm::util::error::EIO || errno == ffm::util::error::ETIMEDOUT)
+}
+
+/// The HDR static metadata a stream's container declares.
+fn hdr_of_stream(stream: &ffm::format::stream::Stream<'_>) -> crate::HdrStatic {
+    use ffm::codec::packet::side_data::Type;
+    let find = |kind: Type| {
+        stream
+            .side_data()
+            .find(|s| s.kind() == kind)
+            .map(|s| s.data().to_vec())
+    };
+    let mastering = find(Type::MasteringDisplayMetadata);
+    let light = find(Type::ContentLightLevel);
+    crate::HdrStatic::from_side_data(mastering.as_deref(), light.as_deref())
+}
+
+/// The HDR static metadata a decoded picture carries.
+fn hdr_of_frame(frame: &ffm::frame::Video) -> crate::HdrStatic {
+    use ffm::frame::side_data::Type;
+    let mastering = frame.side_data(Type::MasteringDisplayMetadata);
+    let light = frame.side_data(Type::ContentLightLevel);
+    crate::HdrStatic::from_side_data(
+        mastering.as_ref().map(|s| s.data()),
+        light.as_ref().map(|s| s.data()),
+    )
 }
 
 #[cfg(test)]

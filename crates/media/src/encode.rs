@@ -94,6 +94,8 @@ pub struct EncoderConfig {
     /// The colour description written into the stream (the source's, so that an HDR master
     /// stays HDR); [`crate::Colour::UNSPECIFIED`] writes none.
     pub colour: crate::Colour,
+    /// The HDR static metadata written into the stream (the source's); empty writes none.
+    pub hdr: crate::HdrStatic,
 }
 
 /// What an encoder wrote.
@@ -231,6 +233,10 @@ impl Encoder {
                 if let Some(k) = cfg.max_kbps {
                     p.push_str(&format!(":vbv-maxrate={k}:vbv-bufsize={}", k * 2));
                 }
+                for hdr in cfg.hdr.encoder_params(cfg.codec) {
+                    p.push(':');
+                    p.push_str(&hdr);
+                }
                 opts.set("x264-params", &p);
             }
             Codec::Hevc => {
@@ -242,10 +248,19 @@ impl Encoder {
                 if let Some(k) = cfg.max_kbps {
                     p.push_str(&format!(":vbv-maxrate={k}:vbv-bufsize={}", k * 2));
                 }
+                for hdr in cfg.hdr.encoder_params(cfg.codec) {
+                    p.push(':');
+                    p.push_str(&hdr);
+                }
                 opts.set("x265-params", &p);
             }
             Codec::Av1 => {
-                opts.set("svtav1-params", "scd=0:irefresh-type=2");
+                let mut p = "scd=0:irefresh-type=2".to_owned();
+                for hdr in cfg.hdr.encoder_params(cfg.codec) {
+                    p.push(':');
+                    p.push_str(&hdr);
+                }
+                opts.set("svtav1-params", &p);
             }
         }
         let enc = video.open_with(opts).map_err(|e| {

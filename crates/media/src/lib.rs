@@ -10,14 +10,17 @@
 //!   turned as the stream's display matrix asks ([`Orientation`]: a phone's portrait
 //!   recording comes out portrait, as players show it), with the stream's pixel aspect
 //!   ([`Decoder::display_width`]: how wide an anamorphic picture is shown) and its colour
-//!   description ([`Colour`]: an HDR master's BT.2020 and PQ, written into every encode).
+//!   description ([`Colour`]: an HDR master's BT.2020 and PQ, written into every encode)
+//!   and HDR static metadata ([`HdrStatic`]: the mastering display and the content light
+//!   levels, carried into every encode as well).
 //! - [`Limits`]: what a hostile input may make the decoder do (picture width, height and
 //!   pixel count, frame count, duration), checked against what the file declares on open and
 //!   against every decoded frame; going over one is [`MediaError::TooLarge`], naming the limit.
 //!   [`probe`] and [`Decoder::open`] work under [`Limits::default`] (8192x8192, 36 MP, six
 //!   hours, 1 296 000 frames); [`probe_with_limits`] and [`Decoder::open_with_limits`] take
 //!   others.
-//! - [`Scaler`]: resize a frame (Lanczos) for a rendition of a ladder.
+//! - [`Scaler`]: resize a frame (Lanczos) for a rendition of a ladder, converting its bit depth
+//!   where asked (a 10-bit source's 8-bit H.264 renditions).
 //! - [`Encoder`]: encode H.264 (libx264), HEVC (libx265) or AV1 (SVT-AV1) with codec threads,
 //!   an IDR where the caller asks for one and no other, packet durations set, into a fragmented
 //!   MP4 with one fragment per segment.
@@ -55,6 +58,7 @@ mod colour;
 mod decode;
 mod encode;
 mod frame;
+mod hdr;
 mod limits;
 pub mod live_audio;
 mod orient;
@@ -66,6 +70,7 @@ pub use colour::Colour;
 pub use decode::{Decoder, LIVE_PROTOCOLS, Luma, LumaError};
 pub use encode::{Codec, EncodeStats, Encoder, EncoderConfig, TRACK_TIMESCALE};
 pub use frame::{PixelLayout, Samples, VideoFrame};
+pub use hdr::{ContentLight, HdrStatic, MasteringDisplay};
 pub use limits::{LimitKind, Limits};
 pub use orient::Orientation;
 pub use probe::{MediaInfo, Rational, probe, probe_with_limits};

@@ -40,6 +40,7 @@ fn fragments_arrive_while_encoding_on_the_given_timeline() {
         max_kbps: None,
         part_frames: None,
         colour: Default::default(),
+        hdr: Default::default(),
     };
     let (reader, writer) = std::io::pipe().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -93,6 +94,7 @@ fn fragment_times_follow_the_frame_counter() {
         max_kbps: None,
         part_frames: None,
         colour: Default::default(),
+        hdr: Default::default(),
     };
     let (reader, writer) = std::io::pipe().unwrap();
     let reading = std::thread::spawn(move || {
@@ -174,6 +176,7 @@ fn parts_are_cut_every_k_frames_after_each_keyframe() {
             max_kbps: None,
             part_frames: Some(k),
             colour: Default::default(),
+            hdr: Default::default(),
         };
         let (reader, writer) = std::io::pipe().unwrap();
         let reading = std::thread::spawn(move || {

@@ -91,11 +91,12 @@ pub fn run(config: Option<&Path>, a: &EmbedArgs) -> Result<Code> {
         }
         for r in &summary.renditions {
             println!(
-                "  {:>6} {}x{} {:<22} {} segments  A {:.2} MB  B {:.2} MB  peak {:.0} kbit/s",
+                "  {:>6} {}x{} {:<22} {:>2}-bit  {} segments  A {:.2} MB  B {:.2} MB  peak {:.0} kbit/s",
                 r.name,
                 r.width,
                 r.height,
                 r.codec,
+                r.bit_depth,
                 r.segments,
                 r.bytes_a as f64 / 1e6,
                 r.bytes_b as f64 / 1e6,

@@ -39,6 +39,7 @@ fn config(a: &LiveArgs) -> Result<LiveConfig> {
     cfg.preset = e.preset.clone();
     cfg.ladder = e.ladder.clone();
     cfg.threads = e.threads;
+    cfg.bit_depth = e.bit_depth;
     cfg.mask = mask;
     if !(1..=1000).contains(&a.window) {
         return Err(UsageError(format!(

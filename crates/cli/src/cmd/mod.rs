@@ -140,6 +140,7 @@ pub fn pipeline_config(o: &EncodeOpts) -> Result<PipelineConfig> {
     cfg.preset = e.preset.clone();
     cfg.ladder = e.ladder.clone();
     cfg.threads = e.threads;
+    cfg.bit_depth = e.bit_depth;
     cfg.max_frames = o.max_frames;
     cfg.mask = mask;
     Ok(cfg)

@@ -132,6 +132,9 @@ pub struct LiveConfig {
     pub ladder: Option<String>,
     /// Codec threads per encoder, 0 for automatic.
     pub threads: usize,
+    /// Bit depth of the renditions (8 or 10); `None` for
+    /// [`rendition_layout`](crate::rendition_layout)'s choice from the feed and the codec.
+    pub bit_depth: Option<u8>,
     /// Mask parameters.
     pub mask: MaskParams,
     /// Segments listed in the playlists and the MPD (1 to 1000).
@@ -172,6 +175,7 @@ impl LiveConfig {
             crf: None,
             ladder: None,
             threads: 0,
+            bit_depth: None,
             mask: MaskParams::default(),
             window: 10,
             keep: 30,
@@ -427,6 +431,12 @@ pub fn run_live(
             }
         }
     };
+    // The feed's HDR static metadata, from its container or first picture (decoded ahead,
+    // not lost); a picture that does not decode is the frame loop's to report.
+    let hdr = decoder
+        .as_mut()
+        .and_then(|d| d.hdr_static().ok())
+        .unwrap_or_default();
     let Some(first_decoder) = decoder.as_ref() else {
         return Err(EmbedError::Mismatch("no source"));
     };
@@ -589,7 +599,7 @@ pub fn run_live(
         source_down: false,
     };
     let (tx, rx) = mpsc::channel();
-    let mut runs = open_runs(&ladder, cfg, (layout, colour), fr, part_frames, &tx)?;
+    let mut runs = open_runs(&ladder, cfg, (layout, colour, hdr), fr, part_frames, &tx)?;
     drop(tx);
     let mut embedder = Embedder::new(
         key,
@@ -913,11 +923,16 @@ impl FrameClock {
 fn open_runs(
     ladder: &Ladder,
     cfg: &LiveConfig,
-    (layout, colour): (PixelLayout, leaktrace_media::Colour),
+    (layout, colour, hdr): (
+        PixelLayout,
+        leaktrace_media::Colour,
+        leaktrace_media::HdrStatic,
+    ),
     fr: Rational,
     part_frames: Option<u32>,
     tx: &mpsc::Sender<Msg>,
 ) -> Result<Vec<RenditionRun>, EmbedError> {
+    let layout = crate::rendition_layout(cfg.codec, layout, &colour, cfg.bit_depth)?;
     let mut runs = Vec::new();
     for (ri, r) in ladder.renditions().iter().enumerate() {
         let ecfg = EncoderConfig {
@@ -933,6 +948,7 @@ fn open_runs(
             max_kbps: r.max_kbps,
             part_frames,
             colour,
+            hdr,
         };
         let open = |vi: usize| -> Result<Stream, EmbedError> {
             let (reader, writer) = std::io::pipe().map_err(io(Path::new("pipe")))?;
@@ -1001,22 +1017,27 @@ fn mark_and_encode(
     slot: u64,
     boundary: bool,
 ) -> Result<(), EmbedError> {
-    let bit_depth = frame.layout.bit_depth();
     for (ji, run) in runs.iter_mut().enumerate() {
         let (w, h) = (run.r.width, run.r.height);
         let src = (frame.width, frame.height);
-        let scaled = if src == (w, h) {
+        // The rendition's layout, as its encoder was opened with (its buffers' sample type).
+        let out = match run.buf_a {
+            Samples::U8(_) => PixelLayout::Yuv420p8,
+            _ => PixelLayout::Yuv420p10,
+        };
+        let scaled = if src == (w, h) && frame.layout == out {
             frame.clone()
         } else {
             let rebuild = run.scaler.as_ref().is_none_or(|(s, _)| *s != src);
             if rebuild {
-                run.scaler = Some((src, Scaler::new(src, (w, h), frame.layout)?));
+                run.scaler = Some((src, Scaler::converting(src, frame.layout, (w, h), out)?));
             }
             match run.scaler.as_mut() {
                 Some((_, s)) => s.scale(frame)?,
                 None => return Err(EmbedError::Mismatch("no scaler for the rendition")),
             }
         };
+        let bit_depth = scaled.layout.bit_depth();
         match (&scaled.y, &mut run.buf_a, &mut run.buf_b) {
             (Samples::U8(y), Samples::U8(a), Samples::U8(b)) => {
                 let plane = LumaPlane::new(y, w, h, w, bit_depth)?;
