@@ -1377,23 +1377,7 @@ fn an_hdr_master_stays_hdr_in_every_rendition() {
         [avc.join("240p/a/seg_00000.m4s")],
         &joined,
     );
-    let traced = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "trace", "-i"])
-        .arg(&joined)
-        .args([
-            "-frames:v",
-            "1",
-            "-c",
-            "copy",
-            "-bsf:v",
-            "trace_headers",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    let trace = String::from_utf8_lossy(&traced.stderr);
+    let trace = trace_headers(&[], &joined, &["-frames:v", "1"]);
     let field = |name: &str| -> Vec<u64> {
         trace
             .lines()

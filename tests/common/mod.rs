@@ -13,7 +13,7 @@ use std::process::Command;
 pub use leaktrace_testkit::{
     Proc, acns_xsd, assert_acns_valid, concat, corpus, decode_framemd5, ffmpeg, ffmpeg_command,
     ffprobe, frame_hashes, free_port, http_get, ok, repo, segments, shaka_packager,
-    spawn_first_line,
+    spawn_first_line, trace_headers,
 };
 
 /// The `leaktrace` binary under test.

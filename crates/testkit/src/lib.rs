@@ -41,7 +41,7 @@ pub mod site;
 
 pub use media::{
     concat, decode_framemd5, ffmpeg, ffmpeg_command, ffprobe, frame_hashes, hash_column, segments,
-    shaka_packager,
+    shaka_packager, trace_headers,
 };
 pub use net::{free_port, http_get};
 pub use package::hand_made_package;

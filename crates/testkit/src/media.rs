@@ -42,6 +42,29 @@ pub fn ffprobe(args: &[&str], file: &Path) -> String {
         .unwrap_or_else(|e| panic!("{cmd:?} printed something other than UTF-8: {e}"))
 }
 
+/// What FFmpeg's bitstream tracer (`-c copy -bsf:v trace_headers`) prints of `file`'s video:
+/// each syntax element of its parameter sets, SEI messages and slice headers, one per line,
+/// with FFmpeg's other messages. `before` goes before `-i` (e.g. `-f hevc`), `after` after it
+/// (e.g. `-frames:v 1`).
+///
+/// # Panics
+/// Unless ffmpeg runs and succeeds (the message has its stderr).
+pub fn trace_headers(before: &[&str], file: &Path, after: &[&str]) -> String {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostats"])
+        .args(before)
+        .arg("-i")
+        .arg(file)
+        .args(after)
+        .args(["-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"]);
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{cmd:?} ({}): {log}", out.status);
+    log
+}
+
 /// Writes the init segment `init` followed by the media `segments`, in order, to `out`: one
 /// playable fragmented MP4.
 ///

@@ -26,22 +26,7 @@ fn nal_type(nal: &[u8]) -> u8 {
 /// header, in bits: after the last bit of its `byte_alignment()`. Also returns the whole
 /// trace.
 fn ffmpeg_header_ends(stream: &std::path::Path) -> (Vec<usize>, String) {
-    let o = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostats", "-f", "hevc", "-i"])
-        .arg(stream)
-        .args([
-            "-c",
-            "copy",
-            "-copyinkf",
-            "-bsf:v",
-            "trace_headers",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&o.stderr).into_owned();
+    let log = leaktrace_testkit::trace_headers(&["-f", "hevc"], stream, &["-copyinkf"]);
     let mut ends = Vec::new();
     let mut current: Option<usize> = None;
     for line in log.lines() {
