@@ -580,6 +580,8 @@ struct RenditionJob {
     r: Rendition,
     /// The colour description its encoders write (the source's).
     colour: leaktrace_media::Colour,
+    /// The layout (bit depth) its encoders take ([`rendition_layout`]).
+    layout: PixelLayout,
     scaler: Option<Scaler>,
     enc: [Option<Encoder>; 2],
     frag: [PathBuf; 2],
@@ -922,6 +924,7 @@ fn open_renditions(
         jobs.push(RenditionJob {
             r: r.clone(),
             colour: ecfg.colour,
+            layout: out,
             scaler,
             enc,
             frag,
@@ -1060,7 +1063,7 @@ fn feed_encoders(
             let (w, h) = (job.r.width, job.r.height);
             // The rendition's own depth: an 8-bit H.264 rung of a 10-bit source is marked
             // (and indexed) on its 8-bit picture.
-            let bit_depth = scaled.layout.bit_depth();
+            let bit_depth = job.layout.bit_depth();
             match (&scaled.y, &mut job.buf_a, &mut job.buf_b) {
                 (Samples::U8(y), Samples::U8(a), Samples::U8(b)) => {
                     let plane = LumaPlane::new(y, w, h, w, bit_depth)?;
@@ -1257,10 +1260,7 @@ fn package_rendition(
         width: job.r.width,
         height: job.r.height,
         codec: a.codec.clone(),
-        bit_depth: match job.buf_a {
-            Samples::U8(_) => 8,
-            _ => 10,
-        },
+        bit_depth: job.layout.bit_depth(),
         segments: durations.len(),
         bytes_a: bytes[0],
         bytes_b: bytes[1],

@@ -134,6 +134,16 @@ impl std::fmt::Debug for Encoder {
 /// Track timescale of the written MP4: 90 kHz divides the common frame rates exactly.
 pub const TRACK_TIMESCALE: u32 = 90_000;
 
+/// The encoder's `key=value:…` parameter string `params` with the options that write `hdr`
+/// into the stream appended.
+fn with_hdr(mut params: String, hdr: &crate::HdrStatic, codec: Codec) -> String {
+    for p in hdr.encoder_params(codec) {
+        params.push(':');
+        params.push_str(&p);
+    }
+    params
+}
+
 impl Encoder {
     /// Creates the encoder and the output file.
     pub fn create(path: &Path, cfg: &EncoderConfig) -> Result<Self, MediaError> {
@@ -233,11 +243,7 @@ impl Encoder {
                 if let Some(k) = cfg.max_kbps {
                     p.push_str(&format!(":vbv-maxrate={k}:vbv-bufsize={}", k * 2));
                 }
-                for hdr in cfg.hdr.encoder_params(cfg.codec) {
-                    p.push(':');
-                    p.push_str(&hdr);
-                }
-                opts.set("x264-params", &p);
+                opts.set("x264-params", &with_hdr(p, &cfg.hdr, cfg.codec));
             }
             Codec::Hevc => {
                 opts.set("forced-idr", "1");
@@ -248,18 +254,10 @@ impl Encoder {
                 if let Some(k) = cfg.max_kbps {
                     p.push_str(&format!(":vbv-maxrate={k}:vbv-bufsize={}", k * 2));
                 }
-                for hdr in cfg.hdr.encoder_params(cfg.codec) {
-                    p.push(':');
-                    p.push_str(&hdr);
-                }
-                opts.set("x265-params", &p);
+                opts.set("x265-params", &with_hdr(p, &cfg.hdr, cfg.codec));
             }
             Codec::Av1 => {
-                let mut p = "scd=0:irefresh-type=2".to_owned();
-                for hdr in cfg.hdr.encoder_params(cfg.codec) {
-                    p.push(':');
-                    p.push_str(&hdr);
-                }
+                let p = with_hdr("scd=0:irefresh-type=2".to_owned(), &cfg.hdr, cfg.codec);
                 opts.set("svtav1-params", &p);
             }
         }

@@ -358,6 +358,8 @@ struct RenditionRun {
     r: Rendition,
     /// The colour description its encoders write (the source's).
     colour: leaktrace_media::Colour,
+    /// The layout (bit depth) its encoders take ([`crate::rendition_layout`]).
+    layout: PixelLayout,
     scaler: Option<((usize, usize), Scaler)>,
     streams: [Stream; 2],
     buf_a: Samples,
@@ -995,6 +997,7 @@ fn open_runs(
         runs.push(RenditionRun {
             r: r.clone(),
             colour,
+            layout,
             scaler: None,
             streams,
             buf_a,
@@ -1020,11 +1023,7 @@ fn mark_and_encode(
     for (ji, run) in runs.iter_mut().enumerate() {
         let (w, h) = (run.r.width, run.r.height);
         let src = (frame.width, frame.height);
-        // The rendition's layout, as its encoder was opened with (its buffers' sample type).
-        let out = match run.buf_a {
-            Samples::U8(_) => PixelLayout::Yuv420p8,
-            _ => PixelLayout::Yuv420p10,
-        };
+        let out = run.layout;
         let scaled = if src == (w, h) && frame.layout == out {
             frame.clone()
         } else {
@@ -1037,7 +1036,7 @@ fn mark_and_encode(
                 None => return Err(EmbedError::Mismatch("no scaler for the rendition")),
             }
         };
-        let bit_depth = scaled.layout.bit_depth();
+        let bit_depth = out.bit_depth();
         match (&scaled.y, &mut run.buf_a, &mut run.buf_b) {
             (Samples::U8(y), Samples::U8(a), Samples::U8(b)) => {
                 let plane = LumaPlane::new(y, w, h, w, bit_depth)?;
